@@ -1,0 +1,201 @@
+"""The ecosystem model: `ecosystem.yaml`, the desired state, typed.
+
+Loading validates every key and type; a bad file raises one `UsageError` naming file, line and
+key. Saving is round-trip: the user's comments and key order survive (ruamel.yaml).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ecoctl.errors import UsageError
+from ecoctl.files import write_atomic
+from ecoctl.names import CORE_SERVICE, check_service_name
+
+FILENAME = "ecosystem.yaml"
+AUTHENTIK_VERSION = "2025.12.4"
+Pattern = Literal["compose", "separate", "external"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ExternalPostgres(Strict):
+    host: str
+    port: int = 5432
+    admin_user: str = "postgres"
+    password_env: str = "POSTGRES_PASSWORD"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+class PostgresSettings(Strict):
+    version: str = "16"
+    port: int = Field(5432, ge=1, le=65535)
+    external: ExternalPostgres | None = None
+
+
+class RedisSettings(Strict):
+    port: int = Field(6379, ge=1, le=65535)
+
+
+class AuthentikSettings(Strict):
+    version: str = AUTHENTIK_VERSION
+    port: int = Field(9000, ge=1, le=65535)
+    url: str | None = None
+    """An external Authentik's base URL; when set, the stack does not run its own."""
+    token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
+    signing_key: str = "authentik Self-signed Certificate"
+
+
+class MonitoringSettings(Strict):
+    enabled: bool = True
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    grafana_port: int = Field(3001, ge=1, le=65535)
+
+
+class CoreSettings(Strict):
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    authentik: AuthentikSettings = AuthentikSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
+class ServiceSpec(Strict):
+    template: str = "python-fastapi"
+    port: int = Field(ge=1, le=65535)
+    pattern: Pattern = "compose"
+    host: str | None = None
+    """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
+    reads: list[str] = []
+    redirect_uris: list[str] = []
+
+
+class Ecosystem(Strict):
+    name: str
+    runtime: Literal["docker", "local"]
+    templates_dir: str | None = None
+    core: CoreSettings = CoreSettings()
+    images: dict[str, str] = {}
+    services: dict[str, ServiceSpec] = {}
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, ServiceSpec]) -> dict[str, ServiceSpec]:
+        for name, spec in services.items():
+            try:
+                check_service_name(name, allow_core=True)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+            for target in spec.reads:
+                if target not in services:
+                    raise ValueError(f"service {name!r} reads {target!r}, which is not a service here")
+                if target == name:
+                    raise ValueError(f"service {name!r} cannot list itself in reads")
+        return services
+
+    def added_services(self) -> dict[str, ServiceSpec]:
+        return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _line_of(document: Any, loc: tuple) -> int | None:
+    """1-based line of the deepest key in `loc` that the round-trip document knows."""
+    node, line = document, None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None and isinstance(key, str) and key in node:
+                line = lc.key(key)[0] + 1
+            elif lc is not None and isinstance(key, int):
+                line = lc.item(key)[0] + 1
+            node = node[key]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+class EcosystemFile:
+    """ecosystem.yaml on disk: the typed model plus the round-trip document it came from."""
+
+    def __init__(self, path: Path, document: Any, model: Ecosystem):
+        self.path = path
+        self.document = document
+        self.model = model
+
+    @classmethod
+    def load(cls, path: Path) -> "EcosystemFile":
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise UsageError(f"{path}: not found: run `ecoctl init DIR` or pass --dir") from None
+        try:
+            document = _yaml().load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f":{mark.line + 1}" if mark else ""
+            raise UsageError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}") from None
+        except YAMLError as exc:
+            raise UsageError(f"{path}: invalid YAML: {exc}") from None
+        if not isinstance(document, dict):
+            raise UsageError(f"{path}:1: expected a mapping with at least `name` and `runtime`")
+        return cls(path, document, cls.validate(path, document))
+
+    @staticmethod
+    def validate(path: Path, document: Any) -> Ecosystem:
+        try:
+            return Ecosystem.model_validate(document)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = tuple(error["loc"])
+            line = _line_of(document, loc)
+            key = ".".join(str(part) for part in loc) or "(top level)"
+            kind = error["type"]
+            if kind == "extra_forbidden":
+                message = f"unknown key {key!r}"
+            elif kind == "missing":
+                message = f"missing key {key!r}"
+            else:
+                message = f"{key}: {error['msg'].removeprefix('Value error, ')}"
+                if kind not in ("value_error", "assertion_error") and "input" in error:
+                    message += f" (got {error['input']!r})"
+            where = f":{line}" if line else ""
+            raise UsageError(f"{path}{where}: {message}") from None
+
+    def update(self, mutate) -> bool:
+        """Apply `mutate(document)` to the round-trip document, re-validate, and save if it changed."""
+        before = self.dump()
+        mutate(self.document)
+        self.model = self.validate(self.path, self.document)
+        if self.dump() == before:
+            return False
+        self.save()
+        return True
+
+    def dump(self) -> str:
+        buffer = io.StringIO()
+        _yaml().dump(self.document, buffer)
+        return buffer.getvalue()
+
+    def save(self) -> None:
+        write_atomic(self.path, self.dump())
+
+
+def yaml_roundtrip():
+    """A ruamel.yaml round-trip loader/dumper configured like ecoctl's own files."""
+    return _yaml()

@@ -1,0 +1,42 @@
+"""Service names, validated once at the edge, and the names derived from them."""
+
+from __future__ import annotations
+
+import re
+
+from ecoctl.errors import UsageError
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+CORE_SERVICE = "portfolio"
+RESERVED = frozenset({"postgres", "template0", "template1", "authentik", "redis", "prometheus",
+                      "grafana", CORE_SERVICE, "all", "core"})
+
+
+def check_service_name(name: str, *, allow_core: bool = False) -> str:
+    if not SERVICE_NAME.fullmatch(name) or name.endswith("-") or "--" in name:
+        raise UsageError(
+            f"invalid service name {name!r}: use 2-40 characters, lowercase letters, digits and "
+            "single hyphens, starting with a letter (e.g. loyalty-points)")
+    if name in RESERVED and not (allow_core and name == CORE_SERVICE):
+        raise UsageError(f"service name {name!r} is reserved: choose another name")
+    return name
+
+
+def sql_name(service: str) -> str:
+    return service.replace("-", "_")
+
+
+def database_name(service: str) -> str:
+    return f"{sql_name(service)}_db"
+
+
+def role_name(service: str) -> str:
+    return f"{sql_name(service)}_user"
+
+
+def readonly_role_name(service: str) -> str:
+    return f"{sql_name(service)}_readonly"
+
+
+def env_prefix(service: str) -> str:
+    return sql_name(service).upper()

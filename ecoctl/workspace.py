@@ -1,0 +1,91 @@
+"""An ecosystem directory: ecosystem.yaml (desired state), .env (secrets) and where each system answers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ecoctl.envfile import EnvFile
+from ecoctl.errors import EcoctlError, UsageError
+from ecoctl.model import FILENAME, Ecosystem, EcosystemFile
+
+STATE_DIR = ".ecoctl"
+
+
+@dataclass(frozen=True)
+class PostgresEndpoint:
+    host: str
+    port: int
+    user: str
+    password: str
+    sslmode: str = "prefer"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AuthentikEndpoint:
+    base_url: str
+    token: str
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The ecosystem directory: $ECOCTL_DIR, else the nearest folder upward holding ecosystem.yaml."""
+    if env_dir := os.environ.get("ECOCTL_DIR"):
+        return Path(env_dir).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / FILENAME).is_file():
+            return folder
+    raise UsageError(f"no {FILENAME} in {here} or above: run `ecoctl init DIR`, or pass --dir DIR")
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
+        self.env = EnvFile(self.root / ".env")
+
+    @classmethod
+    def open(cls, directory: Path | None = None) -> "Workspace":
+        return cls(Path(directory).resolve() if directory else find_root())
+
+    @property
+    def ecosystem(self) -> Ecosystem:
+        return self.ecosystem_file.model
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def secret(self, key: str) -> str:
+        value = self.env.get(key) or os.environ.get(key)
+        if not value:
+            raise EcoctlError(f"{key} is not set in {self.env.path} or the environment: "
+                              "run `ecoctl init --force` to generate missing secrets")
+        return value
+
+    @cached_property
+    def postgres(self) -> PostgresEndpoint:
+        settings = self.ecosystem.core.postgres
+        if settings.external:
+            ext = settings.external
+            return PostgresEndpoint(ext.host, ext.port, ext.admin_user, self.secret(ext.password_env),
+                                    ext.sslmode)
+        return PostgresEndpoint("127.0.0.1", settings.port, "postgres", self.secret("POSTGRES_PASSWORD"))
+
+    @cached_property
+    def authentik(self) -> AuthentikEndpoint:
+        settings = self.ecosystem.core.authentik
+        base = settings.url or f"http://127.0.0.1:{settings.port}"
+        token = self.env.get("AUTHENTIK_TOKEN") or os.environ.get("AUTHENTIK_TOKEN") \
+            or self.secret(settings.token_env)
+        return AuthentikEndpoint(base.rstrip("/"), token)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ecosystem.core.monitoring.prometheus_port}"

