@@ -19,6 +19,14 @@ from ecoctl.names import CORE_SERVICE, check_service_name
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
+DEFAULT_IMAGES = {
+    "postgres": "postgres:16",
+    "redis": "redis:7",
+    "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
+    "prometheus": "prom/prometheus:v3.5.0",
+    "grafana": "grafana/grafana:12.2.0",
+    "python": "python:3.12-slim",
+}
 
 
 class Strict(BaseModel):
@@ -97,6 +105,19 @@ class Ecosystem(Strict):
                 if target == name:
                     raise ValueError(f"service {name!r} cannot list itself in reads")
         return services
+
+    @field_validator("images")
+    @classmethod
+    def _image_keys(cls, images: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(images) - set(DEFAULT_IMAGES))
+        if unknown:
+            raise ValueError(f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        return images
+
+    def image(self, key: str) -> str:
+        if key == "authentik" and key not in self.images:
+            return f"ghcr.io/goauthentik/server:{self.core.authentik.version}"
+        return self.images.get(key, DEFAULT_IMAGES[key])
 
     def added_services(self) -> dict[str, ServiceSpec]:
         return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}

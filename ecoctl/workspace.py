@@ -69,6 +69,11 @@ class Workspace:
                               "run `ecoctl init --force` to generate missing secrets")
         return value
 
+    def template_dirs(self) -> list[Path]:
+        """A team's own templates (`templates_dir` in ecosystem.yaml), searched before the shipped ones."""
+        own = self.ecosystem.templates_dir
+        return [self.root / own] if own else []
+
     @cached_property
     def postgres(self) -> PostgresEndpoint:
         settings = self.ecosystem.core.postgres

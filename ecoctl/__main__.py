@@ -1,0 +1,3 @@
+from ecoctl.cli import main
+
+main()

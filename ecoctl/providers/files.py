@@ -1,0 +1,108 @@
+"""The `files` provider: the ecosystem's generated files exist.
+
+Core files (compose.yaml, monitoring configs, .gitignore) are rendered from `stacks/core`, the
+portfolio service is copied from `stacks/portfolio`, and each added service is rendered from its
+template. A missing file is created; a file that exists belongs to the user and is never
+overwritten (compose.yaml and prometheus.yml are then kept in shape by their own providers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecoctl.files import write_atomic
+from ecoctl.names import CORE_SERVICE
+from ecoctl.plan import Change, Provider
+from ecoctl.resources import stacks_dir
+
+SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep"}
+
+
+def render_core_files(context: dict) -> dict[str, bytes]:
+    """Relative path -> content of the core stack's files for this ecosystem."""
+    import jinja2
+
+    core = stacks_dir() / "core"
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    files: dict[str, bytes] = {}
+    for path in sorted(core.rglob("*")):
+        relative = path.relative_to(core).as_posix()
+        if path.is_dir() or relative == "ecosystem.yaml.j2":
+            continue
+        if relative == "gitignore":
+            relative = ".gitignore"
+        if relative.endswith(".j2"):
+            files[relative[:-3]] = env.from_string(path.read_text()).render(context).encode()
+        else:
+            files[relative] = path.read_bytes()
+    return files
+
+
+def copied_tree(source: Path, target: str) -> dict[str, bytes]:
+    return {f"{target}/{path.relative_to(source).as_posix()}": path.read_bytes()
+            for path in sorted(source.rglob("*"))
+            if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(source).parts)
+            and path.suffix != ".pyc"}
+
+
+def core_context(workspace) -> dict:
+    ecosystem = workspace.ecosystem
+    images = {key: ecosystem.image(key) for key in ("postgres", "redis", "authentik", "prometheus",
+                                                      "grafana", "python")}
+    return {"name": ecosystem.name, "runtime": ecosystem.runtime, "core": ecosystem.core,
+            "images": images, "prometheus_url": "http://prometheus:9090",
+            "authentik_version": ecosystem.core.authentik.version}
+
+
+def service_files(workspace, name: str) -> dict[str, bytes]:
+    spec = workspace.ecosystem.services[name]
+    if name == CORE_SERVICE:
+        return copied_tree(stacks_dir() / "portfolio", f"services/{name}")
+    from ecoctl.templates import find_template, render_service_files, template_variables
+
+    template = find_template(spec.template, workspace.template_dirs())
+    rendered = render_service_files(template, template_variables(template, name, spec))
+    return {f"services/{name}/{relative}": content for relative, content in rendered.items()}
+
+
+class FilesProvider(Provider):
+    name = "files"
+    _desired: dict[str, dict[str, bytes]] | None = None
+
+    def desired(self) -> dict[str, dict[str, bytes]]:
+        """Group name ("core" or "services/<name>") -> {relative path: content}."""
+        if self._desired is None:
+            self._desired = self._render()
+        return self._desired
+
+    def _render(self) -> dict[str, dict[str, bytes]]:
+        groups = {"core": render_core_files(core_context(self.workspace))}
+        for name in self.workspace.ecosystem.services:
+            groups[f"services/{name}"] = service_files(self.workspace, name)
+        return groups
+
+    def read(self) -> set[str]:
+        root = self.workspace.root
+        return {path for files in self.desired().values() for path in files if (root / path).exists()}
+
+    def diff(self, desired: dict[str, dict[str, bytes]], actual: set[str]) -> list[Change]:
+        changes = []
+        for group, files in desired.items():
+            missing = {path: content for path, content in files.items() if path not in actual}
+            if not missing:
+                continue
+            if group == "core":
+                changes += [Change("files", "create", "file", path, data={path: content})
+                            for path, content in missing.items()]
+            else:
+                detail = f"{len(missing)} of {len(files)} files missing" if len(missing) < len(files) \
+                    else f"{len(files)} files"
+                changes.append(Change("files", "create", "service files", group, detail, data=missing))
+        return changes
+
+    def apply(self, change: Change) -> None:
+        for relative, content in change.data.items():
+            path = self.workspace.root / relative
+            if not path.exists():
+                write_atomic(path, content, mode=0o644)

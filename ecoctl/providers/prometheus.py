@@ -1,0 +1,94 @@
+"""Prometheus scrape jobs: one per service in ecosystem.yaml, in monitoring/prometheus/prometheus.yml.
+
+ecoctl manages the jobs of the services in ecosystem.yaml and the jobs it wrote before (marked
+`# managed by ecoctl`); every other job is the user's and is never touched. Each write is checked
+with promtool first, then a running Prometheus is reloaded and asked whether it took the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecoctl import prometheus
+from ecoctl.model import Ecosystem, ServiceSpec
+from ecoctl.plan import Change, Provider
+from ecoctl.prometheus import PrometheusConfig, ScrapeJob
+
+KIND = "scrape job"
+
+
+def scrape_target(ecosystem: Ecosystem, service: str, spec: ServiceSpec) -> str:
+    """Where Prometheus reaches a service: compose DNS under docker, loopback when local,
+    the service's host when it runs elsewhere."""
+    if spec.pattern == "external":
+        host = spec.host or "127.0.0.1"
+    elif ecosystem.runtime == "docker":
+        host = service
+    else:
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"{host}:{spec.port}"
+
+
+def desired_jobs(ecosystem: Ecosystem) -> dict[str, ScrapeJob]:
+    return {name: ScrapeJob(name, (scrape_target(ecosystem, name, spec),))
+            for name, spec in ecosystem.services.items()}
+
+
+class PrometheusProvider(Provider):
+    name = "prometheus"
+
+    @property
+    def path(self) -> Path:
+        return self.workspace.root / prometheus.CONFIG_PATH
+
+    def read(self) -> dict[str, ScrapeJob]:
+        """Every job in the file (the user's too: diff needs them to leave them alone)."""
+        return PrometheusConfig.load(self.path).jobs
+
+    def desired(self) -> dict[str, ScrapeJob]:
+        return desired_jobs(self.workspace.ecosystem)
+
+    def diff(self, desired: dict[str, ScrapeJob], actual: dict[str, ScrapeJob]) -> list[Change]:
+        changes = []
+        for name, job in desired.items():
+            have = actual.get(name)
+            if have is None:
+                changes.append(Change(self.name, "create", KIND, name, f"target {job.targets[0]}", job))
+            elif not job.same_settings(have):
+                changes.append(Change(self.name, "update", KIND, name, _difference(have, job), job))
+        for name, have in actual.items():
+            if have.managed and name not in desired:
+                changes.append(Change(self.name, "delete", KIND, name, "service removed", name))
+        return changes
+
+    def apply(self, change: Change) -> None:
+        config = PrometheusConfig.load(self.path)
+        if change.action == "delete":
+            text = config.without_job(change.name)
+        else:
+            job: ScrapeJob = change.data
+            current = config.jobs.get(job.name)
+            # a job the user keeps extra keys in (relabel_configs, scrape_timeout...) keeps them
+            extras = current.extras if current is not None else {}
+            text = config.with_job(ScrapeJob(job.name, job.targets, job.metrics_path,
+                                             job.scrape_interval, True, extras))
+        prometheus.write_config(self.path, text)
+        url = self.workspace.prometheus_url
+        if prometheus.reload(url):
+            if change.action == "delete":
+                prometheus.wait_for_jobs(url, absent={change.name})
+            else:
+                prometheus.wait_for_jobs(url, present={change.name})
+
+
+def _difference(have: ScrapeJob, want: ScrapeJob) -> str:
+    parts = []
+    if have.targets != want.targets:
+        parts.append(f"targets {', '.join(have.targets) or 'none'} -> {', '.join(want.targets)}")
+    if have.metrics_path != want.metrics_path:
+        parts.append(f"metrics_path {have.metrics_path} -> {want.metrics_path}")
+    if have.scrape_interval != want.scrape_interval:
+        parts.append(f"scrape_interval {have.scrape_interval} -> {want.scrape_interval}")
+    return "; ".join(parts)

@@ -1,0 +1,264 @@
+"""Service templates: find them, read their manifest, render one into `services/NAME/`.
+
+A template is a folder holding `template.yaml` (its manifest) and `files/`, the tree to render.
+Files ending in `.j2` are Jinja2 templates (the suffix is dropped); other files are copied as they
+are. Path components may hold placeholders, e.g. `files/{{ package_name }}/__init__.py.j2`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecoctl import names
+from ecoctl.errors import UsageError
+from ecoctl.files import write_atomic
+from ecoctl.resources import templates_dir
+
+MANIFEST = "template.yaml"
+FILES_DIR = "files"
+SUFFIX = ".j2"
+_SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"})
+
+
+@dataclass(frozen=True)
+class TemplateVariable:
+    name: str
+    default: Any = None
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    name: str
+    description: str
+    path: Path
+    default_port: int
+    variables: tuple[TemplateVariable, ...] = ()
+    source: str = "shipped"
+    """`shipped` (inside ecoctl), `team` (an ecosystem's templates_dir) or `path` (given as a path)."""
+
+    @property
+    def files_dir(self) -> Path:
+        return self.path / FILES_DIR
+
+
+def load_template(path: Path, source: str = "path") -> TemplateInfo:
+    """The template in folder `path`, its manifest checked; a bad manifest is one UsageError."""
+    from ruamel.yaml import YAML, YAMLError
+
+    path = Path(path).resolve()
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
+    try:
+        data = YAML(typ="safe").load(manifest.read_text(encoding="utf-8"))
+    except (YAMLError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{manifest}: not valid YAML ({problem}); fix the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{manifest}: expected a mapping with name, description, default_port, variables")
+    unknown = sorted(set(data) - {"name", "description", "default_port", "variables"})
+    if unknown:
+        raise UsageError(f"{manifest}: unknown key {unknown[0]!r}; "
+                         "use name, description, default_port, variables")
+    name = data.get("name", path.name)
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{manifest}: `name` must be a non-empty string")
+    port = data.get("default_port", 8080)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise UsageError(f"{manifest}: `default_port` must be a port number (1-65535)")
+    if not (path / FILES_DIR).is_dir():
+        raise UsageError(f"{path} is not a template: it has no {FILES_DIR}/ folder")
+    return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
+                        default_port=port, variables=_variables(manifest, data.get("variables") or {}),
+                        source=source)
+
+
+def _variables(manifest: Path, raw: Any) -> tuple[TemplateVariable, ...]:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{manifest}: `variables` must map each name to its default or settings")
+    found = []
+    for name, spec in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise UsageError(f"{manifest}: variable name {name!r} must be a Python identifier")
+        if isinstance(spec, dict):
+            extra = sorted(set(spec) - {"default", "description", "required"})
+            if extra:
+                raise UsageError(f"{manifest}: variable {name!r} has unknown key {extra[0]!r}; "
+                                 "use default, description, required")
+            found.append(TemplateVariable(name, spec.get("default"), str(spec.get("description", "")),
+                                          bool(spec.get("required", False))))
+        else:
+            found.append(TemplateVariable(name, spec))
+    return tuple(found)
+
+
+def list_templates(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> list[TemplateInfo]:
+    """Shipped templates plus those in each of `extra_dirs` (a team's templates_dir), sorted by name.
+
+    A team's template with the name of a shipped one replaces it.
+    """
+    found: dict[str, TemplateInfo] = {}
+    for folder, source in [(templates_dir(), "shipped"), *((Path(d), "team") for d in extra_dirs)]:
+        if not folder.is_dir():
+            raise UsageError(f"templates folder {folder} does not exist: create it or fix templates_dir "
+                             "in ecosystem.yaml")
+        for child in sorted(folder.iterdir()):
+            if (child / MANIFEST).is_file():
+                template = load_template(child, source)
+                found[template.name] = template
+    return sorted(found.values(), key=lambda t: t.name)
+
+
+def find_template(name_or_path: str, extra_dirs: list[Path] | tuple[Path, ...] = ()) -> TemplateInfo:
+    """A template by name (shipped or team), or by path (`./my-template`, `/abs/path`, `~/t`)."""
+    if _looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"template folder {name_or_path} does not exist")
+        return load_template(path, "path")
+    templates = list_templates(extra_dirs)
+    for template in templates:
+        if template.name == name_or_path:
+            return template
+    available = ", ".join(t.name for t in templates) or "none"
+    raise UsageError(f"unknown template {name_or_path!r}: use one of {available}, or a path like "
+                     "./my-template")
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith((".", "/", "~")) or os.sep in value or "/" in value
+
+
+def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, Any]:
+    """The full rendering context: given values, then manifest defaults (which may refer to earlier
+    variables, e.g. `{{ service_name | replace('-', '_') }}`), then names derived from service_name."""
+    env = _environment()
+    context: dict[str, Any] = {"default_port": template.default_port}
+    service = variables.get("service_name")
+    if isinstance(service, str) and service:
+        context.update(database_name=names.database_name(service), role_name=names.role_name(service),
+                       env_prefix=names.env_prefix(service))
+    for variable in template.variables:
+        if variable.name in variables:
+            context[variable.name] = variables[variable.name]
+        elif variable.required or variable.default is None:
+            raise UsageError(f"template {template.name} needs the variable {variable.name!r}")
+        elif isinstance(variable.default, str) and ("{{" in variable.default or "{%" in variable.default):
+            context[variable.name] = _render_string(env, variable.default, context,
+                                                    f"{template.name}: default of {variable.name}")
+        else:
+            context[variable.name] = variable.default
+    context.update((k, v) for k, v in variables.items() if k not in context)
+    return context
+
+
+def render_service_files(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, bytes]:
+    """Every file the template renders to: relative path (POSIX) → content. Writes nothing."""
+    return {rel: content for rel, (content, _mode) in _render(template, variables).items()}
+
+
+def render_template(template: TemplateInfo, target: Path, variables: dict[str, Any], *,
+                    overwrite: bool = False) -> list[Path]:
+    """Render `template` into `target`; return the files written.
+
+    Everything is rendered in memory first, so a template error writes nothing. A new `target` is
+    built in a temporary sibling folder and renamed into place. Into an existing `target`, missing
+    files are added (each atomically); files that differ are replaced only with `overwrite=True`,
+    since the user may have edited them.
+    """
+    rendered = _render(template, variables)
+    target = Path(target)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            for rel, (content, mode) in rendered.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+                path.chmod(mode)
+            staging.chmod(0o755)
+            os.rename(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return [target / rel for rel in rendered]
+    if not target.is_dir():
+        raise UsageError(f"{target} exists and is not a folder: move it away first")
+    written = []
+    for rel, (content, mode) in rendered.items():
+        path = target / rel
+        if path.is_file() and (not overwrite or path.read_bytes() == content):
+            continue
+        write_atomic(path, content, mode)
+        written.append(path)
+    return written
+
+
+def _render(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, tuple[bytes, int]]:
+    from jinja2 import TemplateError
+
+    context = template_variables(template, variables)
+    env = _environment()
+    root = template.files_dir
+    out: dict[str, tuple[bytes, int]] = {}
+    for source in sorted(_walk(root)):
+        rel_source = source.relative_to(root).as_posix()
+        where = f"{template.name}: {rel_source}"
+        rel = _render_string(env, rel_source, context, where)
+        if rel.endswith(SUFFIX):
+            rel = rel[: -len(SUFFIX)]
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts) or rel.startswith("/"):
+            raise UsageError(f"template {where} renders to the invalid path {rel!r}; check its variables")
+        data = source.read_bytes()
+        if source.name.endswith(SUFFIX):
+            try:
+                text = data.decode("utf-8")
+                data = env.from_string(text).render(context).encode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
+            except TemplateError as exc:
+                raise UsageError(f"template {where}: {_one_line(exc)}") from None
+        if rel in out:
+            raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
+        out[rel] = (data, source.stat().st_mode & 0o777)
+    return out
+
+
+def _walk(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIPPED]
+        for filename in filenames:
+            if filename not in _SKIPPED and not filename.endswith((".pyc", ".pyo")):
+                yield Path(dirpath) / filename
+
+
+def _environment():
+    from jinja2 import Environment, StrictUndefined
+
+    return Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
+    if "{{" not in text and "{%" not in text:
+        return text
+    from jinja2 import TemplateError
+
+    try:
+        return env.from_string(text).render(context)
+    except TemplateError as exc:
+        raise UsageError(f"template {where}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    line = getattr(exc, "lineno", None)
+    return f"line {line}: {message}" if line else message

@@ -1,0 +1,155 @@
+"""Holdings and valuation from a transaction ledger, by the average-cost method, in exact decimals.
+
+- buy: cost basis += quantity × price + fee; quantity += quantity.
+- sell: the sold quantity leaves at the current average cost
+  (cost removed = basis × sold / held; the whole basis when the position closes);
+  realized gain += quantity × price − fee − cost removed.
+- dividend: dividends += amount (reported apart from realized gain).
+- cash: deposits − withdrawals − buy costs + sell proceeds + dividends.
+- unrealized gain = quantity × latest price − cost basis (unknown without a price).
+
+Arithmetic runs with 60 significant digits; reported values are decimal strings rounded half-even
+to 10 places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+
+CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+PLACES = Decimal("1e-10")
+ZERO = Decimal(0)
+
+
+def rounded(value: Decimal) -> str:
+    """A reported value as a decimal string: 10 places at most, no trailing zeros, no exponent, never `-0`."""
+    value = value.quantize(PLACES, context=CONTEXT)
+    return format(value.normalize(CONTEXT), "f") if value else "0"
+
+
+@dataclass(frozen=True)
+class Entry:
+    type: str
+    symbol: str | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    amount: Decimal | None = None
+    fee: Decimal = ZERO
+
+
+class OversoldError(ValueError):
+    def __init__(self, symbol: str, held: Decimal, wanted: Decimal):
+        super().__init__(f"cannot sell {wanted} {symbol}: {held} held at that time")
+        self.symbol, self.held, self.wanted = symbol, held, wanted
+
+
+@dataclass
+class Position:
+    quantity: Decimal = ZERO
+    cost_basis: Decimal = ZERO
+    realized_gain: Decimal = ZERO
+    dividends: Decimal = ZERO
+
+
+@dataclass
+class Ledger:
+    positions: dict[str, Position] = field(default_factory=dict)
+    cash: Decimal = ZERO
+
+    def add(self, entry: Entry) -> None:
+        """Apply one transaction (in execution order); a sell beyond the quantity held raises OversoldError."""
+        with localcontext(CONTEXT):
+            if entry.type == "deposit":
+                self.cash += entry.amount
+            elif entry.type == "withdrawal":
+                self.cash -= entry.amount
+            elif entry.type == "dividend":
+                self.position(entry.symbol).dividends += entry.amount
+                self.cash += entry.amount
+            elif entry.type == "buy":
+                position = self.position(entry.symbol)
+                cost = entry.quantity * entry.price + entry.fee
+                position.quantity += entry.quantity
+                position.cost_basis += cost
+                self.cash -= cost
+            elif entry.type == "sell":
+                position = self.position(entry.symbol)
+                if entry.quantity > position.quantity:
+                    raise OversoldError(entry.symbol, position.quantity, entry.quantity)
+                if entry.quantity == position.quantity:
+                    removed = position.cost_basis
+                else:
+                    removed = position.cost_basis * entry.quantity / position.quantity
+                proceeds = entry.quantity * entry.price - entry.fee
+                position.quantity -= entry.quantity
+                position.cost_basis -= removed
+                position.realized_gain += proceeds - removed
+                self.cash += proceeds
+            else:
+                raise ValueError(f"unknown transaction type {entry.type!r}")
+
+    def position(self, symbol: str) -> Position:
+        return self.positions.setdefault(symbol, Position())
+
+
+def replay(entries: Iterable[Entry]) -> Ledger:
+    ledger = Ledger()
+    for entry in entries:
+        ledger.add(entry)
+    return ledger
+
+
+def holdings(ledger: Ledger) -> list[dict]:
+    """Open positions: symbol, quantity, average cost and cost basis."""
+    rows = []
+    with localcontext(CONTEXT):
+        for symbol, p in sorted(ledger.positions.items()):
+            if p.quantity:
+                rows.append({"symbol": symbol, "quantity": rounded(p.quantity),
+                             "average_cost": rounded(p.cost_basis / p.quantity),
+                             "cost_basis": rounded(p.cost_basis)})
+    return rows
+
+
+def valuation(ledger: Ledger, prices: Mapping[str, tuple[Decimal, object]]) -> dict:
+    """Per symbol ever held and in total: market value, cost basis, unrealized/realized gain, dividends.
+
+    `prices` maps a symbol to (latest price, as_of). A position without a price has no market value
+    and no unrealized gain, and the totals say how many positions are unpriced.
+    """
+    rows = []
+    total = dict(market_value=ZERO, cost_basis=ZERO, unrealized_gain=ZERO, realized_gain=ZERO, dividends=ZERO)
+    unpriced = 0
+    with localcontext(CONTEXT):
+        for symbol, p in sorted(ledger.positions.items()):
+            price, as_of = prices.get(symbol, (None, None))
+            if p.quantity and price is None:
+                unpriced += 1
+                market_value = unrealized = None
+            else:
+                market_value = p.quantity * price if p.quantity else ZERO
+                unrealized = market_value - p.cost_basis
+                total["market_value"] += market_value
+                total["unrealized_gain"] += unrealized
+            total["cost_basis"] += p.cost_basis
+            total["realized_gain"] += p.realized_gain
+            total["dividends"] += p.dividends
+            rows.append({
+                "symbol": symbol,
+                "quantity": rounded(p.quantity),
+                "average_cost": rounded(p.cost_basis / p.quantity) if p.quantity else None,
+                "cost_basis": rounded(p.cost_basis),
+                "price": rounded(price) if price is not None else None,
+                "price_as_of": as_of,
+                "market_value": rounded(market_value) if market_value is not None else None,
+                "unrealized_gain": rounded(unrealized) if unrealized is not None else None,
+                "realized_gain": rounded(p.realized_gain),
+                "dividends": rounded(p.dividends),
+            })
+        totals = {key: rounded(value) for key, value in total.items()}
+        totals["cash"] = rounded(ledger.cash)
+        totals["total_value"] = rounded(total["market_value"] + ledger.cash)
+        totals["unpriced_positions"] = unpriced
+    return {"holdings": rows, "totals": totals}
