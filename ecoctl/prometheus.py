@@ -40,6 +40,8 @@ class ScrapeJob:
     managed: bool = True
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
     """Other keys of the job (kept when ecoctl rewrites a job it manages)."""
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
+    """The target labels of a job with one static config (kept when ecoctl rewrites it)."""
 
     def same_settings(self, other: "ScrapeJob") -> bool:
         return (self.targets, self.metrics_path, self.scrape_interval) == \
@@ -136,15 +138,17 @@ class PrometheusConfig:
 
     def _job_from(self, name: str, job: dict, span: _Span) -> ScrapeJob:
         targets: list[str] = []
-        for static in job.get("static_configs") or []:
-            if isinstance(static, dict):
-                targets.extend(str(target) for target in static.get("targets") or [])
+        statics = [static for static in job.get("static_configs") or [] if isinstance(static, dict)]
+        for static in statics:
+            targets.extend(str(target) for target in static.get("targets") or [])
+        labels = statics[0].get("labels") if len(statics) == 1 else None
+        labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
         managed = any(_MARKER_RE.search(line.rstrip("\r\n"))
                       for line in self._lines[span.first:span.last + 1])
         extras = {key: value for key, value in job.items()
                   if key not in ("job_name", "static_configs", "metrics_path", "scrape_interval")}
         return ScrapeJob(name, tuple(targets), _str_or_none(job.get("metrics_path")),
-                         _str_or_none(job.get("scrape_interval")), managed, extras)
+                         _str_or_none(job.get("scrape_interval")), managed, extras, labels)
 
     def job_text(self, name: str) -> str:
         """The exact lines of one job, as they are in the file."""
@@ -220,6 +224,9 @@ def render_job(job: ScrapeJob, dash_col: int, key_col: int) -> str:
         f"{inner}static_configs:",
         f"{inner}  - targets: [{targets}]",
     ]
+    if job.labels:
+        pairs = ", ".join(f"{_quote_key(key)}: {_quote(value)}" for key, value in job.labels.items())
+        lines.append(f"{inner}    labels: {{{pairs}}}")
     if job.metrics_path is not None:
         lines.append(f"{inner}metrics_path: {_quote(job.metrics_path)}")
     if job.scrape_interval is not None:

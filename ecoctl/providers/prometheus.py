@@ -70,10 +70,11 @@ class PrometheusProvider(Provider):
         else:
             job: ScrapeJob = change.data
             current = config.jobs.get(job.name)
-            # a job the user keeps extra keys in (relabel_configs, scrape_timeout...) keeps them
+            # a job the user gave extra keys (relabel_configs, scrape_timeout, labels) keeps them
             extras = current.extras if current is not None else {}
+            labels = current.labels if current is not None else {}
             text = config.with_job(ScrapeJob(job.name, job.targets, job.metrics_path,
-                                             job.scrape_interval, True, extras))
+                                             job.scrape_interval, True, extras, labels))
         prometheus.write_config(self.path, text)
         url = self.workspace.prometheus_url
         if prometheus.reload(url):
