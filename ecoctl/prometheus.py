@@ -159,6 +159,8 @@ class PrometheusConfig:
 
     def with_job(self, job: ScrapeJob) -> str:
         """The text with `job` added after the last job, or replacing the job of that name."""
+        from ruamel.yaml.nodes import SequenceNode
+
         lines = list(self._lines)
         if job.name in self._spans:
             span = self._spans[job.name]
@@ -170,7 +172,7 @@ class PrometheusConfig:
             _end_line(lines, last.last)
             lines.insert(last.last + 1, render_job(job, first.dash_col, first.key_col))
             return self._checked("".join(lines), job)
-        if self._seq is not None and self._seq.value:
+        if isinstance(self._seq, SequenceNode) and self._seq.value:
             raise UsageError(f"{self.path}: scrape_configs holds entries without job_name: fix the file")
         if self._key is not None:
             return self._checked(self._into_empty_list(lines, job), job)
