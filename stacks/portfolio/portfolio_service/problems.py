@@ -78,7 +78,13 @@ def responses(*statuses: int) -> dict:
 
 
 def add_schema(openapi: dict) -> dict:
-    """Put the Problem schema the `responses` entries refer to into the OpenAPI components."""
+    """Document every error as a problem: the Problem schema, and 422s in place of FastAPI's default body."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            if "422" in operation.get("responses", {}):
+                operation["responses"]["422"] = responses(422)[422]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
     return openapi
