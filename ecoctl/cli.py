@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 state: dict = {"dir": None}
 
