@@ -106,6 +106,196 @@ def apply(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
                   + (f" Pending: {', '.join(done.pending)}." if done.pending else ""))
 
 
+def _progress_printer(json_output: bool):
+    from ecoctl import ui
+
+    if json_output:
+        return None, None
+    out = ui.console(stderr=True)
+    return (lambda name: out.print(f"[bold cyan]>[/] {name}"),
+            lambda message: out.print(f"  [dim]{message}[/]", markup=True))
+
+
+@app.command()
+def up(json_output: bool = JSON_OPTION,
+       monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
+       timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy.")):
+    """Start the core stack and every service, provision everything, print a summary."""
+    from ecoctl import stack, ui
+
+    stage, progress = _progress_printer(json_output)
+    workspace = _workspace()
+    try:
+        result = stack.up(workspace, stage=stage, progress=progress, grafana=monitoring,
+                          health_timeout=timeout)
+    except stack.UnhealthyServices as exc:
+        if not json_output:
+            err = ui.console(stderr=True)
+            for name, lines in exc.logs.items():
+                err.print(f"[bold]last log lines of {name}:[/]")
+                for line in lines[-20:]:
+                    err.print("  " + line, markup=False)
+        raise
+    if json_output:
+        ui.print_json(result.to_json())
+    else:
+        ui.print_up_summary(result)
+
+
+@app.command()
+def down(volumes: bool = typer.Option(False, "--volumes", help="Also delete data (databases, metrics)."),
+         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting data.")):
+    """Stop the stack; data is kept unless --volumes."""
+    from ecoctl import stack, ui
+    from ecoctl.errors import UsageError
+
+    workspace = _workspace()
+    if volumes and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("--volumes deletes every database: pass --yes to confirm")
+        if not typer.confirm("Delete all data (databases, metrics) too?"):
+            raise typer.Exit(1)
+    stopped = stack.down(workspace, remove_volumes=volumes)
+    ui.console().print("Stack stopped." + (" Data deleted." if volumes else " Data kept.")
+                       if stopped else "Nothing was running.")
+
+
+@app.command()
+def status(json_output: bool = JSON_OPTION):
+    """Each component's state and health, and whether the providers show drift."""
+    from ecoctl import stack, ui
+
+    report = stack.status(_workspace())
+    if json_output:
+        ui.print_json(report.to_json())
+    else:
+        ui.print_status(report)
+
+
+@app.command()
+def logs(service: str = typer.Argument(..., help="A service or core component (postgres, redis, ...)."),
+         follow: bool = typer.Option(False, "--follow", "-f"),
+         tail: int = typer.Option(100, help="Lines to show first.")):
+    """Show a component's logs."""
+    from ecoctl.runtimes import get_runtime
+
+    for line in get_runtime(_workspace()).logs(service, follow=follow, tail=tail):
+        sys.stdout.write(line.rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+
+@app.command()
+def token(service: str = typer.Argument("portfolio"),
+          sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
+          ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
+          scope: str = typer.Option("openid email profile", "--scope")):
+    """Print (only) a bearer token the local runtime's services accept."""
+    from ecoctl.local_tokens import token_for
+
+    sys.stdout.write(token_for(_workspace(), service, subject=sub, ttl=ttl, scope=scope) + "\n")
+
+
+@app.command("add-service")
+def add_service(name: str = typer.Argument(..., help="lowercase letters, digits, hyphens; 2-40 characters"),
+                template: Optional[str] = typer.Option(None, help="A template name or ./path/to/template."),
+                port: Optional[int] = typer.Option(None, help="The port it listens on (default: the template's)."),
+                pattern: str = typer.Option("compose", help="compose, separate or external."),
+                host: Optional[str] = typer.Option(None, help="Where an external service runs."),
+                reads: Optional[list[str]] = typer.Option(None, "--reads", help="Another service whose database it may read."),
+                writes: Optional[list[str]] = typer.Option(None, "--writes", hidden=True),
+                redirect_uri: Optional[list[str]] = typer.Option(None, "--redirect-uri", help="An OAuth2 redirect URI."),
+                no_apply: bool = typer.Option(False, "--no-apply", help="Write files only; touch no server."),
+                yes: bool = typer.Option(False, "--yes", "-y"),
+                json_output: bool = JSON_OPTION):
+    """Scaffold a service, create its database and role, OIDC app, scrape job and dashboard, start it."""
+    from ecoctl import services, ui
+    from ecoctl.errors import UsageError
+
+    if writes:
+        raise UsageError("shared write is not allowed: cross-service writes go through APIs, not "
+                         "another service's database (use --reads for read-only access)")
+    request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
+                                      reads=reads or [], redirect_uris=redirect_uri or [], host=host)
+    _, progress = _progress_printer(json_output)
+    result = services.add_service(_workspace(), request, apply=not no_apply, progress=progress)
+    if json_output:
+        ui.print_json(result.to_json())
+    else:
+        ui.print_service_result(result, "add")
+
+
+@app.command("remove-service")
+def remove_service(name: str,
+                   drop_data: bool = typer.Option(False, "--drop-data", help="Also drop its database."),
+                   delete_files: bool = typer.Option(False, "--delete-files", help="Also delete services/NAME/."),
+                   yes: bool = typer.Option(False, "--yes", "-y"),
+                   json_output: bool = JSON_OPTION):
+    """Undo add-service: stop it, remove its scrape job, dashboard, OIDC app, role (and data with --drop-data)."""
+    from ecoctl import services, ui
+    from ecoctl.errors import UsageError
+
+    if drop_data and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--drop-data deletes {name}'s database: pass --yes to confirm")
+        if not typer.confirm(f"Drop {name}'s database and all its data?"):
+            raise typer.Exit(1)
+    result = services.remove_service(_workspace(), name, drop_data=drop_data, delete_files=delete_files)
+    if json_output:
+        ui.print_json(result.to_json())
+    else:
+        ui.print_service_result(result, "remove")
+
+
+@app.command("list")
+def list_services(json_output: bool = JSON_OPTION):
+    """Each service: template, port, pattern, and its state per provider."""
+    from ecoctl import services, ui
+
+    rows = services.list_services(_workspace())
+    if json_output:
+        ui.print_json({"services": rows})
+    else:
+        ui.print_service_table(rows)
+
+
+templates_app = typer.Typer(help="Service templates.", rich_markup_mode=None)
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("list")
+def templates_list(json_output: bool = JSON_OPTION):
+    """The templates add-service can use (shipped, and the ecosystem's templates_dir)."""
+    from ecoctl import ui
+    from ecoctl.templates import list_templates
+
+    try:
+        extra = _workspace().template_dirs()
+    except Exception:
+        extra = []
+    found = list_templates(extra)
+    if json_output:
+        ui.print_json({"templates": [{"name": t.name, "description": t.description,
+                                      "default_port": t.default_port, "source": str(t.path)} for t in found]})
+        return
+    out = ui.console()
+    for info in found:
+        out.print(f"{info.name:<20} port {info.default_port:<6} {info.description}", markup=False)
+
+
+secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(service: str):
+    """Give SERVICE's database role a new password (server first, then .env)."""
+    from ecoctl import ui
+    from ecoctl.postgres_admin import rotate_password
+
+    rotate_password(_workspace(), service)
+    ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
+
+
 def main() -> None:
     from ecoctl.errors import EcoctlError
 

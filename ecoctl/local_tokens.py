@@ -62,3 +62,20 @@ def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 
     claims = {"iss": local_issuer(workspace, service), "sub": subject, "aud": client_id,
               "iat": now, "nbf": now, "exp": now + ttl, "scope": scope, **(extra or {})}
     return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid})
+
+
+def token_for(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
+              scope: str = "openid email profile") -> str:
+    """A token for `ecoctl token`: only where services trust the local key."""
+    from ecoctl.errors import EcoctlError, UsageError
+
+    if service not in workspace.ecosystem.services:
+        raise UsageError(f"no service {service!r} in ecosystem.yaml")
+    if workspace.ecosystem.core.authentik.url:
+        raise EcoctlError("this ecosystem uses an external Authentik: get tokens from it "
+                          f"({workspace.ecosystem.core.authentik.url})")
+    if not private_key_path(workspace).exists():
+        raise EcoctlError(f"no local signing key in {keys_dir(workspace)}: run `ecoctl init --force`")
+    if ttl <= 0:
+        raise UsageError("--ttl must be a positive number of seconds")
+    return mint_token(workspace, service, subject=subject, ttl=ttl, scope=scope)

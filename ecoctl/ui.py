@@ -45,3 +45,81 @@ def print_plan(plan, title: str = "Plan") -> None:
     if plan.pending:
         summary += f"; {len(plan.pending)} system(s) pending"
     out.print(summary)
+
+
+def _table(*columns: str):
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+HEALTH_STYLE = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}
+
+
+def _health(value: str | None) -> str:
+    value = value or "unknown"
+    return f"[{HEALTH_STYLE.get(value, 'dim')}]{value}[/]"
+
+
+def print_up_summary(result) -> None:
+    out = console()
+    out.print("Stack is up." if result.changed else "Stack is up; nothing changed (already running and converged).")
+    table = _table("service", "url", "health", "credentials")
+    for service in result.services:
+        table.add_row(service.name, service.url, _health(service.health), service.credentials)
+    out.print(table)
+    if result.endpoints:
+        endpoints = _table("core", "address")
+        for name, address in result.endpoints.items():
+            endpoints.add_row(name, address)
+        out.print(endpoints)
+    for system, reason in result.pending.items():
+        out.print(f"[yellow]pending[/] {system}: {reason}", markup=True)
+    for note in result.notes:
+        out.print(note, markup=False)
+
+
+def print_status(report) -> None:
+    out = console()
+    table = _table("component", "state", "health", "url", "detail")
+    for component in report.components:
+        table.add_row(component.name, component.state, _health(component.health), component.url or "",
+                      component.detail)
+    out.print(table)
+    if report.drift:
+        out.print(f"Drift: {len(report.drift)} change(s) pending; `ecoctl plan` shows them, `ecoctl apply` converges.")
+    else:
+        out.print("No drift.")
+    for system, reason in report.pending.items():
+        out.print(f"[yellow]unknown[/] {system}: {reason}", markup=True)
+
+
+def print_service_result(result, verb: str) -> None:
+    from rich.markup import escape
+
+    out = console()
+    if not result.applied and not result.spec_changed and not result.started:
+        out.print(f"{result.name}: nothing to change.")
+    for change in result.applied:
+        out.print("  done " + change_line(change))
+    if result.started:
+        out.print(f"  started {escape(result.name)} ({_health(result.health)})")
+    for system, reason in result.pending.items():
+        out.print(f"  [yellow]pending[/] {escape(system)}: {escape(reason)}")
+    for note in result.notes:
+        out.print("  " + escape(note))
+    if result.pending:
+        out.print("`ecoctl up` or `ecoctl apply` finishes what is pending.")
+
+
+def print_service_table(rows: list[dict]) -> None:
+    out = console()
+    kinds = list(rows[0]["state"]) if rows else []
+    table = _table("service", "template", "port", "pattern", *kinds)
+    for row in rows:
+        table.add_row(row["name"], row["template"], str(row["port"]), row["pattern"],
+                      *[row["state"][kind] for kind in kinds])
+    out.print(table)

@@ -15,12 +15,18 @@ PROVIDERS: list[tuple[str, str]] = [
 ]
 
 
-def load_providers(workspace: "Workspace", only: set[str] | None = None) -> list["Provider"]:
+def load_providers(workspace: "Workspace", only: set[str] | None = None,
+                   **options) -> list["Provider"]:
+    """The providers in apply order; `options` go to the providers that declare them
+    (e.g. `drop_data` for postgres, `reload` for prometheus)."""
     import importlib
+    import inspect
 
     providers = []
     for module_name, class_name in PROVIDERS:
+        if only is not None and module_name.rsplit(".", 1)[1] not in only:
+            continue
         cls = getattr(importlib.import_module(module_name), class_name)
-        if only is None or cls.name in only:
-            providers.append(cls(workspace))
+        accepted = inspect.signature(cls.__init__).parameters
+        providers.append(cls(workspace, **{k: v for k, v in options.items() if k in accepted}))
     return providers

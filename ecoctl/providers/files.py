@@ -59,10 +59,11 @@ def service_files(workspace, name: str) -> dict[str, bytes]:
     spec = workspace.ecosystem.services[name]
     if name == CORE_SERVICE:
         return copied_tree(stacks_dir() / "portfolio", f"services/{name}")
-    from ecoctl.templates import find_template, render_service_files, template_variables
+    from ecoctl.templates import find_template, render_service_files
 
     template = find_template(spec.template, workspace.template_dirs())
-    rendered = render_service_files(template, template_variables(template, name, spec))
+    rendered = render_service_files(template, {"service_name": name, "port": spec.port,
+                                               "base_image": workspace.ecosystem.image("python")})
     return {f"services/{name}/{relative}": content for relative, content in rendered.items()}
 
 

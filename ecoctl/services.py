@@ -1,0 +1,245 @@
+"""`ecoctl add-service / remove-service / list`: the seed's eight manual steps as one command each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
+from ecoctl.errors import UsageError
+from ecoctl.model import ServiceSpec
+from ecoctl.names import CORE_SERVICE, check_service_name, database_name, role_name
+from ecoctl.plan import Change
+
+FILE_SYSTEMS = {"files", "compose", "prometheus", "grafana"}
+SERVER_SYSTEMS = ("postgres", "authentik", "prometheus", "grafana")
+
+
+@dataclass
+class ServiceRequest:
+    name: str
+    template: str | None = None
+    port: int | None = None
+    pattern: str = "compose"
+    reads: list[str] = field(default_factory=list)
+    redirect_uris: list[str] = field(default_factory=list)
+    host: str | None = None
+
+
+@dataclass
+class ServiceResult:
+    name: str
+    spec_changed: bool = False
+    applied: list[Change] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    started: bool = False
+    health: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"service": self.name, "spec_changed": self.spec_changed,
+                "applied": [change.to_json() for change in self.applied],
+                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()],
+                "started": self.started, "health": self.health, "notes": self.notes}
+
+
+def core_ports(workspace) -> dict[int, str]:
+    core = workspace.ecosystem.core
+    ports = {core.redis.port: "redis", core.authentik.port: "authentik",
+             core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
+    if not core.postgres.external:
+        ports[core.postgres.port] = "postgres"
+    return ports
+
+
+def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
+    """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
+    from ecoctl.templates import find_template
+
+    name = check_service_name(request.name)
+    services = workspace.ecosystem.services
+    existing = services.get(name)
+    template = find_template(request.template or (existing.template if existing else "python-fastapi"),
+                             workspace.template_dirs())
+    port = request.port or (existing.port if existing else template.default_port)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port (1-65535)")
+    for other, spec in services.items():
+        if other != name and spec.port == port:
+            raise UsageError(f"port {port} is taken by service {other!r}: pass another --port")
+    if port in core_ports(workspace):
+        raise UsageError(f"port {port} is taken by the core stack's {core_ports(workspace)[port]}: "
+                         "pass another --port")
+    for target in request.reads:
+        if target == name:
+            raise UsageError(f"--reads {target}: a service always reads its own database")
+        if target not in services:
+            raise UsageError(f"--reads {target}: no such service in ecosystem.yaml "
+                             f"(services: {', '.join(services)})")
+    if request.pattern not in ("compose", "separate", "external"):
+        raise UsageError(f"--pattern must be compose, separate or external, not {request.pattern!r}")
+    if request.pattern == "external" and not request.host and not (existing and existing.host):
+        raise UsageError("--pattern external needs --host ADDRESS (where the service runs, for "
+                         "Prometheus to scrape and PostgreSQL to allow)")
+    template_ref = request.template or (existing.template if existing else template.name)
+    return ServiceSpec(template=template_ref, port=port, pattern=request.pattern,
+                       host=request.host or (existing.host if existing else None),
+                       reads=sorted(set(request.reads)),
+                       redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
+                       or [f"http://127.0.0.1:{port}/callback"])
+
+
+def _spec_document(spec: ServiceSpec) -> dict:
+    document = {"template": spec.template, "port": spec.port, "pattern": spec.pattern}
+    if spec.host:
+        document["host"] = spec.host
+    if spec.reads:
+        document["reads"] = list(spec.reads)
+    document["redirect_uris"] = list(spec.redirect_uris)
+    return document
+
+
+def _set_service(name: str, spec: ServiceSpec):
+    def mutate(document) -> None:
+        services = document.get("services")
+        if services is None:
+            document["services"] = services = {}
+        entry = services.get(name)
+        wanted = _spec_document(spec)
+        if entry is None:
+            services[name] = wanted
+            return
+        for key, value in wanted.items():
+            if entry.get(key) != value:
+                entry[key] = value
+        for key in [key for key in entry if key not in wanted]:
+            del entry[key]
+    return mutate
+
+
+def add_service(workspace, request: ServiceRequest, apply: bool = True,
+                progress: Callable[[str], None] | None = None) -> ServiceResult:
+    from ecoctl.runtimes import get_runtime
+
+    spec = desired_spec(workspace, request)
+    name = request.name
+    result = ServiceResult(name)
+    result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    from ecoctl.names import env_prefix
+
+    if workspace.env.ensure_secret(f"{env_prefix(name)}_DB_PASSWORD"):
+        workspace.env.save()
+    systems = applicable_systems(workspace)
+    done = apply_workspace(workspace, only=FILE_SYSTEMS & systems, reload=False)
+    result.applied += done.changes
+    if not apply:
+        result.pending = {system: "not applied (--no-apply): `ecoctl apply` finishes it"
+                          for system in ("postgres", "authentik") if system in systems}
+        result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
+        return result
+    done = apply_workspace(workspace, only=set(SERVER_SYSTEMS) & systems)
+    result.applied += done.changes
+    result.pending.update(done.pending)
+    if spec.pattern == "external":
+        result.notes += external_instructions(workspace, name, spec)
+        return result
+    runtime = get_runtime(workspace, progress)
+    if "postgres" not in result.pending and runtime.is_running():
+        result.started = runtime.start_services([name])
+        result.health = runtime.wait_healthy([name], timeout=180).get(name)
+    else:
+        result.pending["runtime"] = "the stack is not running: `ecoctl up` starts the service"
+    return result
+
+
+def external_instructions(workspace, name: str, spec: ServiceSpec) -> list[str]:
+    from ecoctl.names import env_prefix
+
+    pg = workspace.ecosystem.core.postgres
+    prefix = env_prefix(name)
+    issuer = workspace.env.get(f"{prefix}_OIDC_ISSUER") or "(set after `ecoctl apply` reaches Authentik)"
+    return [
+        f"{name} runs on {spec.host}; give it DATABASE_HOST=<this host's address> DATABASE_PORT={pg.port} "
+        f"DATABASE_NAME={database_name(name)} DATABASE_USER={role_name(name)} "
+        f"DATABASE_PASSWORD=<{prefix}_DB_PASSWORD from .env> OIDC_ISSUER={issuer} OIDC_CLIENT_ID={name}",
+        f"allow PostgreSQL {pg.port}/tcp and Authentik {workspace.ecosystem.core.authentik.port}/tcp "
+        f"from {spec.host} (e.g. `ufw allow from {spec.host} to any port {pg.port}`); PostgreSQL is "
+        "published on 127.0.0.1 only, so publish it on a private address first",
+        f"{spec.host} must allow Prometheus to reach {spec.host}:{spec.port}/metrics",
+    ]
+
+
+def remove_service(workspace, name: str, drop_data: bool = False, delete_files: bool = False,
+                   progress: Callable[[str], None] | None = None) -> ServiceResult:
+    import shutil
+
+    from ecoctl.runtimes import get_runtime
+
+    if name == CORE_SERVICE:
+        raise UsageError("portfolio is the core service and cannot be removed")
+    if name not in workspace.ecosystem.services:
+        raise UsageError(f"no service {name!r} in ecosystem.yaml (services: "
+                         f"{', '.join(workspace.ecosystem.added_services()) or 'none'})")
+    readers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.reads]
+    if readers:
+        raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
+                         "`reads` first")
+    result = ServiceResult(name)
+    runtime = get_runtime(workspace, progress)
+    try:
+        if runtime.is_running():
+            runtime.stop_service(name)
+    except Exception as exc:  # a runtime that cannot be reached does not block the removal
+        result.notes.append(f"could not stop {name}: {exc}")
+    result.spec_changed = workspace.ecosystem_file.update(
+        lambda document: document["services"].pop(name, None))
+    systems = applicable_systems(workspace)
+    for system in ("prometheus", "grafana", "authentik", "postgres", "compose"):
+        if system in systems:
+            done = apply_workspace(workspace, only={system}, drop_data={name} if drop_data else set())
+            result.applied += done.changes
+            result.pending.update(done.pending)
+    if delete_files and (workspace.root / "services" / name).is_dir():
+        shutil.rmtree(workspace.root / "services" / name)
+        result.notes.append(f"deleted services/{name}/")
+    elif (workspace.root / "services" / name).is_dir():
+        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")
+    return result
+
+
+RESOURCE_KINDS = {"postgres": "database", "authentik": "oidc app", "prometheus": "scrape job",
+                  "grafana": "dashboard"}
+
+
+def _concerns(change: Change, name: str) -> bool:
+    return change.name in {name, database_name(name), role_name(name), f"{name}-provider",
+                           f"services/{name}", f"services/{name}/compose.yaml"}
+
+
+def list_services(workspace) -> list[dict]:
+    """Each service with its spec and, per provider, `ok`, what is to do, or `unknown` (not reachable)."""
+    from ecoctl.runtimes import get_runtime
+
+    plan = make_workspace_plan(workspace)
+    systems = applicable_systems(workspace)
+    try:
+        running = {c.name: c for c in get_runtime(workspace).status()}
+    except Exception:
+        running = {}
+    rows = []
+    for name, spec in workspace.ecosystem.services.items():
+        state = {}
+        for system, label in RESOURCE_KINDS.items():
+            if system not in systems:
+                state[label] = "n/a"
+            elif system in plan.pending:
+                state[label] = "unknown"
+            else:
+                todo = [change.action for change in plan.changes
+                        if change.system == system and _concerns(change, name)]
+                state[label] = "ok" if not todo else ("missing" if "create" in todo else "differs")
+        component = running.get(name)
+        state["running"] = f"{component.state}/{component.health}" if component else "no"
+        rows.append({"name": name, "template": spec.template, "port": spec.port,
+                     "pattern": spec.pattern, "state": state})
+    return rows

@@ -1,0 +1,156 @@
+"""`ecoctl up / down / status`: drive a runtime through the stack's stages and converge the providers.
+
+Stages of `up`: PostgreSQL -> databases and roles -> Redis and Authentik -> Authentik readiness
+and OIDC applications -> services -> monitoring -> health. Each stage is idempotent, so a second
+`up` on a running stack starts nothing and applies nothing, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
+from ecoctl.errors import EcoctlError
+from ecoctl.names import env_prefix
+from ecoctl.plan import Change
+from ecoctl.runtimes import ComponentStatus, get_runtime
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class ServiceSummary:
+    name: str
+    url: str
+    health: str
+    credentials: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "url": self.url, "health": self.health, "credentials": self.credentials}
+
+
+@dataclass
+class UpResult:
+    runtime: str
+    services: list[ServiceSummary] = field(default_factory=list)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    applied: list[Change] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.started or self.applied)
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "changed": self.changed,
+                "services": [service.to_json() for service in self.services],
+                "endpoints": self.endpoints, "started": self.started,
+                "applied": [change.to_json() for change in self.applied],
+                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()],
+                "notes": self.notes}
+
+
+class UnhealthyServices(EcoctlError):
+    def __init__(self, failures: dict[str, str], logs: dict[str, list[str]]):
+        self.failures, self.logs = failures, logs
+        names = ", ".join(f"{name} ({health})" for name, health in failures.items())
+        super().__init__(f"not healthy: {names}: see `ecoctl logs SERVICE`; the rest of the stack stays up")
+
+
+def credentials_hint(workspace, name: str) -> str:
+    prefix = env_prefix(name)
+    keys = [f"{prefix}_DB_PASSWORD"]
+    if "authentik" in applicable_systems(workspace):
+        keys.append(f"{prefix}_OIDC_CLIENT_SECRET")
+    else:
+        keys.append(f"`ecoctl token {name}`")
+    return ".env: " + ", ".join(keys)
+
+
+def endpoints(workspace) -> dict[str, str]:
+    core = workspace.ecosystem.core
+    found = {"postgres": f"postgresql://{workspace.postgres.address}" if core.postgres.external
+             else f"postgresql://127.0.0.1:{core.postgres.port}"}
+    if "authentik" in applicable_systems(workspace):
+        found["authentik"] = core.authentik.url or f"http://127.0.0.1:{core.authentik.port}"
+    if core.monitoring.enabled:
+        found["prometheus"] = workspace.prometheus_url
+    return found
+
+
+def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | None = None,
+       grafana: bool = False, health_timeout: float = 180.0) -> UpResult:
+    stage = stage or (lambda name: None)
+    runtime = get_runtime(workspace, progress)
+    systems = applicable_systems(workspace)
+    result = UpResult(runtime=workspace.ecosystem.runtime)
+    names = list(workspace.ecosystem.services)
+
+    def converge(only: set[str], **options) -> None:
+        done = apply_workspace(workspace, only=only & systems, **options)
+        result.applied += done.changes
+        result.pending.update(done.pending)
+
+    stage("files")
+    converge({"files", "compose"})
+    stage("postgres")
+    if runtime.start_postgres():
+        result.started.append("postgres")
+    stage("databases and roles")
+    converge({"postgres"})
+    stage("redis and authentik")
+    if runtime.start_core():
+        result.started.append("core")
+    if "authentik" in systems:
+        stage("authentik readiness")
+        from ecoctl.authentik import wait_for_authentik
+
+        report = (lambda missing, elapsed: progress(
+            f"waiting for Authentik ({elapsed:.0f}s): {', '.join(missing)}")) if progress else None
+        wait_for_authentik(workspace, on_progress=report)
+        stage("oidc applications")
+        converge({"authentik"})
+    stage("services")
+    if runtime.start_services(names):
+        result.started.append("services")
+    if workspace.ecosystem.core.monitoring.enabled:
+        stage("monitoring")
+        if runtime.start_monitoring(grafana=grafana):
+            result.started.append("monitoring")
+        converge({"prometheus", "grafana"})
+    stage("health")
+    health = runtime.wait_healthy(names, timeout=health_timeout)
+    result.endpoints = endpoints(workspace)
+    result.services = [ServiceSummary(name, runtime.service_url(name), health.get(name, "unknown"),
+                                      credentials_hint(workspace, name)) for name in names]
+    failures = {name: state for name, state in health.items() if state != "healthy"}
+    if failures:
+        raise UnhealthyServices(failures, {name: list(runtime.logs(name, tail=20)) for name in failures})
+    return result
+
+
+def down(workspace, remove_volumes: bool = False, progress=None) -> bool:
+    return get_runtime(workspace, progress).stop(remove_volumes=remove_volumes)
+
+
+@dataclass
+class StatusReport:
+    runtime: str
+    components: list[ComponentStatus]
+    drift: list[Change]
+    pending: dict[str, str]
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "components": [c.to_json() for c in self.components],
+                "drift": [change.to_json() for change in self.drift],
+                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()]}
+
+
+def status(workspace) -> StatusReport:
+    runtime = get_runtime(workspace)
+    components = runtime.status()
+    plan = make_workspace_plan(workspace)
+    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending)
