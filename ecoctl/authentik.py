@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from ecoctl.errors import EcoctlError, Unreachable
@@ -110,7 +111,8 @@ class AuthentikClient:
         headers = {"Accept": "application/json", "User-Agent": "ecoctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
+                                  verify=_tls_context())
 
     @classmethod
     def for_workspace(cls, workspace: "Workspace", **options: Any) -> "AuthentikClient":
@@ -301,6 +303,14 @@ class AuthentikClient:
                                   f"missing: {', '.join(status.missing)}: check `ecoctl logs authentik-worker`"
                                   " (it creates the default flows on first boot), then run again")
             self._sleep(interval)
+
+
+@lru_cache(maxsize=1)
+def _tls_context():
+    """Verifying TLS context, built once per process (building one costs ~0.1 s)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def _describe(exc: Exception) -> str:

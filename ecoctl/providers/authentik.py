@@ -177,7 +177,7 @@ class AuthentikProvider(Provider):
             if slug in desired or app.get("meta_publisher") != self.marker:
                 continue
             changes.append(Change(self.name, "delete", APPLICATION_KIND, slug, "service removed",
-                                  data={"slug": slug}))
+                                  data={"service": slug}))
             bound = next((p for p in actual.providers.values() if p["pk"] == app.get("provider")), None)
             if bound is not None and bound["client_id"] == slug and bound["name"] == provider_name(slug):
                 changes.append(Change(self.name, "delete", PROVIDER_KIND, bound["name"], "service removed",
@@ -243,7 +243,7 @@ class AuthentikProvider(Provider):
         elif change.kind == APPLICATION_KIND and change.action == "update":
             client.patch(f"{APPLICATIONS}{service}/", {"provider": self._provider(service)["pk"]})
         elif change.kind == APPLICATION_KIND and change.action == "delete":
-            client.delete(f"{APPLICATIONS}{change.data['slug']}/")
+            client.delete(f"{APPLICATIONS}{service}/")
         elif change.kind == CREDENTIALS_KIND:
             self.write_env(service, self._provider(service))
         else:
