@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 PROVIDERS: list[tuple[str, str]] = [
     ("ecoctl.providers.files", "FilesProvider"),
     ("ecoctl.providers.compose", "ComposeProvider"),
+    ("ecoctl.providers.prometheus", "PrometheusProvider"),
+    ("ecoctl.providers.grafana", "GrafanaProvider"),
 ]
 
 

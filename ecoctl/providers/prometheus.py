@@ -39,6 +39,11 @@ def desired_jobs(ecosystem: Ecosystem) -> dict[str, ScrapeJob]:
 class PrometheusProvider(Provider):
     name = "prometheus"
 
+    def __init__(self, workspace, reload: bool = True):
+        """`reload=False` only writes the file (a Prometheus started later reads it)."""
+        super().__init__(workspace)
+        self.reload = reload
+
     @property
     def path(self) -> Path:
         return self.workspace.root / prometheus.CONFIG_PATH
@@ -77,7 +82,7 @@ class PrometheusProvider(Provider):
                                              job.scrape_interval, True, extras, labels))
         prometheus.write_config(self.path, text)
         url = self.workspace.prometheus_url
-        if prometheus.reload(url):
+        if self.reload and prometheus.reload(url):
             if change.action == "delete":
                 prometheus.wait_for_jobs(url, absent={change.name})
             else:
