@@ -108,3 +108,22 @@ def test_no_folder_reads_as_empty(tmp_path):
     ws = make_workspace(tmp_path, {})
     assert GrafanaProvider(ws).read() == {}
     assert plan_lines(ws) == []
+
+
+def test_dashboards_match_what_init_provisions(tmp_path):
+    """The datasource uid the panels use is the one init provisions, and the folder ecoctl writes
+    is the one Grafana's file provider watches (through the compose mount)."""
+    from ecoctl.scaffold import init_ecosystem
+    from ruamel.yaml import YAML
+
+    init_ecosystem(tmp_path / "demo", runtime="docker")
+    root = tmp_path / "demo"
+    provisioning = root / "monitoring/grafana/provisioning"
+    datasources = YAML(typ="safe").load((provisioning / "datasources/prometheus.yml").read_text())
+    assert [source["uid"] for source in datasources["datasources"]] == [DATASOURCE_UID]
+    watched = YAML(typ="safe").load((provisioning / "dashboards/ecoctl.yml").read_text())
+    path = watched["providers"][0]["options"]["path"]
+    compose = YAML(typ="safe").load((root / "compose.yaml").read_text())
+    assert f"./monitoring/grafana/dashboards:{path}:ro" in compose["services"]["grafana"]["volumes"]
+    ws = Workspace(root)
+    assert plan_lines(ws) == ["+ create dashboard portfolio (monitoring/grafana/dashboards/portfolio.json)"]

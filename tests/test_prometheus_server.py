@@ -26,18 +26,23 @@ pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.whi
 
 @pytest.fixture
 def service_metrics():
-    """A real /metrics endpoint with the metrics every service template exposes."""
-    from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+    """A real /metrics endpoint serving the Portfolio service's own metrics registry (the names
+    every service exposes), with a few requests recorded."""
+    import sys
 
-    registry = CollectorRegistry()
-    requests = Counter("http_requests", "HTTP requests", ["method", "path", "status"], registry=registry)
-    duration = Histogram("http_request_duration_seconds", "HTTP request duration", ["method", "path"],
-                         registry=registry)
-    requests.labels("GET", "/points/{user_id}", "200").inc(7)
-    requests.labels("GET", "/points/{user_id}", "500").inc()
-    duration.labels("GET", "/points/{user_id}").observe(0.042)
+    from prometheus_client import start_http_server
+
+    from ecoctl.resources import stacks_dir
+
+    sys.path.insert(0, str(stacks_dir() / "portfolio"))
+    from portfolio_service.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.requests.labels("GET", "/portfolios/{portfolio_id}", "200").inc(7)
+    metrics.requests.labels("GET", "/portfolios/{portfolio_id}", "500").inc()
+    metrics.duration.labels("GET", "/portfolios/{portfolio_id}").observe(0.042)
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
     yield port
     server.shutdown()
     server.server_close()
