@@ -260,5 +260,17 @@ def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
 
 def _one_line(exc: Exception) -> str:
     message = " ".join(str(exc).split()) or type(exc).__name__
-    line = getattr(exc, "lineno", None)
+    if type(exc).__name__ == "UndefinedError":
+        message += " (pass it as a variable, or give it a default in template.yaml)"
+    line = getattr(exc, "lineno", None) or _template_line(exc)
     return f"line {line}: {message}" if line else message
+
+
+def _template_line(exc: Exception) -> int | None:
+    """The template line a render-time error came from (Jinja2 maps its frames to `<template>`)."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

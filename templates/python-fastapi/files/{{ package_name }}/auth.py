@@ -20,6 +20,8 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ["RS256"]
+RETRY_AFTER_FAILURE = 2.0
+"""Seconds before fetching again after a failed fetch, so an issuer outage does not stall every request."""
 
 
 class TokenError(Exception):
@@ -39,7 +41,7 @@ class JwksCache:
         self.max_age, self.min_refresh_interval, self.timeout = max_age, min_refresh_interval, timeout
         self.fetches = 0
         self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
+        self._fetched_at = self._failed_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
@@ -62,14 +64,19 @@ class JwksCache:
         async with self._lock:
             if self._fetched_at != seen:  # another request refreshed while this one waited
                 return
+            if time.monotonic() - self._failed_at < RETRY_AFTER_FAILURE:
+                if not self._keys:
+                    raise KeysUnavailable("the last fetch failed moments ago")
+                return
             try:
-                document = await asyncio.to_thread(self._fetch)
+                keys = _parse(await asyncio.to_thread(self._fetch))
             except (OSError, ValueError) as exc:
+                self._failed_at = time.monotonic()
                 log.warning("cannot fetch the issuer's keys from %s: %s", self.url or self.file, exc)
                 if not self._keys:
                     raise KeysUnavailable(str(exc)) from None
-                return
-            self._keys = _parse(document)
+                return  # keep serving with the keys already known
+            self._keys = keys
             self._fetched_at = time.monotonic()
             self.fetches += 1
 
