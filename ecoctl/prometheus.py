@@ -317,6 +317,19 @@ def active_targets(url: str) -> list[dict]:
     return _get(url, "/api/v1/targets", state="active").json()["data"]["activeTargets"]
 
 
+def loaded_jobs(url: str) -> set[str] | None:
+    """The jobs a running Prometheus has targets for; None when nothing answers at `url`."""
+    import httpx
+
+    try:
+        with _client(url, timeout=5.0) as client:
+            response = client.get(f"{url}/api/v1/targets", params={"state": "active"})
+        response.raise_for_status()
+        return {target["labels"].get("job") for target in response.json()["data"]["activeTargets"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None  # not running, or not a Prometheus: nothing to compare with
+
+
 def wait_for_jobs(url: str, present: set[str] = frozenset(), absent: set[str] = frozenset(),
                   timeout: float = 15.0) -> None:
     """Wait until the server's targets include every job in `present` and none in `absent`.

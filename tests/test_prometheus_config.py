@@ -189,7 +189,7 @@ def test_scrape_target_follows_runtime_and_pattern(tmp_path, runtime, spec, targ
 
 def test_missing_or_skeletal_file_is_created_valid(tmp_path):
     ws = make_workspace(tmp_path, {"portfolio": PORTFOLIO, "loyalty": {"port": 8080}}, prometheus_text=None)
-    assert PrometheusProvider(ws).read() == {}
+    assert PrometheusProvider(ws).read().jobs == {}
     apply_plan([PrometheusProvider(ws)])
     assert set(PrometheusConfig.load(config_path(ws)).jobs) == {"portfolio", "loyalty"}
     promtool_ok(config_path(ws))

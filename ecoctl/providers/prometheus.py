@@ -7,6 +7,7 @@ with promtool first, then a running Prometheus is reloaded and asked whether it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ecoctl import prometheus
@@ -15,6 +16,14 @@ from ecoctl.plan import Change, Provider
 from ecoctl.prometheus import PrometheusConfig, ScrapeJob
 
 KIND = "scrape job"
+
+
+@dataclass(frozen=True)
+class ScrapeState:
+    jobs: dict[str, ScrapeJob]
+    """Every job in prometheus.yml."""
+    loaded: set[str] | None
+    """The jobs the running Prometheus scrapes; None when it does not answer."""
 
 
 def scrape_target(ecosystem: Ecosystem, service: str, spec: ServiceSpec) -> str:
@@ -48,22 +57,29 @@ class PrometheusProvider(Provider):
     def path(self) -> Path:
         return self.workspace.root / prometheus.CONFIG_PATH
 
-    def read(self) -> dict[str, ScrapeJob]:
-        """Every job in the file (the user's too: diff needs them to leave them alone)."""
-        return PrometheusConfig.load(self.path).jobs
+    def read(self) -> ScrapeState:
+        """Every job in the file (the user's too: diff needs them to leave them alone), and the jobs
+        a running Prometheus has loaded (None when none answers, or with reload off)."""
+        jobs = PrometheusConfig.load(self.path).jobs
+        loaded = prometheus.loaded_jobs(self.workspace.prometheus_url) if self.reload else None
+        return ScrapeState(jobs, loaded)
 
     def desired(self) -> dict[str, ScrapeJob]:
         return desired_jobs(self.workspace.ecosystem)
 
-    def diff(self, desired: dict[str, ScrapeJob], actual: dict[str, ScrapeJob]) -> list[Change]:
+    def diff(self, desired: dict[str, ScrapeJob], actual: ScrapeState) -> list[Change]:
         changes = []
         for name, job in desired.items():
-            have = actual.get(name)
+            have = actual.jobs.get(name)
             if have is None:
                 changes.append(Change(self.name, "create", KIND, name, f"target {job.targets[0]}", job))
             elif not job.same_settings(have):
                 changes.append(Change(self.name, "update", KIND, name, _difference(have, job), job))
-        for name, have in actual.items():
+            elif actual.loaded is not None and name not in actual.loaded:
+                # written, but the reload never happened (a run stopped half-way, a failed reload)
+                changes.append(Change(self.name, "update", KIND, name,
+                                      "in prometheus.yml, not loaded by the running Prometheus: reload", job))
+        for name, have in actual.jobs.items():
             if have.managed and name not in desired:
                 changes.append(Change(self.name, "delete", KIND, name, "service removed", name))
         return changes
