@@ -1,10 +1,11 @@
 """Grafana dashboards: one JSON file per service in monitoring/grafana/dashboards/, the folder
 Grafana's file provider watches (it picks changes up by itself: no API call, no reload).
 
-A dashboard file is ecoctl's when its uid is the one ecoctl derives from the file's name; only
-those are rewritten or deleted. A hand-edited ecoctl dashboard is drift (`~ update dashboard`) and
-is overwritten by apply: provisioned dashboards cannot be saved from Grafana's UI anyway, so to
-customise one, copy it to another file under another uid.
+`<service>.json` for a service in ecosystem.yaml is ecoctl's; any other file is deleted only when
+its uid is the one ecoctl derives from its name (so the user's own dashboards stay). A hand-edited
+ecoctl dashboard is drift (`~ update dashboard`) and is overwritten by apply: provisioned
+dashboards cannot be saved from Grafana's UI anyway, so to customise one, copy it to another file
+under another uid.
 """
 
 from __future__ import annotations
