@@ -133,9 +133,16 @@ class AuthentikClient:
     def request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
         """The decoded JSON answer (None for 204); errors as one-line `EcoctlError`s."""
         response = self._send(method, path, json=json, params=params)
-        if response.status_code < 300:
-            return response.json() if response.content else None
-        raise self._error(method, path, response)
+        if response.status_code >= 300:
+            raise self._error(method, path, response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise AuthentikError(f"{self.base_url} answered {method} {API}{path} with something other than "
+                                 "JSON: check that core.authentik.url points at Authentik",
+                                 response.status_code) from None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> "httpx.Response":
         import httpx
@@ -326,8 +333,9 @@ def client_for(workspace: "Workspace", **options: Any) -> AuthentikClient:
 
 
 def wait_for_authentik(workspace: "Workspace", timeout: float = 300.0,
-                       on_progress: Callable[[list[str], float], None] | None = None) -> Defaults:
+                       on_progress: Callable[[list[str], float], None] | None = None,
+                       interval: float = 2.0) -> Defaults:
     """What `ecoctl up` calls before provisioning: wait for a (first-booting) Authentik."""
     with client_for(workspace) as client:
-        return client.wait_until_ready(timeout, on_progress,
+        return client.wait_until_ready(timeout, on_progress, interval,
                                        signing_key=workspace.ecosystem.core.authentik.signing_key)

@@ -228,7 +228,7 @@ class AuthentikDouble:
         self.token_active = True
         self.requests: list[Recorded] = []
         self.state = _fresh_state(self.base_url)
-        self._faults: list[int] = []
+        self._faults: list[tuple[int, bool]] = []
         self._lock = threading.RLock()
         self._server = None
         self._thread: threading.Thread | None = None
@@ -274,10 +274,11 @@ class AuthentikDouble:
 
     # -- test controls ---------------------------------------------------------------------------
 
-    def fail_next(self, count: int, status: int = 502) -> None:
-        """The next `count` API calls answer `status` (as a proxy in front of a sick Authentik would)."""
+    def fail_next(self, count: int, status: int = 502, processed: bool = False) -> None:
+        """The next `count` API calls answer `status` (as a proxy in front of a sick Authentik would);
+        with `processed`, the call is carried out first and only its answer is lost."""
         with self._lock:
-            self._faults.extend([status] * count)
+            self._faults.extend([(status, processed)] * count)
 
     def api_calls(self, method: str | None = None, path_prefix: str = "/api/v3/") -> list[Recorded]:
         return [r for r in self.requests if r.path.startswith(path_prefix)
@@ -532,8 +533,8 @@ class AuthentikDouble:
                 record = Recorded(request.method, request.url.path, request.url.query, body)
                 double.requests.append(record)
                 with double._lock:
-                    fault = double._faults.pop(0) if double._faults and api else None
-                if fault:
+                    fault, processed = double._faults.pop(0) if double._faults and api else (0, False)
+                if fault and not processed:
                     record.status = fault
                     return PlainTextResponse("Bad Gateway" if fault == 502 else "Error", status_code=fault)
                 try:
@@ -543,6 +544,9 @@ class AuthentikDouble:
                         status, result = await handler(request, body)
                 except HTTPError as exc:
                     status, result = exc.status, exc.body
+                if fault:  # done, but the answer is lost on the way back
+                    record.status = fault
+                    return PlainTextResponse("Bad Gateway", status_code=fault)
                 record.status = status
                 if status == 204:
                     return Response(status_code=204)

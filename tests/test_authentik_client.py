@@ -136,3 +136,28 @@ def closed_url():
     from ecoctl.postgres_server import free_port
 
     return f"http://127.0.0.1:{free_port()}"
+
+
+
+def test_a_web_page_instead_of_authentik_is_named():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a login page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with AuthentikClient(f"http://127.0.0.1:{server.server_port}", "t", **FAST) as client:
+            with pytest.raises(EcoctlError) as caught:
+                client.version()
+    finally:
+        server.shutdown()
+    assert "answered GET /api/v3/admin/version/ with something other than JSON" in str(caught.value)

@@ -285,3 +285,4 @@ def test_field_errors_are_shown(tmp_path, authentik_target):
     assert str(caught.value) == ("Authentik rejected POST /api/v3/providers/oauth2/: "
                                  "name: provider with this name already exists.")
     assert Workspace(workspace.root).env.get(f"{loyalty.replace('-', '_').upper()}_OIDC_CLIENT_SECRET") is None
+
