@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -80,3 +82,49 @@ def test_rendered_service_passes_its_own_tests_in_a_fresh_venv(tmp_path, service
                  "test_unknown_key_id_refetches_the_keys", "test_metrics_count_requests_by_route_template",
                  "test_health_is_503_without_database", "test_items_belong_to_the_token_subject"):
         assert f"::{name} PASSED" in report, f"{name} did not pass:\n{report[-3000:]}"
+
+    _serve_over_http(python, tmp_path, env)
+
+
+def _serve_over_http(python: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    """`python -m loyalty` (the Dockerfile's command) on loopback: healthy with its database, /me with a
+    token signed by a key from its JWKS file, an item stored, metrics labelled by route template."""
+    import httpx
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ecoctl.postgres_server import free_port
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "use": "sig"}
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    issuer = "http://127.0.0.1:9000/application/o/loyalty/"
+    port = free_port()
+    env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "OIDC_ISSUER": issuer, "OIDC_CLIENT_ID": "loyalty-cid",
+           "OIDC_JWKS_FILE": str(tmp_path / "jwks.json")}
+    token = jwt.encode({"sub": "alice", "aud": "loyalty-cid", "iss": issuer, "exp": int(time.time()) + 60},
+                       private, algorithm="RS256", headers={"kid": "k1"})
+    process = subprocess.Popen([str(python), "-m", "loyalty"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "the service did not become healthy"
+            time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{base}/me", headers=auth).json()["sub"] == "alice"
+        assert httpx.get(f"{base}/me").status_code == 401
+        assert httpx.post(f"{base}/items", json={"name": "x"}, headers=auth).status_code == 201
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'http_requests_total{method="POST",path="/items",status="201"} 1.0' in metrics
+        assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",path="/healthz"}' in metrics
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=15)
+    assert "Application shutdown complete." in output, output[-3000:]  # a clean stop on SIGTERM
