@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 # (module, class) in the order a plan is applied; imported lazily so `--help` stays fast.
 PROVIDERS: list[tuple[str, str]] = [
     ("ecoctl.providers.files", "FilesProvider"),
-    ("ecoctl.providers.authentik", "AuthentikProvider"),
     ("ecoctl.providers.compose", "ComposeProvider"),
+    ("ecoctl.providers.authentik", "AuthentikProvider"),
     ("ecoctl.providers.prometheus", "PrometheusProvider"),
     ("ecoctl.providers.grafana", "GrafanaProvider"),
 ]
