@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from . import db
 from .auth import InvalidToken, KeysUnavailable, Principal
 from .models import (SYMBOL_PATTERN, Currency, Health, Holdings, Page, Portfolio, PortfolioIn, PortfolioPatch,
-                     Price, PriceIn, Transaction, TransactionIn, TransactionType, Valuation)
+                     Price, PriceIn, Trade, Transaction, TransactionIn, TransactionType, Valuation)
 from .problems import ProblemError, responses
 from .valuation import CONTEXT, Entry, holdings, replay, valuation
 
@@ -150,14 +150,16 @@ async def add_transaction(request: Request, response: Response, user: User, port
             raise not_found(portfolio_id)
         if body.type == "sell":
             await check_sell(request, conn, portfolio_id, body, executed_at)
-        row = await db.insert_transaction(conn, portfolio_id, body.type, body.symbol, body.quantity, body.price,
-                                          body.amount, body.fee, executed_at)
+        row = await db.insert_transaction(
+            conn, portfolio_id, body.type, getattr(body, "symbol", None), getattr(body, "quantity", None),
+            getattr(body, "price", None), getattr(body, "amount", None), getattr(body, "fee", Decimal(0)),
+            executed_at)
     request.app.state.metrics.transactions.labels(body.type).inc()
     response.headers["Location"] = f"/portfolios/{portfolio_id}/transactions/{row['id']}"
     return transaction_out(row)
 
 
-async def check_sell(request: Request, conn, portfolio_id: int, body: TransactionIn, executed_at: datetime) -> None:
+async def check_sell(request: Request, conn, portfolio_id: int, body: Trade, executed_at: datetime) -> None:
     """Replay the symbol's trades with this sell in its place: refuse it if any sell then exceeds the holding."""
     trades = await db.trades(conn, portfolio_id, body.symbol)
     new = {"type": "sell", "quantity": body.quantity}

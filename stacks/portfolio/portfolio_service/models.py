@@ -6,15 +6,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9.\-]{0,19}$"
 Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # 14 integer digits and 10 decimal places at most: exact in NUMERIC, bounded in every sum and product.
-Positive = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=10, allow_inf_nan=False)]
-NonNegative = Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=10, allow_inf_nan=False)]
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,10})?$"
+AMOUNT_SCHEMA = {"anyOf": [{"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["12.5"]},
+                           {"type": "number", "minimum": 0, "maximum": 99999999999999}]}
+Positive = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=10, allow_inf_nan=False),
+                     WithJsonSchema({**AMOUNT_SCHEMA, "description": "a decimal > 0"})]
+NonNegative = Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=10, allow_inf_nan=False),
+                        WithJsonSchema({**AMOUNT_SCHEMA, "description": "a decimal >= 0"})]
 DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["1234.5"])]
 TransactionType = Literal["buy", "sell", "dividend", "deposit", "withdrawal"]
 Timestamp = Annotated[AwareDatetime, Field(ge=datetime.fromisoformat("1900-01-01T00:00:00+00:00"),
@@ -48,35 +53,38 @@ class Portfolio(BaseModel):
     created_at: datetime
 
 
-class TransactionIn(BaseModel):
-    """buy/sell: symbol, quantity, price (+ fee). dividend: symbol, amount. deposit/withdrawal: amount."""
+class Trade(BaseModel):
+    """A buy or a sell of `quantity` units of `symbol` at `price` each, plus an optional `fee`."""
 
     model_config = ConfigDict(extra="forbid")
-    type: TransactionType
-    symbol: Symbol | None = None
-    quantity: Positive | None = None
-    price: NonNegative | None = None
-    amount: Positive | None = None
+    type: Literal["buy", "sell"]
+    symbol: Symbol
+    quantity: Positive
+    price: NonNegative
     fee: NonNegative = Decimal(0)
     executed_at: Timestamp | None = None
 
-    @model_validator(mode="after")
-    def fields_match_type(self) -> TransactionIn:
-        if self.type in ("buy", "sell"):
-            needed, forbidden = ("symbol", "quantity", "price"), ("amount",)
-        elif self.type == "dividend":
-            needed, forbidden = ("symbol", "amount"), ("quantity", "price")
-        else:
-            needed, forbidden = ("amount",), ("symbol", "quantity", "price")
-        missing = [name for name in needed if getattr(self, name) is None]
-        extra = [name for name in forbidden if getattr(self, name) is not None]
-        if missing:
-            raise ValueError(f"a {self.type} needs {', '.join(missing)}")
-        if extra:
-            raise ValueError(f"a {self.type} takes no {', '.join(extra)}")
-        if self.fee and self.type not in ("buy", "sell"):
-            raise ValueError("only a buy or a sell has a fee")
-        return self
+
+class Dividend(BaseModel):
+    """A dividend of `amount` received from `symbol`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["dividend"]
+    symbol: Symbol
+    amount: Positive
+    executed_at: Timestamp | None = None
+
+
+class CashMovement(BaseModel):
+    """Cash paid into (`deposit`) or taken out of (`withdrawal`) the portfolio."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["deposit", "withdrawal"]
+    amount: Positive
+    executed_at: Timestamp | None = None
+
+
+TransactionIn = Annotated[Trade | Dividend | CashMovement, Field(discriminator="type")]
 
 
 class Transaction(BaseModel):

@@ -85,6 +85,8 @@ def add_schema(openapi: dict) -> dict:
         for operation in operations.values():
             if "422" in operation.get("responses", {}):
                 operation["responses"]["422"] = responses(422)[422]
+            if "requestBody" in operation:  # a body that is not JSON at all
+                operation["responses"]["400"] = responses(400)[400]
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return openapi
