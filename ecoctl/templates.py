@@ -3,12 +3,17 @@
 A template is a folder holding `template.yaml` (its manifest) and `files/`, the tree to render.
 Files ending in `.j2` are Jinja2 templates (the suffix is dropped); other files are copied as they
 are. Path components may hold placeholders, e.g. `files/{{ package_name }}/__init__.py.j2`.
+Besides the manifest's variables, templates see `default_port`, `database_name`, `role_name` and
+`env_prefix` (derived from `service_name`), and the filter `python_package` (`loyalty-points` →
+`loyalty_points`; a name Python already uses, like `email`, gets `_service` appended).
 """
 
 from __future__ import annotations
 
+import keyword
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,9 @@ from ecoctl.resources import templates_dir
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
+_TAKEN_PACKAGES = frozenset({"tests", "test", "fastapi", "starlette", "uvicorn", "pydantic", "psycopg",
+                             "psycopg_pool", "jwt", "prometheus_client", "httpx", "pytest", "cryptography"})
+"""Packages a rendered service imports (or `tests`, its own test folder), which its package must not shadow."""
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"})
 
 
@@ -156,7 +164,21 @@ def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dic
         else:
             context[variable.name] = variable.default
     context.update((k, v) for k, v in variables.items() if k not in context)
+    package = context.get("package_name")
+    if package is not None and (not isinstance(package, str) or not package.isidentifier()
+                                or keyword.iskeyword(package)):
+        raise UsageError(f"package_name {package!r} is not a valid Python package name: use letters, "
+                         "digits and underscores, starting with a letter")
     return context
+
+
+def python_package(name: str) -> str:
+    """A Python package name for a service name; `_service` appended when Python already has it."""
+    package = name.replace("-", "_")
+    if keyword.iskeyword(package) or keyword.issoftkeyword(package) or package in sys.stdlib_module_names \
+            or package in sys.builtin_module_names or package in _TAKEN_PACKAGES:
+        package += "_service"
+    return package
 
 
 def render_service_files(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, bytes]:
@@ -244,7 +266,9 @@ def _walk(root: Path):
 def _environment():
     from jinja2 import Environment, StrictUndefined
 
-    return Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["python_package"] = python_package
+    return env
 
 
 def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:

@@ -202,6 +202,19 @@ def test_default_template_for_a_hyphenated_name(tmp_path):
         py_compile.compile(str(path), cfile=str(tmp_path / "c.pyc"), doraise=True)
 
 
+@pytest.mark.parametrize("service, package", [("loyalty", "loyalty"), ("loyalty-points", "loyalty_points"),
+                                              ("email", "email_service"), ("class", "class_service"),
+                                              ("tests", "tests_service"), ("fastapi", "fastapi_service")])
+def test_package_name_never_shadows_python(service, package):
+    context = template_variables(find_template("python-fastapi", []), {"service_name": service})
+    assert context["package_name"] == package
+
+
+def test_invalid_package_name_is_refused():
+    with pytest.raises(UsageError, match="package_name"):
+        render_service_files(find_template("python-fastapi", []), {"service_name": "x1", "package_name": "a-b"})
+
+
 def test_importing_the_module_does_not_import_jinja2():
     code = "import sys, ecoctl.templates; assert 'jinja2' not in sys.modules, 'jinja2 imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             migration.cancel()
+            await asyncio.gather(migration, return_exceptions=True)
             await db.close()
 
     app = FastAPI(title=SERVICE_NAME, version=__version__, lifespan=lifespan)
@@ -58,3 +59,5 @@ async def _migrate(db: Database) -> None:
         await db.migrate()
     except UNAVAILABLE as exc:
         log.warning("database not reachable at start-up (%s); migrations will run when it is", exc)
+    except Exception:
+        log.exception("migrations failed; /healthz reports 503 until they pass")

@@ -32,9 +32,16 @@ async def healthz(db: Database = Depends(database)) -> JSONResponse:
         await db.check()
     except UNAVAILABLE as exc:
         log.warning("health check: database unavailable: %s", exc)
-        return JSONResponse({"status": "unavailable", "service": SERVICE_NAME, "database": "unavailable"},
-                            status_code=503)
+        return _unhealthy("unavailable")
+    except Exception:  # e.g. a failing migration: unhealthy, details in the log only
+        log.exception("health check failed")
+        return _unhealthy("error")
     return JSONResponse({"status": "ok", "service": SERVICE_NAME, "database": "ok"})
+
+
+def _unhealthy(database: str) -> JSONResponse:
+    return JSONResponse({"status": "unavailable", "service": SERVICE_NAME, "database": database},
+                        status_code=503)
 
 
 @router.get("/metrics", tags=["operations"], include_in_schema=False)
