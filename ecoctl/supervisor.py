@@ -73,10 +73,12 @@ def _escape(value: str) -> str:
 
 
 def _escape_env(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise EcoctlError("an environment value holds a line break, which supervisord cannot "
-                          "carry: remove it from .env")
-    return _escape(value.replace("\\", "\\\\").replace('"', '\\"'))
+    """A value for `environment=KEY="value"`: supervisord's parser keeps backslashes verbatim
+    and has no way to escape a quote or a line break inside one."""
+    if any(char in value for char in "\"'\n\r"):
+        raise EcoctlError("an environment value holds a quote or a line break, which supervisord "
+                          "cannot carry: change that value in .env")
+    return _escape(value)
 
 
 def socket_path(state_dir: Path) -> Path:

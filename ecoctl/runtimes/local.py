@@ -54,6 +54,16 @@ def _tail_lines(path: Path, count: int) -> list[str]:
     return lines[-count:]
 
 
+def _outer_pip() -> bool:
+    """Whether the interpreter running ecoctl has a pip that installs into other environments."""
+    try:
+        from pip import __version__
+    except ImportError:
+        return False
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    return (major, minor) >= (22, 3)
+
+
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -125,7 +135,8 @@ class LocalRuntime(Runtime):
             return True
         ensure_service_user()
         folder.mkdir(parents=True, exist_ok=True)
-        return subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x", str(folder)],
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return subprocess.run([runuser, "-u", SERVICE_USER, "--", "test", "-x", str(folder)],
                               capture_output=True).returncode == 0
 
     def postgres_server(self):
@@ -295,13 +306,23 @@ class LocalRuntime(Runtime):
             return False
         log = self.supervisor.logs_dir / f"{name}-install.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        outer_pip = _outer_pip()
         if not python.exists():
             self.progress(f"creating the virtual environment of {name} in {venv}")
-            self._run_logged([sys.executable, "-m", "venv", str(venv)], log, name)
+            # ensurepip is the slow part of a venv (~20s on a small machine): when ecoctl's own
+            # pip can install into another interpreter (`pip --python`, pip >= 22.3), skip it
+            self._run_logged([sys.executable, "-m", "venv", *(["--without-pip"] if outer_pip else []),
+                              str(venv)], log, name)
         self.progress(f"installing {name} and its dependencies into {venv}")
         target = [str(folder)] if installable else ["-r", str(requirements)]
-        self._run_logged([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                          "--no-input", "--quiet", *target, "uvicorn"], log, name)
+        if outer_pip and not (venv / "bin" / "pip").exists():
+            pip = [sys.executable, "-m", "pip", "--python", str(python)]
+        else:
+            if not (venv / "bin" / "pip").exists():
+                self._run_logged([str(python), "-m", "ensurepip"], log, name)
+            pip = [str(python), "-m", "pip"]
+        self._run_logged([*pip, "install", "--disable-pip-version-check", "--no-input", "--quiet",
+                          *target, "uvicorn"], log, name)
         stamp.write_text(digest)
         return True
 
@@ -429,26 +450,31 @@ class LocalRuntime(Runtime):
 
     def start_services(self, names_: list[str]) -> bool:
         wanted = [names.CORE_SERVICE, *names_]
-        wanted = [name for i, name in enumerate(wanted) if name not in wanted[:i]]
+        return self.start_service_list([name for i, name in enumerate(wanted) if name not in wanted[:i]])
+
+    def start_service_list(self, wanted: list[str]) -> bool:
+        """Install (when needed) and start exactly these services; health is `wait_healthy`'s job."""
         started = False
-        runnable = []
+        runnable, reinstalled = [], []
+        env = self._env()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
             if self.ecosystem.services[name].pattern == "external":
                 self.progress(f"{name} is external: not started here")
                 continue
-            self.service_app(name)
-            started = self.ensure_venv(name) or started
-            runnable.append(name)
-        if runnable:
-            env = self._env()
-            missing = [name for name in runnable
-                       if not env.get(f"{names.env_prefix(name)}_DB_PASSWORD")]
-            if missing:
-                raise EcoctlError(f"{names.env_prefix(missing[0])}_DB_PASSWORD is not in .env: run "
+            if not env.get(f"{names.env_prefix(name)}_DB_PASSWORD"):
+                raise EcoctlError(f"{names.env_prefix(name)}_DB_PASSWORD is not in .env: run "
                                   "`ecoctl apply` to provision the service's database first")
+            self.service_app(name)
+            if self.ensure_venv(name):
+                started = True
+                reinstalled.append(name)
+            runnable.append(name)
         started = self._converge_daemon() or started
+        for name in reinstalled:  # new dependencies take effect on a restart
+            if self.supervisor.stop_program(name):
+                self.progress(f"restarting {name} with its new dependencies")
         for name in runnable:
             if self._start(name, wait=False):
                 self.progress(f"started {name} on {self.service_url(name)}")
