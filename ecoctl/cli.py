@@ -266,7 +266,7 @@ app.add_typer(templates_app, name="templates")
 def templates_list(json_output: bool = JSON_OPTION):
     """The templates add-service can use (shipped, and the ecosystem's templates_dir)."""
     from ecoctl import ui
-    from ecoctl.templates import list_templates
+    from ecoctl.service_templates import list_templates
 
     try:
         extra = _workspace().template_dirs()

@@ -54,7 +54,7 @@ def core_ports(workspace) -> dict[int, str]:
 
 def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
-    from ecoctl.templates import find_template
+    from ecoctl.service_templates import find_template
 
     name = check_service_name(request.name)
     services = workspace.ecosystem.services

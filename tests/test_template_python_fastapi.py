@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ecoctl.templates import find_template, render_template
+from ecoctl.service_templates import find_template, render_template
 
 SERVICE = "loyalty"
 

@@ -1,4 +1,4 @@
-"""ecoctl.templates: listing, finding and rendering service templates (real files, no mocks)."""
+"""ecoctl.service_templates: listing, finding and rendering service templates (real files, no mocks)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecoctl.errors import UsageError
-from ecoctl.templates import (find_template, list_templates, render_service_files, render_template,
+from ecoctl.service_templates import (find_template, list_templates, render_service_files, render_template,
                               template_variables)
 
 
@@ -216,6 +216,6 @@ def test_invalid_package_name_is_refused():
 
 
 def test_importing_the_module_does_not_import_jinja2():
-    code = "import sys, ecoctl.templates; assert 'jinja2' not in sys.modules, 'jinja2 imported'"
+    code = "import sys, ecoctl.service_templates; assert 'jinja2' not in sys.modules, 'jinja2 imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -61,7 +61,7 @@ def service_files(workspace, name: str) -> dict[str, bytes]:
     spec = workspace.ecosystem.services[name]
     if name == CORE_SERVICE:
         return copied_tree(stacks_dir() / "portfolio", f"services/{name}")
-    from ecoctl.templates import find_template, render_service_files
+    from ecoctl.service_templates import find_template, render_service_files
 
     template = find_template(spec.template, workspace.template_dirs())
     rendered = render_service_files(template, {"service_name": name, "port": spec.port,
