@@ -59,6 +59,9 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     name = check_service_name(request.name)
     services = workspace.ecosystem.services
     existing = services.get(name)
+    if existing is None and (workspace.root / "services" / name).exists():
+        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
+                         "another name, or move that folder away")
     template = find_template(request.template or (existing.template if existing else "python-fastapi"),
                              workspace.template_dirs())
     port = request.port or (existing.port if existing else template.default_port)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 PROVIDERS: list[tuple[str, str]] = [
     ("ecoctl.providers.files", "FilesProvider"),
     ("ecoctl.providers.compose", "ComposeProvider"),
+    ("ecoctl.providers.postgres", "PostgresProvider"),
     ("ecoctl.providers.authentik", "AuthentikProvider"),
     ("ecoctl.providers.prometheus", "PrometheusProvider"),
     ("ecoctl.providers.grafana", "GrafanaProvider"),
