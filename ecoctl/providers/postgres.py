@@ -17,12 +17,16 @@ by table, so a new table is not drift.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ecoctl.errors import EcoctlError
+from ecoctl.files import write_atomic
 from ecoctl.names import database_name, readonly_role_name, role_name
 from ecoctl.plan import Change, Provider
 
@@ -177,20 +181,54 @@ def read_state(conn: "psycopg.Connection", superuser: bool) -> Actual:
     return Actual(admin, superuser, roles, databases, owners, usage, defaults)
 
 
-def wrong_passwords(desired: Desired, actual: Actual) -> set[str]:
-    """Roles whose stored verifier is not the password .env holds (checked only as a superuser)."""
+VERIFIED_FILE = "postgres-verified.json"
+
+
+def wrong_passwords(desired: Desired, actual: Actual, state_dir: Path | None = None) -> set[str]:
+    """Roles whose stored verifier is not the password .env holds (checked only as a superuser).
+
+    Checking a verifier costs one PBKDF2 (4096 rounds). `state_dir/postgres-verified.json` (0600)
+    remembers, per role, an HMAC of the verifier keyed by the password that matched it, so a plan
+    with nothing changed skips the PBKDF2s; any change of verifier or password misses the cache.
+    """
+    import json
+
     from ecoctl.postgres_admin import verifier_matches
 
     if not actual.verifiers_known:
         return set()
-    checks = [(role, actual.roles[role].verifier, password) for role, password in desired.passwords.items()
-              if password and role in actual.roles]
-    if not checks:
-        return set()
-    # pbkdf2 releases the GIL: two threads halve the time for many services
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(lambda check: verifier_matches(check[1], check[2]), checks)
-        return {role for (role, _, _), ok in zip(checks, results) if not ok}
+    cache_file = state_dir / VERIFIED_FILE if state_dir else None
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file else {}
+    except (OSError, ValueError):
+        cache = {}
+    fresh = {}
+    checks = []
+    for role, password in desired.passwords.items():
+        if not password or role not in actual.roles:
+            continue
+        verifier = actual.roles[role].verifier or ""
+        token = hmac.new(password.encode(), verifier.encode(), hashlib.sha256).hexdigest()
+        if cache.get(role) == token:
+            fresh[role] = token
+        else:
+            checks.append((role, verifier, password, token))
+    wrong = set()
+    if checks:
+        # pbkdf2 releases the GIL: two threads halve the time when many roles need checking
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = pool.map(lambda check: verifier_matches(check[1], check[2]), checks)
+            for (role, _, _, token), ok in zip(checks, results):
+                if ok:
+                    fresh[role] = token
+                else:
+                    wrong.add(role)
+    if cache_file and fresh != cache:
+        try:
+            write_atomic(cache_file, json.dumps(fresh, sort_keys=True), mode=0o600)
+        except OSError:
+            pass  # only a cache: the next plan checks again
+    return wrong
 
 
 class PostgresProvider(Provider):
@@ -246,7 +284,7 @@ class PostgresProvider(Provider):
 
     def diff(self, desired: Desired, actual: Actual) -> list[Change]:
         changes: list[Change] = []
-        bad_passwords = wrong_passwords(desired, actual)
+        bad_passwords = wrong_passwords(desired, actual, self.workspace.state_dir)
         for db in desired.databases.values():
             changes.extend(self._diff_role(db, desired, actual, bad_passwords))
         doomed = {name for name, role in actual.roles.items() if role.managed
