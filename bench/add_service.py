@@ -1,0 +1,100 @@
+"""Wall time of `ecoctl add-service` (no container start) next to a minimal script doing the same
+SQL and HTTP calls directly, both as fresh processes against a real PostgreSQL and the Authentik
+test double on loopback.
+
+    python bench/add_service.py [rounds]
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ecoctl.envfile import EnvFile  # noqa: E402
+from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
+from ecoctl.scaffold import init_ecosystem  # noqa: E402
+from tests.authentik_double import AuthentikDouble  # noqa: E402
+
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+
+MINIMAL = r'''
+import sys, httpx, psycopg
+from psycopg import sql
+name, dsn, base, token, password = sys.argv[1:6]
+with psycopg.connect(dsn, autocommit=True) as conn:
+    role, db = f"{name}_user", f"{name}_db"
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
+    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role)))
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
+with httpx.Client(base_url=base + "/api/v3", headers={"Authorization": "Bearer " + token}) as api:
+    flow = lambda slug: api.get("/flows/instances/", params={"slug": slug}).json()["results"][0]["pk"]
+    cert = api.get("/crypto/certificatekeypairs/", params={"name": "authentik Self-signed Certificate"}).json()["results"][0]["pk"]
+    mappings = [m["pk"] for m in api.get("/propertymappings/provider/scope/", params={"managed": [
+        f"goauthentik.io/providers/oauth2/scope-{s}" for s in ("openid", "email", "profile")]}).json()["results"]]
+    provider = api.post("/providers/oauth2/", json={
+        "name": f"{name}-provider", "client_type": "confidential", "client_id": name,
+        "authorization_flow": flow("default-provider-authorization-implicit-consent"),
+        "invalidation_flow": flow("default-provider-invalidation-flow"),
+        "redirect_uris": [{"matching_mode": "strict", "url": "http://127.0.0.1:8080/callback"}],
+        "signing_key": cert, "property_mappings": mappings}).json()
+    api.post("/core/applications/", json={"name": name, "slug": name, "provider": provider["pk"]}).raise_for_status()
+'''
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="ecoctl-bench-"))
+    os.chmod(work, 0o711)
+    server = PostgresServer(data_dir=work / "pg", port=free_port(), password=secrets.token_urlsafe(16))
+    server.start()
+    double = AuthentikDouble(page_size=100).start()
+    try:
+        root = work / "eco"
+        init_ecosystem(root, runtime="local")
+        text = (root / "ecosystem.yaml").read_text()
+        text = text.replace("    port: 5432", f"    port: {server.port}")
+        text = text.replace("    # url: https://auth.example.com", f"    url: {double.base_url}")
+        text = text.replace("prometheus_port: 9090", f"prometheus_port: {free_port()}")
+        (root / "ecosystem.yaml").write_text(text)
+        env = EnvFile(root / ".env")
+        env.set("POSTGRES_PASSWORD", server.password, replace=True)
+        env.set("AUTHENTIK_TOKEN", double.token)
+        env.save()
+        ecoctl = [sys.executable, "-m", "ecoctl"]
+        subprocess.run([*ecoctl, "apply", "--yes"], cwd=root, check=True, capture_output=True)
+        script = work / "minimal.py"
+        script.write_text(MINIMAL)
+        ecoctl_times, minimal_times = [], []
+        for index in range(ROUNDS):
+            ecoctl_times.append(timed([*ecoctl, "add-service", f"svc{index}", "--port", str(9100 + index)], root))
+            minimal_times.append(timed([sys.executable, str(script), f"min{index}", server.conninfo(),
+                                        double.base_url, double.token, secrets.token_urlsafe(24)]))
+        e, m = statistics.median(ecoctl_times), statistics.median(minimal_times)
+        print(f"median of {ROUNDS} runs, each a fresh process")
+        print(f"ecoctl add-service (render, compose, db+role+grants, OIDC app, scrape job, dashboard): {e * 1000:7.0f} ms")
+        print(f"minimal script (same SQL + HTTP calls, nothing else):                              {m * 1000:7.0f} ms")
+        print(f"ratio ecoctl / minimal: {e / m:.2f}x (target: within 1.5x)")
+    finally:
+        double.stop()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
