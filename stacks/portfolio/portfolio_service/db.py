@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from .settings import Settings
@@ -76,11 +76,13 @@ async def list_transactions(conn: AsyncConnection, portfolio_id: int, limit: int
     return rows, total["n"]
 
 
-async def ledger(conn: AsyncConnection, portfolio_id: int) -> list[dict]:
-    """All of a portfolio's transactions in execution order."""
-    return await _all(conn, """
+async def ledger(conn: AsyncConnection, portfolio_id: int) -> list[tuple]:
+    """All of a portfolio's transactions in execution order, as tuples in `valuation.Entry` order."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    await cursor.execute("""
         SELECT type, symbol, quantity, price, amount, fee FROM transactions
         WHERE portfolio_id = %s ORDER BY executed_at, id""", (portfolio_id,))
+    return await cursor.fetchall()
 
 
 async def trades(conn: AsyncConnection, portfolio_id: int, symbol: str) -> list[dict]:

