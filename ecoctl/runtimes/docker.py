@@ -103,6 +103,7 @@ def compose_environment() -> tuple[tuple[str, str], ...]:
     extra = {"COMPOSE_ANSI": "never", "COMPOSE_STATUS_STDOUT": "1"}
     if "DOCKER_BUILDKIT" not in os.environ and _buildx_missing():
         extra["DOCKER_BUILDKIT"] = "0"
+        extra["COMPOSE_BAKE"] = "false"
     if "DOCKER_HOST" not in os.environ and (context := _current_context()) is not None:
         extra["DOCKER_CONTEXT"] = context.name
     return tuple(extra.items())
