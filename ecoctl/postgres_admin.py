@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from ecoctl.errors import EcoctlError, Unreachable
+from ecoctl.errors import EcoctlError, Unreachable, UsageError
 from ecoctl.names import env_prefix, role_name
+from ecoctl.providers.postgres import AUTHENTIK
 
 if TYPE_CHECKING:
     from ecoctl.workspace import PostgresEndpoint, Workspace
 
-MANAGED = "managed by ecoctl"
-AUTHENTIK = "authentik"
+def shared_write_refused(service: str, target: str) -> UsageError:
+    """The seed's rule, for a request to let SERVICE write TARGET's database (`reads:` is the only grant)."""
+    return UsageError(f"{service} may not write {target}'s database: cross-service writes go through "
+                      f"{target}'s API, not direct database access; use `reads: [{target}]` for read access")
 
 
 def password_key(service: str) -> str:
@@ -154,6 +157,10 @@ def rotate_password(workspace: "Workspace", service: str) -> None:
             raise
     except psycopg.OperationalError as exc:
         raise connection_error(endpoint, "postgres", exc) from None
+    except psycopg.Error as exc:
+        message = exc.diag.message_primary or str(exc).splitlines()[0]
+        raise EcoctlError(f"PostgreSQL at {endpoint.address} refused the new password for {role}: "
+                          f"{message}: the old password still works; fix the cause and retry") from None
     finally:
         conn.close()
 

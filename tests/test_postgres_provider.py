@@ -8,9 +8,9 @@ from psycopg import errors, sql
 
 from ecoctl.errors import EcoctlError, Unreachable
 from ecoctl.plan import apply_plan, make_plan
-from ecoctl.postgres_admin import MANAGED, rotate_password
+from ecoctl.postgres_admin import rotate_password, shared_write_refused
 from ecoctl.postgres_server import free_port
-from ecoctl.providers.postgres import PostgresProvider
+from ecoctl.providers.postgres import MANAGED, PostgresProvider
 from ecoctl.workspace import Workspace
 
 
@@ -420,3 +420,23 @@ def test_a_createrole_createdb_admin_that_is_not_superuser_can_provision(clean, 
     ws = write_workspace(tmp_path, pg, {"portfolio": {}}, postgres_block=block)
     provision(ws, drop_data={"loyalty"})
     assert plan(Workspace(tmp_path)) == []
+
+
+def test_rotating_authentik_password_only_when_authentik_runs_here(clean, tmp_path):
+    pg = clean
+    ws = write_workspace(tmp_path, pg, {"portfolio": {}})
+    with pytest.raises(EcoctlError, match="Authentik is external here"):
+        rotate_password(ws, "authentik")
+    ws = write_workspace(tmp_path, pg, {"portfolio": {}}, authentik_runs=True)
+    provision(ws)
+    old = Workspace(tmp_path).env.get("AUTHENTIK_DB_PASSWORD")
+    rotate_password(Workspace(tmp_path), "authentik")
+    new = Workspace(tmp_path).env.get("AUTHENTIK_DB_PASSWORD")
+    assert new != old
+    psycopg.connect(pg.conninfo(dbname="authentik", user="authentik_user", password=new)).close()
+
+
+def test_shared_write_is_refused_with_the_seed_rule():
+    message = str(shared_write_refused("loyalty", "portfolio"))
+    assert "cross-service writes go through portfolio's API" in message
+    assert "reads: [portfolio]" in message
