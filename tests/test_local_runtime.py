@@ -233,12 +233,26 @@ def test_postgres_port_taken_is_one_clear_error(stack):
     import socket
 
     stack.stop()
+    port = free_port()  # the old one may linger in TIME_WAIT, which a plain bind refuses
+    stack.workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update(port=port))
+    # bound but not listening: ecoctl's check finds the port free, postgres cannot bind it, and
+    # postgres's own FATAL line is the message
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", port))
+    try:
+        with pytest.raises(EcoctlError, match=r"did not .*FATAL.*ecoctl logs postgres"):
+            stack.start_postgres()
+        assert stack.supervisor.info("postgres")["statename"] not in ("RUNNING", "STARTING")
+    finally:
+        blocker.close()
+    # another program listens there: ecoctl says so before starting anything
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blocker.bind(("127.0.0.1", stack.ecosystem.core.postgres.port))
+    blocker.bind(("127.0.0.1", port))
     blocker.listen()
     try:
-        with pytest.raises(EcoctlError, match=r"(postgres did not start|did not accept).*ecoctl logs postgres"):
+        with pytest.raises(EcoctlError, match=rf"cannot start postgres: port {port} on 127.0.0.1 is taken"
+                                              r".*change core.postgres.port in ecosystem.yaml"):
             stack.start_postgres()
     finally:
         blocker.close()
@@ -264,12 +278,22 @@ def test_prometheus_runs_with_the_ecosystem_config(stack):
 
 # -- services -----------------------------------------------------------------------------------
 def provision_database(runtime: LocalRuntime, service: str) -> None:
-    """The service's role and database, as the postgres provider creates them."""
+    """The service's role and database: by the postgres provider once it is registered, else as
+    that provider creates them."""
     from psycopg import sql
 
     from ecoctl import names
+    from ecoctl.providers import PROVIDERS
 
-    password = runtime._env().get(f"{names.env_prefix(service)}_DB_PASSWORD")
+    if ("ecoctl.providers.postgres", "PostgresProvider") in PROVIDERS:
+        from ecoctl.core import apply_workspace
+
+        apply_workspace(Workspace(runtime.workspace.root), only={"postgres"})
+        return
+    env = runtime._env()
+    env.ensure_secret(f"{names.env_prefix(service)}_DB_PASSWORD")
+    env.save()
+    password = env.get(f"{names.env_prefix(service)}_DB_PASSWORD")
     role, database = names.role_name(service), names.database_name(service)
     with pg_connect(runtime) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
@@ -328,16 +352,21 @@ pyjwt[crypto]>=2.8
 """
 
 
+def portfolio_installable(stack: LocalRuntime) -> Path:
+    folder = stack.service_dir("portfolio")
+    if not (folder / "portfolio_service" / "main.py").exists():
+        pytest.skip("the portfolio service (stacks/portfolio) has no main.py yet")
+    if not (folder / "pyproject.toml").exists() and not (folder / "requirements.txt").exists():
+        # stacks/portfolio ships no pyproject.toml yet: the runtime's requirements.txt path runs it
+        (folder / "requirements.txt").write_text(PORTFOLIO_REQUIREMENTS)
+    return folder
+
+
 def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
     from ecoctl.local_tokens import mint_token
 
     workspace = stack.workspace
-    folder = stack.service_dir("portfolio")
-    if not (folder / "portfolio_service" / "main.py").exists():
-        pytest.skip("the portfolio service (stacks/portfolio) has no main.py yet")
-    if not (folder / "pyproject.toml").exists():
-        # stacks/portfolio ships no pyproject.toml yet: the runtime's requirements.txt path runs it
-        (folder / "requirements.txt").write_text(PORTFOLIO_REQUIREMENTS)
+    folder = portfolio_installable(stack)
     stack.start_postgres()
     provision_database(stack, "portfolio")
 
@@ -373,3 +402,42 @@ def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
     assert stack.stop() is True
     assert processes_mentioning(str(workspace.root)) == []
     assert not port_open(workspace.ecosystem.services["portfolio"].port)
+
+
+def test_an_added_service_starts_in_the_running_stack(stack):
+    from ecoctl.core import apply_workspace
+    from ecoctl.local_tokens import mint_token
+
+    portfolio_installable(stack)
+    stack.start_postgres()
+    provision_database(stack, "portfolio")
+    port = free_port()
+    stack.workspace.ecosystem_file.update(
+        lambda doc: doc["services"].update({"loyalty": {"template": "python-fastapi", "port": port}}))
+    apply_workspace(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
+    provision_database(stack, "loyalty")
+    stack.start_services([])
+    portfolio_pid = stack.supervisor.info("portfolio")["pid"]
+
+    assert stack.start_services(["loyalty"]) is True
+    assert stack.wait_healthy(["portfolio", "loyalty"], timeout=90) == \
+        {"portfolio": "healthy", "loyalty": "healthy"}
+    assert stack.supervisor.info("portfolio")["pid"] == portfolio_pid  # left running as it was
+    url = stack.service_url("loyalty")
+    assert http_get(f"{url}/healthz") == 200
+    assert http_get(f"{url}/items", token=mint_token(stack.workspace, "loyalty")) == 200
+    assert http_get(f"{url}/items", token=mint_token(stack.workspace, "portfolio")) == 401
+    assert [row.name for row in stack.status()][-2:] == ["portfolio", "loyalty"]
+    assert stack.stop() is True
+    assert processes_mentioning(str(stack.workspace.root)) == []
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not on PATH (apt-get install redis-server)")
+def test_redis_runs_when_its_binary_is_on_path(stack):
+    stack.start_postgres()
+    assert stack.start_core() is True
+    assert stack.start_core() is False
+    rows = {row.name: row for row in stack.status()}
+    assert (rows["redis"].state, rows["redis"].health) == ("running", "healthy")
+    stack.stop()
+    assert not port_open(stack.ecosystem.core.redis.port)

@@ -348,15 +348,36 @@ class LocalRuntime(Runtime):
             return any(result.values())
         return False
 
+    def port_of(self, name: str) -> tuple[int, str]:
+        """The program's port and the ecosystem.yaml key that sets it."""
+        core = self.ecosystem.core
+        if name == "postgres":
+            return core.postgres.port, "core.postgres.port"
+        if name == "redis":
+            return core.redis.port, "core.redis.port"
+        if name == "prometheus":
+            return core.monitoring.prometheus_port, "core.monitoring.prometheus_port"
+        return self.ecosystem.services[name].port, f"services.{name}.port"
+
     def _start(self, name: str, wait: bool = True) -> bool:
         info = self.supervisor.info(name)
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return False
+        port, key = self.port_of(name)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except OSError:
+            pass
+        else:
+            raise EcoctlError(f"cannot start {name}: port {port} on 127.0.0.1 is taken by another "
+                              f"program; stop it or change {key} in ecosystem.yaml")
         try:
             return self.supervisor.start_program(name) if wait else self._start_nowait(name)
         except EcoctlError:
-            raise EcoctlError(f"{name} did not start: {self._last_line(name)} "
-                              f"(`ecoctl logs {name}` shows more)") from None
+            reason = self._failure_line(name)
+            self.supervisor.stop_program(name)  # rather than supervisord retrying it
+            raise EcoctlError(f"{name} did not start: {reason} (`ecoctl logs {name}` shows more)") from None
 
     def _start_nowait(self, name: str) -> bool:
         import xmlrpc.client
@@ -369,9 +390,14 @@ class LocalRuntime(Runtime):
             raise EcoctlError(fault.faultString) from None
         return True
 
-    def _last_line(self, name: str) -> str:
-        lines = [line for line in _tail_lines(self.supervisor.log_file(name), 20) if line.strip()]
-        return lines[-1].strip() if lines else "no output"
+    def _failure_line(self, name: str) -> str:
+        """The log line that most likely says why `name` failed: the last FATAL/ERROR/PANIC
+        line among its last lines, else its last line."""
+        lines = [line.strip() for line in _tail_lines(self.supervisor.log_file(name), 30) if line.strip()]
+        for line in reversed(lines):
+            if any(word in line for word in ("FATAL", "PANIC", "ERROR", "Error:", "Exception:")):
+                return line
+        return lines[-1] if lines else "no output"
 
     # -- Runtime --------------------------------------------------------------------------
     def start_postgres(self) -> bool:
@@ -388,17 +414,19 @@ class LocalRuntime(Runtime):
         return started
 
     def _wait_postgres(self, server, timeout: float = 60.0) -> None:
+        first_pid = (self.supervisor.info("postgres") or {}).get("pid")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            health = self._postgres_health(server)
-            if health == "healthy":
+            if self._postgres_health(server) == "healthy":
                 return
             info = self.supervisor.info("postgres") or {}
-            if info.get("statename") in FAILED_STATES | {"BACKOFF", "STOPPED"}:
-                break
+            if info.get("statename") not in ("RUNNING", "STARTING") or info.get("pid") != first_pid:
+                break  # exited (and perhaps restarted): it will not get better by waiting
             time.sleep(0.1)
+        reason = self._failure_line("postgres")
+        self.supervisor.stop_program("postgres")  # rather than restarting it in a loop
         raise EcoctlError(f"PostgreSQL did not accept connections on 127.0.0.1:{server.port}: "
-                          f"{self._last_line('postgres')} (`ecoctl logs postgres` shows more)")
+                          f"{reason} (`ecoctl logs postgres` shows more)")
 
     def _postgres_health(self, server=None) -> str:
         server = server or self.postgres_server()
@@ -501,7 +529,7 @@ class LocalRuntime(Runtime):
     def _wait_until(self, name: str, timeout: float) -> None:
         health = self.wait_healthy([name], timeout)[name]
         if health != "healthy":
-            raise EcoctlError(f"{name} is {health}: {self._last_line(name)} "
+            raise EcoctlError(f"{name} is {health}: {self._failure_line(name)} "
                               f"(`ecoctl logs {name}` shows more)")
 
     def probe(self, name: str) -> str:
@@ -596,7 +624,7 @@ class LocalRuntime(Runtime):
                 return ComponentStatus(name, "running", health, url, detail)
             if state in FAILED_STATES:
                 return ComponentStatus(name, "failed", "unhealthy", url,
-                                       detail or f"{state.lower()}: {self._last_line(name)}")
+                                       detail or f"{state.lower()}: {self._failure_line(name)}")
             return ComponentStatus(name, "stopped", "unknown", url, detail)
 
         postgres = self.ecosystem.core.postgres
