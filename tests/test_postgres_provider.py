@@ -440,3 +440,23 @@ def test_shared_write_is_refused_with_the_seed_rule():
     message = str(shared_write_refused("loyalty", "portfolio"))
     assert "cross-service writes go through portfolio's API" in message
     assert "reads: [portfolio]" in message
+
+
+def test_a_service_added_back_gets_its_kept_data_back(clean, tmp_path):
+    pg = clean
+    ws = write_workspace(tmp_path, pg, {"portfolio": {}, "loyalty": {"port": 8001}})
+    provision(ws)
+    with login(pg, ws, "loyalty", "loyalty_db") as conn:
+        conn.execute("create table points (id serial primary key, amount int)")
+        conn.execute("create view big_points as select * from points where amount > 10")
+        conn.execute("insert into points (amount) values (42)")
+    provision(write_workspace(tmp_path, pg, {"portfolio": {}}))
+    ws = write_workspace(tmp_path, pg, {"portfolio": {}, "loyalty": {"port": 8001}})
+    assert "~ update database loyalty_db (owner is postgres, not loyalty_user; " \
+           "schema public not owned by loyalty_user)" in plan(ws)
+    provision(ws)
+    with login(pg, ws, "loyalty", "loyalty_db") as conn:
+        conn.execute("insert into points (amount) values (43)")
+        assert conn.execute("select amount from big_points order by id").fetchall() == [(42,), (43,)]
+        conn.execute("drop view big_points")
+    assert plan(Workspace(tmp_path)) == []

@@ -231,6 +231,36 @@ def wrong_passwords(desired: Desired, actual: Actual, state_dir: Path | None = N
     return wrong
 
 
+OWNED_RELATIONS_SQL = """
+select n.nspname, c.relname, c.relkind
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relowner = %(owner)s::regrole and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+  and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+  and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                  and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i') and c.relkind = 'S')
+"""
+ALTER_KIND = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE",
+              "f": "FOREIGN TABLE"}
+
+
+def hand_over_objects(conn: "psycopg.Connection", previous: str, owner: str) -> None:
+    """Give OWNER the schemas and relations PREVIOUS owns in this database.
+
+    A removed service's kept database was handed to the admin; when the service comes back, its
+    role gets its tables back (sequences that belong to a table follow their table).
+    """
+    from psycopg import sql
+
+    new = sql.Identifier(owner)
+    for (schema,) in conn.execute("select nspname from pg_namespace where nspowner = %s::regrole "
+                                  "and nspname !~ '^pg_' and nspname <> 'information_schema'",
+                                  (previous,)).fetchall():
+        conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), new))
+    for schema, relation, kind in conn.execute(OWNED_RELATIONS_SQL, {"owner": previous}).fetchall():
+        conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(
+            sql.SQL(ALTER_KIND[kind]), sql.Identifier(schema, relation), new))
+
+
 class PostgresProvider(Provider):
     name = "postgres"
 
@@ -479,8 +509,11 @@ class PostgresProvider(Provider):
 
         conn = self.conn()
         name, owner = sql.Identifier(db.database), sql.Identifier(db.role)
-        if not conn.execute("select 1 from pg_database where datname = %s", (db.database,)).fetchone():
+        row = conn.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s",
+                           (db.database,)).fetchone()
+        if row is None:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, owner))
+        previous_owner = row[0] if row else db.role
         allowed = self._allowed(db, self.desired(), self._admin(conn))
         grantees = {row[0] for row in conn.execute(
             "select pg_get_userbyid(a.grantee) from pg_database d, aclexplode(d.datacl) a "
@@ -499,6 +532,8 @@ class PostgresProvider(Provider):
             dbconn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION {}").format(owner))
             dbconn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
             dbconn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            if previous_owner != db.role:
+                hand_over_objects(dbconn, previous_owner, db.role)
 
     def _admin(self, conn) -> str:
         return conn.info.parameter_status("session_authorization") or ""
