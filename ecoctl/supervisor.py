@@ -232,7 +232,7 @@ class Supervisor:
             server.shutdown()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if pid is None or not _alive(pid):
+            if pid is None or not alive(pid):
                 break
             time.sleep(0.05)
         else:
@@ -289,7 +289,7 @@ class Supervisor:
         return True
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

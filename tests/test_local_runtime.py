@@ -217,16 +217,27 @@ def test_postgres_starts_once_and_keeps_data_across_restarts(stack):
         assert conn.execute("SELECT value FROM kept").fetchall() == [("still here",)]
 
 
-def test_orphaned_postmaster_is_stopped_before_starting_again(stack):
+def test_processes_of_a_dead_supervisord_are_stopped(stack):
+    """supervisord killed (OOM, kill -9): `up` and `down` still find and stop what it ran."""
     stack.start_postgres()
-    postmaster = stack.supervisor.info("postgres")["pid"]
-    os.kill(stack.supervisor.pid(), 9)  # supervisord dies; its postgres keeps running
+    monitoring = shutil.which("prometheus") is not None
+    if monitoring:
+        stack.start_monitoring()
+    children = [stack.supervisor.info(name)["pid"] for name in ("postgres", "prometheus")[:1 + monitoring]]
+    os.kill(stack.supervisor.pid(), 9)
     time.sleep(0.2)
-    assert running(postmaster)
-    assert stack.start_postgres() is True
-    assert not running(postmaster)
+    assert all(running(pid) for pid in children)
+    assert stack.start_postgres() is True  # a new supervisord, after stopping the orphans
+    assert not any(running(pid) for pid in children)
     with pg_connect(stack) as conn:
         assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1,)
+
+    postmaster = stack.supervisor.info("postgres")["pid"]
+    os.kill(stack.supervisor.pid(), 9)
+    time.sleep(0.2)
+    stack.stop()
+    assert not running(postmaster)
+    assert processes_mentioning(str(stack.workspace.root), str(stack.postgres_data_dir()[0])) == []
 
 
 def test_postgres_port_taken_is_one_clear_error(stack):
@@ -441,3 +452,16 @@ def test_redis_runs_when_its_binary_is_on_path(stack):
     assert (rows["redis"].state, rows["redis"].health) == ("running", "healthy")
     stack.stop()
     assert not port_open(stack.ecosystem.core.redis.port)
+
+
+def test_down_with_volumes_removes_the_data(stack):
+    stack.start_postgres()
+    data_dir = stack.postgres_data_dir()[0]
+    assert (data_dir / "PG_VERSION").exists()
+    assert stack.stop(remove_volumes=True) is True
+    assert not data_dir.exists() and not (stack.workspace.state_dir / "prometheus").exists()
+    if str(data_dir).startswith(str(SHARED_DATA)):
+        assert not data_dir.parent.exists()
+    assert processes_mentioning(str(stack.workspace.root), str(data_dir)) == []
+    assert stack.stop(remove_volumes=True) is False
+    assert (stack.workspace.root / "ecosystem.yaml").exists() and (stack.workspace.root / ".env").exists()

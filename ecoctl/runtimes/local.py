@@ -25,7 +25,7 @@ from ecoctl import names
 from ecoctl.envfile import EnvFile
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes import ComponentStatus, Runtime
-from ecoctl.supervisor import FAILED_STATES, RUNNING_STATES, Program, Supervisor
+from ecoctl.supervisor import FAILED_STATES, Program, Supervisor, alive
 
 SHARED_DATA = Path("/var/lib/ecoctl/data")
 DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
@@ -340,7 +340,10 @@ class LocalRuntime(Runtime):
     # -- supervisord ----------------------------------------------------------------------
     def _converge_daemon(self) -> bool:
         """supervisord runs with the current programs; True when it was started or changed."""
-        changed = self.supervisor.write_config(self.programs())
+        programs = self.programs()
+        changed = self.supervisor.write_config(programs)
+        if not self.supervisor.answers():
+            self._stop_orphans(programs)
         if self.supervisor.start():
             return True
         if changed:
@@ -407,8 +410,6 @@ class LocalRuntime(Runtime):
             return False
         server = self._prepare_postgres()
         started = self._converge_daemon()
-        if self.supervisor.info("postgres")["statename"] not in ("RUNNING", "STARTING"):
-            self._stop_orphan_postgres(server.data_dir)
         started = self._start("postgres") or started
         self._wait_postgres(server)
         return started
@@ -443,20 +444,35 @@ class LocalRuntime(Runtime):
         except psycopg.Error as exc:
             return "starting" if "starting up" in str(exc) else "unhealthy"
 
-    def _stop_orphan_postgres(self, data_dir: Path, timeout: float = 30.0) -> None:
-        """A postmaster left from a supervisord that died holds the data directory: stop it."""
-        try:
-            pid = int((data_dir / "postmaster.pid").read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            return
-        if not cmdline or not cmdline[0].endswith(b"postgres") or str(data_dir).encode() not in cmdline:
-            return
-        self.progress(f"stopping a PostgreSQL left running from an earlier run (pid {pid})")
-        os.kill(pid, 2)
+    def _stop_orphans(self, programs: list[Program], timeout: float = 30.0) -> None:
+        """Processes left running by a supervisord that died (same argv as one of our programs):
+        stop each with its program's stop signal, so a new daemon can take their ports and data."""
+        import signal
+
+        by_argv = {tuple(program.argv): program for program in programs}
+        orphans = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = tuple(arg.decode(errors="replace")
+                             for arg in (entry / "cmdline").read_bytes().split(b"\0")[:-1])
+            except OSError:
+                continue
+            if argv in by_argv and int(entry.name) != os.getpid():
+                orphans[int(entry.name)] = by_argv[argv]
+        for pid, program in orphans.items():
+            self.progress(f"stopping {program.name} left running by an earlier supervisord (pid {pid})")
+            try:
+                os.kill(pid, getattr(signal, f"SIG{program.stopsignal}"))
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        for pid in orphans:
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(pid):
+                os.kill(pid, 9)
 
     def start_core(self) -> bool:
         from ecoctl.local_tokens import ensure_signing_key, keys_dir
@@ -576,9 +592,9 @@ class LocalRuntime(Runtime):
 
     def stop(self, remove_volumes: bool = False) -> bool:
         data_dir, _ = self.postgres_data_dir()
+        programs = self.programs()
         stopped = self.supervisor.shutdown()
-        if not self._postgres_external():
-            self._stop_orphan_postgres(data_dir)
+        self._stop_orphans(programs)
         if self.supervisor.socket.parent != self.supervisor.folder:
             shutil.rmtree(self.supervisor.socket.parent, ignore_errors=True)
         if remove_volumes:
