@@ -3,87 +3,92 @@
 # Idempotent: installs docker.io + debootstrap if missing, starts dockerd if nothing answers, and
 # builds (only when absent) a debootstrap base image and the ecoctl-test/* images the tests give
 # through `images:`. No registry is reachable: nothing is pulled; Debian's archive serves the builds.
+# The base is bootstrapped on a tmpfs, and the four images build in parallel.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${ECOCTL_DEBIAN_SUITE:-bookworm}
 MIRROR=${ECOCTL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=ecoctl-base/$SUITE:latest
-LOG=/var/log/ecoctl-dockerd.log
+IMAGES="ecoctl-test/postgres:16=postgres ecoctl-test/redis:7=redis ecoctl-test/prometheus:latest=prometheus ecoctl-test/python:3=python"
+DOCKERD_LOG=/var/log/ecoctl-dockerd.log
+WORK=$(mktemp -d /var/tmp/ecoctl-setup.XXXXXX)
 T0=$(date +%s)
 
-step() { # step NAME: print the time the previous step took
-    now=$(date +%s)
-    [ -n "${STEP:-}" ] && echo "setup: $STEP ($((now - STEP_T))s)"
-    STEP=$1 STEP_T=$now
+cleanup() {
+    if mountpoint -q "$WORK/root" 2>/dev/null; then umount -l "$WORK/root"; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { echo "setup: $* ($(($(date +%s) - T0))s)"; }
+fail() { # fail MESSAGE LOG
+    echo "setup: $1; last lines of $2:" >&2
+    tail -n 20 "$2" >&2
+    exit 1
+}
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 || fail "apt-get install $* failed" "$WORK/apt.log"
 }
 
-step "packages"
+# 1. Packages.
 missing=""
 command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
 command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
-if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+# shellcheck disable=SC2086
+[ -z "$missing" ] || { apt_install $missing; say "installed$missing"; }
 
-step "dockerd"
+# 2. The engine.
 if ! docker info >/dev/null 2>&1; then
     if [ -n "${DOCKER_HOST:-}" ]; then
         echo "setup: DOCKER_HOST=$DOCKER_HOST does not answer; unset it to start a local dockerd" >&2
         exit 1
     fi
-    nohup dockerd >>"$LOG" 2>&1 &
+    nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
     i=0
     until docker info >/dev/null 2>&1; do
         i=$((i + 1))
-        if [ "$i" -gt 60 ]; then
-            echo "setup: dockerd did not answer within 60s; last lines of $LOG:" >&2
-            tail -n 20 "$LOG" >&2
-            exit 1
-        fi
+        [ "$i" -le 60 ] || fail "dockerd did not answer within 60s" "$DOCKERD_LOG"
         sleep 1
     done
+    say "dockerd started (log: $DOCKERD_LOG)"
 fi
 
-step "base image $BASE"
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-    root=$(mktemp -d /var/tmp/ecoctl-debootstrap.XXXXXX)
-    trap 'rm -rf "$root"' EXIT
-    if ! debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >/var/tmp/ecoctl-debootstrap.log 2>&1; then
-        echo "setup: debootstrap failed; last lines of /var/tmp/ecoctl-debootstrap.log:" >&2
-        tail -n 20 /var/tmp/ecoctl-debootstrap.log >&2
-        exit 1
-    fi
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    tar -C "$root" -c . | docker import - "$BASE" >/dev/null
-    rm -rf "$root"
-    trap - EXIT
+# 3. The base image: debootstrap on a tmpfs (dpkg's fsyncs cost minutes on a disk), then import.
+if ! have_image "$BASE"; then
+    mkdir -p "$WORK/root"
+    mount -t tmpfs -o size=2g tmpfs "$WORK/root" 2>/dev/null || true
+    debootstrap --variant=minbase "$SUITE" "$WORK/root" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+        || fail "debootstrap $SUITE failed" "$WORK/debootstrap.log"
+    rm -rf "$WORK"/root/var/cache/apt/archives/*.deb "$WORK"/root/var/lib/apt/lists/*
+    # Image builds run dpkg too: skip its fsyncs there as well (throwaway test images).
+    echo force-unsafe-io >"$WORK/root/etc/dpkg/dpkg.cfg.d/ecoctl-unsafe-io"
+    tar -C "$WORK/root" -c . | docker import - "$BASE" >/dev/null
+    say "base image $BASE imported"
 fi
 
-# Each image: its own build context; the python one also gets the host's extra CA certificates,
-# so `pip install` works behind a TLS-inspecting proxy as it does on the host.
-build() { # build TAG DIR
-    tag=$1 dir=$2
-    step "image $tag"
-    docker image inspect "$tag" >/dev/null 2>&1 && return 0
-    context=$(mktemp -d /var/tmp/ecoctl-build.XXXXXX)
-    trap 'rm -rf "$context"' EXIT
-    cp -r "$HERE/$dir/." "$context/"
+# 4. The images, in parallel. The python one also gets the host's extra CA certificates, so
+# `pip install` works behind a TLS-inspecting proxy as it does on the host.
+pids=""
+for entry in $IMAGES; do
+    tag=${entry%%=*} dir=${entry#*=}
+    have_image "$tag" && continue
+    context="$WORK/build-$dir"
     mkdir -p "$context/extra-ca"
+    cp -r "$HERE/$dir/." "$context/"
     for cert in /usr/local/share/ca-certificates/*.crt; do
         [ -f "$cert" ] && cp "$cert" "$context/extra-ca/"
     done
-    DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE="$BASE" -t "$tag" "$context" >/dev/null
-    rm -rf "$context"
-    trap - EXIT
-}
-
-build ecoctl-test/postgres:16 postgres
-build ecoctl-test/redis:7 redis
-build ecoctl-test/prometheus:latest prometheus
-build ecoctl-test/python:3 python
-step "done"
-echo "setup: total $(($(date +%s) - T0))s"
+    DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE="$BASE" -t "$tag" "$context" \
+        >"$WORK/build-$dir.log" 2>&1 &
+    pids="$pids $!:$dir"
+done
+for entry in $pids; do
+    wait "${entry%%:*}" || fail "building tests/docker/${entry#*:} failed" "$WORK/build-${entry#*:}.log"
+done
+[ -z "$pids" ] || say "images built:$(for entry in $pids; do printf ' %s' "${entry#*:}"; done)"
+say "done"
