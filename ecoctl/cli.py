@@ -222,6 +222,10 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
         ui.print_json(result.to_json())
     else:
         ui.print_service_result(result, "add")
+    if result.health not in (None, "healthy"):
+        from ecoctl.errors import EcoctlError
+
+        raise EcoctlError(f"{name} started but is {result.health}: see `ecoctl logs {name}`")
 
 
 @app.command("remove-service")

@@ -8,11 +8,10 @@ from typing import Callable
 from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
-from ecoctl.names import CORE_SERVICE, check_service_name, database_name, role_name
+from ecoctl.names import CORE_SERVICE, check_service_name, database_name, env_prefix, role_name
 from ecoctl.plan import Change
 
 FILE_SYSTEMS = {"files", "compose", "prometheus", "grafana"}
-SERVER_SYSTEMS = ("postgres", "authentik", "prometheus", "grafana")
 
 
 @dataclass
@@ -128,19 +127,17 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     name = request.name
     result = ServiceResult(name)
     result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
-    from ecoctl.names import env_prefix
-
     if workspace.env.ensure_secret(f"{env_prefix(name)}_DB_PASSWORD"):
         workspace.env.save()
     systems = applicable_systems(workspace)
-    done = apply_workspace(workspace, only=FILE_SYSTEMS & systems, reload=False)
-    result.applied += done.changes
     if not apply:
+        done = apply_workspace(workspace, only=FILE_SYSTEMS & systems, reload=False)
+        result.applied += done.changes
         result.pending = {system: "not applied (--no-apply): `ecoctl apply` finishes it"
                           for system in ("postgres", "authentik") if system in systems}
         result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
         return result
-    done = apply_workspace(workspace, only=set(SERVER_SYSTEMS) & systems)
+    done = apply_workspace(workspace, only=systems)
     result.applied += done.changes
     result.pending.update(done.pending)
     if spec.pattern == "external":
@@ -156,8 +153,6 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
 
 
 def external_instructions(workspace, name: str, spec: ServiceSpec) -> list[str]:
-    from ecoctl.names import env_prefix
-
     pg = workspace.ecosystem.core.postgres
     prefix = env_prefix(name)
     issuer = workspace.env.get(f"{prefix}_OIDC_ISSUER") or "(set after `ecoctl apply` reaches Authentik)"

@@ -12,7 +12,10 @@ STYLES = {"create": "green", "update": "yellow", "delete": "red"}
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # a pipe or CI log gets full-width tables instead of rich's 80-column default
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:
