@@ -18,7 +18,7 @@ import pytest
 
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.postgres_server import free_port, running_as_root
-from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime, _follow
+from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime, _follow, _listens
 from ecoctl.supervisor import Program, Supervisor, socket_path
 from ecoctl.workspace import Workspace
 
@@ -157,6 +157,24 @@ def test_follow_reads_appended_lines_across_rotation(tmp_path):
     finally:
         lines.close()
         thread.join()
+
+
+def test_listens_tells_whose_socket_holds_a_port():
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        other = subprocess.Popen(["sleep", "30"])
+        try:
+            assert _listens(os.getpid(), port) is True
+            assert _listens(other.pid, port) is False
+        finally:
+            other.kill()
+            other.wait()
+    assert _listens(os.getpid(), port) is False
 
 
 def test_own_data_dir_when_the_server_user_can_reach_it():
@@ -320,8 +338,10 @@ def add_broken_service(runtime: LocalRuntime) -> None:
     folder = runtime.service_dir("broken")
     (folder / "broken").mkdir(parents=True)
     (folder / "broken" / "__init__.py").write_text("")
+    # it dies after supervisord's old default `startsecs` (1s), which used to mean a restart loop
     (folder / "broken" / "main.py").write_text(
-        "import sys\nprint('broken: DATABASE_URL is wrong on purpose', file=sys.stderr)\nsys.exit(3)\n")
+        "import sys, time\ntime.sleep(1.5)\n"
+        "print('broken: DATABASE_URL is wrong on purpose', file=sys.stderr)\nsys.exit(3)\n")
     (folder / "requirements.txt").write_text("")
     env = runtime._env()
     env.ensure_secret("BROKEN_DB_PASSWORD")

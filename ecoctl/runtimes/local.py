@@ -34,6 +34,9 @@ MISSING_BINARY = {
     "redis": ("redis-server", "apt-get install redis-server"),
     "prometheus": ("prometheus", "apt-get install prometheus"),
 }
+# A service that exits sooner than this after a start counts as failing to start: supervisord
+# retries it twice, then gives up (FATAL) instead of restarting a broken service forever.
+SERVICE_STARTSECS = 10
 GRAFANA_ABSENT = "Grafana is not available in the local runtime: use `runtime: docker` for dashboards"
 
 
@@ -52,6 +55,32 @@ def _tail_lines(path: Path, count: int) -> list[str]:
             data = handle.read(step) + data
     lines = data.decode(errors="replace").splitlines()
     return lines[-count:]
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the socket listening on `port` (True when /proc cannot tell)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _outer_pip() -> bool:
@@ -278,7 +307,7 @@ class LocalRuntime(Runtime):
         return Program(name, [str(python), "-m", "uvicorn", app, "--app-dir", str(folder),
                               "--host", "127.0.0.1", "--port", str(self.ecosystem.services[name].port)],
                        directory=str(folder), environment=self.service_environment(name, env),
-                       startsecs=1, stopwaitsecs=15)
+                       startsecs=SERVICE_STARTSECS, stopwaitsecs=15)
 
     # -- virtual environments -------------------------------------------------------------
     def _dependencies_digest(self, name: str) -> str:
@@ -565,20 +594,35 @@ class LocalRuntime(Runtime):
             return "healthy" if _http_ok(f"http://127.0.0.1:{port}/-/ready") else "unhealthy"
         return "healthy" if _http_ok(f"{self.service_url(name)}/healthz") else "unhealthy"
 
+    def _program_health(self, name: str, info: dict) -> str:
+        """healthy: its health check passes and its own process holds the port."""
+        if info["statename"] not in ("STARTING", "RUNNING"):
+            return "starting" if info["statename"] == "BACKOFF" else "unhealthy"
+        if self.probe(name) == "healthy" and _listens(info["pid"], self.port_of(name)[0]):
+            return "healthy"
+        return "starting" if info["statename"] == "STARTING" else "unhealthy"
+
     def wait_healthy(self, names_: list[str], timeout: float) -> dict[str, str]:
-        """Poll each one's health check until it passes or `timeout` runs out. A program that
-        supervisord gave up on (FATAL/EXITED) is `unhealthy` at once."""
+        """Poll each one's health check until it passes or `timeout` runs out. Healthy means the
+        program's own process answers on its port (not whatever else may listen there); a program
+        supervisord gave up on (FATAL: it kept exiting within `startsecs`) is `unhealthy` at once."""
         result = {name: "starting" for name in names_}
         deadline = time.monotonic() + timeout
         pending = list(names_)
         while pending:
             for name in list(pending):
+                spec = self.ecosystem.services.get(name)
+                if spec is not None and spec.pattern == "external":  # not ours: its URL only
+                    if _http_ok(f"http://{spec.host or '127.0.0.1'}:{spec.port}/healthz"):
+                        result[name] = "healthy"
+                        pending.remove(name)
+                    continue
                 info = self.supervisor.info(name) if self.supervisor.answers() else None
                 state = info["statename"] if info else "ABSENT"
                 if state in FAILED_STATES or state in ("STOPPED", "ABSENT"):
                     result[name] = "unhealthy"
                     pending.remove(name)
-                elif state == "RUNNING" and self.probe(name) == "healthy":
+                elif self._program_health(name, info) == "healthy":
                     result[name] = "healthy"
                     pending.remove(name)
             if not pending:
@@ -636,8 +680,7 @@ class LocalRuntime(Runtime):
             info = infos.get(name)
             state = info["statename"] if info else "STOPPED"
             if state in ("RUNNING", "STARTING", "BACKOFF"):
-                health = self.probe(name) if state == "RUNNING" else "starting"
-                return ComponentStatus(name, "running", health, url, detail)
+                return ComponentStatus(name, "running", self._program_health(name, info), url, detail)
             if state in FAILED_STATES:
                 return ComponentStatus(name, "failed", "unhealthy", url,
                                        detail or f"{state.lower()}: {self._failure_line(name)}")
