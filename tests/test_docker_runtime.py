@@ -205,6 +205,11 @@ class TestDockerStack:
         assert "authentik-server" not in components  # external Authentik: the stack runs none
         lines = list(_runtime(stack["root"]).logs("loyalty", tail=50))
         assert lines, "loyalty logged nothing"
+        followed = _runtime(stack["root"]).logs("loyalty", follow=True, tail=1)
+        assert next(iter(followed)) == lines[-1]
+        followed.close()
+        with pytest.raises(EcoctlError, match="no component 'nosuch'"):
+            _runtime(stack["root"]).logs("nosuch")
 
     def test_failing_healthcheck_names_the_service_and_keeps_the_rest(self, stack):
         from ecoctl import stack as stack_module
@@ -213,7 +218,7 @@ class TestDockerStack:
         compose = ComposeFile(stack["root"] / "compose.yaml")
         compose.document["services"]["loyalty"]["healthcheck"] = {
             "test": ["CMD-SHELL", "echo loyalty-check-failed >&2; exit 1"], "interval": "1s",
-            "timeout": "2s", "retries": 2, "start_period": "0s"}
+            "timeout": "2s", "retries": 2, "start_period": "1s"}
         compose.save()
         started = time.monotonic()
         with pytest.raises(stack_module.UnhealthyServices) as caught:
@@ -237,6 +242,7 @@ class TestDockerStack:
         client = docker.from_env()
         try:
             volumes = client.volumes.list(filters={"label": f"com.docker.compose.project={stack['name']}"})
+            networks = client.networks.list(filters={"label": f"com.docker.compose.project={stack['name']}"})
         finally:
             client.close()
-        assert volumes == []
+        assert volumes == [] and networks == []

@@ -296,7 +296,21 @@ class DockerRuntime(Runtime):
         # What compose no longer knows about (a service removed from the files) is still ours.
         for container in self.containers().values():
             container.remove(force=True, v=remove_volumes)
+        self._remove_network()
         return bool(before) or remove_volumes
+
+    def _remove_network(self) -> None:
+        """The shared network, when this project created it and nothing is attached any more."""
+        from docker.errors import APIError, NotFound
+
+        from ecoctl.providers.compose import NETWORK
+
+        try:
+            network = self.client.networks.get(NETWORK)
+            if network.attrs.get("Labels", {}).get(PROJECT_LABEL) == self.project and not network.attrs.get("Containers"):
+                network.remove()
+        except (NotFound, APIError):
+            pass
 
     def stop_service(self, name: str) -> bool:
         removed = False
