@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecoctl.envfile import EnvFile  # noqa: E402
 from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
 from ecoctl.scaffold import init_ecosystem  # noqa: E402
 from tests.authentik_double import AuthentikDouble  # noqa: E402
+from tests.helpers import point_ecosystem_at  # noqa: E402
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
@@ -67,15 +67,9 @@ def main() -> None:
     try:
         root = work / "eco"
         init_ecosystem(root, runtime="local")
-        text = (root / "ecosystem.yaml").read_text()
-        text = text.replace("    port: 5432", f"    port: {server.port}")
-        text = text.replace("    # url: https://auth.example.com", f"    url: {double.base_url}")
-        text = text.replace("prometheus_port: 9090", f"prometheus_port: {free_port()}")
-        (root / "ecosystem.yaml").write_text(text)
-        env = EnvFile(root / ".env")
-        env.set("POSTGRES_PASSWORD", server.password, replace=True)
-        env.set("AUTHENTIK_TOKEN", double.token)
-        env.save()
+        point_ecosystem_at(root, postgres_port=server.port, postgres_password=server.password,
+                           authentik_url=double.base_url, authentik_token=double.token,
+                           prometheus_port=free_port())
         ecoctl = [sys.executable, "-m", "ecoctl"]
         subprocess.run([*ecoctl, "apply", "--yes"], cwd=root, check=True, capture_output=True)
         script = work / "minimal.py"

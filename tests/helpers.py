@@ -26,3 +26,23 @@ def compose_binary() -> str | None:
     except ImportError:
         pass
     return shutil.which("docker-compose")
+
+
+def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str,
+                       authentik_url: str | None = None, authentik_token: str | None = None,
+                       prometheus_port: int | None = None) -> None:
+    """Make a freshly initialized ecosystem use servers started elsewhere (a test's or a bench's)."""
+    from ecoctl.envfile import EnvFile
+
+    spec = root / "ecosystem.yaml"
+    text = spec.read_text().replace("    port: 5432", f"    port: {postgres_port}")
+    if authentik_url:
+        text = text.replace("    # url: https://auth.example.com", f"    url: {authentik_url}")
+    if prometheus_port:
+        text = text.replace("prometheus_port: 9090", f"prometheus_port: {prometheus_port}")
+    spec.write_text(text)
+    env = EnvFile(root / ".env")
+    env.set("POSTGRES_PASSWORD", postgres_password, replace=True)
+    if authentik_token:
+        env.set("AUTHENTIK_TOKEN", authentik_token, replace=True)
+    env.save()

@@ -13,22 +13,16 @@ from ecoctl.envfile import EnvFile
 from ecoctl.postgres_server import free_port
 from ecoctl.scaffold import init_ecosystem
 from tests.authentik_fixtures import authentik_double, authentik_double_server  # noqa: F401
-from tests.helpers import run_ecoctl
+from tests.helpers import point_ecosystem_at, run_ecoctl
 
 
 @pytest.fixture
 def ecosystem(tmp_path, pg, authentik_double):  # noqa: F811
     root = tmp_path / "eco"
     init_ecosystem(root, runtime="local")
-    text = (root / "ecosystem.yaml").read_text()
-    text = text.replace("    port: 5432", f"    port: {pg.port}")
-    text = text.replace("    # url: https://auth.example.com", f"    url: {authentik_double.base_url}")
-    text = text.replace("prometheus_port: 9090", f"prometheus_port: {free_port()}")
-    (root / "ecosystem.yaml").write_text(text)
-    env = EnvFile(root / ".env")
-    env.set("POSTGRES_PASSWORD", pg.password, replace=True)
-    env.set("AUTHENTIK_TOKEN", authentik_double.token)
-    env.save()
+    point_ecosystem_at(root, postgres_port=pg.port, postgres_password=pg.password,
+                       authentik_url=authentik_double.base_url, authentik_token=authentik_double.token,
+                       prometheus_port=free_port())
     return root
 
 
