@@ -3,13 +3,13 @@ in CI, with locally built images given through `images:`). Authentik is external
 served on the docker bridge's gateway so containers reach it too.
 
     init -> up -> portfolio healthy (and an authenticated call) -> second up changes nothing
-    -> add-service loyalty -> healthy -> status shows both -> a failing healthcheck is reported
+    -> add-service loyalty -> healthy -> status shows both -> a `separate` service in its own
+    compose project -> a failing healthcheck is reported
     -> down (volumes removed)
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import time
@@ -210,6 +210,18 @@ class TestDockerStack:
         followed.close()
         with pytest.raises(EcoctlError, match="no component 'nosuch'"):
             _runtime(stack["root"]).logs("nosuch")
+
+    def test_separate_service_runs_in_its_own_project(self, stack):
+        from ecoctl.services import ServiceRequest, add_service
+
+        port = free_port()
+        result = add_service(Workspace(stack["root"]), ServiceRequest("points", port=port, pattern="separate"))
+        assert result.started and result.health == "healthy", result
+        assert (stack["root"] / "services" / "points" / "compose.yaml").is_file()
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        runtime = _runtime(stack["root"])
+        assert runtime.containers([f"{stack['name']}-points"])["points"].status == "running"
+        assert not runtime.start_services(["points"])  # running: nothing to do
 
     def test_failing_healthcheck_names_the_service_and_keeps_the_rest(self, stack):
         from ecoctl import stack as stack_module

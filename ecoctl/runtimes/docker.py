@@ -273,18 +273,15 @@ class DockerRuntime(Runtime):
         status = state.get("Status", "unknown")
         if status == "exited" or status == "dead":
             return f"exited ({state.get('ExitCode')})", True
-        if status == "restarting" or container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED:
-            return "restarting", container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED
-        if status != "running":
-            return status, False
         check = (state.get("Health") or {}).get("Status")
-        if check == "healthy":
-            return "healthy", True
-        if check == "unhealthy":
-            return "unhealthy", True
-        if check is None:  # no healthcheck in the image: ask the service itself
-            return ("healthy", True) if _http_ok(f"{self.service_url(name)}/healthz") else ("starting", False)
-        return "starting", False
+        if status == "running" and check is None:  # no healthcheck in the image: ask the service
+            check = "healthy" if _http_ok(f"{self.service_url(name)}/healthz") else "starting"
+        if status == "running" and check in ("healthy", "unhealthy"):
+            return check, True
+        if status == "restarting" or container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED:
+            # A crash loop: final once it has restarted a few times, whatever it does meanwhile.
+            return "restarting", container.attrs.get("RestartCount", 0) >= RESTARTS_BEFORE_FAILED
+        return ("starting" if status == "running" else status), False
 
     def stop(self, remove_volumes: bool = False) -> bool:
         before = self.containers()
