@@ -153,7 +153,12 @@ def stack(tmp_path_factory, authentik):
         print(f"first up: {time.monotonic() - started:.1f}s")
         yield {"root": root, "name": name, "ports": ports, "up": result, "messages": messages}
     finally:
-        DockerRuntime(Workspace(root)).stop(remove_volumes=True)
+        runtime = DockerRuntime(Workspace(root))
+        runtime.stop(remove_volumes=True)
+        for image in runtime.client.images.list(name=f"{name}/*"):
+            for tag in image.tags:  # untag only: the layers stay as build cache for the next run
+                runtime.client.images.remove(tag, noprune=True)
+        runtime.close()
 
 
 def _runtime(root):
