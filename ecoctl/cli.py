@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 state: dict = {"dir": None}
 
@@ -313,3 +314,13 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except Exception as exc:  # a bug, or a failure no provider translated: still one line
+        import os
+
+        if os.environ.get("ECOCTL_DEBUG"):
+            raise
+        from ecoctl import ui
+
+        ui.error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (run again with ECOCTL_DEBUG=1 for the "
+                 "traceback, and please report it)")
+        sys.exit(1)

@@ -158,21 +158,12 @@ class EcosystemFile:
 
     @classmethod
     def load(cls, path: Path) -> "EcosystemFile":
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
         path = Path(path)
         try:
             text = path.read_text()
         except FileNotFoundError:
             raise UsageError(f"{path}: not found: run `ecoctl init DIR` or pass --dir") from None
-        try:
-            document = _yaml().load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f":{mark.line + 1}" if mark else ""
-            raise UsageError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}") from None
-        except YAMLError as exc:
-            raise UsageError(f"{path}: invalid YAML: {exc}") from None
+        document = parse_yaml(path, text)
         if not isinstance(document, dict):
             raise UsageError(f"{path}:1: expected a mapping with at least `name` and `runtime`")
         return cls(path, document, cls.validate(path, document))
@@ -215,6 +206,20 @@ class EcosystemFile:
 
     def save(self) -> None:
         write_atomic(self.path, self.dump())
+
+
+def parse_yaml(path: Path, text: str) -> Any:
+    """Round-trip load; broken YAML is one UsageError naming the file and line."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except YAMLError as exc:
+        raise UsageError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
 def yaml_roundtrip():

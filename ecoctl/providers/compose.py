@@ -1,6 +1,6 @@
 """The `compose` provider: compose files match ecosystem.yaml, edited round-trip.
 
-Core services' images follow `images:`; each service with pattern `compose` has an entry in
+Core services' images, published ports and container names follow ecosystem.yaml; each service with pattern `compose` has an entry in
 compose.yaml, each with pattern `separate` its own `services/<name>/compose.yaml` joining the
 external `portfolio-network` (the seed's pattern 2); `external` services have none. Entries ecoctl
 manages carry the label `ecoctl.service`; anything else in the files is the user's and is kept.
@@ -13,7 +13,7 @@ from typing import Any
 
 from ecoctl.errors import UsageError
 from ecoctl.files import write_atomic
-from ecoctl.model import ServiceSpec, yaml_roundtrip
+from ecoctl.model import ServiceSpec, parse_yaml, yaml_roundtrip
 from ecoctl.names import database_name, env_prefix, role_name
 from ecoctl.plan import Change, Provider
 
@@ -21,6 +21,24 @@ LABEL = "ecoctl.service"
 NETWORK = "portfolio-network"
 CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "authentik",
                "authentik-worker": "authentik", "prometheus": "prometheus", "grafana": "grafana"}
+
+
+def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
+    """What ecosystem.yaml decides about each core compose service: image, host port, container name."""
+    core = ecosystem.core
+    published = {"postgres": (core.postgres.port, 5432), "redis": (core.redis.port, 6379),
+                 "authentik-server": (core.authentik.port, 9000),
+                 "prometheus": (core.monitoring.prometheus_port, 9090),
+                 "grafana": (core.monitoring.grafana_port, 3000)}
+    settings = {}
+    for key, image in CORE_IMAGES.items():
+        wanted: dict[str, Any] = {"image": ecosystem.image(image),
+                                  "container_name": f"{ecosystem.name}-{key}"}
+        if key in published:
+            host, container = published[key]
+            wanted["ports"] = [f"127.0.0.1:{host}:{container}"]
+        settings[key] = wanted
+    return settings
 
 
 def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -> dict[str, Any]:
@@ -72,7 +90,7 @@ class ComposeFile:
     def __init__(self, path: Path):
         self.path = path
         self.exists = path.exists()
-        self.document = yaml_roundtrip().load(path.read_text()) if self.exists else None
+        self.document = parse_yaml(path, path.read_text()) if self.exists else None
         if self.exists and not isinstance(self.document, dict):
             raise UsageError(f"{path}: not a compose file (expected a mapping)")
 
@@ -93,6 +111,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
+
+
+def _shown(value: Any) -> str:
+    value = _plain(value)
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _differing_keys(current: dict, desired: dict) -> list[str]:
@@ -130,7 +153,8 @@ class ComposeProvider(Provider):
         ecosystem = self.workspace.ecosystem
         services = ecosystem.services
         return {
-            "images": {key: ecosystem.image(image) for key, image in CORE_IMAGES.items()},
+            "project": ecosystem.name,
+            "core": core_settings(ecosystem),
             "compose": {name: service_entry(self.workspace, name, spec, f"./services/{name}")
                         for name, spec in services.items() if spec.pattern == "compose"},
             "separate": {name: separate_file(self.workspace, name, spec)
@@ -157,11 +181,18 @@ class ComposeProvider(Provider):
             return [Change("compose", "create", "compose file", "compose.yaml",
                            "missing: run `ecoctl init --force` to re-create it")]
         current = main.services()
-        for key, image in desired["images"].items():
+        if main.document.get("name") != desired["project"]:
+            changes.append(Change("compose", "update", "compose project", "compose.yaml",
+                                  f"name {main.document.get('name')} -> {desired['project']}",
+                                  data=("project", "name", desired["project"])))
+        for key, wanted in desired["core"].items():
             entry = current.get(key)
-            if isinstance(entry, dict) and entry.get("image") != image:
-                changes.append(Change("compose", "update", "compose image", key,
-                                      f"{entry.get('image')} -> {image}", data=("image", key, image)))
+            if not isinstance(entry, dict):
+                continue  # a core service the user removed from compose.yaml stays removed
+            for field_name in _differing_keys(entry, wanted):
+                changes.append(Change("compose", "update", f"compose {field_name}", key,
+                                      f"{_shown(entry.get(field_name))} -> {_shown(wanted[field_name])}",
+                                      data=("core", key, (field_name, wanted[field_name]))))
         managed = {key for key, entry in current.items()
                    if isinstance(entry, dict) and (entry.get("labels") or {}).get(LABEL)}
         for name, entry in desired["compose"].items():
@@ -207,9 +238,14 @@ class ComposeProvider(Provider):
             file.save()
             return
         main = ComposeFile(self.main_path)
+        if where == "project":
+            main.document["name"] = value
+            main.save()
+            return
         services = main.document.setdefault("services", {})
-        if where == "image":
-            services[name]["image"] = value
+        if where == "core":
+            field_name, field_value = value
+            services[name][field_name] = field_value
         elif value is None:
             services.pop(name, None)
         elif name in services:

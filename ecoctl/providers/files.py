@@ -15,7 +15,7 @@ from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.resources import stacks_dir
 
-SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep"}
+SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
 
 def render_core_files(context: dict) -> dict[str, bytes]:
@@ -42,8 +42,13 @@ def render_core_files(context: dict) -> dict[str, bytes]:
 def copied_tree(source: Path, target: str) -> dict[str, bytes]:
     return {f"{target}/{path.relative_to(source).as_posix()}": path.read_bytes()
             for path in sorted(source.rglob("*"))
-            if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(source).parts)
-            and path.suffix != ".pyc"}
+            if path.is_file() and not _build_output(path.relative_to(source).parts)}
+
+
+def _build_output(parts: tuple[str, ...]) -> bool:
+    """Caches and what a `pip install` in the source tree leaves behind: never copied."""
+    return bool(SKIPPED_PARTS & set(parts)) or parts[-1].endswith(".pyc") \
+        or any(part.endswith(".egg-info") for part in parts)
 
 
 def core_context(workspace) -> dict:
