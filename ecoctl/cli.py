@@ -107,14 +107,12 @@ def apply(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
                   + (f" Pending: {', '.join(done.pending)}." if done.pending else ""))
 
 
-def _progress_printer(json_output: bool):
+def _stage_display(json_output: bool):
+    import contextlib
+
     from ecoctl import ui
 
-    if json_output:
-        return None, None
-    out = ui.console(stderr=True)
-    return (lambda name: out.print(f"[bold cyan]>[/] {name}"),
-            lambda message: out.print(f"  [dim]{message}[/]", markup=True))
+    return contextlib.nullcontext() if json_output else ui.StageDisplay()
 
 
 @app.command()
@@ -124,11 +122,12 @@ def up(json_output: bool = JSON_OPTION,
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import stack, ui
 
-    stage, progress = _progress_printer(json_output)
     workspace = _workspace()
     try:
-        result = stack.up(workspace, stage=stage, progress=progress, grafana=monitoring,
-                          health_timeout=timeout)
+        with _stage_display(json_output) as display:
+            result = stack.up(workspace, stage=display and display.stage,
+                              progress=display and display.progress, grafana=monitoring,
+                              health_timeout=timeout)
     except stack.UnhealthyServices as exc:
         if not json_output:
             err = ui.console(stderr=True)
@@ -217,8 +216,9 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
                          "another service's database (use --reads for read-only access)")
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
                                       reads=reads or [], redirect_uris=redirect_uri or [], host=host)
-    _, progress = _progress_printer(json_output)
-    result = services.add_service(_workspace(), request, apply=not no_apply, progress=progress)
+    with _stage_display(json_output) as display:
+        result = services.add_service(_workspace(), request, apply=not no_apply,
+                                      progress=display and display.progress)
     if json_output:
         ui.print_json(result.to_json())
     else:

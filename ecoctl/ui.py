@@ -126,3 +126,39 @@ def print_service_table(rows: list[dict]) -> None:
         table.add_row(row["name"], row["template"], str(row["port"]), row["pattern"],
                       *[row["state"][kind] for kind in kinds])
     out.print(table)
+
+
+class StageDisplay:
+    """A live spinner on the running stage (on a terminal); finished stages stay as ✓ lines."""
+
+    def __init__(self):
+        self.out = console(stderr=True)
+        self.current: str | None = None
+        self.status = self.out.status("") if self.out.is_terminal else None
+
+    def stage(self, name: str) -> None:
+        self._finish_current()
+        self.current = name
+        if self.status is not None:
+            self.status.update(f"[bold cyan]{name}[/]")
+            self.status.start()
+        else:
+            self.out.print(f"> {name}", markup=False)
+
+    def progress(self, message: str) -> None:
+        self.out.print(f"  [dim]{message}[/]", markup=True)
+
+    def _finish_current(self) -> None:
+        if self.current and self.status is not None:
+            self.out.print(f"[green]✓[/] {self.current}")
+
+    def __enter__(self) -> "StageDisplay":
+        return self
+
+    def __exit__(self, kind, *rest) -> None:
+        if kind is None:
+            self._finish_current()
+        elif self.current and self.status is not None:
+            self.out.print(f"[red]✗[/] {self.current}")
+        if self.status is not None:
+            self.status.stop()
