@@ -57,7 +57,15 @@ def init(directory: Path = typer.Argument(..., help="Where to create the ecosyst
 
 
 def _only(values: Optional[list[str]]) -> Optional[set[str]]:
-    return set(values) if values else None
+    from ecoctl.core import SYSTEMS
+    from ecoctl.errors import UsageError
+
+    if not values:
+        return None
+    unknown = sorted(set(values) - set(SYSTEMS))
+    if unknown:
+        raise UsageError(f"--only {unknown[0]}: not a system; use one of {', '.join(SYSTEMS)}")
+    return set(values)
 
 
 @app.command()
@@ -67,8 +75,15 @@ def plan(json_output: bool = JSON_OPTION,
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.core import make_workspace_plan
+    from ecoctl.errors import EcoctlError
 
-    result = make_workspace_plan(_workspace(), only=_only(only))
+    try:
+        result = make_workspace_plan(_workspace(), only=_only(only))
+    except EcoctlError as exc:
+        if not detailed_exitcode:
+            raise
+        ui.error(str(exc))
+        raise typer.Exit(1)  # with --detailed-exitcode, 2 means "changes pending"
     if json_output:
         ui.print_json(result.to_json())
     else:
@@ -199,7 +214,7 @@ def token(service: str = typer.Argument("portfolio"),
 def add_service(name: str = typer.Argument(..., help="lowercase letters, digits, hyphens; 2-40 characters"),
                 template: Optional[str] = typer.Option(None, help="A template name or ./path/to/template."),
                 port: Optional[int] = typer.Option(None, help="The port it listens on (default: the template's)."),
-                pattern: str = typer.Option("compose", help="compose, separate or external."),
+                pattern: Optional[str] = typer.Option(None, help="compose (default), separate or external."),
                 host: Optional[str] = typer.Option(None, help="Where an external service runs."),
                 reads: Optional[list[str]] = typer.Option(None, "--reads", help="Another service whose database it may read."),
                 writes: Optional[list[str]] = typer.Option(None, "--writes", hidden=True),
@@ -212,10 +227,11 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
     from ecoctl.errors import UsageError
 
     if writes:
-        raise UsageError("shared write is not allowed: cross-service writes go through APIs, not "
-                         "another service's database (use --reads for read-only access)")
+        from ecoctl.postgres_admin import shared_write_refused
+
+        raise shared_write_refused(name, writes[0])
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
-                                      reads=reads or [], redirect_uris=redirect_uri or [], host=host)
+                                      reads=reads, redirect_uris=redirect_uri or [], host=host)
     with _stage_display(json_output) as display:
         result = services.add_service(_workspace(), request, apply=not no_apply,
                                       progress=display and display.progress)
@@ -271,12 +287,16 @@ app.add_typer(templates_app, name="templates")
 def templates_list(json_output: bool = JSON_OPTION):
     """The templates add-service can use (shipped, and the ecosystem's templates_dir)."""
     from ecoctl import ui
+    from ecoctl.errors import UsageError
     from ecoctl.service_templates import list_templates
+    from ecoctl.workspace import find_root
 
     try:
-        extra = _workspace().template_dirs()
-    except Exception:
+        find_root(state["dir"])
+    except UsageError:  # outside an ecosystem: the shipped templates only
         extra = []
+    else:
+        extra = _workspace().template_dirs()
     found = list_templates(extra)
     if json_output:
         ui.print_json({"templates": [{"name": t.name, "description": t.description,

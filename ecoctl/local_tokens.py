@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from ecoctl.files import write_atomic
+from ecoctl.names import env_prefix
 
 KEY_ID_BYTES = 8
 
@@ -58,7 +59,7 @@ def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 
     pem = private_key_path(workspace).read_bytes()
     kid = json.loads(jwks_path(workspace).read_text())["keys"][0]["kid"]
     now = int(time.time())
-    client_id = workspace.env.get(f"{service.replace('-', '_').upper()}_OIDC_CLIENT_ID") or service
+    client_id = workspace.env.get(f"{env_prefix(service)}_OIDC_CLIENT_ID") or service
     claims = {"iss": local_issuer(workspace, service), "sub": subject, "aud": client_id,
               "iat": now, "nbf": now, "exp": now + ttl, "scope": scope, **(extra or {})}
     return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid})
@@ -71,9 +72,12 @@ def token_for(workspace, service: str, subject: str = "local-user", ttl: int = 3
 
     if service not in workspace.ecosystem.services:
         raise UsageError(f"no service {service!r} in ecosystem.yaml")
-    if workspace.ecosystem.core.authentik.url:
-        raise EcoctlError("this ecosystem uses an external Authentik: get tokens from it "
-                          f"({workspace.ecosystem.core.authentik.url})")
+    from ecoctl.core import applicable_systems
+
+    if "authentik" in applicable_systems(workspace):
+        raise EcoctlError(f"{service} trusts Authentik ({workspace.authentik.base_url}), not a local "
+                          "key: get a token from Authentik's token endpoint with the client id and "
+                          f"secret in .env ({env_prefix(service)}_OIDC_CLIENT_ID/_SECRET)")
     if not private_key_path(workspace).exists():
         raise EcoctlError(f"no local signing key in {keys_dir(workspace)}: run `ecoctl init --force`")
     if ttl <= 0:

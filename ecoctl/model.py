@@ -84,7 +84,8 @@ class ServiceSpec(Strict):
 
 
 class Ecosystem(Strict):
-    name: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    """Compose project, image and container prefix: lowercase letters, digits, hyphens."""
     runtime: Literal["docker", "local"]
     templates_dir: str | None = None
     core: CoreSettings = CoreSettings()

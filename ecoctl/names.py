@@ -9,7 +9,9 @@ from ecoctl.errors import UsageError
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 CORE_SERVICE = "portfolio"
 RESERVED = frozenset({"postgres", "template0", "template1", "authentik", "redis", "prometheus",
-                      "grafana", CORE_SERVICE, "all", "core"})
+                      "grafana", CORE_SERVICE, "all", "core",
+                      # the core stack's own compose services and the local runtime's daemon
+                      "authentik-server", "authentik-worker", "supervisord"})
 
 
 def check_service_name(name: str, *, allow_core: bool = False) -> str:
@@ -40,3 +42,12 @@ def readonly_role_name(service: str) -> str:
 
 def env_prefix(service: str) -> str:
     return sql_name(service).upper()
+
+
+def db_password_key(service: str) -> str:
+    """The .env key holding SERVICE's database password (`authentik` is Authentik's own database)."""
+    return f"{env_prefix(service)}_DB_PASSWORD"
+
+
+def default_redirect_uri(port: int, host: str | None = None) -> str:
+    return f"http://{host or '127.0.0.1'}:{port}/callback"

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from ecoctl.errors import EcoctlError, Unreachable, UsageError
-from ecoctl.names import env_prefix, role_name
+from ecoctl.names import db_password_key, env_prefix, role_name
 from ecoctl.providers.postgres import AUTHENTIK
 
 if TYPE_CHECKING:
@@ -25,11 +25,6 @@ def shared_write_refused(service: str, target: str) -> UsageError:
     """The seed's rule, for a request to let SERVICE write TARGET's database (`reads:` is the only grant)."""
     return UsageError(f"{service} may not write {target}'s database: cross-service writes go through "
                       f"{target}'s API, not direct database access; use `reads: [{target}]` for read access")
-
-
-def password_key(service: str) -> str:
-    """The .env key holding SERVICE's database password (`authentik` is Authentik's own database)."""
-    return f"{env_prefix(service)}_DB_PASSWORD"
 
 
 def connect(endpoint: "PostgresEndpoint", dbname: str = "postgres", *,
@@ -130,7 +125,7 @@ def rotate_password(workspace: "Workspace", service: str) -> None:
     from ecoctl.envfile import new_secret
 
     role = service_role(workspace, service)
-    key = password_key(service)
+    key = db_password_key(service)
     env = workspace.env
     old = env.get(key)
     new = new_secret()

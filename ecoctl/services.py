@@ -8,7 +8,8 @@ from typing import Callable
 from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
-from ecoctl.names import CORE_SERVICE, check_service_name, database_name, env_prefix, role_name
+from ecoctl.names import (CORE_SERVICE, check_service_name, database_name, db_password_key, default_redirect_uri,
+                          env_prefix, role_name)
 from ecoctl.plan import Change
 
 FILE_SYSTEMS = {"files", "compose", "prometheus", "grafana"}
@@ -19,8 +20,8 @@ class ServiceRequest:
     name: str
     template: str | None = None
     port: int | None = None
-    pattern: str = "compose"
-    reads: list[str] = field(default_factory=list)
+    pattern: str | None = None
+    reads: list[str] | None = None
     redirect_uris: list[str] = field(default_factory=list)
     host: str | None = None
 
@@ -72,23 +73,25 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if port in core_ports(workspace):
         raise UsageError(f"port {port} is taken by the core stack's {core_ports(workspace)[port]}: "
                          "pass another --port")
-    for target in request.reads:
+    pattern = request.pattern or (existing.pattern if existing else "compose")
+    reads = request.reads if request.reads is not None else (existing.reads if existing else [])
+    for target in reads:
         if target == name:
             raise UsageError(f"--reads {target}: a service always reads its own database")
         if target not in services:
             raise UsageError(f"--reads {target}: no such service in ecosystem.yaml "
                              f"(services: {', '.join(services)})")
-    if request.pattern not in ("compose", "separate", "external"):
-        raise UsageError(f"--pattern must be compose, separate or external, not {request.pattern!r}")
-    if request.pattern == "external" and not request.host and not (existing and existing.host):
+    if pattern not in ("compose", "separate", "external"):
+        raise UsageError(f"--pattern must be compose, separate or external, not {pattern!r}")
+    if pattern == "external" and not request.host and not (existing and existing.host):
         raise UsageError("--pattern external needs --host ADDRESS (where the service runs, for "
                          "Prometheus to scrape and PostgreSQL to allow)")
     template_ref = request.template or (existing.template if existing else template.name)
-    return ServiceSpec(template=template_ref, port=port, pattern=request.pattern,
+    return ServiceSpec(template=template_ref, port=port, pattern=pattern,
                        host=request.host or (existing.host if existing else None),
-                       reads=sorted(set(request.reads)),
+                       reads=sorted(set(reads)),
                        redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                       or [f"http://127.0.0.1:{port}/callback"])
+                       or [default_redirect_uri(port, request.host)])
 
 
 def _spec_document(spec: ServiceSpec) -> dict:
@@ -127,7 +130,7 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     name = request.name
     result = ServiceResult(name)
     result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
-    if workspace.env.ensure_secret(f"{env_prefix(name)}_DB_PASSWORD"):
+    if workspace.env.ensure_secret(db_password_key(name)):
         workspace.env.save()
     systems = applicable_systems(workspace)
     if not apply:
@@ -144,11 +147,13 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
         result.notes += external_instructions(workspace, name, spec)
         return result
     runtime = get_runtime(workspace, progress)
-    if "postgres" not in result.pending and runtime.is_running():
+    if not {"postgres", "authentik"} & set(result.pending) and runtime.is_running():
         result.started = runtime.start_services([name])
         result.health = runtime.wait_healthy([name], timeout=180).get(name)
     else:
-        result.pending["runtime"] = "the stack is not running: `ecoctl up` starts the service"
+        result.pending["runtime"] = ("the stack is not running: `ecoctl up` starts the service"
+                                     if not runtime.is_running() else
+                                     "not started until its database and OIDC client exist: `ecoctl up`")
     return result
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
 from ecoctl.errors import EcoctlError
-from ecoctl.names import env_prefix
+from ecoctl.names import db_password_key, env_prefix
 from ecoctl.plan import Change
 from ecoctl.runtimes import ComponentStatus, get_runtime
 
@@ -61,10 +61,9 @@ class UnhealthyServices(EcoctlError):
 
 
 def credentials_hint(workspace, name: str) -> str:
-    prefix = env_prefix(name)
-    keys = [f"{prefix}_DB_PASSWORD"]
+    keys = [db_password_key(name)]
     if "authentik" in applicable_systems(workspace):
-        keys.append(f"{prefix}_OIDC_CLIENT_SECRET")
+        keys.append(f"{env_prefix(name)}_OIDC_CLIENT_SECRET")
     else:
         keys.append(f"`ecoctl token {name}`")
     return ".env: " + ", ".join(keys)
@@ -87,7 +86,7 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
     runtime = get_runtime(workspace, progress)
     systems = applicable_systems(workspace)
     result = UpResult(runtime=workspace.ecosystem.runtime)
-    names = list(workspace.ecosystem.services)
+    names = [name for name, spec in workspace.ecosystem.services.items() if spec.pattern != "external"]
 
     def converge(only: set[str], **options) -> None:
         done = apply_workspace(workspace, only=only & systems, **options)
@@ -128,8 +127,15 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
                                       credentials_hint(workspace, name)) for name in names]
     failures = {name: state for name, state in health.items() if state != "healthy"}
     if failures:
-        raise UnhealthyServices(failures, {name: list(runtime.logs(name, tail=20)) for name in failures})
+        raise UnhealthyServices(failures, {name: _last_lines(runtime, name) for name in failures})
     return result
+
+
+def _last_lines(runtime, name: str) -> list[str]:
+    try:
+        return list(runtime.logs(name, tail=20))
+    except EcoctlError as exc:
+        return [f"(no logs: {exc})"]
 
 
 def down(workspace, remove_volumes: bool = False, progress=None) -> bool:

@@ -146,7 +146,9 @@ class StageDisplay:
             self.out.print(f"> {name}", markup=False)
 
     def progress(self, message: str) -> None:
-        self.out.print(f"  [dim]{message}[/]", markup=True)
+        from rich.markup import escape
+
+        self.out.print(f"  [dim]{escape(message)}[/]", markup=True)
 
     def _finish_current(self) -> None:
         if self.current and self.status is not None:

@@ -34,7 +34,9 @@ class AuthentikEndpoint:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The ecosystem directory: $ECOCTL_DIR, else the nearest folder upward holding ecosystem.yaml."""
+    """The ecosystem directory: --dir, $ECOCTL_DIR, else the nearest folder upward holding ecosystem.yaml."""
+    if start is not None and (Path(start) / FILENAME).is_file():
+        return Path(start).resolve()
     if env_dir := os.environ.get("ECOCTL_DIR"):
         return Path(env_dir).resolve()
     here = (start or Path.cwd()).resolve()

@@ -64,7 +64,7 @@ def test_first_provisioning_creates_provider_application_and_env(tmp_path, authe
     workspace, loyalty, orders = make(tmp_path, target)
     assert plan(workspace.root) == [
         f"+ create oauth2 provider {loyalty}-provider (client_id {loyalty}, "
-        "redirect http://localhost:8001/auth/callback)",
+        "redirect http://127.0.0.1:8001/callback)",
         f"+ create application {loyalty} (bound to {loyalty}-provider)",
         f"+ create oauth2 provider {orders}-provider (client_id {orders}, redirect "
         "http://localhost:8002/auth/callback, http://orders.example.test/auth/callback)",
@@ -75,7 +75,7 @@ def test_first_provisioning_creates_provider_application_and_env(tmp_path, authe
     provider = target.provider(loyalty)
     assert provider["name"] == f"{loyalty}-provider" and provider["client_type"] == "confidential"
     assert [(u["matching_mode"], u["url"]) for u in provider["redirect_uris"]] == [
-        ("strict", "http://localhost:8001/auth/callback")]
+        ("strict", "http://127.0.0.1:8001/callback")]
     assert len(provider["property_mappings"]) == 3 and provider["signing_key"]
     assert len(provider["client_secret"]) == 128
     assert (provider["access_token_validity"], provider["sub_mode"], provider["issuer_mode"]) == (
@@ -129,7 +129,7 @@ def test_redirect_uri_change_is_one_patch_of_that_field(tmp_path, authentik_targ
 
     assert plan(workspace.root) == [
         f"~ update oauth2 provider {loyalty}-provider (redirect_uris +http://localhost:8001/oidc/callback "
-        "-http://localhost:8001/auth/callback)"]
+        "-http://127.0.0.1:8001/callback)"]
     provision(Workspace(workspace.root))
 
     assert [u["url"] for u in authentik_target.provider(loyalty)["redirect_uris"]] == [
@@ -154,7 +154,7 @@ def test_provider_deleted_by_hand_is_recreated_and_rebound(tmp_path, authentik_t
 
     assert plan(workspace.root) == [
         f"+ create oauth2 provider {loyalty}-provider (client_id {loyalty}, "
-        "redirect http://localhost:8001/auth/callback)",
+        "redirect http://127.0.0.1:8001/callback)",
         f"~ update application {loyalty} (bind to {loyalty}-provider)"]
     provision(Workspace(workspace.root))
 

@@ -1,8 +1,9 @@
 """Authentik: one OAuth2/OIDC provider (`S-provider`, client_id `S`) and one application (slug `S`)
 per service, and the service's client id, secret and issuer in `.env`.
 
-- Redirect URIs come from the service's `redirect_uris`; when empty, the seed's default
-  `http://localhost:<port>/auth/callback` (`http://<host>:<port>/auth/callback` for an external service).
+- Redirect URIs come from the service's `redirect_uris`; when empty, `names.default_redirect_uri`:
+  `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service),
+  the same default `add-service` writes into ecosystem.yaml.
 - Ownership: applications ecoctl creates carry `meta_publisher: "ecoctl:<ecosystem name>"`. Only those
   are ever deleted (with the provider bound to them, when it is `<slug>-provider` with client_id `<slug>`),
   so hand-made objects and other ecosystems sharing the same Authentik are left alone.
@@ -17,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ecoctl.names import env_prefix
+from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Provider
 
 if TYPE_CHECKING:
@@ -104,7 +106,7 @@ class AuthentikProvider(Provider):
     def desired(self) -> dict[str, Client]:
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
-            uris = spec.redirect_uris or [f"http://{spec.host or 'localhost'}:{spec.port}/auth/callback"]
+            uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
             wanted[service] = Client(service, tuple(dict.fromkeys(uris)))
         return wanted
 

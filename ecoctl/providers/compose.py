@@ -14,7 +14,7 @@ from typing import Any
 from ecoctl.errors import UsageError
 from ecoctl.files import write_atomic
 from ecoctl.model import ServiceSpec, parse_yaml, yaml_roundtrip
-from ecoctl.names import database_name, env_prefix, role_name
+from ecoctl.names import database_name, db_password_key, env_prefix, role_name
 from ecoctl.plan import Change, Provider
 
 LABEL = "ecoctl.service"
@@ -47,6 +47,7 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
     authentik = ecosystem.core.authentik
     jwks_url = (f"{authentik.url.rstrip('/')}/application/o/{name}/jwks/" if authentik.url
                 else f"http://authentik-server:9000/application/o/{name}/jwks/")
+    external_pg = ecosystem.core.postgres.external
     entry: dict[str, Any] = {
         "build": {"context": build_context, "args": {"BASE_IMAGE": ecosystem.image("python")}},
         "image": f"{ecosystem.name}/{name}:latest",
@@ -56,11 +57,11 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
         "labels": {LABEL: name},
         "environment": {
             "PORT": str(spec.port),
-            "DATABASE_HOST": "postgres",
-            "DATABASE_PORT": "5432",
+            "DATABASE_HOST": external_pg.host if external_pg else "postgres",
+            "DATABASE_PORT": str(external_pg.port) if external_pg else "5432",
             "DATABASE_NAME": database_name(name),
             "DATABASE_USER": role_name(name),
-            "DATABASE_PASSWORD": f"${{{prefix}_DB_PASSWORD:?run ecoctl apply to create it}}",
+            "DATABASE_PASSWORD": f"${{{db_password_key(name)}:?run ecoctl apply to create it}}",
             "OIDC_ISSUER": f"${{{prefix}_OIDC_ISSUER:-}}",
             "OIDC_CLIENT_ID": f"${{{prefix}_OIDC_CLIENT_ID:-{name}}}",
             "OIDC_JWKS_URL": jwks_url,
@@ -70,7 +71,9 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
         "ports": [f"127.0.0.1:{spec.port}:{spec.port}"],
         "networks": [NETWORK],
     }
-    if spec.pattern == "compose":
+    if external_pg:
+        entry["environment"]["DATABASE_SSLMODE"] = external_pg.sslmode
+    if spec.pattern == "compose" and not external_pg:
         entry["depends_on"] = {"postgres": {"condition": "service_healthy"}}
     return entry
 
@@ -180,6 +183,10 @@ class ComposeProvider(Provider):
         if not main.exists:
             return [Change("compose", "create", "compose file", "compose.yaml",
                            "missing: run `ecoctl init --force` to re-create it")]
+        for name in [*desired["compose"], *desired["separate"]]:
+            if db_password_key(name) not in self.workspace.env:
+                changes.append(Change("compose", "create", "secret", db_password_key(name),
+                                      "in .env: compose.yaml refers to it", data=("secret", name, None)))
         current = main.services()
         if main.document.get("name") != desired["project"]:
             changes.append(Change("compose", "update", "compose project", "compose.yaml",
@@ -221,6 +228,10 @@ class ComposeProvider(Provider):
         if change.data is None:
             raise UsageError(f"{self.main_path}: {change.detail}")
         where, name, value = change.data
+        if where == "secret":
+            if self.workspace.env.ensure_secret(db_password_key(name)):
+                self.workspace.env.save()
+            return
         if where == "separate":
             path = self.separate_path(name)
             if value is None:
@@ -234,7 +245,11 @@ class ComposeProvider(Provider):
                 yaml_roundtrip().dump(value, buffer)
                 write_atomic(path, SEPARATE_HEADER.format(name=name) + buffer.getvalue())
                 return
-            _merge_entry(file.document["services"][name], value["services"][name])
+            services = file.document.setdefault("services", {})
+            if isinstance(services.get(name), dict):
+                _merge_entry(services[name], value["services"][name])
+            else:
+                services[name] = value["services"][name]
             file.save()
             return
         main = ComposeFile(self.main_path)

@@ -106,7 +106,7 @@ class Actual:
 
 
 def desired_state(workspace: "Workspace") -> Desired:
-    from ecoctl.postgres_admin import password_key
+    from ecoctl.names import db_password_key as password_key
 
     ecosystem = workspace.ecosystem
     desired = Desired()

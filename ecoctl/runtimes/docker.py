@@ -220,7 +220,8 @@ class DockerRuntime(Runtime):
 
     def start_services(self, names: list[str]) -> bool:
         services = self.workspace.ecosystem.services
-        wanted = ["portfolio", *[name for name in names if name != "portfolio"]]
+        core = ["portfolio"] if "portfolio" in services else []
+        wanted = [*core, *[name for name in names if name != "portfolio"]]
         missing = [name for name in wanted if name not in services]
         if missing:
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")

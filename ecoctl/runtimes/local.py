@@ -522,7 +522,8 @@ class LocalRuntime(Runtime):
         return started
 
     def start_services(self, names_: list[str]) -> bool:
-        wanted = [names.CORE_SERVICE, *names_]
+        core = [names.CORE_SERVICE] if names.CORE_SERVICE in self.workspace.ecosystem.services else []
+        wanted = [*core, *names_]
         return self.start_service_list([name for i, name in enumerate(wanted) if name not in wanted[:i]])
 
     def start_service_list(self, wanted: list[str]) -> bool:
