@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ecoctl.plan import Change, Plan, apply_plan, make_plan
-from ecoctl.providers import load_providers
+from ecoctl.providers import PROVIDERS, load_providers
 
-SYSTEMS = ("files", "compose", "postgres", "authentik", "prometheus", "grafana")
+SYSTEMS = tuple(module.rsplit(".", 1)[1] for module, _ in PROVIDERS)
+"""The systems in apply order: files, compose, postgres, authentik, prometheus, grafana."""
 
 
 def applicable_systems(workspace) -> set[str]:
