@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, content: str | bytes, mode: int | None = None) -> None:
+def write_atomic(path: Path, content: str | bytes, mode: int | None = None, durable: bool = True) -> None:
+    """Replace `path` atomically; `durable=False` skips the fsync, for files ecoctl can regenerate."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
@@ -19,7 +20,8 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None) -> N
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -195,9 +195,10 @@ class EcosystemFile:
         before = self.dump()
         mutate(self.document)
         self.model = self.validate(self.path, self.document)
-        if self.dump() == before:
+        after = self.dump()
+        if after == before:
             return False
-        self.save()
+        write_atomic(self.path, after)
         return True
 
     def dump(self) -> str:

@@ -144,6 +144,7 @@ def _merge_entry(entry: dict, desired: dict) -> None:
 
 class ComposeProvider(Provider):
     name = "compose"
+    _main: ComposeFile | None = None
 
     @property
     def main_path(self) -> Path:
@@ -175,6 +176,7 @@ class ComposeProvider(Provider):
                            if isinstance(entry, dict) and (entry.get("labels") or {}).get(LABEL)}
                 if managed:
                     separate[path.parent.name] = file
+        self._main = main if main.exists else None
         return {"main": main, "separate": separate}
 
     def diff(self, desired: dict, actual: dict) -> list[Change]:
@@ -252,7 +254,9 @@ class ComposeProvider(Provider):
                 services[name] = value["services"][name]
             file.save()
             return
-        main = ComposeFile(self.main_path)
+        # the document read for this plan, kept current by each save (parsing costs ~0.1 s)
+        main = self._main or ComposeFile(self.main_path)
+        self._main = main
         if where == "project":
             main.document["name"] = value
             main.save()

@@ -112,5 +112,5 @@ class FilesProvider(Provider):
     def apply(self, change: Change) -> None:
         for relative, content in change.data.items():
             path = self.workspace.root / relative
-            if not path.exists():
-                write_atomic(path, content, mode=0o644)
+            if not path.exists():  # rendered files can be rendered again: no fsync each
+                write_atomic(path, content, mode=0o644, durable=False)
