@@ -213,7 +213,41 @@ def _fresh_state(base_url: str) -> State:
     return state
 
 
-class AuthentikDouble:
+class LoopbackServer:
+    """Serves `self._app()` (an ASGI app) with uvicorn in a thread on `self.host`:`self.port`."""
+
+    host = "127.0.0.1"
+    port: int
+    _server = None
+    _thread: threading.Thread | None = None
+
+    def _app(self):
+        raise NotImplementedError
+
+    def start(self):
+        import uvicorn
+
+        config = uvicorn.Config(self._app(), host=self.host, port=self.port, log_level="error",
+                                lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"{type(self).__name__} did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            assert self._thread is not None
+            self._thread.join(10)
+            self._server = None
+
+
+class AuthentikDouble(LoopbackServer):
     """See the module docstring. `base_url`, `token`; `requests` records what it was sent."""
 
     def __init__(self, *, token: str | None = None, page_size: int = 2, version: str = VERSION,
@@ -230,32 +264,8 @@ class AuthentikDouble:
         self.state = _fresh_state(self.base_url)
         self._faults: list[tuple[int, bool]] = []
         self._lock = threading.RLock()
-        self._server = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> "AuthentikDouble":
-        import uvicorn
-
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="error",
-                                lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="authentik-double", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"the Authentik double did not start on port {self.port}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            assert self._thread is not None
-            self._thread.join(10)
-            self._server = None
 
     def __enter__(self) -> "AuthentikDouble":
         return self.start()
@@ -737,7 +747,7 @@ class AuthentikDouble:
         return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """A loopback reverse proxy that answers 502 to the next N requests, then forwards to `target`:
     the same fault injection as `AuthentikDouble.fail_next`, for a real Authentik."""
 
@@ -746,8 +756,6 @@ class FaultProxy:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._faults: list[int] = []
-        self._server = None
-        self._thread: threading.Thread | None = None
 
     def fail_next(self, count: int, status: int = 502) -> None:
         self._faults.extend([status] * count)
@@ -773,24 +781,6 @@ class FaultProxy:
 
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         return Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
-
-    def start(self) -> "FaultProxy":
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(self._app(), host="127.0.0.1", port=self.port,
-                                                     log_level="error", lifespan="off", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            assert self._thread is not None
-            self._thread.join(10)
-            self._server = None
 
 
 __all__ = ["AuthentikDouble", "FaultProxy", "validate_body", "M"]

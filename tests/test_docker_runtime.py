@@ -88,22 +88,6 @@ def authentik():
             self.base_url = f"http://{host}:{self.port}"
             self.state = _fresh_state(self.base_url)
 
-        def start(self):
-            import threading
-
-            import uvicorn
-
-            config = uvicorn.Config(self._app(), host=self.host, port=self.port, log_level="error",
-                                    lifespan="off", access_log=False)
-            self._server = uvicorn.Server(config)
-            self._thread = threading.Thread(target=self._server.run, daemon=True)
-            self._thread.start()
-            deadline = time.monotonic() + 10
-            while not self._server.started:
-                assert time.monotonic() < deadline and self._thread.is_alive(), "double did not start"
-                time.sleep(0.01)
-            return self
-
     double = BridgeDouble(_gateway_ip()).start()
     yield double
     double.stop()
