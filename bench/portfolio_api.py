@@ -131,14 +131,21 @@ def main() -> None:
             for symbol in SYMBOLS:
                 client.post(f"/instruments/{symbol}/prices", json={"currency": "USD", "price": "123.45"})
             total = client.get(f"/portfolios/{pid}/transactions", params={"limit": 1}).json()["total"]
-        latencies, errors = asyncio.run(load(f"{url}/portfolios/{pid}/valuation", headers,
-                                             args.seconds, args.concurrency))
-        print(f"GET /portfolios/{{id}}/valuation, {total} transactions, {args.concurrency} connections, "
-              f"{args.seconds:g} s, uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
-        print(f"  requests/s  {len(latencies) / args.seconds:8.1f}")
-        print(f"  p50         {percentile(latencies, 0.50) * 1000:8.2f} ms")
-        print(f"  p99         {percentile(latencies, 0.99) * 1000:8.2f} ms")
-        print(f"  errors      {errors:8d}")
+        runs = {
+            # baseline: the same token check and one-row read, without the ledger replay
+            "GET /portfolios/{id} (baseline)": f"{url}/portfolios/{pid}",
+            "GET /portfolios/{id}/valuation": f"{url}/portfolios/{pid}/valuation",
+        }
+        print(f"{total} transactions, {args.concurrency} connections, {args.seconds:g} s each, "
+              f"uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        results = {}
+        for label, target in runs.items():
+            latencies, errors = asyncio.run(load(target, headers, args.seconds, args.concurrency))
+            results[label] = (len(latencies) / args.seconds, percentile(latencies, 0.99))
+            print(f"{label:<34} {results[label][0]:8.1f} req/s   p50 {percentile(latencies, 0.50) * 1000:7.2f} ms"
+                  f"   p99 {results[label][1] * 1000:7.2f} ms   errors {errors}")
+        (base_rps, base_p99), (rps, p99) = results.values()
+        print(f"valuation vs baseline: {rps / base_rps:.2f}x the throughput, {p99 / base_p99:.2f}x the p99")
     finally:
         if service is not None:
             service.terminate()
