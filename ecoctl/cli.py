@@ -22,10 +22,14 @@ def _global(directory: Optional[Path] = typer.Option(
     state["dir"] = directory
 
 
-def _workspace():
+def _workspace(changes: bool = False):
+    """The ecosystem; `changes=True` for commands that edit it (they run one at a time)."""
     from ecoctl.workspace import Workspace
 
-    return Workspace.open(state["dir"])
+    workspace = Workspace.open(state["dir"])
+    if changes:
+        workspace.lock_for_changes()
+    return workspace
 
 
 @app.command()
@@ -100,7 +104,7 @@ def apply(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
     from ecoctl import ui
     from ecoctl.core import apply_workspace, make_workspace_plan
 
-    workspace = _workspace()
+    workspace = _workspace(changes=True)
     preview = make_workspace_plan(workspace, only=_only(only))
     if not preview.changes:
         if json_output:
@@ -137,7 +141,7 @@ def up(json_output: bool = JSON_OPTION,
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import stack, ui
 
-    workspace = _workspace()
+    workspace = _workspace(changes=True)
     try:
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
@@ -164,7 +168,7 @@ def down(volumes: bool = typer.Option(False, "--volumes", help="Also delete data
     from ecoctl import stack, ui
     from ecoctl.errors import UsageError
 
-    workspace = _workspace()
+    workspace = _workspace(changes=True)
     if volumes and not yes:
         if not sys.stdin.isatty():
             raise UsageError("--volumes deletes every database: pass --yes to confirm")
@@ -233,7 +237,7 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
                                       reads=reads, redirect_uris=redirect_uri or [], host=host)
     with _stage_display(json_output) as display:
-        result = services.add_service(_workspace(), request, apply=not no_apply,
+        result = services.add_service(_workspace(changes=True), request, apply=not no_apply,
                                       progress=display and display.progress)
     if json_output:
         ui.print_json(result.to_json())
@@ -260,7 +264,7 @@ def remove_service(name: str,
             raise UsageError(f"--drop-data deletes {name}'s database: pass --yes to confirm")
         if not typer.confirm(f"Drop {name}'s database and all its data?"):
             raise typer.Exit(1)
-    result = services.remove_service(_workspace(), name, drop_data=drop_data, delete_files=delete_files)
+    result = services.remove_service(_workspace(changes=True), name, drop_data=drop_data, delete_files=delete_files)
     if json_output:
         ui.print_json(result.to_json())
     else:
@@ -317,7 +321,7 @@ def secrets_rotate(service: str):
     from ecoctl import ui
     from ecoctl.postgres_admin import rotate_password
 
-    rotate_password(_workspace(), service)
+    rotate_password(_workspace(changes=True), service)
     ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
 
 

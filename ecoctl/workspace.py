@@ -56,6 +56,35 @@ class Workspace:
     def open(cls, directory: Path | None = None) -> "Workspace":
         return cls(Path(directory).resolve() if directory else find_root())
 
+    def lock_for_changes(self, timeout: float = 120.0) -> None:
+        """Hold `.ecoctl/lock` until this process exits, so two commands never interleave their
+        edits of ecosystem.yaml, .env and the compose files (each rewrites whole files)."""
+        import fcntl
+        import time
+
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise EcoctlError(f"another ecoctl command is changing {self.root} (it holds "
+                                      f"{self.state_dir / 'lock'}): wait for it to finish") from None
+                time.sleep(0.2)
+        self._lock_fd: int | None = fd
+        # what another command wrote while we waited is what we must build on
+        self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
+        self.env = EnvFile(self.root / ".env")
+
+    def unlock(self) -> None:
+        if getattr(self, "_lock_fd", None) is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     @property
     def ecosystem(self) -> Ecosystem:
         return self.ecosystem_file.model

@@ -56,3 +56,24 @@ def test_token_refuses_where_services_trust_authentik(tmp_path):
     init_ecosystem(tmp_path / "eco", runtime="docker")
     result = run_ecoctl("token", "portfolio", cwd=tmp_path / "eco")
     assert result.returncode == 1 and "Authentik" in result.stderr
+
+
+def test_commands_that_change_the_ecosystem_take_turns(root):
+    import subprocess
+    import sys
+    import time
+
+    from ecoctl.workspace import Workspace
+
+    holder = Workspace(root)
+    holder.lock_for_changes()
+    waiting = subprocess.Popen([sys.executable, "-m", "ecoctl", "add-service", "loyalty", "--no-apply"],
+                               cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    assert waiting.poll() is None  # it waits for the lock instead of interleaving its writes
+    holder.env.set("WRITTEN_BY_THE_HOLDER", "1")
+    holder.env.save()
+    holder.unlock()
+    assert waiting.wait(timeout=60) == 0, waiting.stderr.read()
+    env = EnvFile(root / ".env")
+    assert env.get("WRITTEN_BY_THE_HOLDER") == "1" and env.get("LOYALTY_DB_PASSWORD")
