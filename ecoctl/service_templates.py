@@ -17,7 +17,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
@@ -57,10 +58,24 @@ class TemplateInfo:
 
 
 def load_template(path: Path, source: str = "path") -> TemplateInfo:
-    """The template in folder `path`, its manifest checked; a bad manifest is one UsageError."""
+    """The template in folder `path`, its manifest checked; a bad manifest is one UsageError.
+    Read once per process while the manifest is unchanged (a plan looks it up for every service)."""
+    path = Path(path).resolve()
+    try:
+        key = (path, source, (path / MANIFEST).stat().st_mtime_ns)
+    except OSError:
+        return _load_template(path, source)
+    if key not in _LOADED:
+        _LOADED[key] = _load_template(path, source)
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[Path, str, int], "TemplateInfo"] = {}
+
+
+def _load_template(path: Path, source: str) -> TemplateInfo:
     from ruamel.yaml import YAML, YAMLError
 
-    path = Path(path).resolve()
     manifest = path / MANIFEST
     if not manifest.is_file():
         raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
@@ -181,9 +196,19 @@ def python_package(name: str) -> str:
     return package
 
 
-def render_service_files(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, bytes]:
-    """Every file the template renders to: relative path (POSIX) → content. Writes nothing."""
-    return {rel: content for rel, (content, _mode) in _render(template, variables).items()}
+def render_service_files(template: TemplateInfo, variables: dict[str, Any],
+                         wanted: Callable[[str], bool] | None = None) -> dict[str, bytes]:
+    """Every file the template renders to: relative path (POSIX) → content. Writes nothing.
+
+    With `wanted`, only the paths it accepts are rendered (names are always rendered: they are cheap)."""
+    return {rel: content for rel, (content, _mode) in _render(template, variables, wanted).items()}
+
+
+def service_file_paths(template: TemplateInfo, variables: dict[str, Any]) -> list[str]:
+    """The relative paths the template renders to, without rendering any content."""
+    paths: list[str] = []
+    _render(template, variables, wanted=lambda rel: paths.append(rel) and False)
+    return paths
 
 
 def render_template(template: TemplateInfo, target: Path, variables: dict[str, Any], *,
@@ -224,7 +249,8 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
     return written
 
 
-def _render(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, tuple[bytes, int]]:
+def _render(template: TemplateInfo, variables: dict[str, Any],
+            wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
     from jinja2 import TemplateError
 
     context = template_variables(template, variables)
@@ -240,11 +266,12 @@ def _render(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, tupl
         parts = rel.split("/")
         if any(part in ("", ".", "..") for part in parts) or rel.startswith("/"):
             raise UsageError(f"template {where} renders to the invalid path {rel!r}; check its variables")
+        if wanted is not None and not wanted(rel):
+            continue
         data = source.read_bytes()
         if source.name.endswith(SUFFIX):
             try:
-                text = data.decode("utf-8")
-                data = env.from_string(text).render(context).encode("utf-8")
+                data = _compiled(env, source, data).render(context).encode("utf-8")
             except UnicodeDecodeError:
                 raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
             except TemplateError as exc:
@@ -263,6 +290,19 @@ def _walk(root: Path):
                 yield Path(dirpath) / filename
 
 
+def _compiled(env, source: Path, data: bytes):
+    """A template file compiled once per process (a plan may render it for hundreds of services)."""
+    key = (source, source.stat().st_mtime_ns)
+    if key not in _COMPILED:
+        _COMPILED[key] = env.from_string(data.decode("utf-8"))
+    return _COMPILED[key]
+
+
+_COMPILED: dict[tuple[Path, int], Any] = {}
+_COMPILED_STRINGS: dict[str, Any] = {}
+
+
+@lru_cache(maxsize=1)
 def _environment():
     from jinja2 import Environment, StrictUndefined
 
@@ -277,7 +317,9 @@ def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
     from jinja2 import TemplateError
 
     try:
-        return env.from_string(text).render(context)
+        if text not in _COMPILED_STRINGS:
+            _COMPILED_STRINGS[text] = env.from_string(text)
+        return _COMPILED_STRINGS[text].render(context)
     except TemplateError as exc:
         raise UsageError(f"template {where}: {_one_line(exc)}") from None
 

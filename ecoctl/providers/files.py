@@ -9,6 +9,7 @@ overwritten (compose.yaml and prometheus.yml are then kept in shape by their own
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ecoctl.files import write_atomic
 from ecoctl.names import CORE_SERVICE
@@ -62,51 +63,67 @@ def core_context(workspace) -> dict:
             "authentik_version": ecosystem.core.authentik.version}
 
 
-def service_files(workspace, name: str) -> dict[str, bytes]:
+class FileGroup:
+    """The files of one group ("core" or "services/<name>"): their paths, and their contents on demand."""
+
+    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]]):
+        self.paths = paths
+        self.render = render
+
+
+def core_group(workspace) -> FileGroup:
+    files = render_core_files(core_context(workspace))
+    return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
+
+
+def service_group(workspace, name: str) -> FileGroup:
     spec = workspace.ecosystem.services[name]
+    prefix = f"services/{name}/"
     if name == CORE_SERVICE:
-        return copied_tree(stacks_dir() / "portfolio", f"services/{name}")
-    from ecoctl.service_templates import find_template, render_service_files
+        files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
+        return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
+    from ecoctl.service_templates import find_template, render_service_files, service_file_paths
 
     template = find_template(spec.template, workspace.template_dirs())
-    rendered = render_service_files(template, {"service_name": name, "port": spec.port,
-                                               "base_image": workspace.ecosystem.image("python")})
-    return {f"services/{name}/{relative}": content for relative, content in rendered.items()}
+    variables = {"service_name": name, "port": spec.port, "base_image": workspace.ecosystem.image("python")}
+
+    def render(wanted: set[str]) -> dict[str, bytes]:
+        rendered = render_service_files(template, variables, wanted=lambda rel: prefix + rel in wanted)
+        return {prefix + rel: content for rel, content in rendered.items()}
+
+    return FileGroup([prefix + rel for rel in service_file_paths(template, variables)], render)
 
 
 class FilesProvider(Provider):
     name = "files"
-    _desired: dict[str, dict[str, bytes]] | None = None
+    _desired: dict[str, FileGroup] | None = None
 
-    def desired(self) -> dict[str, dict[str, bytes]]:
-        """Group name ("core" or "services/<name>") -> {relative path: content}."""
+    def desired(self) -> dict[str, FileGroup]:
+        """Group name ("core" or "services/<name>") -> its files (contents rendered only when missing)."""
         if self._desired is None:
-            self._desired = self._render()
+            self._desired = {"core": core_group(self.workspace)}
+            for name in self.workspace.ecosystem.services:
+                self._desired[f"services/{name}"] = service_group(self.workspace, name)
         return self._desired
-
-    def _render(self) -> dict[str, dict[str, bytes]]:
-        groups = {"core": render_core_files(core_context(self.workspace))}
-        for name in self.workspace.ecosystem.services:
-            groups[f"services/{name}"] = service_files(self.workspace, name)
-        return groups
 
     def read(self) -> set[str]:
         root = self.workspace.root
-        return {path for files in self.desired().values() for path in files if (root / path).exists()}
+        return {path for group in self.desired().values() for path in group.paths if (root / path).exists()}
 
-    def diff(self, desired: dict[str, dict[str, bytes]], actual: set[str]) -> list[Change]:
+    def diff(self, desired: dict[str, FileGroup], actual: set[str]) -> list[Change]:
         changes = []
-        for group, files in desired.items():
-            missing = {path: content for path, content in files.items() if path not in actual}
+        for name, group in desired.items():
+            missing = {path for path in group.paths if path not in actual}
             if not missing:
                 continue
-            if group == "core":
+            contents = group.render(missing)
+            if name == "core":
                 changes += [Change("files", "create", "file", path, data={path: content})
-                            for path, content in missing.items()]
+                            for path, content in contents.items()]
             else:
-                detail = f"{len(missing)} of {len(files)} files missing" if len(missing) < len(files) \
-                    else f"{len(files)} files"
-                changes.append(Change("files", "create", "service files", group, detail, data=missing))
+                total = len(group.paths)
+                detail = f"{len(missing)} of {total} files missing" if len(missing) < total else f"{total} files"
+                changes.append(Change("files", "create", "service files", name, detail, data=contents))
         return changes
 
     def apply(self, change: Change) -> None:
