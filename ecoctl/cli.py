@@ -224,11 +224,10 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
                 writes: Optional[list[str]] = typer.Option(None, "--writes", hidden=True),
                 redirect_uri: Optional[list[str]] = typer.Option(None, "--redirect-uri", help="An OAuth2 redirect URI."),
                 no_apply: bool = typer.Option(False, "--no-apply", help="Write files only; touch no server."),
-                yes: bool = typer.Option(False, "--yes", "-y"),
+                yes: bool = typer.Option(False, "--yes", "-y", help="Change an existing service without asking."),
                 json_output: bool = JSON_OPTION):
     """Scaffold a service, create its database and role, OIDC app, scrape job and dashboard, start it."""
     from ecoctl import services, ui
-    from ecoctl.errors import UsageError
 
     if writes:
         from ecoctl.postgres_admin import shared_write_refused
@@ -236,8 +235,15 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
         raise shared_write_refused(name, writes[0])
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
                                       reads=reads, redirect_uris=redirect_uri or [], host=host)
+    workspace = _workspace(changes=True)
+    existing = workspace.ecosystem.services.get(name)
+    if existing is not None and not yes and sys.stdin.isatty():
+        wanted = services.desired_spec(workspace, request)
+        if wanted != existing and not typer.confirm(f"Change the existing service {name} "
+                                                    f"({services.spec_difference(existing, wanted)})?"):
+            raise typer.Exit(1)
     with _stage_display(json_output) as display:
-        result = services.add_service(_workspace(changes=True), request, apply=not no_apply,
+        result = services.add_service(workspace, request, apply=not no_apply,
                                       progress=display and display.progress)
     if json_output:
         ui.print_json(result.to_json())

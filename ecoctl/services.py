@@ -94,6 +94,12 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
                        or [default_redirect_uri(port, request.host)])
 
 
+def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
+    """`port 8080 -> 8081, pattern compose -> separate`: what re-running add-service would change."""
+    before, after = have.model_dump(), want.model_dump()
+    return ", ".join(f"{key} {before[key]} -> {after[key]}" for key in after if before[key] != after[key])
+
+
 def _spec_document(spec: ServiceSpec) -> dict:
     document = {"template": spec.template, "port": spec.port, "pattern": spec.pattern}
     if spec.host:
