@@ -82,7 +82,12 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"changes": [change.to_json() for change in self.changes],
-                "pending": [{"system": name, "reason": reason} for name, reason in self.pending.items()]}
+                "pending": pending_json(self.pending)}
+
+
+def pending_json(pending: dict[str, str]) -> list[dict]:
+    """Systems that did not answer (or were not asked), as JSON for CI."""
+    return [{"system": name, "reason": reason} for name, reason in pending.items()]
 
 
 def make_plan(providers: list[Provider]) -> Plan:

@@ -10,7 +10,7 @@ from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
 from ecoctl.names import (CORE_SERVICE, check_service_name, database_name, db_password_key, default_redirect_uri,
                           env_prefix, role_name)
-from ecoctl.plan import Change
+from ecoctl.plan import Change, pending_json
 
 FILE_SYSTEMS = {"files", "compose", "prometheus", "grafana"}
 
@@ -39,7 +39,7 @@ class ServiceResult:
     def to_json(self) -> dict:
         return {"service": self.name, "spec_changed": self.spec_changed,
                 "applied": [change.to_json() for change in self.applied],
-                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()],
+                "pending": pending_json(self.pending),
                 "started": self.started, "health": self.health, "notes": self.notes}
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 from ecoctl.core import applicable_systems, apply_workspace, make_workspace_plan
 from ecoctl.errors import EcoctlError
 from ecoctl.names import db_password_key, env_prefix
-from ecoctl.plan import Change
+from ecoctl.plan import Change, pending_json
 from ecoctl.runtimes import ComponentStatus, get_runtime
 
 Stage = Callable[[str], None]
@@ -49,7 +49,7 @@ class UpResult:
                 "services": [service.to_json() for service in self.services],
                 "endpoints": self.endpoints, "started": self.started,
                 "applied": [change.to_json() for change in self.applied],
-                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()],
+                "pending": pending_json(self.pending),
                 "notes": self.notes}
 
 
@@ -152,7 +152,7 @@ class StatusReport:
     def to_json(self) -> dict:
         return {"runtime": self.runtime, "components": [c.to_json() for c in self.components],
                 "drift": [change.to_json() for change in self.drift],
-                "pending": [{"system": k, "reason": v} for k, v in self.pending.items()]}
+                "pending": pending_json(self.pending)}
 
 
 def status(workspace) -> StatusReport:
