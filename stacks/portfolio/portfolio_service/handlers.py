@@ -72,6 +72,14 @@ def not_found(portfolio_id: int) -> ProblemError:
     return ProblemError(404, f"portfolio {portfolio_id} does not exist")
 
 
+async def owned_portfolio(conn, user, portfolio_id: int) -> dict:
+    """The caller's portfolio; another user's is a 404 exactly like a missing one."""
+    portfolio = await db.get_portfolio(conn, user.sub, portfolio_id)
+    if portfolio is None:
+        raise not_found(portfolio_id)
+    return portfolio
+
+
 @router.get("/healthz", response_model=Health, tags=["operations"], responses=responses(503))
 async def healthz(request: Request) -> dict:
     try:
@@ -104,10 +112,7 @@ async def create_portfolio(request: Request, response: Response, user: User, bod
             responses=responses(401, 404, 422))
 async def get_portfolio(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
     async with pool(request).connection() as conn:
-        row = await db.get_portfolio(conn, user.sub, portfolio_id)
-    if row is None:
-        raise not_found(portfolio_id)
-    return row
+        return await owned_portfolio(conn, user, portfolio_id)
 
 
 @router.patch("/portfolios/{portfolio_id}", response_model=Portfolio, tags=["portfolios"],
@@ -134,8 +139,7 @@ async def delete_portfolio(request: Request, user: User, portfolio_id: Portfolio
 async def list_transactions(request: Request, user: User, portfolio_id: PortfolioId, limit: Limit = 50,
                             offset: Offset = 0, type: TransactionType | None = None) -> dict:
     async with pool(request).connection() as conn:
-        if await db.get_portfolio(conn, user.sub, portfolio_id) is None:
-            raise not_found(portfolio_id)
+        await owned_portfolio(conn, user, portfolio_id)
         rows, total = await db.list_transactions(conn, portfolio_id, limit, offset, type)
     return {"items": [transaction_out(row) for row in rows], "total": total, "limit": limit, "offset": offset}
 
@@ -185,9 +189,7 @@ async def check_sell(request: Request, conn, portfolio_id: int, body: Trade, exe
             responses=responses(401, 404, 422))
 async def get_holdings(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
     async with pool(request).connection() as conn:
-        portfolio = await db.get_portfolio(conn, user.sub, portfolio_id)
-        if portfolio is None:
-            raise not_found(portfolio_id)
+        portfolio = await owned_portfolio(conn, user, portfolio_id)
         rows = await db.ledger(conn, portfolio_id)
     return {"portfolio_id": portfolio_id, "currency": portfolio["currency"],
             "items": holdings(replay(rows))}
@@ -197,9 +199,7 @@ async def get_holdings(request: Request, user: User, portfolio_id: PortfolioId) 
             responses=responses(401, 404, 422))
 async def get_valuation(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
     async with pool(request).connection() as conn:
-        portfolio = await db.get_portfolio(conn, user.sub, portfolio_id)
-        if portfolio is None:
-            raise not_found(portfolio_id)
+        portfolio = await owned_portfolio(conn, user, portfolio_id)
         rows = await db.ledger(conn, portfolio_id)
         ledger = replay(rows)
         prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
