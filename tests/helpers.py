@@ -46,3 +46,21 @@ def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str
     if authentik_token:
         env.set("AUTHENTIK_TOKEN", authentik_token, replace=True)
     env.save()
+
+
+def wait_until_answers(url: str, process, timeout: float, what: str) -> None:
+    """Poll `url` until it answers 200; fail at once if `process` exits, or after `timeout` seconds."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, f"{what} exited with code {process.returncode}"
+        assert time.monotonic() < deadline, f"{what} did not answer {url} within {timeout:.0f} s"
+        time.sleep(0.1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stacks" / "portfol
 
 from portfolio_service.app import create_app  # noqa: E402
 from portfolio_service.settings import Settings  # noqa: E402
-from portfolio_service.testing import TokenIssuer, create_service_database, serve_app, serve_jwks  # noqa: E402
+from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app, serve_jwks  # noqa: E402
 
 DB = "portfolio_api_test_db"
 PROBLEM = "application/problem+json"
@@ -28,12 +27,7 @@ def issuer():
 
 @pytest.fixture(scope="module")
 def service(pg, issuer, tmp_path_factory):
-    password = secrets.token_urlsafe(16)
-    create_service_database(pg.conninfo(), DB, "portfolio_user", password)
-    jwks = issuer.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-    settings = Settings(database_host=pg.host, database_port=pg.port, database_name=DB,
-                        database_user="portfolio_user", database_password=password,
-                        oidc_issuer=issuer.issuer, oidc_audience=issuer.audience, oidc_jwks_file=str(jwks))
+    settings = provisioned_settings(pg, DB, issuer, tmp_path_factory.mktemp("jwks"))
     with serve_app(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield SimpleNamespace(url=url, client=client, settings=settings, dsn=pg.conninfo(dbname=DB))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stacks" / "portfolio"))
 
 from portfolio_service.app import create_app  # noqa: E402
-from portfolio_service.settings import Settings  # noqa: E402
-from portfolio_service.testing import TokenIssuer, create_service_database, serve_app  # noqa: E402
+from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app  # noqa: E402
 
 DB = "portfolio_fuzz_test_db"
 ISSUER = TokenIssuer()
@@ -28,12 +26,7 @@ ISSUER = TokenIssuer()
 
 @pytest.fixture(scope="module")
 def served(pg, tmp_path_factory):
-    password = secrets.token_urlsafe(16)
-    create_service_database(pg.conninfo(), DB, "portfolio_user", password)
-    jwks = ISSUER.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-    config = Settings(database_host=pg.host, database_port=pg.port, database_name=DB,
-                      database_user="portfolio_user", database_password=password,
-                      oidc_issuer=ISSUER.issuer, oidc_audience=ISSUER.audience, oidc_jwks_file=str(jwks))
+    config = provisioned_settings(pg, DB, ISSUER, tmp_path_factory.mktemp("jwks"))
     with serve_app(create_app(config)) as url:
         yield url
 

@@ -11,6 +11,8 @@ import time
 import httpx
 import pytest
 
+from tests.helpers import wait_until_answers
+
 from ecoctl import prometheus
 from ecoctl.errors import EcoctlError
 from ecoctl.plan import apply_plan, make_plan
@@ -66,16 +68,10 @@ def prometheus_server(tmp_path):
          "--web.enable-lifecycle", f"--storage.tsdb.path={tmp_path / 'data'}"],
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-        assert time.monotonic() < deadline, "prometheus did not become ready in 20 s"
-        time.sleep(0.1)
+    try:
+        wait_until_answers(f"{url}/-/ready", process, 20, "prometheus")
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}") from None
     yield root
     process.terminate()
     try:

@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 
 from ecoctl.service_templates import find_template, render_template
+from tests.helpers import wait_until_answers
 
 SERVICE = "loyalty"
 
@@ -108,15 +109,7 @@ def _serve_over_http(python: Path, tmp_path: Path, env: dict[str, str]) -> None:
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "the service did not become healthy"
-            time.sleep(0.2)
+        wait_until_answers(f"{base}/healthz", process, 30, "the rendered loyalty service")
         auth = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"{base}/me", headers=auth).json()["sub"] == "alice"
         assert httpx.get(f"{base}/me").status_code == 401

@@ -99,6 +99,19 @@ def create_service_database(admin_conninfo: str, dbname: str, owner: str, passwo
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
 
 
+def provisioned_settings(pg, dbname: str, issuer: TokenIssuer, jwks_dir: Path):
+    """Settings for a service on a fresh database owned by `portfolio_user`, trusting `issuer`'s keys
+    (`pg` is the test PostgreSQL: host, port, conninfo())."""
+    from portfolio_service.settings import Settings
+
+    password = secrets.token_urlsafe(16)
+    create_service_database(pg.conninfo(), dbname, "portfolio_user", password)
+    jwks = issuer.write_jwks(jwks_dir / "jwks.json")
+    return Settings(database_host=pg.host, database_port=pg.port, database_name=dbname,
+                    database_user="portfolio_user", database_password=password,
+                    oidc_issuer=issuer.issuer, oidc_audience=issuer.audience, oidc_jwks_file=str(jwks))
+
+
 @contextmanager
 def serve_app(app, host: str = "127.0.0.1"):
     """Run an ASGI app under a real uvicorn server in a thread; yields its base URL."""
