@@ -20,8 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
-from ecoctl.scaffold import init_ecosystem  # noqa: E402
+from ecoctl.runtimes.local.postgres import PostgresServer  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from ecoctl.commands.init import init_ecosystem  # noqa: E402
 from tests.authentik_double import AuthentikDouble  # noqa: E402
 from tests.helpers import point_ecosystem_at  # noqa: E402
 

@@ -25,7 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "stacks" / "portfolio"))
 
-from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
+from ecoctl.runtimes.local.postgres import PostgresServer  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 from portfolio_service.testing import TokenIssuer, create_service_database  # noqa: E402
 
 SYMBOLS = ["ACME", "BOLT", "CRUX", "DYNA", "EPIC", "FLUX", "GRID", "HALO"]

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from ecoctl.plan import apply_plan
-from ecoctl.postgres_server import PostgresServer, free_port
+from ecoctl.runtimes.local.postgres import PostgresServer
+from tests.helpers import free_port
 from ecoctl.providers.postgres import PostgresProvider
 from ecoctl.workspace import Workspace
 

@@ -11,36 +11,34 @@ import typer
 app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
-state: dict = {"dir": None}
-
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
 
 
 @app.callback()
-def _global(directory: Optional[Path] = typer.Option(
+def _global(ctx: typer.Context, directory: Optional[Path] = typer.Option(
         None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml).")):
-    state["dir"] = directory
+    ctx.obj = directory
 
 
-def _workspace(changes: bool = False):
+def _workspace(ctx: typer.Context, changes: bool = False):
     """The ecosystem; `changes=True` for commands that edit it (they run one at a time)."""
     from ecoctl.workspace import Workspace
 
-    workspace = Workspace.open(state["dir"])
+    workspace = Workspace.open(ctx.obj)
     if changes:
         workspace.lock_for_changes()
     return workspace
 
 
 @app.command()
-def init(directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
+def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
          runtime: Optional[str] = typer.Option(None, help="docker or local (default: docker when an engine answers)."),
          force: bool = typer.Option(False, "--force", help="Re-create missing files and secrets of an existing ecosystem; existing secrets are kept."),
          json_output: bool = JSON_OPTION):
     """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/."""
     from ecoctl import ui
     from ecoctl.errors import UsageError
-    from ecoctl.scaffold import init_ecosystem
+    from ecoctl.commands.init import init_ecosystem
 
     if runtime not in (None, "docker", "local"):
         raise UsageError(f"--runtime must be docker or local, not {runtime!r}")
@@ -60,29 +58,23 @@ def init(directory: Path = typer.Argument(..., help="Where to create the ecosyst
     out.print(f"Next: cd {directory} && ecoctl up")
 
 
-def _only(values: Optional[list[str]]) -> Optional[set[str]]:
-    from ecoctl.core import SYSTEMS
-    from ecoctl.errors import UsageError
+def _only(values: Optional[list[str]]):
+    from ecoctl.commands.reconcile import parse_only
 
-    if not values:
-        return None
-    unknown = sorted(set(values) - set(SYSTEMS))
-    if unknown:
-        raise UsageError(f"--only {unknown[0]}: not a system; use one of {', '.join(SYSTEMS)}")
-    return set(values)
+    return parse_only(values)
 
 
 @app.command()
-def plan(json_output: bool = JSON_OPTION,
+def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
          detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error."),
          only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems (files, compose, postgres, authentik, prometheus, grafana).")):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.core import make_workspace_plan
+    from ecoctl.commands.reconcile import plan_workspace
     from ecoctl.errors import EcoctlError
 
     try:
-        result = make_workspace_plan(_workspace(), only=_only(only))
+        result = plan_workspace(_workspace(ctx), only=_only(only))
     except EcoctlError as exc:
         if not detailed_exitcode:
             raise
@@ -97,28 +89,27 @@ def plan(json_output: bool = JSON_OPTION,
 
 
 @app.command()
-def apply(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
           json_output: bool = JSON_OPTION,
           only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems.")):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.core import apply_workspace, make_workspace_plan
+    from ecoctl.commands.reconcile import Reconciliation
 
-    workspace = _workspace(changes=True)
-    preview = make_workspace_plan(workspace, only=_only(only))
-    if not preview.changes:
-        if json_output:
-            ui.print_json({**preview.to_json(), "applied": []})
-        else:
+    with Reconciliation(_workspace(ctx, changes=True), only=_only(only)) as reconciliation:
+        preview = reconciliation.make_plan()
+        if not preview.changes:
+            if json_output:
+                ui.print_json({**preview.to_json(), "applied": []})
+            else:
+                ui.print_plan(preview)
+            return
+        if not json_output:
             ui.print_plan(preview)
-        return
-    if not json_output:
-        ui.print_plan(preview)
-        if not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
-            raise typer.Exit(1)
-    out = ui.console()
-    done = apply_workspace(workspace, only=_only(only),
-                           on_change=None if json_output else lambda c: out.print("  done " + ui.change_line(c)))
+            if not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+                raise typer.Exit(1)
+        out = ui.console()
+        done = reconciliation.apply(on_change=None if json_output else lambda c: out.print("  done " + ui.change_line(c)))
     if json_output:
         ui.print_json({**done.to_json(), "applied": [c.to_json() for c in done.changes]})
     else:
@@ -135,13 +126,14 @@ def _stage_display(json_output: bool):
 
 
 @app.command()
-def up(json_output: bool = JSON_OPTION,
+def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
        monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
        timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy.")):
     """Start the core stack and every service, provision everything, print a summary."""
-    from ecoctl import stack, ui
+    from ecoctl import ui
+    from ecoctl.commands import stack
 
-    workspace = _workspace(changes=True)
+    workspace = _workspace(ctx, changes=True)
     try:
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
@@ -162,13 +154,14 @@ def up(json_output: bool = JSON_OPTION,
 
 
 @app.command()
-def down(volumes: bool = typer.Option(False, "--volumes", help="Also delete data (databases, metrics)."),
+def down(ctx: typer.Context, volumes: bool = typer.Option(False, "--volumes", help="Also delete data (databases, metrics)."),
          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting data.")):
     """Stop the stack; data is kept unless --volumes."""
-    from ecoctl import stack, ui
+    from ecoctl import ui
+    from ecoctl.commands import stack
     from ecoctl.errors import UsageError
 
-    workspace = _workspace(changes=True)
+    workspace = _workspace(ctx, changes=True)
     if volumes and not yes:
         if not sys.stdin.isatty():
             raise UsageError("--volumes deletes every database: pass --yes to confirm")
@@ -180,11 +173,12 @@ def down(volumes: bool = typer.Option(False, "--volumes", help="Also delete data
 
 
 @app.command()
-def status(json_output: bool = JSON_OPTION):
+def status(ctx: typer.Context, json_output: bool = JSON_OPTION):
     """Each component's state and health, and whether the providers show drift."""
-    from ecoctl import stack, ui
+    from ecoctl import ui
+    from ecoctl.commands import stack
 
-    report = stack.status(_workspace())
+    report = stack.status(_workspace(ctx))
     if json_output:
         ui.print_json(report.to_json())
     else:
@@ -192,30 +186,30 @@ def status(json_output: bool = JSON_OPTION):
 
 
 @app.command()
-def logs(service: str = typer.Argument(..., help="A service or core component (postgres, redis, ...)."),
+def logs(ctx: typer.Context, service: str = typer.Argument(..., help="A service or core component (postgres, redis, ...)."),
          follow: bool = typer.Option(False, "--follow", "-f"),
          tail: int = typer.Option(100, help="Lines to show first.")):
     """Show a component's logs."""
     from ecoctl.runtimes import get_runtime
 
-    for line in get_runtime(_workspace()).logs(service, follow=follow, tail=tail):
+    for line in get_runtime(_workspace(ctx)).logs(service, follow=follow, tail=tail):
         sys.stdout.write(line.rstrip("\n") + "\n")
         sys.stdout.flush()
 
 
 @app.command()
-def token(service: str = typer.Argument("portfolio"),
+def token(ctx: typer.Context, service: str = typer.Argument("portfolio"),
           sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
           ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
           scope: str = typer.Option("openid email profile", "--scope")):
     """Print (only) a bearer token the local runtime's services accept."""
-    from ecoctl.local_tokens import token_for
+    from ecoctl.commands.tokens import token_for
 
-    sys.stdout.write(token_for(_workspace(), service, subject=sub, ttl=ttl, scope=scope) + "\n")
+    sys.stdout.write(token_for(_workspace(ctx), service, subject=sub, ttl=ttl, scope=scope) + "\n")
 
 
 @app.command("add-service")
-def add_service(name: str = typer.Argument(..., help="lowercase letters, digits, hyphens; 2-40 characters"),
+def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowercase letters, digits, hyphens; 2-40 characters"),
                 template: Optional[str] = typer.Option(None, help="A template name or ./path/to/template."),
                 port: Optional[int] = typer.Option(None, help="The port it listens on (default: the template's)."),
                 pattern: Optional[str] = typer.Option(None, help="compose (default), separate or external."),
@@ -227,15 +221,14 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
                 yes: bool = typer.Option(False, "--yes", "-y", help="Change an existing service without asking."),
                 json_output: bool = JSON_OPTION):
     """Scaffold a service, create its database and role, OIDC app, scrape job and dashboard, start it."""
-    from ecoctl import services, ui
+    from ecoctl import ui
+    from ecoctl.commands import services
 
     if writes:
-        from ecoctl.postgres_admin import shared_write_refused
-
-        raise shared_write_refused(name, writes[0])
+        raise services.shared_write_refused(name, writes[0])
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
                                       reads=reads, redirect_uris=redirect_uri or [], host=host)
-    workspace = _workspace(changes=True)
+    workspace = _workspace(ctx, changes=True)
     existing = workspace.ecosystem.services.get(name)
     if existing is not None and not yes and sys.stdin.isatty():
         wanted = services.desired_spec(workspace, request)
@@ -256,13 +249,14 @@ def add_service(name: str = typer.Argument(..., help="lowercase letters, digits,
 
 
 @app.command("remove-service")
-def remove_service(name: str,
+def remove_service(ctx: typer.Context, name: str,
                    drop_data: bool = typer.Option(False, "--drop-data", help="Also drop its database."),
                    delete_files: bool = typer.Option(False, "--delete-files", help="Also delete services/NAME/."),
                    yes: bool = typer.Option(False, "--yes", "-y"),
                    json_output: bool = JSON_OPTION):
     """Undo add-service: stop it, remove its scrape job, dashboard, OIDC app, role (and data with --drop-data)."""
-    from ecoctl import services, ui
+    from ecoctl import ui
+    from ecoctl.commands import services
     from ecoctl.errors import UsageError
 
     if drop_data and not yes:
@@ -270,7 +264,7 @@ def remove_service(name: str,
             raise UsageError(f"--drop-data deletes {name}'s database: pass --yes to confirm")
         if not typer.confirm(f"Drop {name}'s database and all its data?"):
             raise typer.Exit(1)
-    result = services.remove_service(_workspace(changes=True), name, drop_data=drop_data, delete_files=delete_files)
+    result = services.remove_service(_workspace(ctx, changes=True), name, drop_data=drop_data, delete_files=delete_files)
     if json_output:
         ui.print_json(result.to_json())
     else:
@@ -278,11 +272,12 @@ def remove_service(name: str,
 
 
 @app.command("list")
-def list_services(json_output: bool = JSON_OPTION):
+def list_services(ctx: typer.Context, json_output: bool = JSON_OPTION):
     """Each service: template, port, pattern, and its state per provider."""
-    from ecoctl import services, ui
+    from ecoctl import ui
+    from ecoctl.commands import services
 
-    rows = services.list_services(_workspace())
+    rows = services.list_services(_workspace(ctx))
     if json_output:
         ui.print_json({"services": rows})
     else:
@@ -294,7 +289,7 @@ app.add_typer(templates_app, name="templates")
 
 
 @templates_app.command("list")
-def templates_list(json_output: bool = JSON_OPTION):
+def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
     """The templates add-service can use (shipped, and the ecosystem's templates_dir)."""
     from ecoctl import ui
     from ecoctl.errors import UsageError
@@ -302,11 +297,11 @@ def templates_list(json_output: bool = JSON_OPTION):
     from ecoctl.workspace import find_root
 
     try:
-        find_root(state["dir"])
+        find_root(ctx.obj)
     except UsageError:  # outside an ecosystem: the shipped templates only
         extra = []
     else:
-        extra = _workspace().template_dirs()
+        extra = _workspace(ctx).template_dirs()
     found = list_templates(extra)
     if json_output:
         ui.print_json({"templates": [{"name": t.name, "description": t.description,
@@ -322,12 +317,12 @@ app.add_typer(secrets_app, name="secrets")
 
 
 @secrets_app.command("rotate")
-def secrets_rotate(service: str):
+def secrets_rotate(ctx: typer.Context, service: str):
     """Give SERVICE's database role a new password (server first, then .env)."""
     from ecoctl import ui
-    from ecoctl.postgres_admin import rotate_password
+    from ecoctl.commands.secrets import rotate_password
 
-    rotate_password(_workspace(changes=True), service)
+    rotate_password(_workspace(ctx, changes=True), service)
     ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
 
 

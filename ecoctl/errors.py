@@ -1,4 +1,19 @@
-"""Failures a user can act on. The CLI prints each as one line and exits with its code."""
+"""Every failure a user can act on. The CLI prints each as one line on stderr and exits with
+`exit_code`; anything else is a bug (printed as one line too, with ECOCTL_DEBUG for the traceback).
+
+    EcoctlError                 1   a failure with a message that says what to do next
+    ├── UsageError              2   bad input: a name, an option, a file the user wrote
+    ├── Unreachable             1   a system ecoctl needs does not answer (down, starting, gone)
+    ├── AuthentikError          1   Authentik answered, but not with what was asked
+    │   ├── AuthentikNotFound       a 404
+    │   └── AuthentikValidation     a 400, with the fields it refused
+    ├── PostgresServerError     1   the local PostgreSQL could not be set up or started
+    └── UnhealthyServices       1   services started but did not become healthy (with their last log lines)
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class EcoctlError(Exception):
@@ -15,3 +30,35 @@ class UsageError(EcoctlError):
 
 class Unreachable(EcoctlError):
     """A system a provider talks to does not answer (not started yet, or down)."""
+
+
+class AuthentikError(EcoctlError):
+    """Authentik answered, but not with what was asked."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class AuthentikNotFound(AuthentikError):
+    pass
+
+
+class AuthentikValidation(AuthentikError):
+    """A 400: `fields` maps each field (or non_field_errors) to its messages."""
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        return self.body if isinstance(self.body, dict) else {}
+
+
+class PostgresServerError(EcoctlError):
+    """PostgreSQL could not be installed, initialized or started."""
+
+
+class UnhealthyServices(EcoctlError):
+    def __init__(self, failures: dict[str, str], logs: dict[str, list[str]]):
+        self.failures, self.logs = failures, logs
+        names = ", ".join(f"{name} ({health})" for name, health in failures.items())
+        super().__init__(f"not healthy: {names}: see `ecoctl logs SERVICE`; the rest of the stack stays up")

@@ -6,14 +6,14 @@ key. Saving is round-trip: the user's comments and key order survive (ruamel.yam
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ecoctl.errors import UsageError
-from ecoctl.files import write_atomic
+from ecoctl.support.atomic import write_atomic
+from ecoctl.support.yaml import dump_roundtrip, parse_yaml
 from ecoctl.names import CORE_SERVICE, check_service_name
 
 FILENAME = "ecosystem.yaml"
@@ -124,15 +124,6 @@ class Ecosystem(Strict):
         return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
 def _line_of(document: Any, loc: tuple) -> int | None:
     """1-based line of the deepest key in `loc` that the round-trip document knows."""
     node, line = document, None
@@ -202,28 +193,7 @@ class EcosystemFile:
         return True
 
     def dump(self) -> str:
-        buffer = io.StringIO()
-        _yaml().dump(self.document, buffer)
-        return buffer.getvalue()
+        return dump_roundtrip(self.document)
 
     def save(self) -> None:
         write_atomic(self.path, self.dump())
-
-
-def parse_yaml(path: Path, text: str) -> Any:
-    """Round-trip load; broken YAML is one UsageError naming the file and line."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        return _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}") from None
-    except YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-
-
-def yaml_roundtrip():
-    """A ruamel.yaml round-trip loader/dumper configured like ecoctl's own files."""
-    return _yaml()

@@ -44,10 +44,5 @@ def env_prefix(service: str) -> str:
     return sql_name(service).upper()
 
 
-def db_password_key(service: str) -> str:
-    """The .env key holding SERVICE's database password (`authentik` is Authentik's own database)."""
-    return f"{env_prefix(service)}_DB_PASSWORD"
-
-
 def default_redirect_uri(port: int, host: str | None = None) -> str:
     return f"http://{host or '127.0.0.1'}:{port}/callback"

@@ -1,5 +1,6 @@
 """The reconcile core: providers read what exists, diff it against the desired state, and apply
-one `Change` at a time. A plan is the concatenation of the providers' diffs, in dependency order.
+one `Change` at a time. A plan is the concatenation of the providers' diffs, in apply order, and
+`apply` runs exactly the plan that was made (and shown): each system is read once, diffed once.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ class Change:
     name: str
     detail: str = ""
     """Why, in words: what differs, or what is kept (`database kept: pass --drop-data`)."""
-    data: Any = field(default=None, compare=False, repr=False)
-    """Whatever the provider needs to apply this change; never printed, never a secret."""
+    service: str | None = None
+    """The service this change is for (None: the ecosystem as a whole)."""
+    payload: Any = field(default=None, compare=False, repr=False)
+    """The provider's typed description of the change (a dataclass per kind); never a secret."""
 
     def __str__(self) -> str:
         text = f"{SYMBOLS[self.action]} {self.action} {self.kind} {self.name}"
@@ -36,16 +39,30 @@ class Change:
 
     def to_json(self) -> dict:
         return {"system": self.system, "action": self.action, "kind": self.kind, "name": self.name,
-                "detail": self.detail, "text": str(self)}
+                "service": self.service, "detail": self.detail, "text": str(self)}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a command asks of the providers beyond ecosystem.yaml (each provider reads its own)."""
+
+    drop_data: frozenset[str] = frozenset()
+    """postgres: services whose database is deleted when they are removed (`--drop-data`)."""
+    reload: bool = True
+    """prometheus: reload a running Prometheus after writing prometheus.yml."""
 
 
 class Provider(ABC):
-    """One external system. Subclasses set `name` and implement read / desired / diff / apply."""
+    """One external system. Subclasses set `name`, implement read / desired / diff, and map each
+    payload type to the method that applies it in `appliers`."""
 
     name: ClassVar[str]
+    appliers: ClassVar[dict[type, str]] = {}
+    """Payload type -> name of the method that applies a change carrying it."""
 
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: "Workspace", options: Options = Options()):
         self.workspace = workspace
+        self.options = options
 
     @abstractmethod
     def read(self) -> Any:
@@ -59,9 +76,12 @@ class Provider(ABC):
     def diff(self, desired: Any, actual: Any) -> list[Change]:
         """The changes, in the order they must be applied."""
 
-    @abstractmethod
     def apply(self, change: Change) -> None:
         """Make exactly this change, idempotently."""
+        method = self.appliers.get(type(change.payload))
+        if method is None:
+            raise TypeError(f"{self.name} provider cannot apply {change} ({type(change.payload).__name__})")
+        getattr(self, method)(change.payload)
 
     def plan(self) -> list[Change]:
         return self.diff(self.desired(), self.read())
@@ -74,11 +94,14 @@ class Provider(ABC):
 class Plan:
     changes: list[Change] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
-    """Providers whose system did not answer, with the reason (their changes are not known yet)."""
+    """Systems that did not answer, with the reason (their changes are not known yet)."""
 
     @property
     def empty(self) -> bool:
         return not self.changes and not self.pending
+
+    def for_service(self, service: str) -> list[Change]:
+        return [change for change in self.changes if change.service == service]
 
     def to_json(self) -> dict:
         return {"changes": [change.to_json() for change in self.changes],
@@ -100,22 +123,15 @@ def make_plan(providers: list[Provider]) -> Plan:
     return plan
 
 
-def apply_plan(providers: list[Provider], on_change: Callable[[Change], None] | None = None) -> Plan:
-    """Plan and apply provider by provider, in the given (dependency) order.
-
-    Each provider is diffed just before it applies, so it sees what earlier providers did
-    (e.g. secrets the postgres provider wrote to .env). Returns what was done and what is pending.
-    """
-    done = Plan()
-    for provider in providers:
-        try:
-            changes = provider.plan()
-        except Unreachable as exc:
-            done.pending[provider.name] = str(exc)
-            continue
-        for change in changes:
-            provider.apply(change)
-            done.changes.append(change)
-            if on_change:
-                on_change(change)
+def apply_plan(providers: list[Provider], plan: Plan,
+               on_change: Callable[[Change], None] | None = None) -> Plan:
+    """Apply exactly `plan`'s changes, each by the provider of its system, in plan order.
+    Returns what was done and what stays pending."""
+    by_system = {provider.name: provider for provider in providers}
+    done = Plan(pending=dict(plan.pending))
+    for change in plan.changes:
+        by_system[change.system].apply(change)
+        done.changes.append(change)
+        if on_change:
+            on_change(change)
     return done

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.files import write_atomic
-from ecoctl.resources import templates_dir
+from ecoctl.support.atomic import write_atomic
+from ecoctl.support.resources import templates_dir
 
 MANIFEST = "template.yaml"
 FILES_DIR = "files"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ecoctl.envfile import EnvFile
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.model import FILENAME, Ecosystem, EcosystemFile
+from ecoctl.support.envfile import EnvFile
 
 STATE_DIR = ".ecoctl"
 
@@ -47,6 +47,9 @@ def find_root(start: Path | None = None) -> Path:
 
 
 class Workspace:
+    """The ecosystem directory. It is the one owner of `.env`: secrets are generated here, once,
+    before anything is planned, and what a system hands back (`record`) is saved here."""
+
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
@@ -93,6 +96,39 @@ class Workspace:
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
 
+    def missing_secrets(self) -> list[str]:
+        from ecoctl.contract import secret_keys
+
+        return [key for key in dict.fromkeys(secret_keys(self.ecosystem)) if key not in self.env]
+
+    def ensure_secrets(self) -> list[str]:
+        """Generate every secret the desired state needs and .env lacks; existing ones are kept.
+
+        Takes the workspace lock first (when .env lacks something), so two commands never generate
+        the same secret twice. Returns the keys it generated.
+        """
+        if not self.missing_secrets():
+            return []
+        borrowed = getattr(self, "_lock_fd", None) is None
+        if borrowed:
+            self.lock_for_changes()
+        try:
+            added = [key for key in self.missing_secrets() if self.env.ensure_secret(key)]
+            if added:
+                self.env.save()
+            return added
+        finally:
+            if borrowed:
+                self.unlock()
+
+    def record(self, values: dict[str, str | None]) -> None:
+        """Save values a system handed back (None removes the key) in .env, atomically."""
+        changed = False
+        for key, value in values.items():
+            changed = (self.env.remove(key) if value is None else self.env.set(key, value, replace=True)) or changed
+        if changed:
+            self.env.save()
+
     def secret(self, key: str) -> str:
         value = self.env.get(key) or os.environ.get(key)
         if not value:
@@ -116,11 +152,12 @@ class Workspace:
 
     @cached_property
     def authentik(self) -> AuthentikEndpoint:
+        from ecoctl.contract import authentik_base_url
+
         settings = self.ecosystem.core.authentik
-        base = settings.url or f"http://127.0.0.1:{settings.port}"
         token = self.env.get("AUTHENTIK_TOKEN") or os.environ.get("AUTHENTIK_TOKEN") \
             or self.secret(settings.token_env)
-        return AuthentikEndpoint(base.rstrip("/"), token)
+        return AuthentikEndpoint(authentik_base_url(self.ecosystem), token)
 
     @property
     def prometheus_url(self) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecoctl.authentik import AuthentikClient, _tls_context
+from ecoctl.clients.authentik import AuthentikClient, _tls_context
 from ecoctl.model import yaml_roundtrip
-from ecoctl.postgres_server import free_port
+from ecoctl.runtimes.local.postgres import free_port
 from ecoctl.providers.authentik import AuthentikProvider
 from ecoctl.workspace import Workspace
 from tests.authentik_double import AuthentikDouble, FaultProxy
@@ -85,7 +85,7 @@ def write_workspace(root: Path, base_url: str, token: str, services: dict[str, d
 def provider_for(workspace: Workspace, **options) -> AuthentikProvider:
     """The provider with test retry settings (a fresh Workspace reads ecosystem.yaml/.env again)."""
     endpoint = workspace.authentik
-    return AuthentikProvider(workspace, AuthentikClient(endpoint.base_url, endpoint.token, **{**FAST, **options}))
+    return AuthentikProvider(workspace, client=AuthentikClient(endpoint.base_url, endpoint.token, **{**FAST, **options}))
 
 
 @pytest.fixture(scope="session")

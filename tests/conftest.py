@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ecoctl.postgres_server import PostgresServer, free_port
+from ecoctl.runtimes.local.postgres import PostgresServer
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str
                        authentik_url: str | None = None, authentik_token: str | None = None,
                        prometheus_port: int | None = None) -> None:
     """Make a freshly initialized ecosystem use servers started elsewhere (a test's or a bench's)."""
-    from ecoctl.envfile import EnvFile
+    from ecoctl.support.envfile import EnvFile
 
     spec = root / "ecosystem.yaml"
     text = spec.read_text().replace("    port: 5432", f"    port: {postgres_port}")
@@ -64,3 +64,21 @@ def wait_until_answers(url: str, process, timeout: float, what: str) -> None:
         assert process.poll() is None, f"{what} exited with code {process.returncode}"
         assert time.monotonic() < deadline, f"{what} did not answer {url} within {timeout:.0f} s"
         time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def converge_providers(providers: list) -> "Plan":
+    """What `ecoctl apply` does for these providers: secrets first, one plan, that plan applied."""
+    from ecoctl.plan import apply_plan, make_plan
+
+    for workspace in {id(provider.workspace): provider.workspace for provider in providers}.values():
+        workspace.ensure_secrets()
+    return apply_plan(providers, make_plan(providers))

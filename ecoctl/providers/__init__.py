@@ -1,36 +1,53 @@
-"""Resource providers, one module per external system, listed here in dependency order."""
+"""Resource providers, one module per external system. `SYSTEMS` is the apply order, declared once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
-    from ecoctl.plan import Provider
+    from ecoctl.model import Ecosystem
+    from ecoctl.plan import Options, Provider
     from ecoctl.workspace import Workspace
 
-# (module, class) in the order a plan is applied; imported lazily so `--help` stays fast.
-PROVIDERS: list[tuple[str, str]] = [
-    ("ecoctl.providers.files", "FilesProvider"),
-    ("ecoctl.providers.compose", "ComposeProvider"),
-    ("ecoctl.providers.postgres", "PostgresProvider"),
-    ("ecoctl.providers.authentik", "AuthentikProvider"),
-    ("ecoctl.providers.prometheus", "PrometheusProvider"),
-    ("ecoctl.providers.grafana", "GrafanaProvider"),
-]
+# system -> (module, class), in the order a plan is applied; imported lazily so `--help` stays fast.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "files": ("ecoctl.providers.files", "FilesProvider"),
+    "compose": ("ecoctl.providers.compose", "ComposeProvider"),
+    "postgres": ("ecoctl.providers.postgres", "PostgresProvider"),
+    "authentik": ("ecoctl.providers.authentik", "AuthentikProvider"),
+    "prometheus": ("ecoctl.providers.prometheus", "PrometheusProvider"),
+    "grafana": ("ecoctl.providers.grafana", "GrafanaProvider"),
+}
+SYSTEMS = tuple(REGISTRY)
+"""The systems in apply order: files, compose, postgres, authentik, prometheus, grafana."""
+FILE_SYSTEMS = frozenset({"files", "compose", "prometheus", "grafana"})
+"""Systems that are files in the ecosystem directory (no server needed to plan or apply them)."""
 
 
-def load_providers(workspace: "Workspace", only: set[str] | None = None,
-                   **options) -> list["Provider"]:
-    """The providers in apply order; `options` go to the providers that declare them
-    (e.g. `drop_data` for postgres, `reload` for prometheus)."""
+def systems_used(ecosystem: "Ecosystem") -> frozenset[str]:
+    """The systems this ecosystem uses: the local runtime has no Authentik unless an external one
+    is set; monitoring can be switched off."""
+    from ecoctl.contract import authentik_used
+
+    systems = set(SYSTEMS)
+    if not authentik_used(ecosystem):
+        systems.discard("authentik")
+    if not ecosystem.core.monitoring.enabled:
+        systems -= {"prometheus", "grafana"}
+    return frozenset(systems)
+
+
+def load_providers(workspace: "Workspace", systems: Iterable[str],
+                   options: "Options | None" = None) -> list["Provider"]:
+    """The providers of SYSTEMS, in apply order."""
     import importlib
-    import inspect
 
+    from ecoctl.plan import Options
+
+    wanted = set(systems)
     providers = []
-    for module_name, class_name in PROVIDERS:
-        if only is not None and module_name.rsplit(".", 1)[1] not in only:
-            continue
-        cls = getattr(importlib.import_module(module_name), class_name)
-        accepted = inspect.signature(cls.__init__).parameters
-        providers.append(cls(workspace, **{k: v for k, v in options.items() if k in accepted}))
+    for system, (module_name, class_name) in REGISTRY.items():
+        if system in wanted:
+            cls = getattr(importlib.import_module(module_name), class_name)
+            providers.append(cls(workspace, options or Options()))
     return providers

@@ -1,5 +1,6 @@
 """Authentik: one OAuth2/OIDC provider (`S-provider`, client_id `S`) and one application (slug `S`)
-per service, and the service's client id, secret and issuer in `.env`.
+per service. The client secret is ecoctl's (generated into `.env` before planning) and is set on
+the provider, so the plan knows every value it writes; the issuer follows from the slug.
 
 - Redirect URIs come from the service's `redirect_uris`; when empty, `names.default_redirect_uri`:
   `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service),
@@ -17,32 +18,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ecoctl.names import env_prefix
+from ecoctl import contract
 from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Provider
 
 if TYPE_CHECKING:
-    from ecoctl.authentik import AuthentikClient, Defaults
+    from ecoctl.clients.authentik import AuthentikClient, Defaults
     from ecoctl.workspace import Workspace
 
 PROVIDERS = "/providers/oauth2/"
 APPLICATIONS = "/core/applications/"
 PROVIDER_KIND = "oauth2 provider"
 APPLICATION_KIND = "application"
-CREDENTIALS_KIND = "oidc credentials"
 
 
 def provider_name(service: str) -> str:
     return f"{service}-provider"
-
-
-def issuer(base_url: str, slug: str) -> str:
-    return f"{base_url.rstrip('/')}/application/o/{slug}/"
-
-
-def env_keys(service: str) -> tuple[str, str, str]:
-    prefix = env_prefix(service)
-    return f"{prefix}_OIDC_CLIENT_ID", f"{prefix}_OIDC_CLIENT_SECRET", f"{prefix}_OIDC_ISSUER"
 
 
 def _authorization_uris(provider: dict) -> list[str]:
@@ -56,6 +47,7 @@ class Client:
 
     service: str
     redirect_uris: tuple[str, ...]
+    client_secret: str = field(repr=False, default="")
 
 
 @dataclass
@@ -65,21 +57,58 @@ class Actual:
     applications: dict[str, dict]
     """Applications by slug."""
     defaults: "Defaults"
-    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateProvider:
+    service: str
+
+
+@dataclass(frozen=True)
+class UpdateProvider:
+    service: str
+    pk: int
+    patch: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DeleteProvider:
+    service: str
+    pk: int
+
+
+@dataclass(frozen=True)
+class CreateApplication:
+    service: str
+
+
+@dataclass(frozen=True)
+class BindApplication:
+    service: str
+
+
+@dataclass(frozen=True)
+class DeleteApplication:
+    slug: str
 
 
 class AuthentikProvider(Provider):
     name = "authentik"
+    appliers = {CreateProvider: "create_provider", UpdateProvider: "update_provider",
+                DeleteProvider: "delete_provider", CreateApplication: "create_application",
+                BindApplication: "bind_application", DeleteApplication: "delete_application"}
 
-    def __init__(self, workspace: "Workspace", client: "AuthentikClient | None" = None):
-        super().__init__(workspace)
+    def __init__(self, workspace: "Workspace", options=None, client: "AuthentikClient | None" = None):
+        from ecoctl.plan import Options
+
+        super().__init__(workspace, options or Options())
         self._client = client
         self._actual: Actual | None = None
 
     @cached_property
     def client(self) -> "AuthentikClient":
         if self._client is None:
-            from ecoctl.authentik import AuthentikClient
+            from ecoctl.clients.authentik import AuthentikClient
 
             self._client = AuthentikClient.for_workspace(self.workspace)
         return self._client
@@ -107,7 +136,8 @@ class AuthentikProvider(Provider):
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
             uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
-            wanted[service] = Client(service, tuple(dict.fromkeys(uris)))
+            secret = self.workspace.env.get(contract.client_secret_key(service)) or ""
+            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret)
         return wanted
 
     # -- diff ----------------------------------------------------------------------------------
@@ -117,6 +147,7 @@ class AuthentikProvider(Provider):
             "name": provider_name(client.service),
             "client_type": "confidential",
             "client_id": client.service,
+            "client_secret": client.client_secret,
             "authorization_flow": defaults.authorization_flow,
             "invalidation_flow": defaults.invalidation_flow,
             "redirect_uris": [{"matching_mode": "strict", "url": url} for url in client.redirect_uris],
@@ -133,6 +164,9 @@ class AuthentikProvider(Provider):
             if str(actual.get(key)) != str(want[key]):
                 patch[key] = want[key]
                 words.append(key)
+        if actual.get("client_secret") != want["client_secret"]:
+            patch["client_secret"] = want["client_secret"]
+            words.append(f"client_secret differs from .env {contract.client_secret_key(client.service)}")
         current_uris = _authorization_uris(actual)
         if current_uris != list(client.redirect_uris):
             kept = [uri for uri in actual.get("redirect_uris") or [] if uri.get("redirect_uri_type") == "logout"]
@@ -150,46 +184,35 @@ class AuthentikProvider(Provider):
 
     def diff(self, desired: dict[str, Client], actual: Actual) -> list[Change]:
         changes: list[Change] = []
-        base = self.client.base_url
         for service, client in desired.items():
             name = provider_name(service)
             existing = actual.providers.get(service)
             if existing is None:
                 uris = ", ".join(client.redirect_uris)
-                changes.append(Change(self.name, "create", PROVIDER_KIND, name,
-                                      f"client_id {service}, redirect {uris}", data={"service": service}))
+                changes.append(Change(self.name, "create", PROVIDER_KIND, name, f"client_id {service}, redirect {uris}",
+                                      service=service, payload=CreateProvider(service)))
             else:
                 patch, words = self.provider_patch(client, existing, actual.defaults)
                 if patch:
                     changes.append(Change(self.name, "update", PROVIDER_KIND, name, "; ".join(words),
-                                          data={"service": service, "pk": existing["pk"], "patch": patch}))
+                                          service=service, payload=UpdateProvider(service, existing["pk"], patch)))
             app = actual.applications.get(service)
             if app is None:
                 changes.append(Change(self.name, "create", APPLICATION_KIND, service, f"bound to {name}",
-                                      data={"service": service}))
+                                      service=service, payload=CreateApplication(service)))
             elif existing is None or app.get("provider") != existing["pk"]:
                 changes.append(Change(self.name, "update", APPLICATION_KIND, service, f"bind to {name}",
-                                      data={"service": service}))
-            if existing is not None:
-                stale = self.stale_env(service, existing, base)
-                if stale:
-                    changes.append(Change(self.name, "update", CREDENTIALS_KIND, service,
-                                          f"{', '.join(stale)} in .env", data={"service": service}))
+                                      service=service, payload=BindApplication(service)))
         for slug, app in actual.applications.items():
             if slug in desired or app.get("meta_publisher") != self.marker:
                 continue
             changes.append(Change(self.name, "delete", APPLICATION_KIND, slug, "service removed",
-                                  data={"service": slug}))
+                                  service=slug, payload=DeleteApplication(slug)))
             bound = next((p for p in actual.providers.values() if p["pk"] == app.get("provider")), None)
             if bound is not None and bound["client_id"] == slug and bound["name"] == provider_name(slug):
                 changes.append(Change(self.name, "delete", PROVIDER_KIND, bound["name"], "service removed",
-                                      data={"pk": bound["pk"], "service": slug}))
+                                      service=slug, payload=DeleteProvider(slug, bound["pk"])))
         return changes
-
-    def stale_env(self, service: str, provider: dict, base: str) -> list[str]:
-        env = self.workspace.env
-        values = (provider["client_id"], provider.get("client_secret") or "", issuer(base, service))
-        return [key for key, value in zip(env_keys(service), values) if env.get(key) != value]
 
     # -- apply ---------------------------------------------------------------------------------
 
@@ -203,53 +226,47 @@ class AuthentikProvider(Provider):
         found = [p for p in self.client.list(PROVIDERS, client_id=service) if p["client_id"] == service]
         return found[0] if found else None
 
-    def apply(self, change: Change) -> None:
-        from ecoctl.authentik import AuthentikValidation
+    def create_provider(self, payload: CreateProvider) -> None:
+        from ecoctl.clients.authentik import AuthentikValidation
 
-        service = change.data["service"]
-        client = self.client
-        if change.kind == PROVIDER_KIND and change.action == "create":
-            wanted = self.desired()[service]
-            try:
-                provider = client.post(PROVIDERS, self.provider_fields(wanted, self._defaults()))
-            except AuthentikValidation as exc:
-                # a create retried after a lost answer, or made by a concurrent run: converge on it
-                provider = self._find_provider(service) if "client_id" in exc.fields else None
-                if provider is None:
-                    raise
-                patch, _ = self.provider_patch(wanted, provider, self._defaults())
-                if patch:
-                    provider = client.patch(f"{PROVIDERS}{provider['pk']}/", patch)
-            self._remember(provider)
-            self.write_env(service, provider)
-        elif change.kind == PROVIDER_KIND and change.action == "update":
-            provider = client.patch(f"{PROVIDERS}{change.data['pk']}/", change.data["patch"])
-            self._remember(provider)
-            self.write_env(service, provider)
-        elif change.kind == PROVIDER_KIND and change.action == "delete":
-            client.delete(f"{PROVIDERS}{change.data['pk']}/")
-            env = self.workspace.env
-            if any([env.remove(key) for key in env_keys(service)]):
-                env.save()
-        elif change.kind == APPLICATION_KIND and change.action == "create":
-            provider = self._provider(service)
-            body = {"name": service, "slug": service, "provider": provider["pk"],
-                    "meta_publisher": self.marker,
-                    "meta_description": f"{service}, managed by ecoctl (ecosystem {self.workspace.ecosystem.name})"}
-            try:
-                client.post(APPLICATIONS, body)
-            except AuthentikValidation as exc:
-                if "slug" not in exc.fields:
-                    raise
-                client.patch(f"{APPLICATIONS}{service}/", {"provider": provider["pk"]})
-        elif change.kind == APPLICATION_KIND and change.action == "update":
-            client.patch(f"{APPLICATIONS}{service}/", {"provider": self._provider(service)["pk"]})
-        elif change.kind == APPLICATION_KIND and change.action == "delete":
-            client.delete(f"{APPLICATIONS}{service}/")
-        elif change.kind == CREDENTIALS_KIND:
-            self.write_env(service, self._provider(service))
-        else:
-            raise ValueError(f"unknown change {change}")
+        wanted = self.desired()[payload.service]
+        try:
+            provider = self.client.post(PROVIDERS, self.provider_fields(wanted, self._defaults()))
+        except AuthentikValidation as exc:
+            # a create retried after a lost answer, or made by a concurrent run: converge on it
+            provider = self._find_provider(payload.service) if "client_id" in exc.fields else None
+            if provider is None:
+                raise
+            patch, _ = self.provider_patch(wanted, provider, self._defaults())
+            if patch:
+                provider = self.client.patch(f"{PROVIDERS}{provider['pk']}/", patch)
+        self._remember(provider)
+
+    def update_provider(self, payload: UpdateProvider) -> None:
+        self._remember(self.client.patch(f"{PROVIDERS}{payload.pk}/", payload.patch))
+
+    def delete_provider(self, payload: DeleteProvider) -> None:
+        self.client.delete(f"{PROVIDERS}{payload.pk}/")
+
+    def create_application(self, payload: CreateApplication) -> None:
+        from ecoctl.clients.authentik import AuthentikValidation
+
+        service = payload.service
+        provider = self._provider(service)
+        body = {"name": service, "slug": service, "provider": provider["pk"], "meta_publisher": self.marker,
+                "meta_description": f"{service}, managed by ecoctl (ecosystem {self.workspace.ecosystem.name})"}
+        try:
+            self.client.post(APPLICATIONS, body)
+        except AuthentikValidation as exc:
+            if "slug" not in exc.fields:
+                raise
+            self.client.patch(f"{APPLICATIONS}{service}/", {"provider": provider["pk"]})
+
+    def bind_application(self, payload: BindApplication) -> None:
+        self.client.patch(f"{APPLICATIONS}{payload.service}/", {"provider": self._provider(payload.service)["pk"]})
+
+    def delete_application(self, payload: DeleteApplication) -> None:
+        self.client.delete(f"{APPLICATIONS}{payload.slug}/")
 
     def _remember(self, provider: dict) -> None:
         if self._actual is not None:
@@ -264,12 +281,3 @@ class AuthentikProvider(Provider):
 
             raise EcoctlError(f"Authentik has no provider with client_id {service!r}: run `ecoctl apply` again")
         return provider
-
-    def write_env(self, service: str, provider: dict) -> None:
-        """The service's client id, secret and issuer, saved atomically once the provider exists."""
-        env = self.workspace.env
-        values = (provider["client_id"], provider["client_secret"], issuer(self.client.base_url, service))
-        changed = [env.set(key, value, replace=True) for key, value in zip(env_keys(service), values)]
-        if any(changed):
-            env.save()
-

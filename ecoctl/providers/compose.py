@@ -11,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
+from ecoctl import contract
 from ecoctl.errors import UsageError
-from ecoctl.files import write_atomic
-from ecoctl.model import ServiceSpec, parse_yaml, yaml_roundtrip
-from ecoctl.names import database_name, db_password_key, env_prefix, role_name
+from ecoctl.model import ServiceSpec
 from ecoctl.plan import Change, Provider
+from ecoctl.support.atomic import write_atomic
+from ecoctl.support.yaml import dump_roundtrip, parse_yaml
 
 LABEL = "ecoctl.service"
-NETWORK = "portfolio-network"
+NETWORK = contract.COMPOSE_NETWORK
 CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "authentik",
                "authentik-worker": "authentik", "prometheus": "prometheus", "grafana": "grafana"}
 
@@ -26,10 +29,11 @@ CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "au
 def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
     """What ecosystem.yaml decides about each core compose service: image, host port, container name."""
     core = ecosystem.core
-    published = {"postgres": (core.postgres.port, 5432), "redis": (core.redis.port, 6379),
-                 "authentik-server": (core.authentik.port, 9000),
-                 "prometheus": (core.monitoring.prometheus_port, 9090),
-                 "grafana": (core.monitoring.grafana_port, 3000)}
+    published = {"postgres": (core.postgres.port, contract.POSTGRES_PORT),
+                 "redis": (core.redis.port, contract.REDIS_PORT),
+                 "authentik-server": (core.authentik.port, contract.AUTHENTIK_PORT),
+                 "prometheus": (core.monitoring.prometheus_port, contract.PROMETHEUS_PORT),
+                 "grafana": (core.monitoring.grafana_port, contract.GRAFANA_PORT)}
     settings = {}
     for key, image in CORE_IMAGES.items():
         wanted: dict[str, Any] = {"image": ecosystem.image(image),
@@ -43,11 +47,6 @@ def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
 
 def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -> dict[str, Any]:
     ecosystem = workspace.ecosystem
-    prefix = env_prefix(name)
-    authentik = ecosystem.core.authentik
-    jwks_url = (f"{authentik.url.rstrip('/')}/application/o/{name}/jwks/" if authentik.url
-                else f"http://authentik-server:9000/application/o/{name}/jwks/")
-    external_pg = ecosystem.core.postgres.external
     entry: dict[str, Any] = {
         "build": {"context": build_context, "args": {"BASE_IMAGE": ecosystem.image("python")}},
         "image": f"{ecosystem.name}/{name}:latest",
@@ -55,25 +54,11 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
         "init": True,
         "restart": "unless-stopped",
         "labels": {LABEL: name},
-        "environment": {
-            "PORT": str(spec.port),
-            "DATABASE_HOST": external_pg.host if external_pg else "postgres",
-            "DATABASE_PORT": str(external_pg.port) if external_pg else "5432",
-            "DATABASE_NAME": database_name(name),
-            "DATABASE_USER": role_name(name),
-            "DATABASE_PASSWORD": f"${{{db_password_key(name)}:?run ecoctl apply to create it}}",
-            "OIDC_ISSUER": f"${{{prefix}_OIDC_ISSUER:-}}",
-            "OIDC_CLIENT_ID": f"${{{prefix}_OIDC_CLIENT_ID:-{name}}}",
-            "OIDC_JWKS_URL": jwks_url,
-            "REDIS_HOST": "redis",
-            "REDIS_PORT": "6379",
-        },
+        "environment": contract.environment(workspace, name, "compose"),
         "ports": [f"127.0.0.1:{spec.port}:{spec.port}"],
         "networks": [NETWORK],
     }
-    if external_pg:
-        entry["environment"]["DATABASE_SSLMODE"] = external_pg.sslmode
-    if spec.pattern == "compose" and not external_pg:
+    if spec.pattern == "compose" and not ecosystem.core.postgres.external:
         entry["depends_on"] = {"postgres": {"condition": "service_healthy"}}
     return entry
 
@@ -90,22 +75,21 @@ SEPARATE_HEADER = ("# {name}: deployed on its own (pattern `separate`), joining 
 
 
 class ComposeFile:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fallback: str | None = None):
+        """A compose file as it is on disk; FALLBACK is the text it will have once created."""
         self.path = path
         self.exists = path.exists()
-        self.document = parse_yaml(path, path.read_text()) if self.exists else None
-        if self.exists and not isinstance(self.document, dict):
+        text = path.read_text() if self.exists else fallback
+        self.document = parse_yaml(path, text) if text is not None else None
+        if self.document is not None and not isinstance(self.document, dict):
             raise UsageError(f"{path}: not a compose file (expected a mapping)")
 
     def services(self) -> dict:
         return (self.document or {}).get("services") or {}
 
     def save(self) -> None:
-        import io
-
-        buffer = io.StringIO()
-        yaml_roundtrip().dump(self.document, buffer)
-        write_atomic(self.path, buffer.getvalue())
+        write_atomic(self.path, dump_roundtrip(self.document))
+        self.exists = True
 
 
 def _plain(value: Any) -> Any:
@@ -142,8 +126,38 @@ def _merge_entry(entry: dict, desired: dict) -> None:
             entry[key] = desired[key]
 
 
+@dataclass(frozen=True)
+class SetProject:
+    name: str
+
+
+@dataclass(frozen=True)
+class SetCoreField:
+    service: str
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class SetService:
+    """An entry of compose.yaml (None deletes it)."""
+
+    name: str
+    entry: dict | None
+
+
+@dataclass(frozen=True)
+class SetSeparateFile:
+    """`services/<name>/compose.yaml` (None deletes it)."""
+
+    name: str
+    document: dict | None
+
+
 class ComposeProvider(Provider):
     name = "compose"
+    appliers = {SetProject: "set_project", SetCoreField: "set_core_field", SetService: "set_service",
+                SetSeparateFile: "set_separate_file"}
     _main: ComposeFile | None = None
 
     @property
@@ -165,8 +179,16 @@ class ComposeProvider(Provider):
                          for name, spec in services.items() if spec.pattern == "separate"},
         }
 
+    def _rendered_main(self) -> str:
+        """compose.yaml as the `files` provider creates it when it is missing."""
+        from ecoctl.providers.files import core_context, render_core_files
+
+        return render_core_files(core_context(self.workspace))["compose.yaml"].decode()
+
     def read(self) -> dict:
         main = ComposeFile(self.main_path)
+        if not main.exists:
+            main = ComposeFile(self.main_path, fallback=self._rendered_main())
         separate = {}
         services_dir = self.workspace.root / "services"
         if services_dir.is_dir():
@@ -176,99 +198,93 @@ class ComposeProvider(Provider):
                            if isinstance(entry, dict) and (entry.get("labels") or {}).get(LABEL)}
                 if managed:
                     separate[path.parent.name] = file
-        self._main = main if main.exists else None
+        self._main = main
         return {"main": main, "separate": separate}
 
     def diff(self, desired: dict, actual: dict) -> list[Change]:
         main: ComposeFile = actual["main"]
         changes: list[Change] = []
-        if not main.exists:
-            return [Change("compose", "create", "compose file", "compose.yaml",
-                           "missing: run `ecoctl init --force` to re-create it")]
-        for name in [*desired["compose"], *desired["separate"]]:
-            if db_password_key(name) not in self.workspace.env:
-                changes.append(Change("compose", "create", "secret", db_password_key(name),
-                                      "in .env: compose.yaml refers to it", data=("secret", name, None)))
         current = main.services()
         if main.document.get("name") != desired["project"]:
-            changes.append(Change("compose", "update", "compose project", "compose.yaml",
+            changes.append(Change(self.name, "update", "compose project", "compose.yaml",
                                   f"name {main.document.get('name')} -> {desired['project']}",
-                                  data=("project", "name", desired["project"])))
+                                  payload=SetProject(desired["project"])))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict):
                 continue  # a core service the user removed from compose.yaml stays removed
             for field_name in _differing_keys(entry, wanted):
-                changes.append(Change("compose", "update", f"compose {field_name}", key,
+                changes.append(Change(self.name, "update", f"compose {field_name}", key,
                                       f"{_shown(entry.get(field_name))} -> {_shown(wanted[field_name])}",
-                                      data=("core", key, (field_name, wanted[field_name]))))
+                                      payload=SetCoreField(key, field_name, wanted[field_name])))
         managed = {key for key, entry in current.items()
                    if isinstance(entry, dict) and (entry.get("labels") or {}).get(LABEL)}
         for name, entry in desired["compose"].items():
             if name not in current:
-                changes.append(Change("compose", "create", "compose service", name, data=("main", name, entry)))
+                changes.append(Change(self.name, "create", "compose service", name, service=name,
+                                      payload=SetService(name, entry)))
             elif keys := _differing_keys(current[name], entry):
-                changes.append(Change("compose", "update", "compose service", name,
-                                      ", ".join(keys) + " differ", data=("main", name, entry)))
+                changes.append(Change(self.name, "update", "compose service", name, ", ".join(keys) + " differ",
+                                      service=name, payload=SetService(name, entry)))
         for name in sorted(managed - set(desired["compose"])):
-            changes.append(Change("compose", "delete", "compose service", name, data=("main", name, None)))
+            changes.append(Change(self.name, "delete", "compose service", name, service=name,
+                                  payload=SetService(name, None)))
         separate: dict[str, ComposeFile] = actual["separate"]
         for name, document in desired["separate"].items():
             file = separate.get(name) or ComposeFile(self.separate_path(name))
+            where = f"services/{name}/compose.yaml"
             if not file.exists:
-                changes.append(Change("compose", "create", "compose file", f"services/{name}/compose.yaml",
-                                      data=("separate", name, document)))
+                changes.append(Change(self.name, "create", "compose file", where, service=name,
+                                      payload=SetSeparateFile(name, document)))
             elif keys := _differing_keys(file.services().get(name) or {}, document["services"][name]):
-                changes.append(Change("compose", "update", "compose file", f"services/{name}/compose.yaml",
-                                      ", ".join(keys) + " differ", data=("separate", name, document)))
+                changes.append(Change(self.name, "update", "compose file", where, ", ".join(keys) + " differ",
+                                      service=name, payload=SetSeparateFile(name, document)))
         for name in sorted(set(separate) - set(desired["separate"])):
-            changes.append(Change("compose", "delete", "compose file", f"services/{name}/compose.yaml",
-                                  data=("separate", name, None)))
+            changes.append(Change(self.name, "delete", "compose file", f"services/{name}/compose.yaml",
+                                  service=name, payload=SetSeparateFile(name, None)))
         return changes
 
-    def apply(self, change: Change) -> None:
-        if change.data is None:
-            raise UsageError(f"{self.main_path}: {change.detail}")
-        where, name, value = change.data
-        if where == "secret":
-            if self.workspace.env.ensure_secret(db_password_key(name)):
-                self.workspace.env.save()
-            return
-        if where == "separate":
-            path = self.separate_path(name)
-            if value is None:
-                path.unlink(missing_ok=True)
-                return
-            file = ComposeFile(path)
-            if not file.exists:
-                import io
+    # -- apply: the document read for this plan is edited and saved (parsing costs ~0.1 s) -------
 
-                buffer = io.StringIO()
-                yaml_roundtrip().dump(value, buffer)
-                write_atomic(path, SEPARATE_HEADER.format(name=name) + buffer.getvalue())
-                return
-            services = file.document.setdefault("services", {})
-            if isinstance(services.get(name), dict):
-                _merge_entry(services[name], value["services"][name])
-            else:
-                services[name] = value["services"][name]
-            file.save()
-            return
-        # the document read for this plan, kept current by each save (parsing costs ~0.1 s)
-        main = self._main or ComposeFile(self.main_path)
-        self._main = main
-        if where == "project":
-            main.document["name"] = value
-            main.save()
-            return
-        services = main.document.setdefault("services", {})
-        if where == "core":
-            field_name, field_value = value
-            services[name][field_name] = field_value
-        elif value is None:
-            services.pop(name, None)
-        elif name in services:
-            _merge_entry(services[name], value)
-        else:
-            services[name] = value
+    def _main_file(self) -> ComposeFile:
+        if self._main is None or (not self._main.exists and self.main_path.exists()):
+            self._main = ComposeFile(self.main_path, fallback=self._rendered_main())
+        return self._main
+
+    def set_project(self, payload: SetProject) -> None:
+        main = self._main_file()
+        main.document["name"] = payload.name
         main.save()
+
+    def set_core_field(self, payload: SetCoreField) -> None:
+        main = self._main_file()
+        main.document.setdefault("services", {})[payload.service][payload.field] = payload.value
+        main.save()
+
+    def set_service(self, payload: SetService) -> None:
+        main = self._main_file()
+        services = main.document.setdefault("services", {})
+        if payload.entry is None:
+            services.pop(payload.name, None)
+        elif payload.name in services:
+            _merge_entry(services[payload.name], payload.entry)
+        else:
+            services[payload.name] = payload.entry
+        main.save()
+
+    def set_separate_file(self, payload: SetSeparateFile) -> None:
+        name, document = payload.name, payload.document
+        path = self.separate_path(name)
+        if document is None:
+            path.unlink(missing_ok=True)
+            return
+        file = ComposeFile(path)
+        if not file.exists:
+            write_atomic(path, SEPARATE_HEADER.format(name=name) + dump_roundtrip(document))
+            return
+        services = file.document.setdefault("services", {})
+        if isinstance(services.get(name), dict):
+            _merge_entry(services[name], document["services"][name])
+        else:
+            services[name] = document["services"][name]
+        file.save()

@@ -8,13 +8,14 @@ overwritten (compose.yaml and prometheus.yml are then kept in shape by their own
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ecoctl.files import write_atomic
+from ecoctl.support.atomic import write_atomic
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
-from ecoctl.resources import stacks_dir
+from ecoctl.support.resources import stacks_dir
 
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
@@ -63,6 +64,13 @@ def core_context(workspace) -> dict:
             "authentik_version": ecosystem.core.authentik.version}
 
 
+@dataclass(frozen=True)
+class WriteFiles:
+    """Create these files (relative path -> content); a file that exists by then is left alone."""
+
+    contents: dict[str, bytes]
+
+
 class FileGroup:
     """The files of one group ("core" or "services/<name>"): their paths, and their contents on demand."""
 
@@ -96,6 +104,7 @@ def service_group(workspace, name: str) -> FileGroup:
 
 class FilesProvider(Provider):
     name = "files"
+    appliers = {WriteFiles: "write_files"}
     _desired: dict[str, FileGroup] | None = None
 
     def desired(self) -> dict[str, FileGroup]:
@@ -118,16 +127,17 @@ class FilesProvider(Provider):
                 continue
             contents = group.render(missing)
             if name == "core":
-                changes += [Change("files", "create", "file", path, data={path: content})
+                changes += [Change(self.name, "create", "file", path, payload=WriteFiles({path: content}))
                             for path, content in contents.items()]
             else:
                 total = len(group.paths)
                 detail = f"{len(missing)} of {total} files missing" if len(missing) < total else f"{total} files"
-                changes.append(Change("files", "create", "service files", name, detail, data=contents))
+                changes.append(Change(self.name, "create", "service files", name, detail,
+                                      service=name.removeprefix("services/"), payload=WriteFiles(contents)))
         return changes
 
-    def apply(self, change: Change) -> None:
-        for relative, content in change.data.items():
+    def write_files(self, payload: WriteFiles) -> None:
+        for relative, content in payload.contents.items():
             path = self.workspace.root / relative
             if not path.exists():  # rendered files can be rendered again: no fsync each
                 write_atomic(path, content, mode=0o644, durable=False)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from ecoctl.files import write_atomic
+from ecoctl.support.atomic import write_atomic
 from ecoctl.plan import Change, Provider
 
 DASHBOARDS_DIR = Path("monitoring/grafana/dashboards")
@@ -97,8 +98,19 @@ def dashboard_text(service: str) -> str:
     return json.dumps(render_dashboard(service), indent=2) + "\n"
 
 
+@dataclass(frozen=True)
+class WriteDashboard:
+    service: str
+
+
+@dataclass(frozen=True)
+class DeleteDashboard:
+    service: str
+
+
 class GrafanaProvider(Provider):
     name = "grafana"
+    appliers = {WriteDashboard: "write_dashboard", DeleteDashboard: "delete_dashboard"}
 
     @property
     def folder(self) -> Path:
@@ -135,20 +147,22 @@ class GrafanaProvider(Provider):
         changes = []
         for name, dashboard in desired.items():
             if name not in actual:
-                changes.append(Change(self.name, "create", KIND, name, f"{DASHBOARDS_DIR}/{name}.json"))
+                changes.append(Change(self.name, "create", KIND, name, f"{DASHBOARDS_DIR}/{name}.json",
+                                      service=name, payload=WriteDashboard(name)))
             elif actual[name] != dashboard:
-                changes.append(Change(self.name, "update", KIND, name, _why(actual[name], name)))
+                changes.append(Change(self.name, "update", KIND, name, _why(actual[name], name),
+                                      service=name, payload=WriteDashboard(name)))
         for name in actual:
             if name not in desired:
-                changes.append(Change(self.name, "delete", KIND, name, "service removed"))
+                changes.append(Change(self.name, "delete", KIND, name, "service removed",
+                                      service=name, payload=DeleteDashboard(name)))
         return changes
 
-    def apply(self, change: Change) -> None:
-        path = self.path(change.name)
-        if change.action == "delete":
-            path.unlink(missing_ok=True)
-        else:
-            write_atomic(path, dashboard_text(change.name), mode=0o644)
+    def write_dashboard(self, payload: WriteDashboard) -> None:
+        write_atomic(self.path(payload.service), dashboard_text(payload.service), mode=0o644)
+
+    def delete_dashboard(self, payload: DeleteDashboard) -> None:
+        self.path(payload.service).unlink(missing_ok=True)
 
 
 def _why(content: object, service: str) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecoctl import prometheus
+from ecoctl.clients import prometheus, prometheus_config
+from ecoctl.clients.prometheus_config import PrometheusConfig, ScrapeJob
 from ecoctl.model import Ecosystem, ServiceSpec
 from ecoctl.plan import Change, Provider
-from ecoctl.prometheus import PrometheusConfig, ScrapeJob
 
 KIND = "scrape job"
 
@@ -45,17 +45,29 @@ def desired_jobs(ecosystem: Ecosystem) -> dict[str, ScrapeJob]:
             for name, spec in ecosystem.services.items()}
 
 
-class PrometheusProvider(Provider):
-    name = "prometheus"
+@dataclass(frozen=True)
+class WriteJob:
+    job: ScrapeJob
 
-    def __init__(self, workspace, reload: bool = True):
-        """`reload=False` only writes the file (a Prometheus started later reads it)."""
-        super().__init__(workspace)
-        self.reload = reload
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
+
+
+class PrometheusProvider(Provider):
+    """With `options.reload` off, only the file is written (a Prometheus started later reads it)."""
+
+    name = "prometheus"
+    appliers = {WriteJob: "write_job", DeleteJob: "delete_job"}
+
+    @property
+    def reload(self) -> bool:
+        return self.options.reload
 
     @property
     def path(self) -> Path:
-        return self.workspace.root / prometheus.CONFIG_PATH
+        return self.workspace.root / prometheus_config.CONFIG_PATH
 
     def read(self) -> ScrapeState:
         """Every job in the file (the user's too: diff needs them to leave them alone), and the jobs
@@ -72,37 +84,41 @@ class PrometheusProvider(Provider):
         for name, job in desired.items():
             have = actual.jobs.get(name)
             if have is None:
-                changes.append(Change(self.name, "create", KIND, name, f"target {job.targets[0]}", job))
+                changes.append(Change(self.name, "create", KIND, name, f"target {job.targets[0]}",
+                                      service=name, payload=WriteJob(job)))
             elif not job.same_settings(have):
-                changes.append(Change(self.name, "update", KIND, name, _difference(have, job), job))
+                changes.append(Change(self.name, "update", KIND, name, _difference(have, job),
+                                      service=name, payload=WriteJob(job)))
             elif actual.loaded is not None and name not in actual.loaded:
                 # written, but the reload never happened (a run stopped half-way, a failed reload)
                 changes.append(Change(self.name, "update", KIND, name,
-                                      "in prometheus.yml, not loaded by the running Prometheus: reload", job))
+                                      "in prometheus.yml, not loaded by the running Prometheus: reload",
+                                      service=name, payload=WriteJob(job)))
         for name, have in actual.jobs.items():
             if have.managed and name not in desired:
-                changes.append(Change(self.name, "delete", KIND, name, "service removed", name))
+                changes.append(Change(self.name, "delete", KIND, name, "service removed",
+                                      service=name, payload=DeleteJob(name)))
         return changes
 
-    def apply(self, change: Change) -> None:
+    def write_job(self, payload: WriteJob) -> None:
+        job = payload.job
         config = PrometheusConfig.load(self.path)
-        if change.action == "delete":
-            text = config.without_job(change.name)
-        else:
-            job: ScrapeJob = change.data
-            current = config.jobs.get(job.name)
-            # a job the user gave extra keys (relabel_configs, scrape_timeout, labels) keeps them
-            extras = current.extras if current is not None else {}
-            labels = current.labels if current is not None else {}
-            text = config.with_job(ScrapeJob(job.name, job.targets, job.metrics_path,
-                                             job.scrape_interval, True, extras, labels))
-        prometheus.write_config(self.path, text)
+        current = config.jobs.get(job.name)
+        # a job the user gave extra keys (relabel_configs, scrape_timeout, labels) keeps them
+        extras = current.extras if current is not None else {}
+        labels = current.labels if current is not None else {}
+        prometheus_config.write_config(self.path, config.with_job(
+            ScrapeJob(job.name, job.targets, job.metrics_path, job.scrape_interval, True, extras, labels)))
+        self._reload(present={job.name})
+
+    def delete_job(self, payload: DeleteJob) -> None:
+        prometheus_config.write_config(self.path, PrometheusConfig.load(self.path).without_job(payload.name))
+        self._reload(absent={payload.name})
+
+    def _reload(self, present: set[str] = frozenset(), absent: set[str] = frozenset()) -> None:
         url = self.workspace.prometheus_url
         if self.reload and prometheus.reload(url):
-            if change.action == "delete":
-                prometheus.wait_for_jobs(url, absent={change.name})
-            else:
-                prometheus.wait_for_jobs(url, present={change.name})
+            prometheus.wait_for_jobs(url, present=present, absent=absent)
 
 
 def _difference(have: ScrapeJob, want: ScrapeJob) -> str:

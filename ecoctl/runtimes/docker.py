@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ecoctl.errors import EcoctlError, UsageError
-from ecoctl.runtimes import ComponentStatus, Runtime
+from ecoctl.runtimes.base import ComponentStatus, Runtime
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -301,7 +301,7 @@ class DockerRuntime(Runtime):
         """The shared network, when this project created it and nothing is attached any more."""
         from docker.errors import APIError, NotFound
 
-        from ecoctl.providers.compose import NETWORK
+        from ecoctl.contract import COMPOSE_NETWORK as NETWORK
 
         try:
             network = self.client.networks.get(NETWORK)

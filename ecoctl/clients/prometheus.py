@@ -1,0 +1,102 @@
+"""A running Prometheus over HTTP: `/-/reload`, `prometheus_config_last_reload_successful`,
+`/api/v1/targets`."""
+
+from __future__ import annotations
+
+import time
+
+from ecoctl.errors import EcoctlError
+
+def reload(url: str, timeout: float = 10.0) -> bool:
+    """POST /-/reload. False when no Prometheus answers at `url` (it reads the file when it starts)."""
+    import httpx
+
+    try:
+        with _client(url, timeout) as client:
+            response = client.post(f"{url}/-/reload")
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        return False
+    except httpx.HTTPError as exc:
+        raise EcoctlError(f"Prometheus at {url} did not answer /-/reload ({type(exc).__name__}): "
+                          "restart it") from None
+    if response.status_code == 403 or (response.status_code != 200 and "lifecycle" in response.text.lower()):
+        raise EcoctlError(f"Prometheus at {url} refuses /-/reload (lifecycle API disabled): "
+                          "restart it with --web.enable-lifecycle, or restart it to read the new file")
+    if response.status_code != 200:
+        reason = response.text.strip().splitlines()[0] if response.text.strip() else response.status_code
+        raise EcoctlError(f"Prometheus at {url} could not reload its configuration: {reason}: "
+                          "run `promtool check config` on prometheus.yml")
+    if not last_reload_successful(url):
+        raise EcoctlError(f"Prometheus at {url} reports its last configuration reload failed: "
+                          "check its log, then rerun")
+    return True
+
+
+def last_reload_successful(url: str) -> bool:
+    """The server's own `prometheus_config_last_reload_successful` gauge, read from its /metrics."""
+    for line in _get(url, "/metrics").text.splitlines():
+        if line.startswith("prometheus_config_last_reload_successful "):
+            return float(line.split()[1]) == 1.0
+    return False
+
+
+def active_targets(url: str) -> list[dict]:
+    """The server's active targets (`/api/v1/targets?state=active`), each with labels and health."""
+    return _get(url, "/api/v1/targets", state="active").json()["data"]["activeTargets"]
+
+
+def loaded_jobs(url: str) -> set[str] | None:
+    """The jobs a running Prometheus has targets for; None when nothing answers at `url`."""
+    import httpx
+
+    try:
+        with _client(url, timeout=5.0) as client:
+            response = client.get(f"{url}/api/v1/targets", params={"state": "active"})
+        response.raise_for_status()
+        return {target["labels"].get("job") for target in response.json()["data"]["activeTargets"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None  # not running, or not a Prometheus: nothing to compare with
+
+
+def wait_for_jobs(url: str, present: set[str] = frozenset(), absent: set[str] = frozenset(),
+                  timeout: float = 15.0) -> None:
+    """Wait until the server's targets include every job in `present` and none in `absent`.
+
+    Prometheus applies new static targets within a few seconds of a reload (discovery updates are
+    batched every 5 s).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {target["labels"].get("job") for target in active_targets(url)}
+        missing, left = set(present) - jobs, set(absent) & jobs
+        if not missing and not left:
+            return
+        if time.monotonic() > deadline:
+            what = (f"job {sorted(missing)[0]!r} is not among its targets" if missing
+                    else f"job {sorted(left)[0]!r} is still among its targets")
+            raise EcoctlError(f"Prometheus at {url} reloaded but {what} after {timeout:.0f}s: "
+                              "check its log and `ecoctl status`")
+        time.sleep(0.25)
+
+
+
+def _get(url: str, path: str, **params):
+    import httpx
+
+    try:
+        with _client(url) as client:
+            response = client.get(f"{url}{path}", params=params)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise EcoctlError(f"Prometheus at {url} did not answer {path} ({type(exc).__name__}): "
+                          "check that it runs (`ecoctl status`)") from None
+    return response
+
+
+def _client(url: str, timeout: float = 10.0):
+    import httpx
+
+    # plain HTTP on loopback needs no CA bundle (loading one costs ~0.1 s per client)
+    return httpx.Client(timeout=timeout, trust_env=False, verify=not url.startswith("http://"))
+
+

@@ -1,0 +1,103 @@
+"""`ecoctl init`: a new ecosystem directory with its desired state, secrets and core files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecoctl.errors import UsageError
+from ecoctl.model import AUTHENTIK_VERSION, FILENAME
+from ecoctl.support.resources import stacks_dir
+
+
+@dataclass
+class InitResult:
+    root: Path
+    runtime: str
+    created: list[str] = field(default_factory=list)
+    secrets_added: list[str] = field(default_factory=list)
+    secrets_kept: list[str] = field(default_factory=list)
+
+
+def docker_engine_answers(timeout: float = 2.0) -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _ecosystem_yaml(name: str, runtime: str) -> str:
+    import jinja2
+
+    template = (stacks_dir() / "core" / "ecosystem.yaml.j2").read_text()
+    return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+                           ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION)
+
+
+def default_name(directory: Path) -> str:
+    import re
+
+    name = re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")
+    return name if re.fullmatch(r"[a-z][a-z0-9-]*", name or "") else "ecosystem"
+
+
+def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = False) -> InitResult:
+    from ecoctl.model import EcosystemFile
+    from ecoctl.workspace import Workspace
+
+    directory = Path(directory)
+    spec_path = directory / FILENAME
+    if spec_path.exists() and not force:
+        raise UsageError(f"{directory} already holds an ecosystem ({FILENAME}): pass --force to "
+                         "re-create missing files and secrets (existing ones are kept)")
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} exists and is not a directory: choose another path")
+
+    if runtime is None and spec_path.exists():
+        runtime = EcosystemFile.load(spec_path).model.runtime
+    if runtime is None:
+        runtime = "docker" if docker_engine_answers() else "local"
+    result = InitResult(root=directory.resolve(), runtime=runtime)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if spec_path.exists():
+        spec = EcosystemFile.load(spec_path)
+        if spec.model.runtime != runtime:
+            spec.update(lambda document: document.__setitem__("runtime", runtime))
+    else:
+        from ecoctl.support.atomic import write_atomic
+
+        write_atomic(spec_path, _ecosystem_yaml(default_name(directory), runtime))
+        result.created.append(FILENAME)
+
+    workspace = Workspace(directory)
+    workspace.lock_for_changes()
+    try:
+        return _fill(workspace, runtime, result)
+    finally:
+        workspace.unlock()
+
+
+def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
+    from ecoctl.commands.reconcile import converge
+    from ecoctl.contract import secret_keys
+
+    had = set(workspace.env.values)
+    result.secrets_added = workspace.ensure_secrets()
+    result.secrets_kept = [key for key in dict.fromkeys(secret_keys(workspace.ecosystem)) if key in had]
+    if "AUTHENTIK_BOOTSTRAP_EMAIL" not in workspace.env:
+        workspace.record({"AUTHENTIK_BOOTSTRAP_EMAIL": "admin@example.com"})
+    if runtime == "local":
+        from ecoctl.local_auth import ensure_signing_key
+
+        if ensure_signing_key(workspace):
+            result.created.append(".ecoctl/keys")
+    applied = converge(workspace, only={"files", "compose"})
+    result.created += [change.name for change in applied.changes]
+    return result

@@ -1,0 +1,71 @@
+"""`ecoctl plan / apply`: plan once over a workspace's providers, then apply exactly that plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from ecoctl.errors import UsageError
+from ecoctl.plan import Change, Options, Plan, apply_plan, make_plan
+from ecoctl.providers import SYSTEMS, load_providers, systems_used
+
+if TYPE_CHECKING:
+    from ecoctl.workspace import Workspace
+
+
+def parse_only(values: Iterable[str] | None) -> frozenset[str] | None:
+    """`--only files,compose --only postgres` -> the systems named; None when none was named."""
+    names = [name.strip() for value in values or () for name in value.split(",") if name.strip()]
+    if not names:
+        return None
+    unknown = sorted(set(names) - set(SYSTEMS))
+    if unknown:
+        raise UsageError(f"--only {unknown[0]}: not a system; use one of {', '.join(SYSTEMS)}")
+    return frozenset(names)
+
+
+class Reconciliation:
+    """One plan over the systems an ecosystem uses (or `only` those), and its apply.
+
+    Secrets the desired state needs are generated (once) before anything is read, so the plan
+    shown is the plan applied. Use as a context manager: connections close at the end.
+    """
+
+    def __init__(self, workspace: "Workspace", only: Iterable[str] | None = None,
+                 options: Options = Options()):
+        used = systems_used(workspace.ecosystem)
+        self.workspace = workspace
+        self.systems = used & set(only) if only is not None else used
+        workspace.ensure_secrets()
+        self.providers = load_providers(workspace, self.systems, options)
+        self.plan: Plan | None = None
+
+    def make_plan(self) -> Plan:
+        self.plan = make_plan(self.providers)
+        return self.plan
+
+    def apply(self, on_change: Callable[[Change], None] | None = None) -> Plan:
+        plan = self.plan if self.plan is not None else self.make_plan()
+        return apply_plan(self.providers, plan, on_change)
+
+    def close(self) -> None:
+        for provider in self.providers:
+            provider.close()
+
+    def __enter__(self) -> "Reconciliation":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def plan_workspace(workspace: "Workspace", only: Iterable[str] | None = None,
+                   options: Options = Options()) -> Plan:
+    with Reconciliation(workspace, only, options) as reconciliation:
+        return reconciliation.make_plan()
+
+
+def converge(workspace: "Workspace", only: Iterable[str] | None = None, options: Options = Options(),
+             on_change: Callable[[Change], None] | None = None) -> Plan:
+    """Plan and apply in one go (for commands that converge as one of their steps)."""
+    with Reconciliation(workspace, only, options) as reconciliation:
+        return reconciliation.apply(on_change)

@@ -1,0 +1,244 @@
+"""`ecoctl add-service / remove-service / list`: the seed's eight manual steps as one command each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ecoctl import contract
+from ecoctl.commands.reconcile import converge, plan_workspace
+from ecoctl.errors import UsageError
+from ecoctl.model import ServiceSpec
+from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
+from ecoctl.plan import Change, Options, pending_json
+from ecoctl.providers import FILE_SYSTEMS, systems_used
+
+
+def shared_write_refused(service: str, target: str) -> UsageError:
+    """The seed's rule, for a request to let SERVICE write TARGET's database (`reads:` is the only grant)."""
+    return UsageError(f"{service} may not write {target}'s database: cross-service writes go through "
+                      f"{target}'s API, not direct database access; use `reads: [{target}]` for read access")
+
+
+@dataclass
+class ServiceRequest:
+    name: str
+    template: str | None = None
+    port: int | None = None
+    pattern: str | None = None
+    reads: list[str] | None = None
+    redirect_uris: list[str] = field(default_factory=list)
+    host: str | None = None
+
+
+@dataclass
+class ServiceResult:
+    name: str
+    spec_changed: bool = False
+    applied: list[Change] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    started: bool = False
+    health: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"service": self.name, "spec_changed": self.spec_changed,
+                "applied": [change.to_json() for change in self.applied],
+                "pending": pending_json(self.pending),
+                "started": self.started, "health": self.health, "notes": self.notes}
+
+
+def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
+    """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
+    from ecoctl.service_templates import find_template
+
+    name = check_service_name(request.name)
+    services = workspace.ecosystem.services
+    existing = services.get(name)
+    if existing is None and (workspace.root / "services" / name).exists():
+        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
+                         "another name, or move that folder away")
+    template = find_template(request.template or (existing.template if existing else "python-fastapi"),
+                             workspace.template_dirs())
+    port = request.port or (existing.port if existing else template.default_port)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port (1-65535)")
+    for other, spec in services.items():
+        if other != name and spec.port == port:
+            raise UsageError(f"port {port} is taken by service {other!r}: pass another --port")
+    core_ports = contract.core_ports(workspace.ecosystem)
+    if port in core_ports:
+        raise UsageError(f"port {port} is taken by the core stack's {core_ports[port]}: pass another --port")
+    pattern = request.pattern or (existing.pattern if existing else "compose")
+    reads = request.reads if request.reads is not None else (existing.reads if existing else [])
+    for target in reads:
+        if target == name:
+            raise UsageError(f"--reads {target}: a service always reads its own database")
+        if target not in services:
+            raise UsageError(f"--reads {target}: no such service in ecosystem.yaml "
+                             f"(services: {', '.join(services)})")
+    if pattern not in ("compose", "separate", "external"):
+        raise UsageError(f"--pattern must be compose, separate or external, not {pattern!r}")
+    if pattern == "external" and not request.host and not (existing and existing.host):
+        raise UsageError("--pattern external needs --host ADDRESS (where the service runs, for "
+                         "Prometheus to scrape and PostgreSQL to allow)")
+    template_ref = request.template or (existing.template if existing else template.name)
+    return ServiceSpec(template=template_ref, port=port, pattern=pattern,
+                       host=request.host or (existing.host if existing else None),
+                       reads=sorted(set(reads)),
+                       redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
+                       or [default_redirect_uri(port, request.host)])
+
+
+def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
+    """`port 8080 -> 8081, pattern compose -> separate`: what re-running add-service would change."""
+    before, after = have.model_dump(), want.model_dump()
+    return ", ".join(f"{key} {before[key]} -> {after[key]}" for key in after if before[key] != after[key])
+
+
+def _spec_document(spec: ServiceSpec) -> dict:
+    document = {"template": spec.template, "port": spec.port, "pattern": spec.pattern}
+    if spec.host:
+        document["host"] = spec.host
+    if spec.reads:
+        document["reads"] = list(spec.reads)
+    document["redirect_uris"] = list(spec.redirect_uris)
+    return document
+
+
+def _set_service(name: str, spec: ServiceSpec):
+    def mutate(document) -> None:
+        services = document.get("services")
+        if services is None:
+            document["services"] = services = {}
+        entry = services.get(name)
+        wanted = _spec_document(spec)
+        if entry is None:
+            services[name] = wanted
+            return
+        for key, value in wanted.items():
+            if entry.get(key) != value:
+                entry[key] = value
+        for key in [key for key in entry if key not in wanted]:
+            del entry[key]
+    return mutate
+
+
+def add_service(workspace, request: ServiceRequest, apply: bool = True,
+                progress: Callable[[str], None] | None = None) -> ServiceResult:
+    from ecoctl.runtimes import get_runtime
+
+    spec = desired_spec(workspace, request)
+    name = request.name
+    result = ServiceResult(name)
+    result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    systems = systems_used(workspace.ecosystem)
+    if not apply:
+        done = converge(workspace, only=FILE_SYSTEMS & systems, options=Options(reload=False))
+        result.applied += done.changes
+        result.pending = {system: "not applied (--no-apply): `ecoctl apply` finishes it"
+                          for system in ("postgres", "authentik") if system in systems}
+        result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
+        return result
+    done = converge(workspace, only=systems)
+    result.applied += done.changes
+    result.pending.update(done.pending)
+    if spec.pattern == "external":
+        result.notes += external_instructions(workspace, name, spec)
+        return result
+    runtime = get_runtime(workspace, progress)
+    if not {"postgres", "authentik"} & set(result.pending) and runtime.is_running():
+        result.started = runtime.start_services([name])
+        result.health = runtime.wait_healthy([name], timeout=180).get(name)
+    else:
+        result.pending["runtime"] = ("the stack is not running: `ecoctl up` starts the service"
+                                     if not runtime.is_running() else
+                                     "not started until its database and OIDC client exist: `ecoctl up`")
+    return result
+
+
+def external_instructions(workspace, name: str, spec: ServiceSpec) -> list[str]:
+    pg = workspace.ecosystem.core.postgres
+    variables = contract.environment(workspace, name, "external")
+    variables["DATABASE_HOST"] = "<this host's address>"
+    variables.pop("DATABASE_URL", None)
+    return [
+        f"{name} runs on {spec.host}; give it " + " ".join(f"{key}={value}" for key, value in variables.items()),
+        f"allow PostgreSQL {pg.port}/tcp and Authentik {workspace.ecosystem.core.authentik.port}/tcp "
+        f"from {spec.host} (e.g. `ufw allow from {spec.host} to any port {pg.port}`); PostgreSQL is "
+        "published on 127.0.0.1 only, so publish it on a private address first",
+        f"{spec.host} must allow Prometheus to reach {spec.host}:{spec.port}/metrics",
+    ]
+
+
+def remove_service(workspace, name: str, drop_data: bool = False, delete_files: bool = False,
+                   progress: Callable[[str], None] | None = None) -> ServiceResult:
+    import shutil
+
+    from ecoctl.runtimes import get_runtime
+
+    if name == CORE_SERVICE:
+        raise UsageError("portfolio is the core service and cannot be removed")
+    if name not in workspace.ecosystem.services:
+        raise UsageError(f"no service {name!r} in ecosystem.yaml (services: "
+                         f"{', '.join(workspace.ecosystem.added_services()) or 'none'})")
+    readers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.reads]
+    if readers:
+        raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
+                         "`reads` first")
+    result = ServiceResult(name)
+    runtime = get_runtime(workspace, progress)
+    try:
+        if runtime.is_running():
+            runtime.stop_service(name)
+    except Exception as exc:  # a runtime that cannot be reached does not block the removal
+        result.notes.append(f"could not stop {name}: {exc}")
+    result.spec_changed = workspace.ecosystem_file.update(
+        lambda document: document["services"].pop(name, None))
+    # one system at a time, users of the service first: a failure leaves its data and role behind
+    systems = systems_used(workspace.ecosystem)
+    options = Options(drop_data=frozenset({name}) if drop_data else frozenset())
+    for system in ("prometheus", "grafana", "authentik", "postgres", "compose"):
+        if system in systems:
+            done = converge(workspace, only={system}, options=options)
+            result.applied += done.changes
+            result.pending.update(done.pending)
+    if delete_files and (workspace.root / "services" / name).is_dir():
+        shutil.rmtree(workspace.root / "services" / name)
+        result.notes.append(f"deleted services/{name}/")
+    elif (workspace.root / "services" / name).is_dir():
+        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")
+    return result
+
+
+RESOURCE_KINDS = {"postgres": "database", "authentik": "oidc app", "prometheus": "scrape job",
+                  "grafana": "dashboard"}
+
+
+def list_services(workspace) -> list[dict]:
+    """Each service with its spec and, per provider, `ok`, what is to do, or `unknown` (not reachable)."""
+    from ecoctl.runtimes import get_runtime
+
+    plan = plan_workspace(workspace)
+    systems = systems_used(workspace.ecosystem)
+    try:
+        running = {c.name: c for c in get_runtime(workspace).status()}
+    except Exception:
+        running = {}
+    rows = []
+    for name, spec in workspace.ecosystem.services.items():
+        state = {}
+        mine = plan.for_service(name)
+        for system, label in RESOURCE_KINDS.items():
+            if system not in systems:
+                state[label] = "n/a"
+            elif system in plan.pending:
+                state[label] = "unknown"
+            else:
+                todo = [change.action for change in mine if change.system == system]
+                state[label] = "ok" if not todo else ("missing" if "create" in todo else "differs")
+        component = running.get(name)
+        state["running"] = f"{component.state}/{component.health}" if component else "no"
+        rows.append({"name": name, "template": spec.template, "port": spec.port,
+                     "pattern": spec.pattern, "state": state})
+    return rows

@@ -1,0 +1,155 @@
+"""`ecoctl up / down / status`: drive a runtime through the stack's stages and converge the providers.
+
+Stages of `up`: PostgreSQL -> databases and roles -> Redis and Authentik -> Authentik readiness
+and OIDC applications -> services -> monitoring -> health. Each stage is idempotent, so a second
+`up` on a running stack starts nothing and applies nothing, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ecoctl import contract
+from ecoctl.commands.reconcile import converge, plan_workspace
+from ecoctl.errors import EcoctlError, UnhealthyServices
+from ecoctl.plan import Change, Options, pending_json
+from ecoctl.providers import systems_used
+from ecoctl.runtimes import get_runtime
+from ecoctl.runtimes.base import ComponentStatus
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class ServiceSummary:
+    name: str
+    url: str
+    health: str
+    credentials: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "url": self.url, "health": self.health, "credentials": self.credentials}
+
+
+@dataclass
+class UpResult:
+    runtime: str
+    services: list[ServiceSummary] = field(default_factory=list)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    applied: list[Change] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.started or self.applied)
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "changed": self.changed,
+                "services": [service.to_json() for service in self.services],
+                "endpoints": self.endpoints, "started": self.started,
+                "applied": [change.to_json() for change in self.applied],
+                "pending": pending_json(self.pending),
+                "notes": self.notes}
+
+
+def credentials_hint(workspace, name: str) -> str:
+    keys = list(contract.service_secret_keys(workspace.ecosystem, name).values())
+    if not contract.authentik_used(workspace.ecosystem):
+        keys.append(f"`ecoctl token {name}`")
+    return ".env: " + ", ".join(keys)
+
+
+def endpoints(workspace) -> dict[str, str]:
+    core = workspace.ecosystem.core
+    found = {"postgres": f"postgresql://{workspace.postgres.address}" if core.postgres.external
+             else f"postgresql://127.0.0.1:{core.postgres.port}"}
+    if contract.authentik_used(workspace.ecosystem):
+        found["authentik"] = contract.authentik_base_url(workspace.ecosystem)
+    if core.monitoring.enabled:
+        found["prometheus"] = workspace.prometheus_url
+    return found
+
+
+def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | None = None,
+       grafana: bool = False, health_timeout: float = 180.0) -> UpResult:
+    stage = stage or (lambda name: None)
+    runtime = get_runtime(workspace, progress)
+    systems = systems_used(workspace.ecosystem)
+    result = UpResult(runtime=workspace.ecosystem.runtime)
+    names = [name for name, spec in workspace.ecosystem.services.items() if spec.pattern != "external"]
+
+    def converge_stage(only: set[str], options: Options = Options()) -> None:
+        done = converge(workspace, only=only & systems, options=options)
+        result.applied += done.changes
+        result.pending.update(done.pending)
+
+    stage("files")
+    converge_stage({"files", "compose"})
+    stage("postgres")
+    if runtime.start_postgres():
+        result.started.append("postgres")
+    stage("databases and roles")
+    converge_stage({"postgres"})
+    stage("redis and authentik")
+    if runtime.start_core():
+        result.started.append("core")
+    if "authentik" in systems:
+        stage("authentik readiness")
+        from ecoctl.clients.authentik import wait_for_authentik
+
+        report = (lambda missing, elapsed: progress(
+            f"waiting for Authentik ({elapsed:.0f}s): {', '.join(missing)}")) if progress else None
+        wait_for_authentik(workspace, on_progress=report)
+        stage("oidc applications")
+        converge_stage({"authentik"})
+    stage("services")
+    if runtime.start_services(names):
+        result.started.append("services")
+    if workspace.ecosystem.core.monitoring.enabled:
+        stage("monitoring")
+        if runtime.start_monitoring(grafana=grafana):
+            result.started.append("monitoring")
+        converge_stage({"prometheus", "grafana"})
+    stage("health")
+    health = runtime.wait_healthy(names, timeout=health_timeout)
+    result.endpoints = endpoints(workspace)
+    result.services = [ServiceSummary(name, runtime.service_url(name), health.get(name, "unknown"),
+                                      credentials_hint(workspace, name)) for name in names]
+    failures = {name: state for name, state in health.items() if state != "healthy"}
+    if failures:
+        raise UnhealthyServices(failures, {name: _last_lines(runtime, name) for name in failures})
+    return result
+
+
+def _last_lines(runtime, name: str) -> list[str]:
+    try:
+        return list(runtime.logs(name, tail=20))
+    except EcoctlError as exc:
+        return [f"(no logs: {exc})"]
+
+
+def down(workspace, remove_volumes: bool = False, progress=None) -> bool:
+    return get_runtime(workspace, progress).stop(remove_volumes=remove_volumes)
+
+
+@dataclass
+class StatusReport:
+    runtime: str
+    components: list[ComponentStatus]
+    drift: list[Change]
+    pending: dict[str, str]
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "components": [c.to_json() for c in self.components],
+                "drift": [change.to_json() for change in self.drift],
+                "pending": pending_json(self.pending)}
+
+
+def status(workspace) -> StatusReport:
+    runtime = get_runtime(workspace)
+    components = runtime.status()
+    plan = plan_workspace(workspace)
+    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending)

@@ -1,0 +1,25 @@
+"""`ecoctl token SERVICE`: a bearer token the local runtime's services accept."""
+
+from __future__ import annotations
+
+from ecoctl import contract
+from ecoctl.local_auth import keys_dir, mint_token, private_key_path
+
+
+def token_for(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
+              scope: str = "openid email profile") -> str:
+    """A token for `ecoctl token`: only where services trust the local key."""
+    from ecoctl.errors import EcoctlError, UsageError
+
+    if service not in workspace.ecosystem.services:
+        raise UsageError(f"no service {service!r} in ecosystem.yaml")
+    if contract.authentik_used(workspace.ecosystem):
+        raise EcoctlError(f"{service} trusts Authentik ({contract.authentik_base_url(workspace.ecosystem)}), "
+                          "not a local key: get a token from Authentik's token endpoint with client id "
+                          f"{contract.client_id(workspace.ecosystem, service)} and the secret in .env "
+                          f"({contract.client_secret_key(service)})")
+    if not private_key_path(workspace).exists():
+        raise EcoctlError(f"no local signing key in {keys_dir(workspace)}: run `ecoctl init --force`")
+    if ttl <= 0:
+        raise UsageError("--ttl must be a positive number of seconds")
+    return mint_token(workspace, service, subject=subject, ttl=ttl, scope=scope)

@@ -1,0 +1,191 @@
+"""The service contract: what every service receives, built here and nowhere else.
+
+Every service (portfolio, each template's services, a team's own) reads the same variables:
+`PORT`, `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
+`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_JWKS_URL` (or `OIDC_JWKS_FILE` where the
+local signing key stands in for Authentik), `REDIS_HOST/PORT`, `REDIS_URL`.
+
+Where a service runs decides how each value is spelt (`Target`):
+- `compose`: core pieces by their compose names; secrets as `${KEY}` references to `.env`.
+- `swarm`: as compose, but each secret as `NAME_FILE=/run/secrets/...` (Docker secrets).
+- `local`: loopback addresses; secrets resolved from `.env` (handed to a supervised process).
+- `external`: a host elsewhere; secrets as `<KEY from .env>` placeholders to copy by hand.
+
+`.env` keys are named here too (`secret_keys`); `Workspace.ensure_secrets` generates what they name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ecoctl.names import CORE_SERVICE, database_name, env_prefix, role_name, sql_name
+
+if TYPE_CHECKING:
+    from ecoctl.model import Ecosystem
+    from ecoctl.workspace import Workspace
+
+Target = Literal["compose", "swarm", "local", "external"]
+
+COMPOSE_NETWORK = "portfolio-network"
+"""The network every compose service joins (the seed's name; `separate` services join it too)."""
+
+# Ports the core services listen on inside the compose network.
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+AUTHENTIK_PORT = 9000
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+
+# .env keys of the core stack (per-service keys come from the functions below).
+POSTGRES_PASSWORD = "POSTGRES_PASSWORD"
+AUTHENTIK_STACK_SECRETS = ("AUTHENTIK_SECRET_KEY", "AUTHENTIK_BOOTSTRAP_TOKEN", "AUTHENTIK_BOOTSTRAP_PASSWORD")
+GRAFANA_ADMIN_PASSWORD = "GRAFANA_ADMIN_PASSWORD"
+AUTHENTIK_DATABASE = "authentik"
+"""Authentik's own database and role (`authentik`, `authentik_user`) when the stack runs it."""
+
+
+def db_password_key(service: str) -> str:
+    """The .env key holding SERVICE's database password (`authentik` is Authentik's own database)."""
+    return f"{env_prefix(service)}_DB_PASSWORD"
+
+
+def client_secret_key(service: str) -> str:
+    """The .env key holding SERVICE's OAuth2 client secret (ecoctl generates it; Authentik stores it)."""
+    return f"{env_prefix(service)}_OIDC_CLIENT_SECRET"
+
+
+def client_id(ecosystem: "Ecosystem", service: str) -> str:
+    return service
+
+
+def authentik_used(ecosystem: "Ecosystem") -> bool:
+    """Whether services trust Authentik (the stack's or an external one) rather than the local key."""
+    return ecosystem.runtime != "local" or bool(ecosystem.core.authentik.url)
+
+
+def authentik_in_stack(ecosystem: "Ecosystem") -> bool:
+    """Whether the compose stack has its own Authentik (server, worker and its database)."""
+    return not ecosystem.core.authentik.url
+
+
+def authentik_base_url(ecosystem: "Ecosystem") -> str:
+    """Authentik as ecoctl (on this host) reaches it."""
+    authentik = ecosystem.core.authentik
+    return (authentik.url or f"http://127.0.0.1:{authentik.port}").rstrip("/")
+
+
+def issuer(ecosystem: "Ecosystem", service: str) -> str:
+    """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same)."""
+    return f"{authentik_base_url(ecosystem)}/application/o/{client_id(ecosystem, service)}/"
+
+
+def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
+    slug = client_id(ecosystem, service)
+    if target in ("compose", "swarm") and authentik_in_stack(ecosystem):
+        return f"http://authentik-server:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
+    return f"{authentik_base_url(ecosystem)}/application/o/{slug}/jwks/"
+
+
+def secret_keys(ecosystem: "Ecosystem") -> list[str]:
+    """Every .env key the ecosystem needs: generated once by the workspace, kept forever."""
+    keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
+    if authentik_in_stack(ecosystem):
+        keys += [*AUTHENTIK_STACK_SECRETS, db_password_key(AUTHENTIK_DATABASE)]
+    keys.append(GRAFANA_ADMIN_PASSWORD)
+    for service in ecosystem.services:
+        keys += service_secret_keys(ecosystem, service).values()
+    return keys
+
+
+def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
+    """Contract variable -> the .env key that holds its value, for SERVICE."""
+    keys = {"DATABASE_PASSWORD": db_password_key(service)}
+    if authentik_used(ecosystem):
+        keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
+    return keys
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a service finds the core pieces, as seen from where it runs."""
+
+    database_host: str
+    database_port: int
+    redis_host: str
+    redis_port: int
+
+
+def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
+    core = ecosystem.core
+    external_pg = core.postgres.external
+    if target in ("compose", "swarm"):
+        pg = (external_pg.host, external_pg.port) if external_pg else ("postgres", POSTGRES_PORT)
+        return Endpoints(*pg, "redis", REDIS_PORT)
+    pg = (external_pg.host, external_pg.port) if external_pg else ("127.0.0.1", core.postgres.port)
+    return Endpoints(*pg, "127.0.0.1", core.redis.port)
+
+
+def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
+    """The variables SERVICE gets when it runs as TARGET (secrets spelt as the target needs)."""
+    ecosystem = workspace.ecosystem
+    spec = ecosystem.services[service]
+    where = endpoints(ecosystem, target)
+    database, user = database_name(service), role_name(service)
+    variables = {
+        "PORT": str(spec.port),
+        "DATABASE_HOST": where.database_host,
+        "DATABASE_PORT": str(where.database_port),
+        "DATABASE_NAME": database,
+        "DATABASE_USER": user,
+        "OIDC_ISSUER": issuer(ecosystem, service),
+        "OIDC_CLIENT_ID": client_id(ecosystem, service),
+        "OIDC_AUDIENCE": client_id(ecosystem, service),
+        "REDIS_HOST": where.redis_host,
+        "REDIS_PORT": str(where.redis_port),
+        "REDIS_URL": f"redis://{where.redis_host}:{where.redis_port}/0",
+    }
+    if ecosystem.core.postgres.external:
+        variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
+    if target in ("compose", "swarm") or authentik_used(ecosystem):
+        variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
+    else:
+        from ecoctl.local_auth import jwks_path
+
+        variables["OIDC_JWKS_FILE"] = str(jwks_path(workspace))
+    for variable, key in service_secret_keys(ecosystem, service).items():
+        if target == "swarm":
+            variables[f"{variable}_FILE"] = f"/run/secrets/{key.lower()}"
+            continue
+        variables[variable] = _secret_value(workspace, key, target)
+    if target != "swarm":
+        password = variables["DATABASE_PASSWORD"]
+        variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
+                                     f"{where.database_port}/{database}")
+    return variables
+
+
+def _secret_value(workspace: "Workspace", key: str, target: Target) -> str:
+    if target == "compose":
+        return f"${{{key}:?run ecoctl apply to create it}}"
+    if target == "external":
+        return f"<{key} from .env>"
+    return workspace.env.get(key) or ""
+
+
+def core_ports(ecosystem: "Ecosystem") -> dict[int, str]:
+    """Host ports the core stack takes, and which piece takes each."""
+    core = ecosystem.core
+    ports = {core.redis.port: "redis", core.authentik.port: "authentik",
+             core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
+    if not core.postgres.external:
+        ports[core.postgres.port] = "postgres"
+    return ports
+
+
+def is_core_service(service: str) -> bool:
+    return service == CORE_SERVICE
+
+
+__all__ = ["Target", "environment", "secret_keys", "service_secret_keys", "db_password_key",
+           "client_secret_key", "client_id", "issuer", "jwks_url", "core_ports", "endpoints", "sql_name"]

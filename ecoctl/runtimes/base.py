@@ -1,0 +1,82 @@
+"""Runtimes start and stop the stack's processes; the providers then converge what runs.
+
+`ecoctl.commands.stack` drives a runtime through the stages of `ecoctl up`:
+  start_postgres -> (postgres provider) -> start_core -> (authentik readiness + provider)
+  -> start_services -> start_monitoring -> (prometheus/grafana providers) -> wait_healthy.
+Every method is idempotent: calling it on a running stack changes nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from ecoctl.workspace import Workspace
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ComponentStatus:
+    name: str  # "postgres", "redis", "authentik-server", "prometheus", "portfolio", "loyalty", ...
+    state: str  # "running" | "stopped" | "absent" | "failed"
+    health: str  # "healthy" | "unhealthy" | "starting" | "none" (no healthcheck) | "unknown"
+    url: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "state": self.state, "health": self.health, "url": self.url,
+                "detail": self.detail}
+
+
+class Runtime(ABC):
+    name: str
+
+    def __init__(self, workspace: "Workspace", progress: Progress | None = None):
+        self.workspace = workspace
+        self.progress = progress or (lambda message: None)
+
+    @abstractmethod
+    def start_postgres(self) -> bool:
+        """Start PostgreSQL and wait until it accepts connections. True when something was started."""
+
+    @abstractmethod
+    def start_core(self) -> bool:
+        """Start Redis and (docker, unless Authentik is external) Authentik server and worker."""
+
+    @abstractmethod
+    def start_services(self, names: list[str]) -> bool:
+        """Build (if needed) and start the portfolio service and the given services."""
+
+    @abstractmethod
+    def start_monitoring(self, grafana: bool = False) -> bool:
+        """Start Prometheus (and Grafana when asked and possible)."""
+
+    @abstractmethod
+    def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
+        """Wait until each service's health check passes; returns name -> health."""
+
+    @abstractmethod
+    def stop(self, remove_volumes: bool = False) -> bool:
+        """Stop everything this runtime started; data is kept unless remove_volumes."""
+
+    @abstractmethod
+    def stop_service(self, name: str) -> bool:
+        """Stop and remove one service (remove-service)."""
+
+    @abstractmethod
+    def is_running(self) -> bool:
+        """Whether the stack is up (PostgreSQL running)."""
+
+    @abstractmethod
+    def status(self) -> list[ComponentStatus]:
+        """Every component this runtime manages."""
+
+    @abstractmethod
+    def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
+        """The component's log lines."""
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"

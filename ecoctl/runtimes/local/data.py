@@ -1,0 +1,75 @@
+"""Where the local PostgreSQL keeps its data, and the server that runs on it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+SHARED_DATA = Path("/var/lib/ecoctl/data")
+
+
+class PostgresData:
+    """Mixed into LocalRuntime: the PostgreSQL data directory and server of this ecosystem."""
+
+    def _shared_data_dir(self) -> Path:
+        digest = hashlib.sha256(str(self.workspace.root).encode()).hexdigest()[:8]
+        return SHARED_DATA / f"{self.ecosystem.name}-{digest}" / "postgres"
+
+    def _own_data_dir(self) -> Path:
+        return self.workspace.state_dir / "postgres" / "data"
+
+    def postgres_data_dir(self) -> tuple[Path, str]:
+        """Where the server's data lives, and why when it is not under the ecosystem's folder.
+
+        As root the server runs as the `ecoctl` user, which may not be able to traverse to the
+        ecosystem (e.g. under /root, mode 0700); its data then lives under /var/lib/ecoctl/data/
+        instead (the user's folders are left as they are). Existing data is always used where it is.
+        """
+        own, shared = self._own_data_dir(), self._shared_data_dir()
+        for folder in (own, shared):
+            if (folder / "PG_VERSION").exists():
+                return folder, "" if folder == own else self._shared_reason()
+        if self._server_user_reaches(self.workspace.state_dir):
+            return own, ""
+        return shared, self._shared_reason()
+
+    def _shared_reason(self) -> str:
+        return (f"data in {self._shared_data_dir()}: the `ecoctl` user cannot reach "
+                f"{self.workspace.state_dir}")
+
+    def _server_user_reaches(self, folder: Path) -> bool:
+        from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
+
+        if not running_as_root():
+            return True
+        ensure_service_user()
+        folder.mkdir(parents=True, exist_ok=True)
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return subprocess.run([runuser, "-u", SERVICE_USER, "--", "test", "-x", str(folder)],
+                              capture_output=True).returncode == 0
+
+    def postgres_server(self):
+        from ecoctl.runtimes.local.postgres import PostgresServer
+
+        data_dir, _ = self.postgres_data_dir()
+        return PostgresServer(data_dir, self.ecosystem.core.postgres.port,
+                              self.workspace.secret("POSTGRES_PASSWORD"))
+
+    def _prepare_postgres(self):
+        from ecoctl.runtimes.local.postgres import running_as_root
+
+        server = self.postgres_server()
+        if not server.initialized():
+            self.progress(f"initializing PostgreSQL data in {server.data_dir}")
+            parent = server.data_dir.parent
+            if running_as_root() and str(parent).startswith(str(SHARED_DATA)):
+                SHARED_DATA.mkdir(parents=True, exist_ok=True, mode=0o755)
+                parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+            else:
+                parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            server.initdb()
+        return server
+
+    # -- programs -------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Each Python service's virtual environment under `.ecoctl/venvs/`, reinstalled only when its
+dependency files change."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.logs import tail_lines
+
+DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
+INSTALL_STAMP = ".ecoctl-install"
+
+
+def _outer_pip() -> bool:
+    """Whether the interpreter running ecoctl has a pip that installs into other environments."""
+    try:
+        from pip import __version__
+    except ImportError:
+        return False
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    return (major, minor) >= (22, 3)
+
+
+
+
+class Environments:
+    """Mixed into LocalRuntime: install a service into its own virtual environment."""
+
+    def _dependencies_digest(self, name: str) -> str:
+        digest = hashlib.sha256(f"{sys.version}\n".encode())
+        for filename in DEPENDENCY_FILES:
+            path = self.service_dir(name) / filename
+            if path.is_file():
+                digest.update(filename.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def ensure_venv(self, name: str) -> bool:
+        """Create the service's venv once and install it; reinstall only when its dependency
+        files changed. True when something was installed."""
+        folder = self.service_dir(name)
+        installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
+        requirements = folder / "requirements.txt"
+        if not installable and not requirements.is_file():
+            raise EcoctlError(f"services/{name} has no pyproject.toml or requirements.txt: "
+                              f"run `ecoctl apply` to restore its files")
+        venv = self.venv_dir(name)
+        stamp = venv / INSTALL_STAMP
+        digest = self._dependencies_digest(name)
+        python = venv / "bin" / "python"
+        if python.exists() and stamp.exists() and stamp.read_text() == digest:
+            return False
+        log = self.supervisor.logs_dir / f"{name}-install.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        outer_pip = _outer_pip()
+        if not python.exists():
+            self.progress(f"creating the virtual environment of {name} in {venv}")
+            # ensurepip is the slow part of a venv (~20s on a small machine): when ecoctl's own
+            # pip can install into another interpreter (`pip --python`, pip >= 22.3), skip it
+            self._run_logged([sys.executable, "-m", "venv", *(["--without-pip"] if outer_pip else []),
+                              str(venv)], log, name)
+        self.progress(f"installing {name} and its dependencies into {venv}")
+        target = [str(folder)] if installable else ["-r", str(requirements)]
+        if outer_pip and not (venv / "bin" / "pip").exists():
+            pip = [sys.executable, "-m", "pip", "--python", str(python)]
+        else:
+            if not (venv / "bin" / "pip").exists():
+                self._run_logged([str(python), "-m", "ensurepip"], log, name)
+            pip = [str(python), "-m", "pip"]
+        self._run_logged([*pip, "install", "--disable-pip-version-check", "--no-input", "--quiet",
+                          *target, "uvicorn"], log, name)
+        stamp.write_text(digest)
+        return True
+
+    def _run_logged(self, argv: list[str], log: Path, name: str) -> None:
+        with open(log, "ab") as handle:
+            handle.write(f"$ {' '.join(argv)}\n".encode())
+            handle.flush()
+            result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            last = tail_lines(log, 1)
+            raise EcoctlError(f"installing {name} failed ({last[0].strip() if last else 'no output'}):"
+                              f" see {log}")
+

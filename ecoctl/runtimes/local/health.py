@@ -1,0 +1,139 @@
+"""Health of the local runtime's programs: one probe each, waiting for health, and `status`."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+
+from ecoctl.runtimes.base import ComponentStatus
+from ecoctl.runtimes.local.procfs import listens
+from ecoctl.runtimes.local.supervisor import FAILED_STATES
+
+GRAFANA_ABSENT = "Grafana is not available in the local runtime: use `runtime: docker` for dashboards"
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+
+
+class Health:
+    """Mixed into LocalRuntime: probes, `wait_healthy` and `status`."""
+
+    def probe(self, name: str) -> str:
+        """One health check: healthy, unhealthy or starting."""
+        if name == "postgres":
+            return self._postgres_health()
+        if name == "redis":
+            try:
+                with socket.create_connection(("127.0.0.1", self.ecosystem.core.redis.port),
+                                              timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    return "healthy" if conn.recv(16).startswith(b"+PONG") else "unhealthy"
+            except OSError:
+                return "unhealthy"
+        if name == "prometheus":
+            port = self.ecosystem.core.monitoring.prometheus_port
+            return "healthy" if _http_ok(f"http://127.0.0.1:{port}/-/ready") else "unhealthy"
+        return "healthy" if _http_ok(f"{self.service_url(name)}/healthz") else "unhealthy"
+
+    def _program_health(self, name: str, info: dict) -> str:
+        """healthy: its health check passes and its own process holds the port."""
+        if info["statename"] not in ("STARTING", "RUNNING"):
+            return "starting" if info["statename"] == "BACKOFF" else "unhealthy"
+        if self.probe(name) == "healthy" and listens(info["pid"], self.port_of(name)[0]):
+            return "healthy"
+        return "starting" if info["statename"] == "STARTING" else "unhealthy"
+
+    def wait_healthy(self, names_: list[str], timeout: float) -> dict[str, str]:
+        """Poll each one's health check until it passes or `timeout` runs out. Healthy means the
+        program's own process answers on its port (not whatever else may listen there); a program
+        supervisord gave up on (FATAL: it kept exiting within `startsecs`) is `unhealthy` at once."""
+        result = {name: "starting" for name in names_}
+        deadline = time.monotonic() + timeout
+        pending = list(names_)
+        while pending:
+            for name in list(pending):
+                spec = self.ecosystem.services.get(name)
+                if spec is not None and spec.pattern == "external":  # not ours: its URL only
+                    if _http_ok(f"http://{spec.host or '127.0.0.1'}:{spec.port}/healthz"):
+                        result[name] = "healthy"
+                        pending.remove(name)
+                    continue
+                info = self.supervisor.info(name) if self.supervisor.answers() else None
+                state = info["statename"] if info else "ABSENT"
+                if state in FAILED_STATES or state in ("STOPPED", "ABSENT"):
+                    result[name] = "unhealthy"
+                    pending.remove(name)
+                elif self._program_health(name, info) == "healthy":
+                    result[name] = "healthy"
+                    pending.remove(name)
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                for name in pending:
+                    result[name] = "unhealthy"
+                break
+            time.sleep(0.2)
+        return result
+
+    def status(self) -> list[ComponentStatus]:
+        infos = self.supervisor.all_info()
+        rows = []
+
+        def program_row(name: str, url: str | None, detail: str = "") -> ComponentStatus:
+            info = infos.get(name)
+            state = info["statename"] if info else "STOPPED"
+            if state in ("RUNNING", "STARTING", "BACKOFF"):
+                return ComponentStatus(name, "running", self._program_health(name, info), url, detail)
+            if state in FAILED_STATES:
+                return ComponentStatus(name, "failed", "unhealthy", url,
+                                       detail or f"{state.lower()}: {self._failure_line(name)}")
+            return ComponentStatus(name, "stopped", "unknown", url, detail)
+
+        postgres = self.ecosystem.core.postgres
+        if postgres.external:
+            rows.append(ComponentStatus("postgres", "running", self._postgres_health(), None,
+                                        f"external at {postgres.external.host}:{postgres.external.port}"))
+        else:
+            data_dir, reason = self.postgres_data_dir()
+            rows.append(program_row("postgres", f"postgresql://127.0.0.1:{postgres.port}",
+                                    reason or f"data in {data_dir}"))
+        if self.binary("redis"):
+            rows.append(program_row("redis", f"redis://127.0.0.1:{self.ecosystem.core.redis.port}"))
+        else:
+            rows.append(ComponentStatus("redis", "absent", "none", None, self._absent_detail("redis")))
+        authentik = self.ecosystem.core.authentik
+        if authentik.url:
+            rows.append(ComponentStatus("authentik", "absent", "unknown", authentik.url,
+                                        "external: not run by ecoctl"))
+        else:
+            rows.append(ComponentStatus("authentik", "absent", "none", None,
+                                        "not run locally: services trust .ecoctl/keys/jwks.json; "
+                                        "`ecoctl token SERVICE` prints a token"))
+        monitoring = self.ecosystem.core.monitoring
+        if not monitoring.enabled:
+            rows.append(ComponentStatus("prometheus", "absent", "none", None,
+                                        "monitoring is disabled in ecosystem.yaml"))
+        elif self.binary("prometheus"):
+            rows.append(program_row("prometheus", f"http://127.0.0.1:{monitoring.prometheus_port}"))
+        else:
+            rows.append(ComponentStatus("prometheus", "absent", "none", None,
+                                        self._absent_detail("prometheus")))
+        if monitoring.enabled:
+            rows.append(ComponentStatus("grafana", "absent", "none", None, GRAFANA_ABSENT))
+        for name, spec in self.ecosystem.services.items():
+            if spec.pattern == "external":
+                url = f"http://{spec.host or '127.0.0.1'}:{spec.port}"
+                rows.append(ComponentStatus(name, "absent", "unknown", url, "external: not run here"))
+            else:
+                rows.append(program_row(name, self.service_url(name)))
+        return rows
+

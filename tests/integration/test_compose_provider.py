@@ -1,0 +1,66 @@
+"""The compose provider: compose files follow ecosystem.yaml, edited round-trip (real files)."""
+
+import json
+import subprocess
+
+from ecoctl.commands.reconcile import converge as apply_workspace
+from ecoctl.commands.reconcile import plan_workspace as make_workspace_plan
+from ecoctl.commands.init import init_ecosystem
+from ecoctl.commands.services import ServiceRequest, add_service
+from ecoctl.workspace import Workspace
+from tests.helpers import compose_binary
+
+
+def compose_config(root, *files):
+    args = [arg for file in files or ("compose.yaml",) for arg in ("-f", file)]
+    result = subprocess.run([compose_binary(), "--project-directory", str(root), "--env-file", str(root / ".env"),
+                             *args, "config", "--format", "json"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_core_settings_follow_ecosystem_yaml_and_comments_survive(tmp_path):
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="local")
+    compose = root / "compose.yaml"
+    compose.write_text(compose.read_text().replace("  redis:\n", "  # our cache, keep it small\n  redis:\n", 1))
+    spec = root / "ecosystem.yaml"
+    spec.write_text(spec.read_text().replace("    port: 5432", "    port: 15432")
+                    .replace("images: {}", "images: {postgres: registry.example.com/postgres:16}"))
+    plan = make_workspace_plan(Workspace(root), only={"compose"})
+    assert [str(c) for c in plan.changes] == [
+        "~ update compose image postgres (postgres:16 -> registry.example.com/postgres:16)",
+        "~ update compose ports postgres (127.0.0.1:5432:5432 -> 127.0.0.1:15432:5432)"]
+    apply_workspace(Workspace(root), only={"compose"})
+    assert make_workspace_plan(Workspace(root), only={"compose"}).empty
+    assert "  # our cache, keep it small\n  redis:\n" in compose.read_text()
+    postgres = compose_config(root)["services"]["postgres"]
+    assert postgres["image"] == "registry.example.com/postgres:16"
+    assert postgres["ports"][0]["published"] == "15432" and postgres["ports"][0]["host_ip"] == "127.0.0.1"
+
+
+def test_patterns_compose_separate_external(tmp_path):
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="docker")
+    workspace = Workspace(root)
+    for name, port, pattern, host in (("loyalty", 8080, "compose", None), ("analytics", 8090, "separate", None),
+                                      ("bot", 8100, "external", "10.0.2.50")):
+        add_service(workspace, ServiceRequest(name, port=port, pattern=pattern, host=host), apply=False)
+    main = compose_config(root)["services"]
+    assert {"loyalty", "portfolio"} <= set(main) and "analytics" not in main and "bot" not in main
+    assert main["loyalty"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert main["loyalty"]["networks"].keys() == {"portfolio-network"}
+    assert "${" not in json.dumps(main) and main["loyalty"]["environment"]["DATABASE_NAME"] == "loyalty_db"
+    separate = compose_config(root, "services/analytics/compose.yaml")
+    assert separate["networks"]["portfolio-network"]["external"] is True
+    assert separate["services"]["analytics"]["environment"]["DATABASE_USER"] == "analytics_user"
+    assert not (root / "services/bot/compose.yaml").exists()
+    # removing a service removes only its entry; a user's own service stays
+    compose = root / "compose.yaml"
+    compose.write_text(compose.read_text().replace("networks:\n  portfolio-network:\n",
+                                                   "  mailhog:\n    image: mailhog/mailhog\n\nnetworks:\n  portfolio-network:\n", 1))
+    workspace.ecosystem_file.update(lambda doc: (doc["services"].pop("loyalty"), doc["services"].pop("analytics")))
+    apply_workspace(Workspace(root), only={"compose"})
+    main = compose_config(root)["services"]
+    assert "loyalty" not in main and "mailhog" in main
+    assert not (root / "services/analytics/compose.yaml").exists()

@@ -1,0 +1,90 @@
+"""The README's main job through the real CLI, on the embedded local runtime: init -> up -> token ->
+add-service -> down -> up (data kept) -> down --volumes. Real supervisord, PostgreSQL, uvicorn."""
+
+import json
+import os
+import socket
+
+import httpx
+import psycopg
+import pytest
+
+from ecoctl.support.envfile import EnvFile
+from tests.helpers import free_port
+from tests.helpers import run_ecoctl
+
+
+def ours(root) -> list[str]:
+    """Processes whose command line mentions this ecosystem's directory."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in cmdline and pid != str(os.getpid()):
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture
+def demo(tmp_path):
+    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
+    root = tmp_path / "demo"
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty")}
+    text = (root / "ecosystem.yaml").read_text()
+    text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
+    text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
+    text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
+    (root / "ecosystem.yaml").write_text(text)
+    yield root, ports
+    run_ecoctl("down", "--volumes", "--yes", cwd=root)
+
+
+def test_local_stack_end_to_end(demo):
+    root, ports = demo
+    up = run_ecoctl("up", "--json", cwd=root, timeout=600)
+    assert up.returncode == 0, up.stderr[-3000:]
+    summary = json.loads(up.stdout)
+    assert {s["name"]: s["health"] for s in summary["services"]} == {"portfolio": "healthy"}
+    portfolio = f"http://127.0.0.1:{ports['portfolio']}"
+    assert httpx.get(f"{portfolio}/healthz").status_code == 200
+    assert httpx.get(f"{portfolio}/portfolios").status_code == 401
+    token = run_ecoctl("token", "portfolio", "--sub", "alice", cwd=root).stdout.strip()
+    assert token.count(".") == 2
+    auth = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{portfolio}/portfolios", json={"name": "Retirement", "currency": "EUR"}, headers=auth)
+    assert created.status_code == 201, created.text
+    assert httpx.get(f"{portfolio}/portfolios", headers=auth).json()["total"] == 1
+
+    again = run_ecoctl("up", "--json", cwd=root, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+    added = run_ecoctl("add-service", "loyalty", "--port", str(ports["loyalty"]), "--reads", "portfolio",
+                       "--json", cwd=root, timeout=600)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert json.loads(added.stdout)["health"] == "healthy"
+    assert httpx.get(f"http://127.0.0.1:{ports['loyalty']}/healthz").status_code == 200
+    env = EnvFile(root / ".env")
+    with psycopg.connect(host="127.0.0.1", port=ports["pg"], dbname="loyalty_db", user="loyalty_user",
+                         password=env.get("LOYALTY_DB_PASSWORD")) as conn:
+        assert conn.execute("select current_database()").fetchone() == ("loyalty_db",)
+    assert "job_name: loyalty" in (root / "monitoring/prometheus/prometheus.yml").read_text()
+    status = json.loads(run_ecoctl("status", "--json", cwd=root).stdout)
+    states = {c["name"]: c["state"] for c in status["components"]}
+    assert states["portfolio"] == states["loyalty"] == states["postgres"] == "running"
+    assert status["drift"] == []
+
+    down = run_ecoctl("down", cwd=root)
+    assert down.returncode == 0, down.stderr
+    assert ours(root) == []
+    for port in (ports["pg"], ports["portfolio"], ports["loyalty"], ports["prom"]):
+        with pytest.raises(OSError):  # nothing listens any more, wherever its data lives
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+    back = run_ecoctl("up", "--json", cwd=root, timeout=600)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert httpx.get(f"{portfolio}/portfolios", headers=auth).json()["total"] == 1  # the data survived
+
+    wiped = run_ecoctl("down", "--volumes", cwd=root)
+    assert wiped.returncode == 2 and "--yes" in wiped.stderr  # no TTY: refuses to delete data unasked
