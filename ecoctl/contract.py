@@ -122,8 +122,9 @@ def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     if target in ("compose", "swarm"):
         pg = (external_pg.host, external_pg.port) if external_pg else ("postgres", POSTGRES_PORT)
         return Endpoints(*pg, "redis", REDIS_PORT)
-    pg = (external_pg.host, external_pg.port) if external_pg else ("127.0.0.1", core.postgres.port)
-    return Endpoints(*pg, "127.0.0.1", core.redis.port)
+    here = "127.0.0.1" if target == "local" else "<this host's address>"
+    pg = (external_pg.host, external_pg.port) if external_pg else (here, core.postgres.port)
+    return Endpoints(*pg, here, core.redis.port)
 
 
 def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
@@ -158,7 +159,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
             variables[f"{variable}_FILE"] = f"/run/secrets/{key.lower()}"
             continue
         variables[variable] = _secret_value(workspace, key, target)
-    if target != "swarm":
+    if target in ("compose", "local"):
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")

@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecoctl.runtimes.local.postgres import free_port
+from tests.helpers import free_port
 
 VERSION = "2025.12.4"
 TOKEN_LENGTH = 128

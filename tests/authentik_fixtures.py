@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from ecoctl.clients.authentik import AuthentikClient, _tls_context
-from ecoctl.model import yaml_roundtrip
-from ecoctl.runtimes.local.postgres import free_port
+from ecoctl.support.yaml import roundtrip as yaml_roundtrip
+from tests.helpers import free_port
 from ecoctl.providers.authentik import AuthentikProvider
 from ecoctl.workspace import Workspace
 from tests.authentik_double import AuthentikDouble, FaultProxy

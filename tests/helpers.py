@@ -75,7 +75,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def converge_providers(providers: list) -> "Plan":
+def converge_providers(providers: list):
     """What `ecoctl apply` does for these providers: secrets first, one plan, that plan applied."""
     from ecoctl.plan import apply_plan, make_plan
 

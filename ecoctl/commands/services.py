@@ -160,8 +160,6 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
 def external_instructions(workspace, name: str, spec: ServiceSpec) -> list[str]:
     pg = workspace.ecosystem.core.postgres
     variables = contract.environment(workspace, name, "external")
-    variables["DATABASE_HOST"] = "<this host's address>"
-    variables.pop("DATABASE_URL", None)
     return [
         f"{name} runs on {spec.host}; give it " + " ".join(f"{key}={value}" for key, value in variables.items()),
         f"allow PostgreSQL {pg.port}/tcp and Authentik {workspace.ecosystem.core.authentik.port}/tcp "

@@ -133,7 +133,7 @@ def test_wait_until_ready_on_a_closed_port_times_out_naming_the_server(closed_ur
 
 @pytest.fixture
 def closed_url():
-    from ecoctl.runtimes.local.postgres import free_port
+    from tests.helpers import free_port
 
     return f"http://127.0.0.1:{free_port()}"
 

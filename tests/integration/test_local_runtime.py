@@ -17,8 +17,11 @@ import psycopg
 import pytest
 
 from ecoctl.errors import EcoctlError, UsageError
-from ecoctl.runtimes.local.postgres import free_port, running_as_root
-from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime, _follow, _listens
+from ecoctl.runtimes.local.postgres import running_as_root
+from tests.helpers import free_port
+from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime
+from ecoctl.runtimes.local.logs import follow as _follow
+from ecoctl.runtimes.local.procfs import listens as _listens
 from ecoctl.runtimes.local.supervisor import Program, Supervisor, socket_path
 from ecoctl.workspace import Workspace
 
@@ -307,30 +310,10 @@ def test_prometheus_runs_with_the_ecosystem_config(stack):
 
 # -- services -----------------------------------------------------------------------------------
 def provision_database(runtime: LocalRuntime, service: str) -> None:
-    """The service's role and database: by the postgres provider once it is registered, else as
-    that provider creates them."""
-    from psycopg import sql
+    """The service's role and database, by the postgres provider."""
+    from ecoctl.commands.reconcile import converge
 
-    from ecoctl import names
-    from ecoctl.providers import PROVIDERS
-
-    if ("ecoctl.providers.postgres", "PostgresProvider") in PROVIDERS:
-        from ecoctl.commands.reconcile import apply_workspace
-
-        apply_workspace(Workspace(runtime.workspace.root), only={"postgres"})
-        return
-    env = runtime._env()
-    env.ensure_secret(f"{names.env_prefix(service)}_DB_PASSWORD")
-    env.save()
-    password = env.get(f"{names.env_prefix(service)}_DB_PASSWORD")
-    role, database = names.role_name(service), names.database_name(service)
-    with pg_connect(runtime) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(password)))
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(database), sql.Identifier(role)))
+    converge(Workspace(runtime.workspace.root), only={"postgres"})
 
 
 def add_broken_service(runtime: LocalRuntime) -> None:
@@ -343,9 +326,7 @@ def add_broken_service(runtime: LocalRuntime) -> None:
         "import sys, time\ntime.sleep(1.5)\n"
         "print('broken: DATABASE_URL is wrong on purpose', file=sys.stderr)\nsys.exit(3)\n")
     (folder / "requirements.txt").write_text("")
-    env = runtime._env()
-    env.ensure_secret("BROKEN_DB_PASSWORD")
-    env.save()
+    runtime.workspace.record({"BROKEN_DB_PASSWORD": "not-a-real-password"})
 
     def add(doc):
         doc["services"]["broken"] = {"template": "python-fastapi", "port": free_port(),

@@ -12,7 +12,8 @@ from tests.helpers import converge_providers
 from ecoctl.commands.secrets import rotate_password
 from ecoctl.commands.services import shared_write_refused
 from tests.helpers import free_port
-from ecoctl.providers.postgres import MANAGED, PostgresProvider
+from ecoctl.clients.postgres import MANAGED
+from ecoctl.providers.postgres import PostgresProvider
 from ecoctl.workspace import Workspace
 
 

@@ -94,7 +94,7 @@ def _serve_over_http(python: Path, tmp_path: Path, env: dict[str, str]) -> None:
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from ecoctl.runtimes.local.postgres import free_port
+    from tests.helpers import free_port
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "use": "sig"}

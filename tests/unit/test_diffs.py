@@ -1,0 +1,189 @@
+"""Providers' diffs with no server (pyinfra-style): a desired state and an actual state in, the
+changes out. Each row names what the real system would show and what ecoctl must then do."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecoctl.clients.authentik import Defaults
+from ecoctl.clients.postgres import Actual as PgActual
+from ecoctl.clients.postgres import DatabaseState, RoleState
+from ecoctl.clients.prometheus_config import ScrapeJob
+from ecoctl.commands.init import init_ecosystem
+from ecoctl.plan import Options
+from ecoctl.providers.authentik import Actual as AkActual
+from ecoctl.providers.authentik import AuthentikProvider, Client
+from ecoctl.providers.postgres import PostgresProvider, desired_state
+from ecoctl.providers.prometheus import PrometheusProvider, ScrapeState
+from ecoctl.workspace import Workspace
+
+ADMIN = "postgres"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    """An ecosystem with portfolio and loyalty (which reads portfolio's database), secrets generated."""
+    root = tmp_path_factory.mktemp("diffs") / "eco"
+    init_ecosystem(root, runtime="docker")
+    spec = root / "ecosystem.yaml"
+    spec.write_text(spec.read_text() + "  loyalty:\n    port: 8100\n    reads: [portfolio]\n")
+    workspace = Workspace(root)
+    workspace.ensure_secrets()
+    return Workspace(root)
+
+
+def role(name, login=True, managed=True, member_of=()):
+    return RoleState(name, login, managed, None, frozenset(member_of))
+
+
+def database(name, owner, managed=True, privileges=None):
+    return DatabaseState(name, owner, managed, privileges or {owner: {"CONNECT", "TEMPORARY"}})
+
+
+def converged_pg() -> PgActual:
+    """What the server holds once everything is applied."""
+    roles = {name: role(name) for name in ("portfolio_user", "loyalty_user", "authentik_user")}
+    roles["loyalty_user"] = role("loyalty_user", member_of={"portfolio_readonly"})
+    roles["portfolio_readonly"] = role("portfolio_readonly", login=False)
+    databases = {"portfolio_db": database("portfolio_db", "portfolio_user",
+                                          privileges={"portfolio_user": {"CONNECT"}, "portfolio_readonly": {"CONNECT"}}),
+                 "loyalty_db": database("loyalty_db", "loyalty_user"),
+                 "authentik": database("authentik", "authentik_user")}
+    owners = {(db, state.owner) for db, state in databases.items()}
+    read = {("portfolio_db", "portfolio_readonly")}
+    return PgActual(ADMIN, False, roles, databases, owners, read, read)
+
+
+def changed(actual: PgActual, **edits) -> PgActual:
+    for key, value in edits.items():
+        if key.startswith("role_"):
+            actual.roles[key[5:]] = value
+        elif key.startswith("drop_role_"):
+            actual.roles.pop(key[10:])
+        elif key.startswith("db_"):
+            actual.databases[key[3:]] = value
+    return actual
+
+
+PG_CASES = [
+    ("nothing to do", converged_pg(), []),
+    ("a fresh server", PgActual(ADMIN, False, {}, {}, set(), set(), set()), [
+        "+ create role portfolio_user", "+ create role loyalty_user", "+ create role authentik_user",
+        "+ create database portfolio_db", "+ create database loyalty_db", "+ create database authentik",
+        "+ create role portfolio_readonly", "+ create membership loyalty_user in portfolio_readonly"]),
+    ("a role that cannot log in", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", login=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
+    ("a role ecoctl did not create", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", managed=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
+    ("PUBLIC may connect", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", privileges={"loyalty_user": {"CONNECT"}, "PUBLIC": {"CONNECT"}})),
+     ["~ update database loyalty_db"]),
+    ("another role may connect", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", privileges={"loyalty_user": {"CONNECT"}, "intruder": {"CONNECT"}})),
+     ["~ update database loyalty_db"]),
+    ("the membership was revoked", changed(converged_pg(), role_loyalty_user=role("loyalty_user")),
+     ["+ create membership loyalty_user in portfolio_readonly"]),
+    ("a removed service's role", changed(converged_pg(), role_gone_user=role("gone_user"),
+                                         db_gone_db=database("gone_db", "gone_user")),
+     ["- delete role gone_user"]),
+    ("a hand-made role is left alone", changed(converged_pg(), role_alice=role("alice", managed=False)), []),
+]
+
+
+@pytest.mark.parametrize("why, actual, expected", PG_CASES, ids=[case[0] for case in PG_CASES])
+def test_postgres_diff(workspace, why, actual, expected):
+    provider = PostgresProvider(workspace)
+    changes = provider.diff(desired_state(workspace), actual)
+    assert [f"{str(c).split(' (')[0]}" for c in changes] == expected
+    for change in changes:
+        assert change.payload is not None and type(change.payload) in provider.appliers
+
+
+def test_postgres_diff_drops_data_only_when_asked(workspace):
+    actual = changed(converged_pg(), role_gone_user=role("gone_user"), db_gone_db=database("gone_db", "gone_user"))
+    kept = PostgresProvider(workspace).diff(desired_state(workspace), actual)
+    assert "database gone_db kept (pass --drop-data to delete it)" in str(kept[-1])
+    dropped = PostgresProvider(workspace, Options(drop_data=frozenset({"gone"}))).diff(desired_state(workspace), actual)
+    assert [str(c).split(" (")[0] for c in dropped] == ["- delete database gone_db", "- delete role gone_user"]
+
+
+DEFAULTS = Defaults("flow-authz", "flow-invalidate", "key-1", ("map-openid", "map-email", "map-profile"))
+
+
+def ak_provider(workspace, service, pk, **overrides) -> dict:
+    fields = AuthentikProvider(workspace).provider_fields(
+        AuthentikProvider(workspace).desired()[service], DEFAULTS)
+    return {**fields, "pk": pk, **overrides}
+
+
+def ak_app(slug, provider_pk, publisher="ecoctl:eco"):
+    return {"slug": slug, "provider": provider_pk, "meta_publisher": publisher}
+
+
+AK_CASES = [
+    ("a fresh Authentik", lambda ws: ({}, {}), [
+        "+ create oauth2 provider portfolio-provider", "+ create application portfolio",
+        "+ create oauth2 provider loyalty-provider", "+ create application loyalty"]),
+    ("nothing to do", lambda ws: ({"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
+                                  {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}), []),
+    ("a redirect URI changed by hand", lambda ws: (
+        {"portfolio": ak_provider(ws, "portfolio", 1, redirect_uris=[{"matching_mode": "strict", "url": "http://evil/cb"}]),
+         "loyalty": ak_provider(ws, "loyalty", 2)},
+        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
+     ["~ update oauth2 provider portfolio-provider"]),
+    ("a client secret that is not .env's", lambda ws: (
+        {"portfolio": ak_provider(ws, "portfolio", 1, client_secret="leaked"), "loyalty": ak_provider(ws, "loyalty", 2)},
+        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
+     ["~ update oauth2 provider portfolio-provider"]),
+    ("an application bound elsewhere", lambda ws: (
+        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
+        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 99)}),
+     ["~ update application loyalty"]),
+    ("a removed service's objects go", lambda ws: (
+        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2),
+         "gone": {"pk": 3, "client_id": "gone", "name": "gone-provider"}},
+        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "gone": ak_app("gone", 3)}),
+     ["- delete application gone", "- delete oauth2 provider gone-provider"]),
+    ("another ecosystem's application is left alone", lambda ws: (
+        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
+        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "theirs": ak_app("theirs", 7, "ecoctl:other")}),
+     []),
+]
+
+
+@pytest.mark.parametrize("why, actual, expected", AK_CASES, ids=[case[0] for case in AK_CASES])
+def test_authentik_diff(workspace, why, actual, expected):
+    provider = AuthentikProvider(workspace)
+    providers, applications = actual(workspace)
+    changes = provider.diff(provider.desired(), AkActual(providers, applications, DEFAULTS))
+    assert [str(c).split(" (")[0] for c in changes] == expected
+    assert all(type(change.payload) in provider.appliers for change in changes)
+    assert all(change.service for change in changes)
+
+
+def test_authentik_desired_carries_the_secret_from_env(workspace):
+    wanted = AuthentikProvider(workspace).desired()["loyalty"]
+    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"))
+
+
+PROM_CASES = [
+    ("missing jobs", {}, None, ["+ create scrape job portfolio", "+ create scrape job loyalty"]),
+    ("in place and loaded", {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
+                             "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, {"portfolio", "loyalty"}, []),
+    ("written but never reloaded", {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
+                                    "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, {"portfolio"},
+     ["~ update scrape job loyalty"]),
+    ("a moved target", {"portfolio": ScrapeJob("portfolio", ("elsewhere:1",)),
+                        "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, None, ["~ update scrape job portfolio"]),
+    ("the user's own job stays, ecoctl's old one goes",
+     {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)), "loyalty": ScrapeJob("loyalty", ("loyalty:8100",)),
+      "node": ScrapeJob("node", ("n:9100",), managed=False), "gone": ScrapeJob("gone", ("gone:1",), managed=True)},
+     None, ["- delete scrape job gone"]),
+]
+
+
+@pytest.mark.parametrize("why, jobs, loaded, expected", PROM_CASES, ids=[case[0] for case in PROM_CASES])
+def test_prometheus_diff(workspace, why, jobs, loaded, expected):
+    provider = PrometheusProvider(workspace)
+    changes = provider.diff(provider.desired(), ScrapeState(jobs, loaded))
+    assert [str(c).split(" (")[0] for c in changes] == expected
