@@ -53,7 +53,25 @@ class Workspace:
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
-        self.env = EnvFile(self.root / ".env")
+        self._load_env()
+
+    def _load_env(self) -> None:
+        self._env = EnvFile(self.root / ".env")
+        self._env_stamp = self._env_file_stamp()
+
+    def _env_file_stamp(self) -> tuple | None:
+        try:
+            stat = (self.root / ".env").stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    @property
+    def env(self) -> EnvFile:
+        """.env as it is on disk now: re-read when another command (or process) saved it since."""
+        if self._env_file_stamp() != self._env_stamp:
+            self._load_env()
+        return self._env
 
     @classmethod
     def open(cls, directory: Path | None = None) -> "Workspace":
@@ -65,7 +83,7 @@ class Workspace:
         import fcntl
         import time
 
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # secrets inside are 0600/0700 each
         fd = os.open(self.state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout
         while True:
@@ -81,7 +99,7 @@ class Workspace:
         self._lock_fd: int | None = fd
         # what another command wrote while we waited is what we must build on
         self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
-        self.env = EnvFile(self.root / ".env")
+        self._load_env()
 
     def unlock(self) -> None:
         if getattr(self, "_lock_fd", None) is not None:

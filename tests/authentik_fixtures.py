@@ -79,6 +79,7 @@ def write_workspace(root: Path, base_url: str, token: str, services: dict[str, d
     env = root / ".env"
     env.write_text(f"POSTGRES_PASSWORD=pw\nAUTHENTIK_BOOTSTRAP_TOKEN={token}\n")
     env.chmod(0o600)
+    Workspace(root).ensure_secrets()  # as every command does before it plans
     return Workspace(root)
 
 

@@ -64,15 +64,16 @@ def test_drifted_settings_are_patched_field_by_field(tmp_path, authentik_double)
     assert plan(workspace.root) == []
 
 
-def test_stale_env_is_rewritten_from_authentik(tmp_path, authentik_double):
+def test_a_client_secret_changed_in_authentik_is_set_back_to_env(tmp_path, authentik_double):
     target = Target(authentik_double.base_url, authentik_double.token, double=authentik_double)
     workspace, loyalty, _ = make(tmp_path, target)
     provision(workspace)
-    env = Workspace(workspace.root).env
-    env.set("LOYALTY_OIDC_CLIENT_SECRET", "old", replace=True)
-    env.save()
+    with target.api() as api:
+        pk = target.provider(loyalty)["pk"]
+        assert api.patch(f"/providers/oauth2/{pk}/", json={"client_secret": "changed-by-hand"}).status_code == 200
 
-    assert plan(workspace.root) == [f"~ update oidc credentials {loyalty} (LOYALTY_OIDC_CLIENT_SECRET in .env)"]
+    assert plan(workspace.root) == [f"~ update oauth2 provider {loyalty}-provider "
+                                    "(client_secret differs from .env LOYALTY_OIDC_CLIENT_SECRET)"]
     provision(Workspace(workspace.root))
     assert Workspace(workspace.root).env.get("LOYALTY_OIDC_CLIENT_SECRET") == \
         authentik_double.provider(loyalty)["client_secret"]

@@ -403,7 +403,7 @@ def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
 
 
 def test_an_added_service_starts_in_the_running_stack(stack):
-    from ecoctl.commands.reconcile import apply_workspace
+    from ecoctl.commands.reconcile import converge
     from ecoctl.local_auth import mint_token
 
     portfolio_installable(stack)
@@ -412,7 +412,7 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     port = free_port()
     stack.workspace.ecosystem_file.update(
         lambda doc: doc["services"].update({"loyalty": {"template": "python-fastapi", "port": port}}))
-    apply_workspace(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
+    converge(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
     provision_database(stack, "loyalty")
     stack.start_services([])
     portfolio_pid = stack.supervisor.info("portfolio")["pid"]

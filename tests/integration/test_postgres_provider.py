@@ -72,6 +72,7 @@ def provision(workspace, **kwargs) -> list[str]:
 
 
 def plan(workspace, **kwargs) -> list[str]:
+    workspace.ensure_secrets()
     provider = PostgresProvider(workspace, Options(drop_data=frozenset(kwargs.get("drop_data", ()))))
     try:
         result = make_plan([provider])
@@ -94,7 +95,7 @@ def test_each_service_gets_an_isolated_database_and_a_working_password(clean, tm
     ws = write_workspace(tmp_path, pg, {"portfolio": {}, "loyalty": {"port": 8001}})
     changes = provision(ws)
     assert "+ create database loyalty_db (owner loyalty_user)" in changes
-    assert "+ create role portfolio_user (new password saved in .env as PORTFOLIO_DB_PASSWORD)" in changes
+    assert "+ create role portfolio_user (password from .env PORTFOLIO_DB_PASSWORD)" in changes
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
     with login(pg, ws, "loyalty", "loyalty_db") as conn:
         conn.execute("create table points (id serial primary key, amount int)")
@@ -205,7 +206,7 @@ def test_reading_is_a_fixed_number_of_queries(clean, tmp_path):
         ws = write_workspace(tmp_path, pg, services)
         provision(ws)
         provider = PostgresProvider(ws)
-        conn = provider.conn()
+        conn = provider.admin.conn
         traced = []
         original = conn.execute
         conn.execute = lambda query, *args, **kwargs: traced.append(query) or original(query, *args, **kwargs)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import wait_until_answers
 
-from ecoctl.clients import prometheus_config as prometheus
+from ecoctl.clients import prometheus
 from ecoctl.errors import EcoctlError
 from ecoctl.plan import Options, make_plan
 from tests.helpers import converge_providers
