@@ -6,12 +6,15 @@ suite gives every subject the same environment, the one ecoctl gives a service (
 `ecoctl/runtimes/local.py` `service_environment`): PORT, DATABASE_HOST/PORT/NAME/USER/PASSWORD,
 OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_JWKS_URL (the issuer's JWKS served over loopback HTTP).
 
-Adding a template is one entry in SUBJECTS, e.g. for the Go template:
+Adding a subject is one entry in SUBJECTS. For the Go template:
 
     Subject("go-gin", "/me", start=go_template("go-gin"))
 
 with `go_template` rendering it like `python_template` does and returning
-`Command([str(workdir / "bin" / "service")], cwd=...)` after a `go build`.
+`Command([str(workdir / "bin" / "service")], cwd=...)` after a `go build`. For a Python service
+folder you already have (e.g. one `ecoctl upgrade` brought to a new template version):
+
+    Subject("loyalty", "/me", start=python_service(folder, "loyalty"))
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ def portfolio(workdir: Path) -> Command:
 
 
 def python_template(template: str, service: str = "contracted") -> Callable[[Path], Command]:
-    """Render `template` with ecoctl's renderer, install it into its own venv (uv), and start it the
-    way its Dockerfile does: `python -m PACKAGE` listening on $PORT."""
+    """Render `template` (a name, or a template folder) with ecoctl's renderer, then start it as
+    `python_service` does."""
 
     def start(workdir: Path) -> Command:
         from ecoctl.service_templates import find_template, render_template, template_variables
@@ -68,9 +71,19 @@ def python_template(template: str, service: str = "contracted") -> Callable[[Pat
         folder = workdir / "services" / service
         render_template(found, folder, {"service_name": service})
         package = template_variables(found, {"service_name": service})["package_name"]
+        return python_service(folder, package)(workdir)
+
+    return start
+
+
+def python_service(folder: Path, package: str) -> Callable[[Path], Command]:
+    """A Python service folder (rendered, upgraded, edited: anything pip installs) in its own venv
+    (uv), started the way the template's Dockerfile does: `python -m PACKAGE` listening on $PORT."""
+
+    def start(workdir: Path) -> Command:
         venv = workdir / "venv"
         uv = shutil.which("uv")
-        assert uv, "uv is not on PATH (the contract suite installs rendered services with it)"
+        assert uv, "uv is not on PATH (the contract suite installs Python services with it)"
         for args in ([uv, "venv", "-q", str(venv)],
                      [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(folder)]):
             result = subprocess.run(args, capture_output=True, text=True, timeout=600)
