@@ -106,9 +106,10 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     version = data.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UsageError(f"{manifest}: `version` must be a whole number from 1")
-    for key in ("changelog", "run"):
-        if not isinstance(data.get(key, [] if key == "changelog" else {}), list if key == "changelog" else dict):
-            raise UsageError(f"{manifest}: `{key}` must be a {'list' if key == 'changelog' else 'mapping'}")
+    if not isinstance(data.get("changelog") or [], list):
+        raise UsageError(f"{manifest}: `changelog` must be a list of {{version, summary}}")
+    if not isinstance(data.get("run") or {}, dict):
+        raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
                         default_port=port, variables=_variables(manifest, data.get("variables") or {}),
                         source=source, version=version, changelog=tuple(data.get("changelog") or ()),
