@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from functools import lru_cache
 from typing import Any, Callable
@@ -31,6 +31,7 @@ SUFFIX = ".j2"
 _TAKEN_PACKAGES = frozenset({"tests", "test", "fastapi", "starlette", "uvicorn", "pydantic", "psycopg",
                              "psycopg_pool", "jwt", "prometheus_client", "httpx", "pytest", "cryptography"})
 """Packages a rendered service imports (or `tests`, its own test folder), which its package must not shadow."""
+_MANIFEST_KEYS = ("name", "description", "default_port", "version", "changelog", "variables", "run")
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"})
 
 
@@ -52,8 +53,11 @@ class TemplateInfo:
     source: str = "shipped"
     """`shipped` (inside ecoctl), `team` (an ecosystem's templates_dir) or `path` (given as a path)."""
     version: int = 1
-    changelog: tuple[tuple[int, str], ...] = ()
+    changelog: tuple[tuple[int, str], ...] = field(default=(), hash=False, compare=False)
     """(version, summary) per release, as the manifest lists them."""
+    run: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """How each runtime builds and starts a rendered service (`local`: inputs, build, command;
+    `docker`: build_args), Jinja placeholders left for the runtime to fill; checked by the runtimes."""
 
     @property
     def files_dir(self) -> Path:
@@ -89,10 +93,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{manifest}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{manifest}: expected a mapping with name, description, default_port, variables")
-    unknown = sorted(set(data) - {"name", "description", "default_port", "version", "changelog", "variables"})
+    unknown = sorted(set(data) - set(_MANIFEST_KEYS))
     if unknown:
-        raise UsageError(f"{manifest}: unknown key {unknown[0]!r}; "
-                         "use name, description, default_port, version, changelog, variables")
+        raise UsageError(f"{manifest}: unknown key {unknown[0]!r}; use {', '.join(_MANIFEST_KEYS)}")
     name = data.get("name", path.name)
     if not isinstance(name, str) or not name:
         raise UsageError(f"{manifest}: `name` must be a non-empty string")
@@ -104,9 +107,12 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{manifest}: `version` must be a whole number from 1 up")
     if not (path / FILES_DIR).is_dir():
         raise UsageError(f"{path} is not a template: it has no {FILES_DIR}/ folder")
+    if not isinstance(data.get("run") or {}, dict):
+        raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
                         default_port=port, variables=_variables(manifest, data.get("variables") or {}),
-                        source=source, version=version, changelog=_changelog(manifest, data.get("changelog")))
+                        source=source, version=version, changelog=_changelog(manifest, data.get("changelog")),
+                        run=data.get("run") or {})
 
 
 def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:

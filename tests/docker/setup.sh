@@ -3,14 +3,14 @@
 # Idempotent: installs docker.io + debootstrap if missing, starts dockerd if nothing answers, and
 # builds (only when absent) a debootstrap base image and the ecoctl-test/* images the tests give
 # through `images:`. No registry is reachable: nothing is pulled; Debian's archive serves the builds.
-# The base is bootstrapped on a tmpfs, and the four images build in parallel.
+# The base is bootstrapped on a tmpfs, and the images build in parallel (the Go one from the host's Go).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${ECOCTL_DEBIAN_SUITE:-bookworm}
 MIRROR=${ECOCTL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=ecoctl-base/$SUITE:latest
-IMAGES="ecoctl-test/postgres:16=postgres ecoctl-test/redis:7=redis ecoctl-test/prometheus:latest=prometheus ecoctl-test/python:3=python"
+IMAGES="ecoctl-test/postgres:16=postgres ecoctl-test/redis:7=redis ecoctl-test/prometheus:latest=prometheus ecoctl-test/python:3=python ecoctl-test/go:1.26=go"
 DOCKERD_LOG=/var/log/ecoctl-dockerd.log
 WORK=$(mktemp -d /var/tmp/ecoctl-setup.XXXXXX)
 T0=$(date +%s)
@@ -80,6 +80,11 @@ for entry in $IMAGES; do
     context="$WORK/build-$dir"
     mkdir -p "$context/extra-ca"
     cp -r "$HERE/$dir/." "$context/"
+    if [ "$dir" = go ]; then  # the host's toolchain (Debian's golang is too old); none: no Go image
+        goroot=$(go env GOROOT 2>/dev/null) || { say "no go on PATH: skipping ecoctl-test/go"; continue; }
+        mkdir -p "$context/go"
+        tar -C "$goroot" --exclude=./test --exclude=./doc --exclude=./api -c . | tar -C "$context/go" -x
+    fi
     for cert in /usr/local/share/ca-certificates/*.crt; do
         [ -f "$cert" ] && cp "$cert" "$context/extra-ca/"
     done
