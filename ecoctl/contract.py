@@ -1,7 +1,7 @@
 """The service contract: what every service receives, built here and nowhere else.
 
 Every service (portfolio, each template's services, a team's own) reads the same variables:
-`PORT`, `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
+`HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
 `OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_JWKS_URL` (or `OIDC_JWKS_FILE` where the
 local signing key stands in for Authentik), `REDIS_HOST/PORT`, `REDIS_URL`.
 
@@ -135,6 +135,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
     database, user = database_name(service), role_name(service)
     variables = {
         "PORT": str(spec.port),
+        "HOST": "127.0.0.1" if target == "local" else "0.0.0.0",
         "DATABASE_HOST": where.database_host,
         "DATABASE_PORT": str(where.database_port),
         "DATABASE_NAME": database,

@@ -26,6 +26,8 @@ DEFAULT_IMAGES = {
     "prometheus": "prom/prometheus:v3.5.0",
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
+    "go": "golang:1.26-bookworm",
+    "base": "gcr.io/distroless/static-debian12:nonroot",
 }
 
 

@@ -17,6 +17,7 @@ from ecoctl import contract
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
 from ecoctl.plan import Change, Provider
+from ecoctl.service_templates import docker_build_args
 from ecoctl.support.atomic import write_atomic
 from ecoctl.support.yaml import dump_roundtrip, parse_yaml
 
@@ -48,7 +49,7 @@ def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
 def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -> dict[str, Any]:
     ecosystem = workspace.ecosystem
     entry: dict[str, Any] = {
-        "build": {"context": build_context, "args": {"BASE_IMAGE": ecosystem.image("python")}},
+        "build": {"context": build_context, "args": docker_build_args(workspace, name)},
         "image": f"{ecosystem.name}/{name}:latest",
         "container_name": f"{ecosystem.name}-{name}",
         "init": True,

@@ -90,10 +90,10 @@ def service_group(workspace, name: str) -> FileGroup:
     if name == CORE_SERVICE:
         files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
         return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
-    from ecoctl.service_templates import find_template, render_service_files, service_file_paths
+    from ecoctl.service_templates import find_template, render_service_files, service_answers, service_file_paths
 
     template = find_template(spec.template, workspace.template_dirs())
-    variables = {"service_name": name, "port": spec.port, "base_image": workspace.ecosystem.image("python")}
+    variables = service_answers(workspace.ecosystem, name)
 
     def render(wanted: set[str]) -> dict[str, bytes]:
         rendered = render_service_files(template, variables, wanted=lambda rel: prefix + rel in wanted)

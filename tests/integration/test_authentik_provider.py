@@ -100,3 +100,21 @@ def test_wait_for_authentik_reads_the_workspace(tmp_path, authentik_double):
                                   interval=0.1)
     timer.join()
     assert seen[-1] == [] and len(defaults.scope_mappings) == 3
+
+
+def test_an_apply_of_30_services_lists_each_collection_once(tmp_path, authentik_double):
+    """The plan that is shown is the plan applied: Authentik is read once, not again per write."""
+    from ecoctl.commands.reconcile import Reconciliation
+
+    services = {f"svc{index:02d}": {"port": 9100 + index} for index in range(30)}
+    workspace = write_workspace(tmp_path / "eco", authentik_double.base_url, authentik_double.token, services)
+    before = len(authentik_double.api_calls())
+    with Reconciliation(workspace, only={"authentik"}) as reconciliation:
+        shown = reconciliation.make_plan()
+        done = reconciliation.apply()
+    assert [str(change) for change in done.changes] == [str(change) for change in shown.changes]
+    assert len(done.changes) == 60
+    calls = authentik_double.api_calls()[before:]
+    reads = [(call.path, call.query) for call in calls if call.method == "GET"]
+    assert len(reads) == len(set(reads)), sorted(reads)  # every list and lookup once
+    assert sum(1 for call in calls if call.method == "POST") == 60

@@ -31,7 +31,7 @@ def ours(root) -> list[str]:
 def demo(tmp_path):
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty")}
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
@@ -70,15 +70,17 @@ def test_local_stack_end_to_end(demo):
                          password=env.get("LOYALTY_DB_PASSWORD")) as conn:
         assert conn.execute("select current_database()").fetchone() == ("loyalty_db",)
     assert "job_name: loyalty" in (root / "monitoring/prometheus/prometheus.yml").read_text()
+    check_go_service(root, ports, env)
+
     status = json.loads(run_ecoctl("status", "--json", cwd=root).stdout)
     states = {c["name"]: c["state"] for c in status["components"]}
-    assert states["portfolio"] == states["loyalty"] == states["postgres"] == "running"
+    assert states["portfolio"] == states["loyalty"] == states["rewards"] == states["postgres"] == "running"
     assert status["drift"] == []
 
     down = run_ecoctl("down", cwd=root)
     assert down.returncode == 0, down.stderr
     assert ours(root) == []
-    for port in (ports["pg"], ports["portfolio"], ports["loyalty"], ports["prom"]):
+    for port in (ports["pg"], ports["portfolio"], ports["loyalty"], ports["rewards"], ports["prom"]):
         with pytest.raises(OSError):  # nothing listens any more, wherever its data lives
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
@@ -88,3 +90,42 @@ def test_local_stack_end_to_end(demo):
 
     wiped = run_ecoctl("down", "--volumes", cwd=root)
     assert wiped.returncode == 2 and "--yes" in wiped.stderr  # no TTY: refuses to delete data unasked
+
+
+def check_go_service(root, ports, env) -> None:
+    """A go-gin service added to the running stack: built once by the local runtime as its template
+    declares, healthy, checking tokens, scraped by Prometheus, its database its own."""
+    import shutil
+    import time
+
+    if shutil.which("go") is None:
+        pytest.skip("go is not installed: the go-gin template cannot be built here")
+    added = run_ecoctl("add-service", "rewards", "--template", "go-gin", "--port", str(ports["rewards"]),
+                       "--json", cwd=root, timeout=900)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert json.loads(added.stdout)["health"] == "healthy"
+    rewards = f"http://127.0.0.1:{ports['rewards']}"
+    assert httpx.get(f"{rewards}/healthz").status_code == 200
+    assert httpx.get(f"{rewards}/items").status_code == 401
+    token = run_ecoctl("token", "rewards", cwd=root).stdout.strip()
+    assert httpx.get(f"{rewards}/items", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    portfolio_token = run_ecoctl("token", "portfolio", cwd=root).stdout.strip()
+    assert httpx.get(f"{rewards}/items", headers={"Authorization": f"Bearer {portfolio_token}"}).status_code == 401
+    env = EnvFile(root / ".env")
+    with psycopg.connect(host="127.0.0.1", port=ports["pg"], dbname="rewards_db", user="rewards_user",
+                         password=env.get("REWARDS_DB_PASSWORD")) as conn:
+        assert conn.execute("select count(*) from items").fetchone() == (0,)  # migrated at start
+    with pytest.raises(psycopg.OperationalError):  # another service's role may not connect
+        psycopg.connect(host="127.0.0.1", port=ports["pg"], dbname="rewards_db", user="loyalty_user",
+                        password=env.get("LOYALTY_DB_PASSWORD"), connect_timeout=5).close()
+    if shutil.which("prometheus"):
+        deadline = time.monotonic() + 60
+        while True:
+            targets = httpx.get(f"http://127.0.0.1:{ports['prom']}/api/v1/targets").json()["data"]["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in targets}
+            if health.get("rewards") == "up":
+                break
+            assert time.monotonic() < deadline, health
+            time.sleep(1)
+    again = run_ecoctl("up", "--json", cwd=root, timeout=300)  # built once: nothing to rebuild
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False, again.stdout[-2000:]

@@ -22,6 +22,7 @@ from typing import Iterator
 from ecoctl import contract, names
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
+from ecoctl.runtimes.local.builds import Builds
 from ecoctl.runtimes.local.data import SHARED_DATA, PostgresData
 from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
@@ -37,7 +38,7 @@ MISSING_BINARY = {
 }
 
 
-class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
+class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime):
     name = "local"
 
     def __init__(self, workspace, progress=None):
@@ -225,20 +226,29 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
             if not self.workspace.env.get(contract.db_password_key(name)):
                 raise EcoctlError(f"{contract.db_password_key(name)} is not in .env: run "
                                   "`ecoctl apply` to provision the service's database first")
-            self.service_app(name)
-            if self.ensure_venv(name):
+            if self._build(name):
                 started = True
                 reinstalled.append(name)
             runnable.append(name)
         started = self._converge_daemon() or started
-        for name in reinstalled:  # new dependencies take effect on a restart
+        for name in reinstalled:  # a new build or new dependencies take effect on a restart
             if self.supervisor.stop_program(name):
-                self.progress(f"restarting {name} with its new dependencies")
+                self.progress(f"restarting {name} with its new build")
         for name in runnable:
             if self._start(name, wait=False):
                 self.progress(f"started {name} on {self.service_url(name)}")
                 started = True
         return started
+
+    def _build(self, name: str) -> bool:
+        """Build the service as its template declares, else install it as a Python service."""
+        from ecoctl.service_templates import local_run
+
+        run = local_run(self.workspace, name)
+        if run is not None:
+            return self.build_service(name, run)
+        self.service_app(name)
+        return self.ensure_venv(name)
 
     def start_monitoring(self, grafana: bool = False) -> bool:
         if grafana:

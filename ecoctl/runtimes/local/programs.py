@@ -97,6 +97,14 @@ class Programs:
                           "`app = \"module:app\"` under [tool.ecoctl] in its pyproject.toml")
 
     def _service_program(self, name: str) -> Program:
+        from ecoctl.service_templates import local_run
+
+        folder = self.service_dir(name)
+        run = local_run(self.workspace, name)
+        if run is not None:  # the template declares how it runs
+            return Program(name, list(run.command), directory=str(folder),
+                           environment=self.service_environment(name), startsecs=SERVICE_STARTSECS,
+                           stopwaitsecs=15)
         python = self.venv_dir(name) / "bin" / "python"
         try:
             app = self.service_app(name)

@@ -1,0 +1,57 @@
+"""Building a service as its template declares (`run.local` in template.yaml): the build commands
+run in the service folder, once per change of the declared inputs (a hash of their contents), with
+their output in the service's build log."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.logs import tail_lines
+
+BUILD_STAMP = ".ecoctl-build"
+
+
+def inputs_digest(folder: Path, run) -> str:
+    digest = hashlib.sha256(repr(run.build).encode())
+    files = sorted({path for pattern in run.inputs for path in folder.glob(pattern) if path.is_file()})
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class Builds:
+    """Mixed into LocalRuntime: build a service declared by its template, when its inputs changed."""
+
+    def build_service(self, name: str, run) -> bool:
+        """Run the template's build commands for NAME when needed; True when it built."""
+        from ecoctl.service_templates import build_dir
+
+        folder = self.service_dir(name)
+        output = build_dir(self.workspace, name)
+        output.mkdir(parents=True, exist_ok=True)
+        stamp = output / BUILD_STAMP
+        digest = inputs_digest(folder, run)
+        if stamp.exists() and stamp.read_text() == digest:
+            return False
+        log = self.supervisor.logs_dir / f"{name}-build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")
+        for argv in run.build:
+            with open(log, "ab") as handle:
+                handle.write(f"$ {' '.join(argv)}\n".encode())
+                handle.flush()
+                try:
+                    result = subprocess.run(argv, cwd=folder, stdout=handle, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+                except FileNotFoundError:
+                    raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
+                                      "(see the template's README) and run `ecoctl up` again") from None
+            if result.returncode != 0:
+                last = tail_lines(log, 1)
+                raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
+                                  f"({last[0].strip() if last else 'no output'}): see {log}")
+        stamp.write_text(digest)
+        return True
