@@ -143,10 +143,10 @@ def up(json_output: bool = JSON_OPTION,
     from ecoctl import stack, ui
 
     workspace = _workspace(changes=True)
-    if init_swarm:
+    if init_swarm or workspace.ecosystem.runtime == "swarm":
         from ecoctl.runtimes.swarm import init_swarm_for
 
-        init_swarm_for(workspace)
+        init_swarm_for(workspace, init=init_swarm)  # a swarm to deploy on, before any stage runs
     try:
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,

@@ -522,12 +522,13 @@ def _require_swarm(workspace, what: str) -> None:
                          "`runtime: swarm` in ecosystem.yaml (or `ecoctl init --runtime swarm`)")
 
 
-def init_swarm_for(workspace) -> bool:
-    """`up --init-swarm`: make this engine a single-node swarm unless it is in one already."""
+def init_swarm_for(workspace, init: bool = True) -> bool:
+    """`up [--init-swarm]`: a swarm manager to deploy on; with `init`, make this engine a single-node
+    swarm unless it is in one already (never without)."""
     _require_swarm(workspace, "--init-swarm")
     runtime = SwarmRuntime(workspace)
     try:
-        return runtime.ensure_swarm(init=True)
+        return runtime.ensure_swarm(init=init)
     finally:
         runtime.close()
 
