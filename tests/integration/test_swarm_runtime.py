@@ -304,8 +304,9 @@ class TestSwarm:
         finally:
             dockerfile.write_text(original)
         assert done.returncode == 1, done.stdout[-2000:]
-        first = done.stderr.strip().splitlines()[0]
-        assert "loyalty (rolled back" in done.stderr and "portfolio" not in first.split("not healthy:")[1], done.stderr
+        error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "not healthy: loyalty (rolled back" in error[0], done.stderr[-3000:]
+        assert "portfolio" not in error[0], error[0]
         component = wait_status(root, "loyalty", lambda c: c["detail"].startswith("3/3 replicas"))
         assert component["detail"].startswith("3/3 replicas"), component  # still on the previous image
         assert httpx.get(f"http://127.0.0.1:{stack['ports']['loyalty']}/healthz", timeout=10).status_code == 200
