@@ -229,8 +229,13 @@ def render(workspace, components: set[str], images: dict[str, str], node: str) -
     core = compose.services()
     services: dict[str, dict] = {}
     volumes: set[str] = set()
+    skipped = set()
+    if ecosystem.core.postgres.external:
+        skipped.add("postgres")  # a managed database: services get its host from the contract
+    if ecosystem.core.authentik.url:
+        skipped |= {"authentik-server", "authentik-worker"}
     for key in CORE_KEYS:
-        if key in components and isinstance(core.get(key), dict):
+        if key in components and key not in skipped and isinstance(core.get(key), dict):
             services[key] = core_entry(rendering, key, core[key], node)
             volumes |= {str(v).split(":", 1)[0] for v in core[key].get("volumes") or []
                         if not str(v).startswith((".", "/"))}
