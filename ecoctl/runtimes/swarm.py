@@ -379,10 +379,16 @@ class SwarmRuntime(Runtime):
 
     def _wait_gone(self, timeout: float = 120.0) -> None:
         """`docker stack rm` returns at once; containers and the network go a little later."""
+        from docker.errors import NotFound
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            containers = self.client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={self.stack}"})
-            networks = self.client.networks.list(filters={"label": f"{STACK_LABEL}={self.stack}"})
+            try:  # sparse: no inspect of each container, which may be gone by then
+                containers = self.client.containers.list(all=True, sparse=True,
+                                                         filters={"label": f"{STACK_LABEL}={self.stack}"})
+                networks = self.client.networks.list(filters={"label": f"{STACK_LABEL}={self.stack}"})
+            except NotFound:
+                containers = networks = [None]
             if not containers and not networks and not self.services():
                 return
             time.sleep(0.5)

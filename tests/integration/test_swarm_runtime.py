@@ -208,6 +208,14 @@ class TestSwarm:
             client.close()
         assert sum(task["Status"]["State"] == "running" for task in tasks) == 2
 
+    def test_second_up_changes_nothing(self, stack):
+        started = time.monotonic()
+        done = ecoctl(stack["root"], "up", "--json", timeout=600)
+        print(f"second up: {time.monotonic() - started:.1f}s")
+        assert done.returncode == 0, done.stderr[-2000:]
+        again = json.loads(done.stdout)
+        assert again["started"] == [] and again["applied"] == [] and not again["changed"], again
+
     def test_no_secret_in_any_environment(self, stack):
         env = Workspace(stack["root"]).env
         values = {key: env.get(key) for key in ("POSTGRES_PASSWORD", "PORTFOLIO_DB_PASSWORD")}
@@ -244,6 +252,12 @@ class TestSwarm:
         component = status(root)["loyalty"]
         assert component["health"] == "healthy" and component["detail"].startswith("3/3 replicas"), component
         assert Workspace(root).ecosystem.services["loyalty"].replicas == 3
+        logs = ecoctl(root, "logs", "loyalty", "--tail", "20", timeout=60)
+        assert logs.returncode == 0, logs.stderr
+        tasks = {line.split(" ", 1)[0].split("@", 1)[0] for line in logs.stdout.splitlines() if "@" in line}
+        assert len(tasks) >= 2, logs.stdout[-2000:]  # lines from several replicas, each named
+        bad = ecoctl(root, "logs", "nosuch", timeout=60)
+        assert bad.returncode != 0 and "no component 'nosuch'" in bad.stderr
 
     def test_a_killed_replica_is_healed_and_status_shows_it(self, stack):
         client = _client()
