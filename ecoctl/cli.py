@@ -32,7 +32,7 @@ def _workspace(ctx: typer.Context, changes: bool = False):
 
 @app.command()
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
-         runtime: Optional[str] = typer.Option(None, help="docker or local (default: docker when an engine answers)."),
+         runtime: Optional[str] = typer.Option(None, help="docker, swarm or local (default: docker when an engine answers)."),
          force: bool = typer.Option(False, "--force", help="Re-create missing files and secrets of an existing ecosystem; existing secrets are kept."),
          json_output: bool = JSON_OPTION):
     """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/."""
@@ -40,8 +40,8 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
     from ecoctl.errors import UsageError
     from ecoctl.commands.init import init_ecosystem
 
-    if runtime not in (None, "docker", "local"):
-        raise UsageError(f"--runtime must be docker or local, not {runtime!r}")
+    if runtime not in (None, "docker", "local", "swarm"):
+        raise UsageError(f"--runtime must be docker, swarm or local, not {runtime!r}")
     result = init_ecosystem(directory, runtime=runtime, force=force)
     if json_output:
         ui.print_json({"root": str(result.root), "runtime": result.runtime, "created": result.created,
@@ -128,12 +128,17 @@ def _stage_display(json_output: bool):
 @app.command()
 def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
        monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
-       timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy.")):
+       timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy."),
+       init_swarm: bool = typer.Option(False, "--init-swarm", help="(swarm runtime) Make this Docker engine a single-node swarm if it is in none.")):
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
     from ecoctl.commands import stack
 
     workspace = _workspace(ctx, changes=True)
+    if init_swarm or workspace.ecosystem.runtime == "swarm":
+        from ecoctl.commands.swarm import init_swarm_for
+
+        init_swarm_for(workspace, init=init_swarm)  # a swarm to deploy on, before any stage runs
     try:
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
@@ -217,6 +222,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
                 reads: Optional[list[str]] = typer.Option(None, "--reads", help="Another service whose database it may read."),
                 writes: Optional[list[str]] = typer.Option(None, "--writes", hidden=True),
                 redirect_uri: Optional[list[str]] = typer.Option(None, "--redirect-uri", help="An OAuth2 redirect URI."),
+                replicas: Optional[int] = typer.Option(None, "--replicas", min=0, max=100, help="Running copies (swarm runtime)."),
                 no_apply: bool = typer.Option(False, "--no-apply", help="Write files only; touch no server."),
                 yes: bool = typer.Option(False, "--yes", "-y", help="Change an existing service without asking."),
                 json_output: bool = JSON_OPTION):
@@ -227,7 +233,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
     if writes:
         raise services.shared_write_refused(name, writes[0])
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
-                                      reads=reads, redirect_uris=redirect_uri or [], host=host)
+                                      reads=reads, redirect_uris=redirect_uri or [], host=host, replicas=replicas)
     workspace = _workspace(ctx, changes=True)
     existing = workspace.ecosystem.services.get(name)
     if existing is not None and not yes and sys.stdin.isatty():
@@ -312,6 +318,21 @@ def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
         out.print(f"{info.name:<20} port {info.default_port:<6} {info.description}", markup=False)
 
 
+@app.command()
+def scale(ctx: typer.Context, component: str = typer.Argument(..., help="A service, or authentik-worker."),
+          replicas: int = typer.Argument(..., min=0, max=100),
+          json_output: bool = JSON_OPTION):
+    """(swarm runtime) Run REPLICAS copies of a service: ecosystem.yaml, then the running stack."""
+    from ecoctl import ui
+    from ecoctl.commands.swarm import scale_component
+
+    health = scale_component(_workspace(ctx, changes=True), component, replicas)
+    if json_output:
+        ui.print_json({"component": component, "replicas": replicas, "health": health})
+    else:
+        ui.console().print(f"{component}: {replicas} replica(s), {health or 'not running (ecoctl up starts it)'}")
+
+
 secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
 app.add_typer(secrets_app, name="secrets")
 
@@ -322,7 +343,14 @@ def secrets_rotate(ctx: typer.Context, service: str):
     from ecoctl import ui
     from ecoctl.commands.secrets import rotate_password
 
-    rotate_password(_workspace(ctx, changes=True), service)
+    workspace = _workspace(ctx, changes=True)
+    rotate_password(workspace, service)
+    if workspace.ecosystem.runtime == "swarm":
+        from ecoctl.commands.swarm import roll_secret
+
+        if roll_secret(workspace, service):
+            ui.console().print(f"Rotated {service}'s database password; its replicas rolled onto the new secret.")
+            return
     ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
 
 

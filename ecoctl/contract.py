@@ -157,7 +157,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
         variables["OIDC_JWKS_FILE"] = str(jwks_path(workspace))
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
-            variables[f"{variable}_FILE"] = f"/run/secrets/{key.lower()}"
+            variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
         variables[variable] = _secret_value(workspace, key, target)
     if target in ("compose", "local"):

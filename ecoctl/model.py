@@ -60,6 +60,8 @@ class AuthentikSettings(Strict):
     """An external Authentik's base URL; when set, the stack does not run its own."""
     token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
     signing_key: str = "authentik Self-signed Certificate"
+    worker_replicas: int = Field(1, ge=0, le=50)
+    """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
 
 
 class MonitoringSettings(Strict):
@@ -83,13 +85,17 @@ class ServiceSpec(Strict):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = []
     redirect_uris: list[str] = []
+    replicas: int = Field(1, ge=0, le=100)
+    """Running copies (swarm runtime; the other runtimes run one)."""
 
 
 class Ecosystem(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     """Compose project, image and container prefix: lowercase letters, digits, hyphens."""
-    runtime: Literal["docker", "local"]
+    runtime: Literal["docker", "local", "swarm"]
     templates_dir: str | None = None
+    registry: str | None = None
+    """swarm: where built service images are pushed (e.g. registry.example.com:5000), so other nodes can pull them."""
     core: CoreSettings = CoreSettings()
     images: dict[str, str] = {}
     services: dict[str, ServiceSpec] = {}

@@ -29,6 +29,7 @@ class ServiceRequest:
     reads: list[str] | None = None
     redirect_uris: list[str] = field(default_factory=list)
     host: str | None = None
+    replicas: int | None = None
 
 
 @dataclass
@@ -87,7 +88,9 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
                        host=request.host or (existing.host if existing else None),
                        reads=sorted(set(reads)),
                        redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                       or [default_redirect_uri(port, request.host)])
+                       or [default_redirect_uri(port, request.host)],
+                       replicas=request.replicas if request.replicas is not None
+                       else (existing.replicas if existing else 1))
 
 
 def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
@@ -103,6 +106,8 @@ def _spec_document(spec: ServiceSpec) -> dict:
     if spec.reads:
         document["reads"] = list(spec.reads)
     document["redirect_uris"] = list(spec.redirect_uris)
+    if spec.replicas != 1:
+        document["replicas"] = spec.replicas
     return document
 
 

@@ -59,7 +59,7 @@ def core_context(workspace) -> dict:
                                                       "grafana", "python")}
     return {"name": ecosystem.name, "runtime": ecosystem.runtime, "core": ecosystem.core,
             "images": images, "prometheus_url": "http://prometheus:9090",
-            "prometheus_self": "localhost:9090" if ecosystem.runtime == "docker"
+            "prometheus_self": "localhost:9090" if ecosystem.runtime in ("docker", "swarm")
             else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
             "authentik_version": ecosystem.core.authentik.version}
 

@@ -31,7 +31,7 @@ def scrape_target(ecosystem: Ecosystem, service: str, spec: ServiceSpec) -> str:
     the service's host when it runs elsewhere."""
     if spec.pattern == "external":
         host = spec.host or "127.0.0.1"
-    elif ecosystem.runtime == "docker":
+    elif ecosystem.runtime in ("docker", "swarm"):
         host = service
     else:
         host = "127.0.0.1"

@@ -14,6 +14,10 @@ def get_runtime(workspace: "Workspace", progress: "Progress | None" = None) -> "
         from ecoctl.runtimes.docker import DockerRuntime
 
         return DockerRuntime(workspace, progress)
+    if workspace.ecosystem.runtime == "swarm":
+        from ecoctl.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime(workspace, progress)
     from ecoctl.runtimes.local import LocalRuntime
 
     return LocalRuntime(workspace, progress)

@@ -10,6 +10,20 @@ class SettingsError(ValueError):
     pass
 
 
+def with_secret_files(env: dict[str, str]) -> dict[str, str]:
+    """`NAME_FILE=/run/secrets/...` (Docker secrets, the swarm runtime) gives NAME the file's content;
+    a plain NAME wins when both are set."""
+    for key, path in list(env.items()):
+        name = key.removesuffix("_FILE")
+        if key.endswith("_FILE") and name and not env.get(name, "").strip() and path.strip() and key != "OIDC_JWKS_FILE":
+            try:
+                with open(path.strip(), encoding="utf-8") as file:
+                    env[name] = file.read().rstrip("\r\n")
+            except OSError as exc:
+                raise SettingsError(f"{key}={path}: cannot read it ({exc.strerror})") from None
+    return env
+
+
 @dataclass(frozen=True)
 class Settings:
     database_host: str
@@ -46,7 +60,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = with_secret_files(dict(os.environ if env is None else env))
 
         def required(name: str) -> str:
             value = env.get(name, "").strip()

@@ -38,7 +38,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = _with_secret_files(os.environ if env is None else env)
         issuer = env.get("OIDC_ISSUER", "").strip()
         if not issuer:
             raise ConfigError("OIDC_ISSUER is not set (e.g. http://authentik:9000/application/o/NAME/)")
@@ -69,6 +69,21 @@ class Settings:
                              user=self.database_user, password=self.database_password,
                              sslmode=self.database_sslmode,
                              connect_timeout=max(1, int(self.database_timeout)))
+
+
+def _with_secret_files(env: Mapping[str, str]) -> dict[str, str]:
+    """`NAME_FILE=/run/secrets/...` (Docker secrets under the swarm runtime) gives NAME the file's
+    content; a plain NAME wins when both are set. OIDC_JWKS_FILE is a setting of its own."""
+    env = dict(env)
+    for key, path in list(env.items()):
+        name = key[: -len("_FILE")]
+        if key.endswith("_FILE") and name and key != "OIDC_JWKS_FILE" and not env.get(name) and path.strip():
+            try:
+                with open(path.strip(), encoding="utf-8") as file:
+                    env[name] = file.read().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{key}={path}: cannot read it ({exc.strerror})") from None
+    return env
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,0 +1,405 @@
+"""The swarm runtime: the ecosystem as one Docker Swarm stack named after it.
+
+`up` builds each service's image (swarm ignores `build:`; the tag is the image id, so an unchanged
+service is not rolled), creates the Docker secrets the stack mounts, renders `.ecoctl/swarm/stack.yaml`
+(see swarm_stack.py) and deploys it stage by stage with `docker stack deploy` (no `--prune`: a stage
+adds its components and leaves the others running). The Docker SDK reads services and tasks: a task is
+`running` only once its healthcheck passed, so "healthy" means every desired replica is running.
+
+ecoctl never creates a swarm silently: `up --init-swarm` makes this engine a single-node swarm and
+records it in `.ecoctl/swarm/initialised`; only such a swarm is ever left again (`down --volumes`,
+when nothing else runs on it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+from ecoctl.errors import EcoctlError, UsageError
+from ecoctl.runtimes.base import Runtime
+from ecoctl.runtimes.swarm_health import SwarmHealth
+from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
+
+STACK_LABEL = "com.docker.stack.namespace"
+OWNER_LABEL = "ecoctl.ecosystem"
+KEY_LABEL = "ecoctl.key"
+CORE_WAIT = 300.0
+
+
+def not_a_swarm_error() -> EcoctlError:
+    return EcoctlError("this Docker engine is not in a swarm: run `ecoctl up --init-swarm` to make it a "
+                       "single-node swarm, or `docker swarm join` it to yours")
+
+
+class SwarmRuntime(SwarmHealth, Runtime):
+    name = "swarm"
+
+    def __init__(self, workspace, progress=None):
+        super().__init__(workspace, progress)
+        self._client = None
+        self._node: str | None = None
+
+    # -- engine, swarm ------------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            from ecoctl.clients.docker import docker_client
+
+            self._client = docker_client()
+        return self._client
+
+    @property
+    def stack(self) -> str:
+        return self.workspace.ecosystem.name
+
+    @property
+    def state_dir(self):
+        return self.workspace.state_dir / "swarm"
+
+    @property
+    def init_record(self):
+        return self.state_dir / "initialised"
+
+    def swarm_info(self) -> dict:
+        return self.client.info().get("Swarm") or {}
+
+    def swarm_active(self) -> bool:
+        return self.swarm_info().get("LocalNodeState") == "active"
+
+    def ensure_swarm(self, init: bool = False) -> bool:
+        """A manager node to deploy on; with `init`, make this engine a single-node swarm. True if it did."""
+        info = self.swarm_info()
+        if info.get("LocalNodeState") == "active":
+            if not info.get("ControlAvailable"):
+                raise EcoctlError("this Docker engine is a swarm worker, not a manager: run ecoctl against a "
+                                  "manager node (DOCKER_HOST or a docker context)")
+            return False
+        if info.get("LocalNodeState") not in (None, "inactive"):
+            raise EcoctlError(f"this engine's swarm is {info.get('LocalNodeState')}: fix it with `docker swarm` "
+                              "first (ecoctl does not change a swarm it did not create)")
+        if not init:
+            raise not_a_swarm_error()
+        self.progress("docker swarm init --advertise-addr 127.0.0.1")
+        node_id = self.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.init_record.write_text(json.dumps({"node_id": node_id or self.swarm_info().get("NodeID")}) + "\n")
+        return True
+
+    def _we_initialised(self) -> bool:
+        if not self.init_record.is_file():
+            return False
+        try:
+            recorded = json.loads(self.init_record.read_text()).get("node_id")
+        except ValueError:
+            return False
+        return bool(recorded) and recorded == self.swarm_info().get("NodeID")
+
+    @property
+    def node(self) -> str:
+        """This node's hostname: where stateful pieces (and their volumes) stay."""
+        if self._node is None:
+            node_id = self.swarm_info().get("NodeID")
+            self._node = self.client.nodes.get(node_id).attrs["Description"]["Hostname"]
+        return self._node
+
+    def docker(self, *args: str, timeout: float = 600.0) -> str:
+        docker = shutil.which("docker")
+        if not docker:
+            raise EcoctlError("the docker CLI is not on PATH (swarm deploys use `docker stack deploy`): "
+                              "install docker.io or docker-ce-cli")
+        shown = "docker " + " ".join(args)
+        self.progress(shown)
+        done = subprocess.run([docker, *args], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, cwd=self.workspace.root)
+        for line in (done.stdout + done.stderr).splitlines():
+            if line.strip():
+                self.progress(line.strip())
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()] or [f"exit status {done.returncode}"]
+            raise EcoctlError(f"`{shown}` failed: {lines[-1][:300]}")
+        return done.stdout
+
+    # -- images and secrets ---------------------------------------------------------------------
+
+    def image_for(self, name: str) -> str:
+        """Build services/NAME (BASE_IMAGE from `images: python`), tag it by its id, push with `registry:`."""
+        context = self.workspace.root / "services" / name
+        if not (context / "Dockerfile").is_file():
+            raise EcoctlError(f"services/{name}/Dockerfile is missing: run `ecoctl apply` (or add one)")
+        ecosystem = self.workspace.ecosystem
+        self.progress(f"building services/{name}")
+        image_id = None
+        last = ""
+        for chunk in self.client.api.build(path=str(context), rm=True, decode=True, pull=False,
+                                           buildargs={"BASE_IMAGE": ecosystem.image("python")}):
+            if "error" in chunk:
+                raise EcoctlError(f"building services/{name} failed: {' '.join(chunk['error'].split())[:300]}")
+            if line := (chunk.get("stream") or "").strip():
+                last = line
+                self.progress(line)
+                if line.startswith("Successfully built "):
+                    image_id = line.split()[-1]
+            if (chunk.get("aux") or {}).get("ID"):
+                image_id = chunk["aux"]["ID"]
+        if not image_id:
+            raise EcoctlError(f"building services/{name} gave no image ({last[:200]}): see `docker build services/{name}`")
+        image = self.client.images.get(image_id)
+        short = image.id.split(":", 1)[-1][:12]
+        repository = f"{ecosystem.name}/{name}"
+        if ecosystem.registry:
+            repository = f"{ecosystem.registry.rstrip('/')}/{repository}"
+        image.tag(repository, short)
+        tag = f"{repository}:{short}"
+        if ecosystem.registry:
+            self.progress(f"pushing {tag}")
+            for chunk in self.client.images.push(repository, short, stream=True, decode=True):
+                if "error" in chunk:
+                    raise EcoctlError(f"pushing {tag} to {ecosystem.registry} failed: {chunk['error'][:200]}: "
+                                      "check `registry:` and `docker login`")
+        return tag
+
+    def ensure_secrets(self, secrets: dict[str, str]) -> None:
+        existing = {secret.name for secret in self.client.secrets.list(filters={"label": f"{OWNER_LABEL}={self.stack}"})}
+        for key, name in secrets.items():
+            if name not in existing:
+                self.progress(f"docker secret {name} (from .env {key})")
+                self.client.secrets.create(name=name, data=self.workspace.secret(key).encode(),
+                                           labels={OWNER_LABEL: self.stack, KEY_LABEL: key})
+
+    def prune_secrets(self, keep: set[str] | None = None) -> None:
+        """Remove this ecosystem's secrets no task uses any more (in-use ones stay until the next run)."""
+        from docker.errors import APIError
+
+        current = keep if keep is not None else self._current_secret_names()
+        for secret in self.client.secrets.list(filters={"label": f"{OWNER_LABEL}={self.stack}"}):
+            if secret.name not in current:
+                try:
+                    secret.remove()
+                except APIError:
+                    pass
+
+    def _current_secret_names(self) -> set[str]:
+        names = set()
+        for service in self.services().values():
+            for ref in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or []:
+                names.add(ref.get("SecretName"))
+        return names
+
+    # -- deploying ------------------------------------------------------------------------------
+
+    def deploy(self, components: set[str]) -> bool:
+        """Deploy these components (core keys, service names); True when a service was created or changed."""
+        self.ensure_swarm(init=False)
+        ecosystem = self.workspace.ecosystem
+        images = {name: self.image_for(name) for name in components
+                  if name in ecosystem.services and ecosystem.services[name].pattern != "external"}
+        document, secrets = render(self.workspace, components, images, self.node)
+        if not document["services"]:
+            return False
+        self.ensure_secrets(secrets)
+        path = self.write_stack(document)
+        before = {name: service.attrs["Spec"] for name, service in self.services().items()}
+        resolve = ["--with-registry-auth", "--resolve-image", "changed"] if ecosystem.registry \
+            else ["--resolve-image", "never"]
+        self.docker("stack", "deploy", "--compose-file", str(path), *resolve, self.stack)
+        after = self.services()
+        self.prune_secrets()
+        return any(before.get(key) != after[key].attrs["Spec"] for key in document["services"] if key in after)
+
+    def write_stack(self, document: dict):
+        """The stack file last deployed, merged with earlier stages' (for users to inspect or redeploy)."""
+        from ecoctl.support.atomic import write_atomic
+
+        path = self.state_dir / "stack.yaml"
+        merged = document
+        if path.is_file():
+            try:
+                previous = json.loads(path.read_text())
+            except ValueError:
+                previous = {}
+            merged = dict(document)
+            for section in ("services", "volumes", "secrets", "configs", "networks"):
+                combined = {**(previous.get(section) or {}), **(document.get(section) or {})}
+                if combined:
+                    merged[section] = combined
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(self.state_dir / "deploy.yaml", json.dumps(document, indent=2) + "\n")
+        write_atomic(path, json.dumps(merged, indent=2) + "\n")  # JSON is YAML: `docker stack deploy -c` reads it
+        return self.state_dir / "deploy.yaml"
+
+    def desired_images(self) -> dict[str, str]:
+        path = self.state_dir / "stack.yaml"
+        try:
+            services = json.loads(path.read_text()).get("services") or {}
+        except (OSError, ValueError):
+            return {}
+        return {name: entry.get("image") for name, entry in services.items()}
+
+    # -- reading the stack ----------------------------------------------------------------------
+
+    def services(self) -> dict[str, object]:
+        """Stack component name (`postgres`, `portfolio`, `portfolio_edge`) -> swarm service."""
+        if not self.swarm_active():
+            return {}
+        prefix = f"{self.stack}_"
+        return {service.name[len(prefix):]: service
+                for service in self.client.services.list(filters={"label": f"{STACK_LABEL}={self.stack}"})
+                if service.name.startswith(prefix)}
+
+    @staticmethod
+    def _tasks(service) -> list[dict]:
+        return service.tasks()
+
+    @staticmethod
+    def _wanted(service) -> int:
+        mode = service.attrs["Spec"].get("Mode") or {}
+        return (mode.get("Replicated") or {}).get("Replicas", 1) if "Replicated" in mode else 1
+
+    def _wait_core(self, keys: list[str]) -> None:
+        health = self.wait_for(keys, CORE_WAIT)
+        failing = {key: state for key, state in health.items() if state != "healthy"}
+        if failing:
+            key, state = next(iter(failing.items()))
+            raise EcoctlError(f"{key} is not healthy in the swarm stack ({state}): see `ecoctl logs {key}`")
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def start_postgres(self) -> bool:
+        self.ensure_swarm(init=False)
+        if self.workspace.ecosystem.core.postgres.external:
+            return False
+        changed = self.deploy({"postgres"})
+        self._wait_core(["postgres"])
+        return changed
+
+    def start_core(self) -> bool:
+        keys = ["redis"]
+        if not self.workspace.ecosystem.core.authentik.url:
+            keys += ["authentik-server", "authentik-worker"]
+        changed = self.deploy(set(keys))
+        self._wait_core(["redis"])  # Authentik's readiness is waited for through its API by the caller
+        return changed
+
+    def start_services(self, names: list[str]) -> bool:
+        services = self.workspace.ecosystem.services
+        wanted = (["portfolio"] if "portfolio" in services else []) + [name for name in names if name != "portfolio"]
+        missing = [name for name in wanted if name not in services]
+        if missing:
+            raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")
+        return self.deploy({name for name in wanted if services[name].pattern != "external"})
+
+    def start_monitoring(self, grafana: bool = False) -> bool:
+        if not self.workspace.ecosystem.core.monitoring.enabled:
+            return False
+        changed = self.deploy({"prometheus", "grafana"} if grafana else {"prometheus"})
+        self._wait_core(["prometheus"])
+        return changed
+
+    def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
+        services = self.workspace.ecosystem.services
+        keys = [name for name in names if name in services and services[name].pattern != "external"]
+        return self.wait_for(keys, timeout)
+
+    def scale(self, component: str, replicas: int, timeout: float = 180.0) -> str:
+        """Set a running component's replicas (ecosystem.yaml is the caller's) and wait; its health."""
+        service = self.services().get(component)
+        if service is None:
+            raise EcoctlError(f"{component} is not running in the swarm stack: `ecoctl up` starts it")
+        self.progress(f"scaling {component} to {replicas}")
+        service.scale(replicas)
+        return self.wait_for([component], timeout)[component]
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def stop(self, remove_volumes: bool = False) -> bool:
+        had = bool(self.services())
+        if had:
+            self.docker("stack", "rm", self.stack)
+            self._wait_gone()
+        if self.swarm_active():
+            self.prune_secrets(keep=set())
+        removed_volumes = self._remove_volumes() if remove_volumes else False
+        if remove_volumes and self._we_initialised() and not self.client.services.list():
+            self.progress("docker swarm leave --force (ecoctl initialised this swarm; nothing else runs on it)")
+            self.client.swarm.leave(force=True)
+            self.init_record.unlink(missing_ok=True)
+        return had or removed_volumes
+
+    def _wait_gone(self, timeout: float = 120.0) -> None:
+        """`docker stack rm` returns at once; containers and the network go a little later."""
+        from docker.errors import NotFound
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:  # sparse: no inspect of each container, which may be gone by then
+                containers = self.client.containers.list(all=True, sparse=True,
+                                                         filters={"label": f"{STACK_LABEL}={self.stack}"})
+                networks = self.client.networks.list(filters={"label": f"{STACK_LABEL}={self.stack}"})
+            except NotFound:
+                containers = networks = [None]
+            if not containers and not networks and not self.services():
+                return
+            time.sleep(0.5)
+        raise EcoctlError(f"the {self.stack} stack's containers did not stop within {timeout:.0f}s: "
+                          "check `docker stack ps` and retry `ecoctl down`")
+
+    def _remove_volumes(self) -> bool:
+        from docker.errors import APIError, NotFound
+
+        volumes = self.client.volumes.list(filters={"label": f"{STACK_LABEL}={self.stack}"})
+        for volume in volumes:
+            for attempt in range(20):  # a container that just stopped may hold it for a moment
+                try:
+                    volume.remove()
+                    break
+                except NotFound:
+                    break
+                except APIError:
+                    if attempt == 19:
+                        raise EcoctlError(f"volume {volume.name} is still in use: stop what uses it and "
+                                          "run `ecoctl down --volumes` again") from None
+                    time.sleep(0.5)
+        return bool(volumes)
+
+    def stop_service(self, name: str) -> bool:
+        removed = False
+        for key in (name, name + EDGE_SUFFIX):
+            service = self.services().get(key)
+            if service is not None:
+                self.progress(f"removing swarm service {service.name}")
+                service.remove()
+                removed = True
+        return removed
+
+    # -- status and logs ------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        services = self.services()
+        if self.workspace.ecosystem.core.postgres.external:
+            return bool(services)
+        postgres = services.get("postgres")
+        return postgres is not None and any(task["Status"]["State"] == "running"
+                                            for task in self._tasks(postgres))
+
+    def expected_components(self) -> list[str]:
+        ecosystem = self.workspace.ecosystem
+        core = ecosystem.core
+        names = [] if core.postgres.external else ["postgres"]
+        names.append("redis")
+        if not core.authentik.url:
+            names += ["authentik-server", "authentik-worker"]
+        if core.monitoring.enabled:
+            names.append("prometheus")
+        for name, spec in ecosystem.services.items():
+            if spec.pattern != "external":
+                names += [name, name + EDGE_SUFFIX]
+        return names
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,126 @@
+"""The swarm stack file, rendered with no engine: what swarm gets for the same desired state."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecoctl.runtimes.swarm_stack import render, secret_name
+from ecoctl.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    from ecoctl.commands.init import init_ecosystem
+
+    init_ecosystem(tmp_path / "eco", runtime="swarm")
+    workspace = Workspace(tmp_path / "eco")
+
+    def configure(document):
+        document["services"]["portfolio"]["replicas"] = 2
+        document["core"]["authentik"]["worker_replicas"] = 3
+
+    workspace.ecosystem_file.update(configure)
+    return Workspace(tmp_path / "eco")
+
+
+ALL = {"postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "portfolio"}
+
+
+def test_every_service_is_dnsrr_with_host_mode_ports(workspace):
+    document, _ = render(workspace, ALL, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    services = document["services"]
+    assert set(services) == ALL | {"portfolio_edge"}
+    for name, entry in services.items():
+        assert entry["deploy"]["endpoint_mode"] == "dnsrr", name
+        assert entry["networks"] == ["net"], name
+        for port in entry.get("ports", []):
+            assert port["mode"] == "host", name
+    assert services["portfolio_edge"]["ports"] == [{"target": 8000, "published": 8000, "protocol": "tcp",
+                                                    "mode": "host"}]
+    assert "ports" not in services["portfolio"]  # replicas share the edge's port
+    assert document["networks"]["net"] == {"driver": "overlay", "attachable": True}
+
+
+def test_replicas_rolling_updates_and_pinned_state(workspace):
+    document, _ = render(workspace, ALL, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    services = document["services"]
+    portfolio = services["portfolio"]["deploy"]
+    assert portfolio["replicas"] == 2
+    assert portfolio["update_config"]["order"] == "start-first"
+    assert portfolio["update_config"]["failure_action"] == "rollback"
+    assert services["authentik-worker"]["deploy"]["replicas"] == 3
+    for name in ("postgres", "redis", "prometheus"):
+        deploy = services[name]["deploy"]
+        assert deploy["replicas"] == 1 and deploy["placement"]["constraints"] == ["node.hostname == node-1"]
+        assert deploy["update_config"]["order"] == "stop-first"
+    assert "postgres_data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert services["prometheus"]["volumes"][0].startswith(str(workspace.root / "monitoring" / "prometheus"))
+
+
+def test_secrets_are_files_never_values(workspace):
+    document, secrets = render(workspace, ALL, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    text = json.dumps(document)
+    for key, value in workspace.env.values.items():
+        if key.endswith(("PASSWORD", "SECRET_KEY", "TOKEN")):
+            assert value not in text, key
+    portfolio = document["services"]["portfolio"]
+    assert portfolio["environment"]["DATABASE_PASSWORD_FILE"] == "/run/secrets/PORTFOLIO_DB_PASSWORD"
+    assert "DATABASE_PASSWORD" not in portfolio["environment"]
+    assert document["services"]["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
+    assert document["services"]["authentik-server"]["environment"]["AUTHENTIK_SECRET_KEY"] == \
+        "file:///run/secrets/AUTHENTIK_SECRET_KEY"
+    name = secret_name(workspace.ecosystem.name, "PORTFOLIO_DB_PASSWORD", workspace.env.get("PORTFOLIO_DB_PASSWORD"))
+    assert secrets["PORTFOLIO_DB_PASSWORD"] == name
+    assert document["secrets"]["PORTFOLIO_DB_PASSWORD"] == {"external": True, "name": name}
+
+
+def test_a_new_secret_value_is_a_new_name_within_dockers_limit():
+    first = secret_name("eco", "LOYALTY_DB_PASSWORD", "a")
+    assert first.startswith("eco_LOYALTY_DB_PASSWORD_") and first != secret_name("eco", "LOYALTY_DB_PASSWORD", "b")
+    long = secret_name("e" * 40, "A_VERY_LONG_SERVICE_NAME_THAT_GOES_ON_DB_PASSWORD", "x")
+    assert len(long) <= 64
+
+
+def test_external_postgres_is_not_in_the_stack(workspace):
+    def external(document):
+        document["core"]["postgres"]["external"] = {"host": "db.example.com"}
+
+    workspace.ecosystem_file.update(external)
+    document, secrets = render(Workspace(workspace.root), ALL, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    assert "postgres" not in document["services"]
+    assert document["services"]["portfolio"]["environment"]["DATABASE_HOST"] == "db.example.com"
+    assert "POSTGRES_PASSWORD" not in secrets
+
+
+def test_portfolio_settings_read_file_variables(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "stacks" / "portfolio"))
+    from portfolio_service.settings import Settings, SettingsError
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    base = {"OIDC_ISSUER": "http://issuer/", "OIDC_CLIENT_ID": "portfolio"}
+    assert Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "pw")}).database_password == "s3cret"
+    both = {**base, "DATABASE_PASSWORD": "plain", "DATABASE_PASSWORD_FILE": str(tmp_path / "pw")}
+    assert Settings.from_env(both).database_password == "plain"
+    with pytest.raises(SettingsError, match="DATABASE_PASSWORD_FILE"):
+        Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_template_config_reads_file_variables(tmp_path, monkeypatch):
+    from ecoctl.service_templates import find_template, render_template
+
+    render_template(find_template("python-fastapi"), tmp_path / "svc", {"service_name": "loyalty"})
+    monkeypatch.syspath_prepend(str(tmp_path / "svc"))
+    sys.modules.pop("loyalty", None)
+    from loyalty.config import ConfigError, Settings
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    base = {"OIDC_ISSUER": "http://issuer/", "OIDC_CLIENT_ID": "loyalty"}
+    assert Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "pw")}).database_password == "s3cret"
+    with pytest.raises(ConfigError, match="DATABASE_PASSWORD_FILE"):
+        Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "missing")})
