@@ -52,7 +52,7 @@ def keys(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(binary, database, keys, tmp_path_factory):
     """The binary serving on loopback with its database and the JWKS over HTTP."""
-    from ecoctl.postgres_server import free_port
+    from tests.helpers import free_port
 
     folder = tmp_path_factory.mktemp("run")
     port = free_port()
@@ -162,7 +162,7 @@ def test_health_is_503_problem_without_database_and_sigterm_exits_0(binary, keys
     problem; SIGTERM then stops it cleanly with exit code 0. The JWKS comes from a file (the local runtime)."""
     import httpx
 
-    from ecoctl.postgres_server import free_port
+    from tests.helpers import free_port
 
     port = free_port()
     database = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(free_port()), "DATABASE_PASSWORD_FILE":

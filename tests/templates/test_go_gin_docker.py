@@ -52,7 +52,7 @@ def test_image_builds_from_local_images_and_serves(tmp_path, pg):
     import docker
     import httpx
 
-    from ecoctl.postgres_server import free_port
+    from tests.helpers import free_port
 
     service_dir = render(tmp_path / SERVICE)
     client = docker.from_env()
