@@ -6,13 +6,8 @@ suite gives every subject the same environment, the one ecoctl gives a service (
 `ecoctl/runtimes/local.py` `service_environment`): PORT, DATABASE_HOST/PORT/NAME/USER/PASSWORD,
 OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_JWKS_URL (the issuer's JWKS served over loopback HTTP).
 
-Adding a subject is one entry in SUBJECTS. For the Go template:
-
-    Subject("go-gin", "/me", start=go_template("go-gin"))
-
-with `go_template` rendering it like `python_template` does and returning
-`Command([str(workdir / "bin" / "service")], cwd=...)` after a `go build`. For a Python service
-folder you already have (e.g. one `ecoctl upgrade` brought to a new template version):
+Adding a subject is one entry in SUBJECTS. For a Python service folder you already have (e.g. one
+`ecoctl upgrade` brought to a new template version):
 
     Subject("loyalty", "/me", start=python_service(folder, "loyalty"))
 """
@@ -94,9 +89,33 @@ def python_service(folder: Path, package: str) -> Callable[[Path], Command]:
     return start
 
 
+def go_template(template: str, service: str = "contracted") -> Callable[[Path], Command]:
+    """Render a Go template with ecoctl's renderer and build it once (the Go caches are the user's)."""
+
+    def start(workdir: Path) -> Command:
+        from ecoctl.service_templates import find_template, render_template
+
+        go = shutil.which("go")
+        if go is None:
+            import pytest
+
+            pytest.skip("go is not installed: the go-gin template cannot be built here")
+        folder = workdir / "services" / service
+        render_template(find_template(template), folder, {"service_name": service})
+        binary = workdir / "bin" / "service"
+        env = {**os.environ, "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "local"}
+        result = subprocess.run([go, "build", "-trimpath", "-o", str(binary), "."], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"go build failed:\n{result.stderr[-3000:]}"
+        return Command([str(binary)], cwd=workdir, env={"HOST": "127.0.0.1"})
+
+    return start
+
+
 SUBJECTS = [
     Subject("portfolio", "/portfolios", start=portfolio),
     Subject("python-fastapi", "/me", start=python_template("python-fastapi")),
+    Subject("go-gin", "/items", start=go_template("go-gin")),
 ]
 
 
