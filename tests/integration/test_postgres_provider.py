@@ -263,7 +263,7 @@ def test_a_password_missing_from_env_is_generated_and_set(clean, tmp_path):
     env.remove("PORTFOLIO_DB_PASSWORD")
     env.save()
     assert plan(Workspace(tmp_path)) == [
-        "~ update role portfolio_user (no PORTFOLIO_DB_PASSWORD in .env: a new password is generated)"]
+        "~ update role portfolio_user (password differs from .env PORTFOLIO_DB_PASSWORD)"]  # generated before planning
     provision(Workspace(tmp_path))
     assert Workspace(tmp_path).env.get("PORTFOLIO_DB_PASSWORD") not in (None, old)
     login(pg, ws, "portfolio", "portfolio_db").close()
