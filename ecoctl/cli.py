@@ -247,7 +247,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
     if json_output:
         ui.print_json(result.to_json())
     else:
-        ui.print_service_result(result, "add")
+        ui.print_service_result(result)
     if result.health not in (None, "healthy"):
         from ecoctl.errors import EcoctlError
 
@@ -274,7 +274,7 @@ def remove_service(ctx: typer.Context, name: str,
     if json_output:
         ui.print_json(result.to_json())
     else:
-        ui.print_service_result(result, "remove")
+        ui.print_service_result(result)
 
 
 @app.command("list")

@@ -100,7 +100,7 @@ def print_status(report) -> None:
         out.print(f"[yellow]unknown[/] {system}: {reason}", markup=True)
 
 
-def print_service_result(result, verb: str) -> None:
+def print_service_result(result) -> None:
     from rich.markup import escape
 
     out = console()

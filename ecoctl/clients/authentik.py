@@ -310,14 +310,10 @@ def _describe(exc: Exception) -> str:
     return f"{name}: {text[:80]}" if text else name
 
 
-def client_for(workspace: "Workspace", **options: Any) -> AuthentikClient:
-    return AuthentikClient.for_workspace(workspace, **options)
-
-
 def wait_for_authentik(workspace: "Workspace", timeout: float = 300.0,
                        on_progress: Callable[[list[str], float], None] | None = None,
                        interval: float = 2.0) -> Defaults:
     """What `ecoctl up` calls before provisioning: wait for a (first-booting) Authentik."""
-    with client_for(workspace) as client:
+    with AuthentikClient.for_workspace(workspace) as client:
         return client.wait_until_ready(timeout, on_progress, interval,
                                        signing_key=workspace.ecosystem.core.authentik.signing_key)
