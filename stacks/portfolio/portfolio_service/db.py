@@ -40,6 +40,13 @@ async def get_portfolio(conn: AsyncConnection, owner: str, portfolio_id: int) ->
         (portfolio_id, owner))
 
 
+async def get_portfolio_version(conn: AsyncConnection, owner: str, portfolio_id: int) -> dict | None:
+    """The portfolio with its `ledger_version` (a new value after each write to its transactions)."""
+    return await _one(conn, """
+        SELECT id, name, currency, created_at, ledger_version FROM portfolios
+        WHERE id = %s AND owner_sub = %s""", (portfolio_id, owner))
+
+
 async def lock_portfolio(conn: AsyncConnection, owner: str, portfolio_id: int) -> dict | None:
     """The portfolio, locked until the transaction ends (serializes writes to its ledger)."""
     return await _one(conn, """
