@@ -185,14 +185,20 @@ async def check_sell(request: Request, conn, portfolio_id: int, body: Trade, exe
                                    held=text(held) if row is new else None, requested=text(body.quantity))
 
 
-async def replayed_ledger(request: Request, conn, portfolio: dict) -> Ledger:
-    """The portfolio's replayed ledger, from the app's cache while its `ledger_version` is the one just read
-    (the version is read before the transactions, so a concurrent write can only make the cached ledger
-    newer than its version says — and a newer version is never served from that entry)."""
+def ledger_cache(request: Request) -> LedgerCache:
+    """The app's cache of replayed ledgers (one per app: a test's fresh database starts a fresh cache)."""
     state = request.app.state
     cache = getattr(state, "ledger_cache", None)
     if cache is None:
         cache = state.ledger_cache = LedgerCache()
+    return cache
+
+
+async def replayed_ledger(request: Request, conn, portfolio: dict) -> Ledger:
+    """The portfolio's replayed ledger, from the app's cache while its `ledger_version` is the one just read
+    (the version is read before the transactions, so a concurrent write can only make the cached ledger
+    newer than its version says — and a newer version is never served from that entry)."""
+    cache = ledger_cache(request)
     ledger = cache.get(portfolio["id"], portfolio["ledger_version"])
     if ledger is None:
         ledger = replay(await db.ledger(conn, portfolio["id"]))
@@ -212,10 +218,17 @@ async def get_holdings(request: Request, user: User, portfolio_id: PortfolioId) 
 @router.get("/portfolios/{portfolio_id}/valuation", response_model=Valuation, tags=["valuation"],
             responses=responses(401, 404, 422))
 async def get_valuation(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
+    cache = ledger_cache(request)
+    symbols = cache.symbols(portfolio_id)
     async with pool(request).connection() as conn:
-        portfolio = await owned_portfolio(conn, user, portfolio_id, db.get_portfolio_version)
+        # one query when the ledger is kept: the portfolio, its version, and the prices of its symbols
+        portfolio = await db.get_portfolio_prices(conn, user.sub, portfolio_id, symbols)
+        if portfolio is None:
+            raise not_found(portfolio_id)
         ledger = await replayed_ledger(request, conn, portfolio)
-        prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
+        prices = portfolio["prices"]
+        if list(ledger.positions) != symbols:  # replayed just now: read the prices of its symbols
+            prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
     return {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
 
 

@@ -122,6 +122,12 @@ class LedgerCache:
         self._entries.move_to_end(portfolio_id)
         return entry[1]
 
+    def symbols(self, portfolio_id: int) -> list[str]:
+        """The symbols of the ledger kept for the portfolio at whichever version (a guess for reading its
+        prices in the same query as its version); [] when none is kept."""
+        entry = self._entries.get(portfolio_id)
+        return list(entry[1].positions) if entry else []
+
     def put(self, portfolio_id: int, version: object, ledger: Ledger) -> None:
         """Keep `ledger` as the replay of `portfolio_id` at `version` — the version must have been read
         before (or in the same snapshot as) the transactions, so that a newer ledger may be stored under
