@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stacks" / "portfol
 
 from portfolio_service.app import create_app  # noqa: E402
 from portfolio_service.models import Holdings, Valuation  # noqa: E402
+from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app  # noqa: E402
 from portfolio_service.valuation import Ledger as ServiceLedger  # noqa: E402
 from portfolio_service.valuation import LedgerCache  # noqa: E402
-from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app  # noqa: E402
 
 DB = "portfolio_valuation_test_db"
 SEED = 20240617
