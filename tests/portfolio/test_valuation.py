@@ -350,3 +350,17 @@ def test_the_ledger_cache_serves_only_the_version_it_was_given_and_keeps_the_mos
     assert cache.get(2, "a") is None and cache.get(1, "a") is first and cache.get(3, "a") is third
     cache.put(1, "b", second)
     assert cache.get(1, "a") is None and cache.get(1, "b") is second
+
+
+def test_a_kept_answer_is_served_only_with_its_ledger_and_key():
+    cache = LedgerCache()
+    ledger, newer = ServiceLedger(), ServiceLedger()
+    cache.keep_answer(1, ledger, "k", b"lost")  # no ledger kept for 1: nothing to keep it with
+    cache.put(1, "a", ledger)
+    assert cache.answer(1, ledger, "k") is None
+    cache.keep_answer(1, ledger, "k", b"body")
+    assert cache.answer(1, ledger, "k") == b"body" and cache.answer(1, ledger, "other prices") is None
+    cache.put(1, "b", newer)  # a new version drops the answer with the old ledger
+    assert cache.answer(1, ledger, "k") is None and cache.answer(1, newer, "k") is None
+    cache.keep_answer(1, ledger, "k", b"stale")  # computed from the old ledger: not kept
+    assert cache.answer(1, newer, "k") is None

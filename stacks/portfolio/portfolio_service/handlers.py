@@ -229,7 +229,14 @@ async def get_valuation(request: Request, user: User, portfolio_id: PortfolioId)
         prices = portfolio["prices"]
         if list(ledger.positions) != symbols:  # replayed just now: read the prices of its symbols
             prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
-    return {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
+    # the rendered answer is kept with the ledger while the prices it used are the latest
+    key = (portfolio["currency"], sorted(prices.items()))
+    body = cache.answer(portfolio_id, ledger, key)
+    if body is None:
+        answer = {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
+        body = Valuation.model_validate(answer).model_dump_json().encode()
+        cache.keep_answer(portfolio_id, ledger, key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/instruments/{symbol}/prices", response_model=Price, status_code=201, tags=["prices"],
