@@ -9,12 +9,10 @@ every change the service's answers must equal the reference computed from what t
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -22,7 +20,6 @@ import httpx
 import psycopg
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stacks" / "portfolio"))
 
 from portfolio_service.app import create_app  # noqa: E402
 from portfolio_service.models import Holdings, Valuation  # noqa: E402
