@@ -13,7 +13,7 @@ def test_run_section_renders_with_the_runtime_names(name):
     from jinja2 import Environment, StrictUndefined
 
     template = find_template(name)
-    assert template.version >= 1 and template.changelog[0]["version"] == 1
+    assert template.version >= 1 and template.changelog[0][0] == 1
     local, docker = template.run["local"], template.run["docker"]
     context = {**template_variables(template, {"service_name": "loyalty"}), "build_dir": "/state/build/loyalty",
                "images": {"go": "golang:1.26", "base": "debian:bookworm-slim", "python": "python:3.12-slim"}}
