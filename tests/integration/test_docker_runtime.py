@@ -23,6 +23,8 @@ from ecoctl.workspace import Workspace
 
 TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
                "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
+GO_IMAGES = {"go": "ecoctl-test/go:1.26", "base": "ecoctl-base/bookworm:latest"}
+"""The go-gin template's build and base images (tests/docker/setup.sh builds the first where Go is installed)."""
 
 
 def _engine_problem() -> str | None:
@@ -108,7 +110,7 @@ def stack(tmp_path_factory, authentik):
 
     def configure(document):
         document["name"] = name
-        document["images"] = dict(TEST_IMAGES)
+        document["images"] = {**TEST_IMAGES, **GO_IMAGES}
         core = document["core"]
         core["postgres"]["port"] = ports["postgres"]
         core["redis"]["port"] = ports["redis"]
@@ -199,6 +201,26 @@ class TestDockerStack:
         followed.close()
         with pytest.raises(EcoctlError, match="no component 'nosuch'"):
             _runtime(stack["root"]).logs("nosuch")
+
+    def test_add_go_service(self, stack, authentik):
+        """go-gin under the docker runtime: built from the template's declared build args."""
+        from ecoctl.commands.services import ServiceRequest, add_service
+
+        missing = [image for image in GO_IMAGES.values()
+                   if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
+        if missing:
+            pytest.skip(f"go-gin images missing ({', '.join(missing)}): tests/docker/setup.sh builds them where Go is installed")
+        port = free_port()
+        result = add_service(Workspace(stack["root"]), ServiceRequest("rewards", template="go-gin", port=port))
+        assert result.started and result.health == "healthy", result
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{url}/items", timeout=5).status_code == 401
+        token = authentik.mint_token("rewards")
+        answer = httpx.get(f"{url}/items", timeout=5, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        compose = (stack["root"] / "compose.yaml").read_text()
+        assert "BUILD_IMAGE: ecoctl-test/go:1.26" in compose
 
     def test_separate_service_runs_in_its_own_project(self, stack):
         from ecoctl.commands.services import ServiceRequest, add_service
