@@ -51,6 +51,9 @@ class TemplateInfo:
     variables: tuple[TemplateVariable, ...] = ()
     source: str = "shipped"
     """`shipped` (inside ecoctl), `team` (an ecosystem's templates_dir) or `path` (given as a path)."""
+    version: int = 1
+    changelog: tuple[tuple[int, str], ...] = ()
+    """(version, summary) per release, as the manifest lists them."""
 
     @property
     def files_dir(self) -> Path:
@@ -86,21 +89,37 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{manifest}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{manifest}: expected a mapping with name, description, default_port, variables")
-    unknown = sorted(set(data) - {"name", "description", "default_port", "variables"})
+    unknown = sorted(set(data) - {"name", "description", "default_port", "version", "changelog", "variables"})
     if unknown:
         raise UsageError(f"{manifest}: unknown key {unknown[0]!r}; "
-                         "use name, description, default_port, variables")
+                         "use name, description, default_port, version, changelog, variables")
     name = data.get("name", path.name)
     if not isinstance(name, str) or not name:
         raise UsageError(f"{manifest}: `name` must be a non-empty string")
     port = data.get("default_port", 8080)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise UsageError(f"{manifest}: `default_port` must be a port number (1-65535)")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UsageError(f"{manifest}: `version` must be a whole number from 1 up")
     if not (path / FILES_DIR).is_dir():
         raise UsageError(f"{path} is not a template: it has no {FILES_DIR}/ folder")
     return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
                         default_port=port, variables=_variables(manifest, data.get("variables") or {}),
-                        source=source)
+                        source=source, version=version, changelog=_changelog(manifest, data.get("changelog")))
+
+
+def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:
+    if raw is None:
+        return ()
+    entries = raw if isinstance(raw, list) else None
+    found = []
+    for entry in entries or [None]:
+        if not (isinstance(entry, dict) and set(entry) <= {"version", "summary"}
+                and isinstance(entry.get("version"), int) and not isinstance(entry.get("version"), bool)):
+            raise UsageError(f"{manifest}: `changelog` must be a list of {{version: N, summary: TEXT}}")
+        found.append((entry["version"], str(entry.get("summary", "")).strip()))
+    return tuple(found)
 
 
 def _variables(manifest: Path, raw: Any) -> tuple[TemplateVariable, ...]:

@@ -219,3 +219,15 @@ def test_importing_the_module_does_not_import_jinja2():
     code = "import sys, ecoctl.service_templates; assert 'jinja2' not in sys.modules, 'jinja2 imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_manifest_version_and_changelog(tmp_path):
+    shipped = find_template("python-fastapi", [])
+    assert shipped.version == 2 and [v for v, _ in shipped.changelog] == [1, 2]
+    assert "RFC 9457" in shipped.changelog[-1][1]
+    plain = make_template(tmp_path / "plain", {"x.j2": "x\n"}, "name: plain\n")
+    assert (find_template(str(plain), []).version, find_template(str(plain), []).changelog) == (1, ())
+    for bad in ("version: two", "version: 0", "changelog: [1]", "changelog: [{version: 1, notes: x}]"):
+        folder = make_template(tmp_path / f"bad{abs(hash(bad))}", {"x.j2": "x\n"}, f"name: bad\n{bad}\n")
+        with pytest.raises(UsageError, match="version|changelog"):
+            find_template(str(folder), [])

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import SERVICE_NAME, __version__
-from .auth import TokenVerifier
+from . import SERVICE_NAME, __version__, problems
+from .auth import Authenticator
 from .config import Settings
 from .db import UNAVAILABLE, Database
 from .handlers import router
@@ -39,10 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title=SERVICE_NAME, version=__version__, lifespan=lifespan)
     app.state.settings, app.state.db, app.state.metrics = settings, db, Metrics()
+    problems.install(app)  # every error is an RFC 9457 problem (application/problem+json)
     app.include_router(router)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)  # type: ignore[arg-type]
-    app.add_middleware(BearerAuthMiddleware, verifier=TokenVerifier(settings))
+    app.add_middleware(BearerAuthMiddleware, authenticator=Authenticator(settings))
     # outermost, so it also counts and times the requests the auth middleware refuses
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=router.routes)
     return app
@@ -50,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
-    return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503,
-                        headers={"Retry-After": "5"})
+    return problems.problem(503, "the database is unavailable; retry later", instance=request.url.path,
+                            headers={"Retry-After": "5"})
 
 
 async def _migrate(db: Database) -> None:

@@ -1,8 +1,10 @@
-"""Bearer tokens: RS256 JWTs signed by the OIDC issuer.
+"""Bearer tokens: the signature checked against the issuer's JWKS, then `iss`, `aud`, `exp` and a
+non-empty `sub` (the same checks as every service of the ecosystem).
 
 The issuer's public keys (its JWKS) are fetched once and cached; a token signed with a key id the
 cache does not know triggers one refetch (the issuer rotated its key), at most every
-`jwks_min_refresh_interval` seconds.
+`jwks_min_refresh_interval` seconds. Only asymmetric algorithms are accepted: `none`, and HS256
+with the public key as the secret, are refused before any key is looked at.
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ import jwt
 from .config import Settings
 
 log = logging.getLogger(__name__)
-ALGORITHMS = ["RS256"]
+ALGORITHMS = {"RSA": ["RS256", "RS384", "RS512"], "EC": ["ES256", "ES384", "ES512"]}
+ACCEPTED = frozenset(alg for algs in ALGORITHMS.values() for alg in algs)
 RETRY_AFTER_FAILURE = 2.0
 """Seconds before fetching again after a failed fetch, so an issuer outage does not stall every request."""
 
 
-class TokenError(Exception):
-    """Why a token was refused; safe to tell the client."""
+class InvalidToken(Exception):
+    """Why a token was refused (→ 401); safe to tell the client."""
 
 
 class KeysUnavailable(Exception):
-    """The issuer's keys could not be fetched and none are cached."""
+    """The issuer's keys could not be fetched and none are cached (→ 503)."""
 
 
-class JwksCache:
+class KeySet:
+    """The issuer's signing keys, from its JWKS URL or a JWKS file, cached."""
+
     def __init__(self, *, url: str | None = None, file: str | None = None, max_age: float = 300.0,
                  min_refresh_interval: float = 10.0, timeout: float = 5.0):
         if not (url or file):
-            raise ValueError("JwksCache needs a url or a file")
+            raise ValueError("KeySet needs a url or a file")
         self.url, self.file = url, file
         self.max_age, self.min_refresh_interval, self.timeout = max_age, min_refresh_interval, timeout
         self.fetches = 0
@@ -44,7 +49,7 @@ class JwksCache:
         self._fetched_at = self._failed_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def key(self, kid: str | None) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
         if time.monotonic() - self._fetched_at > self.max_age:
             await self._refresh(self._fetched_at)
         key = self._lookup(kid)
@@ -52,7 +57,7 @@ class JwksCache:
             await self._refresh(self._fetched_at)
             key = self._lookup(kid)
         if key is None:
-            raise TokenError("token signed with an unknown key")
+            raise InvalidToken("the token is signed with a key the issuer does not publish")
         return key
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
@@ -94,43 +99,55 @@ def _parse(document: Any) -> dict[str | None, jwt.PyJWK]:
         raise ValueError("the JWKS document has no `keys` list")
     keys: dict[str | None, jwt.PyJWK] = {}
     for entry in document["keys"]:
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
+        if not isinstance(entry, dict) or entry.get("kty") not in ALGORITHMS or entry.get("use", "sig") != "sig":
             continue
         try:
-            keys[entry.get("kid")] = jwt.PyJWK(entry, algorithm="RS256")
-        except jwt.PyJWKError as exc:
+            keys[entry.get("kid")] = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
             log.warning("skipping JWKS key %s: %s", entry.get("kid"), exc)
     return keys
 
 
-class TokenVerifier:
+class Authenticator:
     def __init__(self, settings: Settings):
         self.issuer, self.audience, self.leeway = settings.issuer, settings.audience, settings.leeway
-        self.keys = JwksCache(url=settings.jwks_url, file=settings.jwks_file, max_age=settings.jwks_max_age,
-                              min_refresh_interval=settings.jwks_min_refresh_interval)
+        self.keys = KeySet(url=settings.jwks_url, file=settings.jwks_file, max_age=settings.jwks_max_age,
+                           min_refresh_interval=settings.jwks_min_refresh_interval)
+
+    async def authenticate(self, authorization: str | None) -> dict[str, Any]:
+        """The claims of the `Authorization: Bearer <token>` header's token, once its signature,
+        issuer, audience, expiry and subject check out; else InvalidToken (or KeysUnavailable)."""
+        if not authorization:
+            raise InvalidToken("a bearer token is required")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("the Authorization header must be `Bearer <token>`")
+        return await self.verify(token.strip())
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, once signature, issuer, audience and expiry check out."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise TokenError("malformed token") from None
-        if header.get("alg") not in ALGORITHMS:
-            raise TokenError(f"unsupported signing algorithm {header.get('alg')!r}")
-        key = await self.keys.key(header.get("kid"))
+            raise InvalidToken("the token is not a JWT") from None
+        if header.get("alg") not in ACCEPTED:
+            raise InvalidToken(f"unsupported signing algorithm {header.get('alg')!r}")
+        key = await self.keys.key_for(header.get("kid"))
         try:
-            return jwt.decode(token, key.key, algorithms=ALGORITHMS, audience=self.audience,
-                              issuer=self.issuer, leeway=self.leeway,
-                              options={"require": ["exp", "iss", "aud", "sub"]})
+            claims = jwt.decode(token, key.key, algorithms=ALGORITHMS[key.key_type], audience=self.audience,
+                                issuer=self.issuer, leeway=self.leeway,
+                                options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
-            raise TokenError("token expired") from None
+            raise InvalidToken("the token has expired") from None
         except jwt.InvalidAudienceError:
-            raise TokenError("token is for another audience") from None
+            raise InvalidToken("the token is for another audience") from None
         except jwt.InvalidIssuerError:
-            raise TokenError("token is from another issuer") from None
+            raise InvalidToken("the token is from another issuer") from None
         except jwt.InvalidSignatureError:
-            raise TokenError("bad token signature") from None
+            raise InvalidToken("bad token signature") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise TokenError(f"token has no {exc.claim!r} claim") from None
+            raise InvalidToken(f"the token has no {exc.claim!r} claim") from None
         except jwt.InvalidTokenError:
-            raise TokenError("invalid token") from None
+            raise InvalidToken("the token is invalid") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise InvalidToken("the token has no subject")
+        return claims

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import SERVICE_NAME, models
 from .db import UNAVAILABLE, Database
+from .problems import problem
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,8 +41,8 @@ async def healthz(db: Database = Depends(database)) -> JSONResponse:
 
 
 def _unhealthy(database: str) -> JSONResponse:
-    return JSONResponse({"status": "unavailable", "service": SERVICE_NAME, "database": database},
-                        status_code=503)
+    detail = "the database does not answer" if database == "unavailable" else "the health check failed"
+    return problem(503, detail, instance="/healthz", service=SERVICE_NAME, database=database)
 
 
 @router.get("/metrics", tags=["operations"], include_in_schema=False)

@@ -1,0 +1,230 @@
+"""The services the contract suite runs against, and how to start one as a real process.
+
+A subject declares only two things: how to start it (`start(workdir) -> Command`, called once per
+test session; it may build or install into `workdir`) and one GET path that needs a token. The
+suite gives every subject the same environment, the one ecoctl gives a service (see
+`ecoctl/runtimes/local.py` `service_environment`): PORT, DATABASE_HOST/PORT/NAME/USER/PASSWORD,
+OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_JWKS_URL (the issuer's JWKS served over loopback HTTP).
+
+Adding a subject is one entry in SUBJECTS. For the Go template:
+
+    Subject("go-gin", "/me", start=go_template("go-gin"))
+
+with `go_template` rendering it like `python_template` does and returning
+`Command([str(workdir / "bin" / "service")], cwd=...)` after a `go build`. For a Python service
+folder you already have (e.g. one `ecoctl upgrade` brought to a new template version):
+
+    Subject("loyalty", "/me", start=python_service(folder, "loyalty"))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables this subject needs besides the contract's (e.g. PATH for its venv)."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    protected_path: str
+    """A GET path that answers 200 to any valid token (and 401 without one)."""
+    start: Callable[[Path], Command]
+
+
+def portfolio(workdir: Path) -> Command:
+    """The core service as the local runtime runs it: uvicorn with --app-dir (this interpreter has its
+    dependencies: the test extras)."""
+    return Command([sys.executable, "-m", "uvicorn", "portfolio_service.main:app",
+                    "--app-dir", str(REPO / "stacks" / "portfolio"), "--host", "127.0.0.1",
+                    "--port", "{PORT}", "--log-level", "warning"], cwd=workdir)
+
+
+def python_template(template: str, service: str = "contracted") -> Callable[[Path], Command]:
+    """Render `template` (a name, or a template folder) with ecoctl's renderer, then start it as
+    `python_service` does."""
+
+    def start(workdir: Path) -> Command:
+        from ecoctl.service_templates import find_template, render_template, template_variables
+
+        found = find_template(template)
+        folder = workdir / "services" / service
+        render_template(found, folder, {"service_name": service})
+        package = template_variables(found, {"service_name": service})["package_name"]
+        return python_service(folder, package)(workdir)
+
+    return start
+
+
+def python_service(folder: Path, package: str) -> Callable[[Path], Command]:
+    """A Python service folder (rendered, upgraded, edited: anything pip installs) in its own venv
+    (uv), started the way the template's Dockerfile does: `python -m PACKAGE` listening on $PORT."""
+
+    def start(workdir: Path) -> Command:
+        venv = workdir / "venv"
+        uv = shutil.which("uv")
+        assert uv, "uv is not on PATH (the contract suite installs Python services with it)"
+        for args in ([uv, "venv", "-q", str(venv)],
+                     [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(folder)]):
+            result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stderr[-3000:]}"
+        return Command([str(venv / "bin" / "python"), "-m", package], cwd=workdir,
+                       env={"HOST": "127.0.0.1", "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"})
+
+    return start
+
+
+SUBJECTS = [
+    Subject("portfolio", "/portfolios", start=portfolio),
+    Subject("python-fastapi", "/me", start=python_template("python-fastapi")),
+]
+
+
+class Issuer:
+    """An OIDC issuer on loopback: its JWKS at `<issuer>jwks/`, and tokens signed with its RSA key."""
+
+    def __init__(self, name: str, audience: str):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.audience, self.kid = audience, secrets.token_hex(6)
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        path = f"/application/o/{name}/"
+        jwks = json.dumps({"keys": [self.jwk()]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != path + "jwks/":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(jwks)))
+                self.end_headers()
+                self.wfile.write(jwks)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.issuer = f"http://127.0.0.1:{self._server.server_port}{path}"
+        self.jwks_url = self.issuer + "jwks/"
+
+    def jwk(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
+        return {**json.loads(RSAAlgorithm.to_jwk(self.private.public_key())), "kid": self.kid, "use": "sig",
+                "alg": "RS256"}
+
+    def public_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return self.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        """Valid claims; an override of None drops that claim."""
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": self.audience, "sub": "contract-user", "iat": now, "exp": now + 300,
+                  **overrides}
+        return {key: value for key, value in claims.items() if value is not None}
+
+    def token(self, key=None, **overrides: Any) -> str:
+        import jwt
+
+        return jwt.encode(self.claims(**overrides), key or self.private, algorithm="RS256",
+                          headers={"kid": self.kid})
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def create_database(admin_conninfo: str, name: str, owner: str, password: str) -> None:
+    """What the postgres provider makes for a service: a login role owning its own database."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
+        verifier = conn.pgconn.encrypt_password(password.encode(), owner.encode(), b"scram-sha-256").decode()
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(owner), sql.Literal(verifier)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
+
+
+def drop_database(admin_conninfo: str, name: str, owner: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
+
+
+def set_login(admin_conninfo: str, database: str, role: str, allowed: bool) -> None:
+    """Let `role` log in again, or stop it: NOLOGIN plus its open sessions ended (the database is gone
+    as far as the service can tell)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if allowed else "NOLOGIN")).format(sql.Identifier(role)))
+        if not allowed:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Running:
+    """A subject started as a process with the contract's environment; stopped by its PID."""
+
+    def __init__(self, subject: Subject, command: Command, env: dict[str, str], log: Path):
+        self.subject, self.log_path = subject, log
+        self.url = f"http://127.0.0.1:{env['PORT']}"
+        argv = [arg.replace("{PORT}", env["PORT"]) for arg in command.argv]
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+                "PYTHONUNBUFFERED": "1"}
+        self._log = open(log, "wb")
+        self.process = subprocess.Popen(argv, cwd=command.cwd, env={**base, **env, **command.env},
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log.close()

@@ -1,0 +1,205 @@
+"""The service contract, one suite for the portfolio service and every service template.
+
+Each subject (subjects.SUBJECTS) runs as a real process against its own database on the test
+PostgreSQL, trusting an issuer whose JWKS is served over loopback HTTP. What every ecoctl service
+must do: refuse every bad token with 401, accept a good one, answer /healthz (503 when its database
+is gone), expose the request metrics the dashboards query under the same label names, and answer
+every error as an RFC 9457 problem (`application/problem+json` with type, title, status).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ecoctl import names
+from tests.contract.subjects import SUBJECTS, Issuer, Running, create_database, drop_database, free_port, set_login
+from tests.helpers import wait_until_answers
+
+PROBLEM = "application/problem+json"
+REQUEST_LABELS = {"method", "path", "status"}
+DURATION_LABELS = {"method", "path"}
+
+
+@pytest.fixture(scope="session")
+def commands(tmp_path_factory):
+    """Each subject's start command, built (rendered, installed) at most once per session."""
+    built = {}
+
+    def command(subject):
+        if subject.name not in built:
+            built[subject.name] = subject.start(tmp_path_factory.mktemp(f"contract-{subject.name}"))
+        return built[subject.name]
+
+    return command
+
+
+@pytest.fixture(scope="module", params=SUBJECTS, ids=[s.name for s in SUBJECTS])
+def service(request, pg, commands, tmp_path_factory):
+    subject = request.param
+    command = commands(subject)
+    sql = names.sql_name(f"contract-{subject.name}")
+    database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
+    create_database(pg.conninfo(), database, role, password)
+    issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
+    env = {"PORT": str(free_port()), "DATABASE_HOST": pg.host, "DATABASE_PORT": str(pg.port),
+           "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
+           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
+    running = Running(subject, command, env, tmp_path_factory.mktemp("logs") / f"{subject.name}.log")
+    try:
+        try:
+            wait_until_answers(f"{running.url}/healthz", running.process, 60, subject.name)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{running.output()}") from None
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            running.client, running.issuer, running.database, running.role = client, issuer, database, role
+            yield running
+    finally:
+        running.stop()
+        issuer.close()
+        drop_database(pg.conninfo(), database, role)
+
+
+def get(service, token: str | None = None, path: str | None = None, scheme: str = "Bearer") -> httpx.Response:
+    headers = {"Authorization": f"{scheme} {token}"} if token is not None else {}
+    return service.client.get(path or service.subject.protected_path, headers=headers)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM, response.headers
+    body = response.json()
+    assert body["status"] == status, body
+    assert isinstance(body["type"], str) and body["type"], body
+    assert isinstance(body["title"], str) and body["title"], body
+    return body
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_made(header: dict, claims: dict, sign) -> str:
+    """A JWT built by hand, for what PyJWT refuses to make (HS256 keyed with a public key)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{b64(sign(signing_input.encode()))}"
+
+
+def valid(service, **overrides):
+    return service.issuer.token(**overrides)
+
+
+def bad_signature(service):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    # the issuer's key id, another key
+    return service.issuer.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def alg_none(service):
+    return hand_made({"alg": "none", "typ": "JWT", "kid": service.issuer.kid}, service.issuer.claims(),
+                     lambda _: b"")
+
+
+def hs256_with_public_key(service):
+    """The classic confusion attack: HMAC keyed with the issuer's public key (PEM), which a verifier
+    that lets the token pick its algorithm would accept."""
+    pem = service.issuer.public_pem()
+    return hand_made({"alg": "HS256", "typ": "JWT", "kid": service.issuer.kid}, service.issuer.claims(),
+                     lambda data: hmac.new(pem, data, hashlib.sha256).digest())
+
+
+REFUSED = {
+    "bad signature": bad_signature,
+    "expired": lambda s: valid(s, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
+    "wrong audience": lambda s: valid(s, aud="another-service"),
+    "wrong issuer": lambda s: valid(s, iss=s.issuer.issuer.replace("/o/", "/o/evil-")),
+    "alg none": alg_none,
+    "HS256 with the public key": hs256_with_public_key,
+    "empty sub": lambda s: valid(s, sub=""),
+    "no sub": lambda s: valid(s, sub=None),
+    "no exp": lambda s: valid(s, exp=None),
+    "not a JWT": lambda s: "not.a.jwt",
+}
+
+
+def test_no_token_is_a_401_problem_with_a_bearer_challenge(service):
+    response = get(service)
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_bad_token_is_a_401_problem(service, case):
+    response = get(service, REFUSED[case](service))
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer"), case
+
+
+def test_another_scheme_is_a_401_problem(service):
+    assert_problem(get(service, "dXNlcjpwYXNz", scheme="Basic"), 401)
+
+
+def test_valid_token_is_accepted(service):
+    response = get(service, valid(service))
+    assert response.status_code == 200, response.text
+
+
+def test_healthz_answers_without_a_token(service):
+    response = get(service, path="/healthz")
+    assert response.status_code == 200, response.text
+    assert response.json()["database"] == "ok"
+
+
+def test_unknown_path_is_a_404_problem(service):
+    # with a token: a service may refuse unauthenticated requests before routing them
+    assert_problem(get(service, valid(service), path="/no/such/path"), 404)
+
+
+def metric_labels(service) -> dict[str, list[dict[str, str]]]:
+    response = get(service, path="/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    found: dict[str, list[dict[str, str]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append(sample.labels)
+    return found
+
+
+def test_metrics_have_the_contract_names_and_labels(service):
+    protected = service.subject.protected_path
+    assert get(service).status_code == 401
+    assert get(service, valid(service)).status_code == 200
+    assert get(service, valid(service), path="/no/such/path").status_code == 404
+    samples = metric_labels(service)
+    requests = samples["http_requests_total"]
+    assert all(set(labels) == REQUEST_LABELS for labels in requests), requests
+    for name in ("http_request_duration_seconds_count", "http_request_duration_seconds_sum"):
+        assert all(set(labels) == DURATION_LABELS for labels in samples[name]), samples[name]
+    assert all(set(labels) == DURATION_LABELS | {"le"} for labels in samples["http_request_duration_seconds_bucket"])
+    seen = {(labels["method"], labels["path"], labels["status"]) for labels in requests}
+    # by route template, refusals included; paths no route serves under one label value
+    assert {("GET", protected, "401"), ("GET", protected, "200"), ("GET", "unmatched", "404")} <= seen, seen
+    assert not any(labels["path"] == "/no/such/path" for labels in requests)
+
+
+def test_healthz_is_a_503_problem_while_the_database_is_gone(service, pg):
+    set_login(pg.conninfo(), service.database, service.role, allowed=False)
+    try:
+        assert_problem(get(service, path="/healthz"), 503)
+    finally:
+        set_login(pg.conninfo(), service.database, service.role, allowed=True)
+    # and healthy again once it is back
+    deadline = time.monotonic() + 60
+    while get(service, path="/healthz").status_code != 200:
+        assert time.monotonic() < deadline, f"{service.subject.name} did not recover:\n{service.output()}"
+        time.sleep(0.5)
