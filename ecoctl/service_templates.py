@@ -323,9 +323,11 @@ _COMPILED_STRINGS: dict[str, Any] = {}
 
 @lru_cache(maxsize=1)
 def _environment():
-    from jinja2 import Environment, StrictUndefined
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
 
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # sandboxed: a template (maybe from a git repository) renders text, it never runs code
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["python_package"] = python_package
     return env
 

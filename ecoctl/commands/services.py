@@ -50,7 +50,7 @@ class ServiceResult:
 
 def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
-    from ecoctl.service_templates import find_template
+    from ecoctl.template_sources import resolve
 
     name = check_service_name(request.name)
     services = workspace.ecosystem.services
@@ -58,8 +58,8 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if existing is None and (workspace.root / "services" / name).exists():
         raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
                          "another name, or move that folder away")
-    template = find_template(request.template or (existing.template if existing else "python-fastapi"),
-                             workspace.template_dirs())
+    template = resolve(request.template or (existing.template if existing else "python-fastapi"),
+                       workspace.template_dirs()).template
     port = request.port or (existing.port if existing else template.default_port)
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is not a TCP port (1-65535)")

@@ -16,6 +16,7 @@ from ecoctl.support.atomic import write_atomic
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.support.resources import stacks_dir
+from ecoctl.template_record import RECORD_FILE
 
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
@@ -69,14 +70,18 @@ class WriteFiles:
     """Create these files (relative path -> content); a file that exists by then is left alone."""
 
     contents: dict[str, bytes]
+    pristine: str | None = None
+    """A new service's name: its files are also kept as `.ecoctl/pristine/NAME/` (upgrade's base)."""
 
 
 class FileGroup:
     """The files of one group ("core" or "services/<name>"): their paths, and their contents on demand."""
 
-    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]]):
+    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]], notice: str = ""):
         self.paths = paths
         self.render = render
+        self.notice = notice
+        """A service behind its template (or without a template record): said by `plan`, never applied."""
 
 
 def core_group(workspace) -> FileGroup:
@@ -90,22 +95,39 @@ def service_group(workspace, name: str) -> FileGroup:
     if name == CORE_SERVICE:
         files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
         return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
-    from ecoctl.service_templates import find_template, render_service_files, service_file_paths
+    from ecoctl.service_templates import render_service_files, service_file_paths
+    from ecoctl.template_record import read_record, record_for, upgrade_notice
+    from ecoctl.template_sources import resolve
 
-    template = find_template(spec.template, workspace.template_dirs())
-    variables = {"service_name": name, "port": spec.port, "base_image": workspace.ecosystem.image("python")}
+    source = resolve(spec.template, workspace.template_dirs())
+    variables = service_answers(workspace, name)
+    folder = workspace.root / "services" / name
+    # the record says which version made the files: written with a new service only, never guessed
+    record_path = [prefix + RECORD_FILE] if not folder.exists() else []
 
     def render(wanted: set[str]) -> dict[str, bytes]:
-        rendered = render_service_files(template, variables, wanted=lambda rel: prefix + rel in wanted)
-        return {prefix + rel: content for rel, content in rendered.items()}
+        rendered = render_service_files(source.template, variables, wanted=lambda rel: prefix + rel in wanted)
+        files = {prefix + rel: content for rel, content in rendered.items()}
+        if record_path and record_path[0] in wanted:
+            files[record_path[0]] = record_for(source, variables).dump()
+        return files
 
-    return FileGroup([prefix + rel for rel in service_file_paths(template, variables)], render)
+    notice = "" if record_path else upgrade_notice(name, read_record(folder), source)
+    return FileGroup([prefix + rel for rel in service_file_paths(source.template, variables)] + record_path,
+                     render, notice)
+
+
+def service_answers(workspace, name: str) -> dict:
+    """The variables a service's template is rendered with (recorded as its answers)."""
+    spec = workspace.ecosystem.services[name]
+    return {"service_name": name, "port": spec.port, "base_image": workspace.ecosystem.image("python")}
 
 
 class FilesProvider(Provider):
     name = "files"
     appliers = {WriteFiles: "write_files"}
     _desired: dict[str, FileGroup] | None = None
+    notices: list[str] = []
 
     def desired(self) -> dict[str, FileGroup]:
         """Group name ("core" or "services/<name>") -> its files (contents rendered only when missing)."""
@@ -121,6 +143,7 @@ class FilesProvider(Provider):
 
     def diff(self, desired: dict[str, FileGroup], actual: set[str]) -> list[Change]:
         changes = []
+        self.notices = [group.notice for group in desired.values() if group.notice]
         for name, group in desired.items():
             missing = {path for path in group.paths if path not in actual}
             if not missing:
@@ -132,8 +155,10 @@ class FilesProvider(Provider):
             else:
                 total = len(group.paths)
                 detail = f"{len(missing)} of {total} files missing" if len(missing) < total else f"{total} files"
-                changes.append(Change(self.name, "create", "service files", name, detail,
-                                      service=name.removeprefix("services/"), payload=WriteFiles(contents)))
+                service = name.removeprefix("services/")
+                fresh = f"{name}/{RECORD_FILE}" in contents
+                changes.append(Change(self.name, "create", "service files", name, detail, service=service,
+                                      payload=WriteFiles(contents, pristine=service if fresh else None)))
         return changes
 
     def write_files(self, payload: WriteFiles) -> None:
@@ -141,3 +166,9 @@ class FilesProvider(Provider):
             path = self.workspace.root / relative
             if not path.exists():  # rendered files can be rendered again: no fsync each
                 write_atomic(path, content, mode=0o644, durable=False)
+        if payload.pristine:
+            from ecoctl.template_record import write_pristine
+
+            prefix = f"services/{payload.pristine}/"
+            write_pristine(self.workspace.root, payload.pristine,
+                           {rel.removeprefix(prefix): content for rel, content in payload.contents.items()})
