@@ -86,7 +86,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         data = YAML(typ="safe").load(manifest.read_text(encoding="utf-8"))
     except (YAMLError, UnicodeDecodeError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{manifest}: not valid YAML ({problem}); fix the file") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{manifest}:{mark.line + 1}" if mark is not None else str(manifest)
+        raise UsageError(f"{where}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{manifest}: expected a mapping with name, description, default_port, variables")
     unknown = sorted(set(data) - {"name", "description", "default_port", "version", "changelog", "variables"})

@@ -43,6 +43,7 @@ class TemplateRecord:
 
         yaml = YAML()  # round-trip dumper: keys stay in this order
         yaml.default_flow_style = False
+        yaml.width = 4096  # a long git URL stays on its line
         out = io.StringIO()
         data = asdict(self)
         yaml.dump({key: data[key] for key in _KEYS}, out)

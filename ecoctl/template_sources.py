@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ecoctl.errors import UsageError
@@ -100,11 +100,16 @@ def versions(source: Source) -> list[int]:
     return sorted(found)
 
 
-def at_commit(source: Source, commit: str) -> Source:
-    """The same git template at another (recorded) commit."""
-    assert source.url is not None
-    folder, full = git_export(source.url, commit, fetch=False)
-    return replace(source, template=load_template(folder, "git"), commit=full)
+def recorded_template(record, source: Source) -> TemplateInfo | None:
+    """The template at the version a service's record (template_record.TemplateRecord) names: the
+    recorded git commit, or the folder's current or versions/<N>/ release; None when not kept."""
+    if record.source == "git":
+        if not record.commit or not is_git(record.ref):
+            return None
+        return resolve(with_rev(record.ref, record.commit)).template
+    if record.template != source.template.name or source.kind == "git":
+        return None
+    return at_version(source, record.version)
 
 
 # --- git ---------------------------------------------------------------------------------------
@@ -122,21 +127,23 @@ def git_export(url: str, rev: str, *, fetch: bool) -> tuple[Path, str]:
         bare.parent.mkdir(parents=True, exist_ok=True)
         _git(["init", "--quiet", "--bare", str(bare)], url)
         fetch = True
-    commit = None if fetch else _rev_parse(bare, rev)
+    commit = None if fetch or rev == "HEAD" else _rev_parse(bare, rev)  # HEAD: the remote's, asked each time
     if commit is None:
         _git(["--git-dir", str(bare), "fetch", "--quiet", "--force", "--tags", "--", url,
               "+refs/heads/*:refs/heads/*"], url)
         if rev != "HEAD":
             commit = _rev_parse(bare, rev)
         else:
-            head = _git(["ls-remote", "--symref", "--", url, "HEAD"], url).split()
-            commit = head[head.index("HEAD") - 1] if "HEAD" in head else None
+            heads = [line.split("\t") for line in _git(["ls-remote", "--", url, "HEAD"], url).splitlines()]
+            commit = next((sha for sha, name in heads if name == "HEAD"), None)
         if commit is None and len(rev) >= 7 and all(c in "0123456789abcdef" for c in rev.lower()):
             _git(["--git-dir", str(bare), "fetch", "--quiet", "--", url, rev], url)  # a bare commit id
             commit = _rev_parse(bare, rev)
         if commit is None:
             raise UsageError(f"git template {url}: no tag, branch or commit {rev!r}; "
                              "check the part after # (git ls-remote URL lists them)")
+    if len(commit) < 40 or not all(c in "0123456789abcdef" for c in commit):
+        raise UsageError(f"git template {url}: {rev!r} did not resolve to a commit ({commit[:50]!r})")
     tree = mirror / commit
     if not tree.is_dir():
         _export(bare, commit, tree, url)

@@ -21,7 +21,7 @@ from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.names import CORE_SERVICE
 from ecoctl.template_record import (RECORD_FILE, TemplateRecord, read_pristine, read_record, record_for,
                                     write_pristine)
-from ecoctl.template_sources import Source, at_version, is_git, resolve, versions, with_rev
+from ecoctl.template_sources import Source, at_version, is_git, recorded_template, resolve, versions, with_rev
 
 MARKER = b"<<<<<<< yours"
 SYMBOL = {"update": "~", "merge": "M", "conflict": "!", "add": "+", "delete": "-", "kept": "?"}
@@ -203,13 +203,10 @@ def _target(workspace, name: str, source: Source, record: TemplateRecord, to: st
 
 def _base(workspace, name: str, record: TemplateRecord, source: Source) -> dict[str, bytes]:
     """What the recorded version renders with the recorded answers."""
-    if record.source == "git":
-        if not record.commit:
-            raise UsageError(f"services/{name}/{RECORD_FILE} names a git template without a commit: "
-                             "fix the record, or delete it and adopt with --adopt-from")
-        old = resolve(with_rev(record.ref, record.commit))
-        return _render(old.template, record.answers)
-    template = at_version(source, record.version) if record.template == source.template.name else None
+    if record.source == "git" and not record.commit:
+        raise UsageError(f"services/{name}/{RECORD_FILE} names a git template without a commit: "
+                         "fix the record, or delete it and adopt with --adopt-from")
+    template = recorded_template(record, source)
     if template is not None:
         return _render(template, record.answers)
     pristine = read_pristine(workspace.root, name, record)

@@ -96,24 +96,36 @@ def service_group(workspace, name: str) -> FileGroup:
         files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
         return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
     from ecoctl.service_templates import render_service_files, service_file_paths
-    from ecoctl.template_record import read_record, record_for, upgrade_notice
-    from ecoctl.template_sources import resolve
+    from ecoctl.template_record import read_pristine, read_record, record_for, upgrade_notice
+    from ecoctl.template_sources import recorded_template, resolve
 
     source = resolve(spec.template, workspace.template_dirs())
     variables = service_answers(workspace, name)
     folder = workspace.root / "services" / name
+    record = read_record(folder) if folder.exists() else None
+    notice = "" if not folder.exists() else upgrade_notice(name, record, source)
+    if record is not None:
+        # files gone missing come back as the recorded version made them: a newer template version
+        # reaches the service only through `ecoctl upgrade`
+        template = recorded_template(record, source)
+        if template is None:
+            kept = read_pristine(workspace.root, name, record) or {}
+            files = {prefix + rel: content for rel, content in kept.items()}
+            return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted}, notice)
+        variables = {**record.answers, **variables}
+    else:
+        template = source.template
     # the record says which version made the files: written with a new service only, never guessed
     record_path = [prefix + RECORD_FILE] if not folder.exists() else []
 
     def render(wanted: set[str]) -> dict[str, bytes]:
-        rendered = render_service_files(source.template, variables, wanted=lambda rel: prefix + rel in wanted)
+        rendered = render_service_files(template, variables, wanted=lambda rel: prefix + rel in wanted)
         files = {prefix + rel: content for rel, content in rendered.items()}
         if record_path and record_path[0] in wanted:
             files[record_path[0]] = record_for(source, variables).dump()
         return files
 
-    notice = "" if record_path else upgrade_notice(name, read_record(folder), source)
-    return FileGroup([prefix + rel for rel in service_file_paths(source.template, variables)] + record_path,
+    return FileGroup([prefix + rel for rel in service_file_paths(template, variables)] + record_path,
                      render, notice)
 
 
