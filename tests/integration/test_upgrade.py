@@ -216,3 +216,77 @@ def test_service_without_a_record_explains_how_to_adopt_it(eco):
     assert "Traceback" not in result.stderr
     plan = ecoctl(eco, "plan", "--only", "files", "--json")
     assert any("--adopt-from" in n for n in json.loads(plan.stdout)["notices"])
+
+
+HELLO_ROUTE = '''
+
+@router.get("/hello")
+async def hello(token: dict[str, Any] = Depends(claims)) -> dict[str, str]:
+    """The team's own endpoint, added after rendering."""
+    return {"hello": token["sub"]}
+'''
+HELLO_TEST = '''"""The team's own test of its own endpoint."""
+
+from conftest import bearer
+
+
+def test_hello_greets_the_token_subject(client, key):
+    response = client.get("/hello", headers=bearer(key.token(sub="alice")))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"hello": "alice"}
+'''
+
+
+def team_edits(folder: Path) -> None:
+    """What a team does to a rendered service: a route at the end of handlers.py (whose imports and
+    health check v2 changes), a line in the README (whose middle v2 changes), a test of its own."""
+    handlers = folder / "loyalty" / "handlers.py"
+    handlers.write_text(handlers.read_text() + HELLO_ROUTE)
+    readme = folder / "README.md"
+    readme.write_text("Owned by the loyalty team.\n\n" + readme.read_text())
+    (folder / "tests" / "test_hello.py").write_text(HELLO_TEST)
+
+
+def test_python_fastapi_v1_service_upgrades_to_v2_and_passes_its_own_tests(tmp_path, pg, monkeypatch):
+    import os
+
+    from ecoctl.service_templates import render_service_files
+    from ecoctl.template_sources import resolve
+    from tests.contract.subjects import create_database, drop_database, upgraded_service
+
+    folder = upgraded_service(tmp_path / "eco", "loyalty", "python-fastapi", 1, edit=team_edits)
+    assert record(folder)["version"] == 2 and record(folder)["source"] == "shipped"
+    # every file is v2's, except the team's edits, which survived the merge
+    fresh = render_service_files(resolve("python-fastapi").template,
+                                 {"service_name": "loyalty", "port": 8080, "base_image": "python:3.12-slim"})
+    differing = sorted(rel for rel, content in fresh.items() if (folder / rel).read_bytes() != content)
+    assert differing == ["README.md", "loyalty/handlers.py"]
+    handlers = (folder / "loyalty" / "handlers.py").read_text()
+    assert "from .problems import problem" in handlers and '@router.get("/hello")' in handlers
+    assert (folder / "loyalty" / "problems.py").is_file() and "<<<<<<<" not in handlers
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith("Owned by the loyalty team.") and "RFC 9457" in readme
+
+    # the upgraded service's own tests (v2's, plus the team's) pass against a real database
+    venv, uv = tmp_path / "venv", shutil.which("uv")
+    assert uv, "uv is not on PATH"
+    for args in ([uv, "venv", "-q", str(venv)],
+                 [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{folder}[test]"]):
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    database, role, password = "upg_loyalty_db", "upg_loyalty_user", "upg-" + os.urandom(9).hex()
+    create_database(pg.conninfo(), database, role, password)
+    try:
+        env = {"PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(tmp_path),
+               "DATABASE_HOST": pg.host, "DATABASE_PORT": str(pg.port), "DATABASE_NAME": database,
+               "DATABASE_USER": role, "DATABASE_PASSWORD": password}
+        result = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-v",
+                                 "-rs"], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        drop_database(pg.conninfo(), database, role)
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report[-6000:]
+    assert "SKIPPED" not in report, report[-3000:]
+    for name in ("test_hello_greets_the_token_subject", "test_unknown_path_is_a_404_problem",
+                 "test_items_belong_to_the_token_subject", "test_token_with_bad_signature_is_refused"):
+        assert f"::{name} PASSED" in report, f"{name} did not pass:\n{report[-3000:]}"
