@@ -203,6 +203,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
             result.pending.update(done.pending)
     if delete_files and (workspace.root / "services" / name).is_dir():
         shutil.rmtree(workspace.root / "services" / name)
+        shutil.rmtree(workspace.root / ".ecoctl" / "pristine" / name, ignore_errors=True)  # upgrade's base
         result.notes.append(f"deleted services/{name}/")
     elif (workspace.root / "services" / name).is_dir():
         result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")

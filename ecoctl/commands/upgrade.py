@@ -38,8 +38,8 @@ class FileChange:
     mode: int = 0o644
     diff: str = ""
 
-    def to_json(self) -> dict:
-        return {"path": self.path, "action": self.action}
+    def to_json(self, with_diff: bool = False) -> dict:
+        return {"path": self.path, "action": self.action, **({"diff": self.diff} if with_diff else {})}
 
 
 @dataclass
@@ -68,9 +68,9 @@ class ServiceUpgrade:
             return "conflicts"
         return "up-to-date" if self.record is None else "upgraded"
 
-    def to_json(self) -> dict:
+    def to_json(self, with_diff: bool = False) -> dict:
         return {"service": self.service, "template": self.template, "from": self.old, "to": self.new,
-                "status": self.status, "files": [c.to_json() for c in self.changes],
+                "status": self.status, "files": [c.to_json(with_diff) for c in self.changes],
                 "conflicts": self.conflicts}
 
 
@@ -84,7 +84,7 @@ class UpgradeResult:
         return [f"services/{s.service}/{path}" for s in self.services for path in s.conflicts]
 
     def to_json(self) -> dict:
-        return {"dry_run": self.dry_run, "services": [s.to_json() for s in self.services],
+        return {"dry_run": self.dry_run, "services": [s.to_json(self.dry_run) for s in self.services],
                 "conflicts": self.conflicts}
 
     def text(self) -> list[str]:
@@ -242,6 +242,9 @@ def _file_change(folder: Path, rel: str, base: bytes | None, theirs: bytes | Non
     if ours == base:
         return _with_diff(FileChange(rel, "update", theirs, mode), folder, ours, theirs)
     merged, conflicted = merge3(ours, base or b"", theirs, labels)
+    if conflicted and merged == ours:  # binary: not merged, left as it is
+        return FileChange(rel, "conflict", None, mode, f"Binary file services/{folder.name}/{rel} changed "
+                          "here and in the template: not merged; take the template's version by hand")
     action = "conflict" if conflicted else "merge"
     if merged == ours and not conflicted:
         return None

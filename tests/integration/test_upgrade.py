@@ -197,12 +197,19 @@ def test_a_git_template_cannot_run_code_at_render(eco, tmp_path):
     assert not (eco / "services" / "evil").exists()
 
 
-def test_bad_manifest_is_refused_with_file_and_line(eco):
+@pytest.mark.parametrize("old, new, line", [
+    ("version: 1\n", "version: 1\nextra: [unclosed\n", 6),   # not YAML: the line the parser stopped at
+    ("version: 1\n", "version: zero\n", 4),                   # not a version
+    ("  port: 8300\n", "  port: 8300\n  2bad: 1\n", 10),        # a variable name that is no identifier
+])
+def test_bad_manifest_is_refused_with_file_and_line(eco, old, new, line):
     write_template(eco / "team" / "greeter", 1, V1)
     manifest = eco / "team" / "greeter" / "template.yaml"
-    manifest.write_text(manifest.read_text() + "variables: [unclosed\n")
+    manifest.write_text(manifest.read_text().replace(old, new))
     result = ecoctl(eco, "add-service", "greet", "--template", "greeter", "--no-apply")
-    assert result.returncode == 2 and f"{manifest}:" in result.stderr, result.stderr
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"error: {manifest}:{line}: "), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (eco / "services" / "greet").exists()
 
 
 def test_service_without_a_record_explains_how_to_adopt_it(eco):
