@@ -88,7 +88,7 @@ class UpgradeResult:
                 "conflicts": self.conflicts}
 
     def text(self) -> list[str]:
-        lines = []
+        lines = [] if self.services else ["No services rendered from a template: nothing to upgrade."]
         for up in self.services:
             if up.record is None and not up.changes:
                 lines.append(f"{up.service}: up to date ({up.template} {up.new}), nothing to do")
@@ -114,7 +114,8 @@ def no_record_message(name: str, source: Source) -> str:
 def upgrade(workspace, names: list[str] | None = None, to: str | None = None, dry_run: bool = False,
             adopt_from: str | None = None) -> UpgradeResult:
     services = workspace.ecosystem.services
-    selected = list(names or [name for name in services if name != CORE_SERVICE])
+    selected = list(names or [name for name in services if name != CORE_SERVICE
+                              and (workspace.root / "services" / name).is_dir()])
     for name in selected:
         if name == CORE_SERVICE:
             raise UsageError("portfolio is ecoctl's core service, not rendered from a template: nothing to upgrade")
