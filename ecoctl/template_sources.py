@@ -170,7 +170,12 @@ def _export(bare: Path, commit: str, tree: Path, url: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{commit[:12]}.", dir=tree.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(staging, filter="data")  # no absolute paths, no links out of the tree
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(staging, filter="data")  # no absolute paths, no links out of the tree
+            else:  # Python before 3.11.4: regular files and folders only, inside the tree
+                members = [m for m in tar.getmembers() if (m.isfile() or m.isdir())
+                           and not m.name.startswith("/") and ".." not in Path(m.name).parts]
+                tar.extractall(staging, members=members)
         os.rename(staging, tree)
     except FileExistsError:  # another process exported it first
         shutil.rmtree(staging, ignore_errors=True)
