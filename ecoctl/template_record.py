@@ -86,11 +86,20 @@ def is_behind(record: TemplateRecord, source) -> bool:
     return record.version < source.template.version
 
 
-def upgrade_notice(service: str, record: TemplateRecord | None, source) -> str:
-    """One line for `ecoctl plan` when SERVICE is behind its template or has no record; else ""."""
-    if record is None:
-        return (f"services/{service}/ has no {RECORD_FILE}: `ecoctl upgrade {service} --adopt-from VERSION` "
-                "records the template version it was made from")
+def unrecorded_notice(services: list[str]) -> list[str]:
+    """What `plan` says about services rendered before ecoctl recorded templates (one line at most)."""
+    if not services:
+        return []
+    if len(services) == 1:
+        return [f"services/{services[0]}/ has no {RECORD_FILE}: `ecoctl upgrade {services[0]} --adopt-from "
+                "VERSION` records the template version it was made from"]
+    shown = ", ".join(services[:5]) + (f" and {len(services) - 5} more" if len(services) > 5 else "")
+    return [f"{len(services)} services have no {RECORD_FILE} ({shown}): `ecoctl upgrade NAME --adopt-from "
+            "VERSION` records the template version each was made from"]
+
+
+def upgrade_notice(service: str, record: TemplateRecord, source) -> str:
+    """One line for `ecoctl plan` when SERVICE is behind its template; else ""."""
     if not is_behind(record, source):
         return ""
     new = source.template.version if source.kind != "git" else f"{source.template.version} ({source.ref})"

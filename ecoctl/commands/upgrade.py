@@ -124,14 +124,17 @@ def upgrade(workspace, names: list[str] | None = None, to: str | None = None, dr
                              f"{', '.join(workspace.ecosystem.added_services()) or 'none'})")
         if not (workspace.root / "services" / name).is_dir():
             raise UsageError(f"services/{name}/ does not exist: `ecoctl apply` renders it")
-    planned = [plan_service(workspace, name, to, adopt_from) for name in selected]
+    # --adopt-from with no SERVICE adopts every service without a record and upgrades the others
+    planned = [plan_service(workspace, name, to, adopt_from, adopt_only_unrecorded=not names)
+               for name in selected]
     if not dry_run:
         for up in planned:
             write(workspace, up)
     return UpgradeResult(planned, dry_run)
 
 
-def plan_service(workspace, name: str, to: str | None, adopt_from: str | None) -> ServiceUpgrade:
+def plan_service(workspace, name: str, to: str | None, adopt_from: str | None,
+                 adopt_only_unrecorded: bool = False) -> ServiceUpgrade:
     from ecoctl.providers.files import service_answers
 
     spec = workspace.ecosystem.services[name]
@@ -142,7 +145,7 @@ def plan_service(workspace, name: str, to: str | None, adopt_from: str | None) -
         if adopt_from is None:
             raise UsageError(no_record_message(name, source))
         record = _adopted(workspace, source, adopt_from, service_answers(workspace, name))
-    elif adopt_from is not None:
+    elif adopt_from is not None and not adopt_only_unrecorded:
         raise UsageError(f"services/{name}/ already has {RECORD_FILE} (v{record.version}): drop --adopt-from")
     target, new_ref = _target(workspace, name, source, record, to)
     answers = {**record.answers, **service_answers(workspace, name)}

@@ -16,7 +16,7 @@ from ecoctl.support.atomic import write_atomic
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.support.resources import stacks_dir
-from ecoctl.template_record import RECORD_FILE
+from ecoctl.template_record import RECORD_FILE, unrecorded_notice
 
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
@@ -77,11 +77,14 @@ class WriteFiles:
 class FileGroup:
     """The files of one group ("core" or "services/<name>"): their paths, and their contents on demand."""
 
-    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]], notice: str = ""):
+    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]], notice: str = "",
+                 unrecorded: bool = False):
         self.paths = paths
         self.render = render
         self.notice = notice
-        """A service behind its template (or without a template record): said by `plan`, never applied."""
+        """A service behind its template: said by `plan`, never applied (`ecoctl upgrade` does it)."""
+        self.unrecorded = unrecorded
+        """A service rendered before ecoctl recorded templates (no .ecoctl-template.yml)."""
 
 
 def core_group(workspace) -> FileGroup:
@@ -103,7 +106,8 @@ def service_group(workspace, name: str) -> FileGroup:
     variables = service_answers(workspace, name)
     folder = workspace.root / "services" / name
     record = read_record(folder) if folder.exists() else None
-    notice = "" if not folder.exists() else upgrade_notice(name, record, source)
+    notice = upgrade_notice(name, record, source) if record is not None else ""
+    unrecorded = folder.exists() and record is None
     if record is not None:
         # files gone missing come back as the recorded version made them: a newer template version
         # reaches the service only through `ecoctl upgrade`
@@ -126,7 +130,7 @@ def service_group(workspace, name: str) -> FileGroup:
         return files
 
     return FileGroup([prefix + rel for rel in service_file_paths(template, variables)] + record_path,
-                     render, notice)
+                     render, notice, unrecorded)
 
 
 def service_answers(workspace, name: str) -> dict:
@@ -156,6 +160,8 @@ class FilesProvider(Provider):
     def diff(self, desired: dict[str, FileGroup], actual: set[str]) -> list[Change]:
         changes = []
         self.notices = [group.notice for group in desired.values() if group.notice]
+        unrecorded = [name.removeprefix("services/") for name, group in desired.items() if group.unrecorded]
+        self.notices += unrecorded_notice(unrecorded)  # one line for all, however many
         for name, group in desired.items():
             missing = {path for path in group.paths if path not in actual}
             if not missing:
