@@ -296,26 +296,66 @@ app.add_typer(templates_app, name="templates")
 
 @templates_app.command("list")
 def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
-    """The templates add-service can use (shipped, and the ecosystem's templates_dir)."""
+    """The templates add-service can use (shipped, and the ecosystem's templates_dir), their versions,
+    and each service's template version (behind: `ecoctl upgrade` brings it up)."""
     from ecoctl import ui
+    from ecoctl.commands.upgrade import template_status
     from ecoctl.errors import UsageError
     from ecoctl.service_templates import list_templates
+    from ecoctl.template_sources import Source, versions
     from ecoctl.workspace import find_root
 
     try:
         find_root(ctx.obj)
     except UsageError:  # outside an ecosystem: the shipped templates only
-        extra = []
+        workspace, extra = None, []
     else:
-        extra = _workspace(ctx).template_dirs()
+        workspace = _workspace(ctx)
+        extra = workspace.template_dirs()
     found = list_templates(extra)
+    services = template_status(workspace) if workspace else []
     if json_output:
-        ui.print_json({"templates": [{"name": t.name, "description": t.description,
-                                      "default_port": t.default_port, "source": str(t.path)} for t in found]})
+        ui.print_json({"templates": [{"name": t.name, "description": t.description, "version": t.version,
+                                      "versions": versions(Source(t, t.source, t.name)),
+                                      "changelog": [{"version": v, "summary": s} for v, s in t.changelog],
+                                      "default_port": t.default_port, "source": str(t.path)} for t in found],
+                       "services": services})
         return
     out = ui.console()
     for info in found:
-        out.print(f"{info.name:<20} port {info.default_port:<6} {info.description}", markup=False)
+        out.print(f"{info.name:<20} v{info.version:<4} port {info.default_port:<6} {info.description}", markup=False)
+    for row in services:
+        state = ("no record: `ecoctl upgrade {0} --adopt-from VERSION`".format(row["service"])
+                 if row["behind"] is None else
+                 f"behind (v{row['latest']}): `ecoctl upgrade {row['service']}`" if row["behind"] else "up to date")
+        version = f"v{row['version']}" if row["version"] else "v?"
+        out.print(f"  service {row['service']:<20} {row['template']} {version:<4} {state}", markup=False)
+
+
+@app.command()
+def upgrade(ctx: typer.Context,
+            services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services to upgrade (default: all rendered from a template)."),
+            to: Optional[str] = typer.Option(None, "--to", metavar="VERSION", help="The template version (a number; a tag or commit for git templates)."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Print a unified diff of what would change; write nothing."),
+            adopt_from: Optional[str] = typer.Option(None, "--adopt-from", metavar="VERSION", help="For a service rendered before ecoctl recorded templates: the version it was made from."),
+            json_output: bool = JSON_OPTION):
+    """Bring services up to their template's version by a three-way merge; conflicts leave diff3 markers (exit 1)."""
+    from ecoctl import ui
+    from ecoctl.commands.upgrade import upgrade as run_upgrade
+
+    result = run_upgrade(_workspace(ctx, changes=not dry_run), services, to=to, dry_run=dry_run,
+                         adopt_from=adopt_from)
+    if json_output:
+        ui.print_json(result.to_json())
+    else:
+        for line in result.text():
+            sys.stdout.write(line.rstrip("\n") + "\n")
+    if result.conflicts and not dry_run:
+        from rich.markup import escape
+
+        ui.error(escape(f"{len(result.conflicts)} file(s) with conflicts: resolve the <<<<<<< markers in "
+                 f"{', '.join(result.conflicts)}, then commit"))
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -95,6 +95,8 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     """Systems that did not answer, with the reason (their changes are not known yet)."""
+    notices: list[str] = field(default_factory=list)
+    """Worth knowing, but not a change: e.g. a service behind its template (`ecoctl upgrade`)."""
 
     @property
     def empty(self) -> bool:
@@ -105,7 +107,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"changes": [change.to_json() for change in self.changes],
-                "pending": pending_json(self.pending)}
+                "pending": pending_json(self.pending), "notices": list(self.notices)}
 
 
 def pending_json(pending: dict[str, str]) -> list[dict]:
@@ -118,6 +120,7 @@ def make_plan(providers: list[Provider]) -> Plan:
     for provider in providers:
         try:
             plan.changes.extend(provider.plan())
+            plan.notices.extend(getattr(provider, "notices", ()))
         except Unreachable as exc:
             plan.pending[provider.name] = str(exc)
     return plan

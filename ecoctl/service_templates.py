@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -90,21 +91,23 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         data = YAML(typ="safe").load(manifest.read_text(encoding="utf-8"))
     except (YAMLError, UnicodeDecodeError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{manifest}: not valid YAML ({problem}); fix the file") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{manifest}:{mark.line + 1}" if mark is not None else str(manifest)
+        raise UsageError(f"{where}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{manifest}: expected a mapping with name, description, default_port, variables")
+        raise UsageError(f"{manifest}:1: expected a mapping with name, description, default_port, variables")
     unknown = sorted(set(data) - set(_MANIFEST_KEYS))
     if unknown:
-        raise UsageError(f"{manifest}: unknown key {unknown[0]!r}; use {', '.join(_MANIFEST_KEYS)}")
+        raise UsageError(f"{_at(manifest, unknown[0])}: unknown key {unknown[0]!r}; use {', '.join(_MANIFEST_KEYS)}")
     name = data.get("name", path.name)
     if not isinstance(name, str) or not name:
-        raise UsageError(f"{manifest}: `name` must be a non-empty string")
+        raise UsageError(f"{_at(manifest, 'name')}: `name` must be a non-empty string")
     port = data.get("default_port", 8080)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise UsageError(f"{manifest}: `default_port` must be a port number (1-65535)")
+        raise UsageError(f"{_at(manifest, 'default_port')}: `default_port` must be a port number (1-65535)")
     version = data.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise UsageError(f"{manifest}: `version` must be a whole number from 1 up")
+        raise UsageError(f"{_at(manifest, 'version')}: `version` must be a whole number from 1 up")
     if not (path / FILES_DIR).is_dir():
         raise UsageError(f"{path} is not a template: it has no {FILES_DIR}/ folder")
     if not isinstance(data.get("run") or {}, dict):
@@ -115,6 +118,15 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
                         run=data.get("run") or {})
 
 
+def _at(manifest: Path, key: object, nested: bool = False) -> str:
+    """`path:line` of KEY's first line in the manifest (top level, or indented with `nested`)."""
+    pattern = re.compile(rf"^{'[ ]+' if nested else ''}['\"]?{re.escape(str(key))}['\"]?[ ]*:")
+    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        if pattern.match(line):
+            return f"{manifest}:{number}"
+    return str(manifest)
+
+
 def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:
     if raw is None:
         return ()
@@ -123,22 +135,22 @@ def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:
     for entry in entries or [None]:
         if not (isinstance(entry, dict) and set(entry) <= {"version", "summary"}
                 and isinstance(entry.get("version"), int) and not isinstance(entry.get("version"), bool)):
-            raise UsageError(f"{manifest}: `changelog` must be a list of {{version: N, summary: TEXT}}")
+            raise UsageError(f"{_at(manifest, 'changelog')}: `changelog` must be a list of {{version: N, summary: TEXT}}")
         found.append((entry["version"], str(entry.get("summary", "")).strip()))
     return tuple(found)
 
 
 def _variables(manifest: Path, raw: Any) -> tuple[TemplateVariable, ...]:
     if not isinstance(raw, dict):
-        raise UsageError(f"{manifest}: `variables` must map each name to its default or settings")
+        raise UsageError(f"{_at(manifest, 'variables')}: `variables` must map each name to its default or settings")
     found = []
     for name, spec in raw.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise UsageError(f"{manifest}: variable name {name!r} must be a Python identifier")
+            raise UsageError(f"{_at(manifest, name, nested=True)}: variable name {name!r} must be a Python identifier")
         if isinstance(spec, dict):
             extra = sorted(set(spec) - {"default", "description", "required"})
             if extra:
-                raise UsageError(f"{manifest}: variable {name!r} has unknown key {extra[0]!r}; "
+                raise UsageError(f"{_at(manifest, name, nested=True)}: variable {name!r} has unknown key {extra[0]!r}; "
                                  "use default, description, required")
             found.append(TemplateVariable(name, spec.get("default"), str(spec.get("description", "")),
                                           bool(spec.get("required", False))))
@@ -329,9 +341,11 @@ _COMPILED_STRINGS: dict[str, Any] = {}
 
 @lru_cache(maxsize=1)
 def _environment():
-    from jinja2 import Environment, StrictUndefined
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
 
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # sandboxed: a template (maybe from a git repository) renders text, it never runs code
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["python_package"] = python_package
     return env
 
@@ -388,10 +402,17 @@ def service_answers(ecosystem, name: str) -> dict[str, Any]:
 
 
 def template_of(workspace, name: str) -> TemplateInfo | None:
-    """The template SERVICE was made from; None for the core service (shipped as it is)."""
+    """The template (at the version) SERVICE's files were made from; None for the core service
+    (shipped as it is). A service's record names the version; without one, the current template."""
+    from ecoctl.template_record import read_record
+    from ecoctl.template_sources import recorded_template, resolve
+
     if name == names.CORE_SERVICE:
         return None
-    return find_template(workspace.ecosystem.services[name].template, workspace.template_dirs())
+    source = resolve(workspace.ecosystem.services[name].template, workspace.template_dirs())
+    folder = workspace.root / "services" / name
+    record = read_record(folder) if folder.is_dir() else None
+    return (recorded_template(record, source) if record is not None else None) or source.template
 
 
 def _run_context(workspace, template: TemplateInfo, name: str) -> dict[str, Any]:

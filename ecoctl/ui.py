@@ -36,6 +36,8 @@ def print_plan(plan, title: str = "Plan") -> None:
     from rich.markup import escape
 
     out = console()
+    for notice in getattr(plan, "notices", ()):
+        out.print(f"  [yellow]![/] {escape(notice)}")
     if plan.empty:
         out.print("No changes: the ecosystem matches ecosystem.yaml.")
         return

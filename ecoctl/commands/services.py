@@ -51,7 +51,7 @@ class ServiceResult:
 
 def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
-    from ecoctl.service_templates import find_template
+    from ecoctl.template_sources import resolve
 
     name = check_service_name(request.name)
     services = workspace.ecosystem.services
@@ -59,8 +59,8 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if existing is None and (workspace.root / "services" / name).exists():
         raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
                          "another name, or move that folder away")
-    template = find_template(request.template or (existing.template if existing else "python-fastapi"),
-                             workspace.template_dirs())
+    template = resolve(request.template or (existing.template if existing else "python-fastapi"),
+                       workspace.template_dirs()).template
     port = request.port or (existing.port if existing else template.default_port)
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is not a TCP port (1-65535)")
@@ -208,6 +208,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
             result.pending.update(done.pending)
     if delete_files and (workspace.root / "services" / name).is_dir():
         shutil.rmtree(workspace.root / "services" / name)
+        shutil.rmtree(workspace.root / ".ecoctl" / "pristine" / name, ignore_errors=True)  # upgrade's base
         result.notes.append(f"deleted services/{name}/")
     elif (workspace.root / "services" / name).is_dir():
         result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")

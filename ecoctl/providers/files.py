@@ -16,6 +16,7 @@ from ecoctl.support.atomic import write_atomic
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.support.resources import stacks_dir
+from ecoctl.template_record import RECORD_FILE, unrecorded_notice
 
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
@@ -69,14 +70,21 @@ class WriteFiles:
     """Create these files (relative path -> content); a file that exists by then is left alone."""
 
     contents: dict[str, bytes]
+    pristine: str | None = None
+    """A new service's name: its files are also kept as `.ecoctl/pristine/NAME/` (upgrade's base)."""
 
 
 class FileGroup:
     """The files of one group ("core" or "services/<name>"): their paths, and their contents on demand."""
 
-    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]]):
+    def __init__(self, paths: list[str], render: Callable[[set[str]], dict[str, bytes]], notice: str = "",
+                 unrecorded: bool = False):
         self.paths = paths
         self.render = render
+        self.notice = notice
+        """A service behind its template: said by `plan`, never applied (`ecoctl upgrade` does it)."""
+        self.unrecorded = unrecorded
+        """A service rendered before ecoctl recorded templates (no .ecoctl-template.yml)."""
 
 
 def core_group(workspace) -> FileGroup:
@@ -90,22 +98,46 @@ def service_group(workspace, name: str) -> FileGroup:
     if name == CORE_SERVICE:
         files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
         return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
-    from ecoctl.service_templates import find_template, render_service_files, service_answers, service_file_paths
+    from ecoctl.service_templates import render_service_files, service_answers, service_file_paths
+    from ecoctl.template_record import read_pristine, read_record, record_for, upgrade_notice
+    from ecoctl.template_sources import recorded_template, resolve
 
-    template = find_template(spec.template, workspace.template_dirs())
+    source = resolve(spec.template, workspace.template_dirs())
     variables = service_answers(workspace.ecosystem, name)
+    folder = workspace.root / "services" / name
+    record = read_record(folder) if folder.exists() else None
+    notice = upgrade_notice(name, record, source) if record is not None else ""
+    unrecorded = folder.exists() and record is None
+    if record is not None:
+        # files gone missing come back as the recorded version made them: a newer template version
+        # reaches the service only through `ecoctl upgrade`
+        template = recorded_template(record, source)
+        if template is None:
+            kept = read_pristine(workspace.root, name, record) or {}
+            files = {prefix + rel: content for rel, content in kept.items()}
+            return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted}, notice)
+        variables = {**record.answers, **variables}
+    else:
+        template = source.template
+    # the record says which version made the files: written with a new service only, never guessed
+    record_path = [prefix + RECORD_FILE] if not folder.exists() else []
 
     def render(wanted: set[str]) -> dict[str, bytes]:
         rendered = render_service_files(template, variables, wanted=lambda rel: prefix + rel in wanted)
-        return {prefix + rel: content for rel, content in rendered.items()}
+        files = {prefix + rel: content for rel, content in rendered.items()}
+        if record_path and record_path[0] in wanted:
+            files[record_path[0]] = record_for(source, variables).dump()
+        return files
 
-    return FileGroup([prefix + rel for rel in service_file_paths(template, variables)], render)
+    return FileGroup([prefix + rel for rel in service_file_paths(template, variables)] + record_path,
+                     render, notice, unrecorded)
 
 
 class FilesProvider(Provider):
     name = "files"
     appliers = {WriteFiles: "write_files"}
     _desired: dict[str, FileGroup] | None = None
+    notices: list[str] = []
 
     def desired(self) -> dict[str, FileGroup]:
         """Group name ("core" or "services/<name>") -> its files (contents rendered only when missing)."""
@@ -121,6 +153,9 @@ class FilesProvider(Provider):
 
     def diff(self, desired: dict[str, FileGroup], actual: set[str]) -> list[Change]:
         changes = []
+        self.notices = [group.notice for group in desired.values() if group.notice]
+        unrecorded = [name.removeprefix("services/") for name, group in desired.items() if group.unrecorded]
+        self.notices += unrecorded_notice(unrecorded)  # one line for all, however many
         for name, group in desired.items():
             missing = {path for path in group.paths if path not in actual}
             if not missing:
@@ -132,8 +167,10 @@ class FilesProvider(Provider):
             else:
                 total = len(group.paths)
                 detail = f"{len(missing)} of {total} files missing" if len(missing) < total else f"{total} files"
-                changes.append(Change(self.name, "create", "service files", name, detail,
-                                      service=name.removeprefix("services/"), payload=WriteFiles(contents)))
+                service = name.removeprefix("services/")
+                fresh = f"{name}/{RECORD_FILE}" in contents
+                changes.append(Change(self.name, "create", "service files", name, detail, service=service,
+                                      payload=WriteFiles(contents, pristine=service if fresh else None)))
         return changes
 
     def write_files(self, payload: WriteFiles) -> None:
@@ -141,3 +178,9 @@ class FilesProvider(Provider):
             path = self.workspace.root / relative
             if not path.exists():  # rendered files can be rendered again: no fsync each
                 write_atomic(path, content, mode=0o644, durable=False)
+        if payload.pristine:
+            from ecoctl.template_record import write_pristine
+
+            prefix = f"services/{payload.pristine}/"
+            write_pristine(self.workspace.root, payload.pristine,
+                           {rel.removeprefix(prefix): content for rel, content in payload.contents.items()})

@@ -112,10 +112,54 @@ def go_template(template: str, service: str = "contracted") -> Callable[[Path], 
     return start
 
 
+def upgraded_service(root: Path, service: str, template: str = "python-fastapi", from_version: int = 1,
+                     edit: Callable[[Path], None] | None = None) -> Path:
+    """An ecosystem in ROOT whose SERVICE was rendered by TEMPLATE version FROM_VERSION before ecoctl
+    recorded templates (as main's python-fastapi v1 did), edited by the team with `edit(folder)`, then
+    adopted and upgraded by the real `ecoctl upgrade SERVICE --adopt-from FROM_VERSION`. Returns its folder."""
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.service_templates import service_answers
+    from ecoctl.service_templates import render_template
+    from ecoctl.template_sources import at_version, resolve
+    from ecoctl.workspace import Workspace
+    from tests.helpers import run_ecoctl
+
+    init_ecosystem(root, runtime="local")
+    added = run_ecoctl("add-service", service, "--no-apply", cwd=root)
+    assert added.returncode == 0, added.stderr
+    folder = root / "services" / service
+    shutil.rmtree(folder)  # rendered again as the old version made it, without a record
+    shutil.rmtree(root / ".ecoctl" / "pristine" / service)
+    old = at_version(resolve(template), from_version)
+    assert old is not None, f"{template} keeps no version {from_version}"
+    render_template(old, folder, service_answers(Workspace.open(root).ecosystem, service))
+    if edit is not None:
+        edit(folder)
+    upgraded = run_ecoctl("upgrade", service, "--adopt-from", str(from_version), cwd=root)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    return folder
+
+
+def python_upgraded(template: str = "python-fastapi", from_version: int = 1,
+                    service: str = "upgraded") -> Callable[[Path], Command]:
+    """`python_service` for a service rendered from an old version and brought up by `ecoctl upgrade`."""
+
+    def start(workdir: Path) -> Command:
+        from ecoctl.service_templates import template_variables
+        from ecoctl.template_sources import resolve
+
+        folder = upgraded_service(workdir / "eco", service, template, from_version)
+        package = template_variables(resolve(template).template, {"service_name": service})["package_name"]
+        return python_service(folder, package)(workdir)
+
+    return start
+
+
 SUBJECTS = [
     Subject("portfolio", "/portfolios", start=portfolio),
     Subject("python-fastapi", "/me", start=python_template("python-fastapi")),
     Subject("go-gin", "/items", start=go_template("go-gin")),
+    Subject("python-fastapi-v1-upgraded", "/me", start=python_upgraded("python-fastapi", 1)),
 ]
 
 

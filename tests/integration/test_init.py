@@ -114,6 +114,7 @@ def test_wheel_ships_templates_and_stacks(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "ecoctl/stacks/core/compose.yaml.j2" in names
     assert any(name.startswith("ecoctl/templates/python-fastapi/") for name in names)
+    assert "ecoctl/templates/python-fastapi/versions/1/template.yaml" in names  # upgrade's base for v1
     assert any(name.startswith("ecoctl/stacks/portfolio/") for name in names)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)

@@ -1,0 +1,133 @@
+"""What a rendered service was made from: `services/NAME/.ecoctl-template.yml`, committed with its code.
+
+    # Written by ecoctl when it rendered this service; `ecoctl upgrade` reads it. Commit it.
+    template: python-fastapi
+    source: shipped               # shipped, team, path or git
+    ref: python-fastapi           # ecosystem.yaml's `template:` at that time
+    version: 1
+    commit: null                  # git templates: the commit rendered
+    answers: {service_name: loyalty, port: 8080, base_image: python:3.12-slim}
+
+Besides the record, the files provider keeps the pristine render of each new service in
+`.ecoctl/pristine/NAME/` (local state, not committed): the base of an upgrade when the template
+folder no longer has the recorded version.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecoctl.errors import UsageError
+
+RECORD_FILE = ".ecoctl-template.yml"
+PRISTINE_DIR = Path(".ecoctl") / "pristine"
+_HEADER = "# Written by ecoctl when it rendered this service; `ecoctl upgrade` reads it. Commit it.\n"
+_KEYS = ("template", "source", "ref", "version", "commit", "answers")
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    template: str
+    source: str
+    ref: str
+    version: int
+    commit: str | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self) -> bytes:
+        from ruamel.yaml import YAML
+
+        yaml = YAML()  # round-trip dumper: keys stay in this order
+        yaml.default_flow_style = False
+        yaml.width = 4096  # a long git URL stays on its line
+        out = io.StringIO()
+        data = asdict(self)
+        yaml.dump({key: data[key] for key in _KEYS}, out)
+        return (_HEADER + out.getvalue()).encode()
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> "TemplateRecord":
+        from ruamel.yaml import YAML
+
+        from ecoctl.support.yaml import yaml_errors
+
+        with yaml_errors(where, "fix it, or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`"):
+            data = YAML(typ="safe").load(text)
+        if not isinstance(data, dict) or not isinstance(data.get("template"), str) \
+                or not isinstance(data.get("version"), int) or not isinstance(data.get("answers", {}), dict):
+            raise UsageError(f"{where}: expected template, source, ref, version, commit, answers; fix it, "
+                             "or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`")
+        return cls(template=data["template"], source=str(data.get("source", "shipped")),
+                   ref=str(data.get("ref") or data["template"]), version=data["version"],
+                   commit=data.get("commit"), answers=dict(data.get("answers") or {}))
+
+
+def record_for(source, answers: dict[str, Any]) -> TemplateRecord:
+    """The record of a service rendered now from `source` (a template_sources.Source)."""
+    return TemplateRecord(template=source.template.name, source=source.kind, ref=source.ref,
+                          version=source.template.version, commit=source.commit, answers=dict(answers))
+
+
+def read_record(folder: Path) -> TemplateRecord | None:
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        return None
+    return TemplateRecord.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def is_behind(record: TemplateRecord, source) -> bool:
+    """Whether the service's template (a template_sources.Source) has moved on since it was rendered."""
+    if source.kind == "git" or record.source == "git":
+        return record.commit != source.commit
+    return record.version < source.template.version
+
+
+def unrecorded_notice(services: list[str]) -> list[str]:
+    """What `plan` says about services rendered before ecoctl recorded templates (one line at most)."""
+    if not services:
+        return []
+    if len(services) == 1:
+        return [f"services/{services[0]}/ has no {RECORD_FILE}: `ecoctl upgrade {services[0]} --adopt-from "
+                "VERSION` records the template version it was made from"]
+    shown = ", ".join(services[:5]) + (f" and {len(services) - 5} more" if len(services) > 5 else "")
+    return [f"{len(services)} services have no {RECORD_FILE} ({shown}): `ecoctl upgrade NAME --adopt-from "
+            "VERSION` records the template version each was made from"]
+
+
+def upgrade_notice(service: str, record: TemplateRecord, source) -> str:
+    """One line for `ecoctl plan` when SERVICE is behind its template; else ""."""
+    if not is_behind(record, source):
+        return ""
+    new = source.template.version if source.kind != "git" else f"{source.template.version} ({source.ref})"
+    return (f"{service} was rendered from {record.template} v{record.version}; the template is at v{new}: "
+            f"`ecoctl upgrade {service}` (see `ecoctl upgrade {service} --dry-run`)")
+
+
+def write_pristine(root: Path, service: str, files: dict[str, bytes]) -> None:
+    """Replace `.ecoctl/pristine/SERVICE/` with `files` (paths relative to the service folder)."""
+    from ecoctl.support.atomic import write_atomic
+
+    folder = Path(root) / PRISTINE_DIR / service
+    if folder.exists():
+        shutil.rmtree(folder)
+    for rel, content in files.items():
+        write_atomic(folder / rel, content, mode=0o644, durable=False)
+
+
+def read_pristine(root: Path, service: str, record: TemplateRecord) -> dict[str, bytes] | None:
+    """The pristine render of SERVICE, if one was saved for exactly `record`'s version and answers."""
+    folder = Path(root) / PRISTINE_DIR / service
+    saved = read_record(folder)
+    if saved is None or (saved.template, saved.version, saved.answers) != \
+            (record.template, record.version, record.answers):
+        return None
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != RECORD_FILE}
+
+
+def remove_pristine(root: Path, service: str) -> None:
+    shutil.rmtree(Path(root) / PRISTINE_DIR / service, ignore_errors=True)
