@@ -17,7 +17,7 @@ from ecoctl import contract
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
 from ecoctl.plan import Change, Provider
-from ecoctl.service_templates import docker_build_args
+from ecoctl.template_run import docker_build_args
 from ecoctl.support.atomic import write_atomic
 from ecoctl.support.yaml import dump_roundtrip, parse_yaml
 

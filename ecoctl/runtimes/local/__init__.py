@@ -242,7 +242,7 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
 
     def _build(self, name: str) -> bool:
         """Build the service as its template declares, else install it as a Python service."""
-        from ecoctl.service_templates import local_run
+        from ecoctl.template_run import local_run
 
         run = local_run(self.workspace, name)
         if run is not None:

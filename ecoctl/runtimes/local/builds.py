@@ -27,7 +27,7 @@ class Builds:
 
     def build_service(self, name: str, run) -> bool:
         """Run the template's build commands for NAME when needed; True when it built."""
-        from ecoctl.service_templates import build_dir
+        from ecoctl.template_run import build_dir
 
         folder = self.service_dir(name)
         output = build_dir(self.workspace, name)

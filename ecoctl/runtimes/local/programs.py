@@ -97,7 +97,7 @@ class Programs:
                           "`app = \"module:app\"` under [tool.ecoctl] in its pyproject.toml")
 
     def _service_program(self, name: str) -> Program:
-        from ecoctl.service_templates import local_run
+        from ecoctl.template_run import local_run
 
         folder = self.service_dir(name)
         run = local_run(self.workspace, name)

@@ -1,0 +1,104 @@
+"""How a rendered service is built and run, as its template declares (`run:` in template.yaml),
+with the placeholders filled in: `run.local` for the local runtime, `run.docker` for images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecoctl import names
+from ecoctl.errors import UsageError
+from ecoctl.service_templates import (MANIFEST, TemplateInfo, _environment, _render_string, service_answers,
+                                      template_variables)
+
+@dataclass(frozen=True)
+class LocalRun:
+    """How the local runtime builds and supervises a service, placeholders filled in."""
+
+    inputs: tuple[str, ...]
+    """Globs (relative to the service folder) whose contents decide whether to build again."""
+    build: tuple[tuple[str, ...], ...]
+    """Commands run in order in the service folder when the inputs changed."""
+    command: tuple[str, ...]
+    """The supervised process (the service contract is its environment)."""
+
+
+def template_of(workspace, name: str) -> TemplateInfo | None:
+    """The template (at the version) SERVICE's files were made from; None for the core service
+    (shipped as it is). A service's record names the version; without one, the current template."""
+    from ecoctl.template_record import read_record
+    from ecoctl.template_sources import recorded_template, resolve
+
+    if name == names.CORE_SERVICE:
+        return None
+    source = resolve(workspace.ecosystem.services[name].template, workspace.template_dirs())
+    folder = workspace.root / "services" / name
+    record = read_record(folder) if folder.is_dir() else None
+    return (recorded_template(record, source) if record is not None else None) or source.template
+
+
+def _run_context(workspace, template: TemplateInfo, name: str) -> dict[str, Any]:
+    ecosystem = workspace.ecosystem
+    from ecoctl.model import DEFAULT_IMAGES
+
+    return {**template_variables(template, service_answers(ecosystem, name)),
+            "build_dir": str(build_dir(workspace, name)),
+            "images": {key: ecosystem.image(key) for key in DEFAULT_IMAGES}}
+
+
+def build_dir(workspace, name: str) -> Path:
+    """The folder ecoctl owns for a service's build output (binaries, its virtual environment)."""
+    return workspace.state_dir / "build" / name
+
+
+def local_run(workspace, name: str) -> LocalRun | None:
+    """The template's `run.local` for SERVICE, rendered; None when the template declares none."""
+    template = template_of(workspace, name)
+    declared = (template.run or {}).get("local") if template else None
+    if not declared:
+        return None
+    where = f"{template.path / MANIFEST}: run.local"
+    if not isinstance(declared, dict) or not isinstance(declared.get("command"), list):
+        raise UsageError(f"{where} must have `command` (a list of arguments) and may have `build`, `inputs`")
+    env = _environment()
+    context = _run_context(workspace, template, name)
+
+    def argv(raw: Any, what: str) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not raw or not all(isinstance(arg, (str, int)) for arg in raw):
+            raise UsageError(f"{where}.{what} must be a non-empty list of arguments")
+        return tuple(_program(_render_string(env, str(arg), context, f"{where}.{what}")) if index == 0
+                     else _render_string(env, str(arg), context, f"{where}.{what}")
+                     for index, arg in enumerate(raw))
+
+    build = declared.get("build") or []
+    if not isinstance(build, list):
+        raise UsageError(f"{where}.build must be a list of commands")
+    inputs = declared.get("inputs") or ["**/*"]
+    if not isinstance(inputs, list) or not all(isinstance(glob, str) for glob in inputs):
+        raise UsageError(f"{where}.inputs must be a list of file patterns")
+    return LocalRun(tuple(inputs), tuple(argv(step, "build") for step in build), argv(declared["command"], "command"))
+
+
+def docker_build_args(workspace, name: str) -> dict[str, str]:
+    """The template's `run.docker.build_args` for SERVICE, rendered (images from ecosystem.yaml)."""
+    template = template_of(workspace, name)
+    declared = ((template.run or {}).get("docker") or {}).get("build_args") if template else None
+    if not declared:
+        return {"BASE_IMAGE": workspace.ecosystem.image("python")}
+    env = _environment()
+    context = _run_context(workspace, template, name)
+    return {str(key): _render_string(env, str(value), context, f"{template.name}: run.docker.build_args.{key}")
+            for key, value in declared.items()}
+
+
+def _program(arg: str) -> str:
+    """`uv` is ecoctl's own (the wheel's binary) when installed with ecoctl; other names as they are."""
+    if arg == "uv":
+        try:
+            from uv import find_uv_bin
+
+            return find_uv_bin()
+        except (ImportError, FileNotFoundError):
+            return arg
+    return arg
