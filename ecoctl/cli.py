@@ -8,15 +8,31 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+from ecoctl import cli_everyday as everyday
+
+app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("ecoctl")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        sys.stdout.write(f"ecoctl {found}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(ctx: typer.Context, directory: Optional[Path] = typer.Option(
-        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml).")):
+        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml)."),
+        _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print ecoctl's version and exit.")):
     ctx.obj = directory
 
 
@@ -201,7 +217,8 @@ def logs(ctx: typer.Context, service: str = typer.Argument(..., help="A service 
 def token(ctx: typer.Context, service: str = typer.Argument("portfolio"),
           sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
           ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
-          scope: str = typer.Option("openid email profile", "--scope")):
+          scope: str = typer.Option("openid email profile", "--scope",
+                                    help="The token's `scope` claim: space-separated OAuth2 scopes.")):
     """Print (only) a bearer token the local runtime's services accept."""
     from ecoctl.commands.tokens import token_for
 
@@ -252,7 +269,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
 def remove_service(ctx: typer.Context, name: str,
                    drop_data: bool = typer.Option(False, "--drop-data", help="Also drop its database."),
                    delete_files: bool = typer.Option(False, "--delete-files", help="Also delete services/NAME/."),
-                   yes: bool = typer.Option(False, "--yes", "-y"),
+                   yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before dropping data (needed with --drop-data when not on a terminal)."),
                    json_output: bool = JSON_OPTION):
     """Undo add-service: stop it, remove its scrape job, dashboard, OIDC app, role (and data with --drop-data)."""
     from ecoctl import ui
@@ -316,14 +333,10 @@ secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
 app.add_typer(secrets_app, name="secrets")
 
 
-@secrets_app.command("rotate")
-def secrets_rotate(ctx: typer.Context, service: str):
-    """Give SERVICE's database role a new password (server first, then .env)."""
-    from ecoctl import ui
-    from ecoctl.commands.secrets import rotate_password
-
-    rotate_password(_workspace(ctx, changes=True), service)
-    ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
+secrets_app.command("rotate")(everyday.secrets_rotate)
+app.command()(everyday.restart)
+app.command()(everyday.env)
+app.command()(everyday.doctor)
 
 
 def main() -> None:

@@ -164,3 +164,21 @@ class StageDisplay:
             self.out.print(f"[red]✗[/] {self.current}")
         if self.status is not None:
             self.status.stop()
+
+
+DOCTOR_MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "skip": "[dim]skip[/]", "fail": "[red]FAIL[/]"}
+
+
+def print_doctor(checks) -> None:
+    """One line per check: status, name, verdict, and its fix after `->`."""
+    from rich.markup import escape
+
+    out = console()
+    width = max((len(check.name) for check in checks), default=0)
+    for check in checks:
+        line = f"{DOCTOR_MARKS[check.status]} {escape(check.name.ljust(width))}  {escape(check.verdict)}"
+        if check.fix and check.status != "ok":
+            line += f" [dim]->[/] {escape(check.fix)}"
+        out.print(line)
+    failed = sum(1 for check in checks if check.status == "fail")
+    out.print(f"{failed} problem(s) to fix." if failed else "All prerequisites pass.")

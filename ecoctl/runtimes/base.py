@@ -67,6 +67,11 @@ class Runtime(ABC):
         """Stop and remove one service (remove-service)."""
 
     @abstractmethod
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """Stop and start one running service with its current environment (from .env, so a
+        rotated secret takes effect); returns its health once it settles (see wait_healthy)."""
+
+    @abstractmethod
     def is_running(self) -> bool:
         """Whether the stack is up (PostgreSQL running)."""
 

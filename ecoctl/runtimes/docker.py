@@ -237,6 +237,15 @@ class DockerRuntime(Runtime):
                 removed = True
         return removed
 
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """`compose up -d --force-recreate --no-deps NAME`: a new container reads .env again."""
+        spec = self.workspace.ecosystem.services.get(name)
+        separate = name if spec is not None and spec.pattern == "separate" else None
+        self.compose("up", "--detach", "--force-recreate", "--no-deps", name, separate=separate)
+        if spec is None:  # a core piece (authentik-server, ...): compose waits for nothing more
+            return "restarted"
+        return self.wait_healthy([name], timeout).get(name, "unknown")
+
     def is_running(self) -> bool:
         containers = self.containers([self.project])
         if self.workspace.ecosystem.core.postgres.external:

@@ -289,6 +289,14 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
             removed = True
         return bool(removed)
 
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """Stop it, regenerate supervisord's config (it embeds the environment, read again from
+        .env), start it and wait for its health check."""
+        self.supervisor.stop_program(name)
+        self._converge_daemon()
+        self._start(name, wait=False)
+        return self.wait_healthy([name], timeout)[name]
+
     def is_running(self) -> bool:
         if not self.supervisor.answers():
             return False
