@@ -48,7 +48,7 @@ def _workspace(ctx: typer.Context, changes: bool = False):
 
 @app.command()
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
-         runtime: Optional[str] = typer.Option(None, help="docker or local (default: docker when an engine answers)."),
+         runtime: Optional[str] = typer.Option(None, help="docker or local (default: docker when an engine answers and Compose v2 is available, else local)."),
          force: bool = typer.Option(False, "--force", help="Re-create missing files and secrets of an existing ecosystem; existing secrets are kept."),
          json_output: bool = JSON_OPTION):
     """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/."""
@@ -60,13 +60,15 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
         raise UsageError(f"--runtime must be docker or local, not {runtime!r}")
     result = init_ecosystem(directory, runtime=runtime, force=force)
     if json_output:
-        ui.print_json({"root": str(result.root), "runtime": result.runtime, "created": result.created,
+        ui.print_json({"root": str(result.root), "runtime": result.runtime, "runtime_reason": result.reason,
+                       "created": result.created,
                        "secrets_generated": result.secrets_added, "secrets_kept": result.secrets_kept})
         return
     out = ui.console()
-    out.print(f"Ecosystem in {result.root} (runtime: {result.runtime})")
+    out.print(f"Ecosystem in {result.root}")
+    out.print(f"Runtime: {result.runtime}: {result.reason}", markup=False)
     for path in result.created:
-        out.print(f"  [green]+[/] {path}")
+        out.print(f"  [green]+[/] {ui.created_line(path)}")
     if result.secrets_added:
         out.print(f"  [green]+[/] .env: {len(result.secrets_added)} new secret(s), mode 0600")
     if result.secrets_kept:

