@@ -305,6 +305,15 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
         info = self.supervisor.info("postgres")
         return bool(info) and info["statename"] == "RUNNING"
 
+    def not_run(self) -> dict[str, str]:
+        missing = {}
+        for component in ("redis", "prometheus"):
+            if component == "prometheus" and not self.ecosystem.core.monitoring.enabled:
+                continue
+            if not self.binary(component):
+                missing[component] = self._absent_detail(component)
+        return missing
+
     def _absent_detail(self, component: str) -> str:
         binary, install = MISSING_BINARY[component]
         return f"{binary} not found on PATH: {install}"

@@ -81,6 +81,7 @@ class Health:
                 for name in pending:
                     result[name] = "unhealthy"
                 break
+            self.progress("waiting for " + ", ".join(f"{name} ({result[name]})" for name in pending))
             time.sleep(0.2)
         return result
 
@@ -112,8 +113,11 @@ class Health:
             rows.append(ComponentStatus("redis", "absent", "none", None, self._absent_detail("redis")))
         authentik = self.ecosystem.core.authentik
         if authentik.url:
-            rows.append(ComponentStatus("authentik", "absent", "unknown", authentik.url,
-                                        "external: not run by ecoctl"))
+            ready = _http_ok(f"{authentik.url.rstrip('/')}/-/health/ready/")
+            rows.append(ComponentStatus("authentik", "external", "healthy" if ready else "unhealthy",
+                                        authentik.url, "external: not run by ecoctl; " +
+                                        ("answers /-/health/ready/" if ready else
+                                         "does not answer /-/health/ready/: check core.authentik.url")))
         else:
             rows.append(ComponentStatus("authentik", "absent", "none", None,
                                         "not run locally: services trust .ecoctl/keys/jwks.json; "
