@@ -14,6 +14,9 @@ app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=True, rich
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
+ONLY_OPTION = typer.Option(None, "--only", metavar="SYSTEMS",
+                           help="Limit to these systems, comma-separated or repeated: files, compose, "
+                                "postgres, authentik, prometheus, grafana (e.g. --only files,compose).")
 
 
 def _print_version(value: bool) -> None:
@@ -85,7 +88,7 @@ def _only(values: Optional[list[str]]):
 @app.command()
 def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
          detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error."),
-         only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems (files, compose, postgres, authentik, prometheus, grafana).")):
+         only: Optional[list[str]] = ONLY_OPTION):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import plan_workspace
@@ -109,7 +112,7 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
 @app.command()
 def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
           json_output: bool = JSON_OPTION,
-          only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems.")):
+          only: Optional[list[str]] = ONLY_OPTION):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import Reconciliation
@@ -345,7 +348,7 @@ def main() -> None:
     from ecoctl.errors import EcoctlError
 
     try:
-        app()
+        app(prog_name="ecoctl")  # also names the completion variable: _ECOCTL_COMPLETE
     except EcoctlError as exc:
         from ecoctl import ui
 

@@ -20,6 +20,17 @@ def _workspace(ctx: typer.Context, changes: bool = False):
     return workspace
 
 
+def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the services of the ecosystem in reach (none when there is none)."""
+    try:
+        from ecoctl.workspace import Workspace
+
+        names = list(Workspace.open(ctx.find_root().params.get("directory")).ecosystem.services)
+    except Exception:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 def _stage_display(json_output: bool):
     import contextlib
 
@@ -28,7 +39,7 @@ def _stage_display(json_output: bool):
     return contextlib.nullcontext() if json_output else ui.StageDisplay()
 
 
-def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).")):
+def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):
     """Give SERVICE's database role a new password (server first, then .env), then restart what uses it."""
     from ecoctl import ui
     from ecoctl.commands.restart import restart_if_running
@@ -52,7 +63,7 @@ def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="
         raise UnhealthyServices(failed, {})
 
 
-def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml (docker runtime: also authentik-server, authentik-worker)."),
+def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml (docker runtime: also authentik-server, authentik-worker).", autocompletion=complete_service),
             timeout: float = typer.Option(120.0, help="Seconds to wait for it to become healthy."),
             json_output: bool = JSON_OPTION):
     """Restart one service with its current environment (.env read again), and wait for its health."""
@@ -73,7 +84,7 @@ def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A servi
         raise UnhealthyServices({service: health}, {})
 
 
-def env(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml."),
+def env(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml.", autocompletion=complete_service),
         fmt: str = typer.Option("dotenv", "--format", "-f", help="dotenv (KEY=value), json, or shell (export KEY='value')."),
         show_secrets: bool = typer.Option(False, "--show-secrets", help="Print passwords and client secrets instead of ********.")):
     """SERVICE's whole environment as seen from this host: run it from an IDE against the running stack."""

