@@ -23,7 +23,10 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    # escaped: a message may hold brackets (`pip install 'ecoctl[docker]'`, a list) that are not styles
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def change_line(change) -> str:
