@@ -68,14 +68,15 @@ def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A servi
             json_output: bool = JSON_OPTION):
     """Restart one service with its current environment (.env read again), and wait for its health."""
     from ecoctl import ui
-    from ecoctl.commands.restart import restart as restart_service
+    from ecoctl.commands.restart import prepare
     from ecoctl.errors import UnhealthyServices
 
-    workspace = _workspace(ctx, changes=True)
+    runtime = prepare(_workspace(ctx, changes=True), service)
     with _stage_display(json_output) as display:
         if display:
             display.stage(f"restarting {service}")
-        health = restart_service(workspace, service, progress=display and display.progress, timeout=timeout)
+            runtime.progress = display.progress
+        health = runtime.restart_service(service, timeout=timeout)
     if json_output:
         ui.print_json({"service": service, "health": health})
     else:

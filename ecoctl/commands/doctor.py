@@ -125,7 +125,7 @@ class Doctor:
         from ecoctl.runtimes.local.procfs import listens
 
         info = runtime.supervisor.info(name)
-        return bool(info) and info["statename"] == "RUNNING" and listens(info["pid"], port)
+        return bool(info) and info["statename"] in ("RUNNING", "STARTING") and listens(info["pid"], port)
 
     def check_ports(self) -> None:
         for port, name in sorted(self.wanted_ports().items()):

@@ -28,16 +28,21 @@ def restartable(workspace: "Workspace", name: str) -> None:
         raise UsageError(f"{name} is external (runs on {spec.host or 'another host'}): restart it where it runs")
 
 
-def restart(workspace: "Workspace", name: str, progress: Callable[[str], None] | None = None,
-            timeout: float = 120.0) -> str:
-    """Restart NAME on the running stack; its health afterwards ("healthy", "restarted" for a core piece)."""
+def prepare(workspace: "Workspace", name: str, progress: Callable[[str], None] | None = None):
+    """The runtime to restart NAME with; refuses (one line) a name it cannot, or a stopped stack."""
     from ecoctl.runtimes import get_runtime
 
     restartable(workspace, name)
     runtime = get_runtime(workspace, progress)
     if not runtime.is_running():
         raise EcoctlError(f"the stack is not running: `ecoctl up` starts {name} with its current environment")
-    return runtime.restart_service(name, timeout=timeout)
+    return runtime
+
+
+def restart(workspace: "Workspace", name: str, progress: Callable[[str], None] | None = None,
+            timeout: float = 120.0) -> str:
+    """Restart NAME on the running stack; its health afterwards ("healthy", "restarted" for a core piece)."""
+    return prepare(workspace, name, progress).restart_service(name, timeout=timeout)
 
 
 def restart_if_running(workspace: "Workspace", names: list[str],
