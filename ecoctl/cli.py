@@ -76,7 +76,7 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
         out.print(f"  [green]+[/] .env: {len(result.secrets_added)} new secret(s), mode 0600")
     if result.secrets_kept:
         out.print(f"  .env: {len(result.secrets_kept)} existing secret(s) kept")
-    out.print(f"Next: cd {directory} && ecoctl up")
+    out.print("Next: ecoctl up" if result.root == Path.cwd().resolve() else f"Next: cd {directory} && ecoctl up")
 
 
 def _only(values: Optional[list[str]]):
