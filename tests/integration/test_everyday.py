@@ -360,3 +360,33 @@ def test_up_with_an_unpullable_image_says_what_to_do(tmp_path):
                               "this host reaches, or use an external Authentik (core.authentik.url)")
     finally:
         run_ecoctl("down", "--volumes", "--yes", cwd=root)
+
+
+def test_external_authentik_leaves_authentik_out_of_compose(local_root):
+    from tests.helpers import compose_binary
+
+    spec = local_root / "ecosystem.yaml"
+    spec.write_text(spec.read_text().replace("    # url: https://auth.example.com", "    url: http://127.0.0.1:9"))
+    plan = run_ecoctl("plan", "--only", "compose", cwd=local_root)
+    assert "- delete compose service authentik-server (Authentik is external" in plan.stdout
+    assert run_ecoctl("apply", "--only", "compose", "--yes", cwd=local_root).returncode == 0
+    assert "authentik" not in (local_root / "compose.yaml").read_text()
+    (local_root / "compose.yaml").unlink()
+    assert run_ecoctl("init", "--force", ".", cwd=local_root).returncode == 0  # a new compose.yaml
+    text = (local_root / "compose.yaml").read_text()
+    assert "authentik-server:" not in text and "authentik-worker:" not in text
+    assert "left out: core.authentik.url names an external Authentik" in text
+    binary = compose_binary()
+    if binary:  # still a valid compose file
+        listed = subprocess.run([binary, "-f", "compose.yaml", "--env-file", ".env", "config", "--services"],
+                                cwd=local_root, capture_output=True, text=True)
+        assert listed.returncode == 0, listed.stderr
+        assert set(listed.stdout.split()) == {"postgres", "redis", "prometheus", "portfolio"}
+
+
+def test_readme_demo_directory_is_git_ignored():
+    clone = ECOCTL.parent
+    if not (clone / ".git").exists():
+        pytest.skip("not a git clone")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "demo/ecosystem.yaml"], cwd=clone)
+    assert ignored.returncode == 0
