@@ -123,10 +123,10 @@ def print_service_result(result, verb: str) -> None:
     out = console()
     if not result.applied and not result.spec_changed and not result.started:
         out.print(f"{result.name}: nothing to change.")
-    for change in result.applied:
+    for change in [] if result.shown_live else result.applied:
         out.print("  done " + change_line(change))
     if result.started:
-        out.print(f"  started {escape(result.name)} ({_health(result.health)})")
+        out.print(f"  {escape(result.name)} is {_health(result.health)}")
     for system, reason in result.pending.items():
         out.print(f"  [yellow]pending[/] {escape(system)}: {escape(reason)}")
     for note in result.notes:

@@ -188,6 +188,22 @@ def test_rotate_restarts_the_service_with_the_new_password(stack):
     assert answer.status_code == 200, answer.text  # the service reaches its database with the new password
 
 
+def test_add_service_shows_each_step_once_in_order(stack):
+    port = free_port()
+    result = stack.run("add-service", "loyalty", "--port", str(port), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    done = [i for i, line in enumerate(lines) if line.startswith("done + create")]
+    started = [i for i, line in enumerate(lines) if line.startswith("started loyalty")]
+    assert done and len(started) == 1 and max(done) < started[0], lines
+    assert any("role loyalty_user" in lines[i] for i in done)
+    waits = [line for line in lines if line.startswith("waiting for loyalty")]
+    assert 1 <= len(waits) <= 3 and all(re.search(r"\(\d+s\)$", line) for line in waits), waits
+    assert "started" not in result.stdout and "done" not in result.stdout
+    assert "loyalty is healthy" in result.stdout
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
 def test_doctor_passes_on_the_running_stack(stack):
     result = stack.run("doctor", "--json")
     report = json.loads(result.stdout)
