@@ -200,7 +200,9 @@ class StageDisplay:
         if self._wait_started is not None and self.status is not None and self._wait_shown:
             import time
 
-            self.out.print(f"  [dim]{self._wait_shown} (waited "
+            from rich.markup import escape
+
+            self.out.print(f"  [dim]{escape(self._wait_shown)} (waited "
                            f"{time.monotonic() - self._wait_started:.0f}s)[/]", markup=True, highlight=False)
             self.status.update(f"[bold cyan]{self.current or ''}[/]")
         self._wait_started = None
