@@ -196,6 +196,11 @@ class TestDockerStack:
         assert result.returncode == 0, result.stderr
         assert "Restarted portfolio (healthy)." in result.stdout
         assert DockerRuntime(Workspace(root)).containers()["portfolio"].id != before
+        doctor = run_ecoctl("doctor", "--json", cwd=root)
+        checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
+        assert doctor.returncode == 0, [check for check in checks.values() if check["status"] == "fail"]
+        assert checks["images"]["status"] == "ok" and checks["authentik"]["status"] == "ok"
+        assert checks[f"port {stack['ports']['postgres']}"]["verdict"] == "held by this ecosystem's postgres"
 
     def test_add_service_loyalty(self, stack):
         from ecoctl.commands.services import ServiceRequest, add_service
