@@ -217,6 +217,10 @@ def test_doctor_passes_on_the_running_stack(stack):
 
 
 def test_status_after_down_says_the_stack_is_not_running(stack):
+    running = json.loads(stack.run("status", "--json").stdout)
+    postgres = next(c for c in running["components"] if c["name"] == "postgres")
+    assert running["running"] is True and postgres["health"] == "healthy"
+    assert re.match(r"PostgreSQL \d+", postgres["detail"]), postgres  # the version that runs, not the setting
     down = stack.run("down")
     assert down.returncode == 0, down.stderr
     status = stack.run("status")
