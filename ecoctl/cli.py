@@ -8,15 +8,34 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+from ecoctl import cli_everyday as everyday
+
+app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
+ONLY_OPTION = typer.Option(None, "--only", metavar="SYSTEMS",
+                           help="Limit to these systems, comma-separated or repeated: files, compose, "
+                                "postgres, authentik, prometheus, grafana (e.g. --only files,compose).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("ecoctl")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        sys.stdout.write(f"ecoctl {found}\n")
+        raise typer.Exit()
 
 
 @app.callback()
 def _global(ctx: typer.Context, directory: Optional[Path] = typer.Option(
-        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml).")):
+        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml)."),
+        _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print ecoctl's version and exit.")):
     ctx.obj = directory
 
 
@@ -32,7 +51,7 @@ def _workspace(ctx: typer.Context, changes: bool = False):
 
 @app.command()
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
-         runtime: Optional[str] = typer.Option(None, help="docker, swarm or local (default: docker when an engine answers)."),
+         runtime: Optional[str] = typer.Option(None, help="docker, swarm or local (default: docker when an engine answers and Compose v2 is available, else local)."),
          force: bool = typer.Option(False, "--force", help="Re-create missing files and secrets of an existing ecosystem; existing secrets are kept."),
          json_output: bool = JSON_OPTION):
     """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/."""
@@ -44,18 +63,20 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
         raise UsageError(f"--runtime must be docker, swarm or local, not {runtime!r}")
     result = init_ecosystem(directory, runtime=runtime, force=force)
     if json_output:
-        ui.print_json({"root": str(result.root), "runtime": result.runtime, "created": result.created,
+        ui.print_json({"root": str(result.root), "runtime": result.runtime, "runtime_reason": result.reason,
+                       "created": result.created,
                        "secrets_generated": result.secrets_added, "secrets_kept": result.secrets_kept})
         return
     out = ui.console()
-    out.print(f"Ecosystem in {result.root} (runtime: {result.runtime})")
+    out.print(f"Ecosystem in {result.root}")
+    out.print(f"Runtime: {result.runtime}: {result.reason}", markup=False)
     for path in result.created:
-        out.print(f"  [green]+[/] {path}")
+        out.print(f"  [green]+[/] {ui.created_line(path)}")
     if result.secrets_added:
         out.print(f"  [green]+[/] .env: {len(result.secrets_added)} new secret(s), mode 0600")
     if result.secrets_kept:
         out.print(f"  .env: {len(result.secrets_kept)} existing secret(s) kept")
-    out.print(f"Next: cd {directory} && ecoctl up")
+    out.print("Next: ecoctl up" if result.root == Path.cwd().resolve() else f"Next: cd {directory} && ecoctl up")
 
 
 def _only(values: Optional[list[str]]):
@@ -67,7 +88,7 @@ def _only(values: Optional[list[str]]):
 @app.command()
 def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
          detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error."),
-         only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems (files, compose, postgres, authentik, prometheus, grafana).")):
+         only: Optional[list[str]] = ONLY_OPTION):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import plan_workspace
@@ -91,7 +112,7 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
 @app.command()
 def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
           json_output: bool = JSON_OPTION,
-          only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems.")):
+          only: Optional[list[str]] = ONLY_OPTION):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import Reconciliation
@@ -206,7 +227,8 @@ def logs(ctx: typer.Context, service: str = typer.Argument(..., help="A service 
 def token(ctx: typer.Context, service: str = typer.Argument("portfolio"),
           sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
           ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
-          scope: str = typer.Option("openid email profile", "--scope")):
+          scope: str = typer.Option("openid email profile", "--scope",
+                                    help="The token's `scope` claim: space-separated OAuth2 scopes.")):
     """Print (only) a bearer token the local runtime's services accept."""
     from ecoctl.commands.tokens import token_for
 
@@ -258,7 +280,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
 def remove_service(ctx: typer.Context, name: str,
                    drop_data: bool = typer.Option(False, "--drop-data", help="Also drop its database."),
                    delete_files: bool = typer.Option(False, "--delete-files", help="Also delete services/NAME/."),
-                   yes: bool = typer.Option(False, "--yes", "-y"),
+                   yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before dropping data (needed with --drop-data when not on a terminal)."),
                    json_output: bool = JSON_OPTION):
     """Undo add-service: stop it, remove its scrape job, dashboard, OIDC app, role (and data with --drop-data)."""
     from ecoctl import ui
@@ -377,28 +399,17 @@ secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
 app.add_typer(secrets_app, name="secrets")
 
 
-@secrets_app.command("rotate")
-def secrets_rotate(ctx: typer.Context, service: str):
-    """Give SERVICE's database role a new password (server first, then .env)."""
-    from ecoctl import ui
-    from ecoctl.commands.secrets import rotate_password
-
-    workspace = _workspace(ctx, changes=True)
-    rotate_password(workspace, service)
-    if workspace.ecosystem.runtime == "swarm":
-        from ecoctl.commands.swarm import roll_secret
-
-        if roll_secret(workspace, service):
-            ui.console().print(f"Rotated {service}'s database password; its replicas rolled onto the new secret.")
-            return
-    ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
+secrets_app.command("rotate")(everyday.secrets_rotate)
+app.command()(everyday.restart)
+app.command()(everyday.env)
+app.command()(everyday.doctor)
 
 
 def main() -> None:
     from ecoctl.errors import EcoctlError
 
     try:
-        app()
+        app(prog_name="ecoctl")  # also names the completion variable: _ECOCTL_COMPLETE
     except EcoctlError as exc:
         from ecoctl import ui
 

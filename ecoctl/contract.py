@@ -10,6 +10,9 @@ Where a service runs decides how each value is spelt (`Target`):
 - `swarm`: as compose, but each secret as `NAME_FILE=/run/secrets/...` (Docker secrets).
 - `local`: loopback addresses; secrets resolved from `.env` (handed to a supervised process).
 - `external`: a host elsewhere; secrets as `<KEY from .env>` placeholders to copy by hand.
+- `host`: a process started by hand on this host (`ecoctl env`, an IDE) against the running stack:
+  127.0.0.1 and the published ports, secrets resolved from `.env` (under the local runtime it is
+  exactly the `local` target).
 
 `.env` keys are named here too (`secret_keys`); `Workspace.ensure_secrets` generates what they name.
 """
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
     from ecoctl.workspace import Workspace
 
-Target = Literal["compose", "swarm", "local", "external"]
+Target = Literal["compose", "swarm", "local", "external", "host"]
 
 COMPOSE_NETWORK = "portfolio-network"
 """The network every compose service joins (the seed's name; `separate` services join it too)."""
@@ -122,7 +125,7 @@ def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     if target in ("compose", "swarm"):
         pg = (external_pg.host, external_pg.port) if external_pg else ("postgres", POSTGRES_PORT)
         return Endpoints(*pg, "redis", REDIS_PORT)
-    here = "127.0.0.1" if target == "local" else "<this host's address>"
+    here = "127.0.0.1" if target in ("local", "host") else "<this host's address>"
     pg = (external_pg.host, external_pg.port) if external_pg else (here, core.postgres.port)
     return Endpoints(*pg, here, core.redis.port)
 
@@ -160,7 +163,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
         variables[variable] = _secret_value(workspace, key, target)
-    if target in ("compose", "local"):
+    if target in ("compose", "local", "host"):
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")
@@ -173,6 +176,18 @@ def _secret_value(workspace: "Workspace", key: str, target: Target) -> str:
     if target == "external":
         return f"<{key} from .env>"
     return workspace.env.get(key) or ""
+
+
+def secret_values(workspace: "Workspace", service: str) -> list[str]:
+    """The secret values SERVICE's environment holds (to mask them wherever they appear)."""
+    return [value for key in service_secret_keys(workspace.ecosystem, service).values()
+            if (value := workspace.env.get(key))]
+
+
+def missing_secrets(workspace: "Workspace", service: str) -> list[str]:
+    """The .env keys SERVICE's environment needs that .env does not hold yet."""
+    return [key for key in service_secret_keys(workspace.ecosystem, service).values()
+            if not workspace.env.get(key)]
 
 
 def core_ports(ecosystem: "Ecosystem") -> dict[int, str]:
@@ -190,4 +205,5 @@ def is_core_service(service: str) -> bool:
 
 
 __all__ = ["Target", "environment", "secret_keys", "service_secret_keys", "db_password_key",
-           "client_secret_key", "client_id", "issuer", "jwks_url", "core_ports", "endpoints", "sql_name"]
+           "client_secret_key", "client_id", "issuer", "jwks_url", "core_ports", "endpoints", "sql_name",
+           "secret_values", "missing_secrets"]

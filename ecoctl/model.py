@@ -126,6 +126,8 @@ class Ecosystem(Strict):
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
             return f"ghcr.io/goauthentik/server:{self.core.authentik.version}"
+        if key == "postgres" and key not in self.images:  # the version ecosystem.yaml names is the one that runs
+            return f"postgres:{self.core.postgres.version}"
         return self.images.get(key, DEFAULT_IMAGES[key])
 
     def added_services(self) -> dict[str, ServiceSpec]:

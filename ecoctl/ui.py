@@ -23,13 +23,23 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    # escaped: a message may hold brackets (`pip install 'ecoctl[docker]'`, a list) that are not styles
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def change_line(change) -> str:
     from rich.markup import escape
 
     return f"[{STYLES[change.action]}]{escape(str(change))}[/]"
+
+
+def created_line(item: str) -> str:
+    """A line of init's `+` list, escaped."""
+    from rich.markup import escape
+
+    return escape(item)
 
 
 def print_plan(plan, title: str = "Plan") -> None:
@@ -88,18 +98,25 @@ def print_up_summary(result) -> None:
 
 
 def print_status(report) -> None:
+    from rich.markup import escape
+
     out = console()
     table = _table("component", "state", "health", "url", "detail")
     for component in report.components:
         table.add_row(component.name, component.state, _health(component.health), component.url or "",
                       component.detail)
     out.print(table)
+    if not report.running:
+        out.print("The stack is not running: `ecoctl up` starts it. Compared with ecosystem.yaml: "
+                  f"{', '.join(report.compared)} only.", markup=False)
     if report.drift:
         out.print(f"Drift: {len(report.drift)} change(s) pending; `ecoctl plan` shows them, `ecoctl apply` converges.")
+    elif report.pending:
+        out.print(f"No drift in what could be read; not read: {', '.join(report.pending)}.", markup=False)
     else:
         out.print("No drift.")
     for system, reason in report.pending.items():
-        out.print(f"[yellow]unknown[/] {system}: {reason}", markup=True)
+        out.print(f"[yellow]unknown[/] {escape(system)}: {escape(reason)}", markup=True)
 
 
 def print_service_result(result) -> None:
@@ -108,10 +125,10 @@ def print_service_result(result) -> None:
     out = console()
     if not result.applied and not result.spec_changed and not result.started:
         out.print(f"{result.name}: nothing to change.")
-    for change in result.applied:
+    for change in [] if result.shown_live else result.applied:
         out.print("  done " + change_line(change))
     if result.started:
-        out.print(f"  started {escape(result.name)} ({_health(result.health)})")
+        out.print(f"  {escape(result.name)} is {_health(result.health)}")
     for system, reason in result.pending.items():
         out.print(f"  [yellow]pending[/] {escape(system)}: {escape(reason)}")
     for note in result.notes:
@@ -131,16 +148,25 @@ def print_service_table(rows: list[dict]) -> None:
 
 
 class StageDisplay:
-    """A live spinner on the running stage (on a terminal); finished stages stay as ✓ lines."""
+    """A live spinner on the running stage (on a terminal); finished stages stay as ✓ lines.
+
+    A progress message starting with "waiting for " is a wait: it takes ONE live line with the
+    elapsed time (the spinner's text on a terminal); off a terminal it is printed only when what is
+    awaited changes, with the elapsed time, instead of once per poll."""
+
+    WAIT_PREFIX = "waiting for "
 
     def __init__(self):
         self.out = console(stderr=True)
         self.current: str | None = None
         self.status = self.out.status("") if self.out.is_terminal else None
+        self._wait_started: float | None = None
+        self._wait_shown: str | None = None
 
     def stage(self, name: str) -> None:
         self._finish_current()
         self.current = name
+        self._end_wait()
         if self.status is not None:
             self.status.update(f"[bold cyan]{name}[/]")
             self.status.start()
@@ -150,10 +176,43 @@ class StageDisplay:
     def progress(self, message: str) -> None:
         from rich.markup import escape
 
+        if message.startswith(self.WAIT_PREFIX):
+            self._wait(message)
+            return
+        self._end_wait()
         self.out.print(f"  [dim]{escape(message)}[/]", markup=True)
+
+    def _wait(self, message: str) -> None:
+        import time
+
+        from rich.markup import escape
+
+        now = time.monotonic()
+        if self._wait_started is None:
+            self._wait_started = now
+        elapsed = f"{now - self._wait_started:.0f}s"
+        if self.status is not None:
+            self.status.update(f"[bold cyan]{escape(self.current or '')}[/] {escape(message)} ({elapsed})")
+            self._wait_shown = message
+        elif message != self._wait_shown:
+            self.out.print(f"  [dim]{escape(message)} ({elapsed})[/]", markup=True)
+            self._wait_shown = message
+
+    def _end_wait(self) -> None:
+        if self._wait_started is not None and self.status is not None and self._wait_shown:
+            import time
+
+            from rich.markup import escape
+
+            self.out.print(f"  [dim]{escape(self._wait_shown)} (waited "
+                           f"{time.monotonic() - self._wait_started:.0f}s)[/]", markup=True, highlight=False)
+            self.status.update(f"[bold cyan]{self.current or ''}[/]")
+        self._wait_started = None
+        self._wait_shown = None
 
     def _finish_current(self) -> None:
         if self.current and self.status is not None:
+            self._end_wait()
             self.out.print(f"[green]✓[/] {self.current}")
 
     def __enter__(self) -> "StageDisplay":
@@ -166,3 +225,21 @@ class StageDisplay:
             self.out.print(f"[red]✗[/] {self.current}")
         if self.status is not None:
             self.status.stop()
+
+
+DOCTOR_MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "skip": "[dim]skip[/]", "fail": "[red]FAIL[/]"}
+
+
+def print_doctor(checks) -> None:
+    """One line per check: status, name, verdict, and its fix after `->`."""
+    from rich.markup import escape
+
+    out = console()
+    width = max((len(check.name) for check in checks), default=0)
+    for check in checks:
+        line = f"{DOCTOR_MARKS[check.status]} {escape(check.name.ljust(width))}  {escape(check.verdict)}"
+        if check.fix and check.status != "ok":
+            line += f" [dim]->[/] {escape(check.fix)}"
+        out.print(line)
+    failed = sum(1 for check in checks if check.status == "fail")
+    out.print(f"{failed} problem(s) to fix." if failed else "All prerequisites pass.")

@@ -151,7 +151,7 @@ class Workspace:
         value = self.env.get(key) or os.environ.get(key)
         if not value:
             raise EcoctlError(f"{key} is not set in {self.env.path} or the environment: "
-                              "run `ecoctl init --force` to generate missing secrets")
+                              "run `ecoctl init --force .` in the ecosystem directory to generate missing secrets")
         return value
 
     def template_dirs(self) -> list[Path]:

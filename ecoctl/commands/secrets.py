@@ -24,6 +24,17 @@ def service_role(workspace: "Workspace", service: str) -> str:
     return role_name(service)
 
 
+def consumers(workspace: "Workspace", service: str) -> list[str]:
+    """What reads SERVICE's database password and must restart to use a new one."""
+    ecosystem = workspace.ecosystem
+    if service == AUTHENTIK_DATABASE:
+        from ecoctl.commands.restart import AUTHENTIK_CONTAINERS
+
+        return list(AUTHENTIK_CONTAINERS) if ecosystem.runtime == "docker" else []
+    spec = ecosystem.services.get(service)
+    return [service] if spec is not None and spec.pattern != "external" else []
+
+
 def rotate_password(workspace: "Workspace", service: str) -> None:
     """A new password for SERVICE's role: on the server and in .env, or in neither.
 

