@@ -78,5 +78,13 @@ class Runtime(ABC):
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         """The component's log lines."""
 
+    def reload_prometheus(self) -> bool:
+        """Make a running Prometheus read prometheus.yml again and check that it took it; False
+        when none answers (it reads the file when it starts). Over HTTP (`/-/reload`) here; the
+        local runtime sends SIGHUP through supervisord instead."""
+        from ecoctl.clients import prometheus
+
+        return prometheus.reload(self.workspace.prometheus_url)
+
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"

@@ -23,13 +23,14 @@ from ecoctl import contract, names
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.local.data import SHARED_DATA, PostgresData
+from ecoctl.runtimes.local.accounts import private_dir
 from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
 from ecoctl.runtimes.local.logs import tail_lines
 from ecoctl.runtimes.local.health import GRAFANA_ABSENT, Health
-from ecoctl.runtimes.local.procfs import processes_by_argv
 from ecoctl.runtimes.local.programs import Programs
-from ecoctl.runtimes.local.supervisor import Program, Supervisor, alive
+from ecoctl.runtimes.local.recovery import Recovery
+from ecoctl.runtimes.local.supervisor import Supervisor, verify_private_dir
 
 MISSING_BINARY = {
     "redis": ("redis-server", "apt-get install redis-server"),
@@ -37,7 +38,7 @@ MISSING_BINARY = {
 }
 
 
-class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
+class LocalRuntime(PostgresData, Programs, Environments, Health, Recovery, Runtime):
     name = "local"
 
     def __init__(self, workspace, progress=None):
@@ -169,26 +170,6 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
         except psycopg.Error as exc:
             return "starting" if "starting up" in str(exc) else "unhealthy"
 
-    def _stop_orphans(self, programs: list[Program], timeout: float = 30.0) -> None:
-        """Processes left running by a supervisord that died (same argv as one of our programs):
-        stop each with its program's stop signal, so a new daemon can take their ports and data."""
-        import signal
-
-        by_argv = {tuple(program.argv): program for program in programs}
-        orphans = {pid: by_argv[argv] for pid, argv in processes_by_argv(set(by_argv)).items()}
-        for pid, program in orphans.items():
-            self.progress(f"stopping {program.name} left running by an earlier supervisord (pid {pid})")
-            try:
-                os.kill(pid, getattr(signal, f"SIG{program.stopsignal}"))
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        for pid in orphans:
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if alive(pid):
-                os.kill(pid, 9)
-
     def start_core(self) -> bool:
         from ecoctl.local_auth import ensure_signing_key, keys_dir
 
@@ -203,7 +184,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
         if not self.binary("redis"):
             self.progress(self._absent_detail("redis"))
             return started
-        (self.workspace.state_dir / "redis").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prepare_home()
+        self.write_redis_config()
         started = self._start("redis") or started
         return started
 
@@ -216,6 +198,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
         """Install (when needed) and start exactly these services; health is `wait_healthy`'s job."""
         started = False
         runnable, reinstalled = [], []
+        self.prepare_home()
+        self.publish_jwks()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
@@ -251,7 +235,10 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
             return False
         if not self.prometheus_config().is_file():
             raise EcoctlError(f"{self.prometheus_config()} is missing: run `ecoctl apply` to restore it")
-        (self.workspace.state_dir / "prometheus").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prepare_home()
+        private_dir(self.prometheus_dir())
+        private_dir(self.prometheus_dir() / "data")
+        self.sync_prometheus_config()
         started = self._converge_daemon()
         started = self._start("prometheus") or started
         self._wait_until("prometheus", timeout=30)
@@ -268,11 +255,13 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Runtime):
         programs = self.programs()
         stopped = self.supervisor.shutdown()
         self._stop_orphans(programs)
-        if self.supervisor.socket.parent != self.supervisor.folder:
-            shutil.rmtree(self.supervisor.socket.parent, ignore_errors=True)
+        folder = self.supervisor.socket.parent
+        if folder != self.supervisor.folder and folder.exists():
+            verify_private_dir(folder, "supervisord's socket folder")
+            shutil.rmtree(folder, ignore_errors=True)
+            self.supervisor.socket_record.unlink(missing_ok=True)
         if remove_volumes:
-            for folder in (data_dir, self.workspace.state_dir / "prometheus",
-                           self.workspace.state_dir / "redis"):
+            for folder in (data_dir, self.prometheus_dir(), self.redis_dir()):
                 if folder.exists():
                     self.progress(f"removing {folder}")
                     shutil.rmtree(folder)

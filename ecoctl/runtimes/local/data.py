@@ -50,6 +50,33 @@ class PostgresData:
         return subprocess.run([runuser, "-u", SERVICE_USER, "--", "test", "-x", str(folder)],
                               capture_output=True).returncode == 0
 
+    def program_home(self) -> Path:
+        """Where the programs' user keeps its files: Redis's and Prometheus's (config, data), the
+        JWKS services read and, when that user cannot reach the ecosystem's folder, a copy of each
+        service and its venv. `.ecoctl/run/` when the `ecoctl` user reaches `.ecoctl/` (or we are
+        not root), else /var/lib/ecoctl/data/<ecosystem>-<digest>/run/ beside PostgreSQL's data,
+        for the reason PostgreSQL's data goes there (the ecosystem's folder is left as it is)."""
+        home = getattr(self, "_program_home", None)
+        if home is None:
+            if self._server_user_reaches(self.workspace.state_dir):
+                home = self.workspace.state_dir / "run"
+            else:
+                home = self._shared_data_dir().parent / "run"
+            self._program_home = home
+        return home
+
+    def home_is_shared(self) -> bool:
+        return self.workspace.state_dir not in self.program_home().parents
+
+    def prepare_home(self) -> Path:
+        """The home folder, created: root's, traversable (0711), never listable by others."""
+        home = self.program_home()
+        if self.home_is_shared():
+            SHARED_DATA.mkdir(parents=True, exist_ok=True, mode=0o755)
+            home.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        home.mkdir(parents=True, exist_ok=True, mode=0o711)
+        return home
+
     def postgres_server(self):
         from ecoctl.runtimes.local.postgres import PostgresServer
 
