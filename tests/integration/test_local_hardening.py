@@ -280,3 +280,35 @@ def test_the_repository_stops_nothing_by_name():
     found = [name for name in files if (root / name).is_file()
              and any(word.encode() in (root / name).read_bytes() for word in words)]
     assert found == []
+
+
+def test_runtime_user_names_who_the_programs_run_as(probe_user):
+    """`runtime_user:` in ecosystem.yaml: every program runs as that user instead of `ecoctl`."""
+    from ecoctl.errors import UsageError
+
+    root = Path(tempfile.mkdtemp(prefix="ecoctl-user-"))
+    workspace = new_ecosystem(root / "demo")
+    workspace.ecosystem_file.update(lambda doc: doc.__setitem__("runtime_user", PROBE_USER))
+    runtime = LocalRuntime(Workspace(workspace.root))
+    try:
+        users = {program.name: program.user for program in runtime.programs()}
+        assert set(users.values()) == {PROBE_USER}, users
+        assert runtime.postgres_server().server_argv()[:3] == ["runuser", "-u", PROBE_USER]
+        runtime.start_core()
+        pid = runtime.supervisor.info("redis")["pid"]
+        assert uid_of(pid) == probe_user.pw_uid
+        assert runtime.redis_config().stat().st_uid == probe_user.pw_uid
+        assert runtime.probe("redis") == "healthy"
+    finally:
+        runtime.stop(remove_volumes=True)
+        shutil.rmtree(root, ignore_errors=True)
+    for bad, message in (("root", "cannot be root"), ("no-such-user-x", "does not exist")):
+        other = Path(tempfile.mkdtemp(prefix="ecoctl-user-"))
+        try:
+            ws = new_ecosystem(other / "demo")
+            with pytest.raises((UsageError, EcoctlError), match=message) as caught:
+                ws.ecosystem_file.update(lambda doc: doc.__setitem__("runtime_user", bad))
+                LocalRuntime(Workspace(ws.root)).programs()
+            assert "\n" not in str(caught.value)
+        finally:
+            shutil.rmtree(other, ignore_errors=True)

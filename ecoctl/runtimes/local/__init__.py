@@ -23,7 +23,6 @@ from ecoctl import contract, names
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.local.data import SHARED_DATA, PostgresData
-from ecoctl.runtimes.local.accounts import private_dir
 from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
 from ecoctl.runtimes.local.logs import tail_lines
@@ -236,8 +235,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Recovery, Runti
         if not self.prometheus_config().is_file():
             raise EcoctlError(f"{self.prometheus_config()} is missing: run `ecoctl apply` to restore it")
         self.prepare_home()
-        private_dir(self.prometheus_dir())
-        private_dir(self.prometheus_dir() / "data")
+        self.account.private_dir(self.prometheus_dir())
+        self.account.private_dir(self.prometheus_dir() / "data")
         self.sync_prometheus_config()
         started = self._converge_daemon()
         started = self._start("prometheus") or started

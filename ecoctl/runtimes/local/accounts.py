@@ -1,7 +1,8 @@
 """Who the local runtime's programs run as, and handing them the files they need.
 
 When ecoctl runs as root, every program (PostgreSQL, Redis, Prometheus, each service) runs as
-the unprivileged system user `ecoctl`; otherwise as the current user. supervisord itself stays
+the unprivileged system user `ecoctl` (or the one `runtime_user` names in ecosystem.yaml);
+otherwise as the current user. supervisord itself stays
 with the user who started it: as root it needs the privilege to switch each program to `ecoctl`
 (setuid happens in the forked child), and it holds nothing a program can reach: its socket is in
 a 0700 folder of ours, its config (0600) is not readable by the programs' user.
@@ -20,71 +21,107 @@ from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
 
 
-def program_user() -> str | None:
-    """The user supervisord runs each program as (None: the current user, no switch)."""
-    return SERVICE_USER if running_as_root() else None
-
-
-def program_ids() -> tuple[int, int]:
-    """uid and gid of the programs' user."""
+def for_ecosystem(ecosystem) -> "Account":
+    """The account of ECOSYSTEM's programs: `runtime_user` from ecosystem.yaml or `ecoctl` when
+    we are root; the current user otherwise (then nothing is switched or chowned)."""
     if not running_as_root():
-        return os.geteuid(), os.getegid()
-    user = ensure_service_user()
-    return user.pw_uid, user.pw_gid
+        return Account(None)
+    return Account(getattr(ecosystem, "runtime_user", None) or SERVICE_USER)
 
 
-def as_program_user(argv: list[str]) -> bool:
-    """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`)."""
-    if not running_as_root():
-        return subprocess.run(argv, capture_output=True).returncode == 0
-    ensure_service_user()
-    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-    return subprocess.run([runuser, "-u", SERVICE_USER, "--", *argv], capture_output=True,
-                          stdin=subprocess.DEVNULL).returncode == 0
+class Account:
+    """The user the programs run as (`name` None: the current user)."""
 
+    def __init__(self, name: str | None):
+        self.name = name
 
-def private_dir(path: Path, mode: int = 0o700) -> Path:
-    """A folder owned by the programs' user with MODE (created when missing)."""
-    path.mkdir(parents=True, exist_ok=True)
-    hand_over(path, mode)
-    return path
+    def ids(self) -> tuple[int, int]:
+        """uid and gid of the programs' user."""
+        if self.name is None:
+            return os.geteuid(), os.getegid()
+        user = ensure_service_user(self.name)
+        return user.pw_uid, user.pw_gid
 
+    def succeeds(self, argv: list[str]) -> bool:
+        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`)."""
+        if self.name is None:
+            return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+        ensure_service_user(self.name)
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return subprocess.run([runuser, "-u", self.name, "--", *argv], capture_output=True,
+                              stdin=subprocess.DEVNULL).returncode == 0
 
-def hand_over(path: Path, mode: int) -> None:
-    """chmod, then chown to the programs' user (as root)."""
-    os.chmod(path, mode, follow_symlinks=False)
-    if running_as_root():
-        uid, gid = program_ids()
-        os.chown(path, uid, gid, follow_symlinks=False)
+    def private_dir(self, path: Path, mode: int = 0o700) -> Path:
+        """A folder owned by the programs' user with MODE (created when missing)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.hand_over(path, mode)
+        return path
 
+    def hand_over(self, path: Path, mode: int) -> None:
+        """chmod (never through a symlink), then chown to the programs' user."""
+        os.chmod(path, mode, follow_symlinks=False)
+        if self.name is not None:
+            os.chown(path, *self.ids(), follow_symlinks=False)
 
-def write_private(path: Path, text: str) -> bool:
-    """Write TEXT to PATH readable by the programs' user only (0600, theirs); True when changed."""
-    from ecoctl.support.atomic import write_atomic
+    def write_private(self, path: Path, content: str | bytes) -> bool:
+        """Write CONTENT to PATH readable by the programs' user only (0600, theirs); True when
+        changed. The new file is owned and closed before it replaces the old one (the folder may
+        be that user's: nothing they could swap in is ever chowned)."""
+        import tempfile
 
-    if path.is_file() and not path.is_symlink() and path.read_text() == text:
-        hand_over(path, 0o600)
-        return False
-    write_atomic(path, text, mode=0o600)
-    hand_over(path, 0o600)
-    return True
+        data = content.encode() if isinstance(content, str) else content
+        if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+            self.hand_over(path, 0o600)
+            return False
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            if self.name is not None:
+                os.fchown(fd, *self.ids())
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return True
 
+    def copy_private_tree(self, source: Path, target: Path) -> None:
+        """Copy the files of SOURCE (recursively) to TARGET, each 0600 / 0700 and the programs'
+        user's; what SOURCE no longer has is removed."""
+        self.private_dir(target)
+        wanted = set()
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            wanted.add(relative)
+            destination = target / relative
+            if path.is_dir():
+                self.private_dir(destination)
+            elif path.is_file():
+                self.write_private(destination, path.read_bytes())
+        for path in sorted(target.rglob("*"), reverse=True):
+            if path.relative_to(target) not in wanted:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
-def copy_private_tree(source: Path, target: Path) -> None:
-    """Copy the files of SOURCE (recursively) to TARGET, each 0600 / 0700 and the programs' user's."""
-    private_dir(target)
-    wanted = set()
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        wanted.add(relative)
-        destination = target / relative
-        if path.is_dir():
-            private_dir(destination)
-        elif path.is_file():
-            write_private(destination, path.read_text(errors="surrogateescape"))
-    for path in sorted(target.rglob("*"), reverse=True):
-        if path.relative_to(target) not in wanted:
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    def service_python(self) -> str:
+        """The interpreter services' virtual environments are made from: ecoctl's own, unless
+        the programs' user cannot run it (root's pyenv under /root, mode 0700); then the
+        system's python3 of the same version."""
+        base = getattr(sys, "_base_executable", sys.executable)
+        if self.name is None:
+            return base
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        for candidate in (base, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+            if os.path.exists(candidate) and self.succeeds([candidate, "-c", "import encodings"]):
+                return candidate
+        raise EcoctlError(f"the `{self.name}` user that runs services cannot run {base}: install "
+                          f"python{version} for all users (apt-get install python{version}) or "
+                          "run ecoctl from an interpreter outside /root")
 
 
 def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv", "*.pyc", "build")) -> None:
@@ -98,22 +135,6 @@ def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv
     if target.exists():
         shutil.rmtree(target)
     os.rename(staging, target)
-
-
-def service_python() -> str:
-    """The interpreter services' virtual environments are made from: ecoctl's own, unless the
-    programs' user cannot run it (root's pyenv under /root, mode 0700); then the system's python3
-    of the same version."""
-    base = getattr(sys, "_base_executable", sys.executable)
-    if not running_as_root():
-        return base
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (base, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
-        if os.path.exists(candidate) and as_program_user([candidate, "-c", "import encodings"]):
-            return candidate
-    raise EcoctlError(f"the `{SERVICE_USER}` user that runs services cannot run {base}: "
-                      f"install python{version} for all users (apt-get install python{version}) "
-                      "or run ecoctl from an interpreter outside /root")
 
 
 # -- folders of ours (supervisord's socket) ------------------------------------------------

@@ -41,14 +41,14 @@ class Environments:
     def ensure_venv(self, name: str) -> bool:
         """Create the service's venv once and install it; reinstall only when its dependency
         files changed. True when something was installed."""
-        from ecoctl.runtimes.local.accounts import copy_readable_tree, service_python
+        from ecoctl.runtimes.local.accounts import copy_readable_tree
 
         source = self.service_dir(name)
         folder = self.service_run_dir(name)
         if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy
             folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             copy_readable_tree(source, folder)
-        base_python = service_python()
+        base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
         requirements = folder / "requirements.txt"
         if not installable and not requirements.is_file():

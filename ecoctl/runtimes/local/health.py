@@ -106,13 +106,19 @@ class Health:
     def status(self) -> list[ComponentStatus]:
         infos = self.supervisor.all_info()
         rows = []
+        found: dict = {}
+
+        def leftovers() -> dict:  # one /proc scan per status, and only when something is down
+            if "all" not in found:
+                found["all"] = self.leftovers()
+            return found["all"]
 
         def program_row(name: str, url: str | None, detail: str = "") -> ComponentStatus:
             info = infos.get(name)
             state = info["statename"] if info else "STOPPED"
             if state in ("RUNNING", "STARTING", "BACKOFF"):
                 return ComponentStatus(name, "running", self._program_health(name, info), url, detail)
-            really, why = self.unsupervised_detail(name)
+            really, why = self.unsupervised_detail(name, leftovers)
             if really:  # left running by a supervisord that died: shown for what it is
                 return ComponentStatus(name, "running", self.probe(name), url, why)
             if state in FAILED_STATES:

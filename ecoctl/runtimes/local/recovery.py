@@ -57,14 +57,15 @@ class Recovery:
                 except ProcessLookupError:
                     pass
 
-    def unsupervised_detail(self, name: str) -> tuple[str, str]:
+    def unsupervised_detail(self, name: str, found=None) -> tuple[str, str]:
         """("running", why) when a leftover of NAME holds its port; ("", why) when another
         program holds it; ("", "") when the port is free."""
         port = self.port_of(name)[0]
         holders = port_holders(port)
         if not holders:
             return "", ""
-        ours = {pid for pid, (program, _) in self.leftovers().items() if program.name == name}
+        found = found() if found is not None else self.leftovers()
+        ours = {pid for pid, (program, _) in found.items() if program.name == name}
         mine = [pid for pid in holders if pid in ours]
         if mine:
             return "running", (f"not supervised: pid {mine[0]} was left by a supervisord that died; "
