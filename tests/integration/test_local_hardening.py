@@ -182,6 +182,12 @@ def test_prometheus_reloads_by_sighup_and_reports_a_failed_reload(stack):
     finally:
         config.write_text(original)
     assert stack.reload_prometheus() is True
+    # what `ecoctl apply` does: the provider writes the job and reloads through the runtime
+    from ecoctl.providers.prometheus import PrometheusProvider
+    from tests.helpers import converge_providers
+
+    converge_providers([PrometheusProvider(Workspace(stack.workspace.root))])
+    assert "portfolio" in {target["labels"]["job"] for target in prometheus.active_targets(url)}
     assert stack.supervisor.info("prometheus")["pid"] == pid  # reloaded, never restarted
 
 
