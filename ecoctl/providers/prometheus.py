@@ -120,8 +120,8 @@ class PrometheusProvider(Provider):
             return
         from ecoctl.runtimes import get_runtime
 
-        # the runtime knows how its Prometheus reloads (local: SIGHUP through supervisord, with no
-        # lifecycle API for other local users to call; docker: POST /-/reload)
+        # the runtime knows how its Prometheus reloads: by SIGHUP (through supervisord, or to the
+        # container), so no lifecycle API is open to other local users
         if get_runtime(self.workspace).reload_prometheus():
             prometheus.wait_for_jobs(self.workspace.prometheus_url, present=present, absent=absent)
 
