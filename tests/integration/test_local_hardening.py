@@ -279,6 +279,30 @@ def test_after_supervisord_is_killed_status_tells_the_truth_and_up_converges(sta
     assert runtime.leftovers() == {}
 
 
+def test_a_leftover_beside_a_live_supervisord_is_shown_and_replaced(stack):
+    """Redis started by hand from this ecosystem's config (as a crash before might leave it):
+    `status` shows it as not supervised, `up` stops it and starts redis under supervision."""
+    assert stack.supervisor.stop_program("redis")
+    leftover = subprocess.Popen(["runuser", "-u", stack.account.name, "--", shutil.which("redis-server"),
+                                 str(stack.redis_config())], cwd="/", stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while stack.probe("redis") != "healthy" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        row = {row.name: row for row in stack.status()}["redis"]
+        assert row.state == "running" and "not supervised" in row.detail, row
+        assert stack.start_core() is True
+        leftover.wait(timeout=30)
+        info = stack.supervisor.info("redis")
+        assert info["statename"] == "RUNNING" and stack.probe("redis") == "healthy"
+        assert {row.name: row for row in stack.status()}["redis"].detail == ""
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
+
+
 def test_the_repository_stops_nothing_by_name():
     root = Path(__file__).resolve().parents[2]
     words = ("p" + "kill", "kill" + "all")

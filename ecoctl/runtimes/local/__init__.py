@@ -92,12 +92,9 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Recovery, Runti
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return False
         port, key = self.port_of(name)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                pass
-        except OSError:
-            pass
-        else:
+        if self._port_answers(port) and self.unsupervised_detail(name)[0]:
+            self._stop_orphans()  # our own leftover holds it (a supervisord of ours died before)
+        if self._port_answers(port):
             raise EcoctlError(f"cannot start {name}: port {port} on 127.0.0.1 is taken by another "
                               f"program; stop it or change {key} in ecosystem.yaml")
         try:
@@ -106,6 +103,14 @@ class LocalRuntime(PostgresData, Programs, Environments, Health, Recovery, Runti
             reason = self._failure_line(name)
             self.supervisor.stop_program(name)  # rather than supervisord retrying it
             raise EcoctlError(f"{name} did not start: {reason} (`ecoctl logs {name}` shows more)") from None
+
+    @staticmethod
+    def _port_answers(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def _start_nowait(self, name: str) -> bool:
         import xmlrpc.client
