@@ -191,10 +191,15 @@ def test_own_data_dir_when_the_server_user_can_reach_it():
     root = Path(tempfile.mkdtemp(prefix="ecoctl-reach-"))
     try:
         os.chmod(root, 0o755)
-        runtime = LocalRuntime(new_ecosystem(root / "demo"))
+        workspace = new_ecosystem(root / "demo")
+        os.chmod(workspace.state_dir, 0o711)  # .ecoctl is made 0700: let the `ecoctl` user through
+        runtime = LocalRuntime(workspace)
         data_dir, reason = runtime.postgres_data_dir()
         assert data_dir == root / "demo" / ".ecoctl" / "postgres" / "data"
         assert reason == ""
+        # the other programs' files go there too (`.ecoctl/run/`), services run from their folder
+        assert runtime.program_home() == workspace.state_dir / "run" and not runtime.home_is_shared()
+        assert runtime.service_run_dir("portfolio") == runtime.service_dir("portfolio")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -323,6 +328,7 @@ def provision_database(runtime: LocalRuntime, service: str) -> None:
     from ecoctl.commands.reconcile import converge
 
     converge(Workspace(runtime.workspace.root), only={"postgres"})
+    runtime.workspace.env = Workspace(runtime.workspace.root).env  # the password it recorded
 
 
 def add_broken_service(runtime: LocalRuntime) -> None:
@@ -412,7 +418,7 @@ def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
 
 
 def test_an_added_service_starts_in_the_running_stack(stack):
-    from ecoctl.commands.reconcile import apply_workspace
+    from ecoctl.commands.reconcile import converge
     from ecoctl.local_auth import mint_token
 
     portfolio_installable(stack)
@@ -421,7 +427,7 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     port = free_port()
     stack.workspace.ecosystem_file.update(
         lambda doc: doc["services"].update({"loyalty": {"template": "python-fastapi", "port": port}}))
-    apply_workspace(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
+    converge(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
     provision_database(stack, "loyalty")
     stack.start_services([])
     portfolio_pid = stack.supervisor.info("portfolio")["pid"]
