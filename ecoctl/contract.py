@@ -3,7 +3,8 @@
 Every service (portfolio, each template's services, a team's own) reads the same variables:
 `HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
 `OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_JWKS_URL` (or `OIDC_JWKS_FILE` where the
-local signing key stands in for Authentik), `REDIS_HOST/PORT`, `REDIS_URL`.
+local signing key stands in for Authentik), `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
+(`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime).
 
 Where a service runs decides how each value is spelt (`Target`):
 - `compose`: core pieces by their compose names; secrets as `${KEY}` references to `.env`.
@@ -44,6 +45,8 @@ GRAFANA_PORT = 3000
 POSTGRES_PASSWORD = "POSTGRES_PASSWORD"
 AUTHENTIK_STACK_SECRETS = ("AUTHENTIK_SECRET_KEY", "AUTHENTIK_BOOTSTRAP_TOKEN", "AUTHENTIK_BOOTSTRAP_PASSWORD")
 GRAFANA_ADMIN_PASSWORD = "GRAFANA_ADMIN_PASSWORD"
+REDIS_PASSWORD = "REDIS_PASSWORD"
+"""Redis's `requirepass` (compose: `--requirepass`; local: its 0600 config file)."""
 AUTHENTIK_DATABASE = "authentik"
 """Authentik's own database and role (`authentik`, `authentik_user`) when the stack runs it."""
 
@@ -95,7 +98,7 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
     if authentik_in_stack(ecosystem):
         keys += [*AUTHENTIK_STACK_SECRETS, db_password_key(AUTHENTIK_DATABASE)]
-    keys.append(GRAFANA_ADMIN_PASSWORD)
+    keys += [GRAFANA_ADMIN_PASSWORD, REDIS_PASSWORD]
     for service in ecosystem.services:
         keys += service_secret_keys(ecosystem, service).values()
     return keys
@@ -103,7 +106,7 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
-    keys = {"DATABASE_PASSWORD": db_password_key(service)}
+    keys = {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD}
     if authentik_used(ecosystem):
         keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
     return keys
@@ -148,7 +151,6 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
         "OIDC_AUDIENCE": client_id(ecosystem, service),
         "REDIS_HOST": where.redis_host,
         "REDIS_PORT": str(where.redis_port),
-        "REDIS_URL": f"redis://{where.redis_host}:{where.redis_port}/0",
     }
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
@@ -167,6 +169,8 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")
+    redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "external") else ""
+    variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables
 
 
@@ -204,6 +208,6 @@ def is_core_service(service: str) -> bool:
     return service == CORE_SERVICE
 
 
-__all__ = ["Target", "environment", "secret_keys", "service_secret_keys", "db_password_key",
+__all__ = ["Target", "REDIS_PASSWORD", "environment", "secret_keys", "service_secret_keys", "db_password_key",
            "client_secret_key", "client_id", "issuer", "jwks_url", "core_ports", "endpoints", "sql_name",
            "secret_values", "missing_secrets"]

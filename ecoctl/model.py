@@ -93,6 +93,9 @@ class Ecosystem(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     """Compose project, image and container prefix: lowercase letters, digits, hyphens."""
     runtime: Literal["docker", "local", "swarm"]
+    runtime_user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    """local runtime, when ecoctl runs as root: the unprivileged user every program runs as
+    (default `ecoctl`, created when missing; a named one must exist). Never root."""
     templates_dir: str | None = None
     registry: str | None = None
     """swarm: where built service images are pushed (e.g. registry.example.com:5000), so other nodes can pull them."""
@@ -114,6 +117,14 @@ class Ecosystem(Strict):
                 if target == name:
                     raise ValueError(f"service {name!r} cannot list itself in reads")
         return services
+
+    @field_validator("runtime_user")
+    @classmethod
+    def _not_root(cls, user: str | None) -> str | None:
+        if user == "root":
+            raise ValueError("runtime_user cannot be root: name an unprivileged user, or remove "
+                             "the key to use `ecoctl`")
+        return user
 
     @field_validator("images")
     @classmethod

@@ -38,22 +38,18 @@ def template_of(workspace, name: str) -> TemplateInfo | None:
     return (recorded_template(record, source) if record is not None else None) or source.template
 
 
-def _run_context(workspace, template: TemplateInfo, name: str) -> dict[str, Any]:
+def _run_context(workspace, template: TemplateInfo, name: str, **runtime: str) -> dict[str, Any]:
     ecosystem = workspace.ecosystem
     from ecoctl.model import DEFAULT_IMAGES
 
     return {**template_variables(template, service_answers(ecosystem, name)),
-            "build_dir": str(build_dir(workspace, name)),
-            "images": {key: ecosystem.image(key) for key in DEFAULT_IMAGES}}
+            "images": {key: ecosystem.image(key) for key in DEFAULT_IMAGES}, **runtime}
 
 
-def build_dir(workspace, name: str) -> Path:
-    """The folder ecoctl owns for a service's build output (binaries, its virtual environment)."""
-    return workspace.state_dir / "build" / name
-
-
-def local_run(workspace, name: str) -> LocalRun | None:
-    """The template's `run.local` for SERVICE, rendered; None when the template declares none."""
+def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | None:
+    """The template's `run.local` for SERVICE, rendered with the runtime's BUILD_DIR (a folder it
+    owns for the service's build output) and PYTHON (the interpreter services' environments are
+    made from); None when the template declares none."""
     template = template_of(workspace, name)
     declared = (template.run or {}).get("local") if template else None
     if not declared:
@@ -62,7 +58,7 @@ def local_run(workspace, name: str) -> LocalRun | None:
     if not isinstance(declared, dict) or not isinstance(declared.get("command"), list):
         raise UsageError(f"{where} must have `command` (a list of arguments) and may have `build`, `inputs`")
     env = _environment()
-    context = _run_context(workspace, template, name)
+    context = _run_context(workspace, template, name, build_dir=str(build_dir), python=python)
 
     def argv(raw: Any, what: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw or not all(isinstance(arg, (str, int)) for arg in raw):

@@ -15,11 +15,21 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq
+    # Debian's packages start their daemons (redis on 6379, prometheus on 9090) from their
+    # maintainer scripts through invoke-rc.d; a policy-rc.d answering 101 ("action not allowed")
+    # keeps them from starting at all, so nothing has to be stopped afterwards and no process
+    # of anyone else on this host is ever signalled. The tests start their own servers on free ports.
+    policy=/usr/sbin/policy-rc.d
+    saved=""
+    if [ -e "$policy" ]; then saved=$(mktemp); cp -p "$policy" "$saved"; fi
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    restore_policy() { if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi; }
+    trap restore_policy EXIT
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    restore_policy
+    trap - EXIT
   fi
-  # Debian's packages start their daemons where they can; the tests start their own.
-  pkill -x prometheus 2>/dev/null || true
-  pkill -x redis-server 2>/dev/null || true
   if [ -f tests/docker/setup.sh ]; then
     bash tests/docker/setup.sh || echo "docker setup failed: the Docker tests will be skipped with the reason"
   fi

@@ -32,6 +32,34 @@ def reload(url: str, timeout: float = 10.0) -> bool:
     return True
 
 
+def reload_state(url: str) -> tuple[float, bool]:
+    """(`prometheus_config_last_reload_success_timestamp_seconds`, `..._last_reload_successful`)."""
+    stamp, ok = 0.0, False
+    for line in _get(url, "/metrics").text.splitlines():
+        if line.startswith("prometheus_config_last_reload_success_timestamp_seconds "):
+            stamp = float(line.split()[1])
+        elif line.startswith("prometheus_config_last_reload_successful "):
+            ok = float(line.split()[1]) == 1.0
+    return stamp, ok
+
+
+def wait_reloaded(url: str, before: tuple[float, bool], timeout: float = 15.0) -> None:
+    """After a reload was asked another way (SIGHUP): wait until the server reports a reload newer
+    than BEFORE (`reload_state` read before asking), and fail with one line when it failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stamp, ok = reload_state(url)
+        if ok and stamp > before[0]:
+            return
+        if not ok and before[1]:  # it was fine before: this reload failed
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    raise EcoctlError(f"Prometheus at {url} reports its last configuration reload failed: "
+                      "check its log (`ecoctl logs prometheus`), then rerun")
+
+
 def last_reload_successful(url: str) -> bool:
     """The server's own `prometheus_config_last_reload_successful` gauge, read from its /metrics."""
     for line in _get(url, "/metrics").text.splitlines():

@@ -28,8 +28,16 @@ CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "au
                "authentik-worker": "authentik", "prometheus": "prometheus", "grafana": "grafana"}
 
 
+REDIS_PASSWORD_REF = f"${{{contract.REDIS_PASSWORD}:?run ecoctl init to create .env}}"
+REDIS_COMMAND = ["redis-server", "--save", "60", "1", "--protected-mode", "no",
+                 "--requirepass", REDIS_PASSWORD_REF]
+"""Redis requires the password services get (`REDIS_URL`): a compose.yaml from before that is
+brought to it too (as stacks/core/compose.yaml.j2 writes it)."""
+
+
 def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
-    """What ecosystem.yaml decides about each core compose service: image, host port, container name."""
+    """What ecosystem.yaml decides about each core compose service: image, host port, container
+    name; and Redis's password."""
     core = ecosystem.core
     published = {"postgres": (core.postgres.port, contract.POSTGRES_PORT),
                  "redis": (core.redis.port, contract.REDIS_PORT),
@@ -43,6 +51,9 @@ def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
         if key in published:
             host, container = published[key]
             wanted["ports"] = [f"127.0.0.1:{host}:{container}"]
+        if key == "redis":
+            wanted["command"] = REDIS_COMMAND
+            wanted["environment"] = {"REDISCLI_AUTH": REDIS_PASSWORD_REF}  # its healthcheck's redis-cli
         settings[key] = wanted
     return settings
 

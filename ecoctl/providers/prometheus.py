@@ -116,9 +116,14 @@ class PrometheusProvider(Provider):
         self._reload(absent={payload.name})
 
     def _reload(self, present: set[str] = frozenset(), absent: set[str] = frozenset()) -> None:
-        url = self.workspace.prometheus_url
-        if self.reload and prometheus.reload(url):
-            prometheus.wait_for_jobs(url, present=present, absent=absent)
+        if not self.reload:
+            return
+        from ecoctl.runtimes import get_runtime
+
+        # the runtime knows how its Prometheus reloads: by SIGHUP (through supervisord, or to the
+        # container), so no lifecycle API is open to other local users
+        if get_runtime(self.workspace).reload_prometheus():
+            prometheus.wait_for_jobs(self.workspace.prometheus_url, present=present, absent=absent)
 
 
 def _difference(have: ScrapeJob, want: ScrapeJob) -> str:

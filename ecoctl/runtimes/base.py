@@ -88,5 +88,13 @@ class Runtime(ABC):
         not show them at an address where nothing answers."""
         return {}
 
+    def reload_prometheus(self) -> bool:
+        """Make a running Prometheus read prometheus.yml again and check that it took it; False
+        when none answers (it reads the file when it starts). Over HTTP (`/-/reload`) here; the
+        local runtime sends SIGHUP through supervisord instead."""
+        from ecoctl.clients import prometheus
+
+        return prometheus.reload(self.workspace.prometheus_url)
+
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"

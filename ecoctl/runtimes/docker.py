@@ -164,6 +164,22 @@ class DockerRuntime(Runtime):
             changed = self._changed(before, ["grafana"]) or changed
         return changed
 
+    def reload_prometheus(self) -> bool:
+        """SIGHUP to the container (`docker compose kill -s SIGHUP prometheus`), then wait until it
+        reports a newer successful reload: the stack runs Prometheus without the lifecycle API,
+        since its port is published on 127.0.0.1 where any local user could POST /-/quit.
+        False when no Prometheus answers (it reads the file when it starts)."""
+        from ecoctl.clients import prometheus
+
+        url = self.workspace.prometheus_url
+        try:
+            before = prometheus.reload_state(url)
+        except EcoctlError:
+            return False
+        self.compose("kill", "--signal", "SIGHUP", "prometheus")
+        prometheus.wait_reloaded(url, before)
+        return True
+
     def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
         """Service -> "healthy", or why not: "unhealthy", "restarting", "exited (1)", "absent",
         "starting" (still, at the deadline). Services with pattern `external` are not ours to check."""

@@ -39,6 +39,31 @@ def test_core_settings_follow_ecosystem_yaml_and_comments_survive(tmp_path):
     assert postgres["ports"][0]["published"] == "15432" and postgres["ports"][0]["host_ip"] == "127.0.0.1"
 
 
+def test_redis_of_an_older_compose_file_gets_the_password(tmp_path):
+    """A compose.yaml written before Redis had a password is brought to `--requirepass`, and the
+    services' REDIS_URL carries the same password (as .env holds it)."""
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="docker")
+    compose = root / "compose.yaml"
+    text = compose.read_text()
+    start = text.index("  redis:\n")
+    block = text[start:text.index("\n\n", start)]
+    old = "\n".join(line for line in block.splitlines()
+                    if "requirepass" not in line and "REDISCLI_AUTH" not in line
+                    and line.strip() not in ("environment:",) and not line.strip().startswith("#"))
+    old = old.replace('"--protected-mode", "no",', '"--protected-mode", "no"]')
+    compose.write_text(text.replace(block, old))
+    plan = make_workspace_plan(Workspace(root), only={"compose"})
+    assert sorted(c.kind for c in plan.changes) == ["compose command", "compose environment"]
+    apply_workspace(Workspace(root), only={"compose"})
+    assert make_workspace_plan(Workspace(root), only={"compose"}).empty
+    config = compose_config(root)["services"]
+    password = Workspace(root).env.get("REDIS_PASSWORD")
+    assert config["redis"]["command"][-2:] == ["--requirepass", password]
+    assert config["redis"]["environment"]["REDISCLI_AUTH"] == password
+    assert config["portfolio"]["environment"]["REDIS_URL"] == f"redis://:{password}@redis:6379/0"
+
+
 def test_patterns_compose_separate_external(tmp_path):
     root = tmp_path / "eco"
     init_ecosystem(root, runtime="docker")

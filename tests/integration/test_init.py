@@ -65,7 +65,7 @@ def test_compose_file_is_valid_compose_v2(ecosystem):
     assert "portfolio-network" in config["networks"]
     for name in ("postgres", "redis"):
         assert all(port["host_ip"] == "127.0.0.1" for port in services[name]["ports"])
-    assert "--web.enable-lifecycle" in services["prometheus"]["command"]
+    assert "--web.enable-lifecycle" not in services["prometheus"]["command"]  # reloaded by SIGHUP
     assert services["grafana"]["profiles"] == ["monitoring"]
     assert all("healthcheck" in services[name] for name in ("postgres", "redis", "authentik-server", "prometheus"))
 

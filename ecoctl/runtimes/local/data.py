@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 SHARED_DATA = Path("/var/lib/ecoctl/data")
@@ -36,26 +34,59 @@ class PostgresData:
         return shared, self._shared_reason()
 
     def _shared_reason(self) -> str:
-        return (f"data in {self._shared_data_dir()}: the `ecoctl` user cannot reach "
+        return (f"data in {self._shared_data_dir()}: the `{self.account.name}` user cannot reach "
                 f"{self.workspace.state_dir}")
 
-    def _server_user_reaches(self, folder: Path) -> bool:
-        from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
+    @property
+    def account(self):
+        """Who every program runs as (see `accounts`)."""
+        account = getattr(self, "_account", None)
+        if account is None:
+            from ecoctl.runtimes.local.accounts import for_ecosystem
 
-        if not running_as_root():
+            account = self._account = for_ecosystem(self.ecosystem)
+        return account
+
+    def _server_user_reaches(self, folder: Path) -> bool:
+        if self.account.name is None:
             return True
-        ensure_service_user()
         folder.mkdir(parents=True, exist_ok=True)
-        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-        return subprocess.run([runuser, "-u", SERVICE_USER, "--", "test", "-x", str(folder)],
-                              capture_output=True).returncode == 0
+        return self.account.succeeds(["test", "-x", str(folder)])
+
+    def program_home(self) -> Path:
+        """Where the programs' user keeps its files: Redis's and Prometheus's (config, data), the
+        JWKS services read and, when that user cannot reach the ecosystem's folder, a copy of each
+        service and its venv. `.ecoctl/run/` when the `ecoctl` user reaches `.ecoctl/` (or we are
+        not root), else /var/lib/ecoctl/data/<ecosystem>-<digest>/run/ beside PostgreSQL's data,
+        for the reason PostgreSQL's data goes there (the ecosystem's folder is left as it is)."""
+        home = getattr(self, "_program_home", None)
+        if home is None:
+            if self._server_user_reaches(self.workspace.state_dir):
+                home = self.workspace.state_dir / "run"
+            else:
+                home = self._shared_data_dir().parent / "run"
+            self._program_home = home
+        return home
+
+    def home_is_shared(self) -> bool:
+        return self.workspace.state_dir not in self.program_home().parents
+
+    def prepare_home(self) -> Path:
+        """The home folder, created: root's, traversable (0711), never listable by others."""
+        home = self.program_home()
+        if self.home_is_shared():
+            SHARED_DATA.mkdir(parents=True, exist_ok=True, mode=0o755)
+            home.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        home.mkdir(parents=True, exist_ok=True, mode=0o711)
+        return home
 
     def postgres_server(self):
-        from ecoctl.runtimes.local.postgres import PostgresServer
+        from ecoctl.runtimes.local.postgres import SERVICE_USER, PostgresServer
 
         data_dir, _ = self.postgres_data_dir()
         return PostgresServer(data_dir, self.ecosystem.core.postgres.port,
-                              self.workspace.secret("POSTGRES_PASSWORD"))
+                              self.workspace.secret("POSTGRES_PASSWORD"),
+                              user=self.account.name or SERVICE_USER)
 
     def _prepare_postgres(self):
         from ecoctl.runtimes.local.postgres import running_as_root

@@ -30,8 +30,8 @@ def _outer_pip() -> bool:
 class Environments:
     """Mixed into LocalRuntime: install a service into its own virtual environment."""
 
-    def _dependencies_digest(self, name: str) -> str:
-        digest = hashlib.sha256(f"{sys.version}\n".encode())
+    def _dependencies_digest(self, name: str, python: str) -> str:
+        digest = hashlib.sha256(f"{sys.version}\n{python}\n".encode())
         for filename in DEPENDENCY_FILES:
             path = self.service_dir(name) / filename
             if path.is_file():
@@ -41,7 +41,14 @@ class Environments:
     def ensure_venv(self, name: str) -> bool:
         """Create the service's venv once and install it; reinstall only when its dependency
         files changed. True when something was installed."""
-        folder = self.service_dir(name)
+        from ecoctl.runtimes.local.accounts import copy_readable_tree
+
+        source = self.service_dir(name)
+        folder = self.service_run_dir(name)
+        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy
+            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            copy_readable_tree(source, folder)
+        base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
         requirements = folder / "requirements.txt"
         if not installable and not requirements.is_file():
@@ -49,7 +56,7 @@ class Environments:
                               f"run `ecoctl apply` to restore its files")
         venv = self.venv_dir(name)
         stamp = venv / INSTALL_STAMP
-        digest = self._dependencies_digest(name)
+        digest = self._dependencies_digest(name, base_python)
         python = venv / "bin" / "python"
         if python.exists() and stamp.exists() and stamp.read_text() == digest:
             return False
@@ -60,7 +67,8 @@ class Environments:
             self.progress(f"creating the virtual environment of {name} in {venv}")
             # ensurepip is the slow part of a venv (~20s on a small machine): when ecoctl's own
             # pip can install into another interpreter (`pip --python`, pip >= 22.3), skip it
-            self._run_logged([sys.executable, "-m", "venv", *(["--without-pip"] if outer_pip else []),
+            venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            self._run_logged([base_python, "-m", "venv", *(["--without-pip"] if outer_pip else []),
                               str(venv)], log, name)
         self.progress(f"installing {name} and its dependencies into {venv}")
         target = [str(folder)] if installable else ["-r", str(requirements)]

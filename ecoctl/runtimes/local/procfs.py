@@ -34,17 +34,90 @@ def listens(pid: int, port: int) -> bool:
 
 
 
-def processes_by_argv(argvs: set[tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
-    """pid -> argv of every process (but this one) whose command line is exactly one of ARGVS."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            argv = tuple(arg.decode(errors="replace")
-                         for arg in (entry / "cmdline").read_bytes().split(b"\0")[:-1])
+            rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        if argv in argvs and int(entry.name) != os.getpid():
-            found[int(entry.name)] = argv
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _links(pid: int) -> list[str]:
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    links = []
+    for fd in fds:
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue
+    return links
+
+
+def port_holders(port: int) -> list[int]:
+    """The processes holding the socket that listens on PORT (those /proc lets us see)."""
+    wanted = _listening_inodes(port)
+    if not wanted:
+        return []
+    return [pid for pid in _pids() if pid != os.getpid() and wanted & set(_links(pid))]
+
+
+def _under(path: str, mark: str) -> bool:
+    return path == mark or path.startswith(mark.rstrip("/") + "/")
+
+
+def describe(pid: int) -> tuple[tuple[str, ...], str, str, int]:
+    """argv, executable, working directory and parent pid of PID (empty when unreadable)."""
+    base = Path(f"/proc/{pid}")
+    try:
+        argv = tuple(arg.decode(errors="replace") for arg in (base / "cmdline").read_bytes().split(b"\0") if arg)
+        ppid = int((base / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return (), "", "", 0
+    try:
+        exe = os.readlink(base / "exe").removesuffix(" (deleted)")
+        cwd = os.readlink(base / "cwd")
+    except OSError:
+        exe = cwd = ""
+    return argv, exe, cwd, ppid
+
+
+def leftovers(programs: list, skip: set[int] = frozenset()) -> dict[int, tuple[object, int]]:
+    """pid -> (program, parent pid) for each process that is one of PROGRAMS run by a supervisord
+    that died: exactly its argv, or its binary with one of its `marks` (data dir, config or venv
+    folder) in its argv, as its working directory or among its open files. Process titles are
+    not trusted: Redis and PostgreSQL's children rename themselves."""
+    by_argv = {tuple(program.argv): program for program in programs}
+    by_exe: dict[str, list] = {}
+    for program in programs:
+        if program.marks and os.path.isabs(program.argv[0]):
+            by_exe.setdefault(os.path.realpath(program.argv[0]), []).append(program)
+    found = {}
+    for pid in _pids():
+        if pid == os.getpid() or pid in skip:
+            continue
+        argv, exe, cwd, ppid = describe(pid)
+        if not argv and not exe:
+            continue
+        program = by_argv.get(argv)
+        for candidate in by_exe.get(exe, []) if program is None else []:
+            marks = candidate.marks
+            if any(_under(cwd, mark) or any(mark in arg for arg in argv) for mark in marks) or \
+                    any(_under(link, mark) for link in _links(pid) for mark in marks):
+                program = candidate
+                break
+        if program is not None:
+            found[pid] = (program, ppid)
     return found

@@ -8,9 +8,9 @@ differ. Every program is `autostart=false`: the runtime starts each one in the o
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
+import stat
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.accounts import private_folder, socket_base, user_name, verify_private_dir
 from ecoctl.support.atomic import write_atomic
 
 UNIX_PATH_MAX = 107
@@ -39,6 +40,9 @@ class Program:
     stopwaitsecs: int = 10
     startsecs: int = 1
     autorestart: str = "unexpected"
+    marks: tuple[str, ...] = ()
+    """Paths only this program uses (data dir, config folder, venv): how a process it left behind
+    is recognised (its argv, working directory or open files), whatever its title says."""
 
     def section(self, log_file: Path) -> str:
         lines = [
@@ -81,16 +85,6 @@ def _escape_env(value: str) -> str:
     return _escape(value)
 
 
-def socket_path(state_dir: Path) -> Path:
-    """`<state>/supervisor/supervisor.sock`, or a short path under /tmp when that is too long
-    for a unix socket address (107 bytes)."""
-    preferred = state_dir / "supervisor" / "supervisor.sock"
-    if len(os.fsencode(str(preferred))) <= UNIX_PATH_MAX:
-        return preferred
-    digest = hashlib.sha256(os.fsencode(str(state_dir.resolve()))).hexdigest()[:12]
-    return Path("/tmp") / f"ecoctl-{digest}" / "supervisor.sock"
-
-
 class Supervisor:
     """One supervisord, its files under `state_dir` (config and pidfile in `supervisor/`,
     program logs in `logs/`)."""
@@ -102,7 +96,50 @@ class Supervisor:
         self.config_path = self.folder / "supervisord.conf"
         self.pidfile = self.folder / "supervisord.pid"
         self.logs_dir = self.state_dir / "logs"
-        self.socket = socket_path(self.state_dir)
+        self.socket_record = self.folder / "socket-dir"
+        """Names the socket's folder when `supervisor/supervisor.sock` is too long for a unix
+        socket address (107 bytes): a random folder made 0700 by us (see `prepare_socket`)."""
+
+    @property
+    def socket(self) -> Path:
+        preferred = self.folder / "supervisor.sock"
+        if len(os.fsencode(str(preferred))) <= UNIX_PATH_MAX:
+            return preferred
+        try:
+            recorded = self.socket_record.read_text().strip()
+        except OSError:
+            recorded = ""
+        return Path(recorded) / "supervisor.sock" if recorded else preferred
+
+    def prepare_socket(self) -> Path:
+        """The socket's folder exists, is ours and private (created 0700 by us when missing)."""
+        import tempfile
+
+        private_folder(self.folder, "supervisord's folder")
+        socket = self.socket
+        if socket.parent == self.folder:
+            if len(os.fsencode(str(socket))) <= UNIX_PATH_MAX:
+                return socket
+        elif socket.parent.exists():
+            verify_private_dir(socket.parent, "supervisord's socket folder")
+            return socket
+        folder = Path(tempfile.mkdtemp(prefix="ecoctl-", dir=socket_base()))  # 0700, random name
+        write_atomic(self.socket_record, f"{folder}\n", mode=0o600)
+        return folder / "supervisor.sock"
+
+    def check_socket(self) -> bool:
+        """Whether a socket is there; it and its folder must be ours (never talk to a server
+        someone else may have put in place of ours)."""
+        socket = self.socket
+        verify_private_dir(socket.parent, "supervisord's socket folder")
+        try:
+            info = os.lstat(socket)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.geteuid():
+            raise EcoctlError(f"{socket} is not supervisord's socket of yours (owner "
+                              f"{user_name(info.st_uid)}): refusing to use it; remove it and rerun")
+        return True
 
     # -- files ------------------------------------------------------------------------------
     def log_file(self, program: str) -> Path:
@@ -140,10 +177,9 @@ class Supervisor:
 
     def write_config(self, programs: list[Program]) -> bool:
         """Write the config; True when its content changed."""
+        self.prepare_socket()
+        private_folder(self.logs_dir, "the logs folder")
         text = self.render(programs)
-        for folder in (self.folder, self.logs_dir, self.socket.parent):
-            folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)
         if self.config_path.exists() and self.config_path.read_text() == text:
             return False
         write_atomic(self.config_path, text, mode=0o600)
@@ -157,7 +193,7 @@ class Supervisor:
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def answers(self) -> bool:
-        if not self.socket.exists():
+        if not self.check_socket():
             return False
         try:
             return self.proxy().getState()["statename"] == "RUNNING"
@@ -279,6 +315,19 @@ class Supervisor:
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString:
                 raise EcoctlError(f"{name} did not stop ({fault.faultString})") from None
+        return True
+
+    def signal_program(self, name: str, signal: str) -> bool:
+        """Send SIGNAL (e.g. "HUP") to a running program; False when it is not running."""
+        info = self.info(name)
+        if info is None or info["statename"] not in ("RUNNING", "STARTING"):
+            return False
+        try:
+            self.proxy().signalProcess(name, signal)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" in fault.faultString:
+                return False
+            raise EcoctlError(f"could not signal {name} ({fault.faultString})") from None
         return True
 
     def remove_program(self, name: str) -> bool:

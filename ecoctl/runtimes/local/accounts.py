@@ -1,0 +1,188 @@
+"""Who the local runtime's programs run as, and handing them the files they need.
+
+When ecoctl runs as root, every program (PostgreSQL, Redis, Prometheus, each service) runs as
+the unprivileged system user `ecoctl` (or the one `runtime_user` names in ecosystem.yaml);
+otherwise as the current user. supervisord itself stays
+with the user who started it: as root it needs the privilege to switch each program to `ecoctl`
+(setuid happens in the forked child), and it holds nothing a program can reach: its socket is in
+a 0700 folder of ours, its config (0600) is not readable by the programs' user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
+
+
+def for_ecosystem(ecosystem) -> "Account":
+    """The account of ECOSYSTEM's programs: `runtime_user` from ecosystem.yaml or `ecoctl` when
+    we are root; the current user otherwise (then nothing is switched or chowned)."""
+    if not running_as_root():
+        return Account(None)
+    return Account(getattr(ecosystem, "runtime_user", None) or SERVICE_USER)
+
+
+class Account:
+    """The user the programs run as (`name` None: the current user)."""
+
+    def __init__(self, name: str | None):
+        self.name = name
+
+    def ids(self) -> tuple[int, int]:
+        """uid and gid of the programs' user."""
+        if self.name is None:
+            return os.geteuid(), os.getegid()
+        user = ensure_service_user(self.name)
+        return user.pw_uid, user.pw_gid
+
+    def succeeds(self, argv: list[str]) -> bool:
+        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`)."""
+        if self.name is None:
+            return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+        ensure_service_user(self.name)
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return subprocess.run([runuser, "-u", self.name, "--", *argv], capture_output=True,
+                              stdin=subprocess.DEVNULL).returncode == 0
+
+    def private_dir(self, path: Path, mode: int = 0o700) -> Path:
+        """A folder owned by the programs' user with MODE (created when missing)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.hand_over(path, mode)
+        return path
+
+    def hand_over(self, path: Path, mode: int) -> None:
+        """chmod (never through a symlink), then chown to the programs' user."""
+        os.chmod(path, mode, follow_symlinks=False)
+        if self.name is not None:
+            os.chown(path, *self.ids(), follow_symlinks=False)
+
+    def write_private(self, path: Path, content: str | bytes) -> bool:
+        """Write CONTENT to PATH readable by the programs' user only (0600, theirs); True when
+        changed. The new file is owned and closed before it replaces the old one (the folder may
+        be that user's: nothing they could swap in is ever chowned)."""
+        import tempfile
+
+        data = content.encode() if isinstance(content, str) else content
+        if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+            self.hand_over(path, 0o600)
+            return False
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            if self.name is not None:
+                os.fchown(fd, *self.ids())
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return True
+
+    def copy_private_tree(self, source: Path, target: Path) -> None:
+        """Copy the files of SOURCE (recursively) to TARGET, each 0600 / 0700 and the programs'
+        user's; what SOURCE no longer has is removed."""
+        self.private_dir(target)
+        wanted = set()
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            wanted.add(relative)
+            destination = target / relative
+            if path.is_dir():
+                self.private_dir(destination)
+            elif path.is_file():
+                self.write_private(destination, path.read_bytes())
+        for path in sorted(target.rglob("*"), reverse=True):
+            if path.relative_to(target) not in wanted:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+    def service_python(self) -> str:
+        """The interpreter services' virtual environments are made from: ecoctl's own, unless
+        the programs' user cannot run it (root's pyenv under /root, mode 0700); then the
+        system's python3 of the same version."""
+        base = getattr(sys, "_base_executable", sys.executable)
+        if self.name is None:
+            return base
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        for candidate in (base, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+            if os.path.exists(candidate) and self.succeeds([candidate, "-c", "import encodings"]):
+                return candidate
+        raise EcoctlError(f"the `{self.name}` user that runs services cannot run {base}: install "
+                          f"python{version} for all users (apt-get install python{version}) or "
+                          "run ecoctl from an interpreter outside /root")
+
+
+def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv", "*.pyc", "build")) -> None:
+    """Replace TARGET with a copy of SOURCE that the programs' user can read but not change
+    (root's files, 0755/0644): a service's code, run from where that user can reach it."""
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging, symlinks=False, ignore=shutil.ignore_patterns(*ignore))
+    for path in [staging, *staging.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(staging, target)
+
+
+# -- folders of ours (supervisord's socket) ------------------------------------------------
+def socket_base() -> Path:
+    """Where a fallback socket folder is made: $XDG_RUNTIME_DIR when it is ours and private, else
+    the temporary directory (the folder's name is random, made 0700 by us: nobody can create it
+    first)."""
+    import tempfile
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        try:
+            info = os.lstat(runtime)
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077:
+                return Path(runtime)
+        except OSError:
+            pass
+    return Path(tempfile.gettempdir())
+
+
+def verify_private_dir(folder: Path, what: str) -> None:
+    """FOLDER is a real directory of ours that nobody else can enter; else one line to fix it."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise EcoctlError(f"{folder} ({what}) is not a directory: refusing to use it; remove it and rerun")
+    if info.st_uid != os.geteuid():
+        raise EcoctlError(f"{folder} ({what}) is owned by {user_name(info.st_uid)}, not by you: "
+                          "refusing to use it; remove it and rerun")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)  # ours: close it before anything is put in it
+
+
+def user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def private_folder(folder: Path, what: str) -> Path:
+    """Create FOLDER 0700 (parents as needed), or verify it is ours; see verify_private_dir."""
+    verify_private_dir(folder, what)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    verify_private_dir(folder, what)
+    os.chmod(folder, 0o700)
+    return folder
