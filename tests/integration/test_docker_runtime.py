@@ -199,6 +199,7 @@ class TestDockerStack:
         assert "Restarted portfolio (healthy)." in result.stdout
         assert DockerRuntime(Workspace(root)).containers()["portfolio"].id != before
         doctor = run_ecoctl("doctor", "--json", cwd=root)
+        assert doctor.stdout, doctor.stderr
         checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
         assert doctor.returncode == 0, [check for check in checks.values() if check["status"] == "fail"]
         assert checks["images"]["status"] == "ok" and checks["authentik"]["status"] == "ok"
