@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "templates"))
 
-from ecoctl.postgres_server import PostgresServer, free_port  # noqa: E402
+from ecoctl.runtimes.local.postgres import PostgresServer  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 from go_service import Keys, ServiceDatabase, build, render, service_env  # noqa: E402
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0

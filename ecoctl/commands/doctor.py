@@ -180,12 +180,12 @@ class Doctor:
         if contract.authentik_in_stack(self.ecosystem) and not self.running():
             self.add("authentik", "skip", "runs in the stack: `ecoctl up` starts it")
             return
-        from ecoctl.clients.authentik import client_for
+        from ecoctl.clients.authentik import AuthentikClient
         from ecoctl.errors import AuthentikError, Unreachable
 
         base = contract.authentik_base_url(self.ecosystem)
         try:
-            client = client_for(self.workspace, retries=0)
+            client = AuthentikClient.for_workspace(self.workspace, retries=0)
         except EcoctlError as exc:
             self.add("authentik", "fail", f"no API token for {base}", str(exc))
             return

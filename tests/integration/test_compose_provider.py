@@ -3,8 +3,7 @@
 import json
 import subprocess
 
-from ecoctl.commands.reconcile import converge as apply_workspace
-from ecoctl.commands.reconcile import plan_workspace as make_workspace_plan
+from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.commands.init import init_ecosystem
 from ecoctl.commands.services import ServiceRequest, add_service
 from ecoctl.workspace import Workspace
@@ -27,12 +26,12 @@ def test_core_settings_follow_ecosystem_yaml_and_comments_survive(tmp_path):
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text().replace("    port: 5432", "    port: 15432")
                     .replace("images: {}", "images: {postgres: registry.example.com/postgres:16}"))
-    plan = make_workspace_plan(Workspace(root), only={"compose"})
+    plan = plan_workspace(Workspace(root), only={"compose"})
     assert [str(c) for c in plan.changes] == [
         "~ update compose image postgres (postgres:16 -> registry.example.com/postgres:16)",
         "~ update compose ports postgres (127.0.0.1:5432:5432 -> 127.0.0.1:15432:5432)"]
-    apply_workspace(Workspace(root), only={"compose"})
-    assert make_workspace_plan(Workspace(root), only={"compose"}).empty
+    converge(Workspace(root), only={"compose"})
+    assert plan_workspace(Workspace(root), only={"compose"}).empty
     assert "  # our cache, keep it small\n  redis:\n" in compose.read_text()
     postgres = compose_config(root)["services"]["postgres"]
     assert postgres["image"] == "registry.example.com/postgres:16"
@@ -53,10 +52,10 @@ def test_redis_of_an_older_compose_file_gets_the_password(tmp_path):
                     and line.strip() not in ("environment:",) and not line.strip().startswith("#"))
     old = old.replace('"--protected-mode", "no",', '"--protected-mode", "no"]')
     compose.write_text(text.replace(block, old))
-    plan = make_workspace_plan(Workspace(root), only={"compose"})
+    plan = plan_workspace(Workspace(root), only={"compose"})
     assert sorted(c.kind for c in plan.changes) == ["compose command", "compose environment"]
-    apply_workspace(Workspace(root), only={"compose"})
-    assert make_workspace_plan(Workspace(root), only={"compose"}).empty
+    converge(Workspace(root), only={"compose"})
+    assert plan_workspace(Workspace(root), only={"compose"}).empty
     config = compose_config(root)["services"]
     password = Workspace(root).env.get("REDIS_PASSWORD")
     assert config["redis"]["command"][-2:] == ["--requirepass", password]
@@ -85,7 +84,7 @@ def test_patterns_compose_separate_external(tmp_path):
     compose.write_text(compose.read_text().replace("networks:\n  portfolio-network:\n",
                                                    "  mailhog:\n    image: mailhog/mailhog\n\nnetworks:\n  portfolio-network:\n", 1))
     workspace.ecosystem_file.update(lambda doc: (doc["services"].pop("loyalty"), doc["services"].pop("analytics")))
-    apply_workspace(Workspace(root), only={"compose"})
+    converge(Workspace(root), only={"compose"})
     main = compose_config(root)["services"]
     assert "loyalty" not in main and "mailhog" in main
     assert not (root / "services/analytics/compose.yaml").exists()
