@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+from ecoctl.support.typer_params import LazyCoercionGroup
+
+app = typer.Typer(name="ecoctl", cls=LazyCoercionGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
