@@ -246,6 +246,31 @@ class ComposeProvider(Provider):
 
     # -- apply: the document read for this plan is edited and saved (parsing costs ~0.1 s) -------
 
+    _batching = False
+
+    def apply_all(self, changes: list[Change], on_change) -> None:
+        """compose.yaml's changes are made in memory and written once (then reported done); each
+        separate file is its own write, reported after it."""
+        main = [change for change in changes if not isinstance(change.payload, SetSeparateFile)]
+        if main:
+            self._batching = True
+            try:
+                for change in main:
+                    self.apply(change)
+            finally:
+                self._batching = False
+            self._main_file().save()
+            for change in main:
+                on_change(change)
+        for change in changes:
+            if isinstance(change.payload, SetSeparateFile):
+                self.apply(change)
+                on_change(change)
+
+    def _save_main(self) -> None:
+        if not self._batching:
+            self._main_file().save()
+
     def _main_file(self) -> ComposeFile:
         if self._main is None or (not self._main.exists and self.main_path.exists()):
             self._main = ComposeFile(self.main_path, fallback=self._rendered_main())
@@ -254,12 +279,12 @@ class ComposeProvider(Provider):
     def set_project(self, payload: SetProject) -> None:
         main = self._main_file()
         main.document["name"] = payload.name
-        main.save()
+        self._save_main()
 
     def set_core_field(self, payload: SetCoreField) -> None:
         main = self._main_file()
         main.document.setdefault("services", {})[payload.service][payload.field] = payload.value
-        main.save()
+        self._save_main()
 
     def set_service(self, payload: SetService) -> None:
         main = self._main_file()
@@ -270,7 +295,7 @@ class ComposeProvider(Provider):
             _merge_entry(services[payload.name], payload.entry)
         else:
             services[payload.name] = payload.entry
-        main.save()
+        self._save_main()
 
     def set_separate_file(self, payload: SetSeparateFile) -> None:
         name, document = payload.name, payload.document
