@@ -10,6 +10,7 @@ reload finds no server). `plan` is timed as a fresh process (`python -m ecoctl p
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,9 +47,10 @@ def timed_apply(root: Path) -> tuple[float, int]:
 
 def timed_plan(root: Path) -> float:
     argv = [sys.executable, "-m", "ecoctl", "--dir", str(root), "plan", "--only", ",".join(ONLY)]
-    subprocess.run(argv, check=True, capture_output=True)  # warm
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed: .pyc used
+    subprocess.run(argv, check=True, capture_output=True, env=env)  # warm
     start = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True)
+    subprocess.run(argv, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 

@@ -47,6 +47,8 @@ def active_targets(url: str) -> list[dict]:
 
 def loaded_jobs(url: str) -> set[str] | None:
     """The jobs a running Prometheus has targets for; None when nothing answers at `url`."""
+    if not _listening(url):
+        return None  # nothing there: no need to load an HTTP client to hear that
     import httpx
 
     try:
@@ -78,6 +80,20 @@ def wait_for_jobs(url: str, present: set[str] = frozenset(), absent: set[str] = 
                               "check its log and `ecoctl status`")
         time.sleep(0.25)
 
+
+
+def _listening(url: str) -> bool:
+    """Whether something accepts a TCP connection at `url`'s host and port (a quick refusal)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=2.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _get(url: str, path: str, **params):

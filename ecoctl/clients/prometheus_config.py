@@ -18,7 +18,7 @@ from typing import Any
 
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.support.atomic import write_atomic
-from ecoctl.support.yaml import yaml_errors
+from ecoctl.support.yaml import fast_compose, fast_load, yaml_errors
 
 CONFIG_PATH = Path("monitoring/prometheus/prometheus.yml")
 MARKER = "# managed by ecoctl"
@@ -79,14 +79,13 @@ class PrometheusConfig:
     # -- reading -------------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        from ruamel.yaml import YAML
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self._lines = self.text.splitlines(keepends=True)
         self._root = self._key = self._seq = None
-        with yaml_errors(self.path, "fix the file by hand"):
-            root = YAML().compose(self.text)
-            data = YAML(typ="safe", pure=True).load(self.text)
+        with yaml_errors(self.path, "fix the file by hand"):  # the C parser when installed (~30x faster)
+            root = fast_compose(self.path, self.text)
+            data = fast_load(self.path, self.text)
         if root is None or (isinstance(root, ScalarNode) and data is None):
             return
         if not isinstance(root, MappingNode) or not isinstance(data, dict):

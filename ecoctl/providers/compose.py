@@ -18,7 +18,7 @@ from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
 from ecoctl.plan import Change, Provider
 from ecoctl.support.atomic import write_atomic
-from ecoctl.support.yaml import dump_roundtrip, parse_yaml
+from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 
 LABEL = "ecoctl.service"
 NETWORK = contract.COMPOSE_NETWORK
@@ -76,19 +76,31 @@ SEPARATE_HEADER = ("# {name}: deployed on its own (pattern `separate`), joining 
 
 class ComposeFile:
     def __init__(self, path: Path, fallback: str | None = None):
-        """A compose file as it is on disk; FALLBACK is the text it will have once created."""
+        """A compose file as it is on disk; FALLBACK is the text it will have once created.
+
+        `data` (plain values, read with the fast loader) is what a plan compares; `document`, the
+        round-trip form that keeps comments, is parsed from the same text only when edited."""
         self.path = path
         self.exists = path.exists()
-        text = path.read_text() if self.exists else fallback
-        self.document = parse_yaml(path, text) if text is not None else None
-        if self.document is not None and not isinstance(self.document, dict):
+        self.text = path.read_text() if self.exists else fallback
+        self.data = fast_load(path, self.text) if self.text is not None else None
+        if self.data is not None and not isinstance(self.data, dict):
             raise UsageError(f"{path}: not a compose file (expected a mapping)")
+        self._document = None
+
+    @property
+    def document(self):
+        if self._document is None and self.text is not None:
+            self._document = parse_yaml(self.path, self.text)
+        return self._document
 
     def services(self) -> dict:
-        return (self.document or {}).get("services") or {}
+        return (self.data or {}).get("services") or {}
 
     def save(self) -> None:
-        write_atomic(self.path, dump_roundtrip(self.document))
+        self.text = dump_roundtrip(self.document)
+        write_atomic(self.path, self.text)
+        self.data = fast_load(self.path, self.text)
         self.exists = True
 
 
@@ -205,9 +217,9 @@ class ComposeProvider(Provider):
         main: ComposeFile = actual["main"]
         changes: list[Change] = []
         current = main.services()
-        if main.document.get("name") != desired["project"]:
+        if main.data.get("name") != desired["project"]:
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
-                                  f"name {main.document.get('name')} -> {desired['project']}",
+                                  f"name {main.data.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
