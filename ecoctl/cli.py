@@ -130,7 +130,8 @@ def _stage_display(json_output: bool):
 @app.command()
 def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
        monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
-       timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy.")):
+       timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy."),
+       verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the image builder's output (docker runtime; always in .ecoctl/logs/docker-build.log).")):
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
     from ecoctl.commands import stack
@@ -140,7 +141,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
                               progress=display and display.progress, grafana=monitoring,
-                              health_timeout=timeout)
+                              health_timeout=timeout, verbose=verbose)
     except stack.UnhealthyServices as exc:
         if not json_output:
             err = ui.console(stderr=True)
