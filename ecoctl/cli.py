@@ -9,8 +9,9 @@ from typing import Optional
 import typer
 
 from ecoctl import cli_everyday as everyday
+from ecoctl.support.typer_params import LazyCoercionGroup
 
-app = typer.Typer(name="ecoctl", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
+app = typer.Typer(name="ecoctl", cls=LazyCoercionGroup, no_args_is_help=True, add_completion=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
@@ -150,7 +151,8 @@ def _stage_display(json_output: bool):
 def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
        monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
        timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy."),
-       init_swarm: bool = typer.Option(False, "--init-swarm", help="(swarm runtime) Make this Docker engine a single-node swarm if it is in none.")):
+       init_swarm: bool = typer.Option(False, "--init-swarm", help="(swarm runtime) Make this Docker engine a single-node swarm if it is in none."),
+       verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the image builder's output (docker runtime; always in .ecoctl/logs/docker-build.log).")):
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
     from ecoctl.commands import stack
@@ -164,7 +166,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
         with _stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
                               progress=display and display.progress, grafana=monitoring,
-                              health_timeout=timeout)
+                              health_timeout=timeout, verbose=verbose)
     except stack.UnhealthyServices as exc:
         if not json_output:
             err = ui.console(stderr=True)

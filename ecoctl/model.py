@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import write_atomic
-from ecoctl.support.yaml import dump_roundtrip, parse_yaml
+from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import CORE_SERVICE, check_service_name
 
 FILENAME = "ecosystem.yaml"
@@ -164,10 +164,19 @@ def _line_of(document: Any, loc: tuple) -> int | None:
 class EcosystemFile:
     """ecosystem.yaml on disk: the typed model plus the round-trip document it came from."""
 
-    def __init__(self, path: Path, document: Any, model: Ecosystem):
+    def __init__(self, path: Path, document: Any, model: Ecosystem, text: str | None = None):
+        """`document` may be None when `text` is given: it is parsed round-trip on first use (reading
+        and validating use the fast loader; only an edit needs comments and order)."""
         self.path = path
-        self.document = document
+        self._document = document
+        self._text = text
         self.model = model
+
+    @property
+    def document(self) -> Any:
+        if self._document is None:
+            self._document = parse_yaml(self.path, self._text)
+        return self._document
 
     @classmethod
     def load(cls, path: Path) -> "EcosystemFile":
@@ -176,18 +185,21 @@ class EcosystemFile:
             text = path.read_text()
         except FileNotFoundError:
             raise UsageError(f"{path}: not found: run `ecoctl init DIR` or pass --dir") from None
-        document = parse_yaml(path, text)
-        if not isinstance(document, dict):
+        data = fast_load(path, text)
+        if not isinstance(data, dict):
             raise UsageError(f"{path}:1: expected a mapping with at least `name` and `runtime`")
-        return cls(path, document, cls.validate(path, document))
+        return cls(path, None, cls.validate(path, data, text), text)
 
     @staticmethod
-    def validate(path: Path, document: Any) -> Ecosystem:
+    def validate(path: Path, document: Any, text: str | None = None) -> Ecosystem:
+        """The model of `document` (round-trip, or plain data read from `text`)."""
         try:
             return Ecosystem.model_validate(document)
         except ValidationError as exc:
             error = exc.errors()[0]
             loc = tuple(error["loc"])
+            if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
+                document = parse_yaml(path, text)
             line = _line_of(document, loc)
             key = ".".join(str(part) for part in loc) or "(top level)"
             kind = error["type"]

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
-from ecoctl.errors import Unreachable
+from ecoctl.errors import EcoctlError, Unreachable
 
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
@@ -83,6 +83,14 @@ class Provider(ABC):
             raise TypeError(f"{self.name} provider cannot apply {change} ({type(change.payload).__name__})")
         getattr(self, method)(change.payload)
 
+    def apply_all(self, changes: list[Change], on_change: Callable[[Change], None]) -> None:
+        """Apply these changes of this system (in plan order), calling `on_change(change)` once each
+        has landed. Default: one by one. A provider editing a file overrides it to make every edit in
+        memory and write once; it calls `on_change` only after the write carrying the change succeeded."""
+        for change in changes:
+            self.apply(change)
+            on_change(change)
+
     def plan(self) -> list[Change]:
         return self.diff(self.desired(), self.read())
 
@@ -128,13 +136,29 @@ def make_plan(providers: list[Provider]) -> Plan:
 
 def apply_plan(providers: list[Provider], plan: Plan,
                on_change: Callable[[Change], None] | None = None) -> Plan:
-    """Apply exactly `plan`'s changes, each by the provider of its system, in plan order.
-    Returns what was done and what stays pending."""
+    """Apply exactly `plan`'s changes in plan order, each system's run of changes by its provider's
+    `apply_all`. Returns what was done and what stays pending. On a failure, the error names the
+    changes that did not land (`error.not_applied` holds them) and is raised as it was."""
+    from itertools import groupby
+
     by_system = {provider.name: provider for provider in providers}
     done = Plan(pending=dict(plan.pending))
-    for change in plan.changes:
-        by_system[change.system].apply(change)
+    landed: set[int] = set()
+
+    def record(change: Change) -> None:
+        landed.add(id(change))
         done.changes.append(change)
         if on_change:
             on_change(change)
+
+    try:
+        for system, run in groupby(plan.changes, key=lambda change: change.system):
+            by_system[system].apply_all(list(run), record)
+    except EcoctlError as exc:
+        missing = [change for change in plan.changes if id(change) not in landed]
+        exc.not_applied = missing
+        first = f"{missing[0].action} {missing[0].kind} {missing[0].name}" if missing else ""
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        exc.args = (f"{exc} (not applied: {first}{more}; {len(done.changes)} applied)",) if missing else exc.args
+        raise
     return done

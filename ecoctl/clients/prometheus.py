@@ -74,38 +74,60 @@ def active_targets(url: str) -> list[dict]:
 
 
 def loaded_jobs(url: str) -> set[str] | None:
-    """The jobs a running Prometheus has targets for; None when nothing answers at `url`."""
+    """The jobs of the configuration a running Prometheus has loaded (`/api/v1/status/config`: a
+    reload that succeeded shows there at once, where targets follow with discovery's ~5 s delay);
+    None when nothing answers at `url`."""
+    if not _listening(url):
+        return None  # nothing there: no need to load an HTTP client to hear that
     import httpx
 
     try:
         with _client(url, timeout=5.0) as client:
-            response = client.get(f"{url}/api/v1/targets", params={"state": "active"})
+            response = client.get(f"{url}/api/v1/status/config")
         response.raise_for_status()
-        return {target["labels"].get("job") for target in response.json()["data"]["activeTargets"]}
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return _config_jobs(response.json()["data"]["yaml"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, EcoctlError):
         return None  # not running, or not a Prometheus: nothing to compare with
+
+
+def _config_jobs(text: str) -> set[str]:
+    from ecoctl.support.yaml import fast_load
+
+    data = fast_load("the loaded Prometheus configuration", text) or {}
+    return {str(job["job_name"]) for job in data.get("scrape_configs") or []
+            if isinstance(job, dict) and "job_name" in job}
 
 
 def wait_for_jobs(url: str, present: set[str] = frozenset(), absent: set[str] = frozenset(),
                   timeout: float = 15.0) -> None:
-    """Wait until the server's targets include every job in `present` and none in `absent`.
-
-    Prometheus applies new static targets within a few seconds of a reload (discovery updates are
-    batched every 5 s).
-    """
+    """Wait until the configuration the server has loaded holds every job in `present` and none in
+    `absent` (right after a successful reload it does; scraping them starts within seconds)."""
     deadline = time.monotonic() + timeout
     while True:
-        jobs = {target["labels"].get("job") for target in active_targets(url)}
+        jobs = loaded_jobs(url) or set()
         missing, left = set(present) - jobs, set(absent) & jobs
         if not missing and not left:
             return
         if time.monotonic() > deadline:
-            what = (f"job {sorted(missing)[0]!r} is not among its targets" if missing
-                    else f"job {sorted(left)[0]!r} is still among its targets")
+            what = (f"job {sorted(missing)[0]!r} is not in its loaded configuration" if missing
+                    else f"job {sorted(left)[0]!r} is still in its loaded configuration")
             raise EcoctlError(f"Prometheus at {url} reloaded but {what} after {timeout:.0f}s: "
                               "check its log and `ecoctl status`")
         time.sleep(0.25)
 
+
+def _listening(url: str) -> bool:
+    """Whether something accepts a TCP connection at `url`'s host and port (a quick refusal)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=2.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _get(url: str, path: str, **params):

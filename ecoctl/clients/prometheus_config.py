@@ -18,7 +18,7 @@ from typing import Any
 
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.support.atomic import write_atomic
-from ecoctl.support.yaml import yaml_errors
+from ecoctl.support.yaml import fast_compose, fast_load, yaml_errors
 
 CONFIG_PATH = Path("monitoring/prometheus/prometheus.yml")
 MARKER = "# managed by ecoctl"
@@ -79,14 +79,13 @@ class PrometheusConfig:
     # -- reading -------------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        from ruamel.yaml import YAML
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self._lines = self.text.splitlines(keepends=True)
         self._root = self._key = self._seq = None
-        with yaml_errors(self.path, "fix the file by hand"):
-            root = YAML().compose(self.text)
-            data = YAML(typ="safe", pure=True).load(self.text)
+        with yaml_errors(self.path, "fix the file by hand"):  # the C parser when installed (~30x faster)
+            root = fast_compose(self.path, self.text)
+            data = fast_load(self.path, self.text)
         if root is None or (isinstance(root, ScalarNode) and data is None):
             return
         if not isinstance(root, MappingNode) or not isinstance(data, dict):
@@ -172,6 +171,50 @@ class PrometheusConfig:
         if text and not text.endswith("\n"):
             text += "\n"
         return self._checked(text + "scrape_configs:\n" + render_job(job, 2, 4), job)
+
+    def with_jobs(self, jobs: list[ScrapeJob]) -> str:
+        """`with_job` for many jobs at once: each existing one replaced in place, the new ones added
+        after the last job in the given order; the result is parsed and checked once."""
+        if not jobs:
+            return self.text
+        if not self._spans:  # the first job goes where `with_job` puts it; the rest follow it
+            text = self.with_job(jobs[0])
+            return PrometheusConfig(text, self.path).with_jobs(jobs[1:]) if len(jobs) > 1 else text
+        lines = list(self._lines)
+        new = [job for job in jobs if job.name not in self._spans]
+        last = max(self._spans.values(), key=lambda span: span.last)
+        if new:
+            first = min(self._spans.values(), key=lambda span: span.first)
+            lines.insert(last.last + 1, "".join(render_job(job, first.dash_col, first.key_col) for job in new))
+            _end_line(lines, last.last)
+        replaced = sorted(((self._spans[job.name], job) for job in jobs if job.name in self._spans),
+                          key=lambda pair: pair[0].first)
+        for span, job in reversed(replaced):  # bottom-up: earlier line numbers stay valid
+            lines[span.first:span.last + 1] = [render_job(job, span.dash_col, span.key_col)]
+        return self._checked_all("".join(lines), jobs)
+
+    def without_jobs(self, names: list[str]) -> str:
+        """`without_job` for many jobs at once (checked once)."""
+        spans = sorted((self._spans[name].first, self._spans[name].last) for name in set(names)
+                       if name in self._spans)
+        if not spans:
+            return self.text
+        lines = list(self._lines)
+        for first, last in reversed(spans):
+            del lines[first:last + 1]
+        text = "".join(lines)
+        left = set(names) & set(PrometheusConfig(text, self.path).jobs)
+        if left:
+            raise EcoctlError(f"{self.path}: could not remove job {sorted(left)[0]!r} cleanly: remove it by hand")
+        return text
+
+    def _checked_all(self, text: str, jobs: list[ScrapeJob]) -> str:
+        written = PrometheusConfig(text, self.path).jobs
+        for job in jobs:
+            if job.name not in written or not written[job.name].same_settings(job):
+                raise EcoctlError(f"{self.path}: could not write job {job.name!r} cleanly "
+                                  "(unusual layout): add it by hand")
+        return text
 
     def _into_empty_list(self, lines: list[str], job: ScrapeJob) -> str:
         """`scrape_configs:` (null) or `scrape_configs: []`: the job goes right after the key."""

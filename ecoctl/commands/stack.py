@@ -75,9 +75,10 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
 
 
 def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | None = None,
-       grafana: bool = False, health_timeout: float = 180.0) -> UpResult:
+       grafana: bool = False, health_timeout: float = 180.0, verbose: bool = False) -> UpResult:
     stage = stage or (lambda name: None)
     runtime = get_runtime(workspace, progress)
+    runtime.verbose = verbose  # docker: stream the image builder's output
     systems = systems_used(workspace.ecosystem)
     result = UpResult(runtime=workspace.ecosystem.runtime)
     names = [name for name, spec in workspace.ecosystem.services.items() if spec.pattern != "external"]

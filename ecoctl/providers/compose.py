@@ -19,7 +19,7 @@ from ecoctl.model import ServiceSpec
 from ecoctl.plan import Change, Provider
 from ecoctl.template_run import docker_build_args
 from ecoctl.support.atomic import write_atomic
-from ecoctl.support.yaml import dump_roundtrip, parse_yaml
+from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 
 LABEL = "ecoctl.service"
 NETWORK = contract.COMPOSE_NETWORK
@@ -89,19 +89,31 @@ SEPARATE_HEADER = ("# {name}: deployed on its own (pattern `separate`), joining 
 
 class ComposeFile:
     def __init__(self, path: Path, fallback: str | None = None):
-        """A compose file as it is on disk; FALLBACK is the text it will have once created."""
+        """A compose file as it is on disk; FALLBACK is the text it will have once created.
+
+        `data` (plain values, read with the fast loader) is what a plan compares; `document`, the
+        round-trip form that keeps comments, is parsed from the same text only when edited."""
         self.path = path
         self.exists = path.exists()
-        text = path.read_text() if self.exists else fallback
-        self.document = parse_yaml(path, text) if text is not None else None
-        if self.document is not None and not isinstance(self.document, dict):
+        self.text = path.read_text() if self.exists else fallback
+        self.data = fast_load(path, self.text) if self.text is not None else None
+        if self.data is not None and not isinstance(self.data, dict):
             raise UsageError(f"{path}: not a compose file (expected a mapping)")
+        self._document = None
+
+    @property
+    def document(self):
+        if self._document is None and self.text is not None:
+            self._document = parse_yaml(self.path, self.text)
+        return self._document
 
     def services(self) -> dict:
-        return (self.document or {}).get("services") or {}
+        return (self.data or {}).get("services") or {}
 
     def save(self) -> None:
-        write_atomic(self.path, dump_roundtrip(self.document))
+        self.text = dump_roundtrip(self.document)
+        write_atomic(self.path, self.text)
+        self.data = fast_load(self.path, self.text)
         self.exists = True
 
 
@@ -218,9 +230,9 @@ class ComposeProvider(Provider):
         main: ComposeFile = actual["main"]
         changes: list[Change] = []
         current = main.services()
-        if main.document.get("name") != desired["project"]:
+        if main.data.get("name") != desired["project"]:
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
-                                  f"name {main.document.get('name')} -> {desired['project']}",
+                                  f"name {main.data.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
         for key in AUTHENTIK_SERVICES if not contract.authentik_in_stack(self.workspace.ecosystem) else ():
             if isinstance(current.get(key), dict):  # core.authentik.url names an external Authentik
@@ -263,6 +275,31 @@ class ComposeProvider(Provider):
 
     # -- apply: the document read for this plan is edited and saved (parsing costs ~0.1 s) -------
 
+    _batching = False
+
+    def apply_all(self, changes: list[Change], on_change) -> None:
+        """compose.yaml's changes are made in memory and written once (then reported done); each
+        separate file is its own write, reported after it."""
+        main = [change for change in changes if not isinstance(change.payload, SetSeparateFile)]
+        if main:
+            self._batching = True
+            try:
+                for change in main:
+                    self.apply(change)
+            finally:
+                self._batching = False
+            self._main_file().save()
+            for change in main:
+                on_change(change)
+        for change in changes:
+            if isinstance(change.payload, SetSeparateFile):
+                self.apply(change)
+                on_change(change)
+
+    def _save_main(self) -> None:
+        if not self._batching:
+            self._main_file().save()
+
     def _main_file(self) -> ComposeFile:
         if self._main is None or (not self._main.exists and self.main_path.exists()):
             self._main = ComposeFile(self.main_path, fallback=self._rendered_main())
@@ -271,12 +308,12 @@ class ComposeProvider(Provider):
     def set_project(self, payload: SetProject) -> None:
         main = self._main_file()
         main.document["name"] = payload.name
-        main.save()
+        self._save_main()
 
     def set_core_field(self, payload: SetCoreField) -> None:
         main = self._main_file()
         main.document.setdefault("services", {})[payload.service][payload.field] = payload.value
-        main.save()
+        self._save_main()
 
     def set_service(self, payload: SetService) -> None:
         main = self._main_file()
@@ -289,7 +326,7 @@ class ComposeProvider(Provider):
             _merge_entry(services[payload.name], payload.entry)
         else:
             services[payload.name] = payload.entry
-        main.save()
+        self._save_main()
 
     def set_separate_file(self, payload: SetSeparateFile) -> None:
         name, document = payload.name, payload.document

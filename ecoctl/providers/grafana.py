@@ -159,7 +159,8 @@ class GrafanaProvider(Provider):
         return changes
 
     def write_dashboard(self, payload: WriteDashboard) -> None:
-        write_atomic(self.path(payload.service), dashboard_text(payload.service), mode=0o644)
+        # generated from ecosystem.yaml: a lost write is rewritten by the next apply, no fsync each
+        write_atomic(self.path(payload.service), dashboard_text(payload.service), mode=0o644, durable=False)
 
     def delete_dashboard(self, payload: DeleteDashboard) -> None:
         self.path(payload.service).unlink(missing_ok=True)

@@ -100,16 +100,27 @@ class PrometheusProvider(Provider):
                                       service=name, payload=DeleteJob(name)))
         return changes
 
-    def write_job(self, payload: WriteJob) -> None:
-        job = payload.job
+    def apply_all(self, changes: list[Change], on_change) -> None:
+        """Every job edit made in memory, then one promtool check, one write, one reload (and one
+        wait for the running Prometheus to show them all); each change is done after that."""
         config = PrometheusConfig.load(self.path)
-        current = config.jobs.get(job.name)
-        # a job the user gave extra keys (relabel_configs, scrape_timeout, labels) keeps them
-        extras = current.extras if current is not None else {}
-        labels = current.labels if current is not None else {}
-        prometheus_config.write_config(self.path, config.with_job(
-            ScrapeJob(job.name, job.targets, job.metrics_path, job.scrape_interval, True, extras, labels)))
-        self._reload(present={job.name})
+        writes = [change.payload.job for change in changes if isinstance(change.payload, WriteJob)]
+        deletes = [change.payload.name for change in changes if isinstance(change.payload, DeleteJob)]
+        unknown = [change for change in changes if not isinstance(change.payload, (WriteJob, DeleteJob))]
+        if unknown:
+            raise TypeError(f"{self.name} provider cannot apply {unknown[0]}")
+        text = config.with_jobs([_keeping_extras(config, job) for job in writes])
+        if deletes:
+            text = PrometheusConfig(text, self.path).without_jobs(deletes)
+        prometheus_config.write_config(self.path, text)
+        self._reload(present={job.name for job in writes}, absent=set(deletes))
+        for change in changes:
+            on_change(change)
+
+    def write_job(self, payload: WriteJob) -> None:
+        config = PrometheusConfig.load(self.path)
+        prometheus_config.write_config(self.path, config.with_job(_keeping_extras(config, payload.job)))
+        self._reload(present={payload.job.name})
 
     def delete_job(self, payload: DeleteJob) -> None:
         prometheus_config.write_config(self.path, PrometheusConfig.load(self.path).without_job(payload.name))
@@ -124,6 +135,15 @@ class PrometheusProvider(Provider):
         # container), so no lifecycle API is open to other local users
         if get_runtime(self.workspace).reload_prometheus():
             prometheus.wait_for_jobs(self.workspace.prometheus_url, present=present, absent=absent)
+
+
+def _keeping_extras(config: PrometheusConfig, job: ScrapeJob) -> ScrapeJob:
+    """`job` as ecoctl writes it; a job the user gave extra keys (relabel_configs, scrape_timeout,
+    labels) keeps them."""
+    current = config.jobs.get(job.name)
+    extras = current.extras if current is not None else {}
+    labels = current.labels if current is not None else {}
+    return ScrapeJob(job.name, job.targets, job.metrics_path, job.scrape_interval, True, extras, labels)
 
 
 def _difference(have: ScrapeJob, want: ScrapeJob) -> str:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from collections import deque
+from pathlib import Path
 from typing import Iterator
 
 from ecoctl.clients.docker import compose_command, compose_environment, docker_client, pull_failure_hint
@@ -28,6 +29,9 @@ RESTARTS_BEFORE_FAILED = 3
 
 class DockerRuntime(Runtime):
     name = "docker"
+
+    verbose = False
+    """Stream the image builder's output to `progress` (it always goes to .ecoctl/logs/docker-build.log)."""
 
     def __init__(self, workspace, progress=None):
         super().__init__(workspace, progress)
@@ -59,8 +63,10 @@ class DockerRuntime(Runtime):
                 "--project-directory", str(folder), "-f", str(folder / "compose.yaml"),
                 "--env-file", str(env_file)]
 
-    def compose(self, *args: str, separate: str | None = None, timeout: float = COMPOSE_TIMEOUT) -> None:
-        """Run one compose command; its output goes to `progress`, its last lines into the error."""
+    def compose(self, *args: str, separate: str | None = None, timeout: float = COMPOSE_TIMEOUT,
+                log: Path | None = None) -> None:
+        """Run one compose command; its output goes to `progress` (to `log` instead, when given and
+        not verbose), its last lines into the error."""
         command = self.compose_args(separate) + list(args)
         shown = "docker compose " + " ".join(args)
         self.progress(shown)
@@ -71,24 +77,40 @@ class DockerRuntime(Runtime):
                                    errors="replace")
         deadline = time.monotonic() + timeout
         assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip()
-            if line:
-                tail.append(line)
-                self.progress(line)
-            if time.monotonic() > deadline:
-                process.kill()
-                break
+        sink = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(log, "a")
+            sink.write(f"$ {shown}\n")
+        try:
+            for line in process.stdout:
+                line = line.rstrip()
+                if line:
+                    tail.append(line)
+                    if sink is not None:
+                        sink.write(line + "\n")
+                    if sink is None or self.verbose:
+                        self.progress(line)
+                if time.monotonic() > deadline:
+                    process.kill()
+                    break
+        finally:
+            if sink is not None:
+                sink.close()
         try:
             code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
         if code != 0:
+            if log is not None and not self.verbose:  # a failed build shows its last lines
+                for line in tail:
+                    self.progress(line)
             last = _last_error(tail) or f"exit status {code}"
             where = f"services/{separate}/compose.yaml" if separate else "compose.yaml"
             hint = pull_failure_hint("\n".join(tail))
-            raise EcoctlError(f"`{shown}` failed ({where}): {last}" + (f": {hint}" if hint else ""))
+            raise EcoctlError(f"`{shown}` failed ({where}): {last}" + (f": {hint}" if hint else "")
+                              + (f"; its output is in {log}" if log else ""))
 
     # -- reading containers -----------------------------------------------------------------------
 
@@ -146,13 +168,45 @@ class DockerRuntime(Runtime):
         in_main = [name for name in wanted if services[name].pattern == "compose"]
         changed = False
         if in_main:
-            changed = self._up(in_main, "--build")
+            self._build_changed(in_main)
+            changed = self._up(in_main)
         for name in wanted:
             if services[name].pattern == "separate":
                 if not (self.workspace.root / "services" / name / "compose.yaml").is_file():
                     raise EcoctlError(f"services/{name}/compose.yaml is missing: run `ecoctl apply`")
-                changed = self._up([name], "--build", separate=name) or changed
+                self._build_changed([name], separate=name)
+                changed = self._up([name], separate=name) or changed
         return changed
+
+    def _image_id(self, reference: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.images.get(reference).id
+        except ImageNotFound:
+            return None
+
+    def _build_changed(self, names: list[str], separate: str | None = None) -> None:
+        """`compose build` the services whose build context (or base image, or image) changed since
+        ecoctl last built them; the builder's output goes to .ecoctl/logs/docker-build.log."""
+        from ecoctl.runtimes.docker_builds import BuildRecord, context_digest
+
+        ecosystem = self.workspace.ecosystem
+        base_id = self._image_id(ecosystem.image("python"))
+        record = BuildRecord(self.workspace.state_dir)
+        stale: dict[str, str] = {}
+        for name in names:
+            image = f"{ecosystem.name}/{name}:latest"
+            digest = context_digest(self.workspace.root / "services" / name, base_id, image)
+            if not record.up_to_date(name, digest, self._image_id(image)):
+                stale[name] = digest
+        if not stale:
+            return
+        log = self.workspace.state_dir / "logs" / "docker-build.log"
+        self.progress(f"building {', '.join(stale)} (builder output: {log})")
+        self.compose("build", *stale, separate=separate, log=log)
+        for name, digest in stale.items():
+            record.record(name, digest, self._image_id(f"{ecosystem.name}/{name}:latest"))
 
     def start_monitoring(self, grafana: bool = False) -> bool:
         if not self.workspace.ecosystem.core.monitoring.enabled:

@@ -174,10 +174,33 @@ class TestDockerStack:
         from ecoctl.commands import stack as stack_module
 
         started = time.monotonic()
-        again = stack_module.up(Workspace(stack["root"]), health_timeout=60)
+        messages: list[str] = []
+        again = stack_module.up(Workspace(stack["root"]), progress=messages.append, health_timeout=60)
         print(f"second up: {time.monotonic() - started:.1f}s")
         assert again.started == [] and again.applied == [], (again.started, again.applied)
         assert not again.changed
+        # the build context is unchanged: no build at all, so no builder output
+        assert not [m for m in messages if "build" in m.lower()], messages
+        assert "building portfolio" in "\n".join(stack["messages"])  # the first up built it
+        log = stack["root"] / ".ecoctl" / "logs" / "docker-build.log"
+        assert "$ docker compose build portfolio" in log.read_text()
+
+    def test_a_changed_build_context_is_rebuilt_once(self, stack):
+        root = stack["root"]
+        readme = root / "services" / "portfolio" / "README.md"
+        readme.write_text(readme.read_text() + "\n<!-- touched by the test -->\n")
+        (root / "services" / "portfolio" / "__pycache__").mkdir(exist_ok=True)
+        messages: list[str] = []
+        runtime = _runtime(root)
+        runtime.progress = messages.append
+        runtime.start_services(["portfolio"])
+        assert any(m.startswith("building portfolio") for m in messages), messages
+        assert not [m for m in messages if m.startswith("#") or "DONE" in m], messages  # output in the log only
+        messages.clear()
+        (root / "services" / "portfolio" / "__pycache__" / "x.pyc").write_bytes(b"cache")  # not context
+        runtime.start_services(["portfolio"])
+        assert not [m for m in messages if "build" in m.lower()], messages
+        assert runtime.wait_healthy(["portfolio"], timeout=120) == {"portfolio": "healthy"}
 
     def test_env_and_restart_through_the_cli(self, stack):
         """`ecoctl env` reaches the stack from this host; `ecoctl restart` recreates the container."""

@@ -181,6 +181,11 @@ class Health:
                 url = f"http://{spec.host or '127.0.0.1'}:{spec.port}"
                 rows.append(ComponentStatus(name, "absent", "unknown", url, "external: not run here"))
             else:
-                rows.append(program_row(name, self.service_url(name)))
+                row = program_row(name, self.service_url(name))
+                if not row.detail:  # a failure's reason stays; otherwise: what built its environment
+                    from ecoctl.runtimes.local.environments import installer_note
+
+                    row.detail = installer_note()
+                rows.append(row)
         return rows
 

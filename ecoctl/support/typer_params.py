@@ -1,0 +1,52 @@
+"""Typer builds each parameter's value coercion (a pydantic TypeAdapter, since Typer 0.2x) the first
+time the parameter is processed, even when it has no value. `ecoctl init --help` processes the
+group's `--dir` (None) before the subcommand's eager `--help`, so pydantic was imported to print
+help. `LazyCoercionGroup` defers that build until a parameter actually receives a value; a value
+of None is what the coercion itself would return for it (None, or () for a multi-value one).
+
+Guarded: with a Typer that has no such hook, parameters are left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer.core import TyperGroup
+
+
+class _DeferredCoercion:
+    """Stands in for Typer's RuntimeParam until a value arrives, then builds and caches the real one."""
+
+    def __init__(self, param: Any):
+        self.param = param
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if (param.multiple or param.nargs == -1) else None
+        from typer._coercion import build_runtime_param
+
+        real = build_runtime_param(param.type_descriptor)
+        param._runtime_param = real
+        return real.coerce(value, param=param, ctx=ctx)
+
+
+def defer_coercion(params) -> None:
+    for param in params:
+        if getattr(param, "_runtime_param", 0) is None and hasattr(param, "type_descriptor"):
+            param._runtime_param = _DeferredCoercion(param)
+
+
+def _defer_tree(command, ctx) -> None:
+    """Every parameter of `command` and its subcommands, their `--help` options included (created
+    and cached by `get_params`; a help flag that was not given is processed as None, not False)."""
+    defer_coercion(command.get_params(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        _defer_tree(sub, ctx)
+
+
+class LazyCoercionGroup(TyperGroup):
+    """The top-level group: before parsing, every parameter of every command defers its coercion."""
+
+    def parse_args(self, ctx, args):
+        _defer_tree(self, ctx)
+        return super().parse_args(ctx, args)
