@@ -66,11 +66,11 @@ def _only(values: Optional[list[str]]):
 
 @app.command()
 def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
-         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error."),
+         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error (without it: 0, or 1 when a system did not answer)."),
          only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems (files, compose, postgres, authentik, prometheus, grafana).")):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.commands.reconcile import plan_workspace
+    from ecoctl.commands.reconcile import plan_workspace, require_converged
     from ecoctl.errors import EcoctlError
 
     try:
@@ -86,6 +86,8 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
         ui.print_plan(result)
     if detailed_exitcode and not result.empty:
         raise typer.Exit(2)
+    if not detailed_exitcode:
+        require_converged(result.pending)  # a plan that could not look everywhere is not a clean plan
 
 
 @app.command()
@@ -94,7 +96,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
           only: Optional[list[str]] = typer.Option(None, "--only", help="Limit to these systems.")):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.commands.reconcile import Reconciliation
+    from ecoctl.commands.reconcile import Reconciliation, require_converged
 
     with Reconciliation(_workspace(ctx, changes=True), only=_only(only)) as reconciliation:
         preview = reconciliation.make_plan()
@@ -103,6 +105,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
                 ui.print_json({**preview.to_json(), "applied": []})
             else:
                 ui.print_plan(preview)
+            require_converged(preview.pending)
             return
         if not json_output:
             ui.print_plan(preview)
@@ -115,6 +118,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
     else:
         out.print(f"Applied {len(done.changes)} change(s)."
                   + (f" Pending: {', '.join(done.pending)}." if done.pending else ""))
+    require_converged(done.pending)
 
 
 def _stage_display(json_output: bool):
@@ -151,6 +155,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
         ui.print_json(result.to_json())
     else:
         ui.print_up_summary(result)
+    require_converged(result.pending)
 
 
 @app.command()
@@ -242,6 +247,10 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
         ui.print_json(result.to_json())
     else:
         ui.print_service_result(result, "add")
+    if not no_apply:
+        from ecoctl.commands.reconcile import require_converged
+
+        require_converged(result.pending)
     if result.health not in (None, "healthy"):
         from ecoctl.errors import EcoctlError
 
@@ -269,6 +278,9 @@ def remove_service(ctx: typer.Context, name: str,
         ui.print_json(result.to_json())
     else:
         ui.print_service_result(result, "remove")
+    from ecoctl.commands.reconcile import require_converged
+
+    require_converged(result.pending)
 
 
 @app.command("list")

@@ -95,6 +95,8 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     """Systems that did not answer, with the reason (their changes are not known yet)."""
+    not_used: tuple[str, ...] = ()
+    """Systems this ecosystem does not use (Authentik under the local runtime): never pending."""
 
     @property
     def empty(self) -> bool:
@@ -105,7 +107,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"changes": [change.to_json() for change in self.changes],
-                "pending": pending_json(self.pending)}
+                "pending": pending_json(self.pending), "not_used": list(self.not_used)}
 
 
 def pending_json(pending: dict[str, str]) -> list[dict]:
@@ -128,7 +130,7 @@ def apply_plan(providers: list[Provider], plan: Plan,
     """Apply exactly `plan`'s changes, each by the provider of its system, in plan order.
     Returns what was done and what stays pending."""
     by_system = {provider.name: provider for provider in providers}
-    done = Plan(pending=dict(plan.pending))
+    done = Plan(pending=dict(plan.pending), not_used=plan.not_used)
     for change in plan.changes:
         by_system[change.system].apply(change)
         done.changes.append(change)

@@ -36,8 +36,10 @@ def print_plan(plan, title: str = "Plan") -> None:
     from rich.markup import escape
 
     out = console()
+    not_used = getattr(plan, "not_used", ())
     if plan.empty:
-        out.print("No changes: the ecosystem matches ecosystem.yaml.")
+        out.print("No changes: the ecosystem matches ecosystem.yaml."
+                  + (f" Not used: {', '.join(not_used)}." if not_used else ""))
         return
     for change in plan.changes:
         out.print("  " + change_line(change))
@@ -47,6 +49,8 @@ def print_plan(plan, title: str = "Plan") -> None:
     summary = f"{title}: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if plan.pending:
         summary += f"; {len(plan.pending)} system(s) pending"
+    if not_used:
+        summary += f"; not used: {', '.join(not_used)}"
     out.print(summary)
 
 

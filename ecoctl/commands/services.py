@@ -147,13 +147,15 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
         result.notes += external_instructions(workspace, name, spec)
         return result
     runtime = get_runtime(workspace, progress)
-    if not {"postgres", "authentik"} & set(result.pending) and runtime.is_running():
+    blocked = [system for system in ("postgres", "authentik") if system in result.pending]
+    if blocked:  # say what did not answer, not "the stack is not running" (it may well be)
+        result.pending["runtime"] = (f"not started: {' and '.join(blocked)} did not answer: "
+                                     "`ecoctl up` starts it once they do")
+    elif runtime.is_running():
         result.started = runtime.start_services([name])
         result.health = runtime.wait_healthy([name], timeout=180).get(name)
     else:
-        result.pending["runtime"] = ("the stack is not running: `ecoctl up` starts the service"
-                                     if not runtime.is_running() else
-                                     "not started until its database and OIDC client exist: `ecoctl up`")
+        result.pending["runtime"] = "the stack is not running: `ecoctl up` starts the service"
     return result
 
 
