@@ -47,15 +47,17 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
         ui.print_json({"root": str(result.root), "runtime": result.runtime, "created": result.created,
                        "secrets_generated": result.secrets_added, "secrets_kept": result.secrets_kept})
         return
+    from rich.markup import escape
+
     out = ui.console()
-    out.print(f"Ecosystem in {result.root} (runtime: {result.runtime})")
+    out.print(f"Ecosystem in {escape(str(result.root))} (runtime: {result.runtime})")
     for path in result.created:
-        out.print(f"  [green]+[/] {path}")
+        out.print(f"  [green]+[/] {escape(str(path))}")
     if result.secrets_added:
         out.print(f"  [green]+[/] .env: {len(result.secrets_added)} new secret(s), mode 0600")
     if result.secrets_kept:
         out.print(f"  .env: {len(result.secrets_kept)} existing secret(s) kept")
-    out.print(f"Next: cd {directory} && ecoctl up")
+    out.print(f"Next: cd {directory} && ecoctl up", markup=False)
 
 
 def _only(values: Optional[list[str]]):
@@ -335,7 +337,8 @@ def secrets_rotate(ctx: typer.Context, service: str):
     from ecoctl.commands.secrets import rotate_password
 
     rotate_password(_workspace(ctx, changes=True), service)
-    ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.")
+    ui.console().print(f"Rotated {service}'s database password (.env updated); restart {service} to use it.",
+                       markup=False)
 
 
 def main() -> None:

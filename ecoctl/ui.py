@@ -23,7 +23,10 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """MESSAGE printed literally (paths, names and rules hold `[...]`, which is not markup here)."""
+    from rich.markup import escape
+
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def change_line(change) -> str:
@@ -72,36 +75,41 @@ def _health(value: str | None) -> str:
 
 
 def print_up_summary(result) -> None:
+    from rich.markup import escape
+
     out = console()
     out.print("Stack is up." if result.changed else "Stack is up; nothing changed (already running and converged).")
     table = _table("service", "url", "health", "credentials")
     for service in result.services:
-        table.add_row(service.name, service.url, _health(service.health), service.credentials)
+        table.add_row(escape(service.name), escape(service.url), _health(service.health),
+                      escape(service.credentials))
     out.print(table)
     if result.endpoints:
         endpoints = _table("core", "address")
         for name, address in result.endpoints.items():
-            endpoints.add_row(name, address)
+            endpoints.add_row(escape(name), escape(address))
         out.print(endpoints)
     for system, reason in result.pending.items():
-        out.print(f"[yellow]pending[/] {system}: {reason}", markup=True)
+        out.print(f"[yellow]pending[/] {escape(system)}: {escape(reason)}", markup=True)
     for note in result.notes:
         out.print(note, markup=False)
 
 
 def print_status(report) -> None:
+    from rich.markup import escape
+
     out = console()
     table = _table("component", "state", "health", "url", "detail")
     for component in report.components:
-        table.add_row(component.name, component.state, _health(component.health), component.url or "",
-                      component.detail)
+        table.add_row(escape(component.name), escape(component.state), _health(component.health),
+                      escape(component.url or ""), escape(component.detail))
     out.print(table)
     if report.drift:
         out.print(f"Drift: {len(report.drift)} change(s) pending; `ecoctl plan` shows them, `ecoctl apply` converges.")
     else:
         out.print("No drift.")
     for system, reason in report.pending.items():
-        out.print(f"[yellow]unknown[/] {system}: {reason}", markup=True)
+        out.print(f"[yellow]unknown[/] {escape(system)}: {escape(reason)}", markup=True)
 
 
 def print_service_result(result, verb: str) -> None:
@@ -123,12 +131,14 @@ def print_service_result(result, verb: str) -> None:
 
 
 def print_service_table(rows: list[dict]) -> None:
+    from rich.markup import escape
+
     out = console()
     kinds = list(rows[0]["state"]) if rows else []
     table = _table("service", "template", "port", "pattern", *kinds)
     for row in rows:
-        table.add_row(row["name"], row["template"], str(row["port"]), row["pattern"],
-                      *[row["state"][kind] for kind in kinds])
+        table.add_row(*(escape(str(cell)) for cell in (row["name"], row["template"], row["port"], row["pattern"],
+                                                        *[row["state"][kind] for kind in kinds])))
     out.print(table)
 
 

@@ -12,6 +12,7 @@ from ecoctl.model import ServiceSpec
 from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
+from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
 
 
 def shared_write_refused(service: str, target: str) -> UsageError:
@@ -60,9 +61,9 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
                          "another name, or move that folder away")
     template = find_template(request.template or (existing.template if existing else "python-fastapi"),
                              workspace.template_dirs())
-    port = request.port or (existing.port if existing else template.default_port)
-    if not 1 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a TCP port (1-65535)")
+    port = request.port if request.port is not None else (existing.port if existing else template.default_port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
     for other, spec in services.items():
         if other != name and spec.port == port:
             raise UsageError(f"port {port} is taken by service {other!r}: pass another --port")
@@ -82,12 +83,19 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if pattern == "external" and not request.host and not (existing and existing.host):
         raise UsageError("--pattern external needs --host ADDRESS (where the service runs, for "
                          "Prometheus to scrape and PostgreSQL to allow)")
+    for option, value, check in (("--host", request.host, check_host),
+                                 *(("--redirect-uri", uri, check_redirect_uri) for uri in request.redirect_uris)):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise UsageError(f"{option}: {exc}") from None
     template_ref = request.template or (existing.template if existing else template.name)
     return ServiceSpec(template=template_ref, port=port, pattern=pattern,
                        host=request.host or (existing.host if existing else None),
                        reads=sorted(set(reads)),
                        redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                       or [default_redirect_uri(port, request.host)])
+                       or [default_redirect_uri(port, request.host and url_host(request.host))])
 
 
 def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
