@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ecoctl import contract
+from ecoctl.commands import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec
@@ -56,12 +57,21 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     name = check_service_name(request.name)
     services = workspace.ecosystem.services
     existing = services.get(name)
-    if existing is None and (workspace.root / "services" / name).exists():
-        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
-                         "another name, or move that folder away")
+    kept_folder = existing is None and kept.folder(workspace, name).exists()
+    record = kept.read_record(workspace, name) if kept_folder else None
+    if record:  # a removed service coming back: what it was, unless options say otherwise
+        try:
+            existing = ServiceSpec.model_validate({key: record[key] for key in kept.RECORDED_KEYS
+                                                   if key in record and key != "reads"})
+        except ValueError:
+            existing = None
     template = find_template(request.template or (existing.template if existing else "python-fastapi"),
                              workspace.template_dirs())
     port = request.port if request.port is not None else (existing.port if existing else template.default_port)
+    if kept_folder and not record and not (isinstance(port, int) and kept.looks_rendered(workspace, name, template, port)):
+        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml, nor one ecoctl "
+                         "made (no .ecoctl-service.json, not shaped like its template): choose another "
+                         "name, or move that folder away")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
     for other, spec in services.items():
@@ -140,6 +150,9 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     name = request.name
     result = ServiceResult(name)
     result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    if kept.read_record(workspace, name):
+        kept.drop_record(workspace, name)
+        result.notes.append(f"re-attached the kept services/{name}/ (its files are kept as they are)")
     systems = systems_used(workspace.ecosystem)
     if not apply:
         done = converge(workspace, only=FILE_SYSTEMS & systems, options=Options(reload=False))
@@ -195,6 +208,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
         raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
                          "`reads` first")
     result = ServiceResult(name)
+    removed_spec = workspace.ecosystem.services[name]
     runtime = get_runtime(workspace, progress)
     try:
         if runtime.is_running():
@@ -215,7 +229,9 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
         shutil.rmtree(workspace.root / "services" / name)
         result.notes.append(f"deleted services/{name}/")
     elif (workspace.root / "services" / name).is_dir():
-        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")
+        kept.write_record(workspace, name, removed_spec)
+        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it; "
+                            f"`ecoctl add-service {name}` re-attaches it)")
     return result
 
 
