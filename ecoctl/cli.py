@@ -361,6 +361,8 @@ def main() -> None:
             raise
         from ecoctl import ui
 
-        ui.error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (run again with ECOCTL_DEBUG=1 for the "
+        text = " ".join(str(exc)[:2000].split())
+        text = text if len(text) <= 200 else text[:197] + "..."  # never a flood of a bad value
+        ui.error(f"unexpected {type(exc).__name__}: {text} (run again with ECOCTL_DEBUG=1 for the "
                  "traceback, and please report it)")
         sys.exit(1)
