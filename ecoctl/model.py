@@ -153,19 +153,31 @@ def _line_of(document: Any, loc: tuple) -> int | None:
     return line
 
 
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service or the core stack already takes (what `up`
-    would otherwise find out after stopping the working service)."""
+def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None) -> str | None:
+    """Why service NAME may not listen on PORT (None: it may): another service on the same host has
+    it, or the core stack does (a service of pattern `external` runs on HOST, not here)."""
     from ecoctl.contract import core_ports
 
+    where = host if pattern == "external" else None
     core = core_ports(ecosystem)
-    taken: dict[int, str] = {}
+    if where is None and port in core:
+        return f"port {port} is taken by the core stack's {core[port]}"
+    for other, spec in ecosystem.services.items():
+        if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
+            return f"port {port} is taken by service {other!r}"
+    return None
+
+
+def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
+    """The first service whose port another service on its host or the core stack takes (what `up`
+    would otherwise find out after stopping the working service)."""
+    seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
-        if spec.port in core:
-            return name, f"port {spec.port} is taken by the core stack's {core[spec.port]}: choose another"
-        if spec.port in taken:
-            return name, f"port {spec.port} is taken by service {taken[spec.port]!r}: choose another"
-        taken[spec.port] = name
+        earlier = ecosystem.model_copy(update={"services": seen})
+        clash = port_clash(earlier, name, spec.port, spec.pattern, spec.host)
+        if clash:
+            return name, f"{clash}: choose another"
+        seen = {**seen, name: spec}
     return None
 
 

@@ -9,7 +9,7 @@ from ecoctl import contract
 from ecoctl.commands import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
-from ecoctl.model import ServiceSpec
+from ecoctl.model import ServiceSpec, port_clash
 from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
@@ -74,13 +74,11 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
                          "name, or move that folder away")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
-    for other, spec in services.items():
-        if other != name and spec.port == port:
-            raise UsageError(f"port {port} is taken by service {other!r}: pass another --port")
-    core_ports = contract.core_ports(workspace.ecosystem)
-    if port in core_ports:
-        raise UsageError(f"port {port} is taken by the core stack's {core_ports[port]}: pass another --port")
     pattern = request.pattern or (existing.pattern if existing else "compose")
+    host = request.host or (existing.host if existing else None)
+    clash = port_clash(workspace.ecosystem, name, port, pattern, host)
+    if clash:
+        raise UsageError(f"{clash}: pass another --port")
     reads = request.reads if request.reads is not None else (existing.reads if existing else [])
     for target in reads:
         if target == name:

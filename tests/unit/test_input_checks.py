@@ -157,3 +157,13 @@ def test_stale_temp_files_of_a_killed_write_are_cleaned(tmp_path):
     os.utime(foreign, (old, old))
     write_atomic(tmp_path / "prometheus.yml", "x")
     assert not stale.exists() and fresh.exists() and foreign.exists()
+
+
+def test_an_external_service_may_use_a_core_port_on_its_own_host(root):
+    spec = root / "ecosystem.yaml"
+    spec.write_text(spec.read_text() + "  edge:\n    port: 5432\n    pattern: external\n    host: 10.0.0.7\n"
+                    "  edge-two:\n    port: 5432\n    pattern: external\n    host: 10.0.0.7\n")
+    result = run_ecoctl("plan", "--only", "files", cwd=root)
+    line = len(spec.read_text().splitlines()) - 2
+    assert result.returncode == 2 and f"ecosystem.yaml:{line}: services.edge-two.port" in result.stderr, result.stderr
+    assert "'edge'" in result.stderr
