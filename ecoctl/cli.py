@@ -138,6 +138,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
     from ecoctl.commands import stack
+    from ecoctl.commands.reconcile import require_converged
 
     workspace = _workspace(ctx, changes=True)
     try:
