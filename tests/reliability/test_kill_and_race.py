@@ -54,6 +54,7 @@ def start(root, *args) -> subprocess.Popen:
 def test_kills_at_random_moments_leave_parseable_files_and_the_next_apply_converges(root):
     rng = random.Random(12)
     landed, runs = 0, 0
+    duration = {"add-service": 3.0, "apply": 2.0}  # seconds a run took when not killed, learnt below
     while landed < KILLS:
         runs += 1
         assert runs <= 4 * KILLS, f"only {landed} of {KILLS} kills landed mid-run in {runs - 1} runs"
@@ -61,12 +62,16 @@ def test_kills_at_random_moments_leave_parseable_files_and_the_next_apply_conver
             args = ("add-service", f"svc{runs % 5}", "--port", str(8400 + runs % 5))
         else:
             args = ("apply", "--yes")
+        began = time.monotonic()
         child = start(root, *args)
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(rng.uniform(0.1, 0.95) * duration[args[0]])  # a random moment of a typical run
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             landed += 1
-        child.wait(timeout=120)
+            child.wait(timeout=120)
+        else:
+            child.wait(timeout=120)
+            duration[args[0]] = max(0.5, time.monotonic() - began)
         every_file_parses(root)
         applied = run_ecoctl("apply", "--yes", cwd=root)
         assert applied.returncode == 0, f"after killing {args}: {applied.stdout}{applied.stderr}"
