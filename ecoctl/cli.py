@@ -68,16 +68,19 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
                        "created": result.created,
                        "secrets_generated": result.secrets_added, "secrets_kept": result.secrets_kept})
         return
+    from rich.markup import escape
+
     out = ui.console()
-    out.print(f"Ecosystem in {result.root}")
+    out.print(f"Ecosystem in {escape(str(result.root))}")
     out.print(f"Runtime: {result.runtime}: {result.reason}", markup=False)
     for path in result.created:
-        out.print(f"  [green]+[/] {ui.created_line(path)}")
+        out.print(f"  [green]+[/] {escape(ui.created_line(path))}")
     if result.secrets_added:
         out.print(f"  [green]+[/] .env: {len(result.secrets_added)} new secret(s), mode 0600")
     if result.secrets_kept:
         out.print(f"  .env: {len(result.secrets_kept)} existing secret(s) kept")
-    out.print("Next: ecoctl up" if result.root == Path.cwd().resolve() else f"Next: cd {directory} && ecoctl up")
+    out.print("Next: ecoctl up" if result.root == Path.cwd().resolve() else f"Next: cd {directory} && ecoctl up",
+              markup=False)
 
 
 def _only(values: Optional[list[str]]):
@@ -88,11 +91,11 @@ def _only(values: Optional[list[str]]):
 
 @app.command()
 def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
-         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error."),
+         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error (without it: 0, or 1 when a system did not answer)."),
          only: Optional[list[str]] = ONLY_OPTION):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.commands.reconcile import plan_workspace
+    from ecoctl.commands.reconcile import plan_workspace, require_converged
     from ecoctl.errors import EcoctlError
 
     try:
@@ -108,6 +111,8 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
         ui.print_plan(result)
     if detailed_exitcode and not result.empty:
         raise typer.Exit(2)
+    if not detailed_exitcode:
+        require_converged(result.pending)  # a plan that could not look everywhere is not a clean plan
 
 
 @app.command()
@@ -116,7 +121,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
           only: Optional[list[str]] = ONLY_OPTION):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
-    from ecoctl.commands.reconcile import Reconciliation
+    from ecoctl.commands.reconcile import Reconciliation, require_converged
 
     with Reconciliation(_workspace(ctx, changes=True), only=_only(only)) as reconciliation:
         preview = reconciliation.make_plan()
@@ -125,6 +130,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
                 ui.print_json({**preview.to_json(), "applied": []})
             else:
                 ui.print_plan(preview)
+            require_converged(preview.pending)
             return
         if not json_output:
             ui.print_plan(preview)
@@ -137,6 +143,7 @@ def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", hel
     else:
         out.print(f"Applied {len(done.changes)} change(s)."
                   + (f" Pending: {', '.join(done.pending)}." if done.pending else ""))
+    require_converged(done.pending)
 
 
 def _stage_display(json_output: bool):
@@ -156,6 +163,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
     from ecoctl.commands import stack
+    from ecoctl.commands.reconcile import require_converged
 
     workspace = _workspace(ctx, changes=True)
     if init_swarm or workspace.ecosystem.runtime == "swarm":
@@ -179,6 +187,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
         ui.print_json(result.to_json())
     else:
         ui.print_up_summary(result)
+    require_converged(result.pending)
 
 
 @app.command()
@@ -272,6 +281,10 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
         ui.print_json(result.to_json())
     else:
         ui.print_service_result(result)
+    if not no_apply:
+        from ecoctl.commands.reconcile import require_converged
+
+        require_converged(result.pending)
     if result.health not in (None, "healthy"):
         from ecoctl.errors import EcoctlError
 
@@ -299,6 +312,9 @@ def remove_service(ctx: typer.Context, name: str,
         ui.print_json(result.to_json())
     else:
         ui.print_service_result(result)
+    from ecoctl.commands.reconcile import require_converged
+
+    require_converged(result.pending)
 
 
 @app.command("list")
@@ -375,10 +391,8 @@ def upgrade(ctx: typer.Context,
         for line in result.text():
             sys.stdout.write(line.rstrip("\n") + "\n")
     if result.conflicts and not dry_run:
-        from rich.markup import escape
-
-        ui.error(escape(f"{len(result.conflicts)} file(s) with conflicts: resolve the <<<<<<< markers in "
-                 f"{', '.join(result.conflicts)}, then commit"))
+        ui.error(f"{len(result.conflicts)} file(s) with conflicts: resolve the <<<<<<< markers in "
+                 f"{', '.join(result.conflicts)}, then commit")
         raise typer.Exit(1)
 
 
@@ -427,6 +441,8 @@ def main() -> None:
             raise
         from ecoctl import ui
 
-        ui.error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (run again with ECOCTL_DEBUG=1 for the "
+        text = " ".join(str(exc)[:2000].split())
+        text = text if len(text) <= 200 else text[:197] + "..."  # never a flood of a bad value
+        ui.error(f"unexpected {type(exc).__name__}: {text} (run again with ECOCTL_DEBUG=1 for the "
                  "traceback, and please report it)")
         sys.exit(1)

@@ -7,6 +7,7 @@
     ├── AuthentikError          1   Authentik answered, but not with what was asked
     │   ├── AuthentikNotFound       a 404
     │   └── AuthentikValidation     a 400, with the fields it refused
+    ├── NotConverged            1   asked to converge, but a system the ecosystem uses did not answer
     ├── PostgresServerError     1   the local PostgreSQL could not be set up or started
     └── UnhealthyServices       1   services started but did not become healthy (with their last log lines)
 """
@@ -51,6 +52,16 @@ class AuthentikValidation(AuthentikError):
     @property
     def fields(self) -> dict[str, list[str]]:
         return self.body if isinstance(self.body, dict) else {}
+
+
+class NotConverged(EcoctlError):
+    """A command asked to converge could not reach a system the ecosystem uses: what it could do is
+    done (and printed); `pending` maps each system to why. Exit 1, so `apply --yes && deploy` stops."""
+
+    def __init__(self, pending: dict[str, str]):
+        self.pending = dict(pending)
+        reasons = "; ".join(f"{system}: {' '.join(reason.split())}" for system, reason in pending.items())
+        super().__init__(f"not converged: {', '.join(pending)} did not answer ({reasons})")
 
 
 class PostgresServerError(EcoctlError):

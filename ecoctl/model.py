@@ -7,18 +7,21 @@ key. Saving is round-trip: the user's comments and key order survive (ruamel.yam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import write_atomic
+from ecoctl.support.atomic import read_text, write_atomic
+from ecoctl.support.checks import check_host, check_redirect_uri, shown
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import CORE_SERVICE, check_service_name
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+"""A TCP port: an integer 1-65535, strictly (`true` or "80" are refused, not read as 1 or 80)."""
 DEFAULT_IMAGES = {
     "postgres": "postgres:16",
     "redis": "redis:7",
@@ -37,7 +40,7 @@ class Strict(BaseModel):
 
 class ExternalPostgres(Strict):
     host: str
-    port: int = 5432
+    port: Port = 5432
     admin_user: str = "postgres"
     password_env: str = "POSTGRES_PASSWORD"
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
@@ -45,17 +48,17 @@ class ExternalPostgres(Strict):
 
 class PostgresSettings(Strict):
     version: str = "16"
-    port: int = Field(5432, ge=1, le=65535)
+    port: Port = 5432
     external: ExternalPostgres | None = None
 
 
 class RedisSettings(Strict):
-    port: int = Field(6379, ge=1, le=65535)
+    port: Port = 6379
 
 
 class AuthentikSettings(Strict):
     version: str = AUTHENTIK_VERSION
-    port: int = Field(9000, ge=1, le=65535)
+    port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
     token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
@@ -66,8 +69,8 @@ class AuthentikSettings(Strict):
 
 class MonitoringSettings(Strict):
     enabled: bool = True
-    prometheus_port: int = Field(9090, ge=1, le=65535)
-    grafana_port: int = Field(3001, ge=1, le=65535)
+    prometheus_port: Port = 9090
+    grafana_port: Port = 3001
 
 
 class CoreSettings(Strict):
@@ -79,7 +82,7 @@ class CoreSettings(Strict):
 
 class ServiceSpec(Strict):
     template: str = "python-fastapi"
-    port: int = Field(ge=1, le=65535)
+    port: Port
     pattern: Pattern = "compose"
     host: str | None = None
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
@@ -87,6 +90,16 @@ class ServiceSpec(Strict):
     redirect_uris: list[str] = []
     replicas: int = Field(1, ge=0, le=100)
     """Running copies (swarm runtime; the other runtimes run one)."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        return None if host is None else check_host(host)
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _redirect_uris(cls, uris: list[str]) -> list[str]:
+        return [check_redirect_uri(uri) for uri in uris]
 
 
 class Ecosystem(Strict):
@@ -161,6 +174,34 @@ def _line_of(document: Any, loc: tuple) -> int | None:
     return line
 
 
+def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None) -> str | None:
+    """Why service NAME may not listen on PORT (None: it may): another service on the same host has
+    it, or the core stack does (a service of pattern `external` runs on HOST, not here)."""
+    from ecoctl.contract import core_ports
+
+    where = host if pattern == "external" else None
+    core = core_ports(ecosystem)
+    if where is None and port in core:
+        return f"port {port} is taken by the core stack's {core[port]}"
+    for other, spec in ecosystem.services.items():
+        if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
+            return f"port {port} is taken by service {other!r}"
+    return None
+
+
+def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
+    """The first service whose port another service on its host or the core stack takes (what `up`
+    would otherwise find out after stopping the working service)."""
+    seen: dict[str, ServiceSpec] = {}
+    for name, spec in ecosystem.services.items():
+        earlier = ecosystem.model_copy(update={"services": seen})
+        clash = port_clash(earlier, name, spec.port, spec.pattern, spec.host)
+        if clash:
+            return name, f"{clash}: choose another"
+        seen = {**seen, name: spec}
+    return None
+
+
 class EcosystemFile:
     """ecosystem.yaml on disk: the typed model plus the round-trip document it came from."""
 
@@ -182,7 +223,7 @@ class EcosystemFile:
     def load(cls, path: Path) -> "EcosystemFile":
         path = Path(path)
         try:
-            text = path.read_text()
+            text = read_text(path)
         except FileNotFoundError:
             raise UsageError(f"{path}: not found: run `ecoctl init DIR` or pass --dir") from None
         data = fast_load(path, text)
@@ -194,7 +235,7 @@ class EcosystemFile:
     def validate(path: Path, document: Any, text: str | None = None) -> Ecosystem:
         """The model of `document` (round-trip, or plain data read from `text`)."""
         try:
-            return Ecosystem.model_validate(document)
+            model = Ecosystem.model_validate(document)
         except ValidationError as exc:
             error = exc.errors()[0]
             loc = tuple(error["loc"])
@@ -210,9 +251,15 @@ class EcosystemFile:
             else:
                 message = f"{key}: {error['msg'].removeprefix('Value error, ')}"
                 if kind not in ("value_error", "assertion_error") and "input" in error:
-                    message += f" (got {error['input']!r})"
+                    message += f" (got {shown(error['input'])})"
             where = f":{line}" if line else ""
             raise UsageError(f"{path}{where}: {message}") from None
+        port_clash = _port_clash(model)
+        if port_clash:
+            name, message = port_clash
+            line = _line_of(document, ("services", name, "port"))
+            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+        return model
 
     def update(self, mutate) -> bool:
         """Apply `mutate(document)` to the round-trip document, re-validate, and save if it changed."""

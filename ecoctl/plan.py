@@ -105,6 +105,8 @@ class Plan:
     """Systems that did not answer, with the reason (their changes are not known yet)."""
     notices: list[str] = field(default_factory=list)
     """Worth knowing, but not a change: e.g. a service behind its template (`ecoctl upgrade`)."""
+    not_used: tuple[str, ...] = ()
+    """Systems this ecosystem does not use (Authentik under the local runtime): never pending."""
 
     @property
     def empty(self) -> bool:
@@ -115,7 +117,8 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"changes": [change.to_json() for change in self.changes],
-                "pending": pending_json(self.pending), "notices": list(self.notices)}
+                "pending": pending_json(self.pending), "not_used": list(self.not_used),
+                "notices": list(self.notices)}
 
 
 def pending_json(pending: dict[str, str]) -> list[dict]:
@@ -142,7 +145,7 @@ def apply_plan(providers: list[Provider], plan: Plan,
     from itertools import groupby
 
     by_system = {provider.name: provider for provider in providers}
-    done = Plan(pending=dict(plan.pending))
+    done = Plan(pending=dict(plan.pending), not_used=plan.not_used)
     landed: set[int] = set()
 
     def record(change: Change) -> None:

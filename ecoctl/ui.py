@@ -23,9 +23,9 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
+    """MESSAGE printed literally (paths, names and rules hold `[...]`, which is not markup here)."""
     from rich.markup import escape
 
-    # escaped: a message may hold brackets (`pip install 'ecoctl[docker]'`, a list) that are not styles
     console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
@@ -48,8 +48,10 @@ def print_plan(plan, title: str = "Plan") -> None:
     out = console()
     for notice in getattr(plan, "notices", ()):
         out.print(f"  [yellow]![/] {escape(notice)}")
+    not_used = getattr(plan, "not_used", ())
     if plan.empty:
-        out.print("No changes: the ecosystem matches ecosystem.yaml.")
+        out.print("No changes: the ecosystem matches ecosystem.yaml."
+                  + (f" Not used: {', '.join(not_used)}." if not_used else ""))
         return
     for change in plan.changes:
         out.print("  " + change_line(change))
@@ -59,6 +61,8 @@ def print_plan(plan, title: str = "Plan") -> None:
     summary = f"{title}: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if plan.pending:
         summary += f"; {len(plan.pending)} system(s) pending"
+    if not_used:
+        summary += f"; not used: {', '.join(not_used)}"
     out.print(summary)
 
 
@@ -80,19 +84,22 @@ def _health(value: str | None) -> str:
 
 
 def print_up_summary(result) -> None:
+    from rich.markup import escape
+
     out = console()
     out.print("Stack is up." if result.changed else "Stack is up; nothing changed (already running and converged).")
     table = _table("service", "url", "health", "credentials")
     for service in result.services:
-        table.add_row(service.name, service.url, _health(service.health), service.credentials)
+        table.add_row(escape(service.name), escape(service.url), _health(service.health),
+                      escape(service.credentials))
     out.print(table)
     if result.endpoints:
         endpoints = _table("core", "address")
         for name, address in result.endpoints.items():
-            endpoints.add_row(name, address)
+            endpoints.add_row(escape(name), escape(address))
         out.print(endpoints)
     for system, reason in result.pending.items():
-        out.print(f"[yellow]pending[/] {system}: {reason}", markup=True)
+        out.print(f"[yellow]pending[/] {escape(system)}: {escape(reason)}", markup=True)
     for note in result.notes:
         out.print(note, markup=False)
 
@@ -103,8 +110,8 @@ def print_status(report) -> None:
     out = console()
     table = _table("component", "state", "health", "url", "detail")
     for component in report.components:
-        table.add_row(component.name, component.state, _health(component.health), component.url or "",
-                      component.detail)
+        table.add_row(escape(component.name), escape(component.state), _health(component.health),
+                      escape(component.url or ""), escape(component.detail))
     out.print(table)
     if not report.running:
         out.print("The stack is not running: `ecoctl up` starts it. Compared with ecosystem.yaml: "
@@ -138,12 +145,14 @@ def print_service_result(result) -> None:
 
 
 def print_service_table(rows: list[dict]) -> None:
+    from rich.markup import escape
+
     out = console()
     kinds = list(rows[0]["state"]) if rows else []
     table = _table("service", "template", "port", "pattern", *kinds)
     for row in rows:
-        table.add_row(row["name"], row["template"], str(row["port"]), row["pattern"],
-                      *[row["state"][kind] for kind in kinds])
+        table.add_row(*(escape(str(cell)) for cell in (row["name"], row["template"], row["port"], row["pattern"],
+                                                        *[row["state"][kind] for kind in kinds])))
     out.print(table)
 
 

@@ -31,6 +31,8 @@ class PostgresEndpoint:
 class AuthentikEndpoint:
     base_url: str
     token: str
+    token_source: str = ""
+    """Where the token was read from (`AUTHENTIK_TOKEN in /eco/.env`), for messages; never the token."""
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -173,9 +175,13 @@ class Workspace:
         from ecoctl.contract import authentik_base_url
 
         settings = self.ecosystem.core.authentik
-        token = self.env.get("AUTHENTIK_TOKEN") or os.environ.get("AUTHENTIK_TOKEN") \
-            or self.secret(settings.token_env)
-        return AuthentikEndpoint(authentik_base_url(self.ecosystem), token)
+        for key, where, value in (("AUTHENTIK_TOKEN", self.env.path, self.env.get("AUTHENTIK_TOKEN")),
+                                  ("AUTHENTIK_TOKEN", "the environment", os.environ.get("AUTHENTIK_TOKEN")),
+                                  (settings.token_env, self.env.path, self.env.get(settings.token_env))):
+            if value:
+                return AuthentikEndpoint(authentik_base_url(self.ecosystem), value, f"{key} in {where}")
+        return AuthentikEndpoint(authentik_base_url(self.ecosystem), self.secret(settings.token_env),
+                                 f"{settings.token_env} in the environment")
 
     @property
     def prometheus_url(self) -> str:

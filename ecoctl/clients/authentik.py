@@ -250,8 +250,12 @@ class AuthentikClient:
         return Readiness([], Defaults(flows[AUTHORIZATION_FLOW], flows[INVALIDATION_FLOW], certs[0]["pk"],
                                       tuple(mappings[key] for key in managed)))
 
-    def probe(self, signing_key: str = "authentik Self-signed Certificate") -> Readiness:
-        """One look, without retries: health, token, version, then the blueprint-made defaults."""
+    def probe(self, signing_key: str = "authentik Self-signed Certificate",
+              token_source: str | None = None) -> Readiness:
+        """One look, without retries: health, token, version, then the blueprint-made defaults.
+
+        `token_source` (an external Authentik: where the token is read from) makes a 401/403 final:
+        no blueprint will ever make that token valid, so it raises at once naming where to fix it."""
         if not self.health_ready():
             return Readiness(["server (/-/health/ready/ does not answer 2xx)"])
         saved = self.retries
@@ -262,6 +266,11 @@ class AuthentikClient:
         except Unreachable:
             return Readiness(["server (API does not answer)"])
         except AuthentikError as exc:
+            if exc.status in (401, 403) and token_source:
+                raise AuthentikError(f"Authentik at {self.base_url} refused the API token read from "
+                                     f"{token_source} (HTTP {exc.status}): set it to a valid API token of "
+                                     "a superuser (Admin > Directory > Tokens, intent API)",
+                                     exc.status, exc.body) from None
             if exc.status in (401, 403):
                 # on a first boot the worker applies the bootstrap token from a blueprint, like the flows
                 return Readiness(["API token (not accepted yet)"])
@@ -272,7 +281,8 @@ class AuthentikClient:
     def wait_until_ready(self, timeout: float = 300.0,
                          on_progress: Callable[[list[str], float], None] | None = None,
                          interval: float = 2.0,
-                         signing_key: str = "authentik Self-signed Certificate") -> Defaults:
+                         signing_key: str = "authentik Self-signed Certificate",
+                         token_source: str | None = None) -> Defaults:
         """Poll until Authentik answers and its default flows, certificate and scope mappings exist.
 
         `on_progress(missing, elapsed_seconds)` is called after each look. On timeout the error names
@@ -280,7 +290,7 @@ class AuthentikClient:
         """
         start = time.monotonic()
         while True:
-            status = self.probe(signing_key)
+            status = self.probe(signing_key, token_source)
             elapsed = time.monotonic() - start
             if on_progress:
                 on_progress(status.missing, elapsed)
@@ -288,9 +298,11 @@ class AuthentikClient:
                 assert status.defaults is not None
                 return status.defaults
             if elapsed + interval > timeout:
+                hint = ("check that it finished its first boot (its worker creates the default flows)"
+                        if token_source else "check `ecoctl logs authentik-worker` (it creates the "
+                        "default flows on first boot)")
                 raise EcoctlError(f"Authentik at {self.base_url} not ready after {timeout:.0f}s, still "
-                                  f"missing: {', '.join(status.missing)}: check `ecoctl logs authentik-worker`"
-                                  " (it creates the default flows on first boot), then run again")
+                                  f"missing: {', '.join(status.missing)}: {hint}, then run again")
             self._sleep(interval)
 
 
@@ -314,6 +326,8 @@ def wait_for_authentik(workspace: "Workspace", timeout: float = 300.0,
                        on_progress: Callable[[list[str], float], None] | None = None,
                        interval: float = 2.0) -> Defaults:
     """What `ecoctl up` calls before provisioning: wait for a (first-booting) Authentik."""
+    settings = workspace.ecosystem.core.authentik
+    external = workspace.authentik.token_source if settings.url else None  # 401/403 is final there
     with AuthentikClient.for_workspace(workspace) as client:
-        return client.wait_until_ready(timeout, on_progress, interval,
-                                       signing_key=workspace.ecosystem.core.authentik.signing_key)
+        return client.wait_until_ready(timeout, on_progress, interval, signing_key=settings.signing_key,
+                                       token_source=external)

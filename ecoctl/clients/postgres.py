@@ -77,8 +77,11 @@ def session_error(endpoint: "PostgresEndpoint", doing: str, exc: "psycopg.Error"
 
 def check_admin(conn: psycopg.Connection, endpoint: "PostgresEndpoint") -> bool:
     """Raise unless the admin may create roles and databases; returns whether it is a superuser."""
-    row = conn.execute("select rolsuper, rolcreaterole, rolcreatedb from pg_roles "
-                       "where rolname = current_user").fetchone()
+    try:
+        row = conn.execute("select rolsuper, rolcreaterole, rolcreatedb from pg_roles "
+                           "where rolname = current_user").fetchone()
+    except psycopg.Error as exc:  # the server went away right after the connection was made
+        raise session_error(endpoint, "checking the admin user's rights", exc) from None
     superuser, createrole, createdb = row
     if superuser:
         return True
@@ -278,7 +281,8 @@ class Admin:
             return read_state(self.conn, self.superuser)
 
     def role_exists(self, name: str) -> bool:
-        return self.conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone() is not None
+        with self.errors(f"looking up role {name}"):
+            return self.conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone() is not None
 
     def _mark_managed(self, conn: psycopg.Connection, kind: str, name: str) -> None:
         conn.execute(sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(kind), sql.Identifier(name), sql.Literal(MANAGED)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from ecoctl.errors import UsageError
+from ecoctl.errors import NotConverged, UsageError
 from ecoctl.plan import Change, Options, Plan, apply_plan, make_plan
 from ecoctl.providers import SYSTEMS, load_providers, systems_used
 
@@ -35,12 +35,15 @@ class Reconciliation:
         used = systems_used(workspace.ecosystem)
         self.workspace = workspace
         self.systems = used & set(only) if only is not None else used
+        asked = set(only) if only is not None else set(SYSTEMS)
+        self.not_used = tuple(system for system in SYSTEMS if system in asked - used)
         workspace.ensure_secrets()
         self.providers = load_providers(workspace, self.systems, options)
         self.plan: Plan | None = None
 
     def make_plan(self) -> Plan:
         self.plan = make_plan(self.providers)
+        self.plan.not_used = self.not_used
         return self.plan
 
     def apply(self, on_change: Callable[[Change], None] | None = None) -> Plan:
@@ -56,6 +59,19 @@ class Reconciliation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unreachable(pending: dict[str, str]) -> dict[str, str]:
+    """The systems among `pending` that did not answer (not the runtime, not what --no-apply skipped)."""
+    return {system: reason for system, reason in pending.items() if system in SYSTEMS}
+
+
+def require_converged(pending: dict[str, str]) -> None:
+    """For a command asked to converge: raise `NotConverged` (exit 1, systems named on stderr) when a
+    system the ecosystem uses did not answer. Call it after the result was printed."""
+    missing = unreachable(pending)
+    if missing:
+        raise NotConverged(missing)
 
 
 def plan_workspace(workspace: "Workspace", only: Iterable[str] | None = None,

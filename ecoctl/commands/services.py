@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ecoctl import contract
+from ecoctl.commands import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
-from ecoctl.model import ServiceSpec
+from ecoctl.model import ServiceSpec, port_clash
 from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
+from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
 
 
 def shared_write_refused(service: str, target: str) -> UsageError:
@@ -58,21 +60,28 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     name = check_service_name(request.name)
     services = workspace.ecosystem.services
     existing = services.get(name)
-    if existing is None and (workspace.root / "services" / name).exists():
-        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml: choose "
-                         "another name, or move that folder away")
+    kept_folder = existing is None and kept.folder(workspace, name).exists()
+    record = kept.read_record(workspace, name) if kept_folder else None
+    if record:  # a removed service coming back: what it was, unless options say otherwise
+        try:
+            existing = ServiceSpec.model_validate({key: record[key] for key in kept.RECORDED_KEYS
+                                                   if key in record and key != "reads"})
+        except ValueError:
+            existing = None
     template = resolve(request.template or (existing.template if existing else "python-fastapi"),
                        workspace.template_dirs()).template
-    port = request.port or (existing.port if existing else template.default_port)
-    if not 1 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a TCP port (1-65535)")
-    for other, spec in services.items():
-        if other != name and spec.port == port:
-            raise UsageError(f"port {port} is taken by service {other!r}: pass another --port")
-    core_ports = contract.core_ports(workspace.ecosystem)
-    if port in core_ports:
-        raise UsageError(f"port {port} is taken by the core stack's {core_ports[port]}: pass another --port")
+    port = request.port if request.port is not None else (existing.port if existing else template.default_port)
+    if kept_folder and not record and not (isinstance(port, int) and kept.looks_rendered(workspace, name, template, port)):
+        raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml, nor one ecoctl "
+                         "made (no .ecoctl-service.json, not shaped like its template): choose another "
+                         "name, or move that folder away")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
     pattern = request.pattern or (existing.pattern if existing else "compose")
+    host = request.host or (existing.host if existing else None)
+    clash = port_clash(workspace.ecosystem, name, port, pattern, host)
+    if clash:
+        raise UsageError(f"{clash}: pass another --port")
     reads = request.reads if request.reads is not None else (existing.reads if existing else [])
     for target in reads:
         if target == name:
@@ -85,12 +94,19 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if pattern == "external" and not request.host and not (existing and existing.host):
         raise UsageError("--pattern external needs --host ADDRESS (where the service runs, for "
                          "Prometheus to scrape and PostgreSQL to allow)")
+    for option, value, check in (("--host", request.host, check_host),
+                                 *(("--redirect-uri", uri, check_redirect_uri) for uri in request.redirect_uris)):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise UsageError(f"{option}: {exc}") from None
     template_ref = request.template or (existing.template if existing else template.name)
     return ServiceSpec(template=template_ref, port=port, pattern=pattern,
                        host=request.host or (existing.host if existing else None),
                        reads=sorted(set(reads)),
                        redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                       or [default_redirect_uri(port, request.host)],
+                       or [default_redirect_uri(port, request.host and url_host(request.host))],
                        replicas=request.replicas if request.replicas is not None
                        else (existing.replicas if existing else 1))
 
@@ -139,6 +155,9 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     name = request.name
     result = ServiceResult(name)
     result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    if kept.read_record(workspace, name):
+        kept.drop_record(workspace, name)
+        result.notes.append(f"re-attached the kept services/{name}/ (its files are kept as they are)")
     systems = systems_used(workspace.ecosystem)
     if not apply:
         done = converge(workspace, only=FILE_SYSTEMS & systems, options=Options(reload=False))
@@ -156,13 +175,15 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
         result.notes += external_instructions(workspace, name, spec)
         return result
     runtime = get_runtime(workspace, progress)
-    if not {"postgres", "authentik"} & set(result.pending) and runtime.is_running():
+    blocked = [system for system in ("postgres", "authentik") if system in result.pending]
+    if blocked:  # say what did not answer, not "the stack is not running" (it may well be)
+        result.pending["runtime"] = (f"not started: {' and '.join(blocked)} did not answer: "
+                                     "`ecoctl up` starts it once they do")
+    elif runtime.is_running():
         result.started = runtime.start_services([name])
         result.health = runtime.wait_healthy([name], timeout=180).get(name)
     else:
-        result.pending["runtime"] = ("the stack is not running: `ecoctl up` starts the service"
-                                     if not runtime.is_running() else
-                                     "not started until its database and OIDC client exist: `ecoctl up`")
+        result.pending["runtime"] = "the stack is not running: `ecoctl up` starts the service"
     return result
 
 
@@ -194,6 +215,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
         raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
                          "`reads` first")
     result = ServiceResult(name)
+    removed_spec = workspace.ecosystem.services[name]
     runtime = get_runtime(workspace, progress)
     try:
         if runtime.is_running():
@@ -215,7 +237,9 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
         shutil.rmtree(workspace.root / ".ecoctl" / "pristine" / name, ignore_errors=True)  # upgrade's base
         result.notes.append(f"deleted services/{name}/")
     elif (workspace.root / "services" / name).is_dir():
-        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it)")
+        kept.write_record(workspace, name, removed_spec)
+        result.notes.append(f"kept services/{name}/ (pass --delete-files to delete it; "
+                            f"`ecoctl add-service {name}` re-attaches it)")
     return result
 
 

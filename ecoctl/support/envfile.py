@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import write_atomic
+from ecoctl.support.atomic import read_text, write_atomic
 
 LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -26,7 +26,7 @@ class EnvFile:
         self._lines: list[str] = []
         self.values: dict[str, str] = {}
         if self.path.exists():
-            self._parse(self.path.read_text())
+            self._parse(read_text(self.path))
 
     def _parse(self, text: str) -> None:
         self._lines = text.splitlines()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ecoctl.errors import UsageError
+from ecoctl.support.atomic import MAX_BYTES
 
 
 def roundtrip():
@@ -42,10 +43,60 @@ def yaml_errors(path: Path | str, hint: str = ""):
         raise UsageError(f"{path}: invalid YAML: {' '.join(str(exc).split())}{suffix}") from None
 
 
+MAX_NODES = 20_000
+"""Nodes a document may hold with every alias expanded: a real ecosystem.yaml has a few hundred;
+a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
+
+
+class _TooBig(Exception):
+    pass
+
+
+def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
+    """How many nodes DOCUMENT holds once every alias is expanded, counting each shared node once
+    per reference but visiting it once (so this is fast on an alias bomb); raises `_TooBig` past
+    LIMIT, or on a recursive alias."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise _TooBig("a recursive alias")
+        active.add(key)
+        total = 1
+        for child in (item for pair in node.items() for item in pair) if isinstance(node, dict) else node:
+            total += size(child)
+            if total > limit:
+                raise _TooBig(f"more than {limit} values once its aliases are expanded")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(document)
+
+
 def parse_yaml(path: Path | str, text: str, loader=None) -> Any:
-    """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line."""
+    """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line, and so is a
+    document whose aliases expand past MAX_NODES (checked before anything walks it)."""
+    if len(text) > MAX_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
     with yaml_errors(path):
-        return (loader or roundtrip()).load(text)
+        try:
+            document = (loader or roundtrip()).load(text)
+        except RecursionError:
+            raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    try:
+        expanded_size(document)
+    except _TooBig as exc:
+        raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    return document
 
 
 def _with_c_parser(text: str, method: str) -> tuple[bool, Any]:
@@ -72,14 +123,26 @@ def _with_c_parser(text: str, method: str) -> tuple[bool, Any]:
 
 def fast_load(path: Path | str, text: str) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
-    only, never to write back. Broken YAML is one UsageError naming the file and line."""
+    only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
+    MAX_NODES is one UsageError naming the file (and the line)."""
+    if len(text) > MAX_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
     done, data = _with_c_parser(text, "get_single_data")
-    if done:
-        return data
-    from ruamel.yaml import YAML
+    if not done:
+        from ruamel.yaml import YAML
 
-    with yaml_errors(path):
-        return YAML(typ="safe", pure=True).load(text)
+        with yaml_errors(path):
+            try:
+                data = YAML(typ="safe", pure=True).load(text)
+            except RecursionError:
+                raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    try:
+        expanded_size(data)
+    except _TooBig as exc:
+        raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    return data
 
 
 def fast_compose(path: Path | str, text: str) -> Any:

@@ -226,7 +226,7 @@ def test_going_down_mid_apply_leaves_env_untouched(tmp_path, authentik_target):
     try:
         workspace, _, _ = make(tmp_path, authentik_target)
         workspace = write_workspace(workspace.root, proxy.base_url, authentik_target.token,
-                                    {name: {"port": 8001} for name in authentik_target.services})
+                                    {name: {"port": 8001 + i} for i, name in enumerate(sorted(authentik_target.services))})
         provider = provider_for(workspace)
         changes = provider.plan()
         env_before = (workspace.root / ".env").read_bytes()
