@@ -257,6 +257,8 @@ class EcosystemFile:
         port_clash = _port_clash(model)
         if port_clash:
             name, message = port_clash
+            if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
+                document = parse_yaml(path, text)
             line = _line_of(document, ("services", name, "port"))
             raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
         return model
