@@ -1,6 +1,4 @@
-"""Typer glue for the everyday commands (env, restart, doctor, secrets rotate); cli.py registers them.
-
-Kept apart from cli.py so each stays short; like cli.py it parses, calls a command and prints."""
+"""CLI: everyday operations: env, restart, doctor, secrets rotate."""
 
 from __future__ import annotations
 
@@ -8,36 +6,8 @@ import sys
 
 import typer
 
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (for CI) instead of text.")
-
-
-def _workspace(ctx: typer.Context, changes: bool = False):
-    from ecoctl.workspace import Workspace
-
-    workspace = Workspace.open(ctx.obj)
-    if changes:
-        workspace.lock_for_changes()
-    return workspace
-
-
-def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion: the services of the ecosystem in reach (none when there is none)."""
-    try:
-        from ecoctl.workspace import Workspace
-
-        names = list(Workspace.open(ctx.find_root().params.get("directory")).ecosystem.services)
-    except Exception:
-        return []
-    return [name for name in names if name.startswith(incomplete)]
-
-
-def _stage_display(json_output: bool):
-    import contextlib
-
-    from ecoctl import ui
-
-    return contextlib.nullcontext() if json_output else ui.StageDisplay()
-
+from ecoctl.cli import app, secrets_app
+from ecoctl.cli.common import JSON_OPTION, complete_service, stage_display, workspace_of
 
 def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):
     """Give SERVICE's database role a new password (server first, then .env), then restart what uses it."""
@@ -46,7 +16,7 @@ def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="
     from ecoctl.commands.secrets import consumers, rotate_password
     from ecoctl.errors import UnhealthyServices
 
-    workspace = _workspace(ctx, changes=True)
+    workspace = workspace_of(ctx, changes=True)
     rotate_password(workspace, service)
     out = ui.console()
     if workspace.ecosystem.runtime == "swarm":
@@ -77,8 +47,8 @@ def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A servi
     from ecoctl.commands.restart import prepare
     from ecoctl.errors import UnhealthyServices
 
-    runtime = prepare(_workspace(ctx, changes=True), service)
-    with _stage_display(json_output) as display:
+    runtime = prepare(workspace_of(ctx, changes=True), service)
+    with stage_display(json_output) as display:
         if display:
             display.stage(f"restarting {service}")
             runtime.progress = display.progress
@@ -100,7 +70,7 @@ def env(ctx: typer.Context, service: str = typer.Argument(..., help="A service o
 
     if fmt not in ("dotenv", "json", "shell"):
         raise UsageError(f"--format must be dotenv, json or shell, not {fmt!r}")
-    variables = service_environment(_workspace(ctx), service, show_secrets=show_secrets)
+    variables = service_environment(workspace_of(ctx), service, show_secrets=show_secrets)
     sys.stdout.write(render(variables, fmt))
 
 
@@ -109,7 +79,7 @@ def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
     from ecoctl import ui
     from ecoctl.commands.doctor import doctor as run_doctor
 
-    checks = run_doctor(_workspace(ctx))
+    checks = run_doctor(workspace_of(ctx))
     failed = [check for check in checks if check.status == "fail"]
     if json_output:
         ui.print_json({"ok": not failed, "checks": [check.to_json() for check in checks]})
@@ -117,3 +87,9 @@ def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
         ui.print_doctor(checks)
     if failed:
         raise typer.Exit(1)
+
+
+secrets_app.command("rotate")(secrets_rotate)
+app.command()(restart)
+app.command()(env)
+app.command()(doctor)

@@ -1,0 +1,73 @@
+"""The command line: parses arguments, calls a command, prints. Nothing else lives here.
+
+The commands live in `ecosystem` (init, plan, apply, up, down, status, logs, token), `services`
+(add/remove/list, templates, upgrade, scale) and `operations` (env, restart, doctor, secrets).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ecoctl.support.typer_params import LazyCoercionGroup
+
+app = typer.Typer(name="ecoctl", cls=LazyCoercionGroup, no_args_is_help=True, add_completion=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
+                  help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
+secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
+app.add_typer(secrets_app, name="secrets")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("ecoctl")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        sys.stdout.write(f"ecoctl {found}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(ctx: typer.Context, directory: Optional[Path] = typer.Option(
+        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml)."),
+        _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print ecoctl's version and exit.")):
+    ctx.obj = directory
+
+
+# the command modules register their commands on `app`, in this order
+from ecoctl.cli import ecosystem, services  # noqa: E402,F401
+from ecoctl.cli import operations  # noqa: E402,F401
+
+
+def main() -> None:
+    from ecoctl.errors import EcoctlError
+
+    try:
+        app(prog_name="ecoctl")  # also names the completion variable: _ECOCTL_COMPLETE
+    except EcoctlError as exc:
+        from ecoctl import ui
+
+        ui.error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug, or a failure no provider translated: still one line
+        import os
+
+        if os.environ.get("ECOCTL_DEBUG"):
+            raise
+        from ecoctl import ui
+
+        text = " ".join(str(exc)[:2000].split())
+        text = text if len(text) <= 200 else text[:197] + "..."  # never a flood of a bad value
+        ui.error(f"unexpected {type(exc).__name__}: {text} (run again with ECOCTL_DEBUG=1 for the "
+                 "traceback, and please report it)")
+        sys.exit(1)
