@@ -84,11 +84,16 @@ _LOADED: dict[tuple[Path, str, int], "TemplateInfo"] = {}
 def _load_template(path: Path, source: str) -> TemplateInfo:
     from ruamel.yaml import YAML, YAMLError
 
+    from ecoctl.support.yaml import c_safe_load
+
     manifest = path / MANIFEST
     if not manifest.is_file():
         raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
     try:
-        data = YAML(typ="safe").load(manifest.read_text(encoding="utf-8"))
+        text = manifest.read_text(encoding="utf-8")
+        done, data = c_safe_load(text)  # the C parser; what it refuses, the pure one decides
+        if not done:
+            data = YAML(typ="safe").load(text)
     except (YAMLError, UnicodeDecodeError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

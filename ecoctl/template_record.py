@@ -51,12 +51,12 @@ class TemplateRecord:
 
     @classmethod
     def parse(cls, text: str, where: str) -> "TemplateRecord":
-        from ruamel.yaml import YAML
+        from ecoctl.support.yaml import fast_load
 
-        from ecoctl.support.yaml import yaml_errors
-
-        with yaml_errors(where, "fix it, or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`"):
-            data = YAML(typ="safe").load(text)
+        try:  # the C parser: a plan reads every service's record (twice: files and compose)
+            data = fast_load(where, text)
+        except UsageError as exc:
+            raise UsageError(f"{exc}: fix it, or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`") from None
         if not isinstance(data, dict) or not isinstance(data.get("template"), str) \
                 or not isinstance(data.get("version"), int) or not isinstance(data.get("answers", {}), dict):
             raise UsageError(f"{where}: expected template, source, ref, version, commit, answers; fix it, "

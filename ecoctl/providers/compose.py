@@ -281,7 +281,10 @@ class ComposeProvider(Provider):
         """compose.yaml's changes are made in memory and written once (then reported done); each
         separate file is its own write, reported after it."""
         main = [change for change in changes if not isinstance(change.payload, SetSeparateFile)]
-        if main:
+        if main and self._append_services(main):
+            for change in main:
+                on_change(change)
+        elif main:
             self._batching = True
             try:
                 for change in main:
@@ -295,6 +298,25 @@ class ComposeProvider(Provider):
             if isinstance(change.payload, SetSeparateFile):
                 self.apply(change)
                 on_change(change)
+
+    def _append_services(self, changes: list[Change]) -> bool:
+        """New service entries only: their text is inserted into compose.yaml (no round-trip of the
+        whole file), when `support.yaml_append` can; False leaves it to the round-trip edit."""
+        from ecoctl.support.yaml_append import appended
+
+        if not all(isinstance(change.payload, SetService) and change.payload.entry is not None
+                   for change in changes):
+            return False
+        main = self._main_file()
+        if not main.exists or main._document is not None or main.data is None:
+            return False
+        result = appended(main.path, main.text, main.data, "services",
+                          {change.payload.name: change.payload.entry for change in changes})
+        if result is None:
+            return False
+        write_atomic(main.path, result[0])
+        main.text, main.data = result
+        return True
 
     def _save_main(self) -> None:
         if not self._batching:

@@ -22,22 +22,30 @@ from ecoctl.template_record import RECORD_FILE, unrecorded_notice
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
 
-def render_core_files(context: dict) -> dict[str, bytes]:
-    """Relative path -> content of the core stack's files for this ecosystem."""
-    import jinja2
-
+def _core_sources() -> list[tuple[Path, str]]:
+    """(source file, relative path of the file it becomes) for each file of the core stack."""
     core = stacks_dir() / "core"
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    files: dict[str, bytes] = {}
+    sources = []
     for path in sorted(core.rglob("*")):
         relative = path.relative_to(core).as_posix()
         if path.is_dir() or relative == "ecosystem.yaml.j2":
             continue
         if relative == "gitignore":
             relative = ".gitignore"
-        if relative.endswith(".j2"):
-            files[relative[:-3]] = env.from_string(path.read_text()).render(context).encode()
+        sources.append((path, relative.removesuffix(".j2")))
+    return sources
+
+
+def render_core_files(context: dict) -> dict[str, bytes]:
+    """Relative path -> content of the core stack's files for this ecosystem."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    files: dict[str, bytes] = {}
+    for path, relative in _core_sources():
+        if path.name.endswith(".j2"):
+            files[relative] = env.from_string(path.read_text()).render(context).encode()
         else:
             files[relative] = path.read_bytes()
     return files
@@ -90,8 +98,11 @@ class FileGroup:
 
 
 def core_group(workspace) -> FileGroup:
-    files = render_core_files(core_context(workspace))
-    return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
+    """The core files; rendered only when some are missing (a plan usually finds them all)."""
+    def render(wanted: set[str]) -> dict[str, bytes]:
+        return {p: c for p, c in render_core_files(core_context(workspace)).items() if p in wanted}
+
+    return FileGroup([relative for _path, relative in _core_sources()], render)
 
 
 def service_group(workspace, name: str) -> FileGroup:

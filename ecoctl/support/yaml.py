@@ -121,6 +121,12 @@ def _with_c_parser(text: str, method: str) -> tuple[bool, Any]:
         loader.dispose()
 
 
+def c_safe_load(text: str) -> tuple[bool, Any]:
+    """(True, TEXT as plain data) with the C parser, as `fast_load` reads it; (False, None) when
+    there is none or it refuses TEXT (then the caller's own loader decides, with its messages)."""
+    return _with_c_parser(text, "get_single_data")
+
+
 def fast_load(path: Path | str, text: str) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
     only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
