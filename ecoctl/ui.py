@@ -15,7 +15,8 @@ def console(stderr: bool = False):
     stream = sys.stderr if stderr else sys.stdout
     # a pipe or CI log gets full-width tables instead of rich's 80-column default
     width = None if stream.isatty() else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    # emoji=False: text is printed as it is (`:name:` in a value stays literal; no 12 ms emoji table)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, emoji=False)
 
 
 def print_json(data: Any) -> None:

@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +186,8 @@ class Supervisor:
 
     # -- the daemon -------------------------------------------------------------------------
     def proxy(self):
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         from supervisor.xmlrpc import SupervisorTransport
 
         transport = SupervisorTransport(None, None, serverurl=f"unix://{self.socket}")
@@ -195,6 +196,8 @@ class Supervisor:
     def answers(self) -> bool:
         if not self.check_socket():
             return False
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         try:
             return self.proxy().getState()["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Error):
@@ -238,6 +241,8 @@ class Supervisor:
         Returns {"added": [...], "changed": [...], "removed": [...]}; a changed program that was
         running is started again with its new settings.
         """
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         server = self.proxy()
         [[added, changed, removed]] = server.reloadConfig()
         running = {info["name"] for info in server.getAllProcessInfo()
@@ -282,6 +287,8 @@ class Supervisor:
 
     # -- programs ---------------------------------------------------------------------------
     def info(self, name: str) -> dict | None:
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         try:
             return self.proxy().getProcessInfo(name)
         except xmlrpc.client.Fault:
@@ -294,6 +301,8 @@ class Supervisor:
 
     def start_program(self, name: str) -> bool:
         """Start a program and wait for it to pass `startsecs`; False when it was running."""
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         info = self.info(name)
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return False
@@ -307,6 +316,8 @@ class Supervisor:
         return True
 
     def stop_program(self, name: str) -> bool:
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         info = self.info(name)
         if info is None or info["statename"] not in RUNNING_STATES:
             return False
@@ -319,6 +330,8 @@ class Supervisor:
 
     def signal_program(self, name: str, signal: str) -> bool:
         """Send SIGNAL (e.g. "HUP") to a running program; False when it is not running."""
+        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+
         info = self.info(name)
         if info is None or info["statename"] not in ("RUNNING", "STARTING"):
             return False
