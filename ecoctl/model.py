@@ -6,21 +6,21 @@ key. Saving is round-trip: the user's comments and key order survive (ruamel.yam
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
 from ecoctl.support.checks import check_host, check_redirect_uri, shown
+from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import CORE_SERVICE, check_service_name
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
-Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+Port = Annotated[int, Range(1, 65535)]
 """A TCP port: an integer 1-65535, strictly (`true` or "80" are refused, not read as 1 or 80)."""
 DEFAULT_IMAGES = {
     "postgres": "postgres:16",
@@ -34,11 +34,8 @@ DEFAULT_IMAGES = {
 }
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ExternalPostgres(Strict):
+@dataclass
+class ExternalPostgres(Record):
     host: str
     port: Port = 5432
     admin_user: str = "postgres"
@@ -46,106 +43,94 @@ class ExternalPostgres(Strict):
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
-class PostgresSettings(Strict):
+@dataclass
+class PostgresSettings(Record):
     version: str = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
 
 
-class RedisSettings(Strict):
+@dataclass
+class RedisSettings(Record):
     port: Port = 6379
 
 
-class AuthentikSettings(Strict):
+@dataclass
+class AuthentikSettings(Record):
     version: str = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
     token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
     signing_key: str = "authentik Self-signed Certificate"
-    worker_replicas: int = Field(1, ge=0, le=50)
+    worker_replicas: Annotated[int, Range(0, 50)] = 1
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
 
 
-class MonitoringSettings(Strict):
+@dataclass
+class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
 
 
-class CoreSettings(Strict):
-    postgres: PostgresSettings = PostgresSettings()
-    redis: RedisSettings = RedisSettings()
-    authentik: AuthentikSettings = AuthentikSettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
+@dataclass
+class CoreSettings(Record):
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
-class ServiceSpec(Strict):
-    template: str = "python-fastapi"
+@dataclass
+class ServiceSpec(Record):
     port: Port
+    template: str = "python-fastapi"
     pattern: Pattern = "compose"
     host: str | None = None
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
-    reads: list[str] = []
-    redirect_uris: list[str] = []
-    replicas: int = Field(1, ge=0, le=100)
+    reads: list[str] = field(default_factory=list)
+    redirect_uris: list[str] = field(default_factory=list)
+    replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
 
-    @field_validator("host")
-    @classmethod
-    def _host(cls, host: str | None) -> str | None:
-        return None if host is None else check_host(host)
-
-    @field_validator("redirect_uris")
-    @classmethod
-    def _redirect_uris(cls, uris: list[str]) -> list[str]:
-        return [check_redirect_uri(uri) for uri in uris]
+    def check(self) -> None:
+        if self.host is not None:
+            self.host = _checked(check_host, self.host, "host")
+        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
+                              for index, uri in enumerate(self.redirect_uris)]
 
 
-class Ecosystem(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+@dataclass
+class Ecosystem(Record):
+    name: Annotated[str, Match(r"[a-z][a-z0-9-]{0,39}")]
     """Compose project, image and container prefix: lowercase letters, digits, hyphens."""
     runtime: Literal["docker", "local", "swarm"]
-    runtime_user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    runtime_user: Annotated[str, Match(r"[a-z_][a-z0-9_-]{0,31}")] | None = None
     """local runtime, when ecoctl runs as root: the unprivileged user every program runs as
     (default `ecoctl`, created when missing; a named one must exist). Never root."""
     templates_dir: str | None = None
     registry: str | None = None
     """swarm: where built service images are pushed (e.g. registry.example.com:5000), so other nodes can pull them."""
-    core: CoreSettings = CoreSettings()
-    images: dict[str, str] = {}
-    services: dict[str, ServiceSpec] = {}
+    core: CoreSettings = field(default_factory=CoreSettings)
+    images: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
 
-    @field_validator("services")
-    @classmethod
-    def _service_names(cls, services: dict[str, ServiceSpec]) -> dict[str, ServiceSpec]:
-        for name, spec in services.items():
-            try:
-                check_service_name(name, allow_core=True)
-            except UsageError as exc:
-                raise ValueError(str(exc)) from None
+    def check(self) -> None:
+        for name, spec in self.services.items():
+            _checked(lambda service: check_service_name(service, allow_core=True), name, "services", name)
             for target in spec.reads:
-                if target not in services:
-                    raise ValueError(f"service {name!r} reads {target!r}, which is not a service here")
+                if target not in self.services:
+                    raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
+                                  "not a service here")
                 if target == name:
-                    raise ValueError(f"service {name!r} cannot list itself in reads")
-        return services
-
-    @field_validator("runtime_user")
-    @classmethod
-    def _not_root(cls, user: str | None) -> str | None:
-        if user == "root":
-            raise ValueError("runtime_user cannot be root: name an unprivileged user, or remove "
-                             "the key to use `ecoctl`")
-        return user
-
-    @field_validator("images")
-    @classmethod
-    def _image_keys(cls, images: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(images) - set(DEFAULT_IMAGES))
+                    raise Invalid(("services", name, "reads"), f"service {name!r} cannot list itself in reads")
+        if self.runtime_user == "root":
+            raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
+                          "remove the key to use `ecoctl`")
+        unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
-            raise ValueError(f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
-        return images
+            raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -156,6 +141,14 @@ class Ecosystem(Strict):
 
     def added_services(self) -> dict[str, ServiceSpec]:
         return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
+
+
+def _checked(check, value, *loc):
+    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
+    try:
+        return check(value)
+    except (ValueError, UsageError) as exc:
+        raise Invalid(loc, str(exc)) from None
 
 
 def _line_of(document: Any, loc: tuple) -> int | None:
@@ -174,16 +167,18 @@ def _line_of(document: Any, loc: tuple) -> int | None:
     return line
 
 
-def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None) -> str | None:
-    """Why service NAME may not listen on PORT (None: it may): another service on the same host has
-    it, or the core stack does (a service of pattern `external` runs on HOST, not here)."""
+def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
+               among: dict[str, ServiceSpec] | None = None) -> str | None:
+    """Why service NAME may not listen on PORT (None: it may): another service (of `among`, default
+    all) on the same host has it, or the core stack does (a service of pattern `external` runs on
+    HOST, not here)."""
     from ecoctl.contract import core_ports
 
     where = host if pattern == "external" else None
     core = core_ports(ecosystem)
     if where is None and port in core:
         return f"port {port} is taken by the core stack's {core[port]}"
-    for other, spec in ecosystem.services.items():
+    for other, spec in (ecosystem.services if among is None else among).items():
         if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
             return f"port {port} is taken by service {other!r}"
     return None
@@ -194,8 +189,7 @@ def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
     would otherwise find out after stopping the working service)."""
     seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
-        earlier = ecosystem.model_copy(update={"services": seen})
-        clash = port_clash(earlier, name, spec.port, spec.pattern, spec.host)
+        clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
         if clash:
             return name, f"{clash}: choose another"
         seen = {**seen, name: spec}
@@ -235,23 +229,18 @@ class EcosystemFile:
     def validate(path: Path, document: Any, text: str | None = None) -> Ecosystem:
         """The model of `document` (round-trip, or plain data read from `text`)."""
         try:
-            model = Ecosystem.model_validate(document)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            loc = tuple(error["loc"])
+            model = Ecosystem.from_data(document)
+        except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, loc)
-            key = ".".join(str(part) for part in loc) or "(top level)"
-            kind = error["type"]
-            if kind == "extra_forbidden":
-                message = f"unknown key {key!r}"
-            elif kind == "missing":
-                message = f"missing key {key!r}"
+            line = _line_of(document, exc.loc)
+            key = ".".join(str(part) for part in exc.loc) or "(top level)"
+            if exc.problem in ("unknown key", "missing key"):
+                message = f"{exc.problem} {key!r}"
             else:
-                message = f"{key}: {error['msg'].removeprefix('Value error, ')}"
-                if kind not in ("value_error", "assertion_error") and "input" in error:
-                    message += f" (got {shown(error['input'])})"
+                message = f"{key}: {exc.problem}"
+                if exc.given is not Invalid.MISSING:
+                    message += f" (got {shown(exc.given)})"
             where = f":{line}" if line else ""
             raise UsageError(f"{path}{where}: {message}") from None
         port_clash = _port_clash(model)

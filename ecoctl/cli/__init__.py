@@ -34,11 +34,11 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _global(ctx: typer.Context, directory: Optional[Path] = typer.Option(
-        None, "--dir", "-C", help="The ecosystem directory (default: nearest with ecosystem.yaml)."),
+def _global(ctx: typer.Context, directory: Optional[str] = typer.Option(  # str, not Path: Typer's Path coercion imports pydantic
+        None, "--dir", "-C", metavar="PATH", help="The ecosystem directory (default: nearest with ecosystem.yaml)."),
         _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                       help="Print ecoctl's version and exit.")):
-    ctx.obj = directory
+    ctx.obj = Path(directory) if directory is not None else None
 
 
 # the command modules register their commands on `app`, in this order

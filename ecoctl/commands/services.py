@@ -14,6 +14,7 @@ from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
 from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
+from ecoctl.support.typed import Invalid
 
 
 def shared_write_refused(service: str, target: str) -> UsageError:
@@ -64,7 +65,7 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     record = kept.read_record(workspace, name) if kept_folder else None
     if record:  # a removed service coming back: what it was, unless options say otherwise
         try:
-            existing = ServiceSpec.model_validate({key: record[key] for key in kept.RECORDED_KEYS
+            existing = ServiceSpec.from_data({key: record[key] for key in kept.RECORDED_KEYS
                                                    if key in record and key != "reads"})
         except ValueError:
             existing = None
@@ -102,18 +103,21 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
             except ValueError as exc:
                 raise UsageError(f"{option}: {exc}") from None
     template_ref = request.template or (existing.template if existing else template.name)
-    return ServiceSpec(template=template_ref, port=port, pattern=pattern,
-                       host=request.host or (existing.host if existing else None),
-                       reads=sorted(set(reads)),
-                       redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                       or [default_redirect_uri(port, request.host and url_host(request.host))],
-                       replicas=request.replicas if request.replicas is not None
-                       else (existing.replicas if existing else 1))
+    try:
+        return ServiceSpec(template=template_ref, port=port, pattern=pattern,
+                           host=request.host or (existing.host if existing else None),
+                           reads=sorted(set(reads)),
+                           redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
+                           or [default_redirect_uri(port, request.host and url_host(request.host))],
+                           replicas=request.replicas if request.replicas is not None
+                           else (existing.replicas if existing else 1))
+    except Invalid as exc:
+        raise UsageError(f"--{str(exc.loc[0]).replace('_', '-')} {shown(exc.given)}: {exc.problem}") from None
 
 
 def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
     """`port 8080 -> 8081, pattern compose -> separate`: what re-running add-service would change."""
-    before, after = have.model_dump(), want.model_dump()
+    before, after = have.as_dict(), want.as_dict()
     return ", ".join(f"{key} {before[key]} -> {after[key]}" for key in after if before[key] != after[key])
 
 

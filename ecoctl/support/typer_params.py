@@ -4,6 +4,12 @@ group's `--dir` (None) before the subcommand's eager `--help`, so pydantic was i
 help. `LazyCoercionGroup` defers that build until a parameter actually receives a value; a value
 of None is what the coercion itself would return for it (None, or () for a multi-value one).
 
+When a value arrives and is already what the annotation asks for (text for `str`, a flag's
+True/False for `bool`, texts for `list[str]`, ASCII digits within min/max for `int`), it is passed as
+it is, which is what Typer's adapter returns for it; anything else (a bad value, a Path, a float)
+goes to Typer's own coercion and its error messages. So a command line of plain values does not
+import pydantic at all.
+
 Guarded: with a Typer that has no such hook, parameters are left as they are.
 """
 
@@ -23,11 +29,36 @@ class _DeferredCoercion:
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         if value is None:
             return () if (param.multiple or param.nargs == -1) else None
+        plain = _plain_value(param.type_descriptor, value)
+        if plain is not _NOT_PLAIN:
+            return plain
         from typer._coercion import build_runtime_param
 
         real = build_runtime_param(param.type_descriptor)
         param._runtime_param = real
         return real.coerce(value, param=param, ctx=ctx)
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_value(descriptor: Any, value: Any) -> Any:
+    """`value` as Typer's coercion would return it, when that is certain without it; else _NOT_PLAIN."""
+    info = descriptor.parameter_info
+    if info.parser is not None or getattr(info, "clamp", False):
+        return _NOT_PLAIN
+    annotation = descriptor.annotation
+    if annotation is str and type(value) is str:
+        return value
+    if annotation is bool and type(value) is bool:
+        return value
+    if annotation == list[str] and isinstance(value, (list, tuple)) and all(type(item) is str for item in value):
+        return list(value)
+    if annotation is int and type(value) is str and value.isascii() and value.isdigit() and len(value) < 10:
+        number = int(value)
+        if (info.min is None or number >= info.min) and (info.max is None or number <= info.max):
+            return number
+    return _NOT_PLAIN
 
 
 def defer_coercion(params) -> None:
