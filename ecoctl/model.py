@@ -199,12 +199,15 @@ def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
 class EcosystemFile:
     """ecosystem.yaml on disk: the typed model plus the round-trip document it came from."""
 
-    def __init__(self, path: Path, document: Any, model: Ecosystem, text: str | None = None):
+    def __init__(self, path: Path, document: Any, model: Ecosystem, text: str | None = None,
+                 data: Any = None):
         """`document` may be None when `text` is given: it is parsed round-trip on first use (reading
-        and validating use the fast loader; only an edit needs comments and order)."""
+        and validating use the fast loader, whose plain `data` may come along; only an edit needs
+        comments and order)."""
         self.path = path
         self._document = document
         self._text = text
+        self._data = data
         self.model = model
 
     @property
@@ -223,7 +226,7 @@ class EcosystemFile:
         data = fast_load(path, text)
         if not isinstance(data, dict):
             raise UsageError(f"{path}:1: expected a mapping with at least `name` and `runtime`")
-        return cls(path, None, cls.validate(path, data, text), text)
+        return cls(path, None, cls.validate(path, data, text), text, data)
 
     @staticmethod
     def validate(path: Path, document: Any, text: str | None = None) -> Ecosystem:
@@ -252,6 +255,35 @@ class EcosystemFile:
             raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
         return model
 
+    def reloaded(self) -> "EcosystemFile":
+        """The file as it is on disk now: this one when its text has not changed since it was read."""
+        try:
+            unchanged = self._text is not None and read_text(self.path) == self._text
+        except FileNotFoundError:
+            unchanged = False
+        return self if unchanged else self.load(self.path)
+
+    def add_entries(self, key: str, entries: dict[str, Any]) -> bool:
+        """Add ENTRIES (new keys) to the top-level mapping KEY and save. Inserted as text when the file
+        is plainly laid out (every other byte kept, no round-trip parse), else a round-trip edit."""
+        from ecoctl.support.yaml_append import appended
+
+        if self._document is None and self._text is not None and self._data is not None:
+            done = appended(self.path, self._text, self._data, key, entries)
+            if done is not None:
+                text, data = done
+                self.model = self.validate(self.path, data, text)
+                write_atomic(self.path, text)
+                self._text, self._data = text, data
+                return True
+
+        def mutate(document) -> None:
+            if document.get(key) is None:
+                document[key] = {}
+            document[key].update(entries)
+
+        return self.update(mutate)
+
     def update(self, mutate) -> bool:
         """Apply `mutate(document)` to the round-trip document, re-validate, and save if it changed."""
         before = self.dump()
@@ -261,6 +293,7 @@ class EcosystemFile:
         if after == before:
             return False
         write_atomic(self.path, after)
+        self._text, self._data = after, None
         return True
 
     def dump(self) -> str:

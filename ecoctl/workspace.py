@@ -100,7 +100,7 @@ class Workspace:
                 time.sleep(0.2)
         self._lock_fd: int | None = fd
         # what another command wrote while we waited is what we must build on
-        self.ecosystem_file = EcosystemFile.load(self.root / FILENAME)
+        self.ecosystem_file = self.ecosystem_file.reloaded()
         self._load_env()
 
     def unlock(self) -> None:

@@ -158,7 +158,10 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     spec = desired_spec(workspace, request)
     name = request.name
     result = ServiceResult(name)
-    result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    if name in workspace.ecosystem.services:
+        result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
+    else:
+        result.spec_changed = workspace.ecosystem_file.add_entries("services", {name: _spec_document(spec)})
     if kept.read_record(workspace, name):
         kept.drop_record(workspace, name)
         result.notes.append(f"re-attached the kept services/{name}/ (its files are kept as they are)")
