@@ -4,7 +4,7 @@ types on construction, strictly, and say where a value is wrong.
 The ecosystem model needs a handful of shapes: str, int and bool (never coerced: `"80"` and `true`
 are not ports), `Literal[...]`, `X | None`, `list[X]`, `dict[str, X]`, nested records, and two
 constraints given with `Annotated`: `Range(low, high)` and `Match(regex)`. A record may add its own
-checks in `check()`, raising `Invalid` (or ValueError for the field it names).
+checks in `check()`, raising `Invalid` with the key path of what it refuses.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def _value(value: Any, hint: Any, loc: tuple) -> Any:
         return _value(value, inner, loc)
     if origin is Literal:
         choices = get_args(hint)
-        if value not in choices or isinstance(value, bool):
+        if isinstance(value, bool) or value not in choices:
             raise Invalid(loc, f"expected one of {', '.join(map(str, choices))}", value)
-        return value
+        return choices[choices.index(value)]
     if origin is list:
         (item,) = get_args(hint)
         if not isinstance(value, (list, tuple)):
@@ -122,8 +122,8 @@ def _value(value: Any, hint: Any, loc: tuple) -> Any:
             raise Invalid(loc, "expected a mapping", value)
         for key in value:
             if not isinstance(key, key_type):
-                raise Invalid((*loc, key), f"expected a {key_type.__name__} key", key)
-        return {key: _value(entry, item, (*loc, key)) for key, entry in value.items()}
+                raise Invalid((*loc, key), f"expected a key of {_KINDS[key_type]}", key)
+        return {key_type(key): _value(entry, item, (*loc, key)) for key, entry in value.items()}
     if isinstance(hint, type) and issubclass(hint, Record):
         return value if isinstance(value, hint) else hint.from_data(value, loc)
     if hint is Any:

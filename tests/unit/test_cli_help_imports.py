@@ -45,3 +45,45 @@ def test_values_are_still_checked_after_deferral(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ecoctl", "--dir", str(tmp_path), "add-service", "x",
                              "--port", "abc"], capture_output=True, text=True)
     assert result.returncode == 2 and "--port" in result.stderr and "integer" in result.stderr
+
+
+ADD_PROBE = """
+import sys
+sys.argv = ["ecoctl", *sys.argv[1:]]
+from ecoctl.cli import app
+try:
+    app()
+except SystemExit as exit:
+    code = exit.code
+print("PYDANTIC:" + str(any(name.split(".")[0] == "pydantic" for name in sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_add_service_with_plain_values_does_not_import_pydantic(tmp_path):
+    from ecoctl.commands.init import init_ecosystem
+
+    init_ecosystem(tmp_path / "eco", runtime="local")
+    result = subprocess.run([sys.executable, "-c", ADD_PROBE, "--dir", str(tmp_path / "eco"), "add-service", "loyalty",
+                             "--port", "0081", "--reads", "portfolio", "--no-apply"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "PYDANTIC:False" in result.stderr, result.stderr
+    assert "port: 81\n" in (tmp_path / "eco" / "ecosystem.yaml").read_text()  # "0081" read as Typer reads it
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--port", "70000"], "--port 70000 is not a TCP port"),
+    (["--port", "-1"], "--port -1 is not a TCP port"),
+    (["--replicas", "101"], "Invalid value for '--replicas'"),  # out of Typer's min/max: its own check
+    (["--port", "8x"], "Invalid value for '--port'"),
+    (["--port", "\uff18\uff10"], "Invalid value for '--port'"),  # fullwidth digits are not a plain value
+])
+def test_values_outside_the_plain_path_get_typers_errors(tmp_path, argv, words):
+    from ecoctl.commands.init import init_ecosystem
+
+    init_ecosystem(tmp_path / "eco", runtime="local")
+    before = (tmp_path / "eco" / "ecosystem.yaml").read_text()
+    result = subprocess.run([sys.executable, "-m", "ecoctl", "--dir", str(tmp_path / "eco"), "add-service", "xx",
+                             *argv, "--no-apply"], capture_output=True, text=True)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert (tmp_path / "eco" / "ecosystem.yaml").read_text() == before
