@@ -308,7 +308,7 @@ def start_check(path: Path, text: str) -> "Check | None":
     the verdict, or `stop()`; either removes the candidate file."""
     if (promtool := shutil.which("promtool")) is None:
         return None
-    fd, candidate = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{path.stem}.check-", suffix=".yml")
+    fd, candidate = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.check-", suffix=".yml")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -317,7 +317,7 @@ def start_check(path: Path, text: str) -> "Check | None":
     except BaseException:
         os.unlink(candidate)
         raise
-    return Check(Path(path), text, candidate, process)
+    return Check(path, text, candidate, process)
 
 
 @dataclass
