@@ -83,6 +83,13 @@ class Provider(ABC):
             raise TypeError(f"{self.name} provider cannot apply {change} ({type(change.payload).__name__})")
         getattr(self, method)(change.payload)
 
+    def prepare(self, changes: list[Change]) -> None:
+        """Called by `apply_plan` with this system's run of changes before any change of the plan
+        is applied, for work that changes nothing but takes time (a check in a child process), so
+        it overlaps the other systems' applies. Default: nothing. It must not raise (`apply_all`
+        reports any problem in its turn); `apply_all` must not trust what was prepared from a
+        state that changed since; `close()` stops whatever still runs."""
+
     def apply_all(self, changes: list[Change], on_change: Callable[[Change], None]) -> None:
         """Apply these changes of this system (in plan order), calling `on_change(change)` once each
         has landed. Default: one by one. A provider editing a file overrides it to make every edit in
@@ -140,8 +147,9 @@ def make_plan(providers: list[Provider]) -> Plan:
 def apply_plan(providers: list[Provider], plan: Plan,
                on_change: Callable[[Change], None] | None = None) -> Plan:
     """Apply exactly `plan`'s changes in plan order, each system's run of changes by its provider's
-    `apply_all`. Returns what was done and what stays pending. On a failure, the error names the
-    changes that did not land (`error.not_applied` holds them) and is raised as it was."""
+    `apply_all`, after every run was handed to its provider's `prepare`. Returns what was done and
+    what stays pending. On a failure, the error names the changes that did not land
+    (`error.not_applied` holds them) and is raised as it was."""
     from itertools import groupby
 
     by_system = {provider.name: provider for provider in providers}
@@ -154,9 +162,13 @@ def apply_plan(providers: list[Provider], plan: Plan,
         if on_change:
             on_change(change)
 
+    runs = [(by_system[system], list(run))
+            for system, run in groupby(plan.changes, key=lambda change: change.system)]
     try:
-        for system, run in groupby(plan.changes, key=lambda change: change.system):
-            by_system[system].apply_all(list(run), record)
+        for provider, changes in runs:
+            provider.prepare(changes)
+        for provider, changes in runs:
+            provider.apply_all(changes, record)
     except EcoctlError as exc:
         missing = [change for change in plan.changes if id(change) not in landed]
         exc.not_applied = missing

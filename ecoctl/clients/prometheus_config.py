@@ -272,43 +272,82 @@ def render_job(job: ScrapeJob, dash_col: int, key_col: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(path: Path, text: str) -> bool:
-    """Validate `text` with promtool (when installed), then replace the file atomically.
-
-    Returns False when the file already holds exactly `text`. On a failed check the old file stays.
-    """
+def write_config(path: Path, text: str, started: "Check | None" = None) -> bool:
+    """Validate `text` with promtool (when installed), then replace the file atomically. Returns
+    False when the file already holds exactly `text`. On a failed check the old file stays.
+    `started` (from `start_check`): its verdict is used if it checked exactly `text`, else `text` is
+    checked now; it is finished or stopped either way."""
     path = Path(path)
     try:
-        if path.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_config(path, text)
-    write_atomic(path, text)
-    return True
+        try:
+            if path.read_text() == text:
+                return False
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if started is not None and (started.path, started.text) == (path, text):
+            started.finish()
+        else:
+            check_config(path, text)
+        write_atomic(path, text)
+        return True
+    finally:
+        if started is not None:
+            started.stop()
 
 
 def check_config(path: Path, text: str) -> None:
     """`promtool check config` on `text` as if it were `path` (a temp file beside it, so relative
     rule_files resolve). No promtool on PATH: nothing to check against, so nothing is refused."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        return
+    if (check := start_check(path, text)) is not None:
+        check.finish()
+
+
+def start_check(path: Path, text: str) -> "Check | None":
+    """`check_config` started and not waited for (None: no promtool on PATH). Call `finish()` for
+    the verdict, or `stop()`; either removes the candidate file."""
+    if (promtool := shutil.which("promtool")) is None:
+        return None
     fd, candidate = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.check-", suffix=".yml")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        result = subprocess.run([promtool, "check", "config", candidate], capture_output=True,
-                                text=True, timeout=60)
-    finally:
+        process = subprocess.Popen([promtool, "check", "config", candidate], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except BaseException:
         os.unlink(candidate)
-    if result.returncode != 0:
-        output = (result.stderr + "\n" + result.stdout).replace(candidate, str(path))
-        failures = [line.strip() for line in output.splitlines() if "FAILED" in line]
-        reason = failures[0].removeprefix("FAILED:").strip() if failures else "invalid configuration"
-        raise EcoctlError(f"{path}: not written, promtool check config fails on the new file: {reason}: "
-                          "fix the file by hand and rerun")
+        raise
+    return Check(path, text, candidate, process)
+
+
+@dataclass
+class Check:
+    """A running `promtool check config` on `text` (in the temp file `candidate`) for `path`."""
+
+    path: Path
+    text: str
+    candidate: str
+    process: subprocess.Popen
+
+    def finish(self) -> None:
+        """Wait for promtool (60 s at most); raise the one-line refusal when it fails the file."""
+        try:
+            stdout, stderr = self.process.communicate(timeout=60)
+        finally:
+            self.stop()
+        if self.process.returncode != 0:
+            output = (stderr + "\n" + stdout).replace(self.candidate, str(self.path))
+            failures = [line.strip() for line in output.splitlines() if "FAILED" in line]
+            reason = failures[0].removeprefix("FAILED:").strip() if failures else "invalid configuration"
+            raise EcoctlError(f"{self.path}: not written, promtool check config fails on the new file: "
+                              f"{reason}: fix the file by hand and rerun")
+
+    def stop(self) -> None:
+        """Kill promtool (by its PID) if it still runs, reap it, remove the candidate; idempotent."""
+        if self.process.returncode is None:  # not reaped yet: kill() skips a process that has exited
+            self.process.kill()
+            self.process.communicate()
+        Path(self.candidate).unlink(missing_ok=True)
 
 
 def _leaves(node):

@@ -61,6 +61,9 @@ class PrometheusProvider(Provider):
     name = "prometheus"
     appliers = {WriteJob: "write_job", DeleteJob: "delete_job"}
 
+    _check: "prometheus_config.Check | None" = None
+    """The promtool check `prepare` started, until `apply_all` or `close` finishes or stops it."""
+
     @property
     def reload(self) -> bool:
         return self.options.reload
@@ -100,9 +103,35 @@ class PrometheusProvider(Provider):
                                       service=name, payload=DeleteJob(name)))
         return changes
 
+    def prepare(self, changes: list[Change]) -> None:
+        """Start promtool on the file these changes make, in the background, so the postgres and
+        authentik changes are applied meanwhile. `apply_all` uses its verdict only if the text it
+        writes is the text checked."""
+        self._stop_check()
+        try:
+            now, text = self._edited(changes)
+            if text != now:  # (no directory yet: mkstemp fails, and apply_all checks as it writes)
+                self._check = prometheus_config.start_check(self.path, text)
+        except Exception:  # apply_all meets the same problem and reports it in its turn
+            return
+
     def apply_all(self, changes: list[Change], on_change) -> None:
-        """Every job edit made in memory, then one promtool check, one write, one reload (and one
-        wait for the running Prometheus to show them all); each change is done after that."""
+        """Every job edit made in memory, then one promtool check (the one `prepare` started, when
+        the text is still the same), one write, one reload (and one wait for the running
+        Prometheus to show them all); each change is done after that."""
+        try:
+            _, text = self._edited(changes)
+            prometheus_config.write_config(self.path, text, self._check)
+        finally:
+            self._stop_check()
+        writes = {change.payload.job.name for change in changes if isinstance(change.payload, WriteJob)}
+        deletes = {change.payload.name for change in changes if isinstance(change.payload, DeleteJob)}
+        self._reload(present=writes, absent=deletes)
+        for change in changes:
+            on_change(change)
+
+    def _edited(self, changes: list[Change]) -> tuple[str, str]:
+        """prometheus.yml's text now, and with these changes made (in memory)."""
         config = PrometheusConfig.load(self.path)
         writes = [change.payload.job for change in changes if isinstance(change.payload, WriteJob)]
         deletes = [change.payload.name for change in changes if isinstance(change.payload, DeleteJob)]
@@ -110,12 +139,17 @@ class PrometheusProvider(Provider):
         if unknown:
             raise TypeError(f"{self.name} provider cannot apply {unknown[0]}")
         text = config.with_jobs([_keeping_extras(config, job) for job in writes])
-        if deletes:
-            text = PrometheusConfig(text, self.path).without_jobs(deletes)
-        prometheus_config.write_config(self.path, text)
-        self._reload(present={job.name for job in writes}, absent=set(deletes))
-        for change in changes:
-            on_change(change)
+        return config.text, PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
+
+    def _stop_check(self) -> None:
+        started, self._check = self._check, None
+        if started is not None:
+            started.stop()
+
+    def close(self) -> None:
+        """A check `prepare` started and no apply used (an earlier system failed, or the plan
+        was not applied): promtool stopped by its PID, its candidate file removed."""
+        self._stop_check()
 
     def write_job(self, payload: WriteJob) -> None:
         config = PrometheusConfig.load(self.path)
