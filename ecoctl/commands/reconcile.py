@@ -51,8 +51,15 @@ class Reconciliation:
         return apply_plan(self.providers, plan, on_change)
 
     def close(self) -> None:
+        """Every provider closed (a connection, a background check), even when one of them fails."""
+        failure = None
         for provider in self.providers:
-            provider.close()
+            try:
+                provider.close()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> "Reconciliation":
         return self
