@@ -25,6 +25,7 @@ from ecoctl import names
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import write_atomic
 from ecoctl.support.resources import templates_dir
+from ecoctl.support.template_tree import simple_render, tree_files
 
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
@@ -299,8 +300,7 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
     env = _environment()
     root = template.files_dir
     out: dict[str, tuple[bytes, int]] = {}
-    for source in sorted(_walk(root)):
-        rel_source = source.relative_to(root).as_posix()
+    for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
         rel = _render_string(env, rel_source, context, where)
         if rel.endswith(SUFFIX):
@@ -310,8 +310,9 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to the invalid path {rel!r}; check its variables")
         if wanted is not None and not wanted(rel):
             continue
+        source = root / rel_source
         data = source.read_bytes()
-        if source.name.endswith(SUFFIX):
+        if rel_source.endswith(SUFFIX):
             try:
                 data = _compiled(env, source, data).render(context).encode("utf-8")
             except UnicodeDecodeError:
@@ -322,14 +323,6 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
-
-
-def _walk(root: Path):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIPPED]
-        for filename in filenames:
-            if filename not in _SKIPPED and not filename.endswith((".pyc", ".pyo")):
-                yield Path(dirpath) / filename
 
 
 def _compiled(env, source: Path, data: bytes):
@@ -358,6 +351,9 @@ def _environment():
 def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
     if "{{" not in text and "{%" not in text:
         return text
+    plain = simple_render(text, context)  # `{{ name }}` only: what Jinja2 gives, without it
+    if plain is not None:
+        return plain
     from jinja2 import TemplateError
 
     try:
