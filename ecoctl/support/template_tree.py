@@ -9,9 +9,10 @@ name through Jinja2 for each service made that linear cost large (~3 ms a servic
   renamed changes its folder's mtime. File system timestamps are coarse (a kernel tick), so a
   folder changed less than `SETTLE_NS` before the walk is not trusted: the tree is walked again on
   each call until its folders have settled.
-* `simple_render(text, context)`: TEXT with each `{{ name }}` replaced by the context's string,
-  exactly what Jinja2 renders; None when TEXT holds anything else (filters, blocks, comments, a
-  `{` of its own, a name not in the context, a value that is not a `str`), which Jinja2 renders.
+* `simple_render(text, context, filters)`: TEXT with each `{{ name }}` (or `{{ name | filter }}`
+  with one of FILTERS) replaced by the context's string, exactly what Jinja2 renders; None when
+  TEXT holds anything else (other filters, blocks, comments, a `{` of its own, a name not in the
+  context, a value that is not a `str`), which Jinja2 then renders.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
 SETTLE_NS = 2_000_000_000
 """How long before a walk a folder's mtime must lie for `stat` checks to stand in for walking it."""
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
 _JINJA_WORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is",
                           "if", "else", "elif", "for", "recursive", "with", "without", "import", "from",
                           "as", "set", "block", "extends", "include", "macro", "call", "filter", "raw"})
@@ -88,24 +90,35 @@ def _walk(top: str, skipped: frozenset[str], skipped_suffixes: tuple[str, ...]) 
     return _Tree(tuple(folders), tuple(sorted(files, key=lambda rel: rel.split("/"))), settled)
 
 
-def simple_render(text: str, context: dict) -> str | None:
-    """TEXT with its `{{ name }}` placeholders filled in from CONTEXT, as Jinja2 renders them; None
+def simple_render(text: str, context: dict, filters: dict[str, Callable[[Any], Any]] | None = None) -> str | None:
+    """TEXT with its `{{ name }}` (or `{{ name | filter }}`, FILTERS being the Environment's own,
+    called as Jinja2 calls them) placeholders filled in from CONTEXT, as Jinja2 renders them; None
     when TEXT needs Jinja2 itself."""
     pieces = _pieces(text)
-    if pieces is None or any(type(context.get(name)) is not str for name in pieces[1::2]):
+    if pieces is None or any(type(context.get(name)) is not str for name in pieces[1::3]):
         return None
-    return "".join(piece if index % 2 == 0 else context[piece] for index, piece in enumerate(pieces))
+    out = []
+    for index in range(0, len(pieces) - 1, 3):
+        literal, name, filter_name = pieces[index:index + 3]
+        value = context[name]
+        if filter_name is not None:
+            if filters is None or filter_name not in filters:
+                return None
+            value = filters[filter_name](value)
+        out += (literal, str(value))
+    out.append(pieces[-1])
+    return "".join(out)
 
 
 @lru_cache(maxsize=4096)
-def _pieces(text: str) -> tuple[str, ...] | None:
-    """TEXT split into literal, name, literal, name, ..., literal; None unless every placeholder is
-    a plain `{{ name }}`."""
+def _pieces(text: str) -> tuple[str | None, ...] | None:
+    """TEXT split into literal, name, filter (or None), literal, name, filter, ..., literal; None
+    unless every placeholder is a plain `{{ name }}` or `{{ name | filter }}`."""
     if "\r" in text or "\n" in text:
         return None  # Jinja2 normalizes line ends
     pieces = tuple(_PLACEHOLDER.split(text))
-    if any("{" in literal for literal in pieces[0::2]):
+    if any("{" in literal for literal in pieces[0::3]):
         return None  # `{%`, `{#`, an expression, or a `{` next to a placeholder
-    if any(name in _JINJA_WORDS for name in pieces[1::2]):
+    if any(word in _JINJA_WORDS for word in pieces[1::3] + pieces[2::3]):
         return None
     return pieces

@@ -95,18 +95,41 @@ def test_a_bad_name_added_later_is_the_same_error(tmp_path):
     "{{ a }}", "{{a}}/x.py", "{{ a\t}}-{{ b }}", "x{{ a }}}", "{{{ a }}", "{{ a }}#{", "{{ true }}", "{{ none }}",
     "{{ a|upper }}", "{{- a }}", "{{ a -}}", "{# c #}{{ a }}", "{% if a %}{{ a }}{% endif %}", "{{ n }}",
     "{{ missing }}", "{{ range }}", "{{ a.upper() }}", "{{ a }}\r\n", "}}{{ b }}%}",
+    "{{ a | python_package }}", "{{e|python_package}}/{{ e }}", "{{ a | upper }}", "{{ a | python_package | upper }}",
+    "{{ a | true }}", "{{ missing | python_package }}", "{{ n | python_package }}",
 ])
 def test_simple_render_is_jinja2_or_declines(text):
     from jinja2 import StrictUndefined, TemplateError
     from jinja2.sandbox import SandboxedEnvironment
 
-    context = {"a": "Alpha", "b": "", "n": 5, "true": "not this", "none": "nor this"}
+    from ecoctl.service_templates import python_package
+
+    context = {"a": "Alpha-Beta", "b": "", "e": "email", "n": 5, "true": "not this", "none": "nor this"}
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["python_package"] = python_package
     try:
         expected = env.from_string(text).render(context)
-    except TemplateError:
+    except (TemplateError, AttributeError):  # python_package(5): AttributeError, as Jinja2 passes it on
         expected = None  # an error: only Jinja2 itself may report it
-    got = simple_render(text, context)
+    got = simple_render(text, context, {"python_package": python_package})
     assert got is None or got == expected
-    if text in ("{{ a }}", "{{a}}/x.py", "{{ a\t}}-{{ b }}", "x{{ a }}}", "}}{{ b }}%}"):
+    if text in ("{{ a }}", "{{a}}/x.py", "{{ a\t}}-{{ b }}", "x{{ a }}}", "}}{{ b }}%}", "{{ a | python_package }}",
+                "{{e|python_package}}/{{ e }}"):
         assert got == expected  # the plain cases do take the fast path
+    assert simple_render(text, context) is None or "|" not in text  # no filters given: none applied
+
+
+def test_paths_of_the_shipped_templates_need_no_jinja2():
+    """A plan of services whose files are all there lists their paths without importing Jinja2."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ecoctl.service_templates import find_template, service_file_paths\n"
+            "for name in ('python-fastapi', 'go-gin'):\n"
+            "    paths = service_file_paths(find_template(name), {'service_name': 'loyalty-points', 'port': 9000})\n"
+            "    assert paths and all('{' not in path for path in paths), paths\n"
+            "assert 'loyalty_points/main.py' in service_file_paths(find_template('python-fastapi'), "
+            "{'service_name': 'loyalty-points'})\n"
+            "assert 'jinja2' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
