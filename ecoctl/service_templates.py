@@ -25,6 +25,7 @@ from ecoctl import names
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import write_atomic
 from ecoctl.support.resources import templates_dir
+from ecoctl.support.template_tree import simple_render, tree_files
 
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
@@ -204,7 +205,6 @@ def _looks_like_path(value: str) -> bool:
 def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dict[str, Any]:
     """The full rendering context: given values, then manifest defaults (which may refer to earlier
     variables, e.g. `{{ service_name | replace('-', '_') }}`), then names derived from service_name."""
-    env = _environment()
     context: dict[str, Any] = {"default_port": template.default_port}
     service = variables.get("service_name")
     if isinstance(service, str) and service:
@@ -216,7 +216,7 @@ def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dic
         elif variable.required or variable.default is None:
             raise UsageError(f"template {template.name} needs the variable {variable.name!r}")
         elif isinstance(variable.default, str) and ("{{" in variable.default or "{%" in variable.default):
-            context[variable.name] = _render_string(env, variable.default, context,
+            context[variable.name] = _render_string(None, variable.default, context,
                                                     f"{template.name}: default of {variable.name}")
         else:
             context[variable.name] = variable.default
@@ -293,16 +293,12 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
 
 def _render(template: TemplateInfo, variables: dict[str, Any],
             wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
-    from jinja2 import TemplateError
-
     context = template_variables(template, variables)
-    env = _environment()
     root = template.files_dir
     out: dict[str, tuple[bytes, int]] = {}
-    for source in sorted(_walk(root)):
-        rel_source = source.relative_to(root).as_posix()
+    for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
-        rel = _render_string(env, rel_source, context, where)
+        rel = _render_string(None, rel_source, context, where)
         if rel.endswith(SUFFIX):
             rel = rel[: -len(SUFFIX)]
         parts = rel.split("/")
@@ -310,10 +306,13 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to the invalid path {rel!r}; check its variables")
         if wanted is not None and not wanted(rel):
             continue
+        source = root / rel_source
         data = source.read_bytes()
-        if source.name.endswith(SUFFIX):
+        if rel_source.endswith(SUFFIX):
+            from jinja2 import TemplateError
+
             try:
-                data = _compiled(env, source, data).render(context).encode("utf-8")
+                data = _compiled(_environment(), source, data).render(context).encode("utf-8")
             except UnicodeDecodeError:
                 raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
             except TemplateError as exc:
@@ -322,14 +321,6 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
-
-
-def _walk(root: Path):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIPPED]
-        for filename in filenames:
-            if filename not in _SKIPPED and not filename.endswith((".pyc", ".pyo")):
-                yield Path(dirpath) / filename
 
 
 def _compiled(env, source: Path, data: bytes):
@@ -342,6 +333,8 @@ def _compiled(env, source: Path, data: bytes):
 
 _COMPILED: dict[tuple[Path, int], Any] = {}
 _COMPILED_STRINGS: dict[str, Any] = {}
+_FILTERS = {"python_package": python_package}
+"""ecoctl's own Jinja2 filters."""
 
 
 @lru_cache(maxsize=1)
@@ -351,18 +344,24 @@ def _environment():
 
     # sandboxed: a template (maybe from a git repository) renders text, it never runs code
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["python_package"] = python_package
+    env.filters.update(_FILTERS)
     return env
 
 
 def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
+    """TEXT (a path or a variable's default) rendered with ENV (None: ecoctl's, made only when
+    needed); `{{ name }}` and `{{ name | python_package }}` without Jinja2 (a plan of services
+    whose files are all there then never imports it)."""
     if "{{" not in text and "{%" not in text:
         return text
+    plain = simple_render(text, context, _FILTERS)
+    if plain is not None:
+        return plain
     from jinja2 import TemplateError
 
     try:
         if text not in _COMPILED_STRINGS:
-            _COMPILED_STRINGS[text] = env.from_string(text)
+            _COMPILED_STRINGS[text] = (env if env is not None else _environment()).from_string(text)
         return _COMPILED_STRINGS[text].render(context)
     except TemplateError as exc:
         raise UsageError(f"template {where}: {_one_line(exc)}") from None

@@ -6,10 +6,19 @@ import json
 import sys
 from typing import Any
 
+from ecoctl.support.plain_console import PlainConsole, escape, plain_possible
+
 STYLES = {"create": "green", "update": "yellow", "delete": "red"}
 
 
 def console(stderr: bool = False):
+    """A rich Console; off a terminal, a PlainConsole printing what it would print, without rich."""
+    if plain_possible(sys.stderr if stderr else sys.stdout):
+        return PlainConsole(stderr, lambda: rich_console(stderr))
+    return rich_console(stderr)
+
+
+def rich_console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
@@ -25,27 +34,19 @@ def print_json(data: Any) -> None:
 
 def error(message: str) -> None:
     """MESSAGE printed literally (paths, names and rules hold `[...]`, which is not markup here)."""
-    from rich.markup import escape
-
     console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def change_line(change) -> str:
-    from rich.markup import escape
-
     return f"[{STYLES[change.action]}]{escape(str(change))}[/]"
 
 
 def created_line(item: str) -> str:
     """A line of init's `+` list, escaped."""
-    from rich.markup import escape
-
     return escape(item)
 
 
 def print_plan(plan, title: str = "Plan") -> None:
-    from rich.markup import escape
-
     out = console()
     for notice in getattr(plan, "notices", ()):
         out.print(f"  [yellow]![/] {escape(notice)}")
@@ -85,8 +86,6 @@ def _health(value: str | None) -> str:
 
 
 def print_up_summary(result) -> None:
-    from rich.markup import escape
-
     out = console()
     out.print("Stack is up." if result.changed else "Stack is up; nothing changed (already running and converged).")
     table = _table("service", "url", "health", "credentials")
@@ -106,8 +105,6 @@ def print_up_summary(result) -> None:
 
 
 def print_status(report) -> None:
-    from rich.markup import escape
-
     out = console()
     table = _table("component", "state", "health", "url", "detail")
     for component in report.components:
@@ -128,8 +125,6 @@ def print_status(report) -> None:
 
 
 def print_service_result(result) -> None:
-    from rich.markup import escape
-
     out = console()
     if not result.applied and not result.spec_changed and not result.started:
         out.print(f"{result.name}: nothing to change.")
@@ -146,8 +141,6 @@ def print_service_result(result) -> None:
 
 
 def print_service_table(rows: list[dict]) -> None:
-    from rich.markup import escape
-
     out = console()
     kinds = list(rows[0]["state"]) if rows else []
     table = _table("service", "template", "port", "pattern", *kinds)
@@ -184,8 +177,6 @@ class StageDisplay:
             self.out.print(f"> {name}", markup=False)
 
     def progress(self, message: str) -> None:
-        from rich.markup import escape
-
         if message.startswith(self.WAIT_PREFIX):
             self._wait(message)
             return
@@ -194,8 +185,6 @@ class StageDisplay:
 
     def _wait(self, message: str) -> None:
         import time
-
-        from rich.markup import escape
 
         now = time.monotonic()
         if self._wait_started is None:
@@ -211,8 +200,6 @@ class StageDisplay:
     def _end_wait(self) -> None:
         if self._wait_started is not None and self.status is not None and self._wait_shown:
             import time
-
-            from rich.markup import escape
 
             self.out.print(f"  [dim]{escape(self._wait_shown)} (waited "
                            f"{time.monotonic() - self._wait_started:.0f}s)[/]", markup=True, highlight=False)
@@ -242,8 +229,6 @@ DOCTOR_MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "skip": "[dim
 
 def print_doctor(checks) -> None:
     """One line per check: status, name, verdict, and its fix after `->`."""
-    from rich.markup import escape
-
     out = console()
     width = max((len(check.name) for check in checks), default=0)
     for check in checks:

@@ -48,7 +48,9 @@ from ecoctl.cli import operations  # noqa: E402,F401
 
 def main() -> None:
     from ecoctl.errors import EcoctlError
+    from ecoctl.support.lean_imports import skip_httpx_cli
 
+    skip_httpx_cli()  # httpx's own command line (click, pygments, rich): ~100 ms ecoctl never uses
     try:
         app(prog_name="ecoctl")  # also names the completion variable: _ECOCTL_COMPLETE
     except EcoctlError as exc:

@@ -10,11 +10,12 @@ the old data plus the new entries, else None is returned and the caller edits ro
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from ecoctl.errors import UsageError
-from ecoctl.support.yaml import dump_roundtrip, fast_compose, fast_load
+from ecoctl.support.yaml import dump_roundtrip, fast_load
 
 _OTHER_LINE_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 
@@ -35,24 +36,13 @@ def appended(path: Path | str, text: str, data: dict, key: str, entries: dict[st
     current = data.get(key)
     if not isinstance(current, dict) or not current or any(name in current for name in entries):
         return None
-    try:
-        root = fast_compose(path, text)
-    except UsageError:
+    position = _end_of_block(text, key)
+    if position is None:
         return None
-    node = next((value for name, value in getattr(root, "value", ())
-                 if getattr(name, "value", None) == key and name.start_mark.column == 0), None)
-    if type(node).__name__ != "MappingNode" or node.flow_style or not node.value \
-            or node.value[0][0].start_mark.column != 2 or node.end_mark.column != 0:
-        return None
-    lines = text.split("\n")
-    end = node.end_mark.line
-    if end > len(lines) - 1 or (end < len(lines) - 1 and lines[end][:1] in ("", " ", "\t", "#")):
-        return None  # not where a top-level key (or the end of the file) starts
     snippet = dump_roundtrip({key: dict(entries)})
     head = f"{key}:\n"
     if not snippet.startswith(head) or not snippet.endswith("\n"):
         return None
-    position = sum(len(line) + 1 for line in lines[:end])
     new_text = text[:position] + snippet[len(head):] + text[position:]
     try:
         new_data = fast_load(path, new_text)
@@ -63,3 +53,31 @@ def appended(path: Path | str, text: str, data: dict, key: str, entries: dict[st
             or list(new_data[key]) != [*current, *entries]:
         return None
     return new_text, new_data
+
+
+def _end_of_block(text: str, key: str) -> int | None:
+    """Where the block mapping under the top-level KEY of TEXT ends: the start of the next line
+    that begins at column 0 with something other than a comment (or the end of TEXT), when KEY's
+    line is `KEY:` alone and its first entry is indented by 2; None otherwise. Found by reading
+    lines, not by parsing: whatever it finds is checked by parsing the result (see `appended`)."""
+    head = f"{key}:"
+    start = 0 if text.startswith(head) else text.find("\n" + head) + 1
+    line_end = text.find("\n", start)
+    if start == 0 and not text.startswith(head) or line_end < 0:
+        return None
+    rest = text[start + len(head):line_end]
+    if rest and (rest[0] != " " or rest.strip() and not rest.strip().startswith("#")):
+        return None  # `KEY: {...}`, `KEY: &anchor`, `KEY:x`
+    first = _CONTENT.search(text, line_end + 1)
+    if first is None or not (first.group(1) == "  " and first.group(2) not in "{[-"):
+        return None  # not a block mapping indented by 2 (or empty)
+    after = _TOP_LEVEL.search(text, first.end())
+    if after is None:
+        return len(text) if text.endswith("\n") else None
+    return after.start()
+
+
+_CONTENT = re.compile(r"^([ \t]*)([^ \t#\n])", re.MULTILINE)
+"""A line's indentation and first character, on a line that is neither blank nor a comment."""
+_TOP_LEVEL = re.compile(r"^[^ \t#\n]", re.MULTILINE)
+"""A line that starts at column 0 with something other than a comment."""

@@ -58,3 +58,27 @@ def test_cases_it_leaves_to_the_roundtrip_edit():
     assert attempt("services: {}\nname: eco\n") is None
     assert attempt("name: eco\n") is None
     assert attempt(TEXT, {}) is None
+
+
+def test_end_of_the_block_found_by_lines_is_where_the_roundtrip_edit_puts_entries():
+    """The insertion point is found by reading lines (no parse of the old file): comments before the
+    next key, after the last entry, after `services:`, and blank lines all land as the round-trip
+    edit puts them."""
+    services_last = TEXT.split("networks:")[0]
+    for text in (TEXT.replace("networks:", "# about networks\nnetworks:"), services_last + "# trailing\n# more\n",
+                 TEXT.replace("services:\n", "services:  # ours\n\n  # first\n\n")):
+        result = appended("compose.yaml", text, fast_load("compose.yaml", text), "services", {"svc": ENTRY})
+        assert result is not None, text
+        assert result[0] == roundtrip_edit(text, {"svc": ENTRY})
+        assert result[1] == fast_load("compose.yaml", result[0])
+
+
+def test_a_wrong_insertion_point_is_caught_by_the_parse_of_the_result():
+    """A quoted value continued at column 0 looks like the next top-level key to a line reader: the
+    result then does not read back as old data + new entries, and the round-trip edit takes over."""
+    text = 'services:\n  a:\n    image: "one\ntwo"\n  b:\n    image: x\nname: eco\n'
+    data = fast_load("compose.yaml", text)
+    assert data["services"]["a"]["image"] == "one two"
+    assert appended("compose.yaml", text, data, "services", {"svc": ENTRY}) is None
+    for other in ("services: &all\n  a: 1\n", "'services':\n  a: 1\n", "services:\n  a: 1", "x: 1\nservices:\n  # only\n"):
+        assert appended("compose.yaml", other, fast_load("compose.yaml", other), "services", {"svc": ENTRY}) is None
