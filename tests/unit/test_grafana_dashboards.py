@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
-
-import copy
 
 import pytest
 
