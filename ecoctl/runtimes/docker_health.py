@@ -65,6 +65,8 @@ class DockerHealth:
         return names + [name for name, spec in ecosystem.services.items() if spec.pattern != "external"]
 
     def status(self) -> list[ComponentStatus]:
+        from ecoctl.runtimes.external import external_authentik
+
         containers = self.containers()
         components = []
         names = self.expected_components()
@@ -73,8 +75,10 @@ class DockerHealth:
             container = containers.get(name)
             if container is None:
                 components.append(ComponentStatus(name, "absent", "unknown"))
-                continue
-            components.append(self._component(name, container))
+            else:
+                components.append(self._component(name, container))
+            if name == "redis" and (authentik := external_authentik(self.workspace.ecosystem)):
+                components.append(authentik)  # in the stack's place for it, asked rather than run
         return components
 
     def _component(self, name: str, container) -> ComponentStatus:
