@@ -281,7 +281,8 @@ def test_field_errors_are_shown(tmp_path, authentik_target):
     with pytest.raises(EcoctlError) as caught:
         provision(workspace)
 
-    assert str(caught.value) == ("Authentik rejected POST /api/v3/providers/oauth2/: "
-                                 "name: provider with this name already exists.")
+    assert str(caught.value).startswith("Authentik rejected POST /api/v3/providers/oauth2/: "
+                                        "name: provider with this name already exists.")
+    assert "(not applied: create oauth2 provider" in str(caught.value)  # what did not land is named
     assert authentik_target.provider(loyalty) is None
 
