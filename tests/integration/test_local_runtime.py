@@ -362,7 +362,8 @@ def test_a_failing_service_is_reported_with_its_log_and_the_rest_stays_up(stack)
         assert time.monotonic() - started < 30  # supervisord gave up: no need to wait the timeout
         assert any("wrong on purpose" in line for line in stack.logs("broken", tail=5))
         rows = {row.name: row for row in stack.status()}
-        assert rows["broken"].state == "failed" and "wrong on purpose" in rows["broken"].detail
+        assert rows["broken"].state == "failed" and "wrong on purpose" in rows["broken"].detail, \
+            list(stack.logs("broken", tail=15))
         assert rows["postgres"].health == "healthy"
         assert stack.stop_service("broken") is True
         assert stack.supervisor.info("broken") is None and not stack.venv_dir("broken").exists()
