@@ -128,6 +128,15 @@ class RoleState:
     managed: bool
     verifier: str | None
     member_of: frozenset[str]
+    superuser: bool = False
+    createrole: bool = False
+    createdb: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+    inherit: bool = True
+    connlimit: int = -1
+    valid_until: str | None = None
+    """Set (a timestamp, as text) when the password expires; None for never (or infinity)."""
 
 
 @dataclass
@@ -161,7 +170,9 @@ ROLES_SQL = """
 select r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid') = %(managed)s, false),
        {password},
        array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid
-             where m.member = r.oid)
+             where m.member = r.oid),
+       r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolinherit,
+       r.rolconnlimit, case when r.rolvaliduntil < 'infinity' then r.rolvaliduntil::text end
 from {catalog} r where r.rolname !~ '^pg_'
 """
 
@@ -195,8 +206,8 @@ def read_state(conn: "psycopg.Connection", superuser: bool) -> Actual:
         password=sql.SQL("r.rolpassword" if superuser else "null::text"),
         catalog=sql.Identifier("pg_authid" if superuser else "pg_roles"))
     admin = conn.info.parameter_status("session_authorization") or ""
-    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups))
-             for name, login, managed, verifier, groups in conn.execute(roles_sql, params)}
+    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes)
+             for name, login, managed, verifier, groups, *attributes in conn.execute(roles_sql, params)}
     databases: dict[str, DatabaseState] = {}
     for name, owner, managed, grantee, privilege in conn.execute(DATABASES_SQL, params):
         state = databases.setdefault(name, DatabaseState(name, owner, managed, {}))
@@ -353,8 +364,11 @@ class Admin:
                     owner, sql.SQL(privilege), sql.SQL(objects), role))
 
     def set_membership(self, member: str, group: str, grant: bool) -> None:
-        statement = "GRANT {} TO {}" if grant else "REVOKE {} FROM {}"
-        self.conn.execute(sql.SQL(statement).format(sql.Identifier(group), sql.Identifier(member)))
+        from ecoctl.clients.postgres_roles import revoke_membership
+
+        if not grant:
+            return revoke_membership(self.conn, member, group)
+        self.conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
 
     def drop_database(self, name: str) -> None:
         self.conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
