@@ -12,7 +12,9 @@ from psycopg import errors
 
 from ecoctl.errors import EcoctlError
 from ecoctl.workspace import Workspace
+from tests.authentik_fixtures import authentik_double, authentik_double_server  # noqa: F401
 from tests.helpers import converge_providers, run_ecoctl
+from tests.integration.test_add_service import ecosystem  # noqa: F401 (a fixture)
 from tests.integration.test_postgres_provider import (  # noqa: F401 (clean is a fixture)
     clean, login, plan, provision, superuser, write_workspace)
 
@@ -83,15 +85,14 @@ def test_a_hand_made_role_is_refused_without_adopt_and_stripped_with_it(clean, t
             conn.execute("SET ROLE portfolio_user")
 
 
-def test_add_service_refuses_a_hand_made_role_unless_adopt(clean, tmp_path):
-    pg = clean
-    provision(write_workspace(tmp_path, pg, {"portfolio": {}}))
-    the_issues_role(pg)
-    ws = write_workspace(tmp_path, pg, SERVICES)
+def test_the_providers_refuse_a_hand_made_role_unless_adopt(clean, tmp_path):
     from ecoctl.plan import Options
     from ecoctl.providers.postgres import PostgresProvider
 
-    provider = PostgresProvider(ws)
+    pg = clean
+    provision(write_workspace(tmp_path, pg, {"portfolio": {}}))
+    the_issues_role(pg)
+    provider = PostgresProvider(write_workspace(tmp_path, pg, SERVICES))
     try:
         with pytest.raises(EcoctlError, match="^PostgreSQL role loyalty_user exists and was not created"):
             converge_providers([provider])
@@ -103,6 +104,22 @@ def test_add_service_refuses_a_hand_made_role_unless_adopt(clean, tmp_path):
     finally:
         provider.close()
     assert attributes(pg, "loyalty_user") == EXACTLY_ECOCTLS
+
+
+def test_add_service_refuses_a_hand_made_role_unless_adopt(clean, ecosystem, authentik_double):  # noqa: F811
+    pg, root = clean, ecosystem
+    assert run_ecoctl("apply", "--yes", cwd=root).returncode == 0
+    the_issues_role(pg)
+    refused = run_ecoctl("add-service", "loyalty", "--reads", "portfolio", cwd=root)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "role loyalty_user exists and was not created by ecoctl" in refused.stderr
+    with superuser(pg) as conn:
+        assert conn.execute("select 1 from pg_database where datname = 'loyalty_db'").fetchone() is None
+    assert authentik_double.provider("loyalty") is None  # nothing applied, in any system
+    adopted = run_ecoctl("add-service", "loyalty", "--reads", "portfolio", "--adopt", "--json", cwd=root)
+    assert adopted.returncode == 0, adopted.stderr
+    assert attributes(pg, "loyalty_user") == EXACTLY_ECOCTLS
+    assert run_ecoctl("plan", "--detailed-exitcode", cwd=root).returncode == 0
 
 
 def test_drift_on_managed_roles_is_planned_and_removed(clean, tmp_path):
