@@ -182,7 +182,7 @@ select d.datname, pg_get_userbyid(d.datdba),
        case when a.grantee = 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end, a.privilege_type
 from pg_database d
 left join lateral aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a on true
-where not d.datistemplate
+where not d.datistemplate or d.datname = 'template1'
 """
 
 # Objects inside every database that depend on a role, read from the shared catalog pg_shdepend:

@@ -52,8 +52,10 @@ def revoke_membership(conn: "psycopg.Connection", member: str, group: str) -> No
         conn.execute(statement + sql.SQL(" GRANTED BY {}").format(sql.Identifier(grantor)))
 
 
-def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], revoke: tuple[str, ...]) -> None:
-    """ALTER ROLE ROLE with CLAUSES (from FLAGS / RESET_CLAUSES only), and take ROLE out of REVOKE."""
+def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], revoke: tuple[str, ...],
+               databases: tuple[str, ...] = ()) -> None:
+    """ALTER ROLE ROLE with CLAUSES (from FLAGS / RESET_CLAUSES only), take ROLE out of REVOKE, and
+    revoke what was granted to ROLE itself on DATABASES (`postgres`, `template1`)."""
     from psycopg import sql
 
     known = {clause for _, _, clause in FLAGS} | set(RESET_CLAUSES.values())
@@ -67,6 +69,9 @@ def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], 
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (group,)).fetchone()
             if exists:
                 revoke_membership(conn, role, group)
+        for database in databases:
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                sql.Identifier(database), sql.Identifier(role)))
 
 
 def public_access(conn: "psycopg.Connection") -> dict[str, list[str]]:

@@ -248,7 +248,7 @@ class PostgresProvider(Provider):
                           payload=LoginRole(db))] if reasons else []
         wanted = {group for member, group in desired.memberships if member == db.role}
         handled = {group for group in role.member_of if self._revoked_elsewhere(role, group, actual)}
-        return changes + strip(self.name, role, wanted, True, handled, db.service)
+        return changes + strip(self.name, role, wanted, True, handled, db.service, actual.databases)
 
     @staticmethod
     def _revoked_elsewhere(role, group: str, actual: Actual) -> bool:
@@ -298,7 +298,7 @@ class PostgresProvider(Provider):
                            payload=SetUpReadGroup(group))]
         if group.role in self.conflicts:
             return [conflict(self.name, "role", group.role, group.target.service)]
-        changes = strip(self.name, role, set(), False, set(), group.target.service)
+        changes = strip(self.name, role, set(), False, set(), group.target.service, actual.databases)
         ours = desired.passwords.keys() | desired.groups.keys() | doomed  # their own diffs revoke theirs
         for name, member in sorted(actual.roles.items()):  # other members: only its readers may be
             if group.role in member.member_of and name not in ours and name != actual.admin:
@@ -393,4 +393,4 @@ class PostgresProvider(Provider):
     def strip_role(self, payload: StripRole) -> None:
         from ecoctl.clients.postgres_roles import strip_role
 
-        strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke)
+        strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecoctl.clients.postgres_roles import extra_attributes
+from ecoctl.clients.postgres_roles import ADMIN_DATABASES, extra_attributes
 from ecoctl.errors import EcoctlError
 from ecoctl.plan import Change
 
@@ -36,6 +36,8 @@ class StripRole:
     """ALTER ROLE clauses taking back attributes (NOCREATEROLE, INHERIT, ...)."""
     revoke: tuple[str, ...]
     """Roles it must no longer be a member of."""
+    databases: tuple[str, ...] = ()
+    """Admin databases (`postgres`, `template1`) where privileges were granted to the role itself."""
 
 
 CONFLICT_DETAIL = "exists, not created by ecoctl: pass --adopt to take it over"
@@ -53,15 +55,21 @@ def refuse(payload: Conflict) -> None:
 
 
 def strip(system: str, role, wanted_groups: set[str], login: bool, keep: set[str],
-          service: str | None) -> list[Change]:
+          service: str | None, databases: dict) -> list[Change]:
     """The change taking back from ROLE (a RoleState) what ecoctl does not grant: attributes beyond a
-    login role's (LOGIN) or a group's, and memberships outside WANTED_GROUPS (KEEP: handled elsewhere)."""
+    login role's (LOGIN) or a group's, memberships outside WANTED_GROUPS (KEEP: handled elsewhere),
+    and privileges granted to it by name on `postgres`/`template1` (DATABASES: name -> DatabaseState).
+    What PUBLIC may do there is not the role's: `ecoctl doctor` reports it."""
     attributes = extra_attributes(role, login)
     revoke = sorted(role.member_of - wanted_groups - keep)
-    if not attributes and not revoke:
+    granted = {name: sorted(databases[name].privileges[role.name]) for name in ADMIN_DATABASES
+               if name in databases and databases[name].privileges.get(role.name)}
+    if not attributes and not revoke and not granted:
         return []
     shown = [text for text, _ in attributes]
     if revoke:
         shown.append(f"member of {', '.join(revoke)}")
+    shown += [f"{' '.join(privileges)} on {name}" for name, privileges in granted.items()]
     return [Change(system, "update", "role", role.name, f"{', '.join(shown)}: removed", service=service,
-                   payload=StripRole(role.name, tuple(clause for _, clause in attributes), tuple(revoke)))]
+                   payload=StripRole(role.name, tuple(clause for _, clause in attributes), tuple(revoke),
+                                     tuple(granted)))]

@@ -131,6 +131,8 @@ def test_drift_on_managed_roles_is_planned_and_removed(clean, tmp_path):
                      "VALID UNTIL '2030-01-01 00:00:00+00'")
         conn.execute("GRANT pg_execute_server_program TO loyalty_user")
         conn.execute("GRANT portfolio_user TO loyalty_user")
+        conn.execute("GRANT TEMPORARY ON DATABASE postgres TO loyalty_user")
+        conn.execute("GRANT CONNECT, TEMPORARY ON DATABASE template1 TO loyalty_user")
         conn.execute("ALTER ROLE portfolio_readonly CREATEDB")
         conn.execute("GRANT pg_read_server_files TO portfolio_readonly")
         conn.execute("CREATE ROLE intruder_x LOGIN")
@@ -139,7 +141,8 @@ def test_drift_on_managed_roles_is_planned_and_removed(clean, tmp_path):
         planned = plan(Workspace(tmp_path))
         assert planned == [
             "~ update role loyalty_user (CREATEROLE, BYPASSRLS, NOINHERIT, CONNECTION LIMIT 3, VALID UNTIL "
-            "2030-01-01 00:00:00+00, member of pg_execute_server_program, portfolio_user: removed)",
+            "2030-01-01 00:00:00+00, member of pg_execute_server_program, portfolio_user, TEMPORARY on postgres, "
+            "CONNECT TEMPORARY on template1: removed)",
             "~ update role portfolio_readonly (CREATEDB, member of pg_read_server_files: removed)",
             "- delete membership intruder_x in portfolio_readonly (not one of its readers)"]
         provision(Workspace(tmp_path))
@@ -148,6 +151,13 @@ def test_drift_on_managed_roles_is_planned_and_removed(clean, tmp_path):
         group = attributes(pg, "portfolio_readonly")
         assert (group["createdb"], group["login"], group["member_of"]) == (False, False, [])
         assert attributes(pg, "intruder_x")["member_of"] == []  # the role itself is not ecoctl's: kept
+        with superuser(pg) as conn:  # what PUBLIC may do there is left as it was (doctor reports it)
+            granted = set(conn.execute(
+                "select d.datname, case when a.grantee = 0 then 'PUBLIC' else a.grantee::regrole::text end, "
+                "a.privilege_type from pg_database d, aclexplode(d.datacl) a "
+                "where d.datname in ('postgres', 'template1') and a.grantee <> d.datdba").fetchall())
+        assert not {row for row in granted if row[1] == "loyalty_user"}
+        assert {("postgres", "PUBLIC", "CONNECT"), ("template1", "PUBLIC", "CONNECT")} <= granted
     finally:
         with superuser(pg) as conn:
             conn.execute("DROP ROLE IF EXISTS intruder_x")

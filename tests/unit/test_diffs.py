@@ -94,6 +94,11 @@ PG_CASES = [
     ("a read group with attributes and a predefined role", changed(converged_pg(), role_portfolio_readonly=role(
         "portfolio_readonly", login=False, createdb=True, replication=True, member_of={"pg_read_server_files"})),
      ["~ update role portfolio_readonly"]),
+    ("a service role granted CONNECT on template1 by name", changed(converged_pg(), db_template1=database(
+        "template1", "postgres", privileges={"PUBLIC": {"CONNECT"}, "loyalty_user": {"CONNECT", "TEMPORARY"}})),
+     ["~ update role loyalty_user"]),
+    ("what PUBLIC may do in postgres is not ecoctl's", changed(converged_pg(), db_postgres=database(
+        "postgres", "postgres", managed=False, privileges={"PUBLIC": {"CONNECT", "TEMPORARY"}})), []),
     ("a hand-made member of a read group", changed(converged_pg(), role_alice=role(
         "alice", managed=False, member_of={"portfolio_readonly"})), ["- delete membership alice in portfolio_readonly"]),
     ("the admin in a read group (PostgreSQL 16 makes the creator one)", changed(converged_pg(), role_postgres=role(
