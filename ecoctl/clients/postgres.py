@@ -137,6 +137,8 @@ class RoleState:
     connlimit: int = -1
     valid_until: str | None = None
     """Set (a timestamp, as text) when the password expires; None for never (or infinity)."""
+    admin_of: frozenset[str] = frozenset()
+    """The roles it may grant to others (a membership WITH ADMIN OPTION)."""
 
 
 @dataclass
@@ -172,7 +174,9 @@ select r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid') 
        array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid
              where m.member = r.oid),
        r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolinherit,
-       r.rolconnlimit, case when r.rolvaliduntil < 'infinity' then r.rolvaliduntil::text end
+       r.rolconnlimit, case when r.rolvaliduntil < 'infinity' then r.rolvaliduntil::text end,
+       array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid
+             where m.member = r.oid and m.admin_option)
 from {catalog} r where r.rolname !~ '^pg_'
 """
 
@@ -206,8 +210,8 @@ def read_state(conn: "psycopg.Connection", superuser: bool) -> Actual:
         password=sql.SQL("r.rolpassword" if superuser else "null::text"),
         catalog=sql.Identifier("pg_authid" if superuser else "pg_roles"))
     admin = conn.info.parameter_status("session_authorization") or ""
-    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes)
-             for name, login, managed, verifier, groups, *attributes in conn.execute(roles_sql, params)}
+    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes, frozenset(admin_of))
+             for name, login, managed, verifier, groups, *attributes, admin_of in conn.execute(roles_sql, params)}
     databases: dict[str, DatabaseState] = {}
     for name, owner, managed, grantee, privilege in conn.execute(DATABASES_SQL, params):
         state = databases.setdefault(name, DatabaseState(name, owner, managed, {}))

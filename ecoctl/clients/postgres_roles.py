@@ -36,12 +36,14 @@ def extra_attributes(role, login: bool) -> list[tuple[str, str]]:
     return extras
 
 
-def revoke_membership(conn: "psycopg.Connection", member: str, group: str) -> None:
-    """MEMBER is no longer in GROUP. Since PostgreSQL 16 a membership is one grant per grantor and a
-    plain REVOKE takes back only the current user's: each grantor's is revoked by name."""
+def revoke_membership(conn: "psycopg.Connection", member: str, group: str, admin_option_only: bool = False) -> None:
+    """MEMBER is no longer in GROUP (or only may no longer grant it). Since PostgreSQL 16 a membership
+    is one grant per grantor and a plain REVOKE takes back only the current user's: each grantor's
+    is revoked by name."""
     from psycopg import sql
 
-    statement = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(member))
+    statement = sql.SQL("REVOKE {}{} FROM {}").format(
+        sql.SQL("ADMIN OPTION FOR " if admin_option_only else ""), sql.Identifier(group), sql.Identifier(member))
     if conn.info.server_version < 160000:
         conn.execute(statement)
         return
@@ -53,9 +55,10 @@ def revoke_membership(conn: "psycopg.Connection", member: str, group: str) -> No
 
 
 def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], revoke: tuple[str, ...],
-               databases: tuple[str, ...] = ()) -> None:
-    """ALTER ROLE ROLE with CLAUSES (from FLAGS / RESET_CLAUSES only), take ROLE out of REVOKE, and
-    revoke what was granted to ROLE itself on DATABASES (`postgres`, `template1`)."""
+               databases: tuple[str, ...] = (), admin_options: tuple[str, ...] = ()) -> None:
+    """ALTER ROLE ROLE with CLAUSES (from FLAGS / RESET_CLAUSES only), take ROLE out of REVOKE, revoke
+    what was granted to ROLE itself on DATABASES (`postgres`, `template1`), and its ADMIN OPTION on
+    ADMIN_OPTIONS (groups it stays in)."""
     from psycopg import sql
 
     known = {clause for _, _, clause in FLAGS} | set(RESET_CLAUSES.values())
@@ -69,6 +72,8 @@ def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], 
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (group,)).fetchone()
             if exists:
                 revoke_membership(conn, role, group)
+        for group in admin_options:
+            revoke_membership(conn, role, group, admin_option_only=True)
         for database in databases:
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
                 sql.Identifier(database), sql.Identifier(role)))

@@ -393,4 +393,5 @@ class PostgresProvider(Provider):
     def strip_role(self, payload: StripRole) -> None:
         from ecoctl.clients.postgres_roles import strip_role
 
-        strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases)
+        strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases,
+                   payload.admin_options)

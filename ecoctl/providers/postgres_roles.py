@@ -38,6 +38,8 @@ class StripRole:
     """Roles it must no longer be a member of."""
     databases: tuple[str, ...] = ()
     """Admin databases (`postgres`, `template1`) where privileges were granted to the role itself."""
+    admin_options: tuple[str, ...] = ()
+    """Groups it stays a member of but may no longer grant to others."""
 
 
 CONFLICT_DETAIL = "exists, not created by ecoctl: pass --adopt to take it over"
@@ -64,12 +66,15 @@ def strip(system: str, role, wanted_groups: set[str], login: bool, keep: set[str
     revoke = sorted(role.member_of - wanted_groups - keep)
     granted = {name: sorted(databases[name].privileges[role.name]) for name in ADMIN_DATABASES
                if name in databases and databases[name].privileges.get(role.name)}
-    if not attributes and not revoke and not granted:
+    admin_options = sorted(role.admin_of & wanted_groups)
+    if not attributes and not revoke and not granted and not admin_options:
         return []
     shown = [text for text, _ in attributes]
     if revoke:
         shown.append(f"member of {', '.join(revoke)}")
+    if admin_options:
+        shown.append(f"ADMIN OPTION on {', '.join(admin_options)}")
     shown += [f"{' '.join(privileges)} on {name}" for name, privileges in granted.items()]
     return [Change(system, "update", "role", role.name, f"{', '.join(shown)}: removed", service=service,
                    payload=StripRole(role.name, tuple(clause for _, clause in attributes), tuple(revoke),
-                                     tuple(granted)))]
+                                     tuple(granted), tuple(admin_options)))]

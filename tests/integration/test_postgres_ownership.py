@@ -186,6 +186,19 @@ def test_a_membership_another_role_granted_is_revoked_too(clean, tmp_path):
             conn.execute("DROP ROLE IF EXISTS delegate_x")
 
 
+def test_a_reader_loses_the_admin_option_on_its_read_group(clean, tmp_path):
+    pg = clean
+    provision(write_workspace(tmp_path, pg, SERVICES))
+    with superuser(pg) as conn:
+        conn.execute("GRANT portfolio_readonly TO loyalty_user WITH ADMIN OPTION")
+    assert plan(Workspace(tmp_path)) == ["~ update role loyalty_user (ADMIN OPTION on portfolio_readonly: removed)"]
+    provision(Workspace(tmp_path))
+    assert plan(Workspace(tmp_path)) == []
+    with superuser(pg) as conn:
+        assert conn.execute("select bool_or(admin_option), count(*) from pg_auth_members "
+                            "where member = 'loyalty_user'::regrole").fetchone() == (False, 1)
+
+
 def test_a_hand_made_database_is_a_conflict_until_adopted(clean, tmp_path):
     pg = clean
     with superuser(pg) as conn:

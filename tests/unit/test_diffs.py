@@ -99,6 +99,9 @@ PG_CASES = [
      ["~ update role loyalty_user"]),
     ("what PUBLIC may do in postgres is not ecoctl's", changed(converged_pg(), db_postgres=database(
         "postgres", "postgres", managed=False, privileges={"PUBLIC": {"CONNECT", "TEMPORARY"}})), []),
+    ("a reader that may grant its read group to others", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", member_of={"portfolio_readonly"}, admin_of={"portfolio_readonly"})),
+     ["~ update role loyalty_user"]),
     ("a hand-made member of a read group", changed(converged_pg(), role_alice=role(
         "alice", managed=False, member_of={"portfolio_readonly"})), ["- delete membership alice in portfolio_readonly"]),
     ("the admin in a read group (PostgreSQL 16 makes the creator one)", changed(converged_pg(), role_postgres=role(
