@@ -244,3 +244,17 @@ def test_doctor_warns_when_public_may_use_the_admin_databases(clean, tmp_path):
         with superuser(pg) as conn:
             conn.execute("GRANT CONNECT, TEMPORARY ON DATABASE postgres TO PUBLIC")
             conn.execute("GRANT CONNECT ON DATABASE template1 TO PUBLIC")
+
+
+def test_doctor_cli_reports_public_access_to_the_admin_databases(clean, tmp_path):
+    import json
+
+    pg = clean
+    block = ["    external:", "      host: 127.0.0.1", f"      port: {pg.port}",
+             "      admin_user: postgres", "      password_env: ADMIN_PW"]
+    write_workspace(tmp_path, pg, {"portfolio": {}}, postgres_block=block, extra_env=f"ADMIN_PW={pg.password}\n")
+    report = json.loads(run_ecoctl("doctor", "--json", cwd=tmp_path).stdout)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["postgres"]["status"] == "ok", checks["postgres"]
+    assert checks["postgres-public"]["status"] == "warn"
+    assert "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC" in checks["postgres-public"]["fix"]
