@@ -14,8 +14,10 @@ from ecoctl.errors import EcoctlError, Unreachable
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
 
-Action = Literal["create", "update", "delete"]
-SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+Action = Literal["create", "update", "delete", "conflict"]
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "conflict": "!"}
+"""A "conflict" is an object ecoctl would have to take over (it did not create it): its payload's
+applier refuses with one line, and `apply_plan` runs those first, so nothing is applied."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Options:
     """postgres: services whose database is deleted when they are removed (`--drop-data`)."""
     reload: bool = True
     """prometheus: reload a running Prometheus after writing prometheus.yml."""
+    adopt: bool = False
+    """postgres: take over roles/databases with a service's name that ecoctl did not create (`--adopt`);
+    without it they are conflicts and apply refuses."""
 
 
 class Provider(ABC):
@@ -154,6 +159,9 @@ def apply_plan(providers: list[Provider], plan: Plan,
         if on_change:
             on_change(change)
 
+    for change in plan.changes:  # a conflict's applier refuses: before anything is applied
+        if change.action == "conflict":
+            by_system[change.system].apply(change)
     try:
         for system, run in groupby(plan.changes, key=lambda change: change.system):
             by_system[system].apply_all(list(run), record)

@@ -80,12 +80,15 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
 @app.command()
 def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
           json_output: bool = JSON_OPTION,
-          only: Optional[list[str]] = ONLY_OPTION):
+          only: Optional[list[str]] = ONLY_OPTION,
+          adopt: bool = typer.Option(False, "--adopt", help="Take over PostgreSQL roles and databases with a service's name that ecoctl did not create, resetting them to exactly ecoctl's grants (without it they are conflicts and apply refuses).")):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import Reconciliation, require_converged
+    from ecoctl.plan import Options
 
-    with Reconciliation(workspace_of(ctx, changes=True), only=parse_only(only)) as reconciliation:
+    with Reconciliation(workspace_of(ctx, changes=True), only=parse_only(only),
+                        options=Options(adopt=adopt)) as reconciliation:
         preview = reconciliation.make_plan()
         if not preview.changes:
             if json_output:

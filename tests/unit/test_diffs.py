@@ -32,8 +32,13 @@ def workspace(tmp_path_factory) -> Workspace:
     return Workspace(root)
 
 
-def role(name, login=True, managed=True, member_of=()):
-    return RoleState(name, login, managed, None, frozenset(member_of))
+def role(name, login=True, managed=True, member_of=(), **attributes):
+    return RoleState(name, login, managed, None, frozenset(member_of), **attributes)
+
+
+ISSUE_ROLE = dict(createrole=True, bypassrls=True,
+                  member_of={"portfolio_readonly", "pg_execute_server_program", "portfolio_user"})
+"""The role of issue 12: CREATEROLE, BYPASSRLS, may run programs on the server, may act as portfolio."""
 
 
 def database(name, owner, managed=True, privileges=None):
@@ -73,8 +78,34 @@ PG_CASES = [
         "+ create role portfolio_readonly", "+ create membership loyalty_user in portfolio_readonly"]),
     ("a role that cannot log in", changed(converged_pg(), role_loyalty_user=role(
         "loyalty_user", login=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
-    ("a role ecoctl did not create", changed(converged_pg(), role_loyalty_user=role(
-        "loyalty_user", managed=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
+    ("a role ecoctl did not create is a conflict", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", managed=False, **ISSUE_ROLE)), ["! conflict role loyalty_user"]),
+    ("a read group ecoctl did not create is a conflict", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, managed=False)), ["! conflict role portfolio_readonly"]),
+    ("a database ecoctl did not create is a conflict", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", managed=False)), ["! conflict database loyalty_db"]),
+    ("a managed role with more attributes and memberships", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", **ISSUE_ROLE)), ["~ update role loyalty_user"]),
+    ("a superuser login role", changed(converged_pg(), role_portfolio_user=role("portfolio_user", superuser=True)),
+     ["~ update role portfolio_user"]),
+    ("NOINHERIT, a connection limit, an expiry", changed(converged_pg(), role_portfolio_user=role(
+        "portfolio_user", inherit=False, connlimit=2, valid_until="2020-01-01 00:00:00+00")),
+     ["~ update role portfolio_user"]),
+    ("a read group with attributes and a predefined role", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, createdb=True, replication=True, member_of={"pg_read_server_files"})),
+     ["~ update role portfolio_readonly"]),
+    ("a service role granted CONNECT on template1 by name", changed(converged_pg(), db_template1=database(
+        "template1", "postgres", privileges={"PUBLIC": {"CONNECT"}, "loyalty_user": {"CONNECT", "TEMPORARY"}})),
+     ["~ update role loyalty_user"]),
+    ("what PUBLIC may do in postgres is not ecoctl's", changed(converged_pg(), db_postgres=database(
+        "postgres", "postgres", managed=False, privileges={"PUBLIC": {"CONNECT", "TEMPORARY"}})), []),
+    ("a reader that may grant its read group to others", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", member_of={"portfolio_readonly"}, admin_of={"portfolio_readonly"})),
+     ["~ update role loyalty_user"]),
+    ("a hand-made member of a read group", changed(converged_pg(), role_alice=role(
+        "alice", managed=False, member_of={"portfolio_readonly"})), ["- delete membership alice in portfolio_readonly"]),
+    ("the admin in a read group (PostgreSQL 16 makes the creator one)", changed(converged_pg(), role_postgres=role(
+        "postgres", managed=False, superuser=True, createrole=True, member_of={"portfolio_readonly"})), []),
     ("PUBLIC may connect", changed(converged_pg(), db_loyalty_db=database(
         "loyalty_db", "loyalty_user", privileges={"loyalty_user": {"CONNECT"}, "PUBLIC": {"CONNECT"}})),
      ["~ update database loyalty_db"]),
@@ -97,6 +128,45 @@ def test_postgres_diff(workspace, why, actual, expected):
     assert [f"{str(c).split(' (')[0]}" for c in changes] == expected
     for change in changes:
         assert change.payload is not None and type(change.payload) in provider.appliers
+
+
+def test_role_drift_names_what_is_removed(workspace):
+    actual = changed(converged_pg(), role_loyalty_user=role("loyalty_user", **ISSUE_ROLE))
+    [change] = PostgresProvider(workspace).diff(desired_state(workspace), actual)
+    assert str(change) == ("~ update role loyalty_user (CREATEROLE, BYPASSRLS, member of "
+                           "pg_execute_server_program, portfolio_user: removed)")
+    assert change.payload.clauses == ("NOCREATEROLE", "NOBYPASSRLS")
+    assert change.payload.revoke == ("pg_execute_server_program", "portfolio_user")
+
+
+def test_a_conflict_says_how_to_take_it_over_and_its_applier_refuses(workspace):
+    from ecoctl.errors import EcoctlError
+
+    actual = changed(converged_pg(), role_loyalty_user=role("loyalty_user", managed=False, **ISSUE_ROLE))
+    provider = PostgresProvider(workspace)
+    [change] = provider.diff(desired_state(workspace), actual)
+    assert str(change) == "! conflict role loyalty_user (exists, not created by ecoctl: pass --adopt to take it over)"
+    with pytest.raises(EcoctlError, match=r"^PostgreSQL role loyalty_user exists and was not created by ecoctl: "
+                                          r"run `ecoctl apply --adopt`"):
+        provider.apply(change)
+
+
+ADOPT_CASES = [
+    ("a role with the issue's grants is adopted and stripped", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", managed=False, **ISSUE_ROLE)), ["~ update role loyalty_user", "~ update role loyalty_user"]),
+    ("a database is adopted", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", managed=False)), ["~ update database loyalty_db"]),
+    ("a read group is adopted", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, managed=False)), ["~ update role portfolio_readonly"]),
+]
+
+
+@pytest.mark.parametrize("why, actual, expected", ADOPT_CASES, ids=[case[0] for case in ADOPT_CASES])
+def test_postgres_diff_with_adopt(workspace, why, actual, expected):
+    provider = PostgresProvider(workspace, Options(adopt=True))
+    changes = provider.diff(desired_state(workspace), actual)
+    assert [f"{str(c).split(' (')[0]}" for c in changes] == expected
+    assert all(type(change.payload) in provider.appliers for change in changes)
 
 
 def test_postgres_diff_drops_data_only_when_asked(workspace):
