@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ecoctl import contract
 from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Conflict, Provider
+from ecoctl.providers.authentik_changes import (BindApplication, CreateApplication, CreateProvider,  # noqa: F401
+                                                DeleteApplication, DeleteProvider, UpdateProvider)
 
 if TYPE_CHECKING:
     from ecoctl.clients.authentik import AuthentikClient, Defaults
@@ -87,43 +89,6 @@ class Actual:
     applications: dict[str, dict]
     """Applications by slug."""
     defaults: "Defaults"
-
-
-@dataclass(frozen=True)
-class CreateProvider:
-    service: str
-
-
-@dataclass(frozen=True)
-class UpdateProvider:
-    service: str
-    pk: int
-    patch: dict = field(repr=False)
-
-
-@dataclass(frozen=True)
-class DeleteProvider:
-    service: str
-    pk: int
-    name: str = ""
-    """The provider's name: its client_credentials service account is deleted with it."""
-
-
-@dataclass(frozen=True)
-class CreateApplication:
-    service: str
-
-
-@dataclass(frozen=True)
-class BindApplication:
-    service: str
-    adopt: bool = False
-    """Also mark it as this ecosystem's (`--adopt`)."""
-
-
-@dataclass(frozen=True)
-class DeleteApplication:
-    slug: str
 
 
 class AuthentikProvider(Provider):
@@ -289,7 +254,7 @@ class AuthentikProvider(Provider):
                 name = patch.get("name", existing["name"])
                 if patch:
                     changes.append(Change(self.name, "update", PROVIDER_KIND, name,
-                                          ("adopted; " if taken else "") + ", ".join(words),
+                                          ("adopted; " if taken else "") + "; ".join(words),
                                           service=service, payload=UpdateProvider(service, existing["pk"], patch)))
             if app is None:
                 changes.append(Change(self.name, "create", APPLICATION_KIND, slug, f"bound to {name}",

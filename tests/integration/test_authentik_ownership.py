@@ -122,7 +122,7 @@ def test_adopt_takes_the_objects_over(tmp_path, authentik_double):
 
     done = provision(eco.root, adopt=True)
 
-    assert done == ["~ update oauth2 provider demo/shop-provider (adopted; name, client_secret differs from "
+    assert done == ["~ update oauth2 provider demo/shop-provider (adopted; name; client_secret differs from "
                     ".env SHOP_OIDC_CLIENT_SECRET)",
                     "~ update application shop (adopted; bind to demo/shop-provider)"]
     assert double.state.applications["shop"]["meta_publisher"] == "ecoctl:demo"
