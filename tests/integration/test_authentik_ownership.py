@@ -4,6 +4,8 @@ where the API token is read from. Against the test double over loopback HTTP."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -211,22 +213,50 @@ def test_sub_mode_is_managed(tmp_path, authentik_double):
 
 def test_removing_a_service_deletes_its_client_credentials_account(tmp_path, authentik_double):
     double = authentik_double
-    eco = ecosystem(tmp_path, double, "demo", {"shop": {"port": 8001}, "cart": {"port": 8002}})
+    eco = ecosystem(tmp_path, double, "demo", {"shop": {"port": 8001}, "cart": {"port": 8002},
+                                               "keep": {"port": 8003}})
     provision(eco.root)
-    for service in ("shop", "cart"):
+    for service in ("shop", "keep"):
         assert login(double, service, secret_of(eco.root, service)).status_code == 200
     account = client_credentials_username("demo/shop-provider")
     assert double.user(account)["type"] == "service_account"
-    person = double.add_user("ak-shop-provider-client_credentials")  # same look, a person: kept
+    # cart never logged in; a person happens to have its account's exact name: kept
+    person = double.add_user(client_credentials_username("demo/cart-provider"), "internal")
 
-    eco.ecosystem_file.update(lambda doc: doc["services"].pop("shop"))
+    eco.ecosystem_file.update(lambda doc: [doc["services"].pop(name) for name in ("shop", "cart")])
     provision(eco.root)
 
-    assert double.user(account) is None and double.provider("shop") is None
-    assert double.user(client_credentials_username("demo/cart-provider")) is not None
+    assert double.user(account) is None and double.provider("shop") is None and double.provider("cart") is None
     assert double.user(person["username"]) is not None and double.user("akadmin") is not None
+    assert double.user(client_credentials_username("demo/keep-provider"))["type"] == "service_account"
     deletes = [r.path for r in double.writes() if r.method == "DELETE" and "/core/users/" in r.path]
     assert len(deletes) == 1
+    assert plan(eco.root) == []
+
+
+def test_conflict_through_the_cli_exits_1_with_one_line_and_adopt_takes_over(tmp_path, authentik_double):
+    from tests.helpers import run_ecoctl
+
+    double = authentik_double
+    double.add_client("shop", ("http://127.0.0.1:8001/callback",))  # by hand
+    eco = ecosystem(tmp_path, double, "demo", {"shop": {"port": 8001}})
+    env = {"AUTHENTIK_TOKEN": double.token}
+
+    planned = run_ecoctl("plan", "--only", "authentik", "--json", cwd=eco.root, env=env)
+    texts = [change["text"] for change in json.loads(planned.stdout)["changes"]]
+    assert len(texts) == 2 and all("conflict" in text for text in texts), planned.stdout + planned.stderr
+    writes = len(double.writes())
+    refused = run_ecoctl("apply", "--yes", "--only", "authentik", cwd=eco.root, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "shop-provider" in refused.stderr
+    assert "--adopt" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(double.writes()) == writes
+
+    adopted = run_ecoctl("apply", "--yes", "--only", "authentik", "--adopt", cwd=eco.root, env=env)
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert double.state.applications["shop"]["meta_publisher"] == "ecoctl:demo"
+    again = run_ecoctl("plan", "--only", "authentik", "--detailed-exitcode", cwd=eco.root, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 # -- 4. where the token is read from ---------------------------------------------------------------
