@@ -242,7 +242,7 @@ class AuthentikProvider(Provider):
             if conflicts and not adopt:
                 changes.extend(conflicts)
                 continue
-            adopted = "adopted; " if conflicts else ""
+            app_taken = adopt and app is not None and not self.owns_application(app)
             name = self.own_name(slug)
             if existing is None:
                 uris = ", ".join(client.redirect_uris)
@@ -260,8 +260,9 @@ class AuthentikProvider(Provider):
                 changes.append(Change(self.name, "create", APPLICATION_KIND, slug, f"bound to {name}",
                                       service=service, payload=CreateApplication(service)))
             elif existing is None or app.get("provider") != existing["pk"] or not self.owns_application(app):
-                changes.append(Change(self.name, "update", APPLICATION_KIND, slug, f"{adopted}bind to {name}",
-                                      service=service, payload=BindApplication(service, adopt=bool(conflicts))))
+                changes.append(Change(self.name, "update", APPLICATION_KIND, slug,
+                                      f"{'adopted; ' if app_taken else ''}bind to {name}",
+                                      service=service, payload=BindApplication(service, adopt=app_taken)))
         changes.extend(self._removals({client.slug for client in desired.values()}, actual))
         return changes
 
