@@ -169,6 +169,16 @@ def test_init_records_a_prefix_for_new_ecosystems_only(tmp_path):
     fresh = Workspace(tmp_path / "fresh").ecosystem
     assert fresh.core.authentik.prefix == "fresh-"
     assert contract.client_id(fresh, "portfolio") == "fresh-portfolio"
+    # the local runtime's signing key mints for the same audience and issuer the service is given
+    import jwt
+
+    from ecoctl.local_auth import mint_token
+
+    workspace = Workspace(tmp_path / "fresh")
+    claims = jwt.decode(mint_token(workspace, "portfolio"), options={"verify_signature": False})
+    env = contract.environment(workspace, "portfolio", "local")
+    assert (claims["aud"], claims["iss"]) == (env["OIDC_AUDIENCE"], env["OIDC_ISSUER"])
+    assert env["OIDC_ISSUER"].endswith("/application/o/fresh-portfolio/")
 
     old = write_workspace(tmp_path / "old", "http://127.0.0.1:9", "t", {"shop": {"port": 8001}}, "old")
     init_ecosystem(old.root, force=True)
