@@ -42,6 +42,8 @@ APPLICATIONS = "/core/applications/"
 USERS = "/core/users/"
 PROVIDER_KIND = "oauth2 provider"
 APPLICATION_KIND = "application"
+SLUG_MAX = 50
+"""Authentik's Application.slug is a Django SlugField (max_length 50)."""
 SUB_MODE = "hashed_user_id"
 """Authentik's default `sub`: a hash of the user id, stable and not the user's e-mail or name."""
 
@@ -143,7 +145,14 @@ class AuthentikProvider(Provider):
         for service, spec in self.workspace.ecosystem.services.items():
             uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
             secret = self.workspace.env.get(contract.client_secret_key(service)) or ""
-            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, self.slug(service))
+            slug = self.slug(service)
+            if len(slug) > SLUG_MAX:
+                from ecoctl.errors import UsageError
+
+                raise UsageError(f"Authentik application slug {slug!r} of service {service!r} is longer than "
+                                 f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
+                                 "(before the first apply) or the service name")
+            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug)
         return wanted
 
     # -- diff ----------------------------------------------------------------------------------

@@ -186,6 +186,14 @@ def test_init_records_a_prefix_for_new_ecosystems_only(tmp_path):
     assert kept.core.authentik.prefix == "" and contract.client_id(kept, "shop") == "shop"
 
 
+def test_a_slug_longer_than_authentik_allows_is_refused_before_any_write(tmp_path, authentik_double):
+    name = "a-rather-long-ecosystem-name-indeed"
+    eco = ecosystem(tmp_path, authentik_double, name, {"loyalty-points-ledger": {"port": 8001}}, prefix=f"{name}-")
+    with pytest.raises(EcoctlError, match="longer than 50 characters: shorten core.authentik.prefix"):
+        plan(eco.root)
+    assert authentik_double.writes() == []
+
+
 # -- 2. drift that was missed ----------------------------------------------------------------------
 
 def test_matching_mode_switched_to_regex_is_drift(tmp_path, authentik_double):
