@@ -62,7 +62,9 @@ def client_secret_key(service: str) -> str:
 
 
 def client_id(ecosystem: "Ecosystem", service: str) -> str:
-    return service
+    """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its issuer):
+    `core.authentik.prefix` + the service name."""
+    return f"{ecosystem.core.authentik.prefix}{service}"
 
 
 def authentik_used(ecosystem: "Ecosystem") -> bool:

@@ -53,8 +53,17 @@ class Options:
     reload: bool = True
     """prometheus: reload a running Prometheus after writing prometheus.yml."""
     adopt: bool = False
-    """postgres: take over roles/databases with a service's name that ecoctl did not create (`--adopt`);
-    without it they are conflicts and apply refuses."""
+    """Take over objects with a managed name that this ecosystem did not create (`--adopt`): PostgreSQL
+    roles and databases (reset to exactly ecoctl's grants), Authentik providers and applications;
+    without it they are a conflict: shown by `plan`, refused by `apply` before anything is written."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The payload of a change ecoctl refuses to make: an object with a managed name that this
+    ecosystem does not own. `apply_plan` raises `message` (one line) before applying anything."""
+
+    message: str
 
 
 class Provider(ABC):
@@ -149,6 +158,10 @@ def apply_plan(providers: list[Provider], plan: Plan,
     changes that did not land (`error.not_applied` holds them) and is raised as it was."""
     from itertools import groupby
 
+    conflicts = [change for change in plan.changes if isinstance(change.payload, Conflict)]
+    if conflicts:  # refused before anything is written
+        more = f" (and {len(conflicts) - 1} more conflict(s): see `ecoctl plan`)" if len(conflicts) > 1 else ""
+        raise EcoctlError(conflicts[0].payload.message + more)
     by_system = {provider.name: provider for provider in providers}
     done = Plan(pending=dict(plan.pending), not_used=plan.not_used)
     landed: set[int] = set()

@@ -10,7 +10,7 @@ from ecoctl.clients.postgres import Actual as PgActual
 from ecoctl.clients.postgres import DatabaseState, RoleState
 from ecoctl.clients.prometheus_config import ScrapeJob
 from ecoctl.commands.init import init_ecosystem
-from ecoctl.plan import Options
+from ecoctl.plan import Conflict, Options
 from ecoctl.providers.authentik import Actual as AkActual
 from ecoctl.providers.authentik import AuthentikProvider, Client
 from ecoctl.providers.postgres import PostgresProvider, desired_state
@@ -190,34 +190,50 @@ def ak_app(slug, provider_pk, publisher="ecoctl:eco"):
     return {"slug": slug, "provider": provider_pk, "meta_publisher": publisher}
 
 
+def ak_converged(ws, portfolio=None, loyalty=None, apps=None, **more):
+    """What Authentik holds once everything is applied (init recorded the prefix `eco-`)."""
+    providers = {"eco-portfolio": ak_provider(ws, "portfolio", 1, **(portfolio or {})),
+                 "eco-loyalty": ak_provider(ws, "loyalty", 2, **(loyalty or {}))}
+    applications = {"eco-portfolio": ak_app("eco-portfolio", 1), "eco-loyalty": ak_app("eco-loyalty", 2),
+                    **(apps or {})}
+    return {**providers, **more}, applications
+
+
 AK_CASES = [
     ("a fresh Authentik", lambda ws: ({}, {}), [
-        "+ create oauth2 provider portfolio-provider", "+ create application portfolio",
-        "+ create oauth2 provider loyalty-provider", "+ create application loyalty"]),
-    ("nothing to do", lambda ws: ({"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-                                  {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}), []),
-    ("a redirect URI changed by hand", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1, redirect_uris=[{"matching_mode": "strict", "url": "http://evil/cb"}]),
-         "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
-     ["~ update oauth2 provider portfolio-provider"]),
-    ("a client secret that is not .env's", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1, client_secret="leaked"), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
-     ["~ update oauth2 provider portfolio-provider"]),
-    ("an application bound elsewhere", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 99)}),
-     ["~ update application loyalty"]),
-    ("a removed service's objects go", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2),
-         "gone": {"pk": 3, "client_id": "gone", "name": "gone-provider"}},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "gone": ak_app("gone", 3)}),
+        "+ create oauth2 provider eco/eco-portfolio-provider", "+ create application eco-portfolio",
+        "+ create oauth2 provider eco/eco-loyalty-provider", "+ create application eco-loyalty"]),
+    ("nothing to do", lambda ws: ak_converged(ws), []),
+    ("a redirect URI changed by hand", lambda ws: ak_converged(
+        ws, portfolio={"redirect_uris": [{"matching_mode": "strict", "url": "http://evil/cb"}]}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("a redirect URI switched to regex matching", lambda ws: ak_converged(
+        ws, portfolio={"redirect_uris": [{"matching_mode": "regex", "url": "http://127.0.0.1:8000/callback"}]}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("sub_mode changed by hand", lambda ws: ak_converged(ws, loyalty={"sub_mode": "user_email"}),
+     ["~ update oauth2 provider eco/eco-loyalty-provider"]),
+    ("a client secret that is not .env's", lambda ws: ak_converged(ws, portfolio={"client_secret": "leaked"}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("an application bound elsewhere", lambda ws: ak_converged(ws, apps={"eco-loyalty": ak_app("eco-loyalty", 99)}),
+     ["~ update application eco-loyalty"]),
+    ("a removed service's objects go", lambda ws: ak_converged(
+        ws, apps={"gone": ak_app("gone", 3)}, gone={"pk": 3, "client_id": "gone", "name": "eco/gone-provider"}),
+     ["- delete application gone", "- delete oauth2 provider eco/gone-provider"]),
+    ("a removed service's objects made before the marker go", lambda ws: ak_converged(
+        ws, apps={"gone": ak_app("gone", 3)}, gone={"pk": 3, "client_id": "gone", "name": "gone-provider"}),
      ["- delete application gone", "- delete oauth2 provider gone-provider"]),
-    ("another ecosystem's application is left alone", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "theirs": ak_app("theirs", 7, "ecoctl:other")}),
-     []),
+    ("our provider a crash left without its application goes", lambda ws: ak_converged(
+        ws, gone={"pk": 3, "client_id": "gone", "name": "eco/gone-provider"}),
+     ["- delete oauth2 provider eco/gone-provider"]),
+    ("another ecosystem's application is left alone", lambda ws: ak_converged(
+        ws, apps={"theirs": ak_app("theirs", 7, "ecoctl:other")}), []),
+    ("a hand-made provider of a removed name is left alone", lambda ws: ak_converged(
+        ws, gone={"pk": 3, "client_id": "gone", "name": "gone-provider"}), []),
+    ("another ecosystem's objects with our slug are a conflict", lambda ws: (
+        {"eco-portfolio": {**ak_provider(ws, "portfolio", 1), "name": "other/eco-portfolio-provider"},
+         "eco-loyalty": ak_provider(ws, "loyalty", 2)},
+        {"eco-portfolio": ak_app("eco-portfolio", 1, "ecoctl:other"), "eco-loyalty": ak_app("eco-loyalty", 2)}),
+     ["~ update oauth2 provider other/eco-portfolio-provider", "~ update application eco-portfolio"]),
 ]
 
 
@@ -229,11 +245,26 @@ def test_authentik_diff(workspace, why, actual, expected):
     assert [str(c).split(" (")[0] for c in changes] == expected
     assert all(type(change.payload) in provider.appliers for change in changes)
     assert all(change.service for change in changes)
+    conflicts = [change for change in changes if isinstance(change.payload, Conflict)]
+    assert bool(conflicts) == ("conflict" in why)
+
+
+def test_authentik_conflict_is_adopted_when_asked(workspace):
+    providers = {"eco-portfolio": {**ak_provider(workspace, "portfolio", 1), "name": "eco-portfolio-provider"},
+                 "eco-loyalty": ak_provider(workspace, "loyalty", 2)}
+    applications = {"eco-portfolio": ak_app("eco-portfolio", 1, ""), "eco-loyalty": ak_app("eco-loyalty", 2)}
+    provider = AuthentikProvider(workspace, Options(adopt=True))
+    changes = provider.diff(provider.desired(), AkActual(providers, applications, DEFAULTS))
+    assert [str(c) for c in changes] == [
+        "~ update oauth2 provider eco/eco-portfolio-provider (adopted; name)",
+        "~ update application eco-portfolio (adopted; bind to eco/eco-portfolio-provider)"]
+    assert changes[0].payload.patch == {"name": "eco/eco-portfolio-provider"}
 
 
 def test_authentik_desired_carries_the_secret_from_env(workspace):
     wanted = AuthentikProvider(workspace).desired()["loyalty"]
-    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"))
+    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"),
+                            "eco-loyalty")
 
 
 PROM_CASES = [
