@@ -54,15 +54,8 @@ class DockerHealth:
         return ("starting" if status == "running" else status), False
 
     def expected_components(self) -> list[str]:
-        ecosystem = self.workspace.ecosystem
-        core = ecosystem.core
-        names = [] if core.postgres.external else ["postgres"]
-        names.append("redis")
-        if not core.authentik.url:
-            names += ["authentik-server", "authentik-worker"]
-        if core.monitoring.enabled:
-            names.append("prometheus")
-        return names + [name for name, spec in ecosystem.services.items() if spec.pattern != "external"]
+        services = self.workspace.ecosystem.services
+        return self.core_components() + [name for name, spec in services.items() if spec.pattern != "external"]
 
     def status(self) -> list[ComponentStatus]:
         from ecoctl.runtimes.external import external_authentik

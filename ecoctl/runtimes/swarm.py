@@ -367,15 +367,8 @@ class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
                                             for task in self._tasks(postgres))
 
     def expected_components(self) -> list[str]:
-        ecosystem = self.workspace.ecosystem
-        core = ecosystem.core
-        names = [] if core.postgres.external else ["postgres"]
-        names.append("redis")
-        if not core.authentik.url:
-            names += ["authentik-server", "authentik-worker"]
-        if core.monitoring.enabled:
-            names.append("prometheus")
-        for name, spec in ecosystem.services.items():
+        names = self.core_components()
+        for name, spec in self.workspace.ecosystem.services.items():
             if spec.pattern != "external":
                 names += [name, name + EDGE_SUFFIX]
         return names
