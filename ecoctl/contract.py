@@ -62,7 +62,9 @@ def client_secret_key(service: str) -> str:
 
 
 def client_id(ecosystem: "Ecosystem", service: str) -> str:
-    return service
+    """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its issuer):
+    `core.authentik.prefix` + the service name."""
+    return f"{ecosystem.core.authentik.prefix}{service}"
 
 
 def authentik_used(ecosystem: "Ecosystem") -> bool:
@@ -141,7 +143,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
     database, user = database_name(service), role_name(service)
     variables = {
         "PORT": str(spec.port),
-        "HOST": "127.0.0.1" if target == "local" else "0.0.0.0",
+        "HOST": "127.0.0.1" if target in ("local", "host") else "0.0.0.0",
         "DATABASE_HOST": where.database_host,
         "DATABASE_PORT": str(where.database_port),
         "DATABASE_NAME": database,
@@ -169,7 +171,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")
-    redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "external") else ""
+    redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
     variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables
 

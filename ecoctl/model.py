@@ -63,6 +63,10 @@ class AuthentikSettings(Record):
     """An external Authentik's base URL; when set, the stack does not run its own."""
     token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
     signing_key: str = "authentik Self-signed Certificate"
+    prefix: Annotated[str, Match(r"([a-z0-9][a-z0-9-]{0,40})?")] = ""
+    """Prepended to every service's application slug and client_id (`init` records `<name>-`), so
+    ecosystems sharing one Authentik each have their own `portfolio`; empty (older ecosystems): the
+    service name itself, so nothing is renamed under a running system."""
     worker_replicas: Annotated[int, Range(0, 50)] = 1
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
 

@@ -14,8 +14,10 @@ from ecoctl.errors import EcoctlError, Unreachable
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
 
-Action = Literal["create", "update", "delete"]
-SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+Action = Literal["create", "update", "delete", "conflict"]
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "conflict": "!"}
+"""A "conflict" is an object ecoctl would have to take over (it did not create it): its payload's
+applier refuses with one line, and `apply_plan` runs those first, so nothing is applied."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,18 @@ class Options:
     """postgres: services whose database is deleted when they are removed (`--drop-data`)."""
     reload: bool = True
     """prometheus: reload a running Prometheus after writing prometheus.yml."""
+    adopt: bool = False
+    """Take over objects with a managed name that this ecosystem did not create (`--adopt`): PostgreSQL
+    roles and databases (reset to exactly ecoctl's grants), Authentik providers and applications;
+    without it they are a conflict: shown by `plan`, refused by `apply` before anything is written."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The payload of a change ecoctl refuses to make: an object with a managed name that this
+    ecosystem does not own. `apply_plan` raises `message` (one line) before applying anything."""
+
+    message: str
 
 
 class Provider(ABC):
@@ -152,6 +166,10 @@ def apply_plan(providers: list[Provider], plan: Plan,
     (`error.not_applied` holds them) and is raised as it was."""
     from itertools import groupby
 
+    conflicts = [change for change in plan.changes if isinstance(change.payload, Conflict)]
+    if conflicts:  # refused before anything is written
+        more = f" (and {len(conflicts) - 1} more conflict(s): see `ecoctl plan`)" if len(conflicts) > 1 else ""
+        raise EcoctlError(conflicts[0].payload.message + more)
     by_system = {provider.name: provider for provider in providers}
     done = Plan(pending=dict(plan.pending), not_used=plan.not_used)
     landed: set[int] = set()
@@ -162,6 +180,9 @@ def apply_plan(providers: list[Provider], plan: Plan,
         if on_change:
             on_change(change)
 
+    for change in plan.changes:  # a conflict's applier refuses: before anything is applied
+        if change.action == "conflict":
+            by_system[change.system].apply(change)
     runs = [(by_system[system], list(run))
             for system, run in groupby(plan.changes, key=lambda change: change.system)]
     try:

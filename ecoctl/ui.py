@@ -8,7 +8,7 @@ from typing import Any
 
 from ecoctl.support.plain_console import PlainConsole, escape, plain_possible
 
-STYLES = {"create": "green", "update": "yellow", "delete": "red"}
+STYLES = {"create": "green", "update": "yellow", "delete": "red", "conflict": "bold red"}
 
 
 def console(stderr: bool = False):
@@ -61,6 +61,8 @@ def print_plan(plan, title: str = "Plan") -> None:
         out.print(f"  [dim]? {escape(system)}: pending ({escape(reason)})[/]")
     counts = {action: sum(1 for c in plan.changes if c.action == action) for action in STYLES}
     summary = f"{title}: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
+    if counts["conflict"]:
+        summary += f"; {counts['conflict']} conflict(s): apply refuses them (see --adopt)"
     if plan.pending:
         summary += f"; {len(plan.pending)} system(s) pending"
     if not_used:

@@ -175,11 +175,11 @@ class Workspace:
         from ecoctl.contract import authentik_base_url
 
         settings = self.ecosystem.core.authentik
-        for key, where, value in (("AUTHENTIK_TOKEN", self.env.path, self.env.get("AUTHENTIK_TOKEN")),
-                                  ("AUTHENTIK_TOKEN", "the environment", os.environ.get("AUTHENTIK_TOKEN")),
-                                  (settings.token_env, self.env.path, self.env.get(settings.token_env))):
-            if value:
-                return AuthentikEndpoint(authentik_base_url(self.ecosystem), value, f"{key} in {where}")
+        # an exported variable beats .env, as in docker compose (which reads the same variables)
+        for where, source in (("the environment", os.environ), (self.env.path, self.env)):
+            for key in dict.fromkeys(("AUTHENTIK_TOKEN", settings.token_env)):
+                if value := source.get(key):
+                    return AuthentikEndpoint(authentik_base_url(self.ecosystem), value, f"{key} in {where}")
         return AuthentikEndpoint(authentik_base_url(self.ecosystem), self.secret(settings.token_env),
                                  f"{settings.token_env} in the environment")
 

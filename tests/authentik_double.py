@@ -10,7 +10,9 @@ It keeps state like the real server (integer provider pks, UUID application pks,
 client ids and slugs with the real 400 shapes, SET_NULL on provider deletion), paginates with a
 small page size, and starts with what a fresh Authentik has: the default flows, the self-signed
 certificate and the managed scope mappings. It also serves OIDC: per-application JWKS and discovery,
-and the token endpoint's client_credentials grant, with real RS256 tokens.
+and the token endpoint's client_credentials grant, with real RS256 tokens; like the real server, a
+provider's first client_credentials login creates the service account `ak-<provider name>-client_credentials`
+(listed and deleted under /core/users/).
 
 Faults: `fail_next(n, status=502)`, `stop()`/`start()`, `ready`, `defaults_ready`, `token_active`.
 """
@@ -56,6 +58,8 @@ VENDOR_MODELS = {
     "Version": "version",
     "GenericError": "generic_error",
     "ValidationError": "validation_error",
+    "User": "user",
+    "PaginatedUserList": "paginated_user_list",
 }
 
 
@@ -165,7 +169,9 @@ class State:
     scope_mappings: dict[str, dict] = field(default_factory=dict)
     providers: dict[int, dict] = field(default_factory=dict)
     applications: dict[str, dict] = field(default_factory=dict)
+    users: dict[int, dict] = field(default_factory=dict)
     next_pk: int = 1
+    next_user_pk: int = 1
 
 
 def _uuid() -> str:
@@ -210,7 +216,25 @@ def _fresh_state(base_url: str) -> State:
             "component": "ak-property-mapping-provider-scope-form", "verbose_name": "Scope Mapping",
             "verbose_name_plural": "Scope Mappings", "meta_model_name": "authentik_providers_oauth2.scopemapping",
             "scope_name": scope, "description": ""}
+    state.users[1] = _user(1, "akadmin", "authentik Default Admin", "internal", superuser=True)
+    state.next_user_pk = 2
     return state
+
+
+def _user(pk: int, username: str, name: str, kind: str, superuser: bool = False, path: str = "users",
+          attributes: dict | None = None) -> dict:
+    now = "2026-01-01T00:00:00Z"
+    return {"pk": pk, "username": username, "name": name, "is_active": True, "last_login": None,
+            "date_joined": now, "is_superuser": superuser, "groups": [], "groups_obj": [], "roles": [],
+            "roles_obj": [], "email": "", "avatar": "attributes.avatar", "attributes": attributes or {},
+            "uid": hashlib.sha256(username.encode()).hexdigest(), "path": path, "type": kind,
+            "uuid": _uuid(), "password_change_date": now, "last_updated": now}
+
+
+def client_credentials_username(provider_name: str) -> str:
+    """The service account Authentik creates (update_or_create) on a provider's first
+    client_credentials login: `ak-<provider name, trimmed to fit 150>-client_credentials`."""
+    return f"ak-{provider_name[:150 - 22]}-client_credentials"
 
 
 class LoopbackServer:
@@ -320,6 +344,17 @@ class AuthentikDouble(LoopbackServer):
                                       if m["scope_name"] in ("openid", "email", "profile")]})
             self._create_application({"name": slug, "slug": slug, "provider": provider["pk"]})
             return provider
+
+    def add_user(self, username: str, kind: str = "internal") -> dict:
+        """A user made by an admin (or by Authentik itself, with kind `service_account`)."""
+        with self._lock:
+            pk = self.state.next_user_pk
+            self.state.next_user_pk += 1
+            self.state.users[pk] = _user(pk, username, username, kind)
+            return self.state.users[pk]
+
+    def user(self, username: str) -> dict | None:
+        return next((u for u in self.state.users.values() if u["username"] == username), None)
 
     def flow_pk(self, slug: str) -> str:
         return next(pk for pk, flow in self.state.flows.items() if flow["slug"] == slug)
@@ -669,6 +704,24 @@ class AuthentikDouble(LoopbackServer):
                         request.path_params["slug"])
             return 200, double._application_out(stored)
 
+        async def users(request, body):
+            query = request.query_params
+            items = [_out(M.User, u) for u in sorted(double.state.users.values(), key=lambda u: u["username"])
+                     if query.get("username") in (None, u["username"]) and query.get("type") in (None, u["type"])]
+            return 200, double._paginate(request, items, M.PaginatedUserList)
+
+        async def user_detail(request, body):
+            try:
+                stored = double.state.users.get(int(request.path_params["pk"]))
+            except ValueError:
+                stored = None
+            if stored is None:
+                raise _not_found("User")
+            if request.method == "DELETE":
+                del double.state.users[stored["pk"]]
+                return 204, None
+            return 200, _out(M.User, stored)
+
         def oidc_provider(slug: str) -> dict:
             app = double.state.applications.get(slug)
             provider = double.state.providers.get(app["provider"]) if app and app.get("provider") else None
@@ -716,7 +769,16 @@ class AuthentikDouble(LoopbackServer):
                 raise HTTPError(400, {"error": "invalid_grant", "error_description":
                                       "The provided authorization grant or refresh token is invalid"})
             scope = form.get("scope") or "openid"
-            sub = hashlib.sha256(f"ak-{provider['name']}-client_credentials".encode()).hexdigest()
+            username = client_credentials_username(provider["name"])
+            with double._lock:
+                account = double.user(username)
+                if account is None:
+                    account = double.add_user(username, "service_account")
+                account.update({"name": f"Autogenerated user from application {app['name']} (client credentials)",
+                                "path": f"goauthentik.io/apps/{app['slug']}", "type": "service_account",
+                                "attributes": {"goauthentik.io/user/generated": True},
+                                "last_login": "2026-01-01T00:00:00Z"})
+            sub = hashlib.sha256(username.encode()).hexdigest()
             access = double.mint_token(app["slug"], sub=sub, scope=scope, ttl=3600)
             return 200, {"access_token": access, "token_type": "Bearer", "scope": scope,
                          "expires_in": 3600, "id_token": access}
@@ -736,6 +798,8 @@ class AuthentikDouble(LoopbackServer):
             Route(f"{api}/core/applications/", endpoint(applications), methods=["GET", "POST"]),
             Route(f"{api}/core/applications/{{slug}}/", endpoint(application_detail),
                   methods=["GET", "PATCH", "DELETE"]),
+            Route(f"{api}/core/users/", endpoint(users)),
+            Route(f"{api}/core/users/{{pk}}/", endpoint(user_detail), methods=["GET", "DELETE"]),
             Route("/application/o/token/", endpoint(token, api=False), methods=["POST"]),
             Route("/application/o/{slug}/.well-known/openid-configuration", endpoint(discovery, api=False)),
             Route("/application/o/{slug}/jwks/", endpoint(jwks, api=False)),

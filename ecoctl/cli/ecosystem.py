@@ -11,6 +11,8 @@ import typer
 from ecoctl.cli import app
 from ecoctl.cli.common import JSON_OPTION, ONLY_OPTION, stage_display, workspace_of
 
+ADOPT_OPTION = typer.Option(False, "--adopt", help="Take over objects with a managed name this ecosystem did not create (without it: a conflict, and apply refuses).")
+
 
 def parse_only(values):
     from ecoctl.commands.reconcile import parse_only as parse
@@ -54,14 +56,15 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
 @app.command()
 def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
          detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when nothing is to do, 2 when changes (or unreachable systems) are pending, 1 on error (without it: 0, or 1 when a system did not answer)."),
-         only: Optional[list[str]] = ONLY_OPTION):
+         only: Optional[list[str]] = ONLY_OPTION, adopt: bool = ADOPT_OPTION):
     """Show how the real systems differ from ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import plan_workspace, require_converged
     from ecoctl.errors import EcoctlError
+    from ecoctl.plan import Options
 
     try:
-        result = plan_workspace(workspace_of(ctx), only=parse_only(only))
+        result = plan_workspace(workspace_of(ctx), only=parse_only(only), options=Options(adopt=adopt))
     except EcoctlError as exc:
         if not detailed_exitcode:
             raise
@@ -80,12 +83,14 @@ def plan(ctx: typer.Context, json_output: bool = JSON_OPTION,
 @app.command()
 def apply(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
           json_output: bool = JSON_OPTION,
-          only: Optional[list[str]] = ONLY_OPTION):
+          only: Optional[list[str]] = ONLY_OPTION, adopt: bool = ADOPT_OPTION):
     """Converge the real systems to ecosystem.yaml."""
     from ecoctl import ui
     from ecoctl.commands.reconcile import Reconciliation, require_converged
+    from ecoctl.plan import Options
 
-    with Reconciliation(workspace_of(ctx, changes=True), only=parse_only(only)) as reconciliation:
+    with Reconciliation(workspace_of(ctx, changes=True), only=parse_only(only),
+                        options=Options(adopt=adopt)) as reconciliation:
         preview = reconciliation.make_plan()
         if not preview.changes:
             if json_output:

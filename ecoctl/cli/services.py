@@ -22,6 +22,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
                 replicas: Optional[int] = typer.Option(None, "--replicas", min=0, max=100, help="Running copies (swarm runtime)."),
                 no_apply: bool = typer.Option(False, "--no-apply", help="Write files only; touch no server."),
                 yes: bool = typer.Option(False, "--yes", "-y", help="Change an existing service without asking."),
+                adopt: bool = typer.Option(False, "--adopt", help="Take over a PostgreSQL role or database with its name that ecoctl did not create (reset to exactly ecoctl's grants)."),
                 json_output: bool = JSON_OPTION):
     """Scaffold a service, create its database and role, OIDC app, scrape job and dashboard, start it."""
     from ecoctl import ui
@@ -40,7 +41,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
             raise typer.Exit(1)
     with stage_display(json_output) as display:
         result = services.add_service(workspace, request, apply=not no_apply,
-                                      progress=display and display.progress)
+                                      progress=display and display.progress, adopt=adopt)
     if json_output:
         ui.print_json(result.to_json())
     else:

@@ -128,6 +128,17 @@ class RoleState:
     managed: bool
     verifier: str | None
     member_of: frozenset[str]
+    superuser: bool = False
+    createrole: bool = False
+    createdb: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+    inherit: bool = True
+    connlimit: int = -1
+    valid_until: str | None = None
+    """Set (a timestamp, as text) when the password expires; None for never (or infinity)."""
+    admin_of: frozenset[str] = frozenset()
+    """The roles it may grant to others (a membership WITH ADMIN OPTION)."""
 
 
 @dataclass
@@ -161,7 +172,11 @@ ROLES_SQL = """
 select r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid') = %(managed)s, false),
        {password},
        array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid
-             where m.member = r.oid)
+             where m.member = r.oid),
+       r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolinherit,
+       r.rolconnlimit, case when r.rolvaliduntil < 'infinity' then r.rolvaliduntil::text end,
+       array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid
+             where m.member = r.oid and m.admin_option)
 from {catalog} r where r.rolname !~ '^pg_'
 """
 
@@ -171,7 +186,7 @@ select d.datname, pg_get_userbyid(d.datdba),
        case when a.grantee = 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end, a.privilege_type
 from pg_database d
 left join lateral aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a on true
-where not d.datistemplate
+where not d.datistemplate or d.datname = 'template1'
 """
 
 # Objects inside every database that depend on a role, read from the shared catalog pg_shdepend:
@@ -195,8 +210,8 @@ def read_state(conn: "psycopg.Connection", superuser: bool) -> Actual:
         password=sql.SQL("r.rolpassword" if superuser else "null::text"),
         catalog=sql.Identifier("pg_authid" if superuser else "pg_roles"))
     admin = conn.info.parameter_status("session_authorization") or ""
-    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups))
-             for name, login, managed, verifier, groups in conn.execute(roles_sql, params)}
+    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes, frozenset(admin_of))
+             for name, login, managed, verifier, groups, *attributes, admin_of in conn.execute(roles_sql, params)}
     databases: dict[str, DatabaseState] = {}
     for name, owner, managed, grantee, privilege in conn.execute(DATABASES_SQL, params):
         state = databases.setdefault(name, DatabaseState(name, owner, managed, {}))
@@ -353,8 +368,11 @@ class Admin:
                     owner, sql.SQL(privilege), sql.SQL(objects), role))
 
     def set_membership(self, member: str, group: str, grant: bool) -> None:
-        statement = "GRANT {} TO {}" if grant else "REVOKE {} FROM {}"
-        self.conn.execute(sql.SQL(statement).format(sql.Identifier(group), sql.Identifier(member)))
+        from ecoctl.clients.postgres_roles import revoke_membership
+
+        if not grant:
+            return revoke_membership(self.conn, member, group)
+        self.conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
 
     def drop_database(self, name: str) -> None:
         self.conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -164,12 +164,30 @@ class Doctor:
             rights = "superuser" if superuser else "CREATEROLE CREATEDB"
             self.add("postgres", "ok", f"PostgreSQL {version} at {endpoint.address}; "
                                        f"{endpoint.user!r} has {rights}")
+            self.check_public_access(conn, endpoint.user, superuser)
         except EcoctlError as exc:
             message = str(exc)
             self.add("postgres", "fail", message.split(": run")[0], "run" + message.split(": run", 1)[-1]
                      if ": run" in message else message)
         finally:
             conn.close()
+
+    def check_public_access(self, conn, admin: str, superuser: bool) -> None:
+        """PUBLIC may connect to `postgres`/`template1` and make TEMP tables there by default, so every
+        service role may too. ecoctl does not revoke it (other roles on the server may rely on it):
+        it says so here, with the statement for the admin to run."""
+        from ecoctl.clients.postgres_roles import public_access
+
+        access = public_access(conn)
+        if not access:
+            self.add("postgres-public", "ok", "PUBLIC may not connect to postgres or template1")
+            return
+        what = "; ".join(f"{database}: {', '.join(privileges)}" for database, privileges in access.items())
+        fix = f"as the admin: REVOKE CONNECT, TEMPORARY ON DATABASE {', '.join(access)} FROM PUBLIC"
+        if not superuser:
+            fix += f"; GRANT CONNECT ON DATABASE postgres TO {admin} (ecoctl connects there)"
+        self.add("postgres-public", "warn", f"PUBLIC (so every service role) may use the admin databases ({what})",
+                 fix + "; roles of other software that connect there need their own GRANT CONNECT")
 
     # -- Authentik ---------------------------------------------------------------------------------
     def check_authentik(self) -> None:

@@ -152,7 +152,7 @@ def _set_service(name: str, spec: ServiceSpec):
 
 
 def add_service(workspace, request: ServiceRequest, apply: bool = True,
-                progress: Callable[[str], None] | None = None) -> ServiceResult:
+                progress: Callable[[str], None] | None = None, adopt: bool = False) -> ServiceResult:
     from ecoctl.runtimes import get_runtime
 
     spec = desired_spec(workspace, request)
@@ -174,7 +174,8 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
         result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
         return result
     # each change is shown as it is applied, so the lines come in the order things happen
-    done = converge(workspace, only=systems, on_change=progress and (lambda change: progress(f"done {change}")))
+    done = converge(workspace, only=systems, options=Options(adopt=adopt),
+                    on_change=progress and (lambda change: progress(f"done {change}")))
     result.applied += done.changes
     result.shown_live = progress is not None
     result.pending.update(done.pending)

@@ -1,15 +1,24 @@
-"""Authentik: one OAuth2/OIDC provider (`S-provider`, client_id `S`) and one application (slug `S`)
-per service. The client secret is ecoctl's (generated into `.env` before planning) and is set on
-the provider, so the plan knows every value it writes; the issuer follows from the slug.
+"""Authentik: one OAuth2/OIDC provider (`<ecosystem>/<slug>-provider`, client_id `<slug>`) and one
+application (slug `<slug>`) per service, where `<slug>` is `contract.client_id`: `core.authentik.prefix`
++ the service name. The client secret is ecoctl's (generated into `.env` before planning) and is set
+on the provider, so the plan knows every value it writes; the issuer follows from the slug.
 
 - Redirect URIs come from the service's `redirect_uris`; when empty, `names.default_redirect_uri`:
   `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service),
   the same default `add-service` writes into ecosystem.yaml.
-- Ownership: applications ecoctl creates carry `meta_publisher: "ecoctl:<ecosystem name>"`. Only those
-  are ever deleted (with the provider bound to them, when it is `<slug>-provider` with client_id `<slug>`),
-  so hand-made objects and other ecosystems sharing the same Authentik are left alone.
+- Ownership: ecoctl changes or deletes only what this ecosystem created. Applications carry
+  `meta_publisher: "ecoctl:<ecosystem name>"`; a provider (which has no free-text field) carries the
+  ecosystem in its name, `<ecosystem>/<slug>-provider`, so it stays recognisable when a crash left it
+  without its application. A provider named `<slug>-provider` (what ecoctl named it before) is ours when
+  our application is bound to it; it keeps that name. An object with the service's slug/client_id that
+  is not ours is a conflict: `plan` shows it, `apply` refuses before writing anything, and
+  `--adopt` (Options.adopt) takes it over (renames the provider, sets the application's publisher).
 - Updates PATCH only the differing fields. Scope mappings the admin added are kept (the openid, email
-  and profile ones must be there); redirect URIs are exactly the spec's (logout-type entries are kept).
+  and profile ones must be there); redirect URIs are exactly the spec's, matched `strict` (a `regex`
+  entry with the same URL is drift: in a regex `.` matches anything; logout-type entries are kept);
+  `sub_mode` is Authentik's default, `hashed_user_id`, and managed.
+- Deleting a provider first deletes the service account Authentik made on its first client_credentials
+  login (`ak-<provider name>-client_credentials`, only that exact name and only a service account).
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from ecoctl import contract
 from ecoctl.names import default_redirect_uri
-from ecoctl.plan import Change, Provider
+from ecoctl.plan import Change, Conflict, Provider
+from ecoctl.providers.authentik_changes import (BindApplication, CreateApplication, CreateProvider,  # noqa: F401
+                                                DeleteApplication, DeleteProvider, UpdateProvider)
 
 if TYPE_CHECKING:
     from ecoctl.clients.authentik import AuthentikClient, Defaults
@@ -28,16 +39,33 @@ if TYPE_CHECKING:
 
 PROVIDERS = "/providers/oauth2/"
 APPLICATIONS = "/core/applications/"
+USERS = "/core/users/"
 PROVIDER_KIND = "oauth2 provider"
 APPLICATION_KIND = "application"
+SLUG_MAX = 50
+"""Authentik's Application.slug is a Django SlugField (max_length 50)."""
+SUB_MODE = "hashed_user_id"
+"""Authentik's default `sub`: a hash of the user id, stable and not the user's e-mail or name."""
 
 
-def provider_name(service: str) -> str:
-    return f"{service}-provider"
+def provider_name(ecosystem: str, slug: str) -> str:
+    """The name of a provider this ecosystem made: it carries the ownership marker."""
+    return f"{ecosystem}/{slug}-provider"
 
 
-def _authorization_uris(provider: dict) -> list[str]:
-    return [uri["url"] for uri in provider.get("redirect_uris") or []
+def legacy_provider_name(slug: str) -> str:
+    """The name ecoctl gave providers before the marker (kept: renaming would orphan its service account)."""
+    return f"{slug}-provider"
+
+
+def service_account(provider: str) -> str:
+    """The user Authentik creates on a provider's first client_credentials login (trimmed to 150)."""
+    return f"ak-{provider[:150 - 22]}-client_credentials"
+
+
+def _authorization(provider: dict) -> list[tuple[str, str]]:
+    """(url, matching_mode) of the authorization redirect URIs."""
+    return [(uri["url"], uri.get("matching_mode") or "strict") for uri in provider.get("redirect_uris") or []
             if uri.get("redirect_uri_type") in (None, "authorization")]
 
 
@@ -48,6 +76,12 @@ class Client:
     service: str
     redirect_uris: tuple[str, ...]
     client_secret: str = field(repr=False, default="")
+    slug: str = ""
+    """Application slug and client_id (`contract.client_id`); the service name when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.slug:
+            object.__setattr__(self, "slug", self.service)
 
 
 @dataclass
@@ -59,44 +93,12 @@ class Actual:
     defaults: "Defaults"
 
 
-@dataclass(frozen=True)
-class CreateProvider:
-    service: str
-
-
-@dataclass(frozen=True)
-class UpdateProvider:
-    service: str
-    pk: int
-    patch: dict = field(repr=False)
-
-
-@dataclass(frozen=True)
-class DeleteProvider:
-    service: str
-    pk: int
-
-
-@dataclass(frozen=True)
-class CreateApplication:
-    service: str
-
-
-@dataclass(frozen=True)
-class BindApplication:
-    service: str
-
-
-@dataclass(frozen=True)
-class DeleteApplication:
-    slug: str
-
-
 class AuthentikProvider(Provider):
     name = "authentik"
     appliers = {CreateProvider: "create_provider", UpdateProvider: "update_provider",
                 DeleteProvider: "delete_provider", CreateApplication: "create_application",
-                BindApplication: "bind_application", DeleteApplication: "delete_application"}
+                BindApplication: "bind_application", DeleteApplication: "delete_application",
+                Conflict: "refuse"}
 
     def __init__(self, workspace: "Workspace", options=None, client: "AuthentikClient | None" = None):
         from ecoctl.plan import Options
@@ -116,6 +118,12 @@ class AuthentikProvider(Provider):
     @property
     def marker(self) -> str:
         return f"ecoctl:{self.workspace.ecosystem.name}"
+
+    def slug(self, service: str) -> str:
+        return contract.client_id(self.workspace.ecosystem, service)
+
+    def own_name(self, slug: str) -> str:
+        return provider_name(self.workspace.ecosystem.name, slug)
 
     def close(self) -> None:
         if self._client is not None:
@@ -137,43 +145,59 @@ class AuthentikProvider(Provider):
         for service, spec in self.workspace.ecosystem.services.items():
             uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
             secret = self.workspace.env.get(contract.client_secret_key(service)) or ""
-            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret)
+            slug = self.slug(service)
+            if len(slug) > SLUG_MAX:
+                from ecoctl.errors import UsageError
+
+                raise UsageError(f"Authentik application slug {slug!r} of service {service!r} is longer than "
+                                 f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
+                                 "(before the first apply) or the service name")
+            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug)
         return wanted
 
     # -- diff ----------------------------------------------------------------------------------
 
-    def provider_fields(self, client: Client, defaults: "Defaults") -> dict[str, Any]:
+    def provider_fields(self, client: Client, defaults: "Defaults", name: str | None = None) -> dict[str, Any]:
         return {
-            "name": provider_name(client.service),
+            "name": name or self.own_name(client.slug),
             "client_type": "confidential",
-            "client_id": client.service,
+            "client_id": client.slug,
             "client_secret": client.client_secret,
             "authorization_flow": defaults.authorization_flow,
             "invalidation_flow": defaults.invalidation_flow,
             "redirect_uris": [{"matching_mode": "strict", "url": url} for url in client.redirect_uris],
             "signing_key": defaults.signing_key,
             "property_mappings": list(defaults.scope_mappings),
+            "sub_mode": SUB_MODE,
         }
 
-    def provider_patch(self, client: Client, actual: dict, defaults: "Defaults") -> tuple[dict, list[str]]:
-        """The fields to PATCH (only those that differ) and words saying how they differ."""
-        want = self.provider_fields(client, defaults)
+    def provider_patch(self, client: Client, actual: dict, defaults: "Defaults",
+                       adopt: bool = False) -> tuple[dict, list[str]]:
+        """The fields to PATCH (only those that differ) and words saying how they differ. A provider
+        of ours with the old name keeps it (unless adopted: then it gets the marked name)."""
+        legacy = not adopt and actual.get("name") == legacy_provider_name(client.slug)
+        want = self.provider_fields(client, defaults, actual["name"] if legacy else None)
         patch: dict[str, Any] = {}
         words: list[str] = []
         for key in ("name", "client_type", "authorization_flow", "invalidation_flow", "signing_key"):
             if str(actual.get(key)) != str(want[key]):
                 patch[key] = want[key]
                 words.append(key)
+        if actual.get("sub_mode") != want["sub_mode"]:
+            patch["sub_mode"] = want["sub_mode"]
+            words.append(f"sub_mode {actual.get('sub_mode')}->{want['sub_mode']}")
         if actual.get("client_secret") != want["client_secret"]:
             patch["client_secret"] = want["client_secret"]
             words.append(f"client_secret differs from .env {contract.client_secret_key(client.service)}")
-        current_uris = _authorization_uris(actual)
-        if current_uris != list(client.redirect_uris):
+        current = _authorization(actual)
+        if current != [(url, "strict") for url in client.redirect_uris]:
             kept = [uri for uri in actual.get("redirect_uris") or [] if uri.get("redirect_uri_type") == "logout"]
             patch["redirect_uris"] = want["redirect_uris"] + kept
+            current_uris = [url for url, _ in current]
             added = [url for url in client.redirect_uris if url not in current_uris]
             removed = [url for url in current_uris if url not in client.redirect_uris]
-            words.append("redirect_uris " + " ".join([f"+{u}" for u in added] + [f"-{u}" for u in removed]
+            modes = [f"{url} {mode}->strict" for url, mode in current if mode != "strict" and url in client.redirect_uris]
+            words.append("redirect_uris " + " ".join([f"+{u}" for u in added] + [f"-{u}" for u in removed] + modes
                                                      or ["reordered"]))
         current_maps = [str(pk) for pk in actual.get("property_mappings") or []]
         missing_maps = [pk for pk in want["property_mappings"] if str(pk) not in current_maps]
@@ -182,36 +206,93 @@ class AuthentikProvider(Provider):
             words.append("scope mappings openid/email/profile")
         return patch, words
 
+    # -- ownership -----------------------------------------------------------------------------
+
+    def owns_application(self, app: dict) -> bool:
+        return app.get("meta_publisher") == self.marker
+
+    def owns_provider(self, provider: dict, app: dict | None) -> bool:
+        """Named with our marker, or (made before the marker) `<slug>-provider` bound to our application."""
+        slug = provider["client_id"]
+        if provider.get("name") == self.own_name(slug):
+            return True
+        return (provider.get("name") == legacy_provider_name(slug) and app is not None
+                and self.owns_application(app) and app.get("provider") == provider["pk"])
+
+    def conflict(self, service: str, kind: str, name: str, why: str) -> Change:
+        message = (f"Authentik {kind} {name} is not this ecosystem's ({why}): ecoctl leaves it alone; rename or "
+                   "delete it in Authentik, set core.authentik.prefix in ecosystem.yaml, or pass --adopt to take it over")
+        return Change(self.name, "update", kind, name, f"conflict: {why}; apply refuses, --adopt takes it over",
+                      service=service, payload=Conflict(message))
+
+    def _conflicts(self, service: str, slug: str, existing: dict | None, app: dict | None) -> list[Change]:
+        found = []
+        if existing is not None and not self.owns_provider(existing, app):
+            found.append(self.conflict(service, PROVIDER_KIND, existing["name"],
+                                       f"client_id {slug} taken by a provider ecosystem "
+                                       f"{self.workspace.ecosystem.name} did not create"))
+        if app is not None and not self.owns_application(app):
+            publisher = app.get("meta_publisher") or ""
+            who = (f"made by {publisher}" if publisher.startswith("ecoctl:")
+                   else f"made by hand or another tool, meta_publisher {publisher!r}")
+            found.append(self.conflict(service, APPLICATION_KIND, slug, who))
+        return found
+
+    # -- diff ----------------------------------------------------------------------------------
+
     def diff(self, desired: dict[str, Client], actual: Actual) -> list[Change]:
         changes: list[Change] = []
+        adopt = self.options.adopt
         for service, client in desired.items():
-            name = provider_name(service)
-            existing = actual.providers.get(service)
+            slug = client.slug
+            existing = actual.providers.get(slug)
+            app = actual.applications.get(slug)
+            conflicts = self._conflicts(service, slug, existing, app)
+            if conflicts and not adopt:
+                changes.extend(conflicts)
+                continue
+            app_taken = adopt and app is not None and not self.owns_application(app)
+            name = self.own_name(slug)
             if existing is None:
                 uris = ", ".join(client.redirect_uris)
-                changes.append(Change(self.name, "create", PROVIDER_KIND, name, f"client_id {service}, redirect {uris}",
+                changes.append(Change(self.name, "create", PROVIDER_KIND, name, f"client_id {slug}, redirect {uris}",
                                       service=service, payload=CreateProvider(service)))
             else:
-                patch, words = self.provider_patch(client, existing, actual.defaults)
+                taken = adopt and not self.owns_provider(existing, app)
+                patch, words = self.provider_patch(client, existing, actual.defaults, adopt=taken)
+                name = patch.get("name", existing["name"])
                 if patch:
-                    changes.append(Change(self.name, "update", PROVIDER_KIND, name, "; ".join(words),
+                    changes.append(Change(self.name, "update", PROVIDER_KIND, name,
+                                          ("adopted; " if taken else "") + "; ".join(words),
                                           service=service, payload=UpdateProvider(service, existing["pk"], patch)))
-            app = actual.applications.get(service)
             if app is None:
-                changes.append(Change(self.name, "create", APPLICATION_KIND, service, f"bound to {name}",
+                changes.append(Change(self.name, "create", APPLICATION_KIND, slug, f"bound to {name}",
                                       service=service, payload=CreateApplication(service)))
-            elif existing is None or app.get("provider") != existing["pk"]:
-                changes.append(Change(self.name, "update", APPLICATION_KIND, service, f"bind to {name}",
-                                      service=service, payload=BindApplication(service)))
+            elif existing is None or app.get("provider") != existing["pk"] or not self.owns_application(app):
+                changes.append(Change(self.name, "update", APPLICATION_KIND, slug,
+                                      f"{'adopted; ' if app_taken else ''}bind to {name}",
+                                      service=service, payload=BindApplication(service, adopt=app_taken)))
+        changes.extend(self._removals({client.slug for client in desired.values()}, actual))
+        return changes
+
+    def _removals(self, wanted: set[str], actual: Actual) -> list[Change]:
+        """Our objects whose service is gone: each application, then the provider bound to it (and our
+        providers a crash left without their application)."""
+        changes: list[Change] = []
+        bound_pks = {app.get("provider") for app in actual.applications.values()}
         for slug, app in actual.applications.items():
-            if slug in desired or app.get("meta_publisher") != self.marker:
+            if slug in wanted or not self.owns_application(app):
                 continue
             changes.append(Change(self.name, "delete", APPLICATION_KIND, slug, "service removed",
                                   service=slug, payload=DeleteApplication(slug)))
             bound = next((p for p in actual.providers.values() if p["pk"] == app.get("provider")), None)
-            if bound is not None and bound["client_id"] == slug and bound["name"] == provider_name(slug):
+            if bound is not None and bound["client_id"] == slug and self.owns_provider(bound, app):
                 changes.append(Change(self.name, "delete", PROVIDER_KIND, bound["name"], "service removed",
-                                      service=slug, payload=DeleteProvider(slug, bound["pk"])))
+                                      service=slug, payload=DeleteProvider(slug, bound["pk"], bound["name"])))
+        for slug, provider in actual.providers.items():
+            if slug not in wanted and provider["pk"] not in bound_pks and provider.get("name") == self.own_name(slug):
+                changes.append(Change(self.name, "delete", PROVIDER_KIND, provider["name"], "service removed",
+                                      service=slug, payload=DeleteProvider(slug, provider["pk"], provider["name"])))
         return changes
 
     # -- apply ---------------------------------------------------------------------------------
@@ -222,9 +303,14 @@ class AuthentikProvider(Provider):
         assert self._actual is not None
         return self._actual.defaults
 
-    def _find_provider(self, service: str) -> dict | None:
-        found = [p for p in self.client.list(PROVIDERS, client_id=service) if p["client_id"] == service]
+    def _find_provider(self, slug: str) -> dict | None:
+        found = [p for p in self.client.list(PROVIDERS, client_id=slug) if p["client_id"] == slug]
         return found[0] if found else None
+
+    def refuse(self, payload: Conflict) -> None:
+        from ecoctl.errors import EcoctlError
+
+        raise EcoctlError(payload.message)
 
     def create_provider(self, payload: CreateProvider) -> None:
         from ecoctl.clients.authentik import AuthentikValidation
@@ -233,9 +319,9 @@ class AuthentikProvider(Provider):
         try:
             provider = self.client.post(PROVIDERS, self.provider_fields(wanted, self._defaults()))
         except AuthentikValidation as exc:
-            # a create retried after a lost answer, or made by a concurrent run: converge on it
-            provider = self._find_provider(payload.service) if "client_id" in exc.fields else None
-            if provider is None:
+            # a create retried after a lost answer, or made by a concurrent run: converge on it, if ours
+            provider = self._find_provider(wanted.slug) if "client_id" in exc.fields else None
+            if provider is None or provider["name"] != self.own_name(wanted.slug):
                 raise
             patch, _ = self.provider_patch(wanted, provider, self._defaults())
             if patch:
@@ -246,24 +332,36 @@ class AuthentikProvider(Provider):
         self._remember(self.client.patch(f"{PROVIDERS}{payload.pk}/", payload.patch))
 
     def delete_provider(self, payload: DeleteProvider) -> None:
+        if payload.name:  # first its service account: once the provider is gone nothing names it
+            username = service_account(payload.name)
+            for user in self.client.list(USERS, username=username):
+                if user.get("username") == username and user.get("type") == "service_account":
+                    self.client.delete(f"{USERS}{user['pk']}/")
         self.client.delete(f"{PROVIDERS}{payload.pk}/")
 
     def create_application(self, payload: CreateApplication) -> None:
         from ecoctl.clients.authentik import AuthentikValidation
 
-        service = payload.service
+        service, slug = payload.service, self.slug(payload.service)
         provider = self._provider(service)
-        body = {"name": service, "slug": service, "provider": provider["pk"], "meta_publisher": self.marker,
+        body = {"name": service, "slug": slug, "provider": provider["pk"], "meta_publisher": self.marker,
                 "meta_description": f"{service}, managed by ecoctl (ecosystem {self.workspace.ecosystem.name})"}
         try:
             self.client.post(APPLICATIONS, body)
         except AuthentikValidation as exc:
             if "slug" not in exc.fields:
                 raise
-            self.client.patch(f"{APPLICATIONS}{service}/", {"provider": provider["pk"]})
+            # made since the plan: a retried create of ours is bound; anything else is not ours to touch
+            app = self.client.get(f"{APPLICATIONS}{slug}/")
+            if not self.owns_application(app):
+                self.refuse(self.conflict(service, APPLICATION_KIND, slug, "made since the plan by someone else").payload)
+            self.client.patch(f"{APPLICATIONS}{slug}/", {"provider": provider["pk"]})
 
     def bind_application(self, payload: BindApplication) -> None:
-        self.client.patch(f"{APPLICATIONS}{payload.service}/", {"provider": self._provider(payload.service)["pk"]})
+        body: dict[str, Any] = {"provider": self._provider(payload.service)["pk"]}
+        if payload.adopt:
+            body["meta_publisher"] = self.marker
+        self.client.patch(f"{APPLICATIONS}{self.slug(payload.service)}/", body)
 
     def delete_application(self, payload: DeleteApplication) -> None:
         self.client.delete(f"{APPLICATIONS}{payload.slug}/")
@@ -273,11 +371,12 @@ class AuthentikProvider(Provider):
             self._actual.providers[provider["client_id"]] = provider
 
     def _provider(self, service: str) -> dict:
-        provider = self._actual.providers.get(service) if self._actual else None
+        slug = self.slug(service)
+        provider = self._actual.providers.get(slug) if self._actual else None
         if provider is None:
-            provider = self._find_provider(service)
+            provider = self._find_provider(slug)
         if provider is None:
             from ecoctl.errors import EcoctlError
 
-            raise EcoctlError(f"Authentik has no provider with client_id {service!r}: run `ecoctl apply` again")
+            raise EcoctlError(f"Authentik has no provider with client_id {slug!r}: run `ecoctl apply` again")
         return provider

@@ -7,6 +7,8 @@
   later. There is no shared write: cross-service writes go through APIs.
 - Roles and databases ecoctl creates carry the comment `managed by ecoctl`; only those are ever
   revoked or dropped. A removed service's database is kept unless it is in `options.drop_data`.
+- One with a service's name that ecoctl did not create is a conflict unless `options.adopt`, and
+  managed roles hold exactly ecoctl's attributes and memberships (see providers/postgres_roles.py).
 
 Reading is four catalog queries for all services, on shared catalogs only (pg_authid,
 pg_auth_members, pg_database, pg_shdepend): per-database facts (schema ownership, USAGE grants,
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
 from ecoctl.names import database_name, readonly_role_name, role_name
 from ecoctl.plan import Change, Provider
+from ecoctl.providers.postgres_roles import Conflict, StripRole, conflict, refuse, strip
 from ecoctl.support.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -170,7 +173,8 @@ class DropRole:
 class PostgresProvider(Provider):
     name = "postgres"
     appliers = {LoginRole: "login_role", SetUpDatabase: "set_up_database", SetUpReadGroup: "set_up_read_group",
-                Membership: "membership", DropDatabase: "drop_database", DropRole: "drop_role"}
+                Membership: "membership", DropDatabase: "drop_database", DropRole: "drop_role",
+                Conflict: "refuse", StripRole: "strip_role"}
     _admin: "Admin | None" = None
 
     @property
@@ -199,6 +203,8 @@ class PostgresProvider(Provider):
     def diff(self, desired: Desired, actual: Actual) -> list[Change]:
         changes: list[Change] = []
         bad_passwords = wrong_passwords(desired.passwords, actual, self.workspace.state_dir)
+        self.conflicts = {name for name, role in actual.roles.items() if not role.managed
+                          and not self.options.adopt and (name in desired.groups or name in desired.passwords)}
         for db in desired.databases.values():
             changes.extend(self._diff_role(db, desired, actual, bad_passwords))
         doomed = {name for name, role in actual.roles.items() if role.managed
@@ -206,9 +212,11 @@ class PostgresProvider(Provider):
         for db in desired.databases.values():
             changes.extend(self._diff_database(db, desired, actual, doomed))
         for group in desired.groups.values():
-            changes.extend(self._diff_group(group, actual))
+            changes.extend(self._diff_group(group, desired, actual, doomed))
         service_of = {db.role: db.service for db in desired.databases.values()}
         for member, group in sorted(desired.memberships):
+            if member in self.conflicts or group in self.conflicts:
+                continue
             if member not in actual.roles or group not in actual.roles[member].member_of:
                 target = desired.groups[group].target.database
                 changes.append(Change(self.name, "create", "membership", f"{member} in {group}",
@@ -225,6 +233,8 @@ class PostgresProvider(Provider):
             detail = (f"password from .env {db.password_key}" if password
                       else f"new password saved in .env as {db.password_key}")
             return [Change(self.name, "create", "role", db.role, detail, service=db.service, payload=LoginRole(db))]
+        if db.role in self.conflicts:
+            return [conflict(self.name, "role", db.role, db.service)]
         reasons = []
         if not role.login:
             reasons.append("cannot log in")
@@ -234,10 +244,17 @@ class PostgresProvider(Provider):
             reasons.append(f"no {db.password_key} in .env: a new password is generated")
         elif db.role in bad_passwords:
             reasons.append(f"password differs from .env {db.password_key}")
-        if reasons:
-            return [Change(self.name, "update", "role", db.role, "; ".join(reasons), service=db.service,
-                           payload=LoginRole(db))]
-        return []
+        changes = [Change(self.name, "update", "role", db.role, "; ".join(reasons), service=db.service,
+                          payload=LoginRole(db))] if reasons else []
+        wanted = {group for member, group in desired.memberships if member == db.role}
+        handled = {group for group in role.member_of if self._revoked_elsewhere(role, group, actual)}
+        return changes + strip(self.name, role, wanted, True, handled, db.service, actual.databases)
+
+    @staticmethod
+    def _revoked_elsewhere(role, group: str, actual: Actual) -> bool:
+        """A managed role's membership in another managed read group: `_diff_removals` revokes it."""
+        other = actual.roles.get(group)
+        return role.managed and group.endswith("_readonly") and other is not None and other.managed
 
     def _allowed(self, db: ServiceDatabase, desired: Desired, admin: str) -> set[str]:
         """Who may connect to DB: its owner, its readers' group, and the admin."""
@@ -252,6 +269,8 @@ class PostgresProvider(Provider):
         if state is None:
             return [Change(self.name, "create", "database", db.database, f"owner {db.role}", service=db.service,
                            payload=SetUpDatabase(db, frozenset(self._allowed(db, desired, actual.admin))))]
+        if not state.managed and not self.options.adopt:
+            return [conflict(self.name, "database", db.database, db.service)]
         reasons = []
         if state.owner != db.role:
             reasons.append(f"owner is {state.owner}, not {db.role}")
@@ -270,13 +289,21 @@ class PostgresProvider(Provider):
                            payload=SetUpDatabase(db, frozenset(self._allowed(db, desired, actual.admin))))]
         return []
 
-    def _diff_group(self, group: ReadGroup, actual: Actual) -> list[Change]:
+    def _diff_group(self, group: ReadGroup, desired: Desired, actual: Actual, doomed: set[str]) -> list[Change]:
         database = group.target.database
         role = actual.roles.get(group.role)
         if role is None:
             return [Change(self.name, "create", "role", group.role,
                            f"read-only access to {database}", service=group.target.service,
                            payload=SetUpReadGroup(group))]
+        if group.role in self.conflicts:
+            return [conflict(self.name, "role", group.role, group.target.service)]
+        changes = strip(self.name, role, set(), False, set(), group.target.service, actual.databases)
+        ours = desired.passwords.keys() | desired.groups.keys() | doomed  # their own diffs revoke theirs
+        for name, member in sorted(actual.roles.items()):  # other members: only its readers may be
+            if group.role in member.member_of and name not in ours and name != actual.admin:
+                changes.append(Change(self.name, "delete", "membership", f"{name} in {group.role}",
+                                      "not one of its readers", payload=Membership(name, group.role, grant=False)))
         reasons = []
         if role.login:
             reasons.append("can log in")
@@ -293,9 +320,9 @@ class PostgresProvider(Provider):
             if (database, group.role) not in actual.default_privileges:
                 reasons.append(f"tables {group.target.role} creates later would not be readable")
         if reasons:
-            return [Change(self.name, "update", "role", group.role, "; ".join(reasons),
-                           service=group.target.service, payload=SetUpReadGroup(group))]
-        return []
+            changes.insert(0, Change(self.name, "update", "role", group.role, "; ".join(reasons),
+                                     service=group.target.service, payload=SetUpReadGroup(group)))
+        return changes
 
     def _diff_removals(self, desired: Desired, actual: Actual) -> list[Change]:
         changes: list[Change] = []
@@ -335,6 +362,8 @@ class PostgresProvider(Provider):
     # -- apply: each statement is the client's; errors become one line there --------------------
 
     def apply(self, change: Change) -> None:
+        if isinstance(change.payload, Conflict):
+            return refuse(change.payload)  # needs no server
         with self.admin.errors(f"applying `{change}`"):
             super().apply(change)
 
@@ -357,3 +386,12 @@ class PostgresProvider(Provider):
 
     def drop_role(self, payload: DropRole) -> None:
         self.admin.drop_role(payload.name)
+
+    def refuse(self, payload: Conflict) -> None:
+        refuse(payload)
+
+    def strip_role(self, payload: StripRole) -> None:
+        from ecoctl.clients.postgres_roles import strip_role
+
+        strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases,
+                   payload.admin_options)

@@ -96,5 +96,16 @@ class Runtime(ABC):
 
         return prometheus.reload(self.workspace.prometheus_url)
 
+    def core_components(self) -> list[str]:
+        """The core pieces a container runtime (docker, swarm) runs for this ecosystem."""
+        core = self.workspace.ecosystem.core
+        names = [] if core.postgres.external else ["postgres"]
+        names.append("redis")
+        if not core.authentik.url:
+            names += ["authentik-server", "authentik-worker"]
+        if core.monitoring.enabled:
+            names.append("prometheus")
+        return names
+
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"

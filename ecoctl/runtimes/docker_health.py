@@ -54,17 +54,12 @@ class DockerHealth:
         return ("starting" if status == "running" else status), False
 
     def expected_components(self) -> list[str]:
-        ecosystem = self.workspace.ecosystem
-        core = ecosystem.core
-        names = [] if core.postgres.external else ["postgres"]
-        names.append("redis")
-        if not core.authentik.url:
-            names += ["authentik-server", "authentik-worker"]
-        if core.monitoring.enabled:
-            names.append("prometheus")
-        return names + [name for name, spec in ecosystem.services.items() if spec.pattern != "external"]
+        services = self.workspace.ecosystem.services
+        return self.core_components() + [name for name, spec in services.items() if spec.pattern != "external"]
 
     def status(self) -> list[ComponentStatus]:
+        from ecoctl.runtimes.external import external_authentik
+
         containers = self.containers()
         components = []
         names = self.expected_components()
@@ -73,8 +68,10 @@ class DockerHealth:
             container = containers.get(name)
             if container is None:
                 components.append(ComponentStatus(name, "absent", "unknown"))
-                continue
-            components.append(self._component(name, container))
+            else:
+                components.append(self._component(name, container))
+            if name == "redis" and (authentik := external_authentik(self.workspace.ecosystem)):
+                components.append(authentik)  # in the stack's place for it, asked rather than run
         return components
 
     def _component(self, name: str, container) -> ComponentStatus:

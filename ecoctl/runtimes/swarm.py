@@ -319,6 +319,25 @@ class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
                     time.sleep(0.5)
         return bool(volumes)
 
+    def reload_prometheus(self) -> bool:
+        """SIGHUP to the stack's Prometheus task (it runs without the lifecycle API, as in the docker
+        runtime), then wait until it reports a newer successful reload; False when none answers."""
+        from ecoctl.clients import prometheus
+
+        url = self.workspace.prometheus_url
+        try:
+            before = prometheus.reload_state(url)
+        except EcoctlError:
+            return False
+        tasks = self.client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={self.stack}_prometheus"})
+        if not tasks:
+            return False
+        for container in tasks:
+            container.kill(signal="SIGHUP")
+        prometheus.wait_reloaded(url, before)
+        return True
+
     def restart_service(self, name: str, timeout: float = 120.0) -> str:
         """A rolling restart (start-first): every replica again, reading its secrets anew."""
         service = self.services().get(name)
@@ -348,15 +367,8 @@ class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
                                             for task in self._tasks(postgres))
 
     def expected_components(self) -> list[str]:
-        ecosystem = self.workspace.ecosystem
-        core = ecosystem.core
-        names = [] if core.postgres.external else ["postgres"]
-        names.append("redis")
-        if not core.authentik.url:
-            names += ["authentik-server", "authentik-worker"]
-        if core.monitoring.enabled:
-            names.append("prometheus")
-        for name, spec in ecosystem.services.items():
+        names = self.core_components()
+        for name, spec in self.workspace.ecosystem.services.items():
             if spec.pattern != "external":
                 names += [name, name + EDGE_SUFFIX]
         return names

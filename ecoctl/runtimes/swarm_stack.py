@@ -109,6 +109,26 @@ class Rendering:
                 lambda m: self.value_of(m.group(1), m.group(2), m.group(3) or "", f"{service}.{var}"), raw)
         return out, used
 
+    def command_reading_secrets(self, command: list) -> tuple[list, list[str]]:
+        """COMMAND with each `${SECRET}` read from its Docker secret file by a shell at start (never
+        the value in the stack file); and the .env keys it reads."""
+        import shlex
+
+        used: list[str] = []
+        words = []
+        for word in map(str, command):
+            match = INTERPOLATION.fullmatch(word)
+            if match and is_secret_key(match.group(1)):
+                self.value_of(match.group(1), match.group(2), match.group(3) or "", "redis.command")
+                used.append(match.group(1))
+                words.append(f'"$$(cat /run/secrets/{match.group(1)})"')  # $$: the stack file escapes $
+            else:
+                words.append(shlex.quote(INTERPOLATION.sub(
+                    lambda m: self.value_of(m.group(1), m.group(2), m.group(3) or "", "redis.command"), word)))
+        if not used:
+            return list(command), []
+        return ["sh", "-c", "exec " + " ".join(words)], used
+
     def mount_secrets(self, entry: dict, keys: list[str]) -> None:
         if not keys:
             return
@@ -145,6 +165,13 @@ def core_entry(rendering: Rendering, key: str, entry: dict, node: str) -> dict:
     for dropped in DROPPED:
         entry.pop(dropped, None)
     environment, secrets = rendering.environment(key, entry.pop("environment", None))
+    if key == "redis":  # its password comes as a Docker secret: read where the command and check need it
+        environment.pop("REDISCLI_AUTH_FILE", None)
+        entry["command"], used = rendering.command_reading_secrets(entry.get("command") or [])
+        secrets = sorted(set(secrets) | set(used))
+        if used:
+            entry["healthcheck"] = {**(entry.get("healthcheck") or {}), "test": [
+                "CMD-SHELL", f'REDISCLI_AUTH="$$(cat /run/secrets/{used[0]})" redis-cli ping | grep -q PONG']}
     if environment:
         entry["environment"] = environment
     rendering.mount_secrets(entry, secrets)

@@ -16,6 +16,14 @@ from tests.authentik_fixtures import authentik_double, authentik_double_server  
 from tests.helpers import point_ecosystem_at, run_ecoctl
 
 
+def client_id(root: Path, service: str) -> str:
+    """SERVICE's client_id in Authentik (init recorded a per-ecosystem prefix)."""
+    from ecoctl import contract
+    from ecoctl.workspace import Workspace
+
+    return contract.client_id(Workspace(root).ecosystem, service)
+
+
 @pytest.fixture
 def ecosystem(tmp_path, pg, authentik_double):  # noqa: F811
     root = tmp_path / "eco"
@@ -60,7 +68,7 @@ def test_add_plan_remove(ecosystem, pg, authentik_double):  # noqa: F811
     assert can_connect(pg, "loyalty_db", "loyalty_user", password)
     assert not can_connect(pg, "loyalty_db", "loyalty_user", password + "x")
     assert can_connect(pg, "portfolio_db", "loyalty_user", password)  # reads: [portfolio]
-    assert authentik_double.provider("loyalty")["client_secret"] == env.get("LOYALTY_OIDC_CLIENT_SECRET")
+    assert authentik_double.provider(client_id(root, "loyalty"))["client_secret"] == env.get("LOYALTY_OIDC_CLIENT_SECRET")
     assert len(env.get("LOYALTY_OIDC_CLIENT_SECRET")) >= 40
     assert (root / "services/loyalty/pyproject.toml").exists()
     assert "job_name: loyalty" in (root / "monitoring/prometheus/prometheus.yml").read_text()
@@ -81,7 +89,7 @@ def test_add_plan_remove(ecosystem, pg, authentik_double):  # noqa: F811
     with psycopg.connect(pg.conninfo()) as admin:
         assert admin.execute("select 1 from pg_database where datname = 'loyalty_db'").fetchone()
         assert not admin.execute("select 1 from pg_roles where rolname = 'loyalty_user'").fetchone()
-    assert authentik_double.provider("loyalty") is None
+    assert authentik_double.provider(client_id(root, "loyalty")) is None
     assert "job_name: loyalty" not in (root / "monitoring/prometheus/prometheus.yml").read_text()
     assert not (root / "monitoring/grafana/dashboards/loyalty.json").exists()
     assert "ecoctl.service: loyalty" not in (root / "compose.yaml").read_text()
@@ -97,7 +105,7 @@ def test_no_apply_writes_files_only(ecosystem, pg, authentik_double):  # noqa: F
     assert "job_name: rewards" in (root / "monitoring/prometheus/prometheus.yml").read_text()
     with psycopg.connect(pg.conninfo()) as admin:
         assert not admin.execute("select 1 from pg_roles where rolname = 'rewards_user'").fetchone()
-    assert authentik_double.provider("rewards") is None
+    assert authentik_double.provider(client_id(root, "rewards")) is None
     plan = ecoctl(root, "plan", "--json", "--detailed-exitcode")
     assert plan.returncode == 2
     assert "+ create role rewards_user" in [c["text"].split(" (")[0] for c in json.loads(plan.stdout)["changes"]]

@@ -25,7 +25,7 @@ def test_create_whose_answer_was_lost_is_adopted_on_retry(tmp_path, authentik_do
     assert [r.status for r in posts] == [502, 400]
     created = authentik_double.provider(loyalty)
     assert Workspace(workspace.root).env.get("LOYALTY_OIDC_CLIENT_SECRET") == created["client_secret"]
-    assert plan(workspace.root)[0] == f"+ create application {loyalty} (bound to {loyalty}-provider)"
+    assert plan(workspace.root)[0] == f"+ create application {loyalty} (bound to {workspace.ecosystem.name}/{loyalty}-provider)"
 
 
 def test_admin_additions_are_kept(tmp_path, authentik_double):
@@ -56,7 +56,7 @@ def test_drifted_settings_are_patched_field_by_field(tmp_path, authentik_double)
     stored["client_type"] = "public"
     stored["property_mappings"] = stored["property_mappings"][:1]
 
-    assert plan(workspace.root) == [f"~ update oauth2 provider {loyalty}-provider "
+    assert plan(workspace.root) == [f"~ update oauth2 provider {workspace.ecosystem.name}/{loyalty}-provider "
                                     "(client_type; scope mappings openid/email/profile)"]
     provision(Workspace(workspace.root))
     patch = authentik_double.writes()[-1]
@@ -72,7 +72,7 @@ def test_a_client_secret_changed_in_authentik_is_set_back_to_env(tmp_path, authe
         pk = target.provider(loyalty)["pk"]
         assert api.patch(f"/providers/oauth2/{pk}/", json={"client_secret": "changed-by-hand"}).status_code == 200
 
-    assert plan(workspace.root) == [f"~ update oauth2 provider {loyalty}-provider "
+    assert plan(workspace.root) == [f"~ update oauth2 provider {workspace.ecosystem.name}/{loyalty}-provider "
                                     "(client_secret differs from .env LOYALTY_OIDC_CLIENT_SECRET)"]
     provision(Workspace(workspace.root))
     assert Workspace(workspace.root).env.get("LOYALTY_OIDC_CLIENT_SECRET") == \

@@ -19,7 +19,7 @@ from tests.authentik_fixtures import (FAST, Target, authentik_double, authentik_
                                       authentik_target, closed_url, provider_for, write_workspace)
 
 MEASURED_PROVIDER_KEYS = {"name", "client_type", "client_id", "authorization_flow", "invalidation_flow",
-                          "redirect_uris", "signing_key", "property_mappings", "client_secret"}
+                          "redirect_uris", "signing_key", "property_mappings", "client_secret", "sub_mode"}
 
 
 def make(tmp_path, target: Target, token: str | None = None, **extra_spec) -> tuple[Workspace, str, str]:
@@ -64,17 +64,17 @@ def test_first_provisioning_creates_provider_application_and_env(tmp_path, authe
     target = authentik_target
     workspace, loyalty, orders = make(tmp_path, target)
     assert plan(workspace.root) == [
-        f"+ create oauth2 provider {loyalty}-provider (client_id {loyalty}, "
+        f"+ create oauth2 provider {workspace.ecosystem.name}/{loyalty}-provider (client_id {loyalty}, "
         "redirect http://127.0.0.1:8001/callback)",
-        f"+ create application {loyalty} (bound to {loyalty}-provider)",
-        f"+ create oauth2 provider {orders}-provider (client_id {orders}, redirect "
+        f"+ create application {loyalty} (bound to {workspace.ecosystem.name}/{loyalty}-provider)",
+        f"+ create oauth2 provider {workspace.ecosystem.name}/{orders}-provider (client_id {orders}, redirect "
         "http://localhost:8002/auth/callback, http://orders.example.test/auth/callback)",
-        f"+ create application {orders} (bound to {orders}-provider)"]
+        f"+ create application {orders} (bound to {workspace.ecosystem.name}/{orders}-provider)"]
 
     provision(workspace)
 
     provider = target.provider(loyalty)
-    assert provider["name"] == f"{loyalty}-provider" and provider["client_type"] == "confidential"
+    assert provider["name"] == f"{workspace.ecosystem.name}/{loyalty}-provider" and provider["client_type"] == "confidential"
     assert [(u["matching_mode"], u["url"]) for u in provider["redirect_uris"]] == [
         ("strict", "http://127.0.0.1:8001/callback")]
     assert len(provider["property_mappings"]) == 3 and provider["signing_key"]
@@ -127,7 +127,7 @@ def test_redirect_uri_change_is_one_patch_of_that_field(tmp_path, authentik_targ
     writes = len(authentik_target.double.writes()) if authentik_target.double else 0
 
     assert plan(workspace.root) == [
-        f"~ update oauth2 provider {loyalty}-provider (redirect_uris +http://localhost:8001/oidc/callback "
+        f"~ update oauth2 provider {workspace.ecosystem.name}/{loyalty}-provider (redirect_uris +http://localhost:8001/oidc/callback "
         "-http://127.0.0.1:8001/callback)"]
     provision(Workspace(workspace.root))
 
@@ -152,9 +152,9 @@ def test_provider_deleted_by_hand_is_recreated_and_rebound(tmp_path, authentik_t
     assert target.application(loyalty)["provider"] is None
 
     assert plan(workspace.root) == [
-        f"+ create oauth2 provider {loyalty}-provider (client_id {loyalty}, "
+        f"+ create oauth2 provider {workspace.ecosystem.name}/{loyalty}-provider (client_id {loyalty}, "
         "redirect http://127.0.0.1:8001/callback)",
-        f"~ update application {loyalty} (bind to {loyalty}-provider)"]
+        f"~ update application {loyalty} (bind to {workspace.ecosystem.name}/{loyalty}-provider)"]
     provision(Workspace(workspace.root))
 
     new = target.provider(loyalty)
@@ -253,7 +253,7 @@ def test_removed_service_deletes_its_application_then_provider_only(tmp_path, au
     workspace.ecosystem_file.update(lambda doc: doc["services"].pop(orders))
 
     assert plan(workspace.root) == [f"- delete application {orders} (service removed)",
-                                    f"- delete oauth2 provider {orders}-provider (service removed)"]
+                                    f"- delete oauth2 provider {workspace.ecosystem.name}/{orders}-provider (service removed)"]
     provision(Workspace(workspace.root))
 
     assert target.application(orders) is None and target.provider(orders) is None
@@ -274,14 +274,15 @@ def test_field_errors_are_shown(tmp_path, authentik_target):
     with AuthentikClient(target.base_url, target.token, **FAST) as client:
         defaults = client.defaults()
         client.post("/providers/oauth2/", {
-            "name": f"{loyalty}-provider", "client_id": squatter,
+            "name": f"{workspace.ecosystem.name}/{loyalty}-provider", "client_id": squatter,
             "authorization_flow": defaults.authorization_flow, "invalidation_flow": defaults.invalidation_flow,
             "redirect_uris": []})
 
     with pytest.raises(EcoctlError) as caught:
         provision(workspace)
 
-    assert str(caught.value) == ("Authentik rejected POST /api/v3/providers/oauth2/: "
-                                 "name: provider with this name already exists.")
+    assert str(caught.value).startswith("Authentik rejected POST /api/v3/providers/oauth2/: "
+                                        "name: provider with this name already exists.")
+    assert "(not applied: create oauth2 provider" in str(caught.value)  # what did not land is named
     assert authentik_target.provider(loyalty) is None
 

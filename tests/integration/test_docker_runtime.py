@@ -21,6 +21,13 @@ from ecoctl.errors import EcoctlError
 from tests.helpers import free_port
 from ecoctl.workspace import Workspace
 
+
+def client_id(root, service: str) -> str:
+    """SERVICE's application slug in Authentik (init recorded a per-ecosystem prefix)."""
+    from ecoctl import contract
+
+    return contract.client_id(Workspace(root).ecosystem, service)
+
 TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
                "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
 GO_IMAGES = {"go": "ecoctl-test/go:1.26", "base": "ecoctl-base/bookworm:latest"}
@@ -164,7 +171,7 @@ class TestDockerStack:
         assert portfolio.url == f"http://127.0.0.1:{stack['ports']['portfolio']}"
         assert httpx.get(f"{portfolio.url}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{portfolio.url}/portfolios", timeout=5).status_code == 401
-        token = authentik.mint_token("portfolio")
+        token = authentik.mint_token(client_id(stack["root"], "portfolio"))
         answer = httpx.get(f"{portfolio.url}/portfolios", timeout=5,
                            headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
@@ -265,7 +272,7 @@ class TestDockerStack:
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{url}/items", timeout=5).status_code == 401
-        token = authentik.mint_token("rewards")
+        token = authentik.mint_token(client_id(stack["root"], "rewards"))
         answer = httpx.get(f"{url}/items", timeout=5, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         compose = (stack["root"] / "compose.yaml").read_text()
@@ -310,7 +317,9 @@ class TestDockerStack:
         assert runtime.is_running()
         assert runtime.stop(remove_volumes=True)
         assert not runtime.is_running()
-        assert all(c.state == "absent" for c in runtime.status())
+        rows = runtime.status()
+        assert all(c.state == "absent" for c in rows if c.state != "external"), rows
+        assert [c.name for c in rows if c.state == "external"] == ["authentik"]  # not ours: only asked
         client = docker.from_env()
         try:
             volumes = client.volumes.list(filters={"label": f"com.docker.compose.project={stack['name']}"})

@@ -26,8 +26,17 @@ class Installer(Environments):
     def service_dir(self, name: str) -> Path:
         return self.root / "services" / name
 
+    def service_run_dir(self, name: str) -> Path:
+        return self.service_dir(name)
+
     def venv_dir(self, name: str) -> Path:
         return self.root / "venvs" / name
+
+    @property
+    def account(self):
+        import sys
+
+        return SimpleNamespace(name=None, service_python=lambda: sys.executable)
 
 
 @pytest.fixture(autouse=True)

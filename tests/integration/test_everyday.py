@@ -53,18 +53,19 @@ def engine_answers() -> bool:
 
 
 def service_pid(root: Path, port: int) -> int:
-    """The uvicorn process serving this ecosystem's service on PORT."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        text = [arg.decode(errors="replace") for arg in argv]
-        if "uvicorn" in text and str(port) in text and any(str(root) in arg for arg in text):
-            return int(entry.name)
-    raise AssertionError(f"no uvicorn process on port {port} for {root}")
+    """The process serving this ecosystem's service on PORT: the one supervisord runs for it, and
+    it must hold the port (it may run from a copy outside ROOT, as the programs' user)."""
+    from ecoctl.runtimes.local import LocalRuntime
+    from ecoctl.runtimes.local.procfs import listens
+    from ecoctl.workspace import Workspace
+
+    runtime = LocalRuntime(Workspace(root))
+    for name, spec in runtime.ecosystem.services.items():
+        if spec.port == port:
+            info = runtime.supervisor.info(name)
+            if info and info.get("pid") and listens(info["pid"], port):
+                return info["pid"]
+    raise AssertionError(f"no supervised process holds port {port} for {root}")
 
 
 def process_environ(pid: int) -> dict[str, str]:
@@ -136,6 +137,9 @@ def test_env_is_what_the_running_service_got_with_secrets_masked(stack):
     assert shown["DATABASE_PASSWORD"] == secret
     assert shown["PORT"] == str(stack.ports["portfolio"])
     running = process_environ(service_pid(stack.root, stack.ports["portfolio"]))
+    # as root the service reads a copy of the public JWKS its user can reach: the same keys
+    jwks = shown.pop("OIDC_JWKS_FILE")
+    assert Path(running.pop("OIDC_JWKS_FILE")).read_text() == Path(jwks).read_text()
     assert {name: running.get(name) for name in shown} == shown
     with psycopg.connect(shown["DATABASE_URL"], connect_timeout=5) as conn:
         assert conn.execute("select current_user").fetchone()[0] == shown["DATABASE_USER"]

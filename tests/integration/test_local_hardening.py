@@ -187,7 +187,10 @@ def test_prometheus_reloads_by_sighup_and_reports_a_failed_reload(stack):
     from tests.helpers import converge_providers
 
     converge_providers([PrometheusProvider(Workspace(stack.workspace.root))])
-    assert "portfolio" in {target["labels"]["job"] for target in prometheus.active_targets(url)}
+    deadline = time.monotonic() + 20  # the reload is checked at once; discovery lists targets within ~5 s
+    while "portfolio" not in {target["labels"]["job"] for target in prometheus.active_targets(url)}:
+        assert time.monotonic() < deadline, prometheus.active_targets(url)
+        time.sleep(0.5)
     assert stack.supervisor.info("prometheus")["pid"] == pid  # reloaded, never restarted
 
 

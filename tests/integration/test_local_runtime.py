@@ -328,7 +328,6 @@ def provision_database(runtime: LocalRuntime, service: str) -> None:
     from ecoctl.commands.reconcile import converge
 
     converge(Workspace(runtime.workspace.root), only={"postgres"})
-    runtime.workspace.env = Workspace(runtime.workspace.root).env  # the password it recorded
 
 
 def add_broken_service(runtime: LocalRuntime) -> None:
@@ -340,7 +339,9 @@ def add_broken_service(runtime: LocalRuntime) -> None:
     (folder / "broken" / "main.py").write_text(
         "import sys, time\ntime.sleep(1.5)\n"
         "print('broken: DATABASE_URL is wrong on purpose', file=sys.stderr)\nsys.exit(3)\n")
-    (folder / "requirements.txt").write_text("")
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "broken"\nversion = "0"\n[build-system]\nrequires = ["setuptools"]\n'
+        'build-backend = "setuptools.build_meta"\n[tool.setuptools]\npackages = ["broken"]\n')
     runtime.workspace.record({"BROKEN_DB_PASSWORD": "not-a-real-password"})
 
     def add(doc):
@@ -355,13 +356,14 @@ def test_a_failing_service_is_reported_with_its_log_and_the_rest_stays_up(stack)
     add_broken_service(stack)
     try:
         assert stack.start_service_list(["broken"]) is True
-        assert stack.ensure_venv("broken") is False  # dependencies unchanged: no reinstall
+        assert stack.build_service("broken", stack.local_run("broken")) is False  # inputs unchanged: no rebuild
         started = time.monotonic()
         assert stack.wait_healthy(["broken"], timeout=60) == {"broken": "unhealthy"}
         assert time.monotonic() - started < 30  # supervisord gave up: no need to wait the timeout
         assert any("wrong on purpose" in line for line in stack.logs("broken", tail=5))
         rows = {row.name: row for row in stack.status()}
-        assert rows["broken"].state == "failed" and "wrong on purpose" in rows["broken"].detail
+        assert rows["broken"].state == "failed" and "wrong on purpose" in rows["broken"].detail, \
+            list(stack.logs("broken", tail=15))
         assert rows["postgres"].health == "healthy"
         assert stack.stop_service("broken") is True
         assert stack.supervisor.info("broken") is None and not stack.venv_dir("broken").exists()

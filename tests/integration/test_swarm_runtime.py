@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
+from ecoctl import contract
 from ecoctl.workspace import Workspace
 
 TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
@@ -198,7 +199,7 @@ class TestSwarm:
         assert component["detail"].startswith("2/2 replicas"), component
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         assert httpx.get(f"{url}/portfolios", timeout=10).status_code == 401
-        token = authentik.mint_token("portfolio")
+        token = authentik.mint_token(contract.client_id(Workspace(stack["root"]).ecosystem, "portfolio"))
         answer = httpx.get(f"{url}/portfolios", timeout=10, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         client = _client()

@@ -10,7 +10,7 @@ from ecoctl.clients.postgres import Actual as PgActual
 from ecoctl.clients.postgres import DatabaseState, RoleState
 from ecoctl.clients.prometheus_config import ScrapeJob
 from ecoctl.commands.init import init_ecosystem
-from ecoctl.plan import Options
+from ecoctl.plan import Conflict, Options
 from ecoctl.providers.authentik import Actual as AkActual
 from ecoctl.providers.authentik import AuthentikProvider, Client
 from ecoctl.providers.postgres import PostgresProvider, desired_state
@@ -32,8 +32,13 @@ def workspace(tmp_path_factory) -> Workspace:
     return Workspace(root)
 
 
-def role(name, login=True, managed=True, member_of=()):
-    return RoleState(name, login, managed, None, frozenset(member_of))
+def role(name, login=True, managed=True, member_of=(), **attributes):
+    return RoleState(name, login, managed, None, frozenset(member_of), **attributes)
+
+
+ISSUE_ROLE = dict(createrole=True, bypassrls=True,
+                  member_of={"portfolio_readonly", "pg_execute_server_program", "portfolio_user"})
+"""The role of issue 12: CREATEROLE, BYPASSRLS, may run programs on the server, may act as portfolio."""
 
 
 def database(name, owner, managed=True, privileges=None):
@@ -73,8 +78,34 @@ PG_CASES = [
         "+ create role portfolio_readonly", "+ create membership loyalty_user in portfolio_readonly"]),
     ("a role that cannot log in", changed(converged_pg(), role_loyalty_user=role(
         "loyalty_user", login=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
-    ("a role ecoctl did not create", changed(converged_pg(), role_loyalty_user=role(
-        "loyalty_user", managed=False, member_of={"portfolio_readonly"})), ["~ update role loyalty_user"]),
+    ("a role ecoctl did not create is a conflict", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", managed=False, **ISSUE_ROLE)), ["! conflict role loyalty_user"]),
+    ("a read group ecoctl did not create is a conflict", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, managed=False)), ["! conflict role portfolio_readonly"]),
+    ("a database ecoctl did not create is a conflict", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", managed=False)), ["! conflict database loyalty_db"]),
+    ("a managed role with more attributes and memberships", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", **ISSUE_ROLE)), ["~ update role loyalty_user"]),
+    ("a superuser login role", changed(converged_pg(), role_portfolio_user=role("portfolio_user", superuser=True)),
+     ["~ update role portfolio_user"]),
+    ("NOINHERIT, a connection limit, an expiry", changed(converged_pg(), role_portfolio_user=role(
+        "portfolio_user", inherit=False, connlimit=2, valid_until="2020-01-01 00:00:00+00")),
+     ["~ update role portfolio_user"]),
+    ("a read group with attributes and a predefined role", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, createdb=True, replication=True, member_of={"pg_read_server_files"})),
+     ["~ update role portfolio_readonly"]),
+    ("a service role granted CONNECT on template1 by name", changed(converged_pg(), db_template1=database(
+        "template1", "postgres", privileges={"PUBLIC": {"CONNECT"}, "loyalty_user": {"CONNECT", "TEMPORARY"}})),
+     ["~ update role loyalty_user"]),
+    ("what PUBLIC may do in postgres is not ecoctl's", changed(converged_pg(), db_postgres=database(
+        "postgres", "postgres", managed=False, privileges={"PUBLIC": {"CONNECT", "TEMPORARY"}})), []),
+    ("a reader that may grant its read group to others", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", member_of={"portfolio_readonly"}, admin_of={"portfolio_readonly"})),
+     ["~ update role loyalty_user"]),
+    ("a hand-made member of a read group", changed(converged_pg(), role_alice=role(
+        "alice", managed=False, member_of={"portfolio_readonly"})), ["- delete membership alice in portfolio_readonly"]),
+    ("the admin in a read group (PostgreSQL 16 makes the creator one)", changed(converged_pg(), role_postgres=role(
+        "postgres", managed=False, superuser=True, createrole=True, member_of={"portfolio_readonly"})), []),
     ("PUBLIC may connect", changed(converged_pg(), db_loyalty_db=database(
         "loyalty_db", "loyalty_user", privileges={"loyalty_user": {"CONNECT"}, "PUBLIC": {"CONNECT"}})),
      ["~ update database loyalty_db"]),
@@ -99,6 +130,45 @@ def test_postgres_diff(workspace, why, actual, expected):
         assert change.payload is not None and type(change.payload) in provider.appliers
 
 
+def test_role_drift_names_what_is_removed(workspace):
+    actual = changed(converged_pg(), role_loyalty_user=role("loyalty_user", **ISSUE_ROLE))
+    [change] = PostgresProvider(workspace).diff(desired_state(workspace), actual)
+    assert str(change) == ("~ update role loyalty_user (CREATEROLE, BYPASSRLS, member of "
+                           "pg_execute_server_program, portfolio_user: removed)")
+    assert change.payload.clauses == ("NOCREATEROLE", "NOBYPASSRLS")
+    assert change.payload.revoke == ("pg_execute_server_program", "portfolio_user")
+
+
+def test_a_conflict_says_how_to_take_it_over_and_its_applier_refuses(workspace):
+    from ecoctl.errors import EcoctlError
+
+    actual = changed(converged_pg(), role_loyalty_user=role("loyalty_user", managed=False, **ISSUE_ROLE))
+    provider = PostgresProvider(workspace)
+    [change] = provider.diff(desired_state(workspace), actual)
+    assert str(change) == "! conflict role loyalty_user (exists, not created by ecoctl: pass --adopt to take it over)"
+    with pytest.raises(EcoctlError, match=r"^PostgreSQL role loyalty_user exists and was not created by ecoctl: "
+                                          r"run `ecoctl apply --adopt`"):
+        provider.apply(change)
+
+
+ADOPT_CASES = [
+    ("a role with the issue's grants is adopted and stripped", changed(converged_pg(), role_loyalty_user=role(
+        "loyalty_user", managed=False, **ISSUE_ROLE)), ["~ update role loyalty_user", "~ update role loyalty_user"]),
+    ("a database is adopted", changed(converged_pg(), db_loyalty_db=database(
+        "loyalty_db", "loyalty_user", managed=False)), ["~ update database loyalty_db"]),
+    ("a read group is adopted", changed(converged_pg(), role_portfolio_readonly=role(
+        "portfolio_readonly", login=False, managed=False)), ["~ update role portfolio_readonly"]),
+]
+
+
+@pytest.mark.parametrize("why, actual, expected", ADOPT_CASES, ids=[case[0] for case in ADOPT_CASES])
+def test_postgres_diff_with_adopt(workspace, why, actual, expected):
+    provider = PostgresProvider(workspace, Options(adopt=True))
+    changes = provider.diff(desired_state(workspace), actual)
+    assert [f"{str(c).split(' (')[0]}" for c in changes] == expected
+    assert all(type(change.payload) in provider.appliers for change in changes)
+
+
 def test_postgres_diff_drops_data_only_when_asked(workspace):
     actual = changed(converged_pg(), role_gone_user=role("gone_user"), db_gone_db=database("gone_db", "gone_user"))
     kept = PostgresProvider(workspace).diff(desired_state(workspace), actual)
@@ -120,34 +190,50 @@ def ak_app(slug, provider_pk, publisher="ecoctl:eco"):
     return {"slug": slug, "provider": provider_pk, "meta_publisher": publisher}
 
 
+def ak_converged(ws, portfolio=None, loyalty=None, apps=None, **more):
+    """What Authentik holds once everything is applied (init recorded the prefix `eco-`)."""
+    providers = {"eco-portfolio": ak_provider(ws, "portfolio", 1, **(portfolio or {})),
+                 "eco-loyalty": ak_provider(ws, "loyalty", 2, **(loyalty or {}))}
+    applications = {"eco-portfolio": ak_app("eco-portfolio", 1), "eco-loyalty": ak_app("eco-loyalty", 2),
+                    **(apps or {})}
+    return {**providers, **more}, applications
+
+
 AK_CASES = [
     ("a fresh Authentik", lambda ws: ({}, {}), [
-        "+ create oauth2 provider portfolio-provider", "+ create application portfolio",
-        "+ create oauth2 provider loyalty-provider", "+ create application loyalty"]),
-    ("nothing to do", lambda ws: ({"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-                                  {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}), []),
-    ("a redirect URI changed by hand", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1, redirect_uris=[{"matching_mode": "strict", "url": "http://evil/cb"}]),
-         "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
-     ["~ update oauth2 provider portfolio-provider"]),
-    ("a client secret that is not .env's", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1, client_secret="leaked"), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2)}),
-     ["~ update oauth2 provider portfolio-provider"]),
-    ("an application bound elsewhere", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 99)}),
-     ["~ update application loyalty"]),
-    ("a removed service's objects go", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2),
-         "gone": {"pk": 3, "client_id": "gone", "name": "gone-provider"}},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "gone": ak_app("gone", 3)}),
+        "+ create oauth2 provider eco/eco-portfolio-provider", "+ create application eco-portfolio",
+        "+ create oauth2 provider eco/eco-loyalty-provider", "+ create application eco-loyalty"]),
+    ("nothing to do", lambda ws: ak_converged(ws), []),
+    ("a redirect URI changed by hand", lambda ws: ak_converged(
+        ws, portfolio={"redirect_uris": [{"matching_mode": "strict", "url": "http://evil/cb"}]}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("a redirect URI switched to regex matching", lambda ws: ak_converged(
+        ws, portfolio={"redirect_uris": [{"matching_mode": "regex", "url": "http://127.0.0.1:8000/callback"}]}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("sub_mode changed by hand", lambda ws: ak_converged(ws, loyalty={"sub_mode": "user_email"}),
+     ["~ update oauth2 provider eco/eco-loyalty-provider"]),
+    ("a client secret that is not .env's", lambda ws: ak_converged(ws, portfolio={"client_secret": "leaked"}),
+     ["~ update oauth2 provider eco/eco-portfolio-provider"]),
+    ("an application bound elsewhere", lambda ws: ak_converged(ws, apps={"eco-loyalty": ak_app("eco-loyalty", 99)}),
+     ["~ update application eco-loyalty"]),
+    ("a removed service's objects go", lambda ws: ak_converged(
+        ws, apps={"gone": ak_app("gone", 3)}, gone={"pk": 3, "client_id": "gone", "name": "eco/gone-provider"}),
+     ["- delete application gone", "- delete oauth2 provider eco/gone-provider"]),
+    ("a removed service's objects made before the marker go", lambda ws: ak_converged(
+        ws, apps={"gone": ak_app("gone", 3)}, gone={"pk": 3, "client_id": "gone", "name": "gone-provider"}),
      ["- delete application gone", "- delete oauth2 provider gone-provider"]),
-    ("another ecosystem's application is left alone", lambda ws: (
-        {"portfolio": ak_provider(ws, "portfolio", 1), "loyalty": ak_provider(ws, "loyalty", 2)},
-        {"portfolio": ak_app("portfolio", 1), "loyalty": ak_app("loyalty", 2), "theirs": ak_app("theirs", 7, "ecoctl:other")}),
-     []),
+    ("our provider a crash left without its application goes", lambda ws: ak_converged(
+        ws, gone={"pk": 3, "client_id": "gone", "name": "eco/gone-provider"}),
+     ["- delete oauth2 provider eco/gone-provider"]),
+    ("another ecosystem's application is left alone", lambda ws: ak_converged(
+        ws, apps={"theirs": ak_app("theirs", 7, "ecoctl:other")}), []),
+    ("a hand-made provider of a removed name is left alone", lambda ws: ak_converged(
+        ws, gone={"pk": 3, "client_id": "gone", "name": "gone-provider"}), []),
+    ("another ecosystem's objects with our slug are a conflict", lambda ws: (
+        {"eco-portfolio": {**ak_provider(ws, "portfolio", 1), "name": "other/eco-portfolio-provider"},
+         "eco-loyalty": ak_provider(ws, "loyalty", 2)},
+        {"eco-portfolio": ak_app("eco-portfolio", 1, "ecoctl:other"), "eco-loyalty": ak_app("eco-loyalty", 2)}),
+     ["~ update oauth2 provider other/eco-portfolio-provider", "~ update application eco-portfolio"]),
 ]
 
 
@@ -159,11 +245,26 @@ def test_authentik_diff(workspace, why, actual, expected):
     assert [str(c).split(" (")[0] for c in changes] == expected
     assert all(type(change.payload) in provider.appliers for change in changes)
     assert all(change.service for change in changes)
+    conflicts = [change for change in changes if isinstance(change.payload, Conflict)]
+    assert bool(conflicts) == ("conflict" in why)
+
+
+def test_authentik_conflict_is_adopted_when_asked(workspace):
+    providers = {"eco-portfolio": {**ak_provider(workspace, "portfolio", 1), "name": "eco-portfolio-provider"},
+                 "eco-loyalty": ak_provider(workspace, "loyalty", 2)}
+    applications = {"eco-portfolio": ak_app("eco-portfolio", 1, ""), "eco-loyalty": ak_app("eco-loyalty", 2)}
+    provider = AuthentikProvider(workspace, Options(adopt=True))
+    changes = provider.diff(provider.desired(), AkActual(providers, applications, DEFAULTS))
+    assert [str(c) for c in changes] == [
+        "~ update oauth2 provider eco/eco-portfolio-provider (adopted; name)",
+        "~ update application eco-portfolio (adopted; bind to eco/eco-portfolio-provider)"]
+    assert changes[0].payload.patch == {"name": "eco/eco-portfolio-provider"}
 
 
 def test_authentik_desired_carries_the_secret_from_env(workspace):
     wanted = AuthentikProvider(workspace).desired()["loyalty"]
-    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"))
+    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"),
+                            "eco-loyalty")
 
 
 PROM_CASES = [

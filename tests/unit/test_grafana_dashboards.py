@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import pytest
+
 from ecoctl.plan import Options, make_plan
+from tests.grafana_schema import schema_problems
 from tests.helpers import converge_providers
 from ecoctl.providers.grafana import DATASOURCE_UID, GrafanaProvider, dashboard_uid, render_dashboard
 from ecoctl.workspace import Workspace
@@ -47,7 +51,7 @@ def test_dashboard_per_service_with_queries_on_its_job(tmp_path):
             assert target["datasource"]["uid"] == DATASOURCE_UID
             assert 'job="loyalty-points"' in target["expr"]
             exprs[panel["title"]] = target["expr"]
-    assert exprs["Request rate"] == 'sum(rate(http_requests_total{job="loyalty-points"}[5m]))'
+    assert exprs["Request rate"] == 'sum by (status) (rate(http_requests_total{job="loyalty-points"}[5m]))'
     assert 'status=~"5.."' in exprs["Error rate (5xx share)"]
     assert exprs["p95 latency"] == ('histogram_quantile(0.95, sum by (le) '
                                     '(rate(http_request_duration_seconds_bucket{job="loyalty-points"}[5m])))')
@@ -128,3 +132,44 @@ def test_dashboards_match_what_init_provisions(tmp_path):
     assert f"./monitoring/grafana/dashboards:{path}:ro" in compose["services"]["grafana"]["volumes"]
     ws = Workspace(root)
     assert plan_lines(ws) == ["+ create dashboard portfolio (monitoring/grafana/dashboards/portfolio.json)"]
+
+
+def test_every_generated_dashboard_passes_grafanas_schema(tmp_path):
+    """What apply writes, for every service (a long name's hashed uid too), is a dashboard by the
+    schema Grafana generates its SDK from."""
+    long_name = "a-service-name-long-enough-for-hash-uid"  # 39 characters
+    ws = make_workspace(tmp_path, {"portfolio": 8000, "loyalty-points": 8080, long_name: 8081})
+    converge_providers([GrafanaProvider(ws)])
+    written = sorted(dashboards(ws).glob("*.json"))
+    assert [path.stem for path in written] == sorted(["portfolio", "loyalty-points", long_name])
+    for path in written:
+        board = json.loads(path.read_text())
+        assert schema_problems(board) == [], path.name
+        assert board["uid"] == dashboard_uid(path.stem)
+        assert board["schemaVersion"] == 41
+
+
+def broken(change) -> dict:
+    board = copy.deepcopy(render_dashboard("loyalty"))
+    change(board)
+    return board
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda b: b["panels"][0]["gridPos"].update(w="12"), "dashboard.panels[0].grid_pos.w: '12' is not an integer"),
+    (lambda b: b["panels"][0].update(gridpos=b["panels"][0].pop("gridPos")),
+     "dashboard.panels[0].gridpos: not in the schema"),
+    (lambda b: b["panels"][3]["options"].update(colorMode="rainbow"),
+     "dashboard.panels[3].options.color_mode: 'rainbow' is not one of "
+     "['value', 'background', 'background_solid', 'none']"),
+    (lambda b: b["panels"][2]["targets"][0].update(expresion=b["panels"][2]["targets"][0].pop("expr")),
+     "dashboard.panels[2].targets[0].expresion: not in the schema"),
+    (lambda b: b["panels"][2]["targets"][0].update(expr=["up"]), "dashboard.panels[2].targets[0].expr: ['up'] is not a string"),
+    (lambda b: b.update(time="now-1h"), "dashboard.time: 'now-1h' was written back as"),
+    (lambda b: b.update(editable="yes"), "dashboard.editable: 'yes' is not a boolean"),
+    (lambda b: b["panels"][3]["fieldConfig"]["defaults"]["mappings"][0].update(type="valu"),
+     "does not parse: KeyError: 'valu'"),
+])
+def test_schema_check_catches_a_broken_dashboard(change, problem):
+    problems = schema_problems(broken(change))
+    assert len(problems) == 1 and problems[0].startswith(problem), problems

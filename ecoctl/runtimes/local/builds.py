@@ -14,9 +14,17 @@ from ecoctl.runtimes.local.logs import tail_lines
 BUILD_STAMP = ".ecoctl-build"
 
 
+class ALL_FILES:
+    """Every file of a service folder, as `inputs` (build caches and bytecode aside)."""
+
+    inputs = ("**/*",)
+    build = ()
+
+
 def inputs_digest(folder: Path, run) -> str:
     digest = hashlib.sha256(repr(run.build).encode())
-    files = sorted({path for pattern in run.inputs for path in folder.glob(pattern) if path.is_file()})
+    files = sorted({path for pattern in run.inputs for path in folder.glob(pattern) if path.is_file()
+                    and not {"__pycache__", ".venv", "build"} & set(path.relative_to(folder).parts)})
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -29,16 +37,19 @@ class Builds:
         """Run the template's build commands for NAME when needed; True when it built."""
         from ecoctl.runtimes.local.accounts import copy_readable_tree
 
-        folder = self.service_run_dir(name)
-        if folder != self.service_dir(name):  # the programs' user cannot reach the ecosystem: a copy
-            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            copy_readable_tree(self.service_dir(name), folder)
+        source, folder = self.service_dir(name), self.service_run_dir(name)
         output = self.build_dir(name)
         output.mkdir(parents=True, exist_ok=True, mode=0o755)
         stamp = output / BUILD_STAMP
-        digest = inputs_digest(folder, run)
-        if stamp.exists() and stamp.read_text() == digest:
-            return False
+        digest = inputs_digest(source, run)
+        copied = folder != source  # the programs' user cannot reach the ecosystem: it runs a copy
+        if copied:
+            digest += "/" + inputs_digest(source, ALL_FILES)  # any edit refreshes the copy
+        if stamp.exists() and stamp.read_text() == digest and folder.is_dir():
+            return False  # a running service keeps its folder: it is replaced only to build anew
+        if copied:
+            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            copy_readable_tree(source, folder)
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")

@@ -8,17 +8,7 @@ from pathlib import Path
 
 def listens(pid: int, port: int) -> bool:
     """Whether process `pid` holds the socket listening on `port` (True when /proc cannot tell)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    wanted = {f"socket:[{inode}]" for inode in inodes}
+    wanted = _listening_inodes(port)
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:

@@ -84,6 +84,17 @@ def _escape_env(value: str) -> str:
     return _escape(value)
 
 
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                  "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+                  "https_proxy", "no_proxy")
+"""What supervisord (and so every program) keeps of ecoctl's environment; the rest (a user's tokens,
+their tools' settings) is not the programs' business. Each program adds its own (the contract)."""
+
+
+def program_base_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key in PASSED_THROUGH}
+
+
 class Supervisor:
     """One supervisord, its files under `state_dir` (config and pidfile in `supervisor/`,
     program logs in `logs/`)."""
@@ -222,7 +233,8 @@ class Supervisor:
             return False
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config_path)],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            env=program_base_environment())
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip().splitlines()
             raise EcoctlError(f"supervisord did not start: {message[-1] if message else 'no output'}"

@@ -10,12 +10,17 @@ class SettingsError(ValueError):
     pass
 
 
+SECRET_VARIABLES = ("DATABASE_PASSWORD", "OIDC_CLIENT_SECRET", "REDIS_PASSWORD")
+"""The secrets of the service contract, each of which may come as NAME_FILE (a Docker secret)."""
+
+
 def with_secret_files(env: dict[str, str]) -> dict[str, str]:
-    """`NAME_FILE=/run/secrets/...` (Docker secrets, the swarm runtime) gives NAME the file's content;
-    a plain NAME wins when both are set."""
-    for key, path in list(env.items()):
-        name = key.removesuffix("_FILE")
-        if key.endswith("_FILE") and name and not env.get(name, "").strip() and path.strip() and key != "OIDC_JWKS_FILE":
+    """`NAME_FILE=/run/secrets/...` (Docker secrets, the swarm runtime) gives NAME the file's content
+    for the contract's secrets only (other `*_FILE` variables belong to other programs); a plain
+    NAME wins when both are set."""
+    for name in SECRET_VARIABLES:
+        key, path = f"{name}_FILE", env.get(f"{name}_FILE", "")
+        if not env.get(name, "").strip() and path.strip():
             try:
                 with open(path.strip(), encoding="utf-8") as file:
                     env[name] = file.read().rstrip("\r\n")

@@ -71,13 +71,18 @@ class Settings:
                              connect_timeout=max(1, int(self.database_timeout)))
 
 
+SECRET_VARIABLES = ("DATABASE_PASSWORD", "OIDC_CLIENT_SECRET", "REDIS_PASSWORD")
+"""The secrets of the service contract, each of which may come as NAME_FILE (a Docker secret)."""
+
+
 def _with_secret_files(env: Mapping[str, str]) -> dict[str, str]:
     """`NAME_FILE=/run/secrets/...` (Docker secrets under the swarm runtime) gives NAME the file's
-    content; a plain NAME wins when both are set. OIDC_JWKS_FILE is a setting of its own."""
+    content, for the contract's secrets only (other `*_FILE` variables are other programs'); a plain
+    NAME wins when both are set."""
     env = dict(env)
-    for key, path in list(env.items()):
-        name = key[: -len("_FILE")]
-        if key.endswith("_FILE") and name and key != "OIDC_JWKS_FILE" and not env.get(name) and path.strip():
+    for name in SECRET_VARIABLES:
+        key, path = f"{name}_FILE", env.get(f"{name}_FILE", "")
+        if not env.get(name) and path.strip():
             try:
                 with open(path.strip(), encoding="utf-8") as file:
                     env[name] = file.read().rstrip("\r\n")

@@ -1,0 +1,80 @@
+"""The postgres provider's rules for objects it may not own yet, and for what its roles may hold.
+
+- Ownership: a role or database with a service's name that ecoctl did not create (no `managed by
+  ecoctl` comment) is a *conflict*: `plan` shows `! conflict role loyalty_user (...)` and `apply`
+  refuses before it changes anything, with one line naming the object, unless `--adopt`
+  (`Options.adopt`). Adopted, it is marked managed and reset to exactly what ecoctl grants.
+- Exactly ecoctl's grants: a login role `<svc>_user` is LOGIN INHERIT, member of the read groups
+  of its `reads` and nothing else; a read group `<svc>_readonly` is NOLOGIN, member of nothing, and
+  has no members but its readers (and the admin). Anything more is drift, shown as
+  `~ update role loyalty_user (CREATEROLE, BYPASSRLS, member of pg_execute_server_program: removed)`
+  and taken back by `apply`.
+- `postgres`/`template1`: PUBLIC may connect there by default; revoking that would change roles
+  ecoctl does not own, so it is left to the admin (`ecoctl doctor` warns and prints the statement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecoctl.clients.postgres_roles import ADMIN_DATABASES, extra_attributes
+from ecoctl.errors import EcoctlError
+from ecoctl.plan import Change
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: str
+    """"role" or "database"."""
+    name: str
+
+
+@dataclass(frozen=True)
+class StripRole:
+    role: str
+    clauses: tuple[str, ...]
+    """ALTER ROLE clauses taking back attributes (NOCREATEROLE, INHERIT, ...)."""
+    revoke: tuple[str, ...]
+    """Roles it must no longer be a member of."""
+    databases: tuple[str, ...] = ()
+    """Admin databases (`postgres`, `template1`) where privileges were granted to the role itself."""
+    admin_options: tuple[str, ...] = ()
+    """Groups it stays a member of but may no longer grant to others."""
+
+
+CONFLICT_DETAIL = "exists, not created by ecoctl: pass --adopt to take it over"
+
+
+def conflict(system: str, kind: str, name: str, service: str | None) -> Change:
+    return Change(system, "conflict", kind, name, CONFLICT_DETAIL, service=service, payload=Conflict(kind, name))
+
+
+def refuse(payload: Conflict) -> None:
+    """The applier of a conflict: always refuses (with --adopt, diff plans an adoption instead)."""
+    raise EcoctlError(f"PostgreSQL {payload.kind} {payload.name} exists and was not created by ecoctl: "
+                      f"run `ecoctl apply --adopt` to take it over (reset to exactly ecoctl's grants), "
+                      f"or rename or drop it")
+
+
+def strip(system: str, role, wanted_groups: set[str], login: bool, keep: set[str],
+          service: str | None, databases: dict) -> list[Change]:
+    """The change taking back from ROLE (a RoleState) what ecoctl does not grant: attributes beyond a
+    login role's (LOGIN) or a group's, memberships outside WANTED_GROUPS (KEEP: handled elsewhere),
+    and privileges granted to it by name on `postgres`/`template1` (DATABASES: name -> DatabaseState).
+    What PUBLIC may do there is not the role's: `ecoctl doctor` reports it."""
+    attributes = extra_attributes(role, login)
+    revoke = sorted(role.member_of - wanted_groups - keep)
+    granted = {name: sorted(databases[name].privileges[role.name]) for name in ADMIN_DATABASES
+               if name in databases and databases[name].privileges.get(role.name)}
+    admin_options = sorted(role.admin_of & wanted_groups)
+    if not attributes and not revoke and not granted and not admin_options:
+        return []
+    shown = [text for text, _ in attributes]
+    if revoke:
+        shown.append(f"member of {', '.join(revoke)}")
+    if admin_options:
+        shown.append(f"ADMIN OPTION on {', '.join(admin_options)}")
+    shown += [f"{' '.join(privileges)} on {name}" for name, privileges in granted.items()]
+    return [Change(system, "update", "role", role.name, f"{', '.join(shown)}: removed", service=service,
+                   payload=StripRole(role.name, tuple(clause for _, clause in attributes), tuple(revoke),
+                                     tuple(granted), tuple(admin_options)))]
