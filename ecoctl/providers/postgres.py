@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,6 +119,8 @@ def wrong_passwords(passwords: dict[str, str | None], actual: Actual, state_dir:
             checks.append((role, verifier, password, token))
     wrong = set()
     if checks:
+        from concurrent.futures import ThreadPoolExecutor
+
         # pbkdf2 releases the GIL: two threads halve the time when many roles need checking
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = pool.map(lambda check: verifier_matches(check[1], check[2]), checks)
