@@ -207,7 +207,7 @@ class Supervisor:
     def answers(self) -> bool:
         if not self.check_socket():
             return False
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         try:
             return self.proxy().getState()["statename"] == "RUNNING"
@@ -253,7 +253,7 @@ class Supervisor:
         Returns {"added": [...], "changed": [...], "removed": [...]}; a changed program that was
         running is started again with its new settings.
         """
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         server = self.proxy()
         [[added, changed, removed]] = server.reloadConfig()
@@ -299,7 +299,7 @@ class Supervisor:
 
     # -- programs ---------------------------------------------------------------------------
     def info(self, name: str) -> dict | None:
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         try:
             return self.proxy().getProcessInfo(name)
@@ -313,7 +313,7 @@ class Supervisor:
 
     def start_program(self, name: str) -> bool:
         """Start a program and wait for it to pass `startsecs`; False when it was running."""
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         info = self.info(name)
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
@@ -328,7 +328,7 @@ class Supervisor:
         return True
 
     def stop_program(self, name: str) -> bool:
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         info = self.info(name)
         if info is None or info["statename"] not in RUNNING_STATES:
@@ -342,7 +342,7 @@ class Supervisor:
 
     def signal_program(self, name: str, signal: str) -> bool:
         """Send SIGNAL (e.g. "HUP") to a running program; False when it is not running."""
-        import xmlrpc.client  # here, not at the top: a stopped stack never needs it
+        import xmlrpc.client
 
         info = self.info(name)
         if info is None or info["statename"] not in ("RUNNING", "STARTING"):
