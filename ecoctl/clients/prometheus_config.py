@@ -68,13 +68,14 @@ class PrometheusConfig:
         self._parse()
 
     @classmethod
-    def load(cls, path: Path) -> "PrometheusConfig":
-        """The file at `path`; a missing file reads as empty (it is created on the first write)."""
+    def load(cls, path: Path, parsed: "PrometheusConfig | None" = None) -> "PrometheusConfig":
+        """The file at `path` (missing: empty); `parsed`, an earlier load, if the text is still its."""
         try:
             text = Path(path).read_text()
         except FileNotFoundError:
             text = ""
-        return cls(text, Path(path))
+        same = parsed is not None and (parsed.text, parsed.path) == (text, Path(path))
+        return parsed if same else cls(text, Path(path))
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -63,6 +63,10 @@ class PrometheusProvider(Provider):
 
     _check: "prometheus_config.Check | None" = None
     """The promtool check `prepare` started, until `apply_all` or `close` finishes or stops it."""
+    _parsed: "PrometheusConfig | None" = None
+    """The file as last parsed, reused while its text is the same (a parse verifies every edit too)."""
+    _edits: tuple = ()
+    """(text before, changes, text after) of the last `_edited`: prepare's edit reused by apply_all."""
 
     @property
     def reload(self) -> bool:
@@ -75,7 +79,7 @@ class PrometheusProvider(Provider):
     def read(self) -> ScrapeState:
         """Every job in the file (the user's too: diff needs them to leave them alone), and the jobs
         a running Prometheus has loaded (None when none answers, or with reload off)."""
-        jobs = PrometheusConfig.load(self.path).jobs
+        jobs = self._config().jobs
         loaded = prometheus.loaded_jobs(self.workspace.prometheus_url) if self.reload else None
         return ScrapeState(jobs, loaded)
 
@@ -130,16 +134,29 @@ class PrometheusProvider(Provider):
         for change in changes:
             on_change(change)
 
+    def _config(self) -> PrometheusConfig:
+        """prometheus.yml as it is on disk now."""
+        config = PrometheusConfig.load(self.path, parsed=self._parsed)
+        self._parsed = config
+        return config
+
     def _edited(self, changes: list[Change]) -> tuple[str, str]:
         """prometheus.yml's text now, and with these changes made (in memory)."""
-        config = PrometheusConfig.load(self.path)
+        config = self._config()
+        if self._edits[:1] == (config.text,) and self._edits[1] == changes:
+            return config.text, self._edits[2]
+        text = self._edit(config, changes)
+        self._edits = (config.text, list(changes), text)
+        return config.text, text
+
+    def _edit(self, config: PrometheusConfig, changes: list[Change]) -> str:
         writes = [change.payload.job for change in changes if isinstance(change.payload, WriteJob)]
         deletes = [change.payload.name for change in changes if isinstance(change.payload, DeleteJob)]
         unknown = [change for change in changes if not isinstance(change.payload, (WriteJob, DeleteJob))]
         if unknown:
             raise TypeError(f"{self.name} provider cannot apply {unknown[0]}")
         text = config.with_jobs([_keeping_extras(config, job) for job in writes])
-        return config.text, PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
+        return PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
 
     def _stop_check(self) -> None:
         started, self._check = self._check, None
