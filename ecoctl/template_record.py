@@ -109,13 +109,14 @@ def upgrade_notice(service: str, record: TemplateRecord, source) -> str:
 
 def write_pristine(root: Path, service: str, files: dict[str, bytes]) -> None:
     """Replace `.ecoctl/pristine/SERVICE/` with `files` (paths relative to the service folder)."""
-    from ecoctl.support.atomic import write_atomic
+    from ecoctl.support.atomic import write_atomic, write_tree
 
     folder = Path(root) / PRISTINE_DIR / service
     if folder.exists():
         shutil.rmtree(folder)
-    for rel, content in files.items():
-        write_atomic(folder / rel, content, mode=0o644, durable=False)
+    if not write_tree(folder, files):  # made meanwhile (another run): its files replaced one by one
+        for rel, content in files.items():
+            write_atomic(folder / rel, content, mode=0o644, durable=False)
 
 
 def read_pristine(root: Path, service: str, record: TemplateRecord) -> dict[str, bytes] | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ecoctl import contract
-from ecoctl.support.atomic import write_atomic
+from ecoctl.support.atomic import write_atomic, write_tree
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.support.resources import stacks_dir
@@ -187,13 +187,17 @@ class FilesProvider(Provider):
         return changes
 
     def write_files(self, payload: WriteFiles) -> None:
-        for relative, content in payload.contents.items():
-            path = self.workspace.root / relative
-            if not path.exists():  # rendered files can be rendered again: no fsync each
-                write_atomic(path, content, mode=0o644, durable=False)
+        root = self.workspace.root
+        prefix = f"services/{payload.pristine}/" if payload.pristine else ""
+        service_files = {rel.removeprefix(prefix): content for rel, content in payload.contents.items()}
+        # a new service's folder appears whole (one rename); else each missing file on its own
+        if not (prefix and all(rel.startswith(prefix) for rel in payload.contents)
+                and write_tree(root / prefix, service_files)):
+            for relative, content in payload.contents.items():
+                path = root / relative
+                if not path.exists():  # rendered files can be rendered again: no fsync each
+                    write_atomic(path, content, mode=0o644, durable=False)
         if payload.pristine:
             from ecoctl.template_record import write_pristine
 
-            prefix = f"services/{payload.pristine}/"
-            write_pristine(self.workspace.root, payload.pristine,
-                           {rel.removeprefix(prefix): content for rel, content in payload.contents.items()})
+            write_pristine(root, payload.pristine, service_files)

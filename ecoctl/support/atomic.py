@@ -1,14 +1,16 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
 A symlink is written through (its target is replaced, the link stays). A write that was killed
-leaves a `.NAME.XXXXXXXX.tmp` behind: the next write in that folder removes ours older than
-`STALE_SECONDS`. `read_text` reads a user's file with one size cap and one UTF-8 error.
+leaves a `.NAME.XXXXXXXX.tmp` file (or, from `write_tree`, folder) behind: the first write of a
+process in that folder removes ours older than `STALE_SECONDS`. `read_text` reads a user's file with
+one size cap and one UTF-8 error.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -37,8 +39,13 @@ def read_text(path: Path | str, max_bytes: int = MAX_BYTES) -> str:
                          "UTF-8") from None
 
 
+_CLEANED: set[str] = set()
+"""Folders this process has cleaned: a stale file comes from another, killed, process."""
+
+
 def clean_stale_temp_files(folder: Path, older_than: float = STALE_SECONDS) -> list[Path]:
-    """Remove temp files of killed writes (ours by name and owner) older than OLDER_THAN seconds."""
+    """Remove temp files and folders of killed writes (ours by name and owner) older than
+    OLDER_THAN seconds."""
     removed = []
     cutoff = time.time() - older_than
     try:
@@ -50,9 +57,15 @@ def clean_stale_temp_files(folder: Path, older_than: float = STALE_SECONDS) -> l
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if entry.is_file(follow_symlinks=False) and info.st_uid == os.getuid() and info.st_mtime < cutoff:
+            if info.st_uid != os.getuid() or info.st_mtime >= cutoff:
+                continue
+            if entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
-                removed.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                continue
+            removed.append(Path(entry.path))
         except OSError:
             continue
     return removed
@@ -66,12 +79,12 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None, dura
             path = path.resolve(strict=False)
         except (OSError, RuntimeError):
             raise UsageError(f"{path}: a symlink that loops: point it at a file, or remove it") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp_files(path.parent)
+    _prepare_folder(path.parent)
     if mode is None:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _in_folder(path.parent, lambda: tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                                suffix=".tmp"))
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -86,3 +99,55 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None, dura
         except FileNotFoundError:
             pass
         raise
+
+
+def write_tree(folder: Path, files: dict[str, bytes], mode: int = 0o644) -> bool:
+    """Create FOLDER holding FILES (relative POSIX path -> content) all at once: written into a
+    temporary sibling, renamed into place; a reader sees no folder or the whole one. False (nothing
+    written) when FOLDER exists already: the caller writes file by file then. Not fsynced: for
+    files ecoctl can render again."""
+    folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        return False
+    _prepare_folder(folder.parent)
+    staging = Path(_in_folder(folder.parent, lambda: tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.",
+                                                                      suffix=".tmp")))
+    try:
+        made = {staging}
+        for relative, content in files.items():
+            target = staging / relative
+            for parent in reversed(target.relative_to(staging).parents[:-1]):
+                if staging / parent not in made:
+                    (staging / parent).mkdir(mode=0o755)
+                    (staging / parent).chmod(0o755)  # whatever the umask, as the top folder
+                    made.add(staging / parent)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.fchmod(fd, mode)
+            with open(fd, "wb") as handle:
+                handle.write(content)
+        staging.chmod(0o755)
+        os.rename(staging, folder)  # an existing FOLDER (made meanwhile) is refused, not replaced
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if folder.exists():
+            return False
+        raise
+    return True
+
+
+def _prepare_folder(folder: Path) -> None:
+    """FOLDER made and cleaned of stale temp files, once a process (not at each of its writes)."""
+    if str(folder) not in _CLEANED:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_temp_files(folder)
+        _CLEANED.add(str(folder))
+
+
+def _in_folder(folder: Path, make):
+    """`make()` (a temp file or folder in FOLDER), FOLDER made again if it went away since this
+    process first wrote there."""
+    try:
+        return make()
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        return make()

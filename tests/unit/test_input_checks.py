@@ -167,3 +167,61 @@ def test_an_external_service_may_use_a_core_port_on_its_own_host(root):
     line = len(spec.read_text().splitlines()) - 2
     assert result.returncode == 2 and f"ecosystem.yaml:{line}: services.edge-two.port" in result.stderr, result.stderr
     assert "'edge'" in result.stderr
+
+
+def test_a_new_folder_is_written_whole_with_its_modes_whatever_the_umask(tmp_path):
+    from ecoctl.support.atomic import write_tree
+
+    previous = os.umask(0o077)
+    try:
+        assert write_tree(tmp_path / "svc", {"a.txt": b"a", "src/pkg/b.py": b"b", "src/c.py": b"c"})
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "svc"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == \
+        ["a.txt", "src", "src/c.py", "src/pkg", "src/pkg/b.py"]
+    assert (folder / "src/pkg/b.py").read_bytes() == b"b"
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.rglob("*") if p.is_file()} == {"0o644"}
+    assert {oct(p.stat().st_mode & 0o777) for p in [folder, *folder.rglob("*")] if p.is_dir()} == {"0o755"}
+    assert [p.name for p in tmp_path.iterdir()] == ["svc"]  # no staging folder left
+
+
+def test_an_existing_folder_is_not_written_by_write_tree(tmp_path):
+    from ecoctl.support.atomic import write_tree
+
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "mine.txt").write_text("mine")
+    assert not write_tree(tmp_path / "svc", {"mine.txt": b"theirs", "new.txt": b"x"})
+    assert [p.name for p in (tmp_path / "svc").iterdir()] == ["mine.txt"]
+    assert (tmp_path / "svc" / "mine.txt").read_text() == "mine"
+
+
+def test_a_failed_tree_write_leaves_nothing(tmp_path):
+    from ecoctl.support.atomic import write_tree
+
+    with pytest.raises(OSError):  # "a" is a file, then a folder: the second write cannot happen
+        write_tree(tmp_path / "svc", {"a": b"file", "a/b": b"under it"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_staging_folder_of_a_killed_tree_write_is_cleaned_by_the_next_process(tmp_path):
+    import subprocess
+    import sys
+
+    stale = tmp_path / ".svc.ab12_x9z.tmp"
+    stale.mkdir()
+    (stale / "half.txt").write_text("half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    probe = f"from ecoctl.support.atomic import write_tree; write_tree({str(tmp_path / 'other')!r}, {{'x': b'x'}})"
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+
+
+def test_a_folder_removed_after_a_write_is_made_again_for_the_next(tmp_path):
+    import shutil
+
+    write_atomic(tmp_path / "gone" / "one.txt", "1")
+    shutil.rmtree(tmp_path / "gone")
+    write_atomic(tmp_path / "gone" / "two.txt", "2")
+    assert (tmp_path / "gone" / "two.txt").read_text() == "2"
