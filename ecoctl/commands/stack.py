@@ -75,7 +75,8 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
 
 
 def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | None = None,
-       grafana: bool = False, health_timeout: float = 180.0, verbose: bool = False) -> UpResult:
+       grafana: bool = False, health_timeout: float = 180.0, verbose: bool = False,
+       adopt: bool = False) -> UpResult:
     stage = stage or (lambda name: None)
     runtime = get_runtime(workspace, progress)
     runtime.verbose = verbose  # docker: stream the image builder's output
@@ -83,8 +84,8 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
     result = UpResult(runtime=workspace.ecosystem.runtime)
     names = [name for name, spec in workspace.ecosystem.services.items() if spec.pattern != "external"]
 
-    def converge_stage(only: set[str], options: Options = Options()) -> None:
-        done = converge(workspace, only=only & systems, options=options)
+    def converge_stage(only: set[str]) -> None:
+        done = converge(workspace, only=only & systems, options=Options(adopt=adopt))
         result.applied += done.changes
         result.pending.update(done.pending)
 

@@ -1,5 +1,6 @@
 """The README's main job through the real CLI, on the embedded local runtime: init -> up -> token ->
-add-service -> down -> up (data kept) -> down --volumes. Real supervisord, PostgreSQL, uvicorn."""
+add-service -> down -> up (data kept) -> a hand-made role refused by up, taken over by up --adopt ->
+down --volumes. Real supervisord, PostgreSQL, uvicorn."""
 
 import json
 import os
@@ -31,7 +32,7 @@ def ours(root) -> list[str]:
 def demo(tmp_path):
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards")}
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "audit")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
@@ -87,9 +88,31 @@ def test_local_stack_end_to_end(demo):
     back = run_ecoctl("up", "--json", cwd=root, timeout=600)
     assert back.returncode == 0, back.stderr[-3000:]
     assert httpx.get(f"{portfolio}/portfolios", headers=auth).json()["total"] == 1  # the data survived
+    check_up_adopts_only_when_asked(root, ports, env)
 
     wiped = run_ecoctl("down", "--volumes", cwd=root)
     assert wiped.returncode == 2 and "--yes" in wiped.stderr  # no TTY: refuses to delete data unasked
+
+
+def check_up_adopts_only_when_asked(root, ports, env) -> None:
+    """A role with a new service's name that somebody made by hand: `up` refuses it (one line, exit 1,
+    nothing of the service provisioned), `up --adopt` takes it over and starts the service."""
+    admin = dict(host="127.0.0.1", port=ports["pg"], user="postgres", password=env.get("POSTGRES_PASSWORD"))
+    with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
+        conn.execute("CREATE ROLE audit_user LOGIN CREATEROLE PASSWORD 'hand-made'")
+    added = run_ecoctl("add-service", "audit", "--port", str(ports["audit"]), "--no-apply", cwd=root)
+    assert added.returncode == 0, added.stderr
+    refused = run_ecoctl("up", cwd=root, timeout=300)
+    errors = [line for line in refused.stderr.splitlines() if not line.startswith("> ")]  # (stage lines)
+    assert refused.returncode == 1 and len(errors) == 1, refused.stderr
+    assert "role audit_user exists and was not created by ecoctl" in errors[0]
+    with psycopg.connect(**admin, dbname="postgres") as conn:
+        assert conn.execute("select 1 from pg_database where datname = 'audit_db'").fetchone() is None
+    adopted = run_ecoctl("up", "--adopt", "--json", cwd=root, timeout=600)
+    assert adopted.returncode == 0, adopted.stderr[-3000:]
+    assert {s["name"]: s["health"] for s in json.loads(adopted.stdout)["services"]}["audit"] == "healthy"
+    with psycopg.connect(**admin, dbname="postgres") as conn:
+        assert conn.execute("select rolcreaterole from pg_roles where rolname = 'audit_user'").fetchone() == (False,)
 
 
 def check_go_service(root, ports, env) -> None:
