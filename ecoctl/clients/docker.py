@@ -110,3 +110,18 @@ def compose_environment() -> tuple[tuple[str, str], ...]:
     return tuple(extra.items())
 
 
+class EngineConnection:
+    """A runtime's connection to the Docker engine: `client`, made on first use; `close()`."""
+
+    _client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

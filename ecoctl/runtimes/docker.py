@@ -14,7 +14,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ecoctl.clients.docker import compose_command, compose_environment, docker_client, pull_failure_hint
+from ecoctl.clients.docker import EngineConnection, compose_command, compose_environment, pull_failure_hint
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.docker_health import DockerHealth
@@ -25,23 +25,13 @@ COMPOSE_TIMEOUT = 900.0  # seconds for one compose command (a first build may pi
 WAIT_TIMEOUT = 300  # seconds `up --wait` gives a core container to become healthy
 
 
-class DockerRuntime(DockerHealth, Runtime):
+class DockerRuntime(EngineConnection, DockerHealth, Runtime):
     name = "docker"
 
     verbose = False
     """Stream the image builder's output to `progress` (it always goes to .ecoctl/logs/docker-build.log)."""
 
-    def __init__(self, workspace, progress=None):
-        super().__init__(workspace, progress)
-        self._client = None
-
     # -- engine and compose -------------------------------------------------------------------
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = docker_client()
-        return self._client
 
     @property
     def project(self) -> str:
@@ -283,11 +273,6 @@ class DockerRuntime(DockerHealth, Runtime):
             return any(container.status == "running" for container in containers.values())
         postgres = containers.get("postgres")
         return postgres is not None and postgres.status == "running"
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
 
 def _last_error(lines: deque[str]) -> str:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 
+from ecoctl.clients.docker import EngineConnection
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.swarm_health import SwarmHealth
@@ -35,23 +36,14 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
+class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
     name = "swarm"
 
     def __init__(self, workspace, progress=None):
         super().__init__(workspace, progress)
-        self._client = None
         self._node: str | None = None
 
     # -- engine, swarm ------------------------------------------------------------------------------
-
-    @property
-    def client(self):
-        if self._client is None:
-            from ecoctl.clients.docker import docker_client
-
-            self._client = docker_client()
-        return self._client
 
     @property
     def stack(self) -> str:
@@ -372,8 +364,3 @@ class SwarmRuntime(SwarmHealth, SwarmImages, Runtime):
             if spec.pattern != "external":
                 names += [name, name + EDGE_SUFFIX]
         return names
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
