@@ -116,3 +116,39 @@ def closed_url() -> str:
 
 def random_prefix() -> str:
     return f"t{secrets.token_hex(3)}-"
+
+
+def docker_gateway_ip() -> str:
+    """The host's address on the default docker bridge: reachable from the host and every container."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    finally:
+        client.close()
+    if config.get("Gateway"):
+        return config["Gateway"]
+    import ipaddress
+
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))  # older engines omit the gateway
+
+
+class BridgeDouble(AuthentikDouble):
+    """The double on the docker gateway address, so the issuer is the same for host and containers."""
+
+    def __init__(self, host: str):
+        from tests.authentik_double import _fresh_state
+
+        super().__init__(page_size=50)
+        self.host = host
+        self.base_url = f"http://{host}:{self.port}"
+        self.state = _fresh_state(self.base_url)
+
+
+@pytest.fixture(scope="module")
+def authentik_on_bridge():
+    """The Authentik double where containers reach it too (docker and swarm runtime tests)."""
+    double = BridgeDouble(docker_gateway_ip()).start()
+    yield double
+    double.stop()

@@ -19,6 +19,7 @@ import pytest
 
 from ecoctl.errors import EcoctlError
 from tests.helpers import free_port
+from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl.workspace import Workspace
 
 
@@ -68,42 +69,8 @@ docker_only = [pytest.mark.docker,
                pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")]
 
 
-def _gateway_ip() -> str:
-    """The host's address on the default docker bridge: reachable from the host and every container."""
-    import docker
-
-    client = docker.from_env()
-    try:
-        config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    finally:
-        client.close()
-    if config.get("Gateway"):
-        return config["Gateway"]
-    import ipaddress
-
-    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))  # older engines omit the gateway
-
-
 @pytest.fixture(scope="module")
-def authentik():
-    from tests.authentik_double import AuthentikDouble, _fresh_state
-
-    class BridgeDouble(AuthentikDouble):
-        """The double on the docker gateway address, so the issuer is the same for host and containers."""
-
-        def __init__(self, host: str):
-            super().__init__(page_size=50)
-            self.host = host
-            self.base_url = f"http://{host}:{self.port}"
-            self.state = _fresh_state(self.base_url)
-
-    double = BridgeDouble(_gateway_ip()).start()
-    yield double
-    double.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, authentik):
+def stack(tmp_path_factory, authentik_on_bridge):
     """An ecosystem (runtime docker, test images, external Authentik) brought up by `stack.up`."""
     from ecoctl.commands import stack as stack_module
     from ecoctl.runtimes.docker import DockerRuntime
@@ -121,14 +88,14 @@ def stack(tmp_path_factory, authentik):
         core = document["core"]
         core["postgres"]["port"] = ports["postgres"]
         core["redis"]["port"] = ports["redis"]
-        core["authentik"]["url"] = authentik.base_url
+        core["authentik"]["url"] = authentik_on_bridge.base_url
         core["monitoring"]["prometheus_port"] = ports["prometheus"]
         document["services"]["portfolio"]["port"] = ports["portfolio"]
         document["services"]["portfolio"]["redirect_uris"] = [f"http://127.0.0.1:{ports['portfolio']}/callback"]
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)
-    workspace.env.set("AUTHENTIK_TOKEN", authentik.token)
+    workspace.env.set("AUTHENTIK_TOKEN", authentik_on_bridge.token)
     workspace.env.save()
     # compose.yaml bakes in the name and core ports at init: render it again from the edited spec.
     (root / "compose.yaml").unlink()
@@ -164,14 +131,14 @@ def _runtime(root):
 class TestDockerStack:
     pytestmark = docker_only
 
-    def test_up_brings_portfolio_healthy(self, stack, authentik):
+    def test_up_brings_portfolio_healthy(self, stack, authentik_on_bridge):
         result = stack["up"]
         portfolio = next(service for service in result.services if service.name == "portfolio")
         assert portfolio.health == "healthy"
         assert portfolio.url == f"http://127.0.0.1:{stack['ports']['portfolio']}"
         assert httpx.get(f"{portfolio.url}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{portfolio.url}/portfolios", timeout=5).status_code == 401
-        token = authentik.mint_token(client_id(stack["root"], "portfolio"))
+        token = authentik_on_bridge.mint_token(client_id(stack["root"], "portfolio"))
         answer = httpx.get(f"{portfolio.url}/portfolios", timeout=5,
                            headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
@@ -258,7 +225,7 @@ class TestDockerStack:
         with pytest.raises(EcoctlError, match="no component 'nosuch'"):
             _runtime(stack["root"]).logs("nosuch")
 
-    def test_add_go_service(self, stack, authentik):
+    def test_add_go_service(self, stack, authentik_on_bridge):
         """go-gin under the docker runtime: built from the template's declared build args."""
         from ecoctl.commands.services import ServiceRequest, add_service
 
@@ -272,7 +239,7 @@ class TestDockerStack:
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{url}/items", timeout=5).status_code == 401
-        token = authentik.mint_token(client_id(stack["root"], "rewards"))
+        token = authentik_on_bridge.mint_token(client_id(stack["root"], "rewards"))
         answer = httpx.get(f"{url}/items", timeout=5, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         compose = (stack["root"] / "compose.yaml").read_text()

@@ -14,7 +14,6 @@ The swarm is initialised by ecoctl when the engine is in none, and left again at
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
+from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl import contract
 from ecoctl.workspace import Workspace
 
@@ -73,39 +73,8 @@ def ecoctl(root: Path, *args: str, timeout: float = 900) -> subprocess.Completed
     return done
 
 
-def _gateway_ip() -> str:
-    import docker
-
-    client = docker.from_env()
-    try:
-        config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    finally:
-        client.close()
-    if config.get("Gateway"):
-        return config["Gateway"]
-    import ipaddress
-
-    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
-
-
 @pytest.fixture(scope="module")
-def authentik():
-    from tests.authentik_double import AuthentikDouble, _fresh_state
-
-    class BridgeDouble(AuthentikDouble):
-        def __init__(self, host: str):
-            super().__init__(page_size=50)
-            self.host = host
-            self.base_url = f"http://{host}:{self.port}"
-            self.state = _fresh_state(self.base_url)
-
-    double = BridgeDouble(_gateway_ip()).start()
-    yield double
-    double.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, authentik):
+def stack(tmp_path_factory, authentik_on_bridge):
     import docker
 
     swarm_before = _swarm_state()
@@ -121,7 +90,7 @@ def stack(tmp_path_factory, authentik):
         core = document["core"]
         core["postgres"]["port"] = ports["postgres"]
         core["redis"]["port"] = ports["redis"]
-        core["authentik"]["url"] = authentik.base_url
+        core["authentik"]["url"] = authentik_on_bridge.base_url
         core["monitoring"]["prometheus_port"] = ports["prometheus"]
         portfolio = document["services"]["portfolio"]
         portfolio["port"] = ports["portfolio"]
@@ -130,7 +99,7 @@ def stack(tmp_path_factory, authentik):
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)
-    workspace.env.set("AUTHENTIK_TOKEN", authentik.token)
+    workspace.env.set("AUTHENTIK_TOKEN", authentik_on_bridge.token)
     workspace.env.save()
     (root / "compose.yaml").unlink()  # re-rendered from the edited spec (name, ports, images)
     assert ecoctl(root, "init", str(root), "--force").returncode == 0
@@ -186,7 +155,7 @@ class TestSwarm:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "--init-swarm" in lines[0], done.stderr
 
-    def test_portfolio_two_replicas_healthy_and_an_authenticated_call(self, stack, authentik):
+    def test_portfolio_two_replicas_healthy_and_an_authenticated_call(self, stack, authentik_on_bridge):
         print(f"first up (builds, swarm init, deploy): {stack['up_seconds']:.1f}s")
         result = json.loads(stack["up"].stdout)
         assert result["runtime"] == "swarm"
@@ -199,7 +168,7 @@ class TestSwarm:
         assert component["detail"].startswith("2/2 replicas"), component
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         assert httpx.get(f"{url}/portfolios", timeout=10).status_code == 401
-        token = authentik.mint_token(contract.client_id(Workspace(stack["root"]).ecosystem, "portfolio"))
+        token = authentik_on_bridge.mint_token(contract.client_id(Workspace(stack["root"]).ecosystem, "portfolio"))
         answer = httpx.get(f"{url}/portfolios", timeout=10, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         client = _client()
