@@ -91,7 +91,9 @@ class Provider(ABC):
         """The changes, in the order they must be applied."""
 
     def apply(self, change: Change) -> None:
-        """Make exactly this change, idempotently."""
+        """Make exactly this change, idempotently (a conflict is refused: its message is raised)."""
+        if isinstance(change.payload, Conflict):
+            raise EcoctlError(change.payload.message)
         method = self.appliers.get(type(change.payload))
         if method is None:
             raise TypeError(f"{self.name} provider cannot apply {change} ({type(change.payload).__name__})")
@@ -180,9 +182,6 @@ def apply_plan(providers: list[Provider], plan: Plan,
         if on_change:
             on_change(change)
 
-    for change in plan.changes:  # a conflict's applier refuses: before anything is applied
-        if change.action == "conflict":
-            by_system[change.system].apply(change)
     runs = [(by_system[system], list(run))
             for system, run in groupby(plan.changes, key=lambda change: change.system)]
     try:

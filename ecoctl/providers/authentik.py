@@ -222,7 +222,7 @@ class AuthentikProvider(Provider):
     def conflict(self, service: str, kind: str, name: str, why: str) -> Change:
         message = (f"Authentik {kind} {name} is not this ecosystem's ({why}): ecoctl leaves it alone; rename or "
                    "delete it in Authentik, set core.authentik.prefix in ecosystem.yaml, or pass --adopt to take it over")
-        return Change(self.name, "update", kind, name, f"conflict: {why}; apply refuses, --adopt takes it over",
+        return Change(self.name, "conflict", kind, name, f"{why}; apply refuses, --adopt takes it over",
                       service=service, payload=Conflict(message))
 
     def _conflicts(self, service: str, slug: str, existing: dict | None, app: dict | None) -> list[Change]:

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
 from ecoctl.names import database_name, readonly_role_name, role_name
-from ecoctl.plan import Change, Provider
-from ecoctl.providers.postgres_roles import Conflict, StripRole, conflict, refuse, strip
+from ecoctl.plan import Change, Conflict, Provider
+from ecoctl.providers.postgres_roles import StripRole, conflict, strip
 from ecoctl.support.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class PostgresProvider(Provider):
     name = "postgres"
     appliers = {LoginRole: "login_role", SetUpDatabase: "set_up_database", SetUpReadGroup: "set_up_read_group",
                 Membership: "membership", DropDatabase: "drop_database", DropRole: "drop_role",
-                Conflict: "refuse", StripRole: "strip_role"}
+                StripRole: "strip_role"}
     _admin: "Admin | None" = None
 
     @property
@@ -364,7 +364,7 @@ class PostgresProvider(Provider):
 
     def apply(self, change: Change) -> None:
         if isinstance(change.payload, Conflict):
-            return refuse(change.payload)  # needs no server
+            return super().apply(change)  # refused, with no server needed
         with self.admin.errors(f"applying `{change}`"):
             super().apply(change)
 
@@ -387,9 +387,6 @@ class PostgresProvider(Provider):
 
     def drop_role(self, payload: DropRole) -> None:
         self.admin.drop_role(payload.name)
-
-    def refuse(self, payload: Conflict) -> None:
-        refuse(payload)
 
     def strip_role(self, payload: StripRole) -> None:
         from ecoctl.clients.postgres_roles import strip_role

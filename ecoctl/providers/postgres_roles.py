@@ -18,15 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecoctl.clients.postgres_roles import ADMIN_DATABASES, extra_attributes
-from ecoctl.errors import EcoctlError
-from ecoctl.plan import Change
-
-
-@dataclass(frozen=True)
-class Conflict:
-    kind: str
-    """"role" or "database"."""
-    name: str
+from ecoctl.plan import Change, Conflict
 
 
 @dataclass(frozen=True)
@@ -46,14 +38,11 @@ CONFLICT_DETAIL = "exists, not created by ecoctl: pass --adopt to take it over"
 
 
 def conflict(system: str, kind: str, name: str, service: str | None) -> Change:
-    return Change(system, "conflict", kind, name, CONFLICT_DETAIL, service=service, payload=Conflict(kind, name))
-
-
-def refuse(payload: Conflict) -> None:
-    """The applier of a conflict: always refuses (with --adopt, diff plans an adoption instead)."""
-    raise EcoctlError(f"PostgreSQL {payload.kind} {payload.name} exists and was not created by ecoctl: "
-                      f"run `ecoctl apply --adopt` to take it over (reset to exactly ecoctl's grants), "
-                      f"or rename or drop it")
+    """KIND ("role" or "database") NAME, not created by ecoctl: refused by apply (with --adopt, diff
+    plans an adoption instead)."""
+    message = (f"PostgreSQL {kind} {name} exists and was not created by ecoctl: run `ecoctl apply --adopt` "
+               "to take it over (reset to exactly ecoctl's grants), or rename or drop it")
+    return Change(system, "conflict", kind, name, CONFLICT_DETAIL, service=service, payload=Conflict(message))
 
 
 def strip(system: str, role, wanted_groups: set[str], login: bool, keep: set[str],

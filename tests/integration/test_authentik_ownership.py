@@ -87,7 +87,7 @@ def test_another_ecosystems_objects_are_a_conflict_and_apply_refuses(tmp_path, a
 
     lines = plan(second.root)
     assert len(lines) == 2 and all("conflict" in line for line in lines), lines
-    assert lines[0].startswith("~ update oauth2 provider first/shop-provider (conflict:")
+    assert lines[0].startswith("! conflict oauth2 provider first/shop-provider (")
     assert "ecoctl:first" in lines[1]
     with pytest.raises(EcoctlError) as caught:
         provision(second.root)
@@ -107,7 +107,7 @@ def test_a_hand_made_application_with_the_slug_is_left_alone(tmp_path, authentik
     eco = ecosystem(tmp_path, double, "demo", {"shop": {"port": 8001}})
 
     lines = plan(eco.root)
-    assert lines[-1].startswith("~ update application shop (conflict: made by hand or another tool")
+    assert lines[-1].startswith("! conflict application shop (made by hand or another tool")
     with pytest.raises(EcoctlError, match="application shop"):
         provision(eco.root)
     assert double.state.applications["shop"]["provider"] is None and double.provider("shop") is None
