@@ -58,21 +58,14 @@ class DockerHealth:
         return self.core_components() + [name for name, spec in services.items() if spec.pattern != "external"]
 
     def status(self) -> list[ComponentStatus]:
-        from ecoctl.runtimes.external import external_authentik
+        from ecoctl.runtimes.external import with_external_authentik
 
         containers = self.containers()
-        components = []
         names = self.expected_components()
         names += sorted(name for name in containers if name not in names)
-        for name in names:
-            container = containers.get(name)
-            if container is None:
-                components.append(ComponentStatus(name, "absent", "unknown"))
-            else:
-                components.append(self._component(name, container))
-            if name == "redis" and (authentik := external_authentik(self.workspace.ecosystem)):
-                components.append(authentik)  # in the stack's place for it, asked rather than run
-        return components
+        components = [ComponentStatus(name, "absent", "unknown") if containers.get(name) is None
+                      else self._component(name, containers[name]) for name in names]
+        return with_external_authentik(components, self.workspace.ecosystem)
 
     def _component(self, name: str, container) -> ComponentStatus:
         state = container.attrs.get("State", {})

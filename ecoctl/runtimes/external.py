@@ -30,3 +30,12 @@ def external_authentik(ecosystem: "Ecosystem", timeout: float = 2.0) -> Componen
     detail = "external: not run by ecoctl; " + (
         f"answers {READY_PATH}" if ready else f"does not answer {READY_PATH}: check core.authentik.url")
     return ComponentStatus("authentik", "external", "healthy" if ready else "unhealthy", url, detail)
+
+
+def with_external_authentik(rows: list[ComponentStatus], ecosystem: "Ecosystem") -> list[ComponentStatus]:
+    """ROWS with the external Authentik's row (if there is one) where the stack's own would be: after redis."""
+    authentik = external_authentik(ecosystem)
+    if authentik is None:
+        return rows
+    after = next((index + 1 for index, row in enumerate(rows) if row.name == "redis"), len(rows))
+    return [*rows[:after], authentik, *rows[after:]]

@@ -64,11 +64,14 @@ class SwarmHealth:
             time.sleep(1.0)
 
     def status(self) -> list[ComponentStatus]:
+        from ecoctl.runtimes.external import with_external_authentik
+
         services = self.services()
         names = self.expected_components()
         names += sorted(name for name in services if name not in names)
         desired = self.desired_images()
-        return [self._component(name, services.get(name), desired.get(name)) for name in names]
+        components = [self._component(name, services.get(name), desired.get(name)) for name in names]
+        return with_external_authentik(components, self.workspace.ecosystem)
 
     def _component(self, name: str, service, desired_image: str | None) -> ComponentStatus:
         if service is None:

@@ -163,9 +163,13 @@ class TestSwarm:
         assert portfolio["health"] == "healthy"
         url = f"http://127.0.0.1:{stack['ports']['portfolio']}"
         assert portfolio["url"] == url
-        component = status(stack["root"])["portfolio"]
+        components = status(stack["root"])
+        component = components["portfolio"]
         assert component["state"] == "running" and component["health"] == "healthy", component
         assert component["detail"].startswith("2/2 replicas"), component
+        authentik = components["authentik"]  # external: asked, not run, and listed as such
+        assert (authentik["state"], authentik["health"]) == ("external", "healthy"), authentik
+        assert list(components).index("authentik") == list(components).index("redis") + 1
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         assert httpx.get(f"{url}/portfolios", timeout=10).status_code == 401
         token = authentik_on_bridge.mint_token(contract.client_id(Workspace(stack["root"]).ecosystem, "portfolio"))
