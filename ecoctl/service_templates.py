@@ -309,18 +309,28 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
         source = root / rel_source
         data = source.read_bytes()
         if rel_source.endswith(SUFFIX):
-            from jinja2 import TemplateError
-
-            try:
-                data = _compiled(_environment(), source, data).render(context).encode("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
-            except TemplateError as exc:
-                raise UsageError(f"template {where}: {_one_line(exc)}") from None
+            data = _render_file(source, data, context, where)
         if rel in out:
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
+
+
+def _render_file(source: Path, data: bytes, context: dict[str, Any], where: str) -> bytes:
+    """A `.j2` file's content rendered: plain `{{ name }}` placeholders without Jinja2, the rest by it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
+    plain = simple_render(text, context, _FILTERS)
+    if plain is not None:
+        return plain.encode("utf-8")
+    from jinja2 import TemplateError
+
+    try:
+        return _compiled(_environment(), source, data).render(context).encode("utf-8")
+    except TemplateError as exc:
+        raise UsageError(f"template {where}: {_one_line(exc)}") from None
 
 
 def _compiled(env, source: Path, data: bytes):

@@ -9,10 +9,11 @@ name through Jinja2 for each service made that linear cost large (~3 ms a servic
   renamed changes its folder's mtime. File system timestamps are coarse (a kernel tick), so a
   folder changed less than `SETTLE_NS` before the walk is not trusted: the tree is walked again on
   each call until its folders have settled.
-* `simple_render(text, context, filters)`: TEXT with each `{{ name }}` (or `{{ name | filter }}`
-  with one of FILTERS) replaced by the context's string, exactly what Jinja2 renders; None when
-  TEXT holds anything else (other filters, blocks, comments, a `{` of its own, a name not in the
-  context, a value that is not a `str`), which Jinja2 then renders.
+* `simple_render(text, context, filters)`: TEXT (a path name or a whole file) with each
+  `{{ name }}` (or `{{ name | filter }}` with one of FILTERS) replaced by the context's text or
+  integer, exactly what Jinja2 renders; None when TEXT holds anything else (other filters, blocks,
+  comments, whitespace control, a `{` right before a placeholder, `\r`, a name not in the
+  context, another kind of value), which Jinja2 then renders.
 """
 
 from __future__ import annotations
@@ -95,16 +96,18 @@ def simple_render(text: str, context: dict, filters: dict[str, Callable[[Any], A
     called as Jinja2 calls them) placeholders filled in from CONTEXT, as Jinja2 renders them; None
     when TEXT needs Jinja2 itself."""
     pieces = _pieces(text)
-    if pieces is None or any(type(context.get(name)) is not str for name in pieces[1::3]):
+    if pieces is None:
         return None
     out = []
     for index in range(0, len(pieces) - 1, 3):
         literal, name, filter_name = pieces[index:index + 3]
-        value = context[name]
-        if filter_name is not None:
-            if filters is None or filter_name not in filters:
+        value = context.get(name)
+        if filter_name is not None:  # ecoctl's filters take text
+            if type(value) is not str or filters is None or filter_name not in filters:
                 return None
             value = filters[filter_name](value)
+        elif type(value) not in (str, int):  # (an int prints as str() prints it, as in Jinja2)
+            return None
         out += (literal, str(value))
     out.append(pieces[-1])
     return "".join(out)
@@ -114,11 +117,14 @@ def simple_render(text: str, context: dict, filters: dict[str, Callable[[Any], A
 def _pieces(text: str) -> tuple[str | None, ...] | None:
     """TEXT split into literal, name, filter (or None), literal, name, filter, ..., literal; None
     unless every placeholder is a plain `{{ name }}` or `{{ name | filter }}`."""
-    if "\r" in text or "\n" in text:
+    if "\r" in text:
         return None  # Jinja2 normalizes line ends
     pieces = tuple(_PLACEHOLDER.split(text))
-    if any("{" in literal for literal in pieces[0::3]):
-        return None  # `{%`, `{#`, an expression, or a `{` next to a placeholder
+    literals = pieces[0::3]
+    if any("{{" in literal or "{%" in literal or "{#" in literal for literal in literals):
+        return None  # a block, a comment, or an expression of another shape
+    if any(literal.endswith("{") for literal in literals[:-1]):
+        return None  # `{` then `{{ name }}`: Jinja2 reads `{{{`
     if any(word in _JINJA_WORDS for word in pieces[1::3] + pieces[2::3]):
         return None
     return pieces
