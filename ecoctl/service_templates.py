@@ -216,7 +216,7 @@ def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dic
         elif variable.required or variable.default is None:
             raise UsageError(f"template {template.name} needs the variable {variable.name!r}")
         elif isinstance(variable.default, str) and ("{{" in variable.default or "{%" in variable.default):
-            context[variable.name] = _render_string(None, variable.default, context,
+            context[variable.name] = _render_string(variable.default, context,
                                                     f"{template.name}: default of {variable.name}")
         else:
             context[variable.name] = variable.default
@@ -298,7 +298,7 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
     out: dict[str, tuple[bytes, int]] = {}
     for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
-        rel = _render_string(None, rel_source, context, where)
+        rel = _render_string(rel_source, context, where)
         if rel.endswith(SUFFIX):
             rel = rel[: -len(SUFFIX)]
         parts = rel.split("/")
@@ -358,10 +358,10 @@ def _environment():
     return env
 
 
-def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
-    """TEXT (a path or a variable's default) rendered with ENV (None: ecoctl's, made only when
-    needed); `{{ name }}` and `{{ name | python_package }}` without Jinja2 (a plan of services
-    whose files are all there then never imports it)."""
+def _render_string(text: str, context: dict[str, Any], where: str) -> str:
+    """TEXT (a path, a variable's default, an argument of `run:`) rendered: `{{ name }}` and
+    `{{ name | python_package }}` without Jinja2 (a plan of services whose files are all there, and
+    a new service of a shipped template, never import it), the rest with ecoctl's environment."""
     if "{{" not in text and "{%" not in text:
         return text
     plain = simple_render(text, context, _FILTERS)
@@ -371,7 +371,7 @@ def _render_string(env, text: str, context: dict[str, Any], where: str) -> str:
 
     try:
         if text not in _COMPILED_STRINGS:
-            _COMPILED_STRINGS[text] = (env if env is not None else _environment()).from_string(text)
+            _COMPILED_STRINGS[text] = _environment().from_string(text)
         return _COMPILED_STRINGS[text].render(context)
     except TemplateError as exc:
         raise UsageError(f"template {where}: {_one_line(exc)}") from None

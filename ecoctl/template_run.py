@@ -9,7 +9,7 @@ from typing import Any
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.service_templates import (MANIFEST, TemplateInfo, _environment, _render_string, service_answers,
+from ecoctl.service_templates import (MANIFEST, TemplateInfo, _render_string, service_answers,
                                       template_variables)
 
 @dataclass(frozen=True)
@@ -57,14 +57,13 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     where = f"{template.path / MANIFEST}: run.local"
     if not isinstance(declared, dict) or not isinstance(declared.get("command"), list):
         raise UsageError(f"{where} must have `command` (a list of arguments) and may have `build`, `inputs`")
-    env = _environment()
     context = _run_context(workspace, template, name, build_dir=str(build_dir), python=python)
 
     def argv(raw: Any, what: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw or not all(isinstance(arg, (str, int)) for arg in raw):
             raise UsageError(f"{where}.{what} must be a non-empty list of arguments")
-        return tuple(_program(_render_string(env, str(arg), context, f"{where}.{what}")) if index == 0
-                     else _render_string(env, str(arg), context, f"{where}.{what}")
+        return tuple(_program(_render_string(str(arg), context, f"{where}.{what}")) if index == 0
+                     else _render_string(str(arg), context, f"{where}.{what}")
                      for index, arg in enumerate(raw))
 
     build = declared.get("build") or []
@@ -82,9 +81,8 @@ def docker_build_args(workspace, name: str) -> dict[str, str]:
     declared = ((template.run or {}).get("docker") or {}).get("build_args") if template else None
     if not declared:
         return {"BASE_IMAGE": workspace.ecosystem.image("python")}
-    env = _environment()
     context = _run_context(workspace, template, name)
-    return {str(key): _render_string(env, str(value), context, f"{template.name}: run.docker.build_args.{key}")
+    return {str(key): _render_string(str(value), context, f"{template.name}: run.docker.build_args.{key}")
             for key, value in declared.items()}
 
 

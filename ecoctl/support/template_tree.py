@@ -10,8 +10,8 @@ name through Jinja2 for each service made that linear cost large (~3 ms a servic
   folder changed less than `SETTLE_NS` before the walk is not trusted: the tree is walked again on
   each call until its folders have settled.
 * `simple_render(text, context, filters)`: TEXT (a path name or a whole file) with each
-  `{{ name }}` (or `{{ name | filter }}` with one of FILTERS) replaced by the context's text or
-  integer, exactly what Jinja2 renders; None when TEXT holds anything else (other filters, blocks,
+  `{{ name }}` (or `{{ name | filter }}` with one of FILTERS, or `{{ mapping.key }}`) replaced by
+  the context's text or integer, exactly what Jinja2 renders; None when TEXT holds anything else (other filters, blocks,
   comments, whitespace control, a `{` right before a placeholder, `\r`, a name not in the
   context, another kind of value), which Jinja2 then renders.
 """
@@ -29,7 +29,8 @@ from typing import Any, Callable
 SETTLE_NS = 2_000_000_000
 """How long before a walk a folder's mtime must lie for `stat` checks to stand in for walking it."""
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*"
+                          r"(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
 _JINJA_WORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is",
                           "if", "else", "elif", "for", "recursive", "with", "without", "import", "from",
                           "as", "set", "block", "extends", "include", "macro", "call", "filter", "raw"})
@@ -101,7 +102,7 @@ def simple_render(text: str, context: dict, filters: dict[str, Callable[[Any], A
     out = []
     for index in range(0, len(pieces) - 1, 3):
         literal, name, filter_name = pieces[index:index + 3]
-        value = context.get(name)
+        value = _lookup(context, name)
         if filter_name is not None:  # ecoctl's filters take text
             if type(value) is not str or filters is None or filter_name not in filters:
                 return None
@@ -111,6 +112,18 @@ def simple_render(text: str, context: dict, filters: dict[str, Callable[[Any], A
         out += (literal, str(value))
     out.append(pieces[-1])
     return "".join(out)
+
+
+def _lookup(context: dict, name: str) -> Any:
+    """NAME (`images.python`: a key of a mapping) from CONTEXT as Jinja2 finds it; None when
+    Jinja2 might find something else (a dict method of that name, a private name)."""
+    first, *keys = name.split(".")
+    value = context.get(first)
+    for key in keys:
+        if type(value) is not dict or key not in value or hasattr(dict, key) or key.startswith("_"):
+            return None
+        value = value[key]
+    return value
 
 
 @lru_cache(maxsize=4096)
@@ -125,6 +138,7 @@ def _pieces(text: str) -> tuple[str | None, ...] | None:
         return None  # a block, a comment, or an expression of another shape
     if any(literal.endswith("{") for literal in literals[:-1]):
         return None  # `{` then `{{ name }}`: Jinja2 reads `{{{`
-    if any(word in _JINJA_WORDS for word in pieces[1::3] + pieces[2::3]):
+    if any(word in _JINJA_WORDS for name in pieces[1::3] for word in name.split(".")) \
+            or any(word in _JINJA_WORDS for word in pieces[2::3]):
         return None
     return pieces

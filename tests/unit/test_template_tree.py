@@ -100,6 +100,8 @@ def test_a_bad_name_added_later_is_the_same_error(tmp_path):
     "def f():\n    return {'k': {{ n }}}\n", "x = {\n}\n{{ a }}\n\n", "{ {{ a }} }", "{{{{ a }}}}", "{{ a }}{",
     "f'{x}' {{ a }}\n{{ b }}", "{{ a }}\n{% raw %}{{ a }}{% endraw %}\n", "a\n{#- c -#}\n{{ a }}", "{{ a }}\n",
     "\n\n{{ n }}\n\n", "}}\n{{ a }}}}\n", "{{ a }}{{ n }}{{ b }}",
+    "{{ images.python }}", "{{ images.keys }}", "{{ images.missing }}", "{{ images._x }}", "{{ a.upper }}",
+    "{{ images.python | python_package }}", "{{ deep.one.two }}", "{{ images.true }}",
 ])
 def test_simple_render_is_jinja2_or_declines(text):
     from jinja2 import StrictUndefined, TemplateError
@@ -107,7 +109,9 @@ def test_simple_render_is_jinja2_or_declines(text):
 
     from ecoctl.service_templates import python_package
 
-    context = {"a": "Alpha-Beta", "b": "", "e": "email", "n": 5, "true": "not this", "none": "nor this"}
+    context = {"a": "Alpha-Beta", "b": "", "e": "email", "n": 5, "true": "not this", "none": "nor this",
+               "images": {"python": "python:3.12-slim", "keys": "not the method", "_x": "private", "true": "t"},
+               "deep": {"one": {"two": 2}}}
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["python_package"] = python_package
     try:
@@ -118,7 +122,7 @@ def test_simple_render_is_jinja2_or_declines(text):
     assert got is None or got == expected
     if text in ("{{ a }}", "{{a}}/x.py", "{{ a\t}}-{{ b }}", "x{{ a }}}", "}}{{ b }}%}", "{{ a | python_package }}",
                 "{{e|python_package}}/{{ e }}", "def f():\n    return {'k': {{ n }}}\n", "{ {{ a }} }", "{{ n }}",
-                "x = {\n}\n{{ a }}\n\n", "{{ a }}{{ n }}{{ b }}"):
+                "x = {\n}\n{{ a }}\n\n", "{{ a }}{{ n }}{{ b }}", "{{ images.python }}", "{{ deep.one.two }}"):
         assert got == expected  # the plain cases do take the fast path
     assert simple_render(text, context) is None or "|" not in text  # no filters given: none applied
 
@@ -165,3 +169,29 @@ def test_every_shipped_template_file_renders_as_jinja2_renders_it():
                     assert got == env.from_string(text).render(context), source
                     checked += 1
     assert checked >= 20  # today every file of them is plain placeholders: the comparison is not empty
+
+
+def test_the_shipped_run_declarations_render_as_jinja2_renders_them():
+    """`run.local` and `run.docker.build_args` of the shipped templates: the same text with or without Jinja2."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from ecoctl.model import DEFAULT_IMAGES
+    from ecoctl.service_templates import find_template, python_package, template_variables
+
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["python_package"] = python_package
+    compared = 0
+    for name in ("python-fastapi", "go-gin"):
+        template = find_template(name)
+        context = {**template_variables(template, {"service_name": "loyalty-points"}),
+                   "images": dict(DEFAULT_IMAGES), "build_dir": "/srv/build dir", "python": "/usr/bin/python3"}
+        local = (template.run or {}).get("local") or {}
+        texts = [*local.get("command", []), *(arg for step in local.get("build", []) for arg in step),
+                 *((template.run or {}).get("docker") or {}).get("build_args", {}).values()]
+        for text in map(str, texts):
+            got = simple_render(text, context, {"python_package": python_package})
+            if got is not None and "{{" in text:  # (None: Jinja2 renders it)
+                assert got == env.from_string(text).render(context), text
+                compared += 1
+    assert compared >= 3  # today all of them are plain: the comparison is not empty
