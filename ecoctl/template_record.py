@@ -9,7 +9,7 @@
     answers: {service_name: loyalty, port: 8080, base_image: python:3.12-slim}
 
 Besides the record, the files provider keeps the pristine render of each new service in
-`.ecoctl/pristine/NAME/` (local state, not committed): the base of an upgrade when the template
+`.ecoctl/pristine/NAME.json` (local state, not committed): the base of an upgrade when the template
 folder no longer has the recorded version.
 """
 
@@ -107,28 +107,53 @@ def upgrade_notice(service: str, record: TemplateRecord, source) -> str:
             f"`ecoctl upgrade {service}` (see `ecoctl upgrade {service} --dry-run`)")
 
 
-def write_pristine(root: Path, service: str, files: dict[str, bytes]) -> None:
-    """Replace `.ecoctl/pristine/SERVICE/` with `files` (paths relative to the service folder)."""
-    from ecoctl.support.atomic import write_atomic, write_tree
+def pristine_path(root: Path, service: str) -> Path:
+    """`.ecoctl/pristine/SERVICE.json`: the pristine render, one file (a service's 25 files are one create)."""
+    return Path(root) / PRISTINE_DIR / f"{service}.json"
 
-    folder = Path(root) / PRISTINE_DIR / service
-    if folder.exists():
-        shutil.rmtree(folder)
-    if not write_tree(folder, files):  # made meanwhile (another run): its files replaced one by one
-        for rel, content in files.items():
-            write_atomic(folder / rel, content, mode=0o644, durable=False)
+
+def write_pristine(root: Path, service: str, files: dict[str, bytes]) -> None:
+    """Keep `files` (paths relative to the service folder, its record among them) as SERVICE's pristine render."""
+    import base64
+    import json
+
+    from ecoctl.support.atomic import write_atomic
+
+    shutil.rmtree(Path(root) / PRISTINE_DIR / service, ignore_errors=True)  # the folder older versions kept
+    document = {"files": {rel: base64.b64encode(content).decode("ascii") for rel, content in sorted(files.items())}}
+    write_atomic(pristine_path(root, service), json.dumps(document), mode=0o644, durable=False)
 
 
 def read_pristine(root: Path, service: str, record: TemplateRecord) -> dict[str, bytes] | None:
     """The pristine render of SERVICE, if one was saved for exactly `record`'s version and answers."""
-    folder = Path(root) / PRISTINE_DIR / service
-    saved = read_record(folder)
-    if saved is None or (saved.template, saved.version, saved.answers) != \
-            (record.template, record.version, record.answers):
+    files = _pristine_files(root, service)
+    if files is None or RECORD_FILE not in files:
+        return None
+    saved = TemplateRecord.parse(files[RECORD_FILE].decode("utf-8"), str(pristine_path(root, service)))
+    if (saved.template, saved.version, saved.answers) != (record.template, record.version, record.answers):
+        return None
+    return {rel: content for rel, content in sorted(files.items()) if rel != RECORD_FILE}
+
+
+def _pristine_files(root: Path, service: str) -> dict[str, bytes] | None:
+    import base64
+    import binascii
+    import json
+
+    try:
+        document = json.loads(pristine_path(root, service).read_text(encoding="utf-8"))
+        return {str(rel): base64.b64decode(content, validate=True) for rel, content in document["files"].items()}
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return None  # not what ecoctl wrote: as if gone
+    folder = Path(root) / PRISTINE_DIR / service  # as older versions kept it
+    if not folder.is_dir():
         return None
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != RECORD_FILE}
+            if path.is_file()}
 
 
 def remove_pristine(root: Path, service: str) -> None:
+    pristine_path(root, service).unlink(missing_ok=True)
     shutil.rmtree(Path(root) / PRISTINE_DIR / service, ignore_errors=True)

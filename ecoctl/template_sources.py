@@ -13,7 +13,7 @@ Old versions (the base of `ecoctl upgrade`) come from, in order:
   - git: the recorded commit, exactly;
   - a folder template whose `version` is the recorded one, or its `versions/<N>/` folder (a shipped
     template keeps every released version there: `templates/python-fastapi/versions/1/`);
-  - the pristine render saved in `.ecoctl/pristine/<service>/` when the service was rendered
+  - the pristine render saved in `.ecoctl/pristine/<service>.json` when the service was rendered
     (see ecoctl/template_record.py), which covers a team folder that kept no old versions.
 """
 

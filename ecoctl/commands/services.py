@@ -242,7 +242,9 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
             result.pending.update(done.pending)
     if delete_files and (workspace.root / "services" / name).is_dir():
         shutil.rmtree(workspace.root / "services" / name)
-        shutil.rmtree(workspace.root / ".ecoctl" / "pristine" / name, ignore_errors=True)  # upgrade's base
+        from ecoctl.template_record import remove_pristine
+
+        remove_pristine(workspace.root, name)  # upgrade's base
         result.notes.append(f"deleted services/{name}/")
     elif (workspace.root / "services" / name).is_dir():
         kept.write_record(workspace, name, removed_spec)

@@ -217,7 +217,7 @@ def _base(workspace, name: str, record: TemplateRecord, source: Source) -> dict[
     if pristine is not None:
         return pristine
     raise UsageError(f"cannot render {record.template} v{record.version}, the base of {name}'s upgrade: "
-                     f"the template has no versions/{record.version}/ and .ecoctl/pristine/{name}/ is gone; "
+                     f"the template has no versions/{record.version}/ and .ecoctl/pristine/{name}.json is gone; "
                      f"restore versions/{record.version}/ in the template (from its history)")
 
 

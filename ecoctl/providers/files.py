@@ -81,7 +81,7 @@ class WriteFiles:
 
     contents: dict[str, bytes]
     pristine: str | None = None
-    """A new service's name: its files are also kept as `.ecoctl/pristine/NAME/` (upgrade's base)."""
+    """A new service's name: its files are also kept in `.ecoctl/pristine/NAME.json` (upgrade's base)."""
 
 
 class FileGroup:

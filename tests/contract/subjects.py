@@ -121,6 +121,7 @@ def upgraded_service(root: Path, service: str, template: str = "python-fastapi",
     from ecoctl.service_templates import service_answers
     from ecoctl.service_templates import render_template
     from ecoctl.template_sources import at_version, resolve
+    from ecoctl.template_record import remove_pristine
     from ecoctl.workspace import Workspace
     from tests.helpers import run_ecoctl
 
@@ -129,7 +130,7 @@ def upgraded_service(root: Path, service: str, template: str = "python-fastapi",
     assert added.returncode == 0, added.stderr
     folder = root / "services" / service
     shutil.rmtree(folder)  # rendered again as the old version made it, without a record
-    shutil.rmtree(root / ".ecoctl" / "pristine" / service)
+    remove_pristine(root, service)
     old = at_version(resolve(template), from_version)
     assert old is not None, f"{template} keeps no version {from_version}"
     render_template(old, folder, service_answers(Workspace.open(root).ecosystem, service))

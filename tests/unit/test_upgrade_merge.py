@@ -74,3 +74,44 @@ def test_git_refs():
     assert parse_git("git+https://h/team/t.git#v2") == ("https://h/team/t.git", "v2")
     assert parse_git("git+file:///srv/t") == ("file:///srv/t", "HEAD")
     assert with_rev("git+file:///srv/t#v1", "v2") == "git+file:///srv/t#v2"
+
+
+def _record(version: int = 2):
+    from ecoctl.template_record import TemplateRecord
+
+    return TemplateRecord(template="python-fastapi", source="shipped", ref="python-fastapi", version=version,
+                          commit=None, answers={"service_name": "shop", "port": 8100})
+
+
+def test_the_pristine_render_is_one_file_read_back_byte_for_byte(tmp_path):
+    from ecoctl.template_record import PRISTINE_DIR, RECORD_FILE, read_pristine, remove_pristine, write_pristine
+
+    files = {"main.py": b"print('x')\n", "bin/blob": bytes(range(256)), "README.md": "é\n".encode()}
+    write_pristine(tmp_path, "shop", {**files, RECORD_FILE: _record().dump()})
+    assert sorted(p.name for p in (tmp_path / PRISTINE_DIR).iterdir()) == ["shop.json"]
+    assert read_pristine(tmp_path, "shop", _record()) == dict(sorted(files.items()))
+    assert read_pristine(tmp_path, "shop", _record(version=1)) is None  # saved for another version
+    remove_pristine(tmp_path, "shop")
+    assert read_pristine(tmp_path, "shop", _record()) is None
+
+
+def test_a_pristine_folder_of_older_versions_is_still_read_and_replaced(tmp_path):
+    from ecoctl.template_record import PRISTINE_DIR, RECORD_FILE, read_pristine, write_pristine
+
+    folder = tmp_path / PRISTINE_DIR / "shop"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "a.py").write_bytes(b"a")
+    (folder / RECORD_FILE).write_bytes(_record().dump())
+    assert read_pristine(tmp_path, "shop", _record()) == {"pkg/a.py": b"a"}
+    write_pristine(tmp_path, "shop", {"pkg/a.py": b"new", RECORD_FILE: _record().dump()})
+    assert not folder.exists() and read_pristine(tmp_path, "shop", _record()) == {"pkg/a.py": b"new"}
+
+
+def test_a_damaged_pristine_file_reads_as_gone(tmp_path):
+    from ecoctl.template_record import pristine_path, read_pristine
+
+    path = pristine_path(tmp_path, "shop")
+    path.parent.mkdir(parents=True)
+    for damage in ("{", '{"files": {"a": "not base64!"}}', '{"files": []}', "[]"):
+        path.write_text(damage)
+        assert read_pristine(tmp_path, "shop", _record()) is None, damage
