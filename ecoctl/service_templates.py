@@ -14,25 +14,21 @@ import keyword
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from functools import lru_cache
 from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import write_atomic
 from ecoctl.support.resources import templates_dir
-from ecoctl.support.template_tree import simple_render, tree_files
+from ecoctl.support.template_tree import tree_files
+from ecoctl.template_text import python_package, render_file, render_text  # noqa: F401 (python_package: part of this module's surface)
 
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
-_TAKEN_PACKAGES = frozenset({"tests", "test", "fastapi", "starlette", "uvicorn", "pydantic", "psycopg",
-                             "psycopg_pool", "jwt", "prometheus_client", "httpx", "pytest", "cryptography"})
-"""Packages a rendered service imports (or `tests`, its own test folder), which its package must not shadow."""
 _MANIFEST_KEYS = ("name", "description", "default_port", "version", "changelog", "variables", "run")
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"})
 
@@ -216,7 +212,7 @@ def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dic
         elif variable.required or variable.default is None:
             raise UsageError(f"template {template.name} needs the variable {variable.name!r}")
         elif isinstance(variable.default, str) and ("{{" in variable.default or "{%" in variable.default):
-            context[variable.name] = _render_string(variable.default, context,
+            context[variable.name] = render_text(variable.default, context,
                                                     f"{template.name}: default of {variable.name}")
         else:
             context[variable.name] = variable.default
@@ -227,15 +223,6 @@ def template_variables(template: TemplateInfo, variables: dict[str, Any]) -> dic
         raise UsageError(f"package_name {package!r} is not a valid Python package name: use letters, "
                          "digits and underscores, starting with a letter")
     return context
-
-
-def python_package(name: str) -> str:
-    """A Python package name for a service name; `_service` appended when Python already has it."""
-    package = name.replace("-", "_")
-    if keyword.iskeyword(package) or keyword.issoftkeyword(package) or package in sys.stdlib_module_names \
-            or package in sys.builtin_module_names or package in _TAKEN_PACKAGES:
-        package += "_service"
-    return package
 
 
 def render_service_files(template: TemplateInfo, variables: dict[str, Any],
@@ -298,7 +285,7 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
     out: dict[str, tuple[bytes, int]] = {}
     for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
-        rel = _render_string(rel_source, context, where)
+        rel = render_text(rel_source, context, where)
         if rel.endswith(SUFFIX):
             rel = rel[: -len(SUFFIX)]
         parts = rel.split("/")
@@ -309,90 +296,14 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
         source = root / rel_source
         data = source.read_bytes()
         if rel_source.endswith(SUFFIX):
-            data = _render_file(source, data, context, where)
+            try:
+                data = render_file(data.decode("utf-8"), context, where).encode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
         if rel in out:
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
-
-
-def _render_file(source: Path, data: bytes, context: dict[str, Any], where: str) -> bytes:
-    """A `.j2` file's content rendered: plain `{{ name }}` placeholders without Jinja2, the rest by it."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"template {where} is not UTF-8 text: drop its {SUFFIX} suffix") from None
-    plain = simple_render(text, context, _FILTERS)
-    if plain is not None:
-        return plain.encode("utf-8")
-    from jinja2 import TemplateError
-
-    try:
-        return _compiled(_environment(), source, data).render(context).encode("utf-8")
-    except TemplateError as exc:
-        raise UsageError(f"template {where}: {_one_line(exc)}") from None
-
-
-def _compiled(env, source: Path, data: bytes):
-    """A template file compiled once per process (a plan may render it for hundreds of services)."""
-    key = (source, source.stat().st_mtime_ns)
-    if key not in _COMPILED:
-        _COMPILED[key] = env.from_string(data.decode("utf-8"))
-    return _COMPILED[key]
-
-
-_COMPILED: dict[tuple[Path, int], Any] = {}
-_COMPILED_STRINGS: dict[str, Any] = {}
-_FILTERS = {"python_package": python_package}
-"""ecoctl's own Jinja2 filters."""
-
-
-@lru_cache(maxsize=1)
-def _environment():
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    # sandboxed: a template (maybe from a git repository) renders text, it never runs code
-    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters.update(_FILTERS)
-    return env
-
-
-def _render_string(text: str, context: dict[str, Any], where: str) -> str:
-    """TEXT (a path, a variable's default, an argument of `run:`) rendered: `{{ name }}` and
-    `{{ name | python_package }}` without Jinja2 (a plan of services whose files are all there, and
-    a new service of a shipped template, never import it), the rest with ecoctl's environment."""
-    if "{{" not in text and "{%" not in text:
-        return text
-    plain = simple_render(text, context, _FILTERS)
-    if plain is not None:
-        return plain
-    from jinja2 import TemplateError
-
-    try:
-        if text not in _COMPILED_STRINGS:
-            _COMPILED_STRINGS[text] = _environment().from_string(text)
-        return _COMPILED_STRINGS[text].render(context)
-    except TemplateError as exc:
-        raise UsageError(f"template {where}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: Exception) -> str:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if type(exc).__name__ == "UndefinedError":
-        message += " (pass it as a variable, or give it a default in template.yaml)"
-    line = getattr(exc, "lineno", None) or _template_line(exc)
-    return f"line {line}: {message}" if line else message
-
-
-def _template_line(exc: Exception) -> int | None:
-    """The template line a render-time error came from (Jinja2 maps its frames to `<template>`)."""
-    line, tb = None, exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def service_answers(ecosystem, name: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.service_templates import (MANIFEST, TemplateInfo, _render_string, service_answers,
+from ecoctl.template_text import render_text
+from ecoctl.service_templates import (MANIFEST, TemplateInfo, service_answers,
                                       template_variables)
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     def argv(raw: Any, what: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw or not all(isinstance(arg, (str, int)) for arg in raw):
             raise UsageError(f"{where}.{what} must be a non-empty list of arguments")
-        return tuple(_program(_render_string(str(arg), context, f"{where}.{what}")) if index == 0
-                     else _render_string(str(arg), context, f"{where}.{what}")
+        return tuple(_program(render_text(str(arg), context, f"{where}.{what}")) if index == 0
+                     else render_text(str(arg), context, f"{where}.{what}")
                      for index, arg in enumerate(raw))
 
     build = declared.get("build") or []
@@ -82,7 +83,7 @@ def docker_build_args(workspace, name: str) -> dict[str, str]:
     if not declared:
         return {"BASE_IMAGE": workspace.ecosystem.image("python")}
     context = _run_context(workspace, template, name)
-    return {str(key): _render_string(str(value), context, f"{template.name}: run.docker.build_args.{key}")
+    return {str(key): render_text(str(value), context, f"{template.name}: run.docker.build_args.{key}")
             for key, value in declared.items()}
 
 
