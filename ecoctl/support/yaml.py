@@ -83,13 +83,22 @@ def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
 def parse_yaml(path: Path | str, text: str, loader=None) -> Any:
     """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line, and so is a
     document whose aliases expand past MAX_NODES (checked before anything walks it)."""
-    if len(text) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
+    _check_size(path, text)
     with yaml_errors(path):
         try:
             document = (loader or roundtrip()).load(text)
         except RecursionError:
             raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    return _bounded(path, document)
+
+
+def _check_size(path: Path | str, text: str) -> None:
+    if len(text) > MAX_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
+
+
+def _bounded(path: Path | str, document: Any) -> Any:
+    """DOCUMENT, once its aliases are known not to expand past MAX_NODES."""
     try:
         expanded_size(document)
     except _TooBig as exc:
@@ -131,8 +140,7 @@ def fast_load(path: Path | str, text: str) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
     only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
     MAX_NODES is one UsageError naming the file (and the line)."""
-    if len(text) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
+    _check_size(path, text)
     done, data = _with_c_parser(text, "get_single_data")
     if not done:
         from ruamel.yaml import YAML
@@ -142,13 +150,7 @@ def fast_load(path: Path | str, text: str) -> Any:
                 data = YAML(typ="safe", pure=True).load(text)
             except RecursionError:
                 raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    try:
-        expanded_size(data)
-    except _TooBig as exc:
-        raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
-    except RecursionError:
-        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return data
+    return _bounded(path, data)
 
 
 def fast_compose(path: Path | str, text: str) -> Any:
