@@ -83,10 +83,18 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None, dura
     if mode is None:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     data = content.encode() if isinstance(content, str) else content
-    fd, tmp = _in_folder(path.parent, lambda: tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                                                suffix=".tmp"))
+    _in_folder(path.parent, lambda: replace_file(path, data, mode, durable=durable))
+
+
+def replace_file(path: Path, data: bytes, mode: int, *, durable: bool = True,
+                 owner: tuple[int, int] | None = None) -> None:
+    """PATH (itself, never through a symlink) replaced by a new file beside it holding DATA, given
+    MODE and OWNER (uid, gid) before it holds anything; on any failure the new file is removed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

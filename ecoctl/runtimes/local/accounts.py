@@ -67,28 +67,13 @@ class Account:
         """Write CONTENT to PATH readable by the programs' user only (0600, theirs); True when
         changed. The new file is owned and closed before it replaces the old one (the folder may
         be that user's: nothing they could swap in is ever chowned)."""
-        import tempfile
+        from ecoctl.support.atomic import replace_file
 
         data = content.encode() if isinstance(content, str) else content
         if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
             self.hand_over(path, 0o600)
             return False
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            if self.name is not None:
-                os.fchown(fd, *self.ids())
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        replace_file(path, data, 0o600, owner=self.ids() if self.name is not None else None)
         return True
 
     def copy_private_tree(self, source: Path, target: Path) -> None:
