@@ -82,3 +82,23 @@ def converge_providers(providers: list):
     for workspace in {id(provider.workspace): provider.workspace for provider in providers}.values():
         workspace.ensure_secrets()
     return apply_plan(providers, make_plan(providers))
+
+
+DOCKER_TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
+                      "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
+"""The images tests/docker/setup.sh builds from its debootstrap base (no registry is reachable)."""
+
+
+def docker_engine_problem() -> str | None:
+    """Why the docker and swarm runtime tests cannot run here (None: they can)."""
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`docker info` failed: {exc}"
+    if done.returncode != 0:
+        return "no Docker engine answers (`docker info` failed; tests/docker/setup.sh starts one as root)"
+    missing = [image for image in DOCKER_TEST_IMAGES.values()
+               if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
+    if missing:
+        return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
+    return None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ecoctl.errors import EcoctlError
-from tests.helpers import free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl.workspace import Workspace
 
@@ -29,24 +29,10 @@ def client_id(root, service: str) -> str:
 
     return contract.client_id(Workspace(root).ecosystem, service)
 
-TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
-               "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
+
+TEST_IMAGES = DOCKER_TEST_IMAGES
 GO_IMAGES = {"go": "ecoctl-test/go:1.26", "base": "ecoctl-base/bookworm:latest"}
 """The go-gin template's build and base images (tests/docker/setup.sh builds the first where Go is installed)."""
-
-
-def _engine_problem() -> str | None:
-    try:
-        done = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"`docker info` failed: {exc}"
-    if done.returncode != 0:
-        return "no Docker engine answers (`docker info` failed; tests/docker/setup.sh starts one as root)"
-    missing = [image for image in TEST_IMAGES.values()
-               if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
-    if missing:
-        return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
-    return None
 
 
 def test_no_engine_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
@@ -64,7 +50,7 @@ def test_no_engine_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
     assert "--runtime local" in message
 
 
-ENGINE_PROBLEM = _engine_problem()
+ENGINE_PROBLEM = docker_engine_problem()
 docker_only = [pytest.mark.docker,
                pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")]
 

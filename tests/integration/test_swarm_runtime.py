@@ -24,28 +24,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl import contract
 from ecoctl.workspace import Workspace
 
-TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
-               "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
+TEST_IMAGES = DOCKER_TEST_IMAGES
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _engine_problem() -> str | None:
-    try:
-        done = subprocess.run(["docker", "info", "--format", "{{json .Swarm}}"], capture_output=True,
-                              text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"`docker info` failed: {exc}"
-    if done.returncode != 0:
-        return "no Docker engine answers (`docker info` failed; tests/docker/setup.sh starts one as root)"
-    missing = [image for image in TEST_IMAGES.values()
-               if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
-    if missing:
-        return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
+    """The docker tests' reasons, and a postgres image old enough to lack secrets from files."""
+    problem = docker_engine_problem()
+    if problem is not None:
+        return problem
     probe = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", TEST_IMAGES["postgres"], "-c",
                             "grep -q POSTGRES_PASSWORD_FILE /usr/local/bin/docker-entrypoint.sh"],
                            capture_output=True)
