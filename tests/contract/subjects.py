@@ -99,7 +99,7 @@ def go_template(template: str, service: str = "contracted") -> Callable[[Path], 
         if go is None:
             import pytest
 
-            pytest.skip("go is not installed: the go-gin template cannot be built here")
+            pytest.skip("go is not on PATH: the go-gin subjects need its toolchain to build (install Go; the Python subjects still run)")
         folder = workdir / "services" / service
         render_template(find_template(template), folder, {"service_name": service})
         binary = workdir / "bin" / "service"

@@ -189,6 +189,6 @@ def test_external_authentik_leaves_authentik_out_of_compose(local_root):
 def test_readme_demo_directory_is_git_ignored():
     clone = ECOCTL.parent
     if not (clone / ".git").exists():
-        pytest.skip("not a git clone")
+        pytest.skip("not a git clone (an unpacked source archive?): `git check-ignore` needs the repository")
     ignored = subprocess.run(["git", "check-ignore", "-q", "demo/ecosystem.yaml"], cwd=clone)
     assert ignored.returncode == 0

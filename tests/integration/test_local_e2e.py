@@ -4,6 +4,7 @@ down --volumes. Real supervisord, PostgreSQL, uvicorn."""
 
 import json
 import os
+import shutil
 import socket
 
 import httpx
@@ -71,11 +72,14 @@ def test_local_stack_end_to_end(demo):
                          password=env.get("LOYALTY_DB_PASSWORD")) as conn:
         assert conn.execute("select current_database()").fetchone() == ("loyalty_db",)
     assert "job_name: loyalty" in (root / "monitoring/prometheus/prometheus.yml").read_text()
-    check_go_service(root, ports, env)
+    go = shutil.which("go") is not None
+    if go:
+        check_go_service(root, ports, env)
 
     status = json.loads(run_ecoctl("status", "--json", cwd=root).stdout)
     states = {c["name"]: c["state"] for c in status["components"]}
-    assert states["portfolio"] == states["loyalty"] == states["rewards"] == states["postgres"] == "running"
+    assert states["portfolio"] == states["loyalty"] == states["postgres"] == "running"
+    assert states.get("rewards") == ("running" if go else None)
     assert status["drift"] == []
 
     down = run_ecoctl("down", cwd=root)
@@ -92,6 +96,8 @@ def test_local_stack_end_to_end(demo):
 
     wiped = run_ecoctl("down", "--volumes", cwd=root)
     assert wiped.returncode == 2 and "--yes" in wiped.stderr  # no TTY: refuses to delete data unasked
+    if not go:  # said at the end, so a machine without Go still checks every other stage
+        pytest.skip("go is not installed: every stage ran except the go-gin service's (install Go to run it)")
 
 
 def check_up_adopts_only_when_asked(root, ports, env) -> None:
@@ -118,11 +124,8 @@ def check_up_adopts_only_when_asked(root, ports, env) -> None:
 def check_go_service(root, ports, env) -> None:
     """A go-gin service added to the running stack: built once by the local runtime as its template
     declares, healthy, checking tokens, scraped by Prometheus, its database its own."""
-    import shutil
     import time
 
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed: the go-gin template cannot be built here")
     added = run_ecoctl("add-service", "rewards", "--template", "go-gin", "--port", str(ports["rewards"]),
                        "--json", cwd=root, timeout=900)
     assert added.returncode == 0, added.stderr[-3000:]

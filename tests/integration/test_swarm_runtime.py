@@ -141,7 +141,8 @@ def _client():
 class TestSwarm:
     def test_up_without_a_swarm_says_to_pass_init_swarm(self, stack):
         if "no_swarm" not in stack:
-            pytest.skip(f"the engine was already in a swarm ({stack['swarm_before']}): nothing to refuse")
+            pytest.skip(f"the engine was already in a swarm ({stack['swarm_before']}): `up` without a swarm cannot "
+                        "be shown without leaving it, and a test never leaves a swarm it did not make")
         done = stack["no_swarm"]
         assert done.returncode == 1
         lines = done.stderr.strip().splitlines()
