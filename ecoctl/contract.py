@@ -67,16 +67,6 @@ def client_id(ecosystem: "Ecosystem", service: str) -> str:
     return f"{ecosystem.core.authentik.prefix}{service}"
 
 
-def authentik_used(ecosystem: "Ecosystem") -> bool:
-    """Whether services trust Authentik (the stack's or an external one) rather than the local key."""
-    return ecosystem.runtime != "local" or bool(ecosystem.core.authentik.url)
-
-
-def authentik_in_stack(ecosystem: "Ecosystem") -> bool:
-    """Whether the compose stack has its own Authentik (server, worker and its database)."""
-    return not ecosystem.core.authentik.url
-
-
 def authentik_base_url(ecosystem: "Ecosystem") -> str:
     """Authentik as ecoctl (on this host) reaches it."""
     authentik = ecosystem.core.authentik
@@ -90,7 +80,7 @@ def issuer(ecosystem: "Ecosystem", service: str) -> str:
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     slug = client_id(ecosystem, service)
-    if target in ("compose", "swarm") and authentik_in_stack(ecosystem):
+    if target in ("compose", "swarm") and ecosystem.authentik_in_stack:
         return f"http://authentik-server:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
     return f"{authentik_base_url(ecosystem)}/application/o/{slug}/jwks/"
 
@@ -98,7 +88,7 @@ def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     """Every .env key the ecosystem needs: generated once by the workspace, kept forever."""
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
-    if authentik_in_stack(ecosystem):
+    if ecosystem.authentik_in_stack:
         keys += [*AUTHENTIK_STACK_SECRETS, db_password_key(AUTHENTIK_DATABASE)]
     keys += [GRAFANA_ADMIN_PASSWORD, REDIS_PASSWORD]
     for service in ecosystem.services:
@@ -109,7 +99,7 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
     keys = {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD}
-    if authentik_used(ecosystem):
+    if ecosystem.authentik_used:
         keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
     return keys
 
@@ -156,7 +146,7 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
     }
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
-    if target in ("compose", "swarm") or authentik_used(ecosystem):
+    if target in ("compose", "swarm") or ecosystem.authentik_used:
         variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
     else:
         from ecoctl.local_auth import jwks_path

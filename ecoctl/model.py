@@ -143,6 +143,18 @@ class Ecosystem(Record):
             return f"postgres:{self.core.postgres.version}"
         return self.images.get(key, DEFAULT_IMAGES[key])
 
+    @property
+    def authentik_in_stack(self) -> bool:
+        """Whether the stack runs its own Authentik (server, worker and its database): no
+        `core.authentik.url` names an external one."""
+        return not self.core.authentik.url
+
+    @property
+    def authentik_used(self) -> bool:
+        """Whether services trust Authentik (the stack's or an external one) rather than the local
+        signing key: the local runtime runs no Authentik of its own."""
+        return self.runtime != "local" or not self.authentik_in_stack
+
     def added_services(self) -> dict[str, ServiceSpec]:
         return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
 

@@ -103,7 +103,7 @@ class Doctor:
             ports[core.postgres.port] = "postgres"
         if self.docker or shutil.which("redis-server"):
             ports[core.redis.port] = "redis"
-        if self.docker and contract.authentik_in_stack(self.ecosystem):
+        if self.docker and self.ecosystem.authentik_in_stack:
             ports[core.authentik.port] = "authentik-server"
         if core.monitoring.enabled and (self.docker or shutil.which("prometheus")):
             ports[core.monitoring.prometheus_port] = "prometheus"
@@ -191,11 +191,11 @@ class Doctor:
 
     # -- Authentik ---------------------------------------------------------------------------------
     def check_authentik(self) -> None:
-        if not contract.authentik_used(self.ecosystem):
+        if not self.ecosystem.authentik_used:
             self.add("authentik", "skip", "not used: services trust the local signing key "
                                           "(`ecoctl token SERVICE`)")
             return
-        if contract.authentik_in_stack(self.ecosystem) and not self.running():
+        if self.ecosystem.authentik_in_stack and not self.running():
             self.add("authentik", "skip", "runs in the stack: `ecoctl up` starts it")
             return
         from ecoctl.clients.authentik import AuthentikClient
@@ -262,7 +262,7 @@ class Doctor:
         core = self.ecosystem.core
         keys = [] if core.postgres.external else ["postgres"]
         keys.append("redis")
-        if contract.authentik_in_stack(self.ecosystem):
+        if self.ecosystem.authentik_in_stack:
             keys.append("authentik")
         if core.monitoring.enabled:
             keys.append("prometheus")

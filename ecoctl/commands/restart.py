@@ -17,7 +17,7 @@ AUTHENTIK_CONTAINERS = ("authentik-server", "authentik-worker")
 def restartable(workspace: "Workspace", name: str) -> None:
     """Refuse, with what to do, a name that is not a service this runtime runs."""
     ecosystem = workspace.ecosystem
-    if name in AUTHENTIK_CONTAINERS and ecosystem.runtime == "docker" and not ecosystem.core.authentik.url:
+    if name in AUTHENTIK_CONTAINERS and ecosystem.runtime == "docker" and ecosystem.authentik_in_stack:
         return
     spec = ecosystem.services.get(name)
     if spec is None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def service_role(workspace: "Workspace", service: str) -> str:
     if service == AUTHENTIK_DATABASE:
-        if workspace.ecosystem.core.authentik.url is not None:
+        if not workspace.ecosystem.authentik_in_stack:
             raise EcoctlError("Authentik is external here (core.authentik.url): its database "
                               "password is not managed by ecoctl")
         return role_name(AUTHENTIK_DATABASE)

@@ -57,7 +57,7 @@ class UpResult:
 
 def credentials_hint(workspace, name: str) -> str:
     keys = list(contract.service_secret_keys(workspace.ecosystem, name).values())
-    if not contract.authentik_used(workspace.ecosystem):
+    if not workspace.ecosystem.authentik_used:
         keys.append(f"`ecoctl token {name}`")
     return ".env: " + ", ".join(keys)
 
@@ -67,7 +67,7 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
     core = workspace.ecosystem.core
     found = {"postgres": f"postgresql://{workspace.postgres.address}" if core.postgres.external
              else f"postgresql://127.0.0.1:{core.postgres.port}"}
-    if contract.authentik_used(workspace.ecosystem):
+    if workspace.ecosystem.authentik_used:
         found["authentik"] = contract.authentik_base_url(workspace.ecosystem)
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
@@ -171,7 +171,7 @@ def status(workspace) -> StatusReport:
         running = False
     used = systems_used(workspace.ecosystem)
     external_servers = workspace.ecosystem.core.postgres.external is not None
-    offline = OFFLINE_SYSTEMS | ({"authentik"} if workspace.ecosystem.core.authentik.url else set())
+    offline = OFFLINE_SYSTEMS | (set() if workspace.ecosystem.authentik_in_stack else {"authentik"})
     only = None if running or external_servers else offline & used
     plan = plan_workspace(workspace, only=only)
     compared = sorted(only if only is not None else used)

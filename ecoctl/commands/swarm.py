@@ -30,7 +30,7 @@ def scale_component(workspace, component: str, replicas: int) -> str | None:
     _require_swarm(workspace, "`ecoctl scale`")
     services = workspace.ecosystem.services
     if component == "authentik-worker":
-        if workspace.ecosystem.core.authentik.url:
+        if not workspace.ecosystem.authentik_in_stack:
             raise UsageError("Authentik is external here (core.authentik.url): its workers are not ecoctl's")
 
         def mutate(document):

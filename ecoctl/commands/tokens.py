@@ -13,7 +13,7 @@ def token_for(workspace, service: str, subject: str = "local-user", ttl: int = 3
 
     if service not in workspace.ecosystem.services:
         raise UsageError(f"no service {service!r} in ecosystem.yaml")
-    if contract.authentik_used(workspace.ecosystem):
+    if workspace.ecosystem.authentik_used:
         raise EcoctlError(f"{service} trusts Authentik ({contract.authentik_base_url(workspace.ecosystem)}), "
                           "not a local key: get a token from Authentik's token endpoint with client id "
                           f"{contract.client_id(workspace.ecosystem, service)} and the secret in .env "

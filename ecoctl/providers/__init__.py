@@ -27,10 +27,8 @@ FILE_SYSTEMS = frozenset({"files", "compose", "prometheus", "grafana"})
 def systems_used(ecosystem: "Ecosystem") -> frozenset[str]:
     """The systems this ecosystem uses: the local runtime has no Authentik unless an external one
     is set; monitoring can be switched off."""
-    from ecoctl.contract import authentik_used
-
     systems = set(SYSTEMS)
-    if not authentik_used(ecosystem):
+    if not ecosystem.authentik_used:
         systems.discard("authentik")
     if not ecosystem.core.monitoring.enabled:
         systems -= {"prometheus", "grafana"}

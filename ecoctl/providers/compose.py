@@ -234,7 +234,7 @@ class ComposeProvider(Provider):
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
                                   f"name {main.data.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
-        for key in AUTHENTIK_SERVICES if not contract.authentik_in_stack(self.workspace.ecosystem) else ():
+        for key in AUTHENTIK_SERVICES if not self.workspace.ecosystem.authentik_in_stack else ():
             if isinstance(current.get(key), dict):  # core.authentik.url names an external Authentik
                 changes.append(Change(self.name, "delete", "compose service", key,
                                       "Authentik is external (core.authentik.url)", payload=SetService(key, None)))

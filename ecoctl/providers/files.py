@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ecoctl import contract
 from ecoctl.support.atomic import write_atomic, write_tree
 from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
@@ -72,7 +71,7 @@ def core_context(workspace) -> dict:
             "prometheus_self": "localhost:9090" if ecosystem.runtime in ("docker", "swarm")
             else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
             "authentik_version": ecosystem.core.authentik.version,
-            "authentik_in_stack": contract.authentik_in_stack(ecosystem)}
+            "authentik_in_stack": ecosystem.authentik_in_stack}
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def desired_state(workspace: "Workspace") -> Desired:
     for service in ecosystem.services:
         desired.databases[service] = ServiceDatabase(service, database_name(service), role_name(service),
                                                      db_password_key(service))
-    if ecosystem.core.authentik.url is None:
+    if ecosystem.authentik_in_stack:
         desired.databases[AUTHENTIK_DATABASE] = ServiceDatabase(
             AUTHENTIK_DATABASE, AUTHENTIK_DATABASE, role_name(AUTHENTIK_DATABASE), db_password_key(AUTHENTIK_DATABASE))
     readers: dict[str, list[str]] = defaultdict(list)

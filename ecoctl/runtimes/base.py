@@ -101,7 +101,7 @@ class Runtime(ABC):
         core = self.workspace.ecosystem.core
         names = [] if core.postgres.external else ["postgres"]
         names.append("redis")
-        if not core.authentik.url:
+        if self.workspace.ecosystem.authentik_in_stack:
             names += ["authentik-server", "authentik-worker"]
         if core.monitoring.enabled:
             names.append("prometheus")

@@ -141,7 +141,7 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
 
     def start_core(self) -> bool:
         changed = self._up(["redis"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
-        if not self.workspace.ecosystem.core.authentik.url:
+        if self.workspace.ecosystem.authentik_in_stack:
             # Authentik's readiness (flows, API) is waited for by the caller, through its API.
             changed = self._up(["authentik-server", "authentik-worker"]) or changed
         return changed

@@ -224,7 +224,7 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
 
     def start_core(self) -> bool:
         keys = ["redis"]
-        if not self.workspace.ecosystem.core.authentik.url:
+        if self.workspace.ecosystem.authentik_in_stack:
             keys += ["authentik-server", "authentik-worker"]
         changed = self.deploy(set(keys))
         self._wait_core(["redis"])  # Authentik's readiness is waited for through its API by the caller

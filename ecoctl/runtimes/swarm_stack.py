@@ -252,7 +252,7 @@ def render(workspace, components: set[str], images: dict[str, str], node: str) -
     skipped = set()
     if ecosystem.core.postgres.external:
         skipped.add("postgres")  # a managed database: services get its host from the contract
-    if ecosystem.core.authentik.url:
+    if not ecosystem.authentik_in_stack:
         skipped |= {"authentik-server", "authentik-worker"}
     for key in CORE_KEYS:
         if key in components and key not in skipped and isinstance(core.get(key), dict):

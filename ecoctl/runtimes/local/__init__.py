@@ -55,7 +55,7 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
         return self.ecosystem.core.postgres.external is not None
 
     def _authentik_external(self) -> bool:
-        return bool(self.ecosystem.core.authentik.url)
+        return not self.ecosystem.authentik_in_stack
 
     def binary(self, component: str) -> str | None:
         return shutil.which(MISSING_BINARY[component][0])
