@@ -23,39 +23,13 @@ from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 
 LABEL = "ecoctl.service"
 NETWORK = contract.COMPOSE_NETWORK
-AUTHENTIK_SERVICES = ("authentik-server", "authentik-worker")
-CORE_IMAGES = {"postgres": "postgres", "redis": "redis", "authentik-server": "authentik",
-               "authentik-worker": "authentik", "prometheus": "prometheus", "grafana": "grafana"}
-
-
-REDIS_PASSWORD_REF = f"${{{contract.REDIS_PASSWORD}:?run ecoctl init to create .env}}"
-REDIS_COMMAND = ["redis-server", "--save", "60", "1", "--protected-mode", "no",
-                 "--requirepass", REDIS_PASSWORD_REF]
-"""Redis requires the password services get (`REDIS_URL`): a compose.yaml from before that is
-brought to it too (as stacks/core/compose.yaml.j2 writes it)."""
 
 
 def core_settings(ecosystem) -> dict[str, dict[str, Any]]:
-    """What ecosystem.yaml decides about each core compose service: image, host port, container
-    name; and Redis's password."""
-    core = ecosystem.core
-    published = {"postgres": (core.postgres.port, contract.POSTGRES_PORT),
-                 "redis": (core.redis.port, contract.REDIS_PORT),
-                 "authentik-server": (core.authentik.port, contract.AUTHENTIK_PORT),
-                 "prometheus": (core.monitoring.prometheus_port, contract.PROMETHEUS_PORT),
-                 "grafana": (core.monitoring.grafana_port, contract.GRAFANA_PORT)}
-    settings = {}
-    for key, image in CORE_IMAGES.items():
-        wanted: dict[str, Any] = {"image": ecosystem.image(image),
-                                  "container_name": f"{ecosystem.name}-{key}"}
-        if key in published:
-            host, container = published[key]
-            wanted["ports"] = [f"127.0.0.1:{host}:{container}"]
-        if key == "redis":
-            wanted["command"] = REDIS_COMMAND
-            wanted["environment"] = {"REDISCLI_AUTH": REDIS_PASSWORD_REF}  # its healthcheck's redis-cli
-        settings[key] = wanted
-    return settings
+    """What ecosystem.yaml decides about each core compose service (see ecoctl.compose_core)."""
+    from ecoctl import compose_core
+
+    return compose_core.settings(ecosystem)
 
 
 def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -> dict[str, Any]:
@@ -179,6 +153,26 @@ class SetSeparateFile:
     document: dict | None
 
 
+def _left_out(ecosystem) -> dict[str, str]:
+    """Core services compose.yaml must not hold in this ecosystem, and why."""
+    from ecoctl import compose_core, components
+
+    return {component.name: reason for component in components.CATALOG
+            if (reason := compose_core.left_out(ecosystem, component))}
+
+
+def _drop_unused_anchors(document, services) -> None:
+    """A shared environment (`x-NAME`) whose last core service is gone."""
+    from ecoctl import compose_core, components
+
+    for component in components.CATALOG:
+        anchor = component.container.shared_environment if component.container else ""
+        users = [other.name for other in components.CATALOG
+                 if other.container and other.container.shared_environment == anchor]
+        if anchor and not set(users) & set(services):
+            document.pop(compose_core.shared_anchor(anchor), None)
+
+
 class ComposeProvider(Provider):
     name = "compose"
     appliers = {SetProject: "set_project", SetCoreField: "set_core_field", SetService: "set_service",
@@ -234,10 +228,10 @@ class ComposeProvider(Provider):
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
                                   f"name {main.data.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
-        for key in AUTHENTIK_SERVICES if not self.workspace.ecosystem.authentik_in_stack else ():
-            if isinstance(current.get(key), dict):  # core.authentik.url names an external Authentik
-                changes.append(Change(self.name, "delete", "compose service", key,
-                                      "Authentik is external (core.authentik.url)", payload=SetService(key, None)))
+        for key, reason in _left_out(self.workspace.ecosystem).items():
+            if isinstance(current.get(key), dict):
+                changes.append(Change(self.name, "delete", "compose service", key, reason,
+                                      payload=SetService(key, None)))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict):
@@ -342,8 +336,7 @@ class ComposeProvider(Provider):
         services = main.document.setdefault("services", {})
         if payload.entry is None:
             services.pop(payload.name, None)
-            if payload.name in AUTHENTIK_SERVICES and not set(AUTHENTIK_SERVICES) & set(services):
-                main.document.pop("x-authentik-environment", None)  # its anchor's last users are gone
+            _drop_unused_anchors(main.document, services)
         elif payload.name in services:
             _merge_entry(services[payload.name], payload.entry)
         else:

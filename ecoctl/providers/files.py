@@ -63,6 +63,8 @@ def _build_output(parts: tuple[str, ...]) -> bool:
 
 
 def core_context(workspace) -> dict:
+    from ecoctl import compose_core
+
     ecosystem = workspace.ecosystem
     images = {key: ecosystem.image(key) for key in ("postgres", "redis", "authentik", "prometheus",
                                                       "grafana", "python")}
@@ -71,7 +73,7 @@ def core_context(workspace) -> dict:
             "prometheus_self": "localhost:9090" if ecosystem.runtime in ("docker", "swarm")
             else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
             "authentik_version": ecosystem.core.authentik.version,
-            "authentik_in_stack": ecosystem.authentik_in_stack}
+            "authentik_in_stack": ecosystem.authentik_in_stack, "compose": compose_core.text(ecosystem)}
 
 
 @dataclass(frozen=True)
