@@ -30,8 +30,10 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
     from ecoctl.errors import UsageError
     from ecoctl.commands.init import init_ecosystem
 
-    if runtime not in (None, "docker", "local", "swarm"):
-        raise UsageError(f"--runtime must be docker, swarm or local, not {runtime!r}")
+    from ecoctl.runtimes import NAMES
+
+    if runtime is not None and runtime not in NAMES:
+        raise UsageError(f"--runtime must be {', '.join(NAMES[:-1])} or {NAMES[-1]}, not {runtime!r}")
     result = init_ecosystem(directory, runtime=runtime, force=force)
     if json_output:
         ui.print_json({"root": str(result.root), "runtime": result.runtime, "runtime_reason": result.reason,
@@ -126,15 +128,11 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
     from ecoctl.commands.reconcile import require_converged
 
     workspace = workspace_of(ctx, changes=True)
-    if init_swarm or workspace.ecosystem.runtime == "swarm":
-        from ecoctl.commands.swarm import init_swarm_for
-
-        init_swarm_for(workspace, init=init_swarm)  # a swarm to deploy on, before any stage runs
     try:
         with stage_display(json_output) as display:
             result = stack.up(workspace, stage=display and display.stage,
-                              progress=display and display.progress, grafana=monitoring,
-                              health_timeout=timeout, verbose=verbose, adopt=adopt)
+                              progress=display and display.progress, on_demand=monitoring,
+                              health_timeout=timeout, verbose=verbose, adopt=adopt, init_swarm=init_swarm)
     except stack.UnhealthyServices as exc:
         if not json_output:
             err = ui.console(stderr=True)

@@ -12,31 +12,15 @@ from ecoctl.cli.common import JSON_OPTION, complete_service, stage_display, work
 def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):
     """Give SERVICE's database role a new password (server first, then .env), then restart what uses it."""
     from ecoctl import ui
-    from ecoctl.commands.restart import restart_if_running
-    from ecoctl.commands.secrets import consumers, rotate_password
+    from ecoctl.commands.secrets import rotate
     from ecoctl.errors import UnhealthyServices
 
-    workspace = workspace_of(ctx, changes=True)
-    rotate_password(workspace, service)
+    rotation = rotate(workspace_of(ctx, changes=True), service)
     out = ui.console()
-    if workspace.ecosystem.runtime == "swarm":
-        from ecoctl.commands.swarm import roll_secret
-
-        if roll_secret(workspace, service):
-            out.print(f"Rotated {service}'s database password; its replicas rolled onto the new secret.")
-            return
-    out.print(f"Rotated {service}'s database password (.env updated).")
-    names = consumers(workspace, service)
-    if not names:
-        return
-    health = restart_if_running(workspace, names, progress=lambda line: None)
-    if health is None:
-        out.print(f"The stack is not running: {', '.join(names)} will use the new password at the next `ecoctl up`.")
-        return
-    out.print("Restarted " + ", ".join(f"{name} ({state})" for name, state in health.items()) + " with it.")
-    failed = {name: state for name, state in health.items() if state not in ("healthy", "restarted")}
-    if failed:
-        raise UnhealthyServices(failed, {})
+    for line in rotation.lines():
+        out.print(line, markup=False)
+    if rotation.failed:
+        raise UnhealthyServices(rotation.failed, {})
 
 
 def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml (docker runtime: also authentik-server, authentik-worker).", autocompletion=complete_service),

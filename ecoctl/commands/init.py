@@ -99,7 +99,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     workspace = Workspace(directory)
     workspace.lock_for_changes()
     try:
-        return _fill(workspace, runtime, result)
+        return _fill(workspace, result)
     finally:
         workspace.unlock()
 
@@ -115,7 +115,7 @@ def _created(change) -> str:
     return f"{change.name} ({change.kind})"
 
 
-def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
+def _fill(workspace, result: InitResult) -> InitResult:
     from ecoctl.commands.reconcile import converge
     from ecoctl.contract import secret_keys
 
@@ -124,7 +124,7 @@ def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
     result.secrets_kept = [key for key in dict.fromkeys(secret_keys(workspace.ecosystem)) if key in had]
     if "AUTHENTIK_BOOTSTRAP_EMAIL" not in workspace.env:
         workspace.record({"AUTHENTIK_BOOTSTRAP_EMAIL": "admin@example.com"})
-    if runtime == "local":
+    if not workspace.ecosystem.authentik_used:  # services trust the local signing key instead
         from ecoctl.local_auth import ensure_signing_key
 
         if ensure_signing_key(workspace):

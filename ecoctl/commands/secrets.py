@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
@@ -24,15 +25,50 @@ def service_role(workspace: "Workspace", service: str) -> str:
     return role_name(service)
 
 
-def consumers(workspace: "Workspace", service: str) -> list[str]:
-    """What reads SERVICE's database password and must restart to use a new one."""
-    ecosystem = workspace.ecosystem
-    if service == AUTHENTIK_DATABASE:
-        from ecoctl.commands.restart import AUTHENTIK_CONTAINERS
+def consumers(workspace: "Workspace", runtime, service: str) -> list[str]:
+    """What reads SERVICE's database password (the core components RUNTIME runs that declare
+    the key, and the service itself) and must restart to use a new one."""
+    key = db_password_key(service)
+    names = [component.name for component in runtime.components() if key in component.secrets]
+    spec = workspace.ecosystem.services.get(service)
+    return names + ([service] if spec is not None and spec.pattern != "external" else [])
 
-        return list(AUTHENTIK_CONTAINERS) if ecosystem.runtime == "docker" else []
-    spec = ecosystem.services.get(service)
-    return [service] if spec is not None and spec.pattern != "external" else []
+
+@dataclass
+class Rotation:
+    service: str
+    consumers: list[str]
+    health: dict[str, str] | None
+    """Each consumer's health after it was restarted; None when the stack does not run."""
+    done: str
+    """How the runtime says it restarted them ({}: names and health)."""
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {name: state for name, state in (self.health or {}).items() if state not in ("healthy", "restarted")}
+
+    def lines(self) -> list[str]:
+        lines = [f"Rotated {self.service}'s database password (.env updated)."]
+        if not self.consumers:
+            return lines
+        if self.health is None:
+            return lines + [f"The stack is not running: {', '.join(self.consumers)} will use the new "
+                            "password at the next `ecoctl up`."]
+        return lines + [self.done.format(", ".join(f"{name} ({state})" for name, state in self.health.items()))]
+
+
+def rotate(workspace: "Workspace", service: str, progress=None) -> Rotation:
+    """`ecoctl secrets rotate SERVICE`: a new password, then what reads it restarted with it."""
+    from ecoctl.runtimes import get_runtime
+
+    rotate_password(workspace, service)
+    runtime = get_runtime(workspace, progress)
+    try:
+        names = consumers(workspace, runtime, service)
+        health = runtime.after_secret_rotated(names) if names else None
+        return Rotation(service, names, health, runtime.rotation_done)
+    finally:
+        runtime.close()
 
 
 def rotate_password(workspace: "Workspace", service: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ecoctl import contract
+from ecoctl import components, contract
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import EcoctlError, UnhealthyServices
 from ecoctl.plan import Change, Options, pending_json
@@ -74,11 +74,20 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
     return found
 
 
+def stage_label(runtime, stage: str) -> str:
+    """What `up` shows while a stage of the catalog starts: its components ("redis and authentik")."""
+    shown = dict.fromkeys(component.shown_as for component in runtime.stage(stage))
+    return " and ".join(shown) or f"{stage} components"
+
+
 def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | None = None,
-       grafana: bool = False, health_timeout: float = 180.0, verbose: bool = False,
-       adopt: bool = False) -> UpResult:
+       on_demand: bool = False, health_timeout: float = 180.0, verbose: bool = False,
+       adopt: bool = False, init_swarm: bool = False) -> UpResult:
+    """Bring the stack up; `on_demand` also starts what runs only when asked (Grafana), and
+    `init_swarm` lets the swarm runtime make this engine a single-node swarm."""
     stage = stage or (lambda name: None)
     runtime = get_runtime(workspace, progress)
+    runtime.preflight(init_swarm=init_swarm)  # before any stage: a swarm to deploy on
     runtime.verbose = verbose  # docker: stream the image builder's output
     systems = systems_used(workspace.ecosystem)
     result = UpResult(runtime=workspace.ecosystem.runtime)
@@ -96,7 +105,7 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         result.started.append("postgres")
     stage("databases and roles")
     converge_stage({"postgres"})
-    stage("redis and authentik")
+    stage(stage_label(runtime, "core"))
     if runtime.start_core():
         result.started.append("core")
     if "authentik" in systems:
@@ -111,9 +120,9 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
     stage("services")
     if runtime.start_services(names):
         result.started.append("services")
-    if workspace.ecosystem.core.monitoring.enabled:
+    if components.enabled(workspace.ecosystem, "monitoring"):
         stage("monitoring")
-        if runtime.start_monitoring(grafana=grafana):
+        if runtime.start_monitoring(on_demand=on_demand):
             result.started.append("monitoring")
         converge_stage({"prometheus", "grafana"})
     stage("health")

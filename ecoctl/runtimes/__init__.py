@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ecoctl.runtimes.base import Progress, Runtime
     from ecoctl.workspace import Workspace
 
+CLASSES = {"docker": ("ecoctl.runtimes.docker", "DockerRuntime"),
+           "swarm": ("ecoctl.runtimes.swarm", "SwarmRuntime"),
+           "local": ("ecoctl.runtimes.local", "LocalRuntime")}
+"""`runtime:` in ecosystem.yaml -> the class that runs it (imported only when used)."""
+NAMES = tuple(CLASSES)
+
 
 def get_runtime(workspace: "Workspace", progress: "Progress | None" = None) -> "Runtime":
-    if workspace.ecosystem.runtime == "docker":
-        from ecoctl.runtimes.docker import DockerRuntime
-
-        return DockerRuntime(workspace, progress)
-    if workspace.ecosystem.runtime == "swarm":
-        from ecoctl.runtimes.swarm import SwarmRuntime
-
-        return SwarmRuntime(workspace, progress)
-    from ecoctl.runtimes.local import LocalRuntime
-
-    return LocalRuntime(workspace, progress)
+    module, name = CLASSES[workspace.ecosystem.runtime]
+    return getattr(importlib.import_module(module), name)(workspace, progress)

@@ -3,7 +3,12 @@
 `ecoctl.commands.stack` drives a runtime through the stages of `ecoctl up`:
   start_postgres -> (postgres provider) -> start_core -> (authentik readiness + provider)
   -> start_services -> start_monitoring -> (prometheus/grafana providers) -> wait_healthy.
-Every method is idempotent: calling it on a running stack changes nothing.
+Each stage starts the catalog's components of that stage (ecoctl.components) that this runtime
+runs. Every method is idempotent: calling it on a running stack changes nothing.
+
+Everything else that differs by runtime is a method here too (doctor's checks, who holds a port,
+what `restart`, `scale` and `secrets rotate` do), so nothing outside runtimes/ asks which runtime
+an ecosystem uses.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from ecoctl import components
+from ecoctl.errors import UsageError
+
 if TYPE_CHECKING:
+    from ecoctl.components import Component
     from ecoctl.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -31,6 +40,24 @@ class ComponentStatus:
                 "detail": self.detail}
 
 
+@dataclass
+class Check:
+    """One of `ecoctl doctor`'s lines."""
+
+    name: str
+    status: str  # ok | warn | skip | fail
+    verdict: str
+    fix: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "status": self.status, "verdict": self.verdict, "fix": self.fix}
+
+
+def swarm_only(what: str, runtime: str) -> UsageError:
+    return UsageError(f"{what} is for the swarm runtime; this ecosystem runs {runtime!r}: set "
+                      "`runtime: swarm` in ecosystem.yaml (or `ecoctl init --runtime swarm`)")
+
+
 class Runtime(ABC):
     name: str
 
@@ -40,19 +67,20 @@ class Runtime(ABC):
 
     @abstractmethod
     def start_postgres(self) -> bool:
-        """Start PostgreSQL and wait until it accepts connections. True when something was started."""
+        """Start PostgreSQL (stage `postgres`) and wait until it accepts connections. True when
+        something was started."""
 
     @abstractmethod
     def start_core(self) -> bool:
-        """Start Redis and (docker, unless Authentik is external) Authentik server and worker."""
+        """Start the components of stage `core` (Redis; Authentik when it runs in the stack)."""
 
     @abstractmethod
     def start_services(self, names: list[str]) -> bool:
         """Build (if needed) and start the portfolio service and the given services."""
 
     @abstractmethod
-    def start_monitoring(self, grafana: bool = False) -> bool:
-        """Start Prometheus (and Grafana when asked and possible)."""
+    def start_monitoring(self, on_demand: bool = False) -> bool:
+        """Start the components of stage `monitoring` (Prometheus; Grafana too when `on_demand`)."""
 
     @abstractmethod
     def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
@@ -83,11 +111,81 @@ class Runtime(ABC):
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         """The component's log lines."""
 
+    # -- which components run -------------------------------------------------------------------
+    @abstractmethod
+    def runs(self, component: "Component") -> bool:
+        """Whether this runtime runs COMPONENT here (it has a recipe for it, and what it needs)."""
+
+    def components(self) -> list["Component"]:
+        """The core components this runtime runs for this ecosystem, in start order (those started
+        only on demand left out)."""
+        return [component for component in components.enabled(self.workspace.ecosystem)
+                if not component.on_demand and self.runs(component)]
+
+    def stage(self, stage: str, on_demand: bool = False) -> list["Component"]:
+        """The components of STAGE to start (with the on-demand ones when asked)."""
+        return [component for component in components.enabled(self.workspace.ecosystem, stage)
+                if self.runs(component) and (on_demand or not component.on_demand)]
+
+    def started_on_demand(self) -> list[str]:
+        """The components this runtime starts only when asked (`up --monitoring`)."""
+        return [component.name for component in components.enabled(self.workspace.ecosystem)
+                if component.on_demand and self.runs(component)]
+
     def not_run(self) -> dict[str, str]:
-        """Core pieces this runtime does not run on this host (component -> why), so summaries do
-        not show them at an address where nothing answers."""
+        """Optional components this runtime skips on this host (component -> why, and how to get
+        it), so summaries do not show them at an address where nothing answers."""
         return {}
 
+    # -- what commands ask ------------------------------------------------------------------------
+    @abstractmethod
+    def doctor_checks(self) -> list[Check]:
+        """What this runtime needs on this host (an engine, binaries, images), checked."""
+
+    @abstractmethod
+    def holds_port(self, name: str, port: int) -> bool:
+        """Whether this ecosystem's own NAME (a component or service) holds PORT."""
+
+    def preflight(self, init_swarm: bool = False) -> None:
+        """Before `up` starts anything: refuse what cannot work here (one line)."""
+        if init_swarm:
+            raise swarm_only("--init-swarm", self.name)
+
+    def restartable(self, name: str) -> None:
+        """Refuse, with what to do, a name `ecoctl restart` cannot restart here."""
+        if name in {component.name for component in self.components() if component.restartable}:
+            return
+        services = self.workspace.ecosystem.services
+        spec = services.get(name)
+        if spec is None:
+            known = ", ".join(services) or "none"
+            raise UsageError(f"no service {name!r} in ecosystem.yaml (services: {known}): "
+                             "run `ecoctl list` to see them")
+        if spec.pattern == "external":
+            raise UsageError(f"{name} is external (runs on {spec.host or 'another host'}): restart it where it runs")
+
+    rotation_done = "Restarted {} with it."
+    """How `secrets rotate` says what `after_secret_rotated` did ({}: the names and their health)."""
+
+    def after_secret_rotated(self, names: list[str]) -> dict[str, str] | None:
+        """NAMES read a secret .env now holds anew: restart them on the running stack (name ->
+        health); None when the stack does not run (they read it when `ecoctl up` starts them)."""
+        if not self.is_running():
+            return None
+        return {name: self.restart_service(name) for name in names}
+
+    def replicas_key(self, name: str) -> tuple[str, ...]:
+        """The ecosystem.yaml key of NAME's replicas (what `ecoctl scale` records)."""
+        raise swarm_only("`ecoctl scale`", self.name)
+
+    def scale(self, name: str, replicas: int, timeout: float = 180.0) -> str | None:
+        """Run REPLICAS of NAME on the running stack; its health (None: the stack does not run it)."""
+        raise swarm_only("`ecoctl scale`", self.name)
+
+    def close(self) -> None:
+        """Let go of what the runtime holds open (an engine connection)."""
+
+    # -- shared helpers ---------------------------------------------------------------------------
     def reload_prometheus(self) -> bool:
         """Make a running Prometheus read prometheus.yml again and check that it took it; False
         when none answers (it reads the file when it starts). Over HTTP (`/-/reload`) here; the
@@ -97,15 +195,13 @@ class Runtime(ABC):
         return prometheus.reload(self.workspace.prometheus_url)
 
     def core_components(self) -> list[str]:
-        """The core pieces a container runtime (docker, swarm) runs for this ecosystem."""
-        core = self.workspace.ecosystem.core
-        names = [] if core.postgres.external else ["postgres"]
-        names.append("redis")
-        if self.workspace.ecosystem.authentik_in_stack:
-            names += ["authentik-server", "authentik-worker"]
-        if core.monitoring.enabled:
-            names.append("prometheus")
-        return names
+        return [component.name for component in self.components()]
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workspace.ecosystem.services[name].port}"
+
+
+def url_of(name: str, host: str, port: int) -> str:
+    """A component's (or a service's) address, in its scheme."""
+    component = components.named(name)
+    return f"{component.scheme if component else 'http'}://{host}:{port}"

@@ -127,24 +127,37 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         after = self._snapshot(services)
         return any(before.get(name) != after.get(name) for name in services)
 
-    def _up(self, services: list[str], *options: str, separate: str | None = None) -> bool:
+    def _up(self, services: list[str], *options: str, separate: str | None = None,
+            profiles: tuple[str, ...] = ()) -> bool:
         before = self._snapshot(services)
-        self.compose("up", "--detach", *options, *services, separate=separate)
+        chosen = [arg for profile in profiles for arg in ("--profile", profile)]
+        self.compose(*chosen, "up", "--detach", *options, *services, separate=separate)
         return self._changed(before, services)
 
     # -- stages --------------------------------------------------------------------------------
 
+    def runs(self, component) -> bool:
+        return component.container is not None
+
+    def _start_stage(self, stage: str, on_demand: bool = False) -> bool:
+        """`compose up` the stage's components: first those it waits for (`--wait`: healthy),
+        then the others (Authentik, whose API readiness the caller waits for)."""
+        chosen = self.stage(stage, on_demand)
+        changed = False
+        for wait in (True, False):
+            group = [component for component in chosen if component.wait == wait]
+            if group:
+                options = ("--wait", "--wait-timeout", str(WAIT_TIMEOUT)) if wait else ()
+                profiles = tuple(dict.fromkeys(p for component in group for p in component.container.profiles))
+                changed = self._up([component.name for component in group], *options,
+                                   profiles=profiles) or changed
+        return changed
+
     def start_postgres(self) -> bool:
-        if self.workspace.ecosystem.core.postgres.external:
-            return False
-        return self._up(["postgres"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
+        return self._start_stage("postgres")
 
     def start_core(self) -> bool:
-        changed = self._up(["redis"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
-        if self.workspace.ecosystem.authentik_in_stack:
-            # Authentik's readiness (flows, API) is waited for by the caller, through its API.
-            changed = self._up(["authentik-server", "authentik-worker"]) or changed
-        return changed
+        return self._start_stage("core")
 
     def start_services(self, names: list[str]) -> bool:
         services = self.workspace.ecosystem.services
@@ -196,15 +209,8 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         for name, digest in stale.items():
             record.record(name, digest, self._image_id(f"{ecosystem.name}/{name}:latest"))
 
-    def start_monitoring(self, grafana: bool = False) -> bool:
-        if not self.workspace.ecosystem.core.monitoring.enabled:
-            return False
-        changed = self._up(["prometheus"], "--wait", "--wait-timeout", str(WAIT_TIMEOUT))
-        if grafana:
-            before = self._snapshot(["grafana"])
-            self.compose("--profile", "monitoring", "up", "--detach", "grafana")
-            changed = self._changed(before, ["grafana"]) or changed
-        return changed
+    def start_monitoring(self, on_demand: bool = False) -> bool:
+        return self._start_stage("monitoring", on_demand)
 
     def reload_prometheus(self) -> bool:
         """SIGHUP to the container (`docker compose kill -s SIGHUP prometheus`), then wait until it
@@ -267,12 +273,34 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return "restarted"
         return self.wait_healthy([name], timeout).get(name, "unknown")
 
+    def holds_port(self, name: str, port: int) -> bool:
+        container = self.containers().get(name)
+        published = (container.ports or {}) if container is not None else {}
+        return any(str(binding.get("HostPort")) == str(port)
+                   for bindings in published.values() for binding in bindings or [])
+
+    def doctor_checks(self) -> list:
+        from ecoctl.runtimes import engine_checks
+
+        engine, client = engine_checks.engine()
+        checks = [engine]
+        if client is None:
+            return checks
+        try:
+            checks.append(engine_checks.compose())
+            checks.append(engine_checks.images(client, engine_checks.image_names(
+                self.workspace.ecosystem, self.components())))
+        finally:
+            client.close()
+        return checks
+
     def is_running(self) -> bool:
+        """Whether the database stage runs (anything at all, with an external database)."""
         containers = self.containers([self.project])
-        if self.workspace.ecosystem.core.postgres.external:
+        first = [component.name for component in self.stage("postgres")]
+        if not first:
             return any(container.status == "running" for container in containers.values())
-        postgres = containers.get("postgres")
-        return postgres is not None and postgres.status == "running"
+        return all(name in containers and containers[name].status == "running" for name in first)
 
 
 def _last_error(lines: deque[str]) -> str:

@@ -6,9 +6,8 @@ import time
 from typing import Iterator
 
 from ecoctl.errors import UsageError
-from ecoctl.runtimes.base import ComponentStatus
+from ecoctl.runtimes.base import ComponentStatus, url_of
 
-URL_SCHEMES = {"postgres": "postgresql", "redis": "redis"}
 RESTARTS_BEFORE_FAILED = 3
 
 
@@ -83,9 +82,13 @@ class DockerHealth:
             detail = f"{status} (exit {exit_code}); {detail}"
         return ComponentStatus(name, kind, health, _published_url(name, container), detail)
 
+    def log_names(self) -> list[str]:
+        """What `logs` takes: what runs, and what runs on demand."""
+        return self.expected_components() + self.started_on_demand()
+
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         """The container's log lines (stdout and stderr); nothing when it has no container."""
-        if component not in self.expected_components() and component != "grafana":
+        if component not in self.log_names():
             known = ", ".join(self.expected_components())
             raise UsageError(f"no component {component!r} in this ecosystem: use one of {known}")
         container = self.containers().get(component)
@@ -116,7 +119,7 @@ def _published_url(name: str, container) -> str | None:
                 host = binding.get("HostIp") or "127.0.0.1"
                 host = "127.0.0.1" if host in ("0.0.0.0", "") else host
                 host = f"[{host}]" if ":" in host else host
-                return f"{URL_SCHEMES.get(name, 'http')}://{host}:{binding['HostPort']}"
+                return url_of(name, host, binding["HostPort"])
     return None
 
 

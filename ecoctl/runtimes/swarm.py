@@ -21,6 +21,7 @@ import time
 from ecoctl.clients.docker import EngineConnection
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
+from ecoctl.runtimes.swarm_asked import SwarmAsked
 from ecoctl.runtimes.swarm_health import SwarmHealth
 from ecoctl.runtimes.swarm_images import SwarmImages
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
@@ -36,7 +37,7 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
+class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runtime):
     name = "swarm"
 
     def __init__(self, workspace, progress=None):
@@ -214,21 +215,25 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
 
     # -- stages ---------------------------------------------------------------------------------
 
-    def start_postgres(self) -> bool:
-        self.ensure_swarm(init=False)
-        if self.workspace.ecosystem.core.postgres.external:
+    def runs(self, component) -> bool:
+        return component.container is not None
+
+    def _deploy_stage(self, stage: str, on_demand: bool = False) -> bool:
+        """Deploy the stage's components; wait for those it waits for (Authentik's readiness is
+        waited for through its API by the caller)."""
+        chosen = self.stage(stage, on_demand)
+        if not chosen:
             return False
-        changed = self.deploy({"postgres"})
-        self._wait_core(["postgres"])
+        changed = self.deploy({component.name for component in chosen})
+        self._wait_core([component.name for component in chosen if component.wait])
         return changed
 
+    def start_postgres(self) -> bool:
+        self.ensure_swarm(init=False)
+        return self._deploy_stage("postgres")
+
     def start_core(self) -> bool:
-        keys = ["redis"]
-        if self.workspace.ecosystem.authentik_in_stack:
-            keys += ["authentik-server", "authentik-worker"]
-        changed = self.deploy(set(keys))
-        self._wait_core(["redis"])  # Authentik's readiness is waited for through its API by the caller
-        return changed
+        return self._deploy_stage("core")
 
     def start_services(self, names: list[str]) -> bool:
         services = self.workspace.ecosystem.services
@@ -238,26 +243,13 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")
         return self.deploy({name for name in wanted if services[name].pattern != "external"})
 
-    def start_monitoring(self, grafana: bool = False) -> bool:
-        if not self.workspace.ecosystem.core.monitoring.enabled:
-            return False
-        changed = self.deploy({"prometheus", "grafana"} if grafana else {"prometheus"})
-        self._wait_core(["prometheus"])
-        return changed
+    def start_monitoring(self, on_demand: bool = False) -> bool:
+        return self._deploy_stage("monitoring", on_demand)
 
     def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
         services = self.workspace.ecosystem.services
         keys = [name for name in names if name in services and services[name].pattern != "external"]
         return self.wait_for(keys, timeout)
-
-    def scale(self, component: str, replicas: int, timeout: float = 180.0) -> str:
-        """Set a running component's replicas (ecosystem.yaml is the caller's) and wait; its health."""
-        service = self.services().get(component)
-        if service is None:
-            raise EcoctlError(f"{component} is not running in the swarm stack: `ecoctl up` starts it")
-        self.progress(f"scaling {component} to {replicas}")
-        service.scale(replicas)
-        return self.wait_for([component], timeout)[component]
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -351,12 +343,13 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, Runtime):
     # -- status and logs ------------------------------------------------------------------------
 
     def is_running(self) -> bool:
+        """Whether the database stage runs (anything at all, with an external database)."""
         services = self.services()
-        if self.workspace.ecosystem.core.postgres.external:
+        first = [component.name for component in self.stage("postgres")]
+        if not first:
             return bool(services)
-        postgres = services.get("postgres")
-        return postgres is not None and any(task["Status"]["State"] == "running"
-                                            for task in self._tasks(postgres))
+        return all(name in services and any(task["Status"]["State"] == "running"
+                                            for task in self._tasks(services[name])) for name in first)
 
     def expected_components(self) -> list[str]:
         names = self.core_components()

@@ -9,11 +9,10 @@ import time
 from typing import Iterator
 
 from ecoctl.errors import UsageError
-from ecoctl.runtimes.base import ComponentStatus
+from ecoctl.runtimes.base import ComponentStatus, url_of
 
 FAILED_TASKS_BEFORE_FINAL = 3
 ROLLBACK_STATES = ("rollback_started", "rollback_paused", "rollback_completed", "paused")
-URL_SCHEMES = {"postgres": "postgresql", "redis": "redis"}
 
 
 class SwarmHealth:
@@ -106,13 +105,13 @@ class SwarmHealth:
         ports = (service.attrs["Spec"].get("EndpointSpec") or {}).get("Ports") or []
         for port in ports:
             if port.get("PublishedPort"):
-                return f"{URL_SCHEMES.get(name, 'http')}://127.0.0.1:{port['PublishedPort']}"
+                return url_of(name, "127.0.0.1", port["PublishedPort"])
         return None
 
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         """Every replica's lines, each prefixed with its task (`docker service logs`)."""
         known = self.expected_components()
-        if component not in known and component != "grafana":
+        if component not in known + self.started_on_demand():
             raise UsageError(f"no component {component!r} in this ecosystem: use one of {', '.join(known)}")
         if component not in self.services():
             return iter(())

@@ -23,13 +23,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ecoctl import components
 from ecoctl.errors import UsageError
 
 STACK_VERSION = "3.8"
 NETWORK = "net"
 EDGE_SUFFIX = "_edge"
-STATEFUL = ("postgres", "redis", "prometheus", "grafana")
-CORE_KEYS = ("postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "grafana")
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "SECRET_KEY")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 DROPPED = ("container_name", "restart", "depends_on", "build", "profiles")
@@ -79,8 +78,9 @@ class Rendering:
             raise UsageError(f"{key} is missing from .env ({where} needs it): {arg or 'run `ecoctl apply`'}")
         return arg if op else ""
 
-    def environment(self, service: str, environment: Any) -> tuple[dict[str, str], list[str]]:
-        """Interpolated variables, secrets turned into `_FILE` variables; and the secret keys used."""
+    def environment(self, service: str, environment: Any, secrets_as: str = "_FILE") -> tuple[dict[str, str], list[str]]:
+        """Interpolated variables, secrets turned into files (`VAR_FILE`, `VAR__FILE` or a
+        `file://` value, as SECRETS_AS says the service reads them); and the secret keys used."""
         if isinstance(environment, list):
             environment = dict(item.split("=", 1) if "=" in item else (item, "") for item in environment)
         out: dict[str, str] = {}
@@ -98,18 +98,16 @@ class Rendering:
                 self.value_of(key, match.group(2), match.group(3) or "", f"{service}.{var}")
                 used.append(key)
                 path = f"/run/secrets/{key}"
-                if service.startswith("authentik"):
+                if secrets_as == "file://":
                     out[var] = f"file://{path}"
-                elif service == "grafana":
-                    out[f"{var}__FILE"] = path
                 else:
-                    out[f"{var}_FILE"] = path
+                    out[f"{var}{secrets_as}"] = path
                 continue
             out[var] = INTERPOLATION.sub(
                 lambda m: self.value_of(m.group(1), m.group(2), m.group(3) or "", f"{service}.{var}"), raw)
         return out, used
 
-    def command_reading_secrets(self, command: list) -> tuple[list, list[str]]:
+    def command_reading_secrets(self, service: str, command: list) -> tuple[list, list[str]]:
         """COMMAND with each `${SECRET}` read from its Docker secret file by a shell at start (never
         the value in the stack file); and the .env keys it reads."""
         import shlex
@@ -119,12 +117,12 @@ class Rendering:
         for word in map(str, command):
             match = INTERPOLATION.fullmatch(word)
             if match and is_secret_key(match.group(1)):
-                self.value_of(match.group(1), match.group(2), match.group(3) or "", "redis.command")
+                self.value_of(match.group(1), match.group(2), match.group(3) or "", f"{service}.command")
                 used.append(match.group(1))
                 words.append(f'"$$(cat /run/secrets/{match.group(1)})"')  # $$: the stack file escapes $
             else:
                 words.append(shlex.quote(INTERPOLATION.sub(
-                    lambda m: self.value_of(m.group(1), m.group(2), m.group(3) or "", "redis.command"), word)))
+                    lambda m: self.value_of(m.group(1), m.group(2), m.group(3) or "", f"{service}.command"), word)))
         if not used:
             return list(command), []
         return ["sh", "-c", "exec " + " ".join(words)], used
@@ -160,18 +158,21 @@ class Rendering:
         return out
 
 
-def core_entry(rendering: Rendering, key: str, entry: dict, node: str) -> dict:
+def core_entry(rendering: Rendering, component, entry: dict, node: str) -> dict:
+    """COMPONENT's stack service, from its compose.yaml entry (which the user may have extended)."""
+    key, recipe = component.name, component.container
     entry = _plain(entry)
     for dropped in DROPPED:
         entry.pop(dropped, None)
-    environment, secrets = rendering.environment(key, entry.pop("environment", None))
-    if key == "redis":  # its password comes as a Docker secret: read where the command and check need it
-        environment.pop("REDISCLI_AUTH_FILE", None)
-        entry["command"], used = rendering.command_reading_secrets(entry.get("command") or [])
+    environment, secrets = rendering.environment(key, entry.pop("environment", None), recipe.secrets_as)
+    for variable in recipe.swarm_dropped:
+        for suffix in ("", "_FILE", "__FILE"):
+            environment.pop(variable + suffix, None)
+    if isinstance(entry.get("command"), list):  # a secret in its command is read from its file at start
+        entry["command"], used = rendering.command_reading_secrets(key, entry["command"])
         secrets = sorted(set(secrets) | set(used))
-        if used:
-            entry["healthcheck"] = {**(entry.get("healthcheck") or {}), "test": [
-                "CMD-SHELL", f'REDISCLI_AUTH="$$(cat /run/secrets/{used[0]})" redis-cli ping | grep -q PONG']}
+    if recipe.swarm_healthcheck:
+        entry["healthcheck"] = {**(entry.get("healthcheck") or {}), "test": list(recipe.swarm_healthcheck)}
     if environment:
         entry["environment"] = environment
     rendering.mount_secrets(entry, secrets)
@@ -180,10 +181,11 @@ def core_entry(rendering: Rendering, key: str, entry: dict, node: str) -> dict:
     if "volumes" in entry:
         entry["volumes"] = rendering.volumes(entry["volumes"])
     entry["networks"] = [NETWORK]
-    replicas = rendering.ecosystem.core.authentik.worker_replicas if key == "authentik-worker" else 1
+    ecosystem = rendering.ecosystem
+    replicas = components.setting(ecosystem, component.replicas) if component.replicas else 1
     deploy: dict[str, Any] = {"endpoint_mode": "dnsrr", "replicas": replicas, "restart_policy": RESTART,
                               "labels": {"ecoctl.component": key}}
-    if key in STATEFUL or entry.get("ports"):
+    if component.data or entry.get("ports"):
         # its volume (or its host port) is on this node: one replica, here, stopped before replaced
         deploy["placement"] = {"constraints": [f"node.hostname == {node}"]}
         deploy["update_config"] = STATEFUL_UPDATE
@@ -237,31 +239,35 @@ def edge_script() -> Path:
     return Path(__file__).with_name("swarm_edge.py")
 
 
-def render(workspace, components: set[str], images: dict[str, str], node: str) -> tuple[dict, dict[str, str]]:
-    """The stack file holding `components` (core keys and service names); and .env key -> secret name."""
-    from ecoctl.providers.compose import ComposeFile
+def compose_services(path: Path) -> dict:
+    """The services of the ecosystem's compose.yaml (the swarm stack's core comes from it)."""
+    from ecoctl.support.atomic import read_text
+    from ecoctl.support.yaml import fast_load
 
+    if not path.is_file():
+        raise UsageError("compose.yaml is missing (the swarm stack's core comes from it): run `ecoctl init --force`")
+    data = fast_load(path, read_text(path))
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a compose file (expected a mapping)")
+    return data.get("services") or {}
+
+
+def render(workspace, wanted: set[str], images: dict[str, str], node: str) -> tuple[dict, dict[str, str]]:
+    """The stack file holding WANTED (core components and service names); and .env key -> secret name."""
     rendering = Rendering(workspace)
     ecosystem = workspace.ecosystem
-    compose = ComposeFile(workspace.root / "compose.yaml")
-    if not compose.exists:
-        raise UsageError("compose.yaml is missing (the swarm stack's core comes from it): run `ecoctl init --force`")
-    core = compose.services()
+    core = compose_services(workspace.root / "compose.yaml")
     services: dict[str, dict] = {}
     volumes: set[str] = set()
-    skipped = set()
-    if ecosystem.core.postgres.external:
-        skipped.add("postgres")  # a managed database: services get its host from the contract
-    if not ecosystem.authentik_in_stack:
-        skipped |= {"authentik-server", "authentik-worker"}
-    for key in CORE_KEYS:
-        if key in components and key not in skipped and isinstance(core.get(key), dict):
-            services[key] = core_entry(rendering, key, core[key], node)
+    for component in components.enabled(ecosystem):
+        key = component.name
+        if key in wanted and component.container is not None and isinstance(core.get(key), dict):
+            services[key] = core_entry(rendering, component, core[key], node)
             volumes |= {str(v).split(":", 1)[0] for v in core[key].get("volumes") or []
                         if not str(v).startswith((".", "/"))}
     uses_edge = False
     for name, spec in ecosystem.services.items():
-        if name in components and spec.pattern != "external":
+        if name in wanted and spec.pattern != "external":
             services.update(app_entries(rendering, name, spec, images[name], node))
             uses_edge = True
     document: dict[str, Any] = {

@@ -20,26 +20,25 @@ import socket
 import time
 from typing import Iterator
 
-from ecoctl import contract, names
+from ecoctl import components, contract, names
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.local.builds import Builds
+from ecoctl.runtimes.local.core import CorePrograms
 from ecoctl.runtimes.local.data import SHARED_DATA, PostgresData
 from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
 from ecoctl.runtimes.local.logs import tail_lines
-from ecoctl.runtimes.local.health import GRAFANA_ABSENT, Health
+from ecoctl.runtimes.local.health import Health
 from ecoctl.runtimes.local.programs import Programs
 from ecoctl.runtimes.local.recovery import Recovery
 from ecoctl.runtimes.local.supervisor import Supervisor, verify_private_dir
 
-MISSING_BINARY = {
-    "redis": ("redis-server", "apt-get install redis-server"),
-    "prometheus": ("prometheus", "apt-get install prometheus"),
-}
+PROGRAM_WAIT = 30.0
+"""Seconds a stage waits for a component to become healthy."""
 
 
-class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recovery, Runtime):
+class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, Health, Recovery, Runtime):
     name = "local"
 
     def __init__(self, workspace, progress=None):
@@ -56,9 +55,6 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
 
     def _authentik_external(self) -> bool:
         return not self.ecosystem.authentik_in_stack
-
-    def binary(self, component: str) -> str | None:
-        return shutil.which(MISSING_BINARY[component][0])
 
     def local_services(self) -> list[str]:
         """Services this runtime runs (an `external` one runs elsewhere)."""
@@ -80,13 +76,10 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
 
     def port_of(self, name: str) -> tuple[int, str]:
         """The program's port and the ecosystem.yaml key that sets it."""
-        core = self.ecosystem.core
-        if name == "postgres":
-            return core.postgres.port, "core.postgres.port"
-        if name == "redis":
-            return core.redis.port, "core.redis.port"
-        if name == "prometheus":
-            return core.monitoring.prometheus_port, "core.monitoring.prometheus_port"
+        component = components.named(name)
+        if component is not None:
+            port = component.ports[0]
+            return port.host(self.ecosystem), port.setting
         return self.ecosystem.services[name].port, f"services.{name}.port"
 
     def _start(self, name: str, wait: bool = True) -> bool:
@@ -186,13 +179,36 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
                 self.progress(f"created the local signing key in {keys_dir(self.workspace)}")
             self.progress("Authentik does not run locally: services trust the local signing key; "
                           "`ecoctl token SERVICE` prints a token they accept")
+        return self._start_stage("core")
+
+    def _start_stage(self, stage: str, on_demand: bool = False) -> bool:
+        """Start the stage's components this runtime runs, each waited for when it says so; say
+        why each other one does not start."""
+        chosen = []
+        for component in components.CATALOG:
+            if component.stage != stage or (component.on_demand and not on_demand):
+                continue
+            if not component.enabled(self.ecosystem):
+                if component.disabled_note:
+                    self.progress(f"{component.name} is not started: {component.disabled_note}")
+            elif component.local is None:
+                if component.on_demand:  # asked for, and not run here
+                    self.progress(component.not_local)
+            elif skip := self.missing(component):
+                if not component.optional:
+                    raise EcoctlError(f"{component.name} cannot start: {skip}")
+                self.progress(f"{component.name} is not started: {skip}")
+            else:
+                chosen.append(component)
+        if not chosen:
+            return False
+        for component in chosen:
+            self.prepare(component)
         started = self._converge_daemon()
-        if not self.binary("redis"):
-            self.progress(self._absent_detail("redis"))
-            return started
-        self.prepare_home()
-        self.write_redis_config()
-        started = self._start("redis") or started
+        for component in chosen:
+            started = self._start(component.name) or started
+            if component.wait:
+                self._wait_until(component.name, timeout=PROGRAM_WAIT)
         return started
 
     def start_services(self, names_: list[str]) -> bool:
@@ -237,25 +253,8 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
         self.service_app(name)
         return self.ensure_venv(name)
 
-    def start_monitoring(self, grafana: bool = False) -> bool:
-        if grafana:
-            self.progress(GRAFANA_ABSENT)
-        if not self.ecosystem.core.monitoring.enabled:
-            self.progress("monitoring is disabled in ecosystem.yaml: Prometheus not started")
-            return False
-        if not self.binary("prometheus"):
-            self.progress(self._absent_detail("prometheus"))
-            return False
-        if not self.prometheus_config().is_file():
-            raise EcoctlError(f"{self.prometheus_config()} is missing: run `ecoctl apply` to restore it")
-        self.prepare_home()
-        self.account.private_dir(self.prometheus_dir())
-        self.account.private_dir(self.prometheus_dir() / "data")
-        self.sync_prometheus_config()
-        started = self._converge_daemon()
-        started = self._start("prometheus") or started
-        self._wait_until("prometheus", timeout=30)
-        return started
+    def start_monitoring(self, on_demand: bool = False) -> bool:
+        return self._start_stage("monitoring", on_demand)
 
     def _wait_until(self, name: str, timeout: float) -> None:
         health = self.wait_healthy([name], timeout)[name]
@@ -274,7 +273,7 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
             shutil.rmtree(folder, ignore_errors=True)
             self.supervisor.socket_record.unlink(missing_ok=True)
         if remove_volumes:
-            for folder in (data_dir, self.prometheus_dir(), self.redis_dir()):
+            for folder in (data_dir, *self.component_folders()):
                 if folder.exists():
                     self.progress(f"removing {folder}")
                     shutil.rmtree(folder)
@@ -300,25 +299,14 @@ class LocalRuntime(PostgresData, Programs, Environments, Builds, Health, Recover
         return self.wait_healthy([name], timeout)[name]
 
     def is_running(self) -> bool:
+        """Whether supervisord answers and runs the database stage."""
         if not self.supervisor.answers():
             return False
-        if self._postgres_external():
-            return True
-        info = self.supervisor.info("postgres")
-        return bool(info) and info["statename"] == "RUNNING"
-
-    def not_run(self) -> dict[str, str]:
-        missing = {}
-        for component in ("redis", "prometheus"):
-            if component == "prometheus" and not self.ecosystem.core.monitoring.enabled:
-                continue
-            if not self.binary(component):
-                missing[component] = self._absent_detail(component)
-        return missing
-
-    def _absent_detail(self, component: str) -> str:
-        binary, install = MISSING_BINARY[component]
-        return f"{binary} not found on PATH: {install}"
+        for component in self.stage("postgres"):
+            info = self.supervisor.info(component.name)
+            if not info or info["statename"] != "RUNNING":
+                return False
+        return True
 
     def log_components(self) -> list[str]:
         return ["supervisord", *(program.name for program in self.programs())]

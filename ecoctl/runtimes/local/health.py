@@ -7,12 +7,10 @@ import time
 import urllib.error
 import urllib.request
 
-from ecoctl.contract import REDIS_PASSWORD
-from ecoctl.runtimes.base import ComponentStatus
+from ecoctl import components
+from ecoctl.runtimes.base import ComponentStatus, url_of
 from ecoctl.runtimes.local.procfs import listens
 from ecoctl.runtimes.local.supervisor import FAILED_STATES
-
-GRAFANA_ABSENT = "Grafana is not available in the local runtime: use `runtime: docker` for dashboards"
 
 
 def redis_ping(port: int, password: str, timeout: float = 1.0) -> bool:
@@ -46,6 +44,12 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _tcp_ok(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _postgres_version_note(data_dir, configured: str) -> str:
@@ -65,16 +69,21 @@ class Health:
     """Mixed into LocalRuntime: probes, `wait_healthy` and `status`."""
 
     def probe(self, name: str) -> str:
-        """One health check: healthy, unhealthy or starting."""
-        if name == "postgres":
+        """One health check: healthy, unhealthy or starting (a component's as the catalog
+        declares it, a service's `/healthz`)."""
+        component = components.named(name)
+        if component is None:
+            return "healthy" if _http_ok(f"{self.service_url(name)}/healthz") else "unhealthy"
+        health, port = component.health, self.port_of(name)[0]
+        if health.kind == "postgres":
             return self._postgres_health()
-        if name == "redis":
-            return "healthy" if redis_ping(self.ecosystem.core.redis.port,
-                                           self.workspace.env.get(REDIS_PASSWORD) or "") else "unhealthy"
-        if name == "prometheus":
-            port = self.ecosystem.core.monitoring.prometheus_port
-            return "healthy" if _http_ok(f"http://127.0.0.1:{port}/-/ready") else "unhealthy"
-        return "healthy" if _http_ok(f"{self.service_url(name)}/healthz") else "unhealthy"
+        if health.kind == "redis":
+            ok = redis_ping(port, self.workspace.env.get(health.secret) or "")
+        elif health.kind == "http":
+            ok = _http_ok(f"http://127.0.0.1:{port}{health.path}")
+        else:
+            ok = _tcp_ok(port)
+        return "healthy" if ok else "unhealthy"
 
     def _program_health(self, name: str, info: dict) -> str:
         """healthy: its health check passes and its own process holds the port."""
@@ -118,6 +127,8 @@ class Health:
         return result
 
     def status(self) -> list[ComponentStatus]:
+        from ecoctl.runtimes.external import with_external_authentik
+
         infos = self.supervisor.all_info()
         rows = []
         found: dict = {}
@@ -141,41 +152,23 @@ class Health:
                                        + (f"; {why}" if why else ""))
             return ComponentStatus(name, "stopped", "unknown", url, "; ".join(filter(None, [detail, why])))
 
-        postgres = self.ecosystem.core.postgres
-        if postgres.external:
-            rows.append(ComponentStatus("postgres", "running", self._postgres_health(), None,
-                                        f"external at {postgres.external.host}:{postgres.external.port}"))
-        else:
-            data_dir, reason = self.postgres_data_dir()
-            rows.append(program_row("postgres", f"postgresql://127.0.0.1:{postgres.port}",
-                                    _postgres_version_note(data_dir, postgres.version)
-                                    + (reason or f"data in {data_dir}")))
-        if self.binary("redis"):
-            rows.append(program_row("redis", f"redis://127.0.0.1:{self.ecosystem.core.redis.port}"))
-        else:
-            rows.append(ComponentStatus("redis", "absent", "none", None, self._absent_detail("redis")))
-        authentik = self.ecosystem.core.authentik
-        if authentik.url:
-            ready = _http_ok(f"{authentik.url.rstrip('/')}/-/health/ready/")
-            rows.append(ComponentStatus("authentik", "external", "healthy" if ready else "unhealthy",
-                                        authentik.url, "external: not run by ecoctl; " +
-                                        ("answers /-/health/ready/" if ready else
-                                         "does not answer /-/health/ready/: check core.authentik.url")))
-        else:
-            rows.append(ComponentStatus("authentik", "absent", "none", None,
-                                        "not run locally: services trust .ecoctl/keys/jwks.json; "
-                                        "`ecoctl token SERVICE` prints a token"))
-        monitoring = self.ecosystem.core.monitoring
-        if not monitoring.enabled:
-            rows.append(ComponentStatus("prometheus", "absent", "none", None,
-                                        "monitoring is disabled in ecosystem.yaml"))
-        elif self.binary("prometheus"):
-            rows.append(program_row("prometheus", f"http://127.0.0.1:{monitoring.prometheus_port}"))
-        else:
-            rows.append(ComponentStatus("prometheus", "absent", "none", None,
-                                        self._absent_detail("prometheus")))
-        if monitoring.enabled:
-            rows.append(ComponentStatus("grafana", "absent", "none", None, GRAFANA_ABSENT))
+        shown = set()
+        for component in components.CATALOG:
+            if self.embedded(component):
+                rows.append(self._postgres_row(program_row))
+            elif not component.enabled(self.ecosystem):
+                if component.disabled_note:
+                    rows.append(ComponentStatus(component.name, "absent", "none", None, component.disabled_note))
+            elif component.local is None:
+                if component.shown_as not in shown:  # one row for what this runtime does not run
+                    shown.add(component.shown_as)
+                    rows.append(ComponentStatus(component.shown_as, "absent", "none", None, component.not_local))
+            elif skip := self.missing(component):
+                rows.append(ComponentStatus(component.name, "absent", "none", None, str(skip)))
+            else:
+                port = self.port_of(component.name)[0]
+                rows.append(program_row(component.name, url_of(component.name, "127.0.0.1", port)))
+        rows = with_external_authentik(rows, self.ecosystem)
         for name, spec in self.ecosystem.services.items():
             if spec.pattern == "external":
                 url = f"http://{spec.host or '127.0.0.1'}:{spec.port}"
@@ -189,3 +182,11 @@ class Health:
                 rows.append(row)
         return rows
 
+    def _postgres_row(self, program_row) -> ComponentStatus:
+        postgres = self.ecosystem.core.postgres
+        if postgres.external:
+            return ComponentStatus("postgres", "running", self._postgres_health(), None,
+                                   f"external at {postgres.external.host}:{postgres.external.port}")
+        data_dir, reason = self.postgres_data_dir()
+        return program_row("postgres", url_of("postgres", "127.0.0.1", postgres.port),
+                           _postgres_version_note(data_dir, postgres.version) + (reason or f"data in {data_dir}"))
