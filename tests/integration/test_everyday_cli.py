@@ -170,7 +170,7 @@ def test_external_authentik_leaves_authentik_out_of_compose(local_root):
     spec = local_root / "ecosystem.yaml"
     spec.write_text(spec.read_text().replace("    # url: https://auth.example.com", "    url: http://127.0.0.1:9"))
     plan = run_ecoctl("plan", "--only", "compose", cwd=local_root)
-    assert "- delete compose service authentik-server (Authentik is external" in plan.stdout
+    assert "- delete compose service authentik-server (core.authentik.url names an external Authentik)" in plan.stdout
     assert run_ecoctl("apply", "--only", "compose", "--yes", cwd=local_root).returncode == 0
     assert "authentik" not in (local_root / "compose.yaml").read_text()
     (local_root / "compose.yaml").unlink()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ecoctl.components import PROMETHEUS, REDIS
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.local import LocalRuntime
 from ecoctl.runtimes.local.health import redis_ping
@@ -130,7 +131,7 @@ def test_redis_refuses_commands_without_the_password(stack):
     # the password is in no process's argv, and its file is readable by redis's user only
     pid = stack.supervisor.info("redis")["pid"]
     assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
-    config = stack.redis_config()
+    config = stack.place(REDIS).config
     info = config.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
     # services get it through the contract
@@ -165,7 +166,7 @@ def test_prometheus_reloads_by_sighup_and_reports_a_failed_reload(stack):
     from ecoctl.clients import prometheus
 
     url = stack.workspace.prometheus_url
-    config = stack.prometheus_config()
+    config = stack.workspace.root / PROMETHEUS.local.config_from
     original = config.read_text()
     pid = stack.supervisor.info("prometheus")["pid"]
     before = prometheus.reload_state(url)
@@ -174,7 +175,7 @@ def test_prometheus_reloads_by_sighup_and_reports_a_failed_reload(stack):
         assert stack.reload_prometheus() is True
         after = prometheus.reload_state(url)
         assert after[1] and after[0] > before[0]
-        assert "scrape_interval: 20s" in stack.prometheus_running_config().read_text()
+        assert "scrape_interval: 20s" in stack.place(PROMETHEUS).config.read_text()
         config.write_text(original + "\nthis is: [not valid\n")
         with pytest.raises(EcoctlError, match="last configuration reload failed") as caught:
             stack.reload_prometheus()
@@ -222,7 +223,7 @@ def test_no_file_holding_a_secret_is_readable_by_the_second_user(stack):
                 data = path.read_bytes()
                 if any(secret.encode() in data for secret in secrets_):
                     holding.append(path)
-    assert stack.redis_config() in holding and stack.supervisor.config_path in holding
+    assert stack.place(REDIS).config in holding and stack.supervisor.config_path in holding
     readable = as_probe(
         "import os, sys\n"
         f"paths = {[str(path) for path in holding]!r}\n"
@@ -287,7 +288,7 @@ def test_a_leftover_beside_a_live_supervisord_is_shown_and_replaced(stack):
     `status` shows it as not supervised, `up` stops it and starts redis under supervision."""
     assert stack.supervisor.stop_program("redis")
     leftover = subprocess.Popen(["runuser", "-u", stack.account.name, "--", shutil.which("redis-server"),
-                                 str(stack.redis_config())], cwd="/", stdout=subprocess.DEVNULL,
+                                 str(stack.place(REDIS).config)], cwd="/", stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -330,7 +331,7 @@ def test_runtime_user_names_who_the_programs_run_as(probe_user):
         runtime.start_core()
         pid = runtime.supervisor.info("redis")["pid"]
         assert uid_of(pid) == probe_user.pw_uid
-        assert runtime.redis_config().stat().st_uid == probe_user.pw_uid
+        assert runtime.place(REDIS).config.stat().st_uid == probe_user.pw_uid
         assert runtime.probe("redis") == "healthy"
     finally:
         runtime.stop(remove_volumes=True)

