@@ -178,10 +178,9 @@ class Component:
 
 @dataclass(frozen=True)
 class Skip:
-    """An optional component not run here, and what would make it run: said the same way by
-    `up`, `status` and `doctor`."""
+    """Why a component's binary is not on this host, and how to get it: said the same way by
+    `up`, `status` and `doctor` (an optional component is then skipped)."""
 
-    component: str
     why: str
     hint: str
 
@@ -193,7 +192,7 @@ def missing_binary(component: Component) -> Skip:
     recipe = component.local
     assert recipe is not None
     where = f"the {recipe.package} package" if recipe.package else "PATH"
-    return Skip(component.name, f"{recipe.binary} not found on {where}", recipe.install)
+    return Skip(f"{recipe.binary} not found on {where}", recipe.install)
 
 
 # -- the catalog ------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ class Programs:
             # supervisord switches user itself, so its stop signal reaches the postmaster directly
             assert argv[:4] == ["runuser", "-u", server.user, "--"], argv
             argv, user = argv[4:], server.user
-        return Program("postgres", argv, user=user, stopsignal="INT", stopwaitsecs=60, startsecs=1,
+        return Program("postgres", argv, user=user, stopsignal=components.POSTGRES.local.stopsignal,
+                       stopwaitsecs=60, startsecs=1,
                        environment={"HOME": "/nonexistent"} if user else {},
                        marks=(str(server.data_dir),))
 
