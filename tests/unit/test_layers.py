@@ -125,7 +125,7 @@ def test_ecoctl_has_no_import_circle():
 def run_contracts(root: Path) -> subprocess.CompletedProcess:
     """import-linter's contracts of ROOT/pyproject.toml over ROOT/ecoctl, in a fresh process."""
     code = "from importlinter.cli import lint_imports_command\nlint_imports_command()\n"
-    return subprocess.run([sys.executable, "-c", code, "--config", "pyproject.toml", "--no-cache", "--no-logo"],
+    return subprocess.run([sys.executable, "-c", code, "--config", "pyproject.toml", "--no-cache"],
                           cwd=root, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
 
