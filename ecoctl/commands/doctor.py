@@ -12,7 +12,7 @@ import shutil
 import socket
 from typing import TYPE_CHECKING
 
-from ecoctl import components, contract
+from ecoctl import components
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.base import Check
 
@@ -142,7 +142,7 @@ class Doctor:
         from ecoctl.clients.authentik import AuthentikClient
         from ecoctl.errors import AuthentikError, Unreachable
 
-        base = contract.authentik_base_url(self.ecosystem)
+        base = self.ecosystem.authentik_url
         try:
             client = AuthentikClient.for_workspace(self.workspace, retries=0)
         except EcoctlError as exc:
