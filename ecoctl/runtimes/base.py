@@ -101,7 +101,7 @@ class Runtime(ABC):
 
     @abstractmethod
     def is_running(self) -> bool:
-        """Whether the stack is up (PostgreSQL running)."""
+        """Whether the stack is up: its database stage runs (anything of it, with an external database)."""
 
     @abstractmethod
     def status(self) -> list[ComponentStatus]:
