@@ -49,7 +49,7 @@ def ensure_service_user(name: str = SERVICE_USER) -> pwd.struct_passwd:
                                       f"exist: create it (useradd --system {name}) or remove "
                                       "runtime_user") from None
         created = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+            [shutil.which("useradd") or "/usr/sbin/useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
              "--shell", "/usr/sbin/nologin", SERVICE_USER], capture_output=True, text=True)
         if created.returncode != 0:
             try:
