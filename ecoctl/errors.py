@@ -6,6 +6,7 @@
     ├── Unreachable             1   a system ecoctl needs does not answer (down, starting, gone)
     ├── AuthentikError          1   Authentik answered, but not with what was asked
     │   ├── AuthentikNotFound       a 404
+    │   ├── AuthentikTokenRejected  a 401/403: the API token is invalid or expired (not a rights problem)
     │   └── AuthentikValidation     a 400, with the fields it refused
     ├── NotConverged            1   asked to converge, but a system the ecosystem uses did not answer
     ├── ApplyFailed           1/2   applying a plan stopped at a failure (its cause's code); names what did not land
@@ -45,6 +46,10 @@ class AuthentikError(EcoctlError):
 
 class AuthentikNotFound(AuthentikError):
     pass
+
+
+class AuthentikTokenRejected(AuthentikError):
+    """Authentik does not know the API token (invalid or expired), as opposed to one without the rights."""
 
 
 class AuthentikValidation(AuthentikError):

@@ -86,7 +86,9 @@ def write_workspace(root: Path, base_url: str, token: str, services: dict[str, d
 def provider_for(workspace: Workspace, **options) -> AuthentikProvider:
     """The provider with test retry settings (a fresh Workspace reads ecosystem.yaml/.env again)."""
     endpoint = workspace.authentik
-    return AuthentikProvider(workspace, client=AuthentikClient(endpoint.base_url, endpoint.token, **{**FAST, **options}))
+    client = AuthentikClient(endpoint.base_url, endpoint.token, token_source=endpoint.token_source,
+                             **{**FAST, **options})
+    return AuthentikProvider(workspace, client=client)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
-from ecoctl.errors import (AuthentikError, AuthentikNotFound, AuthentikValidation, EcoctlError,  # noqa: F401
-                           Unreachable)
+from ecoctl.errors import (AuthentikError, AuthentikNotFound, AuthentikTokenRejected,  # noqa: F401
+                           AuthentikValidation, EcoctlError, Unreachable)
 
 if TYPE_CHECKING:
     import httpx
@@ -79,10 +79,11 @@ class AuthentikClient:
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 4.0,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, token_source: str = ""):
         import httpx
 
         self.base_url = base_url.rstrip("/")
+        self.token_source = token_source  # where the token was read from, for messages
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -99,7 +100,7 @@ class AuthentikClient:
     @classmethod
     def for_workspace(cls, workspace: "Workspace", **options: Any) -> "AuthentikClient":
         endpoint = workspace.authentik
-        return cls(endpoint.base_url, endpoint.token, **options)
+        return cls(endpoint.base_url, endpoint.token, token_source=endpoint.token_source, **options)
 
     def close(self) -> None:
         self._http.close()
@@ -160,9 +161,10 @@ class AuthentikClient:
         what = f"{method} {API}{path}"
         if status in (401, 403):
             if "invalid" in str(detail).lower() or "expired" in str(detail).lower():
-                return AuthentikError(f"Authentik rejected the API token ({detail}): set AUTHENTIK_TOKEN "
-                                      "in .env to a valid token (Admin > Directory > Tokens, intent API)",
-                                      status, body)
+                where = f" read from {self.token_source}" if self.token_source else ""
+                return AuthentikTokenRejected(f"Authentik rejected the API token{where} ({detail}): set it "
+                                              "to a valid token (Admin > Directory > Tokens, intent API)",
+                                              status, body)
             if "not provided" in str(detail).lower():
                 return AuthentikError("no Authentik API token was sent: set AUTHENTIK_BOOTSTRAP_TOKEN or "
                                       "AUTHENTIK_TOKEN in .env", status, body)

@@ -140,7 +140,7 @@ class Doctor:
             self.add("authentik", "skip", "runs in the stack: `ecoctl up` starts it")
             return
         from ecoctl.clients.authentik import AuthentikClient
-        from ecoctl.errors import AuthentikError, Unreachable
+        from ecoctl.errors import AuthentikError, AuthentikTokenRejected, Unreachable
 
         base = self.ecosystem.authentik_url
         try:
@@ -157,6 +157,11 @@ class Doctor:
                 version = client.version()
                 client.list("/core/applications/", page_size=1)
                 client.list("/providers/oauth2/", page_size=1)
+            except AuthentikTokenRejected as exc:
+                self.add("authentik", "fail", f"{base} does not know the API token (invalid or expired, "
+                                              f"{exc.status})", f"set {client.token_source or 'the API token'} to a valid token "
+                                              "(Admin > Directory > Tokens, intent API)")
+                return
             except (AuthentikError, Unreachable) as exc:
                 status = getattr(exc, "status", None)
                 fix = ("give the token's user the rights to manage applications and OAuth2 providers "

@@ -226,13 +226,14 @@ class ComposeProvider(Provider):
             changes.append(Change(self.name, "update", "compose project", "compose.yaml",
                                   f"name {main.data.get('name')} -> {desired['project']}",
                                   payload=SetProject(desired["project"])))
-        for key, reason in _left_out(self.workspace.ecosystem).items():
+        left_out = _left_out(self.workspace.ecosystem)
+        for key, reason in left_out.items():
             if isinstance(current.get(key), dict):
                 changes.append(Change(self.name, "delete", "compose service", key, reason,
                                       payload=SetService(key, None)))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
-            if not isinstance(entry, dict):
+            if not isinstance(entry, dict) or key in left_out:
                 continue  # a core service the user removed from compose.yaml stays removed
             for field_name in _differing_keys(entry, wanted):
                 changes.append(Change(self.name, "update", f"compose {field_name}", key,

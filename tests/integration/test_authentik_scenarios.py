@@ -175,7 +175,8 @@ def test_bad_token_is_one_clear_line_and_writes_nothing(tmp_path, authentik_targ
         provision(workspace)
 
     message = str(caught.value)
-    assert "Authentik rejected the API token (Token invalid/expired)" in message and "AUTHENTIK_TOKEN" in message
+    assert message.startswith("Authentik rejected the API token read from AUTHENTIK_BOOTSTRAP_TOKEN in "
+                              f"{workspace.root / '.env'} (Token invalid/expired): set it to a valid token")
     assert "\n" not in message and bad not in message
     assert (workspace.root / ".env").read_bytes() == env_before
 
