@@ -18,7 +18,7 @@ from ecoctl.support.yaml import roundtrip as yaml_roundtrip
 from tests.helpers import ensure_secrets, free_port
 from ecoctl.providers.authentik import AuthentikProvider
 from ecoctl.workspace import Workspace
-from tests.authentik_double import AuthentikDouble, FaultProxy
+from tests.authentik_double import AuthentikDouble, FaultProxy, client_credentials_username
 
 FAST = {"timeout": 5.0, "retries": 3, "backoff": 0.02, "max_backoff": 0.1}
 """Retry settings for tests: the same code path as production, with a shorter bound."""
@@ -60,12 +60,22 @@ class Target:
         return answer.json() if answer.status_code == 200 else None
 
     def cleanup(self) -> None:
-        """Delete what the scenarios made (applications first, then providers)."""
+        """Delete what the scenarios made: applications, then each provider's client_credentials
+        service account (nothing names it once the provider is gone), then providers."""
         with self.api() as api:
             for name in self.services:
                 api.delete(f"/core/applications/{name}/")
                 if provider := self.provider(name):
+                    for user in self.service_accounts(provider["name"]):
+                        api.delete(f"/core/users/{user['pk']}/")
                     api.delete(f"/providers/oauth2/{provider['pk']}/")
+
+    def service_accounts(self, provider_name: str) -> list[dict]:
+        """The `ak-<provider>-client_credentials` service account Authentik made for PROVIDER_NAME."""
+        username = client_credentials_username(provider_name)
+        with self.api() as api:
+            found = api.get("/core/users/", params={"username": username, "type": "service_account"})
+        return [user for user in found.json()["results"] if user["username"] == username]
 
 
 def write_workspace(root: Path, base_url: str, token: str, services: dict[str, dict],

@@ -287,3 +287,15 @@ def test_field_errors_are_shown(tmp_path, authentik_target):
     assert "(not applied: create oauth2 provider" in str(caught.value)  # what did not land is named
     assert authentik_target.provider(loyalty) is None
 
+
+
+def test_cleanup_deletes_the_client_credentials_service_account(tmp_path, authentik_target):
+    """The scenarios' own cleanup (run after each, live too) leaves no `ak-…-client_credentials` user."""
+    target = authentik_target
+    workspace, loyalty, _ = make(tmp_path, authentik_target)
+    provision(workspace)
+    provider = target.provider(loyalty)
+    assert client_credentials_token(target, loyalty, provider["client_secret"]).status_code == 200
+    assert len(target.service_accounts(provider["name"])) == 1
+    target.cleanup()
+    assert target.service_accounts(provider["name"]) == [] and target.provider(loyalty) is None
