@@ -239,14 +239,15 @@ def edge_script() -> Path:
     return Path(__file__).with_name("swarm_edge.py")
 
 
-def compose_services(path: Path) -> dict:
-    """The services of the ecosystem's compose.yaml (the swarm stack's core comes from it)."""
+def compose_services(path: Path, services: int = 0) -> dict:
+    """The services of the ecosystem's compose.yaml (the swarm stack's core comes from it), which
+    holds an entry for SERVICES services."""
     from ecoctl.support.atomic import read_text
-    from ecoctl.support.yaml import fast_load
+    from ecoctl.support.yaml import fast_load, max_bytes
 
     if not path.is_file():
         raise UsageError("compose.yaml is missing (the swarm stack's core comes from it): run `ecoctl init --force`")
-    data = fast_load(path, read_text(path))
+    data = fast_load(path, read_text(path, max_bytes(services)), services)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a compose file (expected a mapping)")
     return data.get("services") or {}
@@ -256,7 +257,7 @@ def render(workspace, wanted: set[str], images: dict[str, str], node: str) -> tu
     """The stack file holding WANTED (core components and service names); and .env key -> secret name."""
     rendering = Rendering(workspace)
     ecosystem = workspace.ecosystem
-    core = compose_services(workspace.root / "compose.yaml")
+    core = compose_services(workspace.root / "compose.yaml", len(workspace.ecosystem.services))
     services: dict[str, dict] = {}
     volumes: set[str] = set()
     for component in components.enabled(ecosystem):

@@ -48,6 +48,20 @@ MAX_NODES = 20_000
 a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
 
 
+PER_SERVICE_BYTES = 16 << 10
+PER_SERVICE_NODES = 1_000
+"""What each service may add to a file ecoctl writes with an entry per service (compose.yaml holds
+~1.2 KB and ~60 values per service): the caps grow with them, so ecoctl reads what it wrote."""
+
+
+def max_bytes(services: int = 0) -> int:
+    return MAX_BYTES + services * PER_SERVICE_BYTES
+
+
+def max_nodes(services: int = 0) -> int:
+    return MAX_NODES + services * PER_SERVICE_NODES
+
+
 class _TooBig(Exception):
     pass
 
@@ -80,27 +94,28 @@ def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
     return size(document)
 
 
-def parse_yaml(path: Path | str, text: str, loader=None) -> Any:
+def parse_yaml(path: Path | str, text: str, loader=None, services: int = 0) -> Any:
     """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line, and so is a
-    document whose aliases expand past MAX_NODES (checked before anything walks it)."""
-    _check_size(path, text)
+    document whose aliases expand past MAX_NODES (checked before anything walks it). SERVICES: the
+    services the file holds an entry for, which raise both caps."""
+    _check_size(path, text, services)
     with yaml_errors(path):
         try:
             document = (loader or roundtrip()).load(text)
         except RecursionError:
             raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, document)
+    return _bounded(path, document, services)
 
 
-def _check_size(path: Path | str, text: str) -> None:
-    if len(text) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
+def _check_size(path: Path | str, text: str, services: int = 0) -> None:
+    if len(text) > max_bytes(services):
+        raise UsageError(f"{path}: larger than {max_bytes(services) // 1024} KiB: check the path")
 
 
-def _bounded(path: Path | str, document: Any) -> Any:
+def _bounded(path: Path | str, document: Any, services: int = 0) -> Any:
     """DOCUMENT, once its aliases are known not to expand past MAX_NODES."""
     try:
-        expanded_size(document)
+        expanded_size(document, max_nodes(services))
     except _TooBig as exc:
         raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
     except RecursionError:
@@ -136,11 +151,11 @@ def c_safe_load(text: str) -> tuple[bool, Any]:
     return _with_c_parser(text, "get_single_data")
 
 
-def fast_load(path: Path | str, text: str) -> Any:
+def fast_load(path: Path | str, text: str, services: int = 0) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
     only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
-    MAX_NODES is one UsageError naming the file (and the line)."""
-    _check_size(path, text)
+    MAX_NODES is one UsageError naming the file (and the line); SERVICES raises both (parse_yaml)."""
+    _check_size(path, text, services)
     done, data = _with_c_parser(text, "get_single_data")
     if not done:
         from ruamel.yaml import YAML
@@ -150,7 +165,7 @@ def fast_load(path: Path | str, text: str) -> Any:
                 data = YAML(typ="safe", pure=True).load(text)
             except RecursionError:
                 raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, data)
+    return _bounded(path, data, services)
 
 
 def fast_compose(path: Path | str, text: str) -> Any:
