@@ -113,9 +113,13 @@ def print_status(report) -> None:
         table.add_row(escape(component.name), escape(component.state), _health(component.health),
                       escape(component.url or ""), escape(component.detail))
     out.print(table)
+    if report.failed:
+        out.print(f"Failed: {', '.join(report.failed)} (the detail column says why): fix that, then run "
+                  "`ecoctl up` again.", markup=False)
     if not report.running:
-        out.print("The stack is not running: `ecoctl up` starts it. Compared with ecosystem.yaml: "
-                  f"{', '.join(report.compared)} only.", markup=False)
+        starts = "is not up" if report.failed else "is not running: `ecoctl up` starts it"
+        out.print(f"The stack {starts}. Compared with ecosystem.yaml: {', '.join(report.compared)} only.",
+                  markup=False)
     if report.drift:
         out.print(f"Drift: {len(report.drift)} change(s) pending; `ecoctl plan` shows them, `ecoctl apply` converges.")
     elif report.pending:

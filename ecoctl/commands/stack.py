@@ -159,6 +159,11 @@ class StatusReport:
     compared: list[str] = field(default_factory=list)
     """The systems whose drift was read (only the files while the stack is down)."""
 
+    @property
+    def failed(self) -> list[str]:
+        """The components that failed (swarm gave up on them, or they exited): never "up"."""
+        return [component.name for component in self.components if component.state == "failed"]
+
     def to_json(self) -> dict:
         return {"runtime": self.runtime, "running": self.running,
                 "components": [c.to_json() for c in self.components],

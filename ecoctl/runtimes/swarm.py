@@ -22,13 +22,12 @@ from ecoctl.clients.docker import EngineConnection
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.swarm_asked import SwarmAsked
-from ecoctl.runtimes.swarm_health import SwarmHealth
+from ecoctl.runtimes.swarm_health import SwarmHealth, rejection_hint
 from ecoctl.runtimes.swarm_images import SwarmImages
+from ecoctl.runtimes.swarm_secrets import SwarmSecrets
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
 
 STACK_LABEL = "com.docker.stack.namespace"
-OWNER_LABEL = "ecoctl.ecosystem"
-KEY_LABEL = "ecoctl.key"
 CORE_WAIT = 300.0
 
 
@@ -37,8 +36,10 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runtime):
+class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, SwarmAsked, Runtime):
     name = "swarm"
+    verbose = False
+    """Show the output of `docker build` and `docker stack deploy` (it always goes to .ecoctl/logs/)."""
 
     def __init__(self, workspace, progress=None):
         super().__init__(workspace, progress)
@@ -100,7 +101,13 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
             self._node = self.client.nodes.get(node_id).attrs["Description"]["Hostname"]
         return self._node
 
+    @property
+    def log_dir(self):
+        return self.workspace.state_dir / "logs"
+
     def docker(self, *args: str, timeout: float = 600.0) -> str:
+        """Run the docker CLI; its output goes to .ecoctl/logs/swarm-deploy.log (and to `progress`
+        when verbose, or when it failed)."""
         docker = shutil.which("docker")
         if not docker:
             raise EcoctlError("the docker CLI is not on PATH (swarm deploys use `docker stack deploy`): "
@@ -109,42 +116,16 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
         self.progress(shown)
         done = subprocess.run([docker, *args], capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, cwd=self.workspace.root)
-        for line in (done.stdout + done.stderr).splitlines():
-            if line.strip():
-                self.progress(line.strip())
+        lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "swarm-deploy.log", "a") as log:
+            log.write("".join(f"{line}\n" for line in [f"$ {shown}", *lines]))
+        for line in lines if self.verbose or done.returncode else []:
+            self.progress(line)
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if line.strip()] or [f"exit status {done.returncode}"]
             raise EcoctlError(f"`{shown}` failed: {lines[-1][:300]}")
         return done.stdout
-
-    # -- images and secrets ---------------------------------------------------------------------
-
-    def ensure_secrets(self, secrets: dict[str, str]) -> None:
-        existing = {secret.name for secret in self.client.secrets.list(filters={"label": f"{OWNER_LABEL}={self.stack}"})}
-        for key, name in secrets.items():
-            if name not in existing:
-                self.progress(f"docker secret {name} (from .env {key})")
-                self.client.secrets.create(name=name, data=self.workspace.secret(key).encode(),
-                                           labels={OWNER_LABEL: self.stack, KEY_LABEL: key})
-
-    def prune_secrets(self, keep: set[str] | None = None) -> None:
-        """Remove this ecosystem's secrets no task uses any more (in-use ones stay until the next run)."""
-        from docker.errors import APIError
-
-        current = keep if keep is not None else self._current_secret_names()
-        for secret in self.client.secrets.list(filters={"label": f"{OWNER_LABEL}={self.stack}"}):
-            if secret.name not in current:
-                try:
-                    secret.remove()
-                except APIError:
-                    pass
-
-    def _current_secret_names(self) -> set[str]:
-        names = set()
-        for service in self.services().values():
-            for ref in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or []:
-                names.add(ref.get("SecretName"))
-        return names
 
     # -- deploying ------------------------------------------------------------------------------
 
@@ -163,6 +144,7 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
         resolve = ["--with-registry-auth", "--resolve-image", "changed"] if ecosystem.registry \
             else ["--resolve-image", "never"]
         self.docker("stack", "deploy", "--compose-file", str(path), *resolve, self.stack)
+        self.prune_services()
         after = self.services()
         self.prune_secrets()
         return any(before.get(key) != after[key].attrs["Spec"] for key in document["services"] if key in after)
@@ -188,6 +170,33 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
         write_atomic(path, json.dumps(merged, indent=2) + "\n")  # JSON is YAML: `docker stack deploy -c` reads it
         return self.state_dir / "deploy.yaml"
 
+    def declared(self) -> set[str]:
+        """The stack components this ecosystem declares (those started on demand included)."""
+        return set(self.expected_components()) | set(self.started_on_demand())
+
+    def prune_services(self) -> None:
+        """Remove the stack's services the ecosystem no longer declares (Authentik, once it is an
+        external one; a removed service), from the swarm and from stack.yaml."""
+        declared = self.declared()
+        for key, service in self.services().items():
+            if key not in declared:
+                self.progress(f"removing swarm service {service.name} (no longer in ecosystem.yaml)")
+                service.remove()
+        self._forget_undeclared(declared)
+
+    def _forget_undeclared(self, declared: set[str]) -> None:
+        from ecoctl.support.atomic import write_atomic
+
+        path = self.state_dir / "stack.yaml"
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        services = document.get("services") or {}
+        if set(services) - declared:
+            document["services"] = {key: entry for key, entry in services.items() if key in declared}
+            write_atomic(path, json.dumps(document, indent=2) + "\n")
+
     def services(self) -> dict[str, object]:
         """Stack component name (`postgres`, `portfolio`, `portfolio_edge`) -> swarm service."""
         if not self.swarm_active():
@@ -206,11 +215,14 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
         mode = service.attrs["Spec"].get("Mode") or {}
         return (mode.get("Replicated") or {}).get("Replicas", 1) if "Replicated" in mode else 1
 
-    def _wait_core(self, keys: list[str]) -> None:
-        health = self.wait_for(keys, CORE_WAIT)
-        failing = {key: state for key, state in health.items() if state != "healthy"}
+    def _wait_core(self, keys: list[str], started_only: bool = False) -> None:
+        health = self.wait_for(keys, CORE_WAIT, started_only=started_only)
+        failing = {key: state for key, state in health.items() if state not in ("healthy", "started")}
         if failing:
             key, state = next(iter(failing.items()))
+            if state.startswith("rejected: "):
+                cause = state.removeprefix("rejected: ")
+                raise EcoctlError(f"swarm cannot start {key}: {cause}: {rejection_hint(cause)}")
             raise EcoctlError(f"{key} is not healthy in the swarm stack ({state}): see `ecoctl logs {key}`")
 
     # -- stages ---------------------------------------------------------------------------------
@@ -226,6 +238,7 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
             return False
         changed = self.deploy({component.name for component in chosen})
         self._wait_core([component.name for component in chosen if component.wait])
+        self._wait_core([component.name for component in chosen if not component.wait], started_only=True)
         return changed
 
     def start_postgres(self) -> bool:
@@ -247,9 +260,14 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmAsked, Runti
         return self._deploy_stage("monitoring", on_demand)
 
     def wait_healthy(self, names: list[str], timeout: float) -> dict[str, str]:
+        """The services' health, and that of any core component swarm gave up on (a failed one is
+        never "up")."""
         services = self.workspace.ecosystem.services
         keys = [name for name in names if name in services and services[name].pattern != "external"]
-        return self.wait_for(keys, timeout)
+        health = self.wait_for(keys, timeout)
+        core = self.wait_for([key for key in self.services() if key not in health], 0)
+        return {**health, **{key: state for key, state in core.items()
+                             if state.startswith(("failing", "rejected", "rolled back"))}}
 
     # -- stopping -------------------------------------------------------------------------------
 

@@ -13,6 +13,30 @@ from ecoctl.runtimes.base import ComponentStatus, url_of
 
 FAILED_TASKS_BEFORE_FINAL = 3
 ROLLBACK_STATES = ("rollback_started", "rollback_paused", "rollback_completed", "paused")
+STARTED_STATES = ("starting", "running")
+"""A task past these has its image and a node: what is left is its own start (and health check)."""
+
+
+def rejection(tasks: list[dict], image: str) -> str | None:
+    """Why swarm cannot even start IMAGE's tasks (no such image, no suitable node), else None:
+    retrying will not help, so waiting for them is pointless."""
+    own = [task for task in tasks if task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0] == image]
+    if not own:
+        return None
+    status = max(own, key=lambda task: (task.get("Version") or {}).get("Index", 0))["Status"]  # the latest try
+    if status["State"] == "rejected" or (status["State"] == "pending" and status.get("Err")):
+        return " ".join((status.get("Err") or status.get("Message") or status["State"]).split())
+    return None
+
+
+def rejection_hint(cause: str) -> str:
+    """What to do about a rejected task."""
+    if "no such image" in cause.lower():
+        return ("`docker pull` it on every node, or set `images:` in ecosystem.yaml to one this host has "
+                "(`ecoctl doctor` lists the images)")
+    if "no suitable node" in cause.lower():
+        return "check `docker node ls` and the service's placement (node labels, resources)"
+    return "check `docker service ps --no-trunc` for the stack"
 
 
 class SwarmHealth:
@@ -38,6 +62,8 @@ class SwarmHealth:
             return f"updating ({len(running)}/{wanted})", False
         if len(running) >= wanted:
             return "healthy", True
+        if cause := rejection(tasks, image):
+            return f"rejected: {cause}", True
         failed = [task for task in tasks if task["Status"]["State"] in ("failed", "rejected")
                   and task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0] == image]
         if len(failed) >= FAILED_TASKS_BEFORE_FINAL and not running:
@@ -45,7 +71,18 @@ class SwarmHealth:
             return f"failing: {error}", True
         return f"starting ({len(running)}/{wanted})", False
 
-    def wait_for(self, keys: list[str], timeout: float) -> dict[str, str]:
+    def started_of(self, key: str, service, desired_image: str | None = None) -> tuple[str, bool]:
+        """(health, whether final) of a component whose health is waited for elsewhere: final once
+        a task started (its image found, on a node) or swarm rejected it."""
+        health, final = self.health_of(key, service, desired_image)
+        if final or service is None:
+            return health, final
+        started = any(task["Status"]["State"] in STARTED_STATES for task in self._tasks(service))
+        return ("started" if started else health), started
+
+    def wait_for(self, keys: list[str], timeout: float, started_only: bool = False) -> dict[str, str]:
+        """Wait until each key's health is final (or, with STARTED_ONLY, its tasks started)."""
+        look = self.started_of if started_only else self.health_of
         pending = list(keys)
         health: dict[str, str] = {}
         desired = self.desired_images()
@@ -53,7 +90,7 @@ class SwarmHealth:
         while True:
             services = self.services()
             for key in list(pending):
-                state, final = self.health_of(key, services.get(key), desired.get(key))
+                state, final = look(key, services.get(key), desired.get(key))
                 health[key] = state
                 if final:
                     pending.remove(key)
@@ -91,7 +128,7 @@ class SwarmHealth:
             state = "running"
         elif running:
             state = "running"
-        elif replaced:
+        elif replaced or health.startswith("rejected"):
             state = "failed"
         else:
             state = "stopped"

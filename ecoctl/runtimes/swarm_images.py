@@ -18,21 +18,13 @@ class SwarmImages:
             raise EcoctlError(f"services/{name}/Dockerfile is missing: run `ecoctl apply` (or add one)")
         ecosystem = self.workspace.ecosystem
         self.progress(f"building services/{name}")
-        image_id = None
-        last = ""
-        for chunk in self.client.api.build(path=str(context), rm=True, decode=True, pull=False,
-                                           buildargs={"BASE_IMAGE": ecosystem.image("python")}):
-            if "error" in chunk:
-                raise EcoctlError(f"building services/{name} failed: {' '.join(chunk['error'].split())[:300]}")
-            if line := (chunk.get("stream") or "").strip():
-                last = line
-                self.progress(line)
-                if line.startswith("Successfully built "):
-                    image_id = line.split()[-1]
-            if (chunk.get("aux") or {}).get("ID"):
-                image_id = chunk["aux"]["ID"]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / "swarm-build.log"
+        with open(log_path, "a") as log:
+            log.write(f"$ docker build services/{name}\n")
+            image_id, last = self._build(name, context, log)
         if not image_id:
-            raise EcoctlError(f"building services/{name} gave no image ({last[:200]}): see `docker build services/{name}`")
+            raise EcoctlError(f"building services/{name} gave no image ({last[:200]}): its output is in {log_path}")
         image = self.client.images.get(image_id)
         short = image.id.split(":", 1)[-1][:12]
         repository = f"{ecosystem.name}/{name}"
@@ -47,6 +39,28 @@ class SwarmImages:
                     raise EcoctlError(f"pushing {tag} to {ecosystem.registry} failed: {chunk['error'][:200]}: "
                                       "check `registry:` and `docker login`")
         return tag
+
+    def _build(self, name: str, context, log) -> tuple[str | None, str]:
+        """(image id, last line) of one `docker build`; its output goes to LOG (and to `progress`
+        when verbose)."""
+        image_id = None
+        last = ""
+        for chunk in self.client.api.build(path=str(context), rm=True, decode=True, pull=False,
+                                           buildargs={"BASE_IMAGE": self.workspace.ecosystem.image("python")}):
+            if "error" in chunk:
+                error = " ".join(chunk["error"].split())
+                log.write(error + "\n")
+                raise EcoctlError(f"building services/{name} failed: {error[:300]}: its output is in {log.name}")
+            if line := (chunk.get("stream") or "").strip():
+                last = line
+                log.write(line + "\n")
+                if self.verbose:
+                    self.progress(line)
+                if line.startswith("Successfully built "):
+                    image_id = line.split()[-1]
+            if (chunk.get("aux") or {}).get("ID"):
+                image_id = chunk["aux"]["ID"]
+        return image_id, last
 
     def desired_images(self) -> dict[str, str]:
         path = self.state_dir / "stack.yaml"
