@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ecoctl.names import CORE_SERVICE, database_name, env_prefix, role_name, sql_name
+from ecoctl.names import database_name, env_prefix, role_name, sql_name
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -194,10 +194,6 @@ def core_ports(ecosystem: "Ecosystem") -> dict[int, str]:
     if not core.postgres.external:
         ports[core.postgres.port] = "postgres"
     return ports
-
-
-def is_core_service(service: str) -> bool:
-    return service == CORE_SERVICE
 
 
 __all__ = ["Target", "REDIS_PASSWORD", "environment", "secret_keys", "service_secret_keys", "db_password_key",

@@ -48,7 +48,7 @@ class Runtime(ABC):
 
     @abstractmethod
     def start_services(self, names: list[str]) -> bool:
-        """Build (if needed) and start the portfolio service and the given services."""
+        """Build (if needed) and start the core services (`core: true` templates) and the given ones."""
 
     @abstractmethod
     def start_monitoring(self, grafana: bool = False) -> bool:
