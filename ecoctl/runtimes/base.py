@@ -20,7 +20,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class ComponentStatus:
-    name: str  # "postgres", "redis", "authentik-server", "prometheus", "portfolio", "loyalty", ...
+    name: str  # a core component ("postgres", "redis", "authentik-server", "prometheus", ...) or a service
     state: str  # "running" | "stopped" | "absent" | "failed" | "external" (not ours: only asked)
     health: str  # "healthy" | "unhealthy" | "starting" | "none" (no healthcheck) | "unknown"
     url: str | None = None
