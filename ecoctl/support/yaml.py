@@ -2,7 +2,7 @@
 
 `parse_yaml` keeps comments and order (ruamel.yaml round-trip) for files a user may edit;
 `dump_roundtrip` writes such a document back in ecoctl's style. `fast_load` / `fast_compose` are
-for reading only (a plan): ruamel's safe loader on the C parser (ruamel.yaml.clibz), about 40x
+for reading only (a plan): ruamel's safe loader on the C parser (ruamel.yaml.clib), about 40x
 faster than the round-trip parser, with the same values.
 """
 

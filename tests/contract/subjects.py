@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import uv_binary, uv_env
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -77,11 +79,10 @@ def python_service(folder: Path, package: str) -> Callable[[Path], Command]:
 
     def start(workdir: Path) -> Command:
         venv = workdir / "venv"
-        uv = shutil.which("uv")
-        assert uv, "uv is not on PATH (the contract suite installs Python services with it)"
+        uv = uv_binary()
         for args in ([uv, "venv", "-q", str(venv)],
                      [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(folder)]):
-            result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=uv_env())
             assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stderr[-3000:]}"
         return Command([str(venv / "bin" / "python"), "-m", package], cwd=workdir,
                        env={"HOST": "127.0.0.1", "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"})

@@ -14,7 +14,7 @@ import pytest
 
 from ecoctl.commands.init import init_ecosystem
 from ecoctl.model import EcosystemFile
-from tests.helpers import run_ecoctl
+from tests.helpers import run_ecoctl, uv_binary, uv_env
 
 APP_V1 = """# {{ service_name }}: the app
 GREETING = "hello"
@@ -281,11 +281,10 @@ def test_python_fastapi_v1_service_upgrades_to_v2_and_passes_its_own_tests(tmp_p
     assert readme.startswith("Owned by the loyalty team.") and "RFC 9457" in readme
 
     # the upgraded service's own tests (v2's, plus the team's) pass against a real database
-    venv, uv = tmp_path / "venv", shutil.which("uv")
-    assert uv, "uv is not on PATH"
+    venv, uv = tmp_path / "venv", uv_binary()
     for args in ([uv, "venv", "-q", str(venv)],
                  [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{folder}[test]"]):
-        done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=uv_env())
         assert done.returncode == 0, done.stderr[-3000:]
     database, role, password = "upg_loyalty_db", "upg_loyalty_user", "upg-" + os.urandom(9).hex()
     create_database(pg.conninfo(), database, role, password)

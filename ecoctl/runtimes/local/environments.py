@@ -48,14 +48,17 @@ def installer_note() -> str:
     return "environment: uv" if path else f"environment: pip ({why})"
 
 
-def _uv_environment() -> dict[str, str]:
-    """uv reads its own settings, not pip's: the pip index settings of the environment are passed on."""
+def uv_environment() -> dict[str, str]:
+    """uv reads its own settings, not pip's: the pip index settings of the environment are passed on,
+    and uv trusts the system's certificate store as pip, git and curl do here (its default is its
+    own bundled roots, which fail behind a TLS-inspecting proxy whose CA the system trusts)."""
     env = dict(os.environ)
     for pip_name, uv_name in (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
                               ("PIP_FIND_LINKS", "UV_FIND_LINKS"), ("PIP_CERT", "SSL_CERT_FILE")):
         if env.get(pip_name) and not env.get(uv_name):
             env[uv_name] = env[pip_name]
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env.setdefault("UV_NATIVE_TLS", "1")
     return env
 
 
@@ -113,10 +116,10 @@ class Environments:
                 self.progress(f"creating the virtual environment of {name} in {venv} (uv)")
                 venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
                 self._run_logged([uv, "venv", "--quiet", "--python", base_python, str(venv)], log, name,
-                                 env=_uv_environment())
+                                 env=uv_environment())
             self.progress(f"installing {name} and its dependencies into {venv} (uv)")
             self._run_logged([uv, "pip", "install", "--quiet", "--python", str(python), *target, "uvicorn"],
-                             log, name, env=_uv_environment())
+                             log, name, env=uv_environment())
             stamp.write_text(digest)
             return True
         outer_pip = _outer_pip()

@@ -52,6 +52,10 @@ def ensure_service_user(name: str = SERVICE_USER) -> pwd.struct_passwd:
             ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
              "--shell", "/usr/sbin/nologin", SERVICE_USER], capture_output=True, text=True)
         if created.returncode != 0:
+            try:
+                return pwd.getpwnam(SERVICE_USER)  # another ecoctl created it at the same moment
+            except KeyError:
+                pass
             raise PostgresServerError(f"could not create the system user {SERVICE_USER!r} that runs "
                                       f"PostgreSQL: {created.stderr.strip()}") from None
         return pwd.getpwnam(SERVICE_USER)
