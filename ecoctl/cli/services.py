@@ -143,7 +143,7 @@ def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
 
 @app.command()
 def upgrade(ctx: typer.Context,
-            services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services to upgrade (default: all rendered from a template)."),
+            services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services to upgrade (default: all; those with no record are skipped, and named)."),
             to: Optional[str] = typer.Option(None, "--to", metavar="VERSION", help="The template version (a number; a tag or commit for git templates)."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Print a unified diff of what would change; write nothing."),
             adopt_from: Optional[str] = typer.Option(None, "--adopt-from", metavar="VERSION", help="For a service rendered before ecoctl recorded templates: the version it was made from."),

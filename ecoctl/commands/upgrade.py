@@ -93,7 +93,8 @@ class UpgradeResult:
                 "conflicts": self.conflicts, "unrecorded": self.unrecorded}
 
     def text(self) -> list[str]:
-        lines = [] if self.services or self.unrecorded else ["No services rendered from a template: nothing to upgrade."]
+        lines = [] if self.services or self.unrecorded else [
+            "No services rendered from a template: nothing to upgrade."]
         lines += [f"{name}: skipped, no {RECORD_FILE}: `ecoctl upgrade {name} --adopt-from VERSION` records "
                   "the template version it was made from" for name in self.unrecorded]
         for up in self.services:
@@ -130,7 +131,8 @@ def upgrade(workspace, names: list[str] | None = None, to: str | None = None, dr
             raise UsageError(f"services/{name}/ does not exist: `ecoctl apply` renders it")
     # --adopt-from with no SERVICE adopts every service without a record and upgrades the others;
     # without it, those are skipped (and said)
-    unrecorded = [] if names or adopt_from else [name for name in selected if not (folder / name / RECORD_FILE).is_file()]
+    unrecorded = [] if names or adopt_from else [
+        name for name in selected if not (folder / name / RECORD_FILE).is_file()]
     planned = [plan_service(workspace, name, to, adopt_from, adopt_only_unrecorded=not names)
                for name in selected if name not in unrecorded]
     if not dry_run:
