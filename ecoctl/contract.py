@@ -16,12 +16,15 @@ Where a service runs decides how each value is spelt (`Target`):
   exactly the `local` target).
 
 `.env` keys are named here too (`secret_keys`); `Workspace.ensure_secrets` generates what they name.
+The contract is built from plain data: the ecosystem model, the secrets (`.env`'s values) and the
+local JWKS file; `environment` is the shorthand for a caller holding a workspace.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from ecoctl.names import database_name, env_prefix, role_name, sql_name
 
@@ -67,22 +70,16 @@ def client_id(ecosystem: "Ecosystem", service: str) -> str:
     return f"{ecosystem.core.authentik.prefix}{service}"
 
 
-def authentik_base_url(ecosystem: "Ecosystem") -> str:
-    """Authentik as ecoctl (on this host) reaches it."""
-    authentik = ecosystem.core.authentik
-    return (authentik.url or f"http://127.0.0.1:{authentik.port}").rstrip("/")
-
-
 def issuer(ecosystem: "Ecosystem", service: str) -> str:
     """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same)."""
-    return f"{authentik_base_url(ecosystem)}/application/o/{client_id(ecosystem, service)}/"
+    return f"{ecosystem.authentik_url}/application/o/{client_id(ecosystem, service)}/"
 
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     slug = client_id(ecosystem, service)
     if target in ("compose", "swarm") and ecosystem.authentik_in_stack:
         return f"http://authentik-server:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
-    return f"{authentik_base_url(ecosystem)}/application/o/{slug}/jwks/"
+    return f"{ecosystem.authentik_url}/application/o/{slug}/jwks/"
 
 
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
@@ -125,9 +122,10 @@ def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     return Endpoints(*pg, here, core.redis.port)
 
 
-def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
-    """The variables SERVICE gets when it runs as TARGET (secrets spelt as the target needs)."""
-    ecosystem = workspace.ecosystem
+def service_environment(ecosystem: "Ecosystem", service: str, target: Target, secrets: Mapping[str, str],
+                        jwks_file: Path | None = None) -> dict[str, str]:
+    """The variables SERVICE gets when it runs as TARGET (secrets spelt as the target needs), from
+    SECRETS (.env's values) and, where the local signing key stands in for Authentik, JWKS_FILE."""
     spec = ecosystem.services[service]
     where = endpoints(ecosystem, target)
     database, user = database_name(service), role_name(service)
@@ -148,15 +146,15 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
     if target in ("compose", "swarm") or ecosystem.authentik_used:
         variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
+    elif jwks_file is None:
+        raise ValueError(f"{service} trusts the local signing key as {target}: pass its JWKS file")
     else:
-        from ecoctl.local_auth import jwks_path
-
-        variables["OIDC_JWKS_FILE"] = str(jwks_path(workspace))
+        variables["OIDC_JWKS_FILE"] = str(jwks_file)
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
-        variables[variable] = _secret_value(workspace, key, target)
+        variables[variable] = _secret_value(secrets, key, target)
     if target in ("compose", "local", "host"):
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
@@ -166,36 +164,31 @@ def environment(workspace: "Workspace", service: str, target: Target) -> dict[st
     return variables
 
 
-def _secret_value(workspace: "Workspace", key: str, target: Target) -> str:
+def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
+    """`service_environment` from what a workspace holds: its .env and its local JWKS file."""
+    from ecoctl.local_auth import jwks_path
+
+    return service_environment(workspace.ecosystem, service, target, workspace.env.values, jwks_path(workspace))
+
+
+def _secret_value(secrets: Mapping[str, str], key: str, target: Target) -> str:
     if target == "compose":
         return f"${{{key}:?run ecoctl apply to create it}}"
     if target == "external":
         return f"<{key} from .env>"
-    return workspace.env.get(key) or ""
+    return secrets.get(key) or ""
 
 
-def secret_values(workspace: "Workspace", service: str) -> list[str]:
+def secret_values(ecosystem: "Ecosystem", service: str, secrets: Mapping[str, str]) -> list[str]:
     """The secret values SERVICE's environment holds (to mask them wherever they appear)."""
-    return [value for key in service_secret_keys(workspace.ecosystem, service).values()
-            if (value := workspace.env.get(key))]
+    return [value for key in service_secret_keys(ecosystem, service).values() if (value := secrets.get(key))]
 
 
-def missing_secrets(workspace: "Workspace", service: str) -> list[str]:
-    """The .env keys SERVICE's environment needs that .env does not hold yet."""
-    return [key for key in service_secret_keys(workspace.ecosystem, service).values()
-            if not workspace.env.get(key)]
+def missing_secrets(ecosystem: "Ecosystem", service: str, secrets: Mapping[str, str]) -> list[str]:
+    """The .env keys SERVICE's environment needs that SECRETS does not hold yet."""
+    return [key for key in service_secret_keys(ecosystem, service).values() if not secrets.get(key)]
 
 
-def core_ports(ecosystem: "Ecosystem") -> dict[int, str]:
-    """Host ports the core stack takes, and which piece takes each."""
-    core = ecosystem.core
-    ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-             core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-    if not core.postgres.external:
-        ports[core.postgres.port] = "postgres"
-    return ports
-
-
-__all__ = ["Target", "REDIS_PASSWORD", "environment", "secret_keys", "service_secret_keys", "db_password_key",
-           "client_secret_key", "client_id", "issuer", "jwks_url", "core_ports", "endpoints", "sql_name",
+__all__ = ["Target", "REDIS_PASSWORD", "service_environment", "environment", "secret_keys", "service_secret_keys",
+           "db_password_key", "client_secret_key", "client_id", "issuer", "jwks_url", "endpoints", "sql_name",
            "secret_values", "missing_secrets"]

@@ -8,6 +8,7 @@
     │   ├── AuthentikNotFound       a 404
     │   └── AuthentikValidation     a 400, with the fields it refused
     ├── NotConverged            1   asked to converge, but a system the ecosystem uses did not answer
+    ├── ApplyFailed           1/2   applying a plan stopped at a failure (its cause's code); names what did not land
     ├── PostgresServerError     1   the local PostgreSQL could not be set up or started
     └── UnhealthyServices       1   services started but did not become healthy (with their last log lines)
 """
@@ -62,6 +63,22 @@ class NotConverged(EcoctlError):
         self.pending = dict(pending)
         reasons = "; ".join(f"{system}: {' '.join(reason.split())}" for system, reason in pending.items())
         super().__init__(f"not converged: {', '.join(pending)} did not answer ({reasons})")
+
+
+class ApplyFailed(EcoctlError):
+    """Applying a plan stopped at `cause`: `not_applied` holds the changes (`plan.Change`) that did
+    not land, the failed one first, `applied` counts those that did. Said as the cause's message
+    with both, and exits as the cause does."""
+
+    def __init__(self, cause: EcoctlError, not_applied: list[Any], applied: int):
+        self.cause, self.not_applied, self.applied = cause, list(not_applied), applied
+        self.exit_code = cause.exit_code
+        if not not_applied:
+            super().__init__(str(cause))
+            return
+        first = not_applied[0]
+        more = f" and {len(not_applied) - 1} more" if len(not_applied) > 1 else ""
+        super().__init__(f"{cause} (not applied: {first.action} {first.kind} {first.name}{more}; {applied} applied)")
 
 
 class PostgresServerError(EcoctlError):

@@ -1,20 +1,17 @@
-"""The local runtime's stand-in for Authentik: a signing key, its JWKS, and tokens minted with it.
+"""The local runtime's stand-in for Authentik: a signing key and its JWKS, in `.ecoctl/keys/`.
 
 Services in the local runtime validate tokens against `.ecoctl/keys/jwks.json` exactly as they
-validate Authentik's JWKS elsewhere (RS256, `iss`, `aud`, `exp`).
+validate Authentik's JWKS elsewhere (RS256, `iss`, `aud`, `exp`); `ecoctl token`
+(commands/tokens.py) mints them with the contract's issuer and audience.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 from ecoctl.support.atomic import write_atomic
-from ecoctl import contract
-
-KEY_ID_BYTES = 8
 
 
 def keys_dir(workspace) -> Path:
@@ -48,14 +45,10 @@ def ensure_signing_key(workspace) -> bool:
     return True
 
 
-def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
-               scope: str = "openid email profile", extra: dict | None = None) -> str:
+def sign(workspace, claims: dict) -> str:
+    """CLAIMS as a JWT signed with the local key (RS256, its `kid` in the header)."""
     import jwt
 
     pem = private_key_path(workspace).read_bytes()
     kid = json.loads(jwks_path(workspace).read_text())["keys"][0]["kid"]
-    now = int(time.time())
-    ecosystem = workspace.ecosystem
-    claims = {"iss": contract.issuer(ecosystem, service), "sub": subject, "aud": contract.client_id(ecosystem, service),
-              "iat": now, "nbf": now, "exp": now + ttl, "scope": scope, **(extra or {})}
     return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid})

@@ -152,8 +152,29 @@ class Ecosystem(Record):
     @property
     def authentik_used(self) -> bool:
         """Whether services trust Authentik (the stack's or an external one) rather than the local
-        signing key: the local runtime runs no Authentik of its own."""
-        return self.runtime != "local" or not self.authentik_in_stack
+        signing key: only a stack in containers runs Authentik of its own."""
+        return self.in_containers or not self.authentik_in_stack
+
+    @property
+    def authentik_url(self) -> str:
+        """Authentik's base URL as ecoctl, on this host, reaches it (no trailing slash)."""
+        return (self.core.authentik.url or f"http://127.0.0.1:{self.core.authentik.port}").rstrip("/")
+
+    @property
+    def in_containers(self) -> bool:
+        """Whether the stack runs in containers on one network (docker, swarm), where its pieces
+        reach each other by name, rather than as processes on this host (local)."""
+        return self.runtime != "local"
+
+    @property
+    def core_ports(self) -> dict[int, str]:
+        """The host ports the core stack takes, and which piece takes each."""
+        core = self.core
+        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
+                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
+        if not core.postgres.external:
+            ports[core.postgres.port] = "postgres"
+        return ports
 
 
 def _checked(check, value, *loc):
@@ -185,10 +206,8 @@ def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: s
     """Why service NAME may not listen on PORT (None: it may): another service (of `among`, default
     all) on the same host has it, or the core stack does (a service of pattern `external` runs on
     HOST, not here)."""
-    from ecoctl.contract import core_ports
-
     where = host if pattern == "external" else None
-    core = core_ports(ecosystem)
+    core = ecosystem.core_ports
     if where is None and port in core:
         return f"port {port} is taken by the core stack's {core[port]}"
     for other, spec in (ecosystem.services if among is None else among).items():

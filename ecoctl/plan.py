@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
 
-from ecoctl.errors import EcoctlError, Unreachable
+from ecoctl.errors import ApplyFailed, EcoctlError, Unreachable
 
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
@@ -59,6 +59,19 @@ class Options:
 
 
 @dataclass(frozen=True)
+class RuntimeView:
+    """What the providers need of the runtime, handed in by the command that made them: a provider
+    never asks which runtime it is."""
+
+    in_containers: bool = False
+    """The stack runs in containers on one network (docker, swarm): Prometheus reaches each service
+    by its name and itself at its container port. False: every piece runs on this host."""
+    reload_prometheus: Callable[[], bool] | None = None
+    """Make a running Prometheus read prometheus.yml again and check it did (False when none
+    answers); None: nothing is reloaded."""
+
+
+@dataclass(frozen=True)
 class Conflict:
     """The payload of a change ecoctl refuses to make: an object with a managed name that this
     ecosystem does not own. `apply_plan` raises `message` (one line) before applying anything."""
@@ -66,17 +79,23 @@ class Conflict:
     message: str
 
 
+Applier = Callable[[Any, Any], None]
+"""A provider's method applying one payload type: `applier(provider, payload)`."""
+
+
 class Provider(ABC):
-    """One external system. Subclasses set `name`, implement read / desired / diff, and map each
-    payload type to the method that applies it in `appliers`."""
+    """One external system. Subclasses set `name`, implement read / desired / diff (a pure function
+    of its arguments), and map each payload type to the method that applies it in `appliers`."""
 
     name: ClassVar[str]
-    appliers: ClassVar[dict[type, str]] = {}
-    """Payload type -> name of the method that applies a change carrying it."""
+    appliers: ClassVar[Mapping[type, Applier]] = {}
+    """Payload type -> the method (the function itself) that applies a change carrying it."""
 
-    def __init__(self, workspace: "Workspace", options: Options = Options()):
+    def __init__(self, workspace: "Workspace", options: Options = Options(), runtime: RuntimeView | None = None):
+        """RUNTIME defaults to what the ecosystem model says, with nothing to reload Prometheus."""
         self.workspace = workspace
         self.options = options
+        self.runtime = runtime if runtime is not None else RuntimeView(workspace.ecosystem.in_containers)
 
     @abstractmethod
     def read(self) -> Any:
@@ -90,14 +109,24 @@ class Provider(ABC):
     def diff(self, desired: Any, actual: Any) -> list[Change]:
         """The changes, in the order they must be applied."""
 
+    def notices(self, desired: Any, actual: Any) -> list[str]:
+        """Worth saying with the plan but not a change, e.g. a service behind its template (`ecoctl
+        upgrade` does that). Default: none."""
+        return []
+
+    def conflict(self, kind: str, name: str, detail: str, message: str, service: str | None) -> Change:
+        """The change standing for KIND NAME, which ecoctl would have to take over: `plan` shows it
+        with DETAIL, `apply_plan` refuses the whole plan with MESSAGE (one line)."""
+        return Change(self.name, "conflict", kind, name, detail, service=service, payload=Conflict(message))
+
     def apply(self, change: Change) -> None:
         """Make exactly this change, idempotently (a conflict is refused: its message is raised)."""
         if isinstance(change.payload, Conflict):
             raise EcoctlError(change.payload.message)
-        method = self.appliers.get(type(change.payload))
-        if method is None:
+        applier = self.appliers.get(type(change.payload))
+        if applier is None:
             raise TypeError(f"{self.name} provider cannot apply {change} ({type(change.payload).__name__})")
-        getattr(self, method)(change.payload)
+        applier(self, change.payload)
 
     def prepare(self, changes: list[Change]) -> None:
         """Called by `apply_plan` with this system's run of changes before any change of the plan
@@ -153,8 +182,9 @@ def make_plan(providers: list[Provider]) -> Plan:
     plan = Plan()
     for provider in providers:
         try:
-            plan.changes.extend(provider.plan())
-            plan.notices.extend(getattr(provider, "notices", ()))
+            desired, actual = provider.desired(), provider.read()
+            plan.changes.extend(provider.diff(desired, actual))
+            plan.notices.extend(provider.notices(desired, actual))
         except Unreachable as exc:
             plan.pending[provider.name] = str(exc)
     return plan
@@ -164,8 +194,8 @@ def apply_plan(providers: list[Provider], plan: Plan,
                on_change: Callable[[Change], None] | None = None) -> Plan:
     """Apply exactly `plan`'s changes in plan order, each system's run of changes by its provider's
     `apply_all`, after every run was handed to its provider's `prepare`. Returns what was done and
-    what stays pending. On a failure, the error names the changes that did not land
-    (`error.not_applied` holds them) and is raised as it was."""
+    what stays pending. A failure is raised as `ApplyFailed`, which names the changes that did not
+    land."""
     from itertools import groupby
 
     conflicts = [change for change in plan.changes if isinstance(change.payload, Conflict)]
@@ -191,9 +221,5 @@ def apply_plan(providers: list[Provider], plan: Plan,
             provider.apply_all(changes, record)
     except EcoctlError as exc:
         missing = [change for change in plan.changes if id(change) not in landed]
-        exc.not_applied = missing
-        first = f"{missing[0].action} {missing[0].kind} {missing[0].name}" if missing else ""
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        exc.args = (f"{exc} (not applied: {first}{more}; {len(done.changes)} applied)",) if missing else exc.args
-        raise
+        raise ApplyFailed(exc, missing, len(done.changes)) from exc
     return done

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable
 
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.model import FILENAME, Ecosystem, EcosystemFile
@@ -116,24 +117,25 @@ class Workspace:
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
 
-    def missing_secrets(self) -> list[str]:
-        from ecoctl.contract import secret_keys
+    def missing_secrets(self, keys: Iterable[str]) -> list[str]:
+        """The KEYS .env does not hold yet."""
+        return [key for key in dict.fromkeys(keys) if key not in self.env]
 
-        return [key for key in dict.fromkeys(secret_keys(self.ecosystem)) if key not in self.env]
-
-    def ensure_secrets(self) -> list[str]:
-        """Generate every secret the desired state needs and .env lacks; existing ones are kept.
+    def ensure_secrets(self, keys: Iterable[str]) -> list[str]:
+        """Generate each of KEYS that .env lacks (`contract.secret_keys` names those the desired
+        state needs); existing ones are kept.
 
         Takes the workspace lock first (when .env lacks something), so two commands never generate
         the same secret twice. Returns the keys it generated.
         """
-        if not self.missing_secrets():
+        keys = list(keys)
+        if not self.missing_secrets(keys):
             return []
         borrowed = getattr(self, "_lock_fd", None) is None
         if borrowed:
             self.lock_for_changes()
         try:
-            added = [key for key in self.missing_secrets() if self.env.ensure_secret(key)]
+            added = [key for key in self.missing_secrets(keys) if self.env.ensure_secret(key)]
             if added:
                 self.env.save()
             return added
@@ -172,15 +174,13 @@ class Workspace:
 
     @cached_property
     def authentik(self) -> AuthentikEndpoint:
-        from ecoctl.contract import authentik_base_url
-
         settings = self.ecosystem.core.authentik
         # an exported variable beats .env, as in docker compose (which reads the same variables)
         for where, source in (("the environment", os.environ), (self.env.path, self.env)):
             for key in dict.fromkeys(("AUTHENTIK_TOKEN", settings.token_env)):
                 if value := source.get(key):
-                    return AuthentikEndpoint(authentik_base_url(self.ecosystem), value, f"{key} in {where}")
-        return AuthentikEndpoint(authentik_base_url(self.ecosystem), self.secret(settings.token_env),
+                    return AuthentikEndpoint(self.ecosystem.authentik_url, value, f"{key} in {where}")
+        return AuthentikEndpoint(self.ecosystem.authentik_url, self.secret(settings.token_env),
                                  f"{settings.token_env} in the environment")
 
     @property

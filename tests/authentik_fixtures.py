@@ -15,7 +15,7 @@ import pytest
 
 from ecoctl.clients.authentik import AuthentikClient, _tls_context
 from ecoctl.support.yaml import roundtrip as yaml_roundtrip
-from tests.helpers import free_port
+from tests.helpers import ensure_secrets, free_port
 from ecoctl.providers.authentik import AuthentikProvider
 from ecoctl.workspace import Workspace
 from tests.authentik_double import AuthentikDouble, FaultProxy
@@ -79,7 +79,7 @@ def write_workspace(root: Path, base_url: str, token: str, services: dict[str, d
     env = root / ".env"
     env.write_text(f"POSTGRES_PASSWORD=pw\nAUTHENTIK_BOOTSTRAP_TOKEN={token}\n")
     env.chmod(0o600)
-    Workspace(root).ensure_secrets()  # as every command does before it plans
+    ensure_secrets(Workspace(root))  # as every command does before it plans
     return Workspace(root)
 
 

@@ -90,12 +90,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ensure_secrets(workspace) -> list[str]:
+    """What every command does before it plans: the secrets the contract names, generated once."""
+    from ecoctl.contract import secret_keys
+
+    return workspace.ensure_secrets(secret_keys(workspace.ecosystem))
+
+
 def converge_providers(providers: list):
     """What `ecoctl apply` does for these providers: secrets first, one plan, that plan applied."""
     from ecoctl.plan import apply_plan, make_plan
 
     for workspace in {id(provider.workspace): provider.workspace for provider in providers}.values():
-        workspace.ensure_secrets()
+        ensure_secrets(workspace)
     return apply_plan(providers, make_plan(providers))
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ecoctl.cli import app
+from ecoctl.cli.app import app
 from ecoctl.cli.common import JSON_OPTION, ONLY_OPTION, stage_display, workspace_of
 
 ADOPT_OPTION = typer.Option(False, "--adopt", help="Take over objects with a managed name this ecosystem did not create (without it: a conflict, and apply refuses).")

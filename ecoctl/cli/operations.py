@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ecoctl.cli import app, secrets_app
+from ecoctl.cli.app import app, secrets_app
 from ecoctl.cli.common import JSON_OPTION, complete_service, stage_display, workspace_of
 
 def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):

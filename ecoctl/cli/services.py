@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ecoctl.cli import app
+from ecoctl.cli.app import app
 from ecoctl.cli.common import JSON_OPTION, stage_display, workspace_of
 
 @app.command("add-service")

@@ -11,7 +11,6 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ecoctl import contract
 from ecoctl.errors import EcoctlError
 
 if TYPE_CHECKING:
@@ -201,7 +200,7 @@ class Doctor:
         from ecoctl.clients.authentik import AuthentikClient
         from ecoctl.errors import AuthentikError, Unreachable
 
-        base = contract.authentik_base_url(self.ecosystem)
+        base = self.ecosystem.authentik_url
         try:
             client = AuthentikClient.for_workspace(self.workspace, retries=0)
         except EcoctlError as exc:

@@ -24,13 +24,13 @@ def service_environment(workspace: "Workspace", service: str, show_secrets: bool
         known = ", ".join(ecosystem.services) or "none"
         raise UsageError(f"no service {service!r} in ecosystem.yaml (services: {known}): "
                          "run `ecoctl list` to see them")
-    missing = contract.missing_secrets(workspace, service)
+    missing = contract.missing_secrets(ecosystem, service, workspace.env.values)
     if missing:
         raise EcoctlError(f"{', '.join(missing)} not in .env yet: run `ecoctl apply` (or `ecoctl up`) first")
     variables = contract.environment(workspace, service, "host")
     if show_secrets:
         return variables
-    secrets = sorted(contract.secret_values(workspace, service), key=len, reverse=True)
+    secrets = sorted(contract.secret_values(ecosystem, service, workspace.env.values), key=len, reverse=True)
     masked = {}
     for name, value in variables.items():
         for secret in secrets:

@@ -132,8 +132,9 @@ def _fill(workspace, runtime: str, result: InitResult) -> InitResult:
     from ecoctl.contract import secret_keys
 
     had = set(workspace.env.values)
-    result.secrets_added = workspace.ensure_secrets()
-    result.secrets_kept = [key for key in dict.fromkeys(secret_keys(workspace.ecosystem)) if key in had]
+    keys = secret_keys(workspace.ecosystem)
+    result.secrets_added = workspace.ensure_secrets(keys)
+    result.secrets_kept = [key for key in dict.fromkeys(keys) if key in had]
     if "AUTHENTIK_BOOTSTRAP_EMAIL" not in workspace.env:
         workspace.record({"AUTHENTIK_BOOTSTRAP_EMAIL": "admin@example.com"})
     if runtime == "local":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from ecoctl.contract import secret_keys
 from ecoctl.errors import NotConverged, UsageError
-from ecoctl.plan import Change, Options, Plan, apply_plan, make_plan
+from ecoctl.plan import Change, Options, Plan, RuntimeView, apply_plan, make_plan
 from ecoctl.providers import SYSTEMS, load_providers, systems_used
 
 if TYPE_CHECKING:
@@ -23,6 +24,17 @@ def parse_only(values: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
+def runtime_view(workspace: "Workspace") -> RuntimeView:
+    """The ecosystem's runtime as its providers see it: where the stack runs, and how its
+    Prometheus reloads (the runtime is made only when a reload is asked for)."""
+    def reload_prometheus() -> bool:
+        from ecoctl.runtimes import get_runtime
+
+        return get_runtime(workspace).reload_prometheus()
+
+    return RuntimeView(workspace.ecosystem.in_containers, reload_prometheus)
+
+
 class Reconciliation:
     """One plan over the systems an ecosystem uses (or `only` those), and its apply.
 
@@ -37,8 +49,8 @@ class Reconciliation:
         self.systems = used & set(only) if only is not None else used
         asked = set(only) if only is not None else set(SYSTEMS)
         self.not_used = tuple(system for system in SYSTEMS if system in asked - used)
-        workspace.ensure_secrets()
-        self.providers = load_providers(workspace, self.systems, options)
+        workspace.ensure_secrets(secret_keys(workspace.ecosystem))
+        self.providers = load_providers(workspace, self.systems, options, runtime_view(workspace))
         self.plan: Plan | None = None
 
     def make_plan(self) -> Plan:

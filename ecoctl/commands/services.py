@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ecoctl import contract
-from ecoctl.commands import kept
+from ecoctl import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec, port_clash

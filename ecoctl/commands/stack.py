@@ -68,7 +68,7 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
     found = {"postgres": f"postgresql://{workspace.postgres.address}" if core.postgres.external
              else f"postgresql://127.0.0.1:{core.postgres.port}"}
     if workspace.ecosystem.authentik_used:
-        found["authentik"] = contract.authentik_base_url(workspace.ecosystem)
+        found["authentik"] = workspace.ecosystem.authentik_url
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
     return found

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ecoctl import contract
-from ecoctl.local_auth import keys_dir, mint_token, private_key_path
+from ecoctl.local_auth import keys_dir, private_key_path, sign
+
+
+def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
+               scope: str = "openid email profile", extra: dict | None = None) -> str:
+    """A token for SERVICE signed with the local key: the issuer and audience its contract names."""
+    import time
+
+    now = int(time.time())
+    ecosystem = workspace.ecosystem
+    claims = {"iss": contract.issuer(ecosystem, service), "sub": subject, "aud": contract.client_id(ecosystem, service),
+              "iat": now, "nbf": now, "exp": now + ttl, "scope": scope, **(extra or {})}
+    return sign(workspace, claims)
 
 
 def token_for(workspace, service: str | None, subject: str = "local-user", ttl: int = 3600,
@@ -21,7 +33,7 @@ def token_for(workspace, service: str | None, subject: str = "local-user", ttl: 
     if service not in workspace.ecosystem.services:
         raise UsageError(f"no service {service!r} in ecosystem.yaml")
     if workspace.ecosystem.authentik_used:
-        raise EcoctlError(f"{service} trusts Authentik ({contract.authentik_base_url(workspace.ecosystem)}), "
+        raise EcoctlError(f"{service} trusts Authentik ({workspace.ecosystem.authentik_url}), "
                           "not a local key: get a token from Authentik's token endpoint with client id "
                           f"{contract.client_id(workspace.ecosystem, service)} and the secret in .env "
                           f"({contract.client_secret_key(service)})")

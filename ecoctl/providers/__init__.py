@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
-    from ecoctl.plan import Options, Provider
+    from ecoctl.plan import Options, Provider, RuntimeView
     from ecoctl.workspace import Workspace
 
 # system -> (module, class), in the order a plan is applied; imported lazily so `--help` stays fast.
@@ -35,9 +35,9 @@ def systems_used(ecosystem: "Ecosystem") -> frozenset[str]:
     return frozenset(systems)
 
 
-def load_providers(workspace: "Workspace", systems: Iterable[str],
-                   options: "Options | None" = None) -> list["Provider"]:
-    """The providers of SYSTEMS, in apply order."""
+def load_providers(workspace: "Workspace", systems: Iterable[str], options: "Options | None" = None,
+                   runtime: "RuntimeView | None" = None) -> list["Provider"]:
+    """The providers of SYSTEMS, in apply order (RUNTIME: see `Provider`)."""
     import importlib
 
     from ecoctl.plan import Options
@@ -47,5 +47,5 @@ def load_providers(workspace: "Workspace", systems: Iterable[str],
     for system, (module_name, class_name) in REGISTRY.items():
         if system in wanted:
             cls = getattr(importlib.import_module(module_name), class_name)
-            providers.append(cls(workspace, options or Options()))
+            providers.append(cls(workspace, options or Options(), runtime=runtime))
     return providers

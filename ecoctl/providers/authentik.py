@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecoctl import contract
 from ecoctl.names import default_redirect_uri
-from ecoctl.plan import Change, Conflict, Provider
+from ecoctl.plan import Change, Options, Provider, RuntimeView
 from ecoctl.providers.authentik_changes import (BindApplication, CreateApplication, CreateProvider,  # noqa: F401
                                                 DeleteApplication, DeleteProvider, UpdateProvider)
 
@@ -95,15 +95,10 @@ class Actual:
 
 class AuthentikProvider(Provider):
     name = "authentik"
-    appliers = {CreateProvider: "create_provider", UpdateProvider: "update_provider",
-                DeleteProvider: "delete_provider", CreateApplication: "create_application",
-                BindApplication: "bind_application", DeleteApplication: "delete_application",
-                Conflict: "refuse"}
 
-    def __init__(self, workspace: "Workspace", options=None, client: "AuthentikClient | None" = None):
-        from ecoctl.plan import Options
-
-        super().__init__(workspace, options or Options())
+    def __init__(self, workspace: "Workspace", options: Options = Options(), runtime: RuntimeView | None = None,
+                 client: "AuthentikClient | None" = None):
+        super().__init__(workspace, options, runtime)
         self._client = client
         self._actual: Actual | None = None
 
@@ -219,23 +214,23 @@ class AuthentikProvider(Provider):
         return (provider.get("name") == legacy_provider_name(slug) and app is not None
                 and self.owns_application(app) and app.get("provider") == provider["pk"])
 
-    def conflict(self, service: str, kind: str, name: str, why: str) -> Change:
+    def unowned(self, service: str, kind: str, name: str, why: str) -> Change:
+        """The conflict of an object with SERVICE's name that this ecosystem did not make (WHY says who did)."""
         message = (f"Authentik {kind} {name} is not this ecosystem's ({why}): ecoctl leaves it alone; rename or "
                    "delete it in Authentik, set core.authentik.prefix in ecosystem.yaml, or pass --adopt to take it over")
-        return Change(self.name, "conflict", kind, name, f"{why}; apply refuses, --adopt takes it over",
-                      service=service, payload=Conflict(message))
+        return self.conflict(kind, name, f"{why}; apply refuses, --adopt takes it over", message, service)
 
     def _conflicts(self, service: str, slug: str, existing: dict | None, app: dict | None) -> list[Change]:
         found = []
         if existing is not None and not self.owns_provider(existing, app):
-            found.append(self.conflict(service, PROVIDER_KIND, existing["name"],
+            found.append(self.unowned(service, PROVIDER_KIND, existing["name"],
                                        f"client_id {slug} taken by a provider ecosystem "
                                        f"{self.workspace.ecosystem.name} did not create"))
         if app is not None and not self.owns_application(app):
             publisher = app.get("meta_publisher") or ""
             who = (f"made by {publisher}" if publisher.startswith("ecoctl:")
                    else f"made by hand or another tool, meta_publisher {publisher!r}")
-            found.append(self.conflict(service, APPLICATION_KIND, slug, who))
+            found.append(self.unowned(service, APPLICATION_KIND, slug, who))
         return found
 
     # -- diff ----------------------------------------------------------------------------------
@@ -307,11 +302,6 @@ class AuthentikProvider(Provider):
         found = [p for p in self.client.list(PROVIDERS, client_id=slug) if p["client_id"] == slug]
         return found[0] if found else None
 
-    def refuse(self, payload: Conflict) -> None:
-        from ecoctl.errors import EcoctlError
-
-        raise EcoctlError(payload.message)
-
     def create_provider(self, payload: CreateProvider) -> None:
         from ecoctl.clients.authentik import AuthentikValidation
 
@@ -354,7 +344,9 @@ class AuthentikProvider(Provider):
             # made since the plan: a retried create of ours is bound; anything else is not ours to touch
             app = self.client.get(f"{APPLICATIONS}{slug}/")
             if not self.owns_application(app):
-                self.refuse(self.conflict(service, APPLICATION_KIND, slug, "made since the plan by someone else").payload)
+                from ecoctl.errors import EcoctlError
+
+                raise EcoctlError(self.unowned(service, APPLICATION_KIND, slug, "made since the plan by someone else").payload.message)
             self.client.patch(f"{APPLICATIONS}{slug}/", {"provider": provider["pk"]})
 
     def bind_application(self, payload: BindApplication) -> None:
@@ -365,6 +357,10 @@ class AuthentikProvider(Provider):
 
     def delete_application(self, payload: DeleteApplication) -> None:
         self.client.delete(f"{APPLICATIONS}{payload.slug}/")
+
+    appliers = {CreateProvider: create_provider, UpdateProvider: update_provider, DeleteProvider: delete_provider,
+                CreateApplication: create_application, BindApplication: bind_application,
+                DeleteApplication: delete_application}
 
     def _remember(self, provider: dict) -> None:
         if self._actual is not None:

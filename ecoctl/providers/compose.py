@@ -67,7 +67,7 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
         "init": True,
         "restart": "unless-stopped",
         "labels": {LABEL: name},
-        "environment": contract.environment(workspace, name, "compose"),
+        "environment": contract.service_environment(ecosystem, name, "compose", workspace.env.values),
         "ports": [f"127.0.0.1:{spec.port}:{spec.port}"],
         "networks": [NETWORK],
     }
@@ -181,8 +181,6 @@ class SetSeparateFile:
 
 class ComposeProvider(Provider):
     name = "compose"
-    appliers = {SetProject: "set_project", SetCoreField: "set_core_field", SetService: "set_service",
-                SetSeparateFile: "set_separate_file"}
     _main: ComposeFile | None = None
 
     @property
@@ -208,7 +206,7 @@ class ComposeProvider(Provider):
         """compose.yaml as the `files` provider creates it when it is missing."""
         from ecoctl.providers.files import core_context, render_core_files
 
-        return render_core_files(core_context(self.workspace))["compose.yaml"].decode()
+        return render_core_files(core_context(self.workspace, self.runtime.in_containers))["compose.yaml"].decode()
 
     def read(self) -> dict:
         main = ComposeFile(self.main_path)
@@ -366,3 +364,6 @@ class ComposeProvider(Provider):
         else:
             services[name] = document["services"][name]
         file.save()
+
+    appliers = {SetProject: set_project, SetCoreField: set_core_field, SetService: set_service,
+                SetSeparateFile: set_separate_file}

@@ -47,13 +47,15 @@ def render_core_files(context: dict) -> dict[str, bytes]:
     return files
 
 
-def core_context(workspace) -> dict:
+def core_context(workspace, in_containers: bool) -> dict:
+    """What the core stack's templates are rendered with; IN_CONTAINERS: the stack runs in
+    containers (`RuntimeView.in_containers`), where Prometheus listens on its container port."""
     ecosystem = workspace.ecosystem
     images = {key: ecosystem.image(key) for key in ("postgres", "redis", "authentik", "prometheus",
                                                       "grafana", "python")}
-    return {"name": ecosystem.name, "runtime": ecosystem.runtime, "core": ecosystem.core,
+    return {"name": ecosystem.name, "core": ecosystem.core,
             "images": images, "prometheus_url": "http://prometheus:9090",
-            "prometheus_self": "localhost:9090" if ecosystem.runtime in ("docker", "swarm")
+            "prometheus_self": "localhost:9090" if in_containers
             else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
             "authentik_version": ecosystem.core.authentik.version,
             "authentik_in_stack": ecosystem.authentik_in_stack}
@@ -81,10 +83,10 @@ class FileGroup:
         """A service rendered before ecoctl recorded templates (no .ecoctl-template.yml)."""
 
 
-def core_group(workspace) -> FileGroup:
+def core_group(workspace, in_containers: bool) -> FileGroup:
     """The core files; rendered only when some are missing (a plan usually finds them all)."""
     def render(wanted: set[str]) -> dict[str, bytes]:
-        return {p: c for p, c in render_core_files(core_context(workspace)).items() if p in wanted}
+        return {p: c for p, c in render_core_files(core_context(workspace, in_containers)).items() if p in wanted}
 
     return FileGroup([relative for _path, relative in _core_sources()], render)
 
@@ -129,14 +131,12 @@ def service_group(workspace, name: str) -> FileGroup:
 
 class FilesProvider(Provider):
     name = "files"
-    appliers = {WriteFiles: "write_files"}
     _desired: dict[str, FileGroup] | None = None
-    notices: list[str] = []
 
     def desired(self) -> dict[str, FileGroup]:
         """Group name ("core" or "services/<name>") -> its files (contents rendered only when missing)."""
         if self._desired is None:
-            self._desired = {"core": core_group(self.workspace)}
+            self._desired = {"core": core_group(self.workspace, self.runtime.in_containers)}
             for name in self.workspace.ecosystem.services:
                 self._desired[f"services/{name}"] = service_group(self.workspace, name)
         return self._desired
@@ -145,11 +145,13 @@ class FilesProvider(Provider):
         root = self.workspace.root
         return {path for group in self.desired().values() for path in group.paths if (root / path).exists()}
 
+    def notices(self, desired: dict[str, FileGroup], actual: set[str]) -> list[str]:
+        """Services behind their template, and those rendered before templates were recorded."""
+        unrecorded = [name.removeprefix("services/") for name, group in desired.items() if group.unrecorded]
+        return [group.notice for group in desired.values() if group.notice] + unrecorded_notice(unrecorded)
+
     def diff(self, desired: dict[str, FileGroup], actual: set[str]) -> list[Change]:
         changes = []
-        self.notices = [group.notice for group in desired.values() if group.notice]
-        unrecorded = [name.removeprefix("services/") for name, group in desired.items() if group.unrecorded]
-        self.notices += unrecorded_notice(unrecorded)  # one line for all, however many
         for name, group in desired.items():
             missing = {path for path in group.paths if path not in actual}
             if not missing:
@@ -182,3 +184,5 @@ class FilesProvider(Provider):
             from ecoctl.template_record import write_pristine
 
             write_pristine(root, payload.pristine, service_files)
+
+    appliers = {WriteFiles: write_files}

@@ -114,7 +114,6 @@ class DeleteDashboard:
 
 class GrafanaProvider(Provider):
     name = "grafana"
-    appliers = {WriteDashboard: "write_dashboard", DeleteDashboard: "delete_dashboard"}
 
     @property
     def folder(self) -> Path:
@@ -168,6 +167,8 @@ class GrafanaProvider(Provider):
 
     def delete_dashboard(self, payload: DeleteDashboard) -> None:
         self.path(payload.service).unlink(missing_ok=True)
+
+    appliers = {WriteDashboard: write_dashboard, DeleteDashboard: delete_dashboard}
 
 
 def _why(content: object, service: str) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
 from ecoctl.names import database_name, readonly_role_name, role_name
 from ecoctl.plan import Change, Conflict, Provider
-from ecoctl.providers.postgres_roles import StripRole, conflict, strip
+from ecoctl.providers.postgres_roles import CONFLICT_DETAIL, StripRole, conflict_message, strip, unowned_roles
 from ecoctl.support.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -173,9 +173,6 @@ class DropRole:
 
 class PostgresProvider(Provider):
     name = "postgres"
-    appliers = {LoginRole: "login_role", SetUpDatabase: "set_up_database", SetUpReadGroup: "set_up_read_group",
-                Membership: "membership", DropDatabase: "drop_database", DropRole: "drop_role",
-                StripRole: "strip_role"}
     _admin: "Admin | None" = None
 
     @property
@@ -204,19 +201,18 @@ class PostgresProvider(Provider):
     def diff(self, desired: Desired, actual: Actual) -> list[Change]:
         changes: list[Change] = []
         bad_passwords = wrong_passwords(desired.passwords, actual, self.workspace.state_dir)
-        self.conflicts = {name for name, role in actual.roles.items() if not role.managed
-                          and not self.options.adopt and (name in desired.groups or name in desired.passwords)}
+        unowned = set() if self.options.adopt else unowned_roles(desired, actual)
         for db in desired.databases.values():
-            changes.extend(self._diff_role(db, desired, actual, bad_passwords))
+            changes.extend(self._diff_role(db, desired, actual, bad_passwords, unowned))
         doomed = {name for name, role in actual.roles.items() if role.managed
                   and name not in desired.groups and name not in desired.passwords}
         for db in desired.databases.values():
             changes.extend(self._diff_database(db, desired, actual, doomed))
         for group in desired.groups.values():
-            changes.extend(self._diff_group(group, desired, actual, doomed))
+            changes.extend(self._diff_group(group, desired, actual, doomed, unowned))
         service_of = {db.role: db.service for db in desired.databases.values()}
         for member, group in sorted(desired.memberships):
-            if member in self.conflicts or group in self.conflicts:
+            if member in unowned or group in unowned:
                 continue
             if member not in actual.roles or group not in actual.roles[member].member_of:
                 target = desired.groups[group].target.database
@@ -227,15 +223,15 @@ class PostgresProvider(Provider):
         return changes
 
     def _diff_role(self, db: ServiceDatabase, desired: Desired, actual: Actual,
-                   bad_passwords: set[str]) -> list[Change]:
+                   bad_passwords: set[str], unowned: set[str]) -> list[Change]:
         password = desired.passwords.get(db.role)
         role = actual.roles.get(db.role)
         if role is None:
             detail = (f"password from .env {db.password_key}" if password
                       else f"new password saved in .env as {db.password_key}")
             return [Change(self.name, "create", "role", db.role, detail, service=db.service, payload=LoginRole(db))]
-        if db.role in self.conflicts:
-            return [conflict(self.name, "role", db.role, db.service)]
+        if db.role in unowned:
+            return [self.unowned("role", db.role, db.service)]
         reasons = []
         if not role.login:
             reasons.append("cannot log in")
@@ -257,6 +253,11 @@ class PostgresProvider(Provider):
         other = actual.roles.get(group)
         return role.managed and group.endswith("_readonly") and other is not None and other.managed
 
+    def unowned(self, kind: str, name: str, service: str | None) -> Change:
+        """The conflict of KIND ("role" or "database") NAME, which has a service's name but was not
+        created by ecoctl (with --adopt, diff plans an adoption instead)."""
+        return self.conflict(kind, name, CONFLICT_DETAIL, conflict_message(kind, name), service)
+
     def _allowed(self, db: ServiceDatabase, desired: Desired, admin: str) -> set[str]:
         """Who may connect to DB: its owner, its readers' group, and the admin."""
         allowed = {db.role, admin}
@@ -271,7 +272,7 @@ class PostgresProvider(Provider):
             return [Change(self.name, "create", "database", db.database, f"owner {db.role}", service=db.service,
                            payload=SetUpDatabase(db, frozenset(self._allowed(db, desired, actual.admin))))]
         if not state.managed and not self.options.adopt:
-            return [conflict(self.name, "database", db.database, db.service)]
+            return [self.unowned("database", db.database, db.service)]
         reasons = []
         if state.owner != db.role:
             reasons.append(f"owner is {state.owner}, not {db.role}")
@@ -290,15 +291,16 @@ class PostgresProvider(Provider):
                            payload=SetUpDatabase(db, frozenset(self._allowed(db, desired, actual.admin))))]
         return []
 
-    def _diff_group(self, group: ReadGroup, desired: Desired, actual: Actual, doomed: set[str]) -> list[Change]:
+    def _diff_group(self, group: ReadGroup, desired: Desired, actual: Actual, doomed: set[str],
+                    unowned: set[str]) -> list[Change]:
         database = group.target.database
         role = actual.roles.get(group.role)
         if role is None:
             return [Change(self.name, "create", "role", group.role,
                            f"read-only access to {database}", service=group.target.service,
                            payload=SetUpReadGroup(group))]
-        if group.role in self.conflicts:
-            return [conflict(self.name, "role", group.role, group.target.service)]
+        if group.role in unowned:
+            return [self.unowned("role", group.role, group.target.service)]
         changes = strip(self.name, role, set(), False, set(), group.target.service, actual.databases)
         ours = desired.passwords.keys() | desired.groups.keys() | doomed  # their own diffs revoke theirs
         for name, member in sorted(actual.roles.items()):  # other members: only its readers may be
@@ -393,3 +395,6 @@ class PostgresProvider(Provider):
 
         strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases,
                    payload.admin_options)
+
+    appliers = {LoginRole: login_role, SetUpDatabase: set_up_database, SetUpReadGroup: set_up_read_group,
+                Membership: membership, DropDatabase: drop_database, DropRole: drop_role, StripRole: strip_role}

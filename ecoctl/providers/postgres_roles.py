@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecoctl.clients.postgres_roles import ADMIN_DATABASES, extra_attributes
-from ecoctl.plan import Change, Conflict
+from ecoctl.plan import Change
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,17 @@ class StripRole:
 CONFLICT_DETAIL = "exists, not created by ecoctl: pass --adopt to take it over"
 
 
-def conflict(system: str, kind: str, name: str, service: str | None) -> Change:
-    """KIND ("role" or "database") NAME, not created by ecoctl: refused by apply (with --adopt, diff
-    plans an adoption instead)."""
-    message = (f"PostgreSQL {kind} {name} exists and was not created by ecoctl: run `ecoctl apply --adopt` "
-               "to take it over (reset to exactly ecoctl's grants), or rename or drop it")
-    return Change(system, "conflict", kind, name, CONFLICT_DETAIL, service=service, payload=Conflict(message))
+def conflict_message(kind: str, name: str) -> str:
+    """Why apply refuses KIND ("role" or "database") NAME, which ecoctl did not create."""
+    return (f"PostgreSQL {kind} {name} exists and was not created by ecoctl: run `ecoctl apply --adopt` "
+            "to take it over (reset to exactly ecoctl's grants), or rename or drop it")
+
+
+def unowned_roles(desired, actual) -> set[str]:
+    """The roles with a managed name (a service's login role or read group, in DESIRED: a
+    `postgres.Desired`) that exist in ACTUAL without ecoctl's mark."""
+    return {name for name, role in actual.roles.items() if not role.managed
+            and (name in desired.groups or name in desired.passwords)}
 
 
 def strip(system: str, role, wanted_groups: set[str], login: bool, keep: set[str],

@@ -26,12 +26,12 @@ class ScrapeState:
     """The jobs the running Prometheus scrapes; None when it does not answer."""
 
 
-def scrape_target(ecosystem: Ecosystem, service: str, spec: ServiceSpec) -> str:
-    """Where Prometheus reaches a service: compose DNS under docker, loopback when local,
-    the service's host when it runs elsewhere."""
+def scrape_target(service: str, spec: ServiceSpec, in_containers: bool) -> str:
+    """Where Prometheus reaches a service: by its name on the stack's network when the stack runs
+    in containers, on loopback when it runs on this host, at the service's host when it runs elsewhere."""
     if spec.pattern == "external":
         host = spec.host or "127.0.0.1"
-    elif ecosystem.runtime in ("docker", "swarm"):
+    elif in_containers:
         host = service
     else:
         host = "127.0.0.1"
@@ -40,8 +40,8 @@ def scrape_target(ecosystem: Ecosystem, service: str, spec: ServiceSpec) -> str:
     return f"{host}:{spec.port}"
 
 
-def desired_jobs(ecosystem: Ecosystem) -> dict[str, ScrapeJob]:
-    return {name: ScrapeJob(name, (scrape_target(ecosystem, name, spec),))
+def desired_jobs(ecosystem: Ecosystem, in_containers: bool) -> dict[str, ScrapeJob]:
+    return {name: ScrapeJob(name, (scrape_target(name, spec, in_containers),))
             for name, spec in ecosystem.services.items()}
 
 
@@ -56,10 +56,10 @@ class DeleteJob:
 
 
 class PrometheusProvider(Provider):
-    """With `options.reload` off, only the file is written (a Prometheus started later reads it)."""
+    """With `options.reload` off, only the file is written (a Prometheus started later reads it);
+    with it on, `runtime.reload_prometheus` makes a running one read it."""
 
     name = "prometheus"
-    appliers = {WriteJob: "write_job", DeleteJob: "delete_job"}
 
     _check: "prometheus_config.Check | None" = None
     """The promtool check `prepare` started, until `apply_all` or `close` finishes or stops it."""
@@ -84,7 +84,7 @@ class PrometheusProvider(Provider):
         return ScrapeState(jobs, loaded)
 
     def desired(self) -> dict[str, ScrapeJob]:
-        return desired_jobs(self.workspace.ecosystem)
+        return desired_jobs(self.workspace.ecosystem, self.runtime.in_containers)
 
     def diff(self, desired: dict[str, ScrapeJob], actual: ScrapeState) -> list[Change]:
         changes = []
@@ -178,14 +178,11 @@ class PrometheusProvider(Provider):
         self._reload(absent={payload.name})
 
     def _reload(self, present: set[str] = frozenset(), absent: set[str] = frozenset()) -> None:
-        if not self.reload:
-            return
-        from ecoctl.runtimes import get_runtime
-
-        # the runtime knows how its Prometheus reloads: by SIGHUP (through supervisord, or to the
-        # container), so no lifecycle API is open to other local users
-        if get_runtime(self.workspace).reload_prometheus():
+        reload_prometheus = self.runtime.reload_prometheus
+        if self.reload and reload_prometheus is not None and reload_prometheus():
             prometheus.wait_for_jobs(self.workspace.prometheus_url, present=present, absent=absent)
+
+    appliers = {WriteJob: write_job, DeleteJob: delete_job}
 
 
 def _keeping_extras(config: PrometheusConfig, job: ScrapeJob) -> ScrapeJob:

@@ -172,7 +172,7 @@ def test_init_records_a_prefix_for_new_ecosystems_only(tmp_path):
     # the local runtime's signing key mints for the same audience and issuer the service is given
     import jwt
 
-    from ecoctl.local_auth import mint_token
+    from ecoctl.commands.tokens import mint_token
 
     workspace = Workspace(tmp_path / "fresh")
     claims = jwt.decode(mint_token(workspace, "portfolio"), options={"verify_signature": False})

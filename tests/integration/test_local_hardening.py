@@ -183,10 +183,11 @@ def test_prometheus_reloads_by_sighup_and_reports_a_failed_reload(stack):
         config.write_text(original)
     assert stack.reload_prometheus() is True
     # what `ecoctl apply` does: the provider writes the job and reloads through the runtime
+    from ecoctl.commands.reconcile import runtime_view
     from ecoctl.providers.prometheus import PrometheusProvider
     from tests.helpers import converge_providers
 
-    converge_providers([PrometheusProvider(Workspace(stack.workspace.root))])
+    converge_providers([PrometheusProvider(workspace := Workspace(stack.workspace.root), runtime=runtime_view(workspace))])
     deadline = time.monotonic() + 20  # the reload is checked at once; discovery lists targets within ~5 s
     while "portfolio" not in {target["labels"]["job"] for target in prometheus.active_targets(url)}:
         assert time.monotonic() < deadline, prometheus.active_targets(url)

@@ -378,7 +378,7 @@ def portfolio_installable(stack: LocalRuntime) -> Path:
 
 
 def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
-    from ecoctl.local_auth import mint_token
+    from ecoctl.commands.tokens import mint_token
 
     workspace = stack.workspace
     folder = portfolio_installable(stack)
@@ -421,7 +421,7 @@ def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
 
 def test_an_added_service_starts_in_the_running_stack(stack):
     from ecoctl.commands.reconcile import converge
-    from ecoctl.local_auth import mint_token
+    from ecoctl.commands.tokens import mint_token
 
     portfolio_installable(stack)
     stack.start_postgres()

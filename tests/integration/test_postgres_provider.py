@@ -8,7 +8,7 @@ from psycopg import errors, sql
 
 from ecoctl.errors import EcoctlError, Unreachable
 from ecoctl.plan import Options, make_plan
-from tests.helpers import converge_providers
+from tests.helpers import converge_providers, ensure_secrets
 from ecoctl.commands.secrets import rotate_password
 from ecoctl.commands.services import shared_write_refused
 from tests.helpers import free_port
@@ -72,7 +72,7 @@ def provision(workspace, **kwargs) -> list[str]:
 
 
 def plan(workspace, **kwargs) -> list[str]:
-    workspace.ensure_secrets()
+    ensure_secrets(workspace)
     provider = PostgresProvider(workspace, Options(drop_data=frozenset(kwargs.get("drop_data", ()))))
     try:
         result = make_plan([provider])

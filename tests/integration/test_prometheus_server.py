@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import wait_until_answers
 
 from ecoctl.clients import prometheus
+from ecoctl.commands.reconcile import runtime_view
 from ecoctl.errors import EcoctlError
 from ecoctl.plan import Options, make_plan
 from tests.helpers import converge_providers
@@ -115,7 +116,7 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
         f"~ update scrape job {name} (in prometheus.yml, not loaded by the running Prometheus: reload)"
         for name in ("portfolio", "loyalty")]
     started = time.monotonic()
-    converge_providers([PrometheusProvider(ws)])  # reloads, waits until the loaded config has each job
+    converge_providers([PrometheusProvider(ws, runtime=runtime_view(ws))])  # reloads, waits until the loaded config has each job
     assert make_plan([PrometheusProvider(ws)]).empty
     assert "loyalty" in prometheus.loaded_jobs(url)
     assert prometheus.last_reload_successful(url)
@@ -135,7 +136,7 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
     assert query(url, 'http_request_duration_seconds_bucket{job="loyalty",le="0.05"}')
 
     ws.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))
-    converge_providers([PrometheusProvider(ws)])  # removes the job, reloads, waits until it is gone
+    converge_providers([PrometheusProvider(ws, runtime=runtime_view(ws))])  # removes the job, reloads, waits until it is gone
     assert "loyalty" not in prometheus.loaded_jobs(url) and make_plan([PrometheusProvider(ws)]).empty
     deadline = time.monotonic() + 15  # targets follow the loaded configuration within discovery's ~5 s
     while target_health(url, "loyalty") is not None:

@@ -14,7 +14,7 @@ from ecoctl.errors import EcoctlError
 from ecoctl.plan import apply_plan, make_plan
 from ecoctl.providers import load_providers
 from ecoctl.workspace import Workspace
-from tests.helpers import free_port
+from tests.helpers import ensure_secrets, free_port
 from tests.unit.test_prometheus_config import HAND_WRITTEN
 
 FILE_SYSTEMS = ("files", "compose", "prometheus", "grafana")
@@ -65,9 +65,9 @@ def tree(root: Path) -> dict[str, bytes]:
 def test_batched_apply_writes_what_one_by_one_writes(tmp_path):
     port = free_port()  # nothing listens: no reload
     batched_ws = ecosystem(tmp_path / "a" / "eco", 12, port=port)
-    batched_ws.ensure_secrets()
+    ensure_secrets(batched_ws)
     single_ws = ecosystem(tmp_path / "b" / "eco", 12, env_from=tmp_path / "a" / "eco", port=port)
-    single_ws.ensure_secrets()
+    ensure_secrets(single_ws)
 
     providers = load_providers(batched_ws, FILE_SYSTEMS)
     plan = make_plan(providers)
@@ -90,7 +90,7 @@ def test_batched_apply_writes_what_one_by_one_writes(tmp_path):
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not on PATH (apt-get install prometheus)")
 def test_a_refused_write_reports_its_changes_not_applied(tmp_path):
     ws = ecosystem(tmp_path / "eco", 3)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     apply_plan(load_providers(ws, ("files",)), make_plan(load_providers(ws, ("files",))))
     path = ws.root / "monitoring/prometheus/prometheus.yml"
     broken = path.read_text().replace("scrape_interval: 15s", "scrape_interval: 15x", 1)

@@ -16,6 +16,7 @@ from ecoctl.providers.authentik import AuthentikProvider, Client
 from ecoctl.providers.postgres import PostgresProvider, desired_state
 from ecoctl.providers.prometheus import PrometheusProvider, ScrapeState
 from ecoctl.workspace import Workspace
+from tests.helpers import ensure_secrets
 
 ADMIN = "postgres"
 
@@ -28,7 +29,7 @@ def workspace(tmp_path_factory) -> Workspace:
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "  loyalty:\n    port: 8100\n    reads: [portfolio]\n")
     workspace = Workspace(root)
-    workspace.ensure_secrets()
+    ensure_secrets(workspace)
     return Workspace(root)
 
 

@@ -14,7 +14,7 @@ from ecoctl.providers import compose as compose_module
 from ecoctl.providers import load_providers
 from ecoctl.support import yaml as yaml_support
 from ecoctl.workspace import Workspace
-from tests.helpers import free_port
+from tests.helpers import ensure_secrets, free_port
 from tests.unit.test_prometheus_config import HAND_WRITTEN
 
 
@@ -42,7 +42,7 @@ def drifted_workspace(root) -> Workspace:
     text += "  apart:\n    port: 9300\n    pattern: separate\n"
     spec.write_text(text)
     workspace = Workspace(root)
-    workspace.ensure_secrets()
+    ensure_secrets(workspace)
     providers = load_providers(workspace, ("files", "compose", "prometheus", "grafana"))
     apply_plan(providers, make_plan(providers))
     # a user's hand edits: comments, quoting styles, a changed port and image, a removed variable,

@@ -9,6 +9,7 @@ import pytest
 from ecoctl.plan import apply_plan, make_plan
 from ecoctl.providers import compose, files, load_providers
 from ecoctl.workspace import Workspace
+from tests.helpers import ensure_secrets
 from tests.unit.test_batched_apply import ecosystem
 
 
@@ -18,7 +19,7 @@ def refuse(*args, **kwargs):
 
 def test_core_files_are_rendered_only_when_one_is_missing(tmp_path, monkeypatch):
     ws = ecosystem(tmp_path / "eco", 1)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     apply_plan(load_providers(ws, ("files",)), make_plan(load_providers(ws, ("files",))))
     monkeypatch.setattr(files, "render_core_files", refuse)
     assert make_plan(load_providers(Workspace(ws.root), ("files",))).changes == []
@@ -31,13 +32,13 @@ def test_core_files_are_rendered_only_when_one_is_missing(tmp_path, monkeypatch)
 
 def test_new_compose_services_are_added_without_a_roundtrip_parse(tmp_path, monkeypatch):
     ws = ecosystem(tmp_path / "eco", 0)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     providers = load_providers(ws, ("compose",))
     apply_plan(providers, make_plan(providers))  # the core fields (prometheus' port): round-trip
     spec = ws.root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "".join(f"  svc{index}:\n    port: {9100 + index}\n" for index in range(3)))
     ws = Workspace(ws.root)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     providers = load_providers(ws, ("compose",))
     plan = make_plan(providers)
     assert [(change.action, change.name) for change in plan.changes] == [("create", f"svc{i}") for i in range(3)]
@@ -56,7 +57,7 @@ def test_new_compose_services_are_added_without_a_roundtrip_parse(tmp_path, monk
 @pytest.mark.parametrize("edit", ["\n  # a comment of the user's at the end of services\n", "\n\n"])
 def test_a_user_edited_compose_file_still_gets_exactly_the_new_entry(tmp_path, edit):
     ws = ecosystem(tmp_path / "eco", 1)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     apply_plan(load_providers(ws, ("files",)), make_plan(load_providers(ws, ("files",))))
     path = ws.root / "compose.yaml"
     before = path.read_text().replace("\nnetworks:", edit.rstrip("\n") + "\nnetworks:", 1)

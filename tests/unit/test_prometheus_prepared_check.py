@@ -17,6 +17,7 @@ from ecoctl.errors import EcoctlError
 from ecoctl.plan import apply_plan, make_plan
 from ecoctl.providers import load_providers
 from ecoctl.providers.prometheus import PrometheusProvider
+from tests.helpers import ensure_secrets
 from tests.unit.test_batched_apply import ecosystem
 from tests.unit.test_prometheus_config import HAND_WRITTEN, PORTFOLIO, config_path, make_workspace
 
@@ -88,7 +89,7 @@ def test_a_refusal_found_in_the_background_writes_nothing_and_says_so_as_before(
 
 def test_through_apply_plan_the_check_starts_before_the_first_change_lands(tmp_path, calls):
     ws = ecosystem(tmp_path / "eco", 2)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     apply_plan(load_providers(ws, ("files",)), make_plan(load_providers(ws, ("files",))))
     path = config_path(ws)
     path.write_text(path.read_text().replace("scrape_interval: 15s", "scrape_interval: 15x", 1))
@@ -164,7 +165,7 @@ def test_a_provider_closed_without_applying_leaves_nothing(tmp_path, calls):
 
 def test_an_earlier_system_failing_leaves_no_check_behind(tmp_path, calls):
     ws = ecosystem(tmp_path / "eco", 2)
-    ws.ensure_secrets()
+    ensure_secrets(ws)
     apply_plan(load_providers(ws, ("files",)), make_plan(load_providers(ws, ("files",))))
     path = config_path(ws)
     before = path.read_text()

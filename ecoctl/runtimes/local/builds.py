@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.environments import uv_environment
 from ecoctl.runtimes.local.logs import tail_lines
 
 BUILD_STAMP = ".ecoctl-build"
@@ -59,7 +60,7 @@ class Builds:
                 handle.flush()
                 try:
                     result = subprocess.run(argv, cwd=folder, stdout=handle, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+                                            stdin=subprocess.DEVNULL, env=uv_environment())
                 except FileNotFoundError:
                     raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
                                       "(see the template's README) and run `ecoctl up` again") from None

@@ -7,25 +7,39 @@ from pathlib import Path
 
 
 def listens(pid: int, port: int) -> bool:
-    """Whether process `pid` holds the socket listening on `port` (True when /proc cannot tell)."""
-    wanted = _listening_inodes(port)
+    """Whether process `pid` holds the socket listening on `port` (True when /proc cannot tell).
+    Where /proc lists another user's descriptors but hides their targets (root in a container
+    without CAP_SYS_PTRACE), whether a socket of that process's user listens there."""
+    wanted = _listening_sockets(port)
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
         return True
+    hidden = False
     for fd in fds:
         try:
             if os.readlink(fd) in wanted:
                 return True
+        except PermissionError:
+            hidden = True
         except OSError:
             continue
-    return False
+    return hidden and _uid_of(pid) in wanted.values()
 
 
+def _uid_of(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes = set()
+def _listening_sockets(port: int) -> dict[str, int]:
+    """"socket:[inode]" -> owner uid of each socket listening on PORT."""
+    sockets = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
@@ -34,8 +48,8 @@ def _listening_inodes(port: int) -> set[str]:
         for row in rows:
             fields = row.split()
             if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
-    return inodes
+                sockets[f"socket:[{fields[9]}]"] = int(fields[7])
+    return sockets
 
 
 def _pids() -> list[int]:
@@ -58,7 +72,7 @@ def _links(pid: int) -> list[str]:
 
 def port_holders(port: int) -> list[int]:
     """The processes holding the socket that listens on PORT (those /proc lets us see)."""
-    wanted = _listening_inodes(port)
+    wanted = _listening_sockets(port).keys()
     if not wanted:
         return []
     return [pid for pid in _pids() if pid != os.getpid() and wanted & set(_links(pid))]
