@@ -103,6 +103,7 @@ def test_a_provider_is_answered_before_its_application_is_sent(tmp_path, authent
     authentik_double.latency = OVERLAP
     root = write_workspace(tmp_path / "eco", authentik_double.base_url, authentik_double.token, services(32)).root
     converge(root)
+    slug_of_pk = {str(pk): provider["client_id"] for pk, provider in authentik_double.state.providers.items()}
     edit_services(root)
     converge(root)
 
@@ -112,7 +113,8 @@ def test_a_provider_is_answered_before_its_application_is_sent(tmp_path, authent
             if method == "POST":
                 found[call.body.get("client_id") or call.body["slug"]] = call
             else:
-                found[call.path.rstrip("/").rsplit("/", 1)[1]] = call
+                key = call.path.rstrip("/").rsplit("/", 1)[1]
+                found[slug_of_pk.get(key, key) if "providers" in collection else key] = call
         return found
 
     providers, applications = calls("POST", "/api/v3/providers/oauth2/"), calls("POST", "/api/v3/core/applications/")
@@ -120,10 +122,9 @@ def test_a_provider_is_answered_before_its_application_is_sent(tmp_path, authent
     assert all(applications[slug].arrived > providers[slug].answered for slug in providers)
     assert authentik_double.peak_in_flight > 1
     deleted_apps = calls("DELETE", "/api/v3/core/applications/")
-    deleted_providers = [call for call in authentik_double.api_calls("DELETE", "/api/v3/providers/oauth2/")]
-    assert len(deleted_apps) == len(deleted_providers) == 10
-    first_provider_delete = min(call.arrived for call in deleted_providers)
-    assert first_provider_delete > min(call.answered for call in deleted_apps.values())
+    deleted_providers = calls("DELETE", "/api/v3/providers/oauth2/")
+    assert sorted(deleted_apps) == sorted(deleted_providers) == [f"svc{index:02d}" for index in range(10)]
+    assert all(deleted_providers[slug].arrived > deleted_apps[slug].answered for slug in deleted_apps)
 
 
 def test_a_failure_mid_batch_names_the_rest_and_the_next_apply_converges(tmp_path, authentik_double):
