@@ -239,12 +239,13 @@ class AuthentikProvider(Provider):
         providers a crash left without their application)."""
         changes: list[Change] = []
         bound_pks = {app.get("provider") for app in actual.applications.values()}
+        by_pk = {provider["pk"]: provider for provider in actual.providers.values()}
         for slug, app in actual.applications.items():
             if slug in wanted or not self.owns_application(app):
                 continue
             changes.append(Change(self.name, "delete", APPLICATION_KIND, slug, "service removed",
                                   service=slug, payload=DeleteApplication(slug)))
-            bound = next((p for p in actual.providers.values() if p["pk"] == app.get("provider")), None)
+            bound = by_pk.get(app.get("provider"))
             if bound is not None and bound["client_id"] == slug and self.owns_provider(bound, app):
                 changes.append(Change(self.name, "delete", PROVIDER_KIND, bound["name"], "service removed",
                                       service=slug, payload=DeleteProvider(slug, bound["pk"], bound["name"])))
