@@ -19,7 +19,8 @@ def run_chains(items: Sequence[T], chain_of: Callable[[T], Hashable], run: Calla
     caller's thread once `run(item)` returned.
 
     The first failure stops new starts; the items already running finish (reported by `on_done`
-    when they succeed). Returns that first failure as (item, exception), or None."""
+    when they succeed). Returns that first failure as (item, exception), or None. Interrupted
+    (Ctrl-C, or `on_done` raised), it returns at once: the caller closes what running items use."""
     if limit <= 1:
         return _run_in_order(items, run, on_done)
     chains: dict[Hashable, deque[tuple[int, T]]] = {}
@@ -31,7 +32,8 @@ def run_chains(items: Sequence[T], chain_of: Callable[[T], Hashable], run: Calla
 
     failure: tuple[T, BaseException] | None = None
     running: dict[Future, tuple[int, Hashable, T]] = {}
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="ecoctl-apply") as pool:
+    pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="ecoctl-apply")
+    try:
         while running or (ready and failure is None):
             while ready and failure is None and len(running) < limit:
                 _, key = heapq.heappop(ready)
@@ -47,6 +49,10 @@ def run_chains(items: Sequence[T], chain_of: Callable[[T], Hashable], run: Calla
                 on_done(item)
                 if chains[key]:
                     heapq.heappush(ready, (chains[key][0][0], key))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return failure
 
 

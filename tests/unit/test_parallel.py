@@ -71,3 +71,21 @@ def test_gather_keeps_the_order_and_raises_the_first_failure_in_it():
 
     with pytest.raises(ValueError, match="^second$"):
         gather([lambda: 1, lambda: boom("second"), lambda: boom("third")], limit=3)
+
+
+def test_an_interruption_returns_at_once_without_waiting_for_running_steps():
+    release, finished = threading.Event(), []
+
+    def run(item):
+        if item == ("b", 0):
+            release.wait(10)
+            finished.append(item)
+
+    def on_done(item):
+        if item == ("a", 0):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chains(ITEMS, lambda item: item[0], run, on_done, limit=3)
+    assert finished == []  # ("b", 0) still running: the caller closes what it uses
+    release.set()
