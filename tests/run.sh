@@ -57,6 +57,10 @@ python3 -m venv .venv
 UV_NATIVE_TLS=1 .venv/bin/uv pip install -q --python .venv/bin/python -e '.[test]'
 export PATH="$PWD/.venv/bin:$PATH"
 
+# A base temporary folder of this run's own: pytest's default one is shared by every pytest run of
+# this user, and a run that starts removes all but the newest three, however busy they are.
+basetemp=$(mktemp -d /tmp/ecoctl-tests.XXXXXX)
+trap 'rm -rf "$basetemp"' EXIT
 workers=${ECOCTL_TEST_WORKERS:-$(nproc)}
 [ "$workers" -ge 2 ] || workers=2
-exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup --durations=20 "$@"
+.venv/bin/python -m pytest -n "$workers" --dist loadgroup --durations=20 --basetemp "$basetemp" "$@"
