@@ -19,6 +19,8 @@ on the provider, so the plan knows every value it writes; the issuer follows fro
   `sub_mode` is Authentik's default, `hashed_user_id`, and managed.
 - Deleting a provider first deletes the service account Authentik made on its first client_credentials
   login (`ak-<provider name>-client_credentials`, only that exact name and only a service account).
+- A plan is applied services side by side, up to `core.authentik.concurrency` requests in flight,
+  each service's changes in plan order; the first failure stops new changes (`apply_all`).
 """
 
 from __future__ import annotations
