@@ -901,4 +901,4 @@ class FaultProxy(LoopbackServer):
         return Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
 
 
-__all__ = ["AuthentikDouble", "FaultProxy", "validate_body", "M"]
+__all__ = ["AuthentikDouble", "FaultProxy", "Latency", "MEASURED", "validate_body", "M"]
