@@ -69,6 +69,8 @@ class AuthentikSettings(Record):
     service name itself, so nothing is renamed under a running system."""
     worker_replicas: Annotated[int, Range(0, 50)] = 1
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
+    concurrency: Annotated[int, Range(1, 32)] = 8
+    """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
 @dataclass

@@ -76,17 +76,17 @@ class TemplateInfo:
 def load_template(path: Path, source: str = "path") -> TemplateInfo:
     """The template in folder `path`, its manifest checked; a bad manifest is one UsageError.
     Read once per process while the manifest is unchanged (a plan looks it up for every service)."""
-    path = Path(path).resolve()
     try:
-        key = (path, source, (path / MANIFEST).stat().st_mtime_ns)
+        info = (Path(path) / MANIFEST).stat()
     except OSError:
-        return _load_template(path, source)
+        return _load_template(Path(path).resolve(), source)
+    key = (str(path), source, info.st_ino, info.st_mtime_ns)
     if key not in _LOADED:
-        _LOADED[key] = _load_template(path, source)
+        _LOADED[key] = _load_template(Path(path).resolve(), source)
     return _LOADED[key]
 
 
-_LOADED: dict[tuple[Path, str, int], "TemplateInfo"] = {}
+_LOADED: dict[tuple[str, str, int, int], "TemplateInfo"] = {}
 
 
 def _load_template(path: Path, source: str) -> TemplateInfo:
