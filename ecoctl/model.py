@@ -219,6 +219,17 @@ def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: s
     return None
 
 
+def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
+    """The first port from START no other service nor the core stack takes and, for a service
+    that runs here, nothing on this host listens on."""
+    from ecoctl.support.ports import free_on_host
+
+    for port in range(start, 65536):
+        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
+            return port
+    raise ValueError(f"no free port from {start}")
+
+
 def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
     """The first service whose port another service on its host or the core stack takes (what `up`
     would otherwise find out after stopping the working service)."""

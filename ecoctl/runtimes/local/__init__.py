@@ -70,7 +70,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             self._stop_orphans(programs)
         if self.supervisor.start():
             return True
-        if changed:
+        # a program removed from the daemon alone (remove-service) is back in an unchanged config
+        if changed or not {program.name for program in programs} <= set(self.supervisor.all_info()):
             result = self.supervisor.update()
             return any(result.values())
         return False
