@@ -156,6 +156,17 @@ def _set_service(name: str, spec: ServiceSpec):
     return mutate
 
 
+def _check_renders(workspace, name: str, spec: ServiceSpec) -> None:
+    """The service's template renders for it (else one UsageError), before ecosystem.yaml records it."""
+    import dataclasses
+
+    from ecoctl.service_templates import render_service_files, service_answers
+    from ecoctl.template_sources import resolve
+
+    ecosystem = dataclasses.replace(workspace.ecosystem, services={**workspace.ecosystem.services, name: spec})
+    render_service_files(resolve(spec.template, workspace.template_dirs()).template, service_answers(ecosystem, name))
+
+
 def add_service(workspace, request: ServiceRequest, apply: bool = True,
                 progress: Callable[[str], None] | None = None, adopt: bool = False) -> ServiceResult:
     from ecoctl.runtimes import get_runtime
@@ -166,6 +177,7 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
     if name in workspace.ecosystem.services:
         result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
     else:
+        _check_renders(workspace, name, spec)
         result.spec_changed = workspace.ecosystem_file.add_entries("services", {name: _spec_document(spec)})
     if kept.read_record(workspace, name):
         kept.drop_record(workspace, name)
