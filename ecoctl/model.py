@@ -160,6 +160,15 @@ class Ecosystem(Record):
         """Authentik's base URL as ecoctl, on this host, reaches it (no trailing slash)."""
         return (self.core.authentik.url or f"http://127.0.0.1:{self.core.authentik.port}").rstrip("/")
 
+    def postgres_version_differs(self, running: str) -> str:
+        """Why the RUNNING server (`show server_version`) is not the one core.postgres.version names
+        (empty: it is, or the version does not apply: an external server, the local runtime's own)."""
+        wanted = str(self.core.postgres.version)
+        if self.core.postgres.external or not self.in_containers or running.split(".")[0] == wanted.split(".")[0]:
+            return ""
+        return (f"PostgreSQL {running.split()[0]} runs, not {wanted} as core.postgres.version says (image "
+                f"{self.image('postgres')}): set `images: postgres` to a {wanted} image, or the version to what runs")
+
     @property
     def in_containers(self) -> bool:
         """Whether the stack runs in containers on one network (docker, swarm), where its pieces

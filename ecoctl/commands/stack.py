@@ -105,6 +105,7 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         result.started.append("postgres")
     stage("databases and roles")
     converge_stage({"postgres"})
+    result.notes += _postgres_version_note(workspace)
     stage(stage_label(runtime, "core"))
     if runtime.start_core():
         result.started.append("core")
@@ -136,6 +137,21 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
     if failures:
         raise UnhealthyServices(failures, {name: _last_lines(runtime, name) for name in failures})
     return result
+
+
+def _postgres_version_note(workspace) -> list[str]:
+    """A warning when the server that runs is not the version ecosystem.yaml names."""
+    from ecoctl.clients.postgres import connect
+
+    if not workspace.ecosystem.in_containers or workspace.ecosystem.core.postgres.external:
+        return []
+    try:
+        with connect(workspace.postgres) as conn:
+            running = conn.execute("show server_version").fetchone()[0]
+    except EcoctlError:
+        return []  # the postgres stage says why
+    differs = workspace.ecosystem.postgres_version_differs(running)
+    return [f"warning: {differs}"] if differs else []
 
 
 def _last_lines(runtime, name: str) -> list[str]:
