@@ -315,6 +315,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         known = self.log_components()
+        if skip := self.not_run().get(component):
+            raise EcoctlError(f"{component} does not run here, so it has no logs: {skip}")
         if component not in known:
             raise UsageError(f"no component {component!r} in the local runtime: use one of "
                              f"{', '.join(known)}")
