@@ -15,7 +15,7 @@ from ecoctl.support.atomic import read_text, write_atomic
 from ecoctl.support.checks import check_host, check_redirect_uri, shown
 from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
-from ecoctl.names import CORE_SERVICE, check_service_name
+from ecoctl.names import check_service_name
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
@@ -69,6 +69,8 @@ class AuthentikSettings(Record):
     service name itself, so nothing is renamed under a running system."""
     worker_replicas: Annotated[int, Range(0, 50)] = 1
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
+    concurrency: Annotated[int, Range(1, 32)] = 8
+    """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
 @dataclass
@@ -122,7 +124,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(lambda service: check_service_name(service, allow_core=True), name, "services", name)
+            _checked(check_service_name, name, "services", name)
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -184,9 +186,6 @@ class Ecosystem(Record):
         if not core.postgres.external:
             ports[core.postgres.port] = "postgres"
         return ports
-
-    def added_services(self) -> dict[str, ServiceSpec]:
-        return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
 
 
 def _checked(check, value, *loc):

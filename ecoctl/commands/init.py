@@ -51,12 +51,24 @@ def choose_runtime() -> tuple[str, str]:
     return "docker", f"a Docker engine answers and Compose v2 is available ({compose})"
 
 
+def core_services() -> list[dict]:
+    """The services `init` writes into ecosystem.yaml: one per shipped core template (`core: true`),
+    named by its service_name default, on its default port."""
+    from ecoctl.names import default_redirect_uri
+    from ecoctl.service_templates import list_templates
+
+    return [{"name": template.core_service, "template": template.name, "port": template.default_port,
+             "redirect_uri": default_redirect_uri(template.default_port)}
+            for template in list_templates() if template.core]
+
+
 def _ecosystem_yaml(name: str, runtime: str) -> str:
     import jinja2
 
     template = (stacks_dir() / "core" / "ecosystem.yaml.j2").read_text()
     return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-                           ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION)
+                           ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION,
+                                    core_services=core_services())
 
 
 def default_name(directory: Path) -> str:

@@ -18,11 +18,18 @@ def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 
     return sign(workspace, claims)
 
 
-def token_for(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
+def token_for(workspace, service: str | None, subject: str = "local-user", ttl: int = 3600,
               scope: str = "openid email profile") -> str:
-    """A token for `ecoctl token`: only where services trust the local key."""
+    """A token for `ecoctl token`: only where services trust the local key. SERVICE defaults to the
+    (first) core service."""
     from ecoctl.errors import EcoctlError, UsageError
 
+    if service is None:
+        from ecoctl.template_run import core_services
+
+        service = next(iter(core_services(workspace)), None)
+        if service is None:
+            raise UsageError("this ecosystem has no core service: name the service, `ecoctl token SERVICE`")
     if service not in workspace.ecosystem.services:
         raise UsageError(f"no service {service!r} in ecosystem.yaml")
     if workspace.ecosystem.authentik_used:

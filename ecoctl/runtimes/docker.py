@@ -161,9 +161,10 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         return self._start_stage("core")
 
     def start_services(self, names: list[str]) -> bool:
+        from ecoctl.template_run import with_core_services
+
         services = self.workspace.ecosystem.services
-        core = ["portfolio"] if "portfolio" in services else []
-        wanted = [*core, *[name for name in names if name != "portfolio"]]
+        wanted = with_core_services(self.workspace, names)
         missing = [name for name in wanted if name not in services]
         if missing:
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import MAX_BYTES
 
 
 def roundtrip():
@@ -43,9 +42,18 @@ def yaml_errors(path: Path | str, hint: str = ""):
         raise UsageError(f"{path}: invalid YAML: {' '.join(str(exc).split())}{suffix}") from None
 
 
+MAX_YAML_BYTES = 8 << 20
+"""Largest YAML file parsed (8 MiB): compose.yaml grows by ~1.3 KB a service (1.3 MB at 1000).
+The files a user hands ecoctl are capped lower when read (`atomic.MAX_BYTES`: ecosystem.yaml, .env)."""
 MAX_NODES = 20_000
-"""Nodes a document may hold with every alias expanded: a real ecosystem.yaml has a few hundred;
-a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
+"""Nodes a small document may hold with every alias expanded: a real ecosystem.yaml has a few
+hundred; a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
+
+
+def node_limit(text: str) -> int:
+    """Nodes TEXT may expand to: MAX_NODES, or as many as a file of its size could hold written out
+    (a node takes a character at least), so aliases never make a document larger than that."""
+    return max(MAX_NODES, len(text))
 
 
 class _TooBig(Exception):
@@ -82,25 +90,25 @@ def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
 
 def parse_yaml(path: Path | str, text: str, loader=None) -> Any:
     """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line, and so is a
-    document whose aliases expand past MAX_NODES (checked before anything walks it)."""
+    document whose aliases expand past `node_limit` (checked before anything walks it)."""
     _check_size(path, text)
     with yaml_errors(path):
         try:
             document = (loader or roundtrip()).load(text)
         except RecursionError:
             raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, document)
+    return _bounded(path, document, node_limit(text))
 
 
 def _check_size(path: Path | str, text: str) -> None:
-    if len(text) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES // 1024} KiB: check the path")
+    if len(text) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_YAML_BYTES // 1024} KiB: check the path")
 
 
-def _bounded(path: Path | str, document: Any) -> Any:
-    """DOCUMENT, once its aliases are known not to expand past MAX_NODES."""
+def _bounded(path: Path | str, document: Any, limit: int) -> Any:
+    """DOCUMENT, once its aliases are known not to expand past LIMIT nodes."""
     try:
-        expanded_size(document)
+        expanded_size(document, limit)
     except _TooBig as exc:
         raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
     except RecursionError:
@@ -138,8 +146,8 @@ def c_safe_load(text: str) -> tuple[bool, Any]:
 
 def fast_load(path: Path | str, text: str) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
-    only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
-    MAX_NODES is one UsageError naming the file (and the line)."""
+    only, never to write back. Broken YAML, a file over MAX_YAML_BYTES or one whose aliases expand past
+    `node_limit` is one UsageError naming the file (and the line)."""
     _check_size(path, text)
     done, data = _with_c_parser(text, "get_single_data")
     if not done:
@@ -150,7 +158,7 @@ def fast_load(path: Path | str, text: str) -> Any:
                 data = YAML(typ="safe", pure=True).load(text)
             except RecursionError:
                 raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, data)
+    return _bounded(path, data, node_limit(text))
 
 
 def fast_compose(path: Path | str, text: str) -> Any:
