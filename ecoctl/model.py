@@ -162,6 +162,15 @@ class Ecosystem(Record):
         """Authentik's base URL as ecoctl, on this host, reaches it (no trailing slash)."""
         return (self.core.authentik.url or f"http://127.0.0.1:{self.core.authentik.port}").rstrip("/")
 
+    def postgres_version_differs(self, running: str) -> str:
+        """Why the RUNNING server (`show server_version`) is not the one core.postgres.version names
+        (empty: it is, or the version does not apply: an external server, the local runtime's own)."""
+        wanted = str(self.core.postgres.version)
+        if self.core.postgres.external or not self.in_containers or running.split(".")[0] == wanted.split(".")[0]:
+            return ""
+        return (f"PostgreSQL {running.split()[0]} runs, not {wanted} as core.postgres.version says (image "
+                f"{self.image('postgres')}): set `images: postgres` to a {wanted} image, or the version to what runs")
+
     @property
     def in_containers(self) -> bool:
         """Whether the stack runs in containers on one network (docker, swarm), where its pieces
@@ -216,6 +225,17 @@ def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: s
         if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
             return f"port {port} is taken by service {other!r}"
     return None
+
+
+def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
+    """The first port from START no other service nor the core stack takes and, for a service
+    that runs here, nothing on this host listens on."""
+    from ecoctl.support.ports import free_on_host
+
+    for port in range(start, 65536):
+        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
+            return port
+    raise ValueError(f"no free port from {start}")
 
 
 def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:

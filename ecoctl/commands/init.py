@@ -101,6 +101,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     if spec_path.exists():
         spec = EcosystemFile.load(spec_path)
         if spec.model.runtime != runtime:
+            _refuse_while_running(directory, spec.model.runtime, runtime)
             spec.update(lambda document: document.__setitem__("runtime", runtime))
     else:
         from ecoctl.support.atomic import write_atomic
@@ -114,6 +115,19 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
         return _fill(workspace, result)
     finally:
         workspace.unlock()
+
+
+def _refuse_while_running(directory: Path, current: str, wanted: str) -> None:
+    from ecoctl.runtimes import get_runtime
+    from ecoctl.workspace import Workspace
+
+    try:
+        running = get_runtime(Workspace(directory)).is_running()
+    except EcoctlError:  # e.g. no engine answers: nothing of it runs
+        running = False
+    if running:
+        raise EcoctlError(f"the {current} runtime runs this ecosystem's stack: stop it with `ecoctl down` "
+                         f"first, then switch to {wanted}")
 
 
 def _created(change) -> str:

@@ -9,7 +9,7 @@ from ecoctl import contract
 from ecoctl import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
-from ecoctl.model import ServiceSpec, port_clash
+from ecoctl.model import ServiceSpec, first_free_port, port_clash
 from ecoctl.names import check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
@@ -55,8 +55,9 @@ class ServiceResult:
                 "started": self.started, "health": self.health, "notes": self.notes}
 
 
-def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
-    """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
+def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = None) -> ServiceSpec:
+    """Validate the request against the ecosystem; raise a one-line UsageError before anything is
+    written. A port chosen for the request is said in NOTES."""
     from ecoctl.template_sources import resolve
 
     name = check_service_name(request.name)
@@ -76,15 +77,19 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
     if template.core:
         raise UsageError(f"template {template.name} is a core template: `ecoctl init` creates its one service, "
                          f"{template.core_service}; choose another template")
-    port = request.port if request.port is not None else (existing.port if existing else template.default_port)
+    pattern = request.pattern or (existing.pattern if existing else "compose")
+    host = request.host or (existing.host if existing else None)
+    port = request.port if request.port is not None else (existing.port if existing else None)
+    if port is None:  # the template's port, or the next one free in the ecosystem and on the host
+        port = first_free_port(workspace.ecosystem, name, template.default_port, pattern, host)
+        if notes is not None and port != template.default_port:
+            notes.append(f"port {port}: the template's port {template.default_port} is taken")
     if kept_folder and not record and not (isinstance(port, int) and kept.looks_rendered(workspace, name, template, port)):
         raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml, nor one ecoctl "
                          "made (no .ecoctl-service.json, not shaped like its template): choose another "
                          "name, or move that folder away")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
-    pattern = request.pattern or (existing.pattern if existing else "compose")
-    host = request.host or (existing.host if existing else None)
     clash = port_clash(workspace.ecosystem, name, port, pattern, host)
     if clash:
         raise UsageError(f"{clash}: pass another --port")
@@ -181,16 +186,28 @@ def _set_service(name: str, spec: ServiceSpec):
     return mutate
 
 
+def _check_renders(workspace, name: str, spec: ServiceSpec) -> None:
+    """The service's template renders for it (else one UsageError), before ecosystem.yaml records it."""
+    import dataclasses
+
+    from ecoctl.service_templates import render_service_files, service_answers
+    from ecoctl.template_sources import resolve
+
+    ecosystem = dataclasses.replace(workspace.ecosystem, services={**workspace.ecosystem.services, name: spec})
+    render_service_files(resolve(spec.template, workspace.template_dirs()).template, service_answers(ecosystem, name))
+
+
 def add_service(workspace, request: ServiceRequest, apply: bool = True,
                 progress: Callable[[str], None] | None = None, adopt: bool = False) -> ServiceResult:
     from ecoctl.runtimes import get_runtime
 
-    spec = desired_spec(workspace, request)
     name = request.name
     result = ServiceResult(name)
+    spec = desired_spec(workspace, request, result.notes)
     if name in workspace.ecosystem.services:
         result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
     else:
+        _check_renders(workspace, name, spec)
         result.spec_changed = workspace.ecosystem_file.add_entries("services", {name: _spec_document(spec)})
     if kept.read_record(workspace, name):
         kept.drop_record(workspace, name)

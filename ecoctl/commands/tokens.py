@@ -39,6 +39,8 @@ def token_for(workspace, service: str | None, subject: str = "local-user", ttl: 
                           f"({contract.client_secret_key(service)})")
     if not private_key_path(workspace).exists():
         raise EcoctlError(f"no local signing key in {keys_dir(workspace)}: run `ecoctl init --force .` in the ecosystem directory")
+    if not subject.strip():
+        raise UsageError("--sub must not be empty: services refuse a token without a subject")
     if ttl <= 0:
         raise UsageError("--ttl must be a positive number of seconds")
     return mint_token(workspace, service, subject=subject, ttl=ttl, scope=scope)

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+class Live(str):
+    """A progress message that replaces the previous live one (e.g. a build's latest output line):
+    one updating line on a terminal, left out elsewhere (a log holds it)."""
+
+
 @dataclass
 class ComponentStatus:
     name: str  # a core component ("postgres", "redis", "authentik-server", "prometheus", ...) or a service

