@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "stacks" / "portfolio"))
+sys.path.insert(0, str(ROOT / "templates" / "portfolio" / "files"))
 
 from ecoctl.runtimes.local.postgres import PostgresServer  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
@@ -62,7 +62,7 @@ def start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portfolio_service.main:app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT / "stacks" / "portfolio", stdout=log.open("w"), stderr=subprocess.STDOUT)
+        env=env, cwd=ROOT / "templates" / "portfolio" / "files", stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -10,6 +10,7 @@
     │   └── AuthentikValidation     a 400, with the fields it refused
     ├── NotConverged            1   asked to converge, but a system the ecosystem uses did not answer
     ├── ApplyFailed           1/2   applying a plan stopped at a failure (its cause's code); names what did not land
+    ├── ChangeFailed          1/2   a provider applying changes side by side names the one that failed (its cause's code)
     ├── PostgresServerError     1   the local PostgreSQL could not be set up or started
     └── UnhealthyServices       1   services started but did not become healthy (with their last log lines)
 """
@@ -84,6 +85,17 @@ class ApplyFailed(EcoctlError):
         first = not_applied[0]
         more = f" and {len(not_applied) - 1} more" if len(not_applied) > 1 else ""
         super().__init__(f"{cause} (not applied: {first.action} {first.kind} {first.name}{more}; {applied} applied)")
+
+
+class ChangeFailed(EcoctlError):
+    """`cause`, raised while applying `change` (a `plan.Change`) by a provider that applies several
+    changes at once, so `apply_plan` can name that change first among those not applied. Said as
+    the cause, and exits as the cause does."""
+
+    def __init__(self, change: Any, cause: EcoctlError):
+        self.change, self.cause = change, cause
+        self.exit_code = cause.exit_code
+        super().__init__(str(cause))
 
 
 class PostgresServerError(EcoctlError):

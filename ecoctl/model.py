@@ -15,7 +15,7 @@ from ecoctl.support.atomic import read_text, write_atomic
 from ecoctl.support.checks import check_host, check_redirect_uri, shown
 from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
-from ecoctl.names import CORE_SERVICE, check_service_name
+from ecoctl.names import check_service_name
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
@@ -69,6 +69,8 @@ class AuthentikSettings(Record):
     service name itself, so nothing is renamed under a running system."""
     worker_replicas: Annotated[int, Range(0, 50)] = 1
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
+    concurrency: Annotated[int, Range(1, 32)] = 8
+    """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
 @dataclass
@@ -122,7 +124,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(lambda service: check_service_name(service, allow_core=True), name, "services", name)
+            _checked(check_service_name, name, "services", name)
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -160,6 +162,15 @@ class Ecosystem(Record):
         """Authentik's base URL as ecoctl, on this host, reaches it (no trailing slash)."""
         return (self.core.authentik.url or f"http://127.0.0.1:{self.core.authentik.port}").rstrip("/")
 
+    def postgres_version_differs(self, running: str) -> str:
+        """Why the RUNNING server (`show server_version`) is not the one core.postgres.version names
+        (empty: it is, or the version does not apply: an external server, the local runtime's own)."""
+        wanted = str(self.core.postgres.version)
+        if self.core.postgres.external or not self.in_containers or running.split(".")[0] == wanted.split(".")[0]:
+            return ""
+        return (f"PostgreSQL {running.split()[0]} runs, not {wanted} as core.postgres.version says (image "
+                f"{self.image('postgres')}): set `images: postgres` to a {wanted} image, or the version to what runs")
+
     @property
     def in_containers(self) -> bool:
         """Whether the stack runs in containers on one network (docker, swarm), where its pieces
@@ -175,9 +186,6 @@ class Ecosystem(Record):
         if not core.postgres.external:
             ports[core.postgres.port] = "postgres"
         return ports
-
-    def added_services(self) -> dict[str, ServiceSpec]:
-        return {name: spec for name, spec in self.services.items() if name != CORE_SERVICE}
 
 
 def _checked(check, value, *loc):
@@ -217,6 +225,17 @@ def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: s
         if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
             return f"port {port} is taken by service {other!r}"
     return None
+
+
+def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
+    """The first port from START no other service nor the core stack takes and, for a service
+    that runs here, nothing on this host listens on."""
+    from ecoctl.support.ports import free_on_host
+
+    for port in range(start, 65536):
+        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
+            return port
+    raise ValueError(f"no free port from {start}")
 
 
 def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:

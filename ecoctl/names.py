@@ -7,19 +7,20 @@ import re
 from ecoctl.errors import UsageError
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-CORE_SERVICE = "portfolio"
 RESERVED = frozenset({"postgres", "template0", "template1", "authentik", "redis", "prometheus",
-                      "grafana", CORE_SERVICE, "all", "core",
+                      "grafana", "all", "core",
                       # the core stack's own compose services and the local runtime's daemon
                       "authentik-server", "authentik-worker", "supervisord"})
 
 
-def check_service_name(name: str, *, allow_core: bool = False) -> str:
+def check_service_name(name: str) -> str:
+    """NAME, if it is a valid service name that no core component takes (a core template's
+    service is refused by add-service, which knows the templates)."""
     if not SERVICE_NAME.fullmatch(name) or name.endswith("-") or "--" in name:
         raise UsageError(
             f"invalid service name {name!r}: use 2-40 characters, lowercase letters, digits and "
             "single hyphens, starting with a letter (e.g. loyalty-points)")
-    if name in RESERVED and not (allow_core and name == CORE_SERVICE):
+    if name in RESERVED:
         raise UsageError(f"service name {name!r} is reserved: choose another name")
     return name
 

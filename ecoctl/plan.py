@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
 
-from ecoctl.errors import ApplyFailed, EcoctlError, Unreachable
+from ecoctl.errors import ApplyFailed, ChangeFailed, EcoctlError, Unreachable
 
 if TYPE_CHECKING:
     from ecoctl.workspace import Workspace
@@ -138,7 +138,9 @@ class Provider(ABC):
     def apply_all(self, changes: list[Change], on_change: Callable[[Change], None]) -> None:
         """Apply these changes of this system (in plan order), calling `on_change(change)` once each
         has landed. Default: one by one. A provider editing a file overrides it to make every edit in
-        memory and write once; it calls `on_change` only after the write carrying the change succeeded."""
+        memory and write once; it calls `on_change` only after the write carrying the change succeeded.
+        A provider applying changes side by side calls `on_change` from the calling thread and raises
+        `ChangeFailed` naming the change that failed."""
         for change in changes:
             self.apply(change)
             on_change(change)
@@ -194,8 +196,9 @@ def apply_plan(providers: list[Provider], plan: Plan,
                on_change: Callable[[Change], None] | None = None) -> Plan:
     """Apply exactly `plan`'s changes in plan order, each system's run of changes by its provider's
     `apply_all`, after every run was handed to its provider's `prepare`. Returns what was done and
-    what stays pending. A failure is raised as `ApplyFailed`, which names the changes that did not
-    land."""
+    what stays pending (its changes in plan order, however a provider interleaved them; `on_change`
+    hears each as it lands). A failure is raised as `ApplyFailed`, which names the changes that did
+    not land."""
     from itertools import groupby
 
     conflicts = [change for change in plan.changes if isinstance(change.payload, Conflict)]
@@ -220,6 +223,9 @@ def apply_plan(providers: list[Provider], plan: Plan,
         for provider, changes in runs:
             provider.apply_all(changes, record)
     except EcoctlError as exc:
+        cause, failed = (exc.cause, exc.change) if isinstance(exc, ChangeFailed) else (exc, None)
         missing = [change for change in plan.changes if id(change) not in landed]
-        raise ApplyFailed(exc, missing, len(done.changes)) from exc
+        missing.sort(key=lambda change: change is not failed)  # the failed one first
+        raise ApplyFailed(cause, missing, len(done.changes)) from cause
+    done.changes = [change for change in plan.changes if id(change) in landed]
     return done

@@ -29,8 +29,8 @@ from ecoctl.template_text import python_package, render_file, render_text  # noq
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
-_MANIFEST_KEYS = ("name", "description", "default_port", "version", "changelog", "variables", "run")
-_SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"})
+_MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run")
+_SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,37 @@ class TemplateInfo:
     run: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     """How each runtime builds and starts a rendered service (`local`: inputs, build, command;
     `docker`: build_args), Jinja placeholders left for the runtime to fill; checked by the runtimes."""
+    core: bool = False
+    """Part of the core stack (`core: true`): `init` creates its service, named `core_service`;
+    add-service refuses that name and the template, remove-service refuses the service, and every
+    runtime starts it with any service it starts."""
 
     @property
     def files_dir(self) -> Path:
         return self.path / FILES_DIR
 
+    @property
+    def core_service(self) -> str | None:
+        """The name of the service a core template makes (service_name's default); None if not core."""
+        if not self.core:
+            return None
+        return next(variable.default for variable in self.variables if variable.name == "service_name")
+
 
 def load_template(path: Path, source: str = "path") -> TemplateInfo:
     """The template in folder `path`, its manifest checked; a bad manifest is one UsageError.
     Read once per process while the manifest is unchanged (a plan looks it up for every service)."""
-    path = Path(path).resolve()
     try:
-        key = (path, source, (path / MANIFEST).stat().st_mtime_ns)
+        info = (Path(path) / MANIFEST).stat()
     except OSError:
-        return _load_template(path, source)
+        return _load_template(Path(path).resolve(), source)
+    key = (str(path), source, info.st_ino, info.st_mtime_ns)
     if key not in _LOADED:
-        _LOADED[key] = _load_template(path, source)
+        _LOADED[key] = _load_template(Path(path).resolve(), source)
     return _LOADED[key]
 
 
-_LOADED: dict[tuple[Path, str, int], "TemplateInfo"] = {}
+_LOADED: dict[tuple[str, str, int, int], "TemplateInfo"] = {}
 
 
 def _load_template(path: Path, source: str) -> TemplateInfo:
@@ -114,10 +125,11 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{path} is not a template: it has no {FILES_DIR}/ folder")
     if not isinstance(data.get("run") or {}, dict):
         raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
+    variables = _variables(manifest, data.get("variables") or {})
     return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
-                        default_port=port, variables=_variables(manifest, data.get("variables") or {}),
-                        source=source, version=version, changelog=_changelog(manifest, data.get("changelog")),
-                        run=data.get("run") or {})
+                        default_port=port, variables=variables, source=source, version=version,
+                        changelog=_changelog(manifest, data.get("changelog")), run=data.get("run") or {},
+                        core=_core(manifest, data.get("core", False), variables))
 
 
 def _at(manifest: Path, key: object, nested: bool = False) -> str:
@@ -127,6 +139,17 @@ def _at(manifest: Path, key: object, nested: bool = False) -> str:
         if pattern.match(line):
             return f"{manifest}:{number}"
     return str(manifest)
+
+
+def _core(manifest: Path, raw: Any, variables: tuple[TemplateVariable, ...]) -> bool:
+    """`core: true` needs service_name's default: the name of the service `init` creates."""
+    if not isinstance(raw, bool):
+        raise UsageError(f"{_at(manifest, 'core')}: `core` must be true or false")
+    named = [variable for variable in variables if variable.name == "service_name"]
+    if raw and not (named and isinstance(named[0].default, str) and names.SERVICE_NAME.fullmatch(named[0].default)):
+        raise UsageError(f"{_at(manifest, 'core')}: a core template must give service_name a default, a valid "
+                         "service name: the service `ecoctl init` creates")
+    return raw
 
 
 def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:

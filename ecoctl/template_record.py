@@ -19,6 +19,7 @@ import io
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from ecoctl.errors import UsageError
@@ -73,10 +74,22 @@ def record_for(source, answers: dict[str, Any]) -> TemplateRecord:
 
 
 def read_record(folder: Path) -> TemplateRecord | None:
+    """FOLDER's record; parsed once per process while the file stays the same (a plan reads each
+    service's record twice: files and compose). Treat its `answers` as read-only."""
     path = Path(folder) / RECORD_FILE
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except OSError:
         return None
-    return TemplateRecord.parse(path.read_text(encoding="utf-8"), str(path))
+    if not S_ISREG(info.st_mode):
+        return None
+    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
+    if key not in _READ:
+        _READ[key] = TemplateRecord.parse(path.read_text(encoding="utf-8"), str(path))
+    return _READ[key]
+
+
+_READ: dict[tuple[str, int, int, int], TemplateRecord] = {}
 
 
 def is_behind(record: TemplateRecord, source) -> bool:

@@ -1,5 +1,6 @@
 """How a rendered service is built and run, as its template declares (`run:` in template.yaml),
-with the placeholders filled in: `run.local` for the local runtime, `run.docker` for images."""
+with the placeholders filled in: `run.local` for the local runtime, `run.docker` for images; and
+which services are core (their template says `core: true`), so runtimes start them first."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecoctl import names
 from ecoctl.errors import UsageError
 from ecoctl.template_text import render_text
 from ecoctl.service_templates import (MANIFEST, TemplateInfo, service_answers,
@@ -25,18 +25,33 @@ class LocalRun:
     """The supervised process (the service contract is its environment)."""
 
 
-def template_of(workspace, name: str) -> TemplateInfo | None:
-    """The template (at the version) SERVICE's files were made from; None for the core service
-    (shipped as it is). A service's record names the version; without one, the current template."""
+def template_of(workspace, name: str) -> TemplateInfo:
+    """The template (at the version) SERVICE's files were made from. A service's record names the
+    version; without one, the current template."""
     from ecoctl.template_record import read_record
     from ecoctl.template_sources import recorded_template, resolve
 
-    if name == names.CORE_SERVICE:
-        return None
     source = resolve(workspace.ecosystem.services[name].template, workspace.template_dirs())
     folder = workspace.root / "services" / name
     record = read_record(folder) if folder.is_dir() else None
     return (recorded_template(record, source) if record is not None else None) or source.template
+
+
+def is_core(workspace, name: str) -> bool:
+    """Whether SERVICE's template is core (`core: true`)."""
+    from ecoctl.template_sources import resolve
+
+    return resolve(workspace.ecosystem.services[name].template, workspace.template_dirs()).template.core
+
+
+def core_services(workspace) -> list[str]:
+    """The ecosystem's core services, in ecosystem.yaml's order."""
+    return [name for name in workspace.ecosystem.services if is_core(workspace, name)]
+
+
+def with_core_services(workspace, names: list[str]) -> list[str]:
+    """What a runtime starts for NAMES: the core services first, then NAMES, each once."""
+    return list(dict.fromkeys([*core_services(workspace), *names]))
 
 
 def _run_context(workspace, template: TemplateInfo, name: str, **runtime: str) -> dict[str, Any]:
@@ -52,7 +67,7 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     owns for the service's build output) and PYTHON (the interpreter services' environments are
     made from); None when the template declares none."""
     template = template_of(workspace, name)
-    declared = (template.run or {}).get("local") if template else None
+    declared = (template.run or {}).get("local")
     if not declared:
         return None
     where = f"{template.path / MANIFEST}: run.local"
@@ -79,7 +94,7 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
 def docker_build_args(workspace, name: str) -> dict[str, str]:
     """The template's `run.docker.build_args` for SERVICE, rendered (images from ecosystem.yaml)."""
     template = template_of(workspace, name)
-    declared = ((template.run or {}).get("docker") or {}).get("build_args") if template else None
+    declared = ((template.run or {}).get("docker") or {}).get("build_args")
     if not declared:
         return {"BASE_IMAGE": workspace.ecosystem.image("python")}
     context = _run_context(workspace, template, name)

@@ -183,11 +183,23 @@ class StageDisplay:
             self.out.print(f"> {name}", markup=False)
 
     def progress(self, message: str) -> None:
+        from ecoctl.runtimes.base import Live
+
+        if isinstance(message, Live):
+            self._live(message)
+            return
         if message.startswith(self.WAIT_PREFIX):
             self._wait(message)
             return
         self._end_wait()
         self.out.print(f"  [dim]{escape(message)}[/]", markup=True)
+
+    def _live(self, message: str) -> None:
+        """A terminal's one updating line (cut to its width); nothing elsewhere."""
+        if self.status is not None:
+            room = max(self.out.width - len(self.current or "") - 6, 20)
+            self.status.update(f"[bold cyan]{escape(self.current or '')}[/] {escape(message[:room])}")
+            self.status.start()
 
     def _wait(self, message: str) -> None:
         import time

@@ -15,10 +15,14 @@ provider's first client_credentials login creates the service account `ak-<provi
 (listed and deleted under /core/users/).
 
 Faults: `fail_next(n, status=502)`, `stop()`/`start()`, `ready`, `defaults_ready`, `token_active`.
+Time: `latency` (seconds per write and per read, as a real Authentik takes them) and `capacity` (how
+many requests it works on at once; None: no limit), for benchmarks; `peak_in_flight` says how many
+API calls it was answering at once at most. Lists honour `page_size` up to `max_page_size`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import importlib
@@ -160,6 +164,25 @@ class Recorded:
     query: str
     body: Any
     status: int = 0
+    arrived: int = 0
+    answered: int = 0
+    """When the call arrived and when its answer left, on one counter shared by every call."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Seconds the double takes for each API call before it answers, like a real Authentik."""
+
+    write: float = 0.0
+    read: float = 0.0
+
+    def of(self, method: str) -> float:
+        return self.read if method in ("GET", "HEAD") else self.write
+
+
+MEASURED = Latency(write=0.37, read=0.2)
+"""A real Authentik 2025.12.4 measured (issue #29): ~370 ms per create, one at a time; a plan of
+9 reads in 1.7-3.1 s."""
 
 
 @dataclass
@@ -275,12 +298,19 @@ class AuthentikDouble(LoopbackServer):
     """See the module docstring. `base_url`, `token`; `requests` records what it was sent."""
 
     def __init__(self, *, token: str | None = None, page_size: int = 2, version: str = VERSION,
-                 port: int | None = None):
+                 port: int | None = None, max_page_size: int | None = None, latency: Latency = Latency(),
+                 capacity: int | None = None):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.token = token or secrets.token_urlsafe(32)
         self.page_size = page_size
+        self.max_page_size = max_page_size
         self.version = version
+        self.latency = latency
+        self.capacity = capacity
+        self.peak_in_flight = 0
+        self._in_flight = 0
+        self._clock = 0
         self.ready = True
         self.defaults_ready = True
         self.token_active = True
@@ -305,6 +335,8 @@ class AuthentikDouble(LoopbackServer):
             self._faults.clear()
             self.ready = self.defaults_ready = self.token_active = True
             self.version = VERSION
+            self.latency = Latency()
+            self.peak_in_flight = 0
 
     # -- test controls ---------------------------------------------------------------------------
 
@@ -436,6 +468,7 @@ class AuthentikDouble(LoopbackServer):
             size = int(request.query_params.get("page_size", self.page_size))
         except ValueError:
             raise HTTPError(404, _jsonable(M.GenericError(detail="Invalid page."))) from None
+        size = min(size, self.max_page_size or size)  # DRF cuts a page_size past its maximum
         count = len(items)
         pages = max(1, math.ceil(count / size))
         if page < 1 or page > pages:
@@ -572,23 +605,44 @@ class AuthentikDouble(LoopbackServer):
             except ValueError:
                 raise HTTPError(400, _jsonable(M.GenericError(detail="JSON parse error"))) from None
 
+        gate = asyncio.Semaphore(double.capacity) if double.capacity else None
+
+        async def take_time(method: str) -> None:
+            """The time a real Authentik takes, in one of its `capacity` places when it has a limit."""
+            if gate is None:
+                await asyncio.sleep(double.latency.of(method))
+                return
+            async with gate:
+                await asyncio.sleep(double.latency.of(method))
+
+        def tick() -> int:
+            with double._lock:
+                double._clock += 1
+                return double._clock
+
         def endpoint(handler, api: bool = True):
             async def run(request):
                 body = await body_of(request) if request.method in ("POST", "PUT", "PATCH") and api else None
-                record = Recorded(request.method, request.url.path, request.url.query, body)
+                record = Recorded(request.method, request.url.path, request.url.query, body, arrived=tick())
                 double.requests.append(record)
                 with double._lock:
                     fault, processed = double._faults.pop(0) if double._faults and api else (0, False)
                 if fault and not processed:
-                    record.status = fault
+                    record.status, record.answered = fault, tick()
                     return PlainTextResponse("Bad Gateway" if fault == 502 else "Error", status_code=fault)
+                double._in_flight += 1
+                double.peak_in_flight = max(double.peak_in_flight, double._in_flight)
                 try:
                     if api:
                         authenticate(request)
+                    await take_time(request.method)
                     with double._lock:
                         status, result = await handler(request, body)
                 except HTTPError as exc:
                     status, result = exc.status, exc.body
+                finally:
+                    double._in_flight -= 1
+                record.answered = tick()
                 if fault:  # done, but the answer is lost on the way back
                     record.status = fault
                     return PlainTextResponse("Bad Gateway", status_code=fault)
@@ -847,4 +901,4 @@ class FaultProxy(LoopbackServer):
         return Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
 
 
-__all__ = ["AuthentikDouble", "FaultProxy", "validate_body", "M"]
+__all__ = ["AuthentikDouble", "FaultProxy", "Latency", "MEASURED", "validate_body", "M"]

@@ -95,15 +95,12 @@ def write_workspace(root: Path, base_url: str, token: str, services: dict[str, d
 
 def provider_for(workspace: Workspace, **options) -> AuthentikProvider:
     """The provider with test retry settings (a fresh Workspace reads ecosystem.yaml/.env again)."""
-    endpoint = workspace.authentik
-    client = AuthentikClient(endpoint.base_url, endpoint.token, token_source=endpoint.token_source,
-                             **{**FAST, **options})
-    return AuthentikProvider(workspace, client=client)
+    return AuthentikProvider(workspace, client=AuthentikClient.for_workspace(workspace, **{**FAST, **options}))
 
 
 @pytest.fixture(scope="session")
 def authentik_double_server():
-    double = AuthentikDouble(page_size=2).start()
+    double = AuthentikDouble(page_size=2, max_page_size=2).start()  # every list takes pages
     yield double
     double.stop()
 

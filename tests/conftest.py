@@ -37,6 +37,7 @@ def pg():
 ENGINE_GROUP = "docker-engine"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """Groups for pytest-xdist's `--dist loadgroup` (tests/run.sh): each file runs on one worker, as
     its module fixtures (servers, users, stacks) are made once for it; every test marked `docker`

@@ -193,7 +193,8 @@ def logs(ctx: typer.Context, service: str = typer.Argument(..., help="A service 
 
 
 @app.command()
-def token(ctx: typer.Context, service: str = typer.Argument("portfolio"),
+def token(ctx: typer.Context,
+          service: Optional[str] = typer.Argument(None, help="The service (default: the core service, portfolio)."),
           sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
           ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
           scope: str = typer.Option("openid email profile", "--scope",

@@ -102,8 +102,8 @@ app.add_typer(templates_app, name="templates")
 
 @templates_app.command("list")
 def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
-    """The templates add-service can use (shipped, and the ecosystem's templates_dir), their versions,
-    and each service's template version (behind: `ecoctl upgrade` brings it up)."""
+    """The templates (shipped, and the ecosystem's templates_dir; add-service uses all but the core
+    ones), their versions, and each service's template version (behind: `ecoctl upgrade` brings it up)."""
     from ecoctl import ui
     from ecoctl.commands.upgrade import template_status
     from ecoctl.errors import UsageError
@@ -124,12 +124,15 @@ def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
         ui.print_json({"templates": [{"name": t.name, "description": t.description, "version": t.version,
                                       "versions": versions(Source(t, t.source, t.name)),
                                       "changelog": [{"version": v, "summary": s} for v, s in t.changelog],
-                                      "default_port": t.default_port, "source": str(t.path)} for t in found],
+                                      "default_port": t.default_port, "core": t.core, "source": str(t.path)}
+                                     for t in found],
                        "services": services})
         return
     out = ui.console()
     for info in found:
-        out.print(f"{info.name:<20} v{info.version:<4} port {info.default_port:<6} {info.description}", markup=False)
+        core = f"(core: `ecoctl init` creates {info.core_service}) " if info.core else ""
+        out.print(f"{info.name:<20} v{info.version:<4} port {info.default_port:<6} {core}{info.description}",
+                  markup=False)
     for row in services:
         state = ("no record: `ecoctl upgrade {0} --adopt-from VERSION`".format(row["service"])
                  if row["behind"] is None else
@@ -140,7 +143,7 @@ def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
 
 @app.command()
 def upgrade(ctx: typer.Context,
-            services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services to upgrade (default: all rendered from a template)."),
+            services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services to upgrade (default: all; those with no record are skipped, and named)."),
             to: Optional[str] = typer.Option(None, "--to", metavar="VERSION", help="The template version (a number; a tag or commit for git templates)."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Print a unified diff of what would change; write nothing."),
             adopt_from: Optional[str] = typer.Option(None, "--adopt-from", metavar="VERSION", help="For a service rendered before ecoctl recorded templates: the version it was made from."),

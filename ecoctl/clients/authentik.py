@@ -5,6 +5,7 @@ the version check and the first-boot readiness wait. No printing: progress goes 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,6 +27,9 @@ SCOPE_MANAGED = "goauthentik.io/providers/oauth2/scope-{}"
 SUPPORTED = ((2025, 0), (2026, 99))
 """Oldest and newest (year, minor) whose API this module speaks: redirect_uris as objects and a
 required invalidation_flow (2024.10.3+), scope mappings under /propertymappings/provider/scope/."""
+PAGE_SIZE = 500
+"""Results asked for per page of a list (Authentik's default is 100; it caps none, and a server
+that did would still say which page is next)."""
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 UNAVAILABLE_STATUS = frozenset({502, 503, 504})
 
@@ -75,11 +79,13 @@ class Readiness:
 class AuthentikClient:
     """One Authentik, one API token. Connection errors and 5xx are retried `retries` times with
     exponential backoff capped at `max_backoff` seconds, then raised as `Unreachable`/`AuthentikError`.
+    Threads may share it: at most `concurrency` requests are in flight at once.
     """
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 4.0,
-                 sleep: Callable[[float], None] = time.sleep, token_source: str = ""):
+                 sleep: Callable[[float], None] = time.sleep, concurrency: int = 1,
+                 token_source: str = ""):
         import httpx
 
         self.base_url = base_url.rstrip("/")
@@ -87,6 +93,8 @@ class AuthentikClient:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.concurrency = concurrency
+        self._in_flight = threading.BoundedSemaphore(concurrency)
         self._sleep = sleep
         self._version: str | None = None
         headers = {"Accept": "application/json", "User-Agent": "ecoctl"}
@@ -99,8 +107,11 @@ class AuthentikClient:
 
     @classmethod
     def for_workspace(cls, workspace: "Workspace", **options: Any) -> "AuthentikClient":
+        """The ecosystem's Authentik, with its `core.authentik.concurrency` (OPTIONS win)."""
         endpoint = workspace.authentik
-        return cls(endpoint.base_url, endpoint.token, token_source=endpoint.token_source, **options)
+        settings = {"concurrency": workspace.ecosystem.core.authentik.concurrency,
+                    "token_source": endpoint.token_source, **options}
+        return cls(endpoint.base_url, endpoint.token, **settings)
 
     def close(self) -> None:
         self._http.close()
@@ -134,7 +145,8 @@ class AuthentikClient:
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                response = self._http.request(method, url, **kwargs)
+                with self._in_flight:
+                    response = self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 failure: str = _describe(exc)
                 response = None
@@ -193,7 +205,7 @@ class AuthentikClient:
         results: list[dict] = []
         page = 1
         while True:
-            body = self.request("GET", path, params={**params, "page": page})
+            body = self.request("GET", path, params={**params, "page_size": PAGE_SIZE, "page": page})
             results.extend(body["results"])
             following = int(body.get("pagination", {}).get("next") or 0)
             if following <= page:
@@ -232,20 +244,27 @@ class AuthentikClient:
         return status.defaults
 
     def probe_defaults(self, signing_key: str = "authentik Self-signed Certificate") -> Readiness:
+        """The four lookups, side by side."""
+        from ecoctl.support.parallel import gather
+
+        managed = [SCOPE_MANAGED.format(scope) for scope in SCOPES]
+        *flow_lists, certs, mapping_list = gather([
+            lambda: self.list("/flows/instances/", slug=AUTHORIZATION_FLOW),
+            lambda: self.list("/flows/instances/", slug=INVALIDATION_FLOW),
+            lambda: self.list("/crypto/certificatekeypairs/", name=signing_key),
+            lambda: self.list("/propertymappings/provider/scope/", managed=managed)], limit=self.concurrency)
         missing: list[str] = []
         flows = {}
-        for slug in (AUTHORIZATION_FLOW, INVALIDATION_FLOW):
-            found = [flow for flow in self.list("/flows/instances/", slug=slug) if flow["slug"] == slug]
-            if found:
-                flows[slug] = found[0]["pk"]
+        for slug, found in zip((AUTHORIZATION_FLOW, INVALIDATION_FLOW), flow_lists):
+            pks = [flow["pk"] for flow in found if flow["slug"] == slug]
+            if pks:
+                flows[slug] = pks[0]
             else:
                 missing.append(f"flow {slug}")
-        certs = [c for c in self.list("/crypto/certificatekeypairs/", name=signing_key)
-                 if c["name"] == signing_key]
+        certs = [c for c in certs if c["name"] == signing_key]
         if not certs:
             missing.append(f"certificate {signing_key!r}")
-        managed = [SCOPE_MANAGED.format(scope) for scope in SCOPES]
-        mappings = {m["managed"]: m["pk"] for m in self.list("/propertymappings/provider/scope/", managed=managed)}
+        mappings = {m["managed"]: m["pk"] for m in mapping_list}
         missing.extend(f"scope mapping {scope}" for scope, key in zip(SCOPES, managed) if key not in mappings)
         if missing:
             return Readiness(missing)

@@ -148,6 +148,9 @@ class DatabaseState:
     managed: bool
     privileges: dict[str, set[str]]
     """Grantee ("PUBLIC" for everyone) -> privileges (CONNECT, CREATE, TEMPORARY)."""
+    created_by_ecoctl: bool = False
+    """Unmarked, but created by an ecoctl run that was killed before it could mark it (the
+    postgres provider's journal says so)."""
 
 
 @dataclass

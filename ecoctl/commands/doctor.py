@@ -105,6 +105,8 @@ class Doctor:
             rights = "superuser" if superuser else "CREATEROLE CREATEDB"
             self.add("postgres", "ok", f"PostgreSQL {version} at {endpoint.address}; "
                                        f"{endpoint.user!r} has {rights}")
+            if differs := self.ecosystem.postgres_version_differs(version):
+                self.add("postgres-version", "warn", differs)
             self.check_public_access(conn, endpoint.user, superuser)
         except EcoctlError as exc:
             message = str(exc)

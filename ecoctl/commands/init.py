@@ -51,12 +51,24 @@ def choose_runtime() -> tuple[str, str]:
     return "docker", f"a Docker engine answers and Compose v2 is available ({compose})"
 
 
+def core_services() -> list[dict]:
+    """The services `init` writes into ecosystem.yaml: one per shipped core template (`core: true`),
+    named by its service_name default, on its default port."""
+    from ecoctl.names import default_redirect_uri
+    from ecoctl.service_templates import list_templates
+
+    return [{"name": template.core_service, "template": template.name, "port": template.default_port,
+             "redirect_uri": default_redirect_uri(template.default_port)}
+            for template in list_templates() if template.core]
+
+
 def _ecosystem_yaml(name: str, runtime: str) -> str:
     import jinja2
 
     template = (stacks_dir() / "core" / "ecosystem.yaml.j2").read_text()
     return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-                           ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION)
+                           ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION,
+                                    core_services=core_services())
 
 
 def default_name(directory: Path) -> str:
@@ -89,6 +101,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     if spec_path.exists():
         spec = EcosystemFile.load(spec_path)
         if spec.model.runtime != runtime:
+            _refuse_while_running(directory, spec.model.runtime, runtime)
             spec.update(lambda document: document.__setitem__("runtime", runtime))
     else:
         from ecoctl.support.atomic import write_atomic
@@ -102,6 +115,19 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
         return _fill(workspace, result)
     finally:
         workspace.unlock()
+
+
+def _refuse_while_running(directory: Path, current: str, wanted: str) -> None:
+    from ecoctl.runtimes import get_runtime
+    from ecoctl.workspace import Workspace
+
+    try:
+        running = get_runtime(Workspace(directory)).is_running()
+    except EcoctlError:  # e.g. no engine answers: nothing of it runs
+        running = False
+    if running:
+        raise EcoctlError(f"the {current} runtime runs this ecosystem's stack: stop it with `ecoctl down` "
+                         f"first, then switch to {wanted}")
 
 
 def _created(change) -> str:

@@ -9,12 +9,13 @@ from ecoctl import contract
 from ecoctl import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
-from ecoctl.model import ServiceSpec, port_clash
-from ecoctl.names import CORE_SERVICE, check_service_name, default_redirect_uri
+from ecoctl.model import ServiceSpec, first_free_port, port_clash
+from ecoctl.names import check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
 from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
 from ecoctl.support.typed import Invalid
+from ecoctl.template_run import is_core
 
 
 def shared_write_refused(service: str, target: str) -> UsageError:
@@ -54,11 +55,13 @@ class ServiceResult:
                 "started": self.started, "health": self.health, "notes": self.notes}
 
 
-def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
-    """Validate the request against the ecosystem; raise a one-line UsageError before anything is written."""
+def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = None) -> ServiceSpec:
+    """Validate the request against the ecosystem; raise a one-line UsageError before anything is
+    written. A port chosen for the request is said in NOTES."""
     from ecoctl.template_sources import resolve
 
     name = check_service_name(request.name)
+    refuse_core_name(workspace, name)
     services = workspace.ecosystem.services
     existing = services.get(name)
     kept_folder = existing is None and kept.folder(workspace, name).exists()
@@ -71,15 +74,22 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
             existing = None
     template = resolve(request.template or (existing.template if existing else "python-fastapi"),
                        workspace.template_dirs()).template
-    port = request.port if request.port is not None else (existing.port if existing else template.default_port)
+    if template.core:
+        raise UsageError(f"template {template.name} is a core template: `ecoctl init` creates its one service, "
+                         f"{template.core_service}; choose another template")
+    pattern = request.pattern or (existing.pattern if existing else "compose")
+    host = request.host or (existing.host if existing else None)
+    port = request.port if request.port is not None else (existing.port if existing else None)
+    if port is None:  # the template's port, or the next one free in the ecosystem and on the host
+        port = first_free_port(workspace.ecosystem, name, template.default_port, pattern, host)
+        if notes is not None and port != template.default_port:
+            notes.append(f"port {port}: the template's port {template.default_port} is taken")
     if kept_folder and not record and not (isinstance(port, int) and kept.looks_rendered(workspace, name, template, port)):
         raise UsageError(f"services/{name}/ exists but is not a service in ecosystem.yaml, nor one ecoctl "
                          "made (no .ecoctl-service.json, not shaped like its template): choose another "
                          "name, or move that folder away")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"--port {shown(port)} is not a TCP port (1-65535)")
-    pattern = request.pattern or (existing.pattern if existing else "compose")
-    host = request.host or (existing.host if existing else None)
     clash = port_clash(workspace.ecosystem, name, port, pattern, host)
     if clash:
         raise UsageError(f"{clash}: pass another --port")
@@ -113,6 +123,31 @@ def desired_spec(workspace, request: ServiceRequest) -> ServiceSpec:
                            else (existing.replicas if existing else 1))
     except Invalid as exc:
         raise UsageError(f"--{str(exc.loc[0]).replace('_', '-')} {shown(exc.given)}: {exc.problem}") from None
+
+
+def refuse_core_name(workspace, name: str) -> None:
+    """A core service's name (one in the ecosystem, or the one a core template makes) is init's."""
+    owner = core_template_of(workspace, name)
+    if owner is not None:
+        raise UsageError(f"service name {name!r} is reserved for the core service of template {owner} "
+                         "(`ecoctl init` creates it): choose another name")
+
+
+def core_template_of(workspace, name: str) -> str | None:
+    """The core template that service NAME belongs to: its own, if core; else, for a name not in
+    the ecosystem, the core template that makes a service of that name; else None."""
+    from ecoctl.service_templates import list_templates
+
+    services = workspace.ecosystem.services
+    if name in services:
+        return services[name].template if is_core(workspace, name) else None
+    return next((template.name for template in list_templates(workspace.template_dirs())
+                 if template.core_service == name), None)
+
+
+def removable_services(workspace) -> list[str]:
+    """The services remove-service may remove: all but the core ones."""
+    return [name for name in workspace.ecosystem.services if not is_core(workspace, name)]
 
 
 def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
@@ -151,16 +186,28 @@ def _set_service(name: str, spec: ServiceSpec):
     return mutate
 
 
+def _check_renders(workspace, name: str, spec: ServiceSpec) -> None:
+    """The service's template renders for it (else one UsageError), before ecosystem.yaml records it."""
+    import dataclasses
+
+    from ecoctl.service_templates import render_service_files, service_answers
+    from ecoctl.template_sources import resolve
+
+    ecosystem = dataclasses.replace(workspace.ecosystem, services={**workspace.ecosystem.services, name: spec})
+    render_service_files(resolve(spec.template, workspace.template_dirs()).template, service_answers(ecosystem, name))
+
+
 def add_service(workspace, request: ServiceRequest, apply: bool = True,
                 progress: Callable[[str], None] | None = None, adopt: bool = False) -> ServiceResult:
     from ecoctl.runtimes import get_runtime
 
-    spec = desired_spec(workspace, request)
     name = request.name
     result = ServiceResult(name)
+    spec = desired_spec(workspace, request, result.notes)
     if name in workspace.ecosystem.services:
         result.spec_changed = workspace.ecosystem_file.update(_set_service(name, spec))
     else:
+        _check_renders(workspace, name, spec)
         result.spec_changed = workspace.ecosystem_file.add_entries("services", {name: _spec_document(spec)})
     if kept.read_record(workspace, name):
         kept.drop_record(workspace, name)
@@ -213,11 +260,12 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
 
     from ecoctl.runtimes import get_runtime
 
-    if name == CORE_SERVICE:
-        raise UsageError("portfolio is the core service and cannot be removed")
     if name not in workspace.ecosystem.services:
         raise UsageError(f"no service {name!r} in ecosystem.yaml (services: "
-                         f"{', '.join(workspace.ecosystem.added_services()) or 'none'})")
+                         f"{', '.join(removable_services(workspace)) or 'none'})")
+    if is_core(workspace, name):
+        raise UsageError(f"{name} is a core service (its template, {workspace.ecosystem.services[name].template}, "
+                         "is core) and cannot be removed")
     readers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.reads]
     if readers:
         raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "

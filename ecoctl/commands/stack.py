@@ -55,8 +55,10 @@ class UpResult:
                 "notes": self.notes}
 
 
-def credentials_hint(workspace, name: str) -> str:
-    keys = list(contract.service_secret_keys(workspace.ecosystem, name).values())
+def credentials_hint(workspace, name: str, not_run: dict[str, str] | None = None) -> str:
+    """The .env keys of NAME's credentials, but those of a component that does not run (`not_run`)."""
+    skipped = {key for component in (not_run or {}) for key in components.named(component).secrets}
+    keys = [key for key in contract.service_secret_keys(workspace.ecosystem, name).values() if key not in skipped]
     if not workspace.ecosystem.authentik_used:
         keys.append(f"`ecoctl token {name}`")
     return ".env: " + ", ".join(keys)
@@ -69,6 +71,8 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
              else f"postgresql://127.0.0.1:{core.postgres.port}"}
     if workspace.ecosystem.authentik_used:
         found["authentik"] = workspace.ecosystem.authentik_url
+    if components.named("redis").enabled(workspace.ecosystem) and "redis" not in (not_run or {}):
+        found["redis"] = f"redis://127.0.0.1:{core.redis.port}"
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
     return found
@@ -105,6 +109,7 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         result.started.append("postgres")
     stage("databases and roles")
     converge_stage({"postgres"})
+    result.notes += _postgres_version_note(workspace)
     stage(stage_label(runtime, "core"))
     if runtime.start_core():
         result.started.append("core")
@@ -131,11 +136,26 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
     result.endpoints = endpoints(workspace, not_run)
     result.notes += [f"{component} is not running: {why}" for component, why in not_run.items()]
     result.services = [ServiceSummary(name, runtime.service_url(name), health.get(name, "unknown"),
-                                      credentials_hint(workspace, name)) for name in names]
+                                      credentials_hint(workspace, name, not_run)) for name in names]
     failures = {name: state for name, state in health.items() if state != "healthy"}
     if failures:
         raise UnhealthyServices(failures, {name: _last_lines(runtime, name) for name in failures})
     return result
+
+
+def _postgres_version_note(workspace) -> list[str]:
+    """A warning when the server that runs is not the version ecosystem.yaml names."""
+    from ecoctl.clients.postgres import connect
+
+    if not workspace.ecosystem.in_containers or workspace.ecosystem.core.postgres.external:
+        return []
+    try:
+        with connect(workspace.postgres) as conn:
+            running = conn.execute("show server_version").fetchone()[0]
+    except EcoctlError:
+        return []  # the postgres stage says why
+    differs = workspace.ecosystem.postgres_version_differs(running)
+    return [f"warning: {differs}"] if differs else []
 
 
 def _last_lines(runtime, name: str) -> list[str]:

@@ -7,6 +7,10 @@ template added is added; one it deleted is deleted only if unchanged since rende
 (`services/NAME/.ecoctl-template.yml`) then names the new version, conflicts or not: what is left is
 resolving the markers, and a second upgrade has nothing to do. `--dry-run` computes it all, prints a
 unified diff and writes nothing.
+
+Without SERVICE names, every service with a folder is considered, the core ones too; a service with
+no record (rendered before ecoctl recorded templates, like the portfolio service of an ecosystem made
+before it was a template) is skipped with a line saying how to adopt it; named, it is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError, UsageError
-from ecoctl.names import CORE_SERVICE
 from ecoctl.template_record import (RECORD_FILE, TemplateRecord, read_pristine, read_record, record_for,
                                     write_pristine)
 from ecoctl.template_sources import Source, at_version, is_git, recorded_template, resolve, versions, with_rev
@@ -78,6 +81,8 @@ class ServiceUpgrade:
 class UpgradeResult:
     services: list[ServiceUpgrade]
     dry_run: bool
+    unrecorded: list[str] = field(default_factory=list)
+    """Services skipped for want of a record (only when no SERVICE was named)."""
 
     @property
     def conflicts(self) -> list[str]:
@@ -85,10 +90,13 @@ class UpgradeResult:
 
     def to_json(self) -> dict:
         return {"dry_run": self.dry_run, "services": [s.to_json(self.dry_run) for s in self.services],
-                "conflicts": self.conflicts}
+                "conflicts": self.conflicts, "unrecorded": self.unrecorded}
 
     def text(self) -> list[str]:
-        lines = [] if self.services else ["No services rendered from a template: nothing to upgrade."]
+        lines = [] if self.services or self.unrecorded else [
+            "No services rendered from a template: nothing to upgrade."]
+        lines += [f"{name}: skipped, no {RECORD_FILE}: `ecoctl upgrade {name} --adopt-from VERSION` records "
+                  "the template version it was made from" for name in self.unrecorded]
         for up in self.services:
             if up.record is None and not up.changes:
                 lines.append(f"{up.service}: up to date ({up.template} {up.new}), nothing to do")
@@ -114,23 +122,23 @@ def no_record_message(name: str, source: Source) -> str:
 def upgrade(workspace, names: list[str] | None = None, to: str | None = None, dry_run: bool = False,
             adopt_from: str | None = None) -> UpgradeResult:
     services = workspace.ecosystem.services
-    selected = list(names or [name for name in services if name != CORE_SERVICE
-                              and (workspace.root / "services" / name).is_dir()])
+    folder = workspace.root / "services"
+    selected = list(names or [name for name in services if (folder / name).is_dir()])
     for name in selected:
-        if name == CORE_SERVICE:
-            raise UsageError("portfolio is ecoctl's core service, not rendered from a template: nothing to upgrade")
         if name not in services:
-            raise UsageError(f"no service {name!r} in ecosystem.yaml (services: "
-                             f"{', '.join(workspace.ecosystem.added_services()) or 'none'})")
-        if not (workspace.root / "services" / name).is_dir():
+            raise UsageError(f"no service {name!r} in ecosystem.yaml (services: {', '.join(services) or 'none'})")
+        if not (folder / name).is_dir():
             raise UsageError(f"services/{name}/ does not exist: `ecoctl apply` renders it")
-    # --adopt-from with no SERVICE adopts every service without a record and upgrades the others
+    # --adopt-from with no SERVICE adopts every service without a record and upgrades the others;
+    # without it, those are skipped (and said)
+    unrecorded = [] if names or adopt_from else [
+        name for name in selected if not (folder / name / RECORD_FILE).is_file()]
     planned = [plan_service(workspace, name, to, adopt_from, adopt_only_unrecorded=not names)
-               for name in selected]
+               for name in selected if name not in unrecorded]
     if not dry_run:
         for up in planned:
             write(workspace, up)
-    return UpgradeResult(planned, dry_run)
+    return UpgradeResult(planned, dry_run, unrecorded)
 
 
 def plan_service(workspace, name: str, to: str | None, adopt_from: str | None,
@@ -324,7 +332,7 @@ def template_status(workspace) -> list[dict]:
     rows = []
     for name, spec in workspace.ecosystem.services.items():
         folder = workspace.root / "services" / name
-        if name == CORE_SERVICE or not folder.is_dir():
+        if not folder.is_dir():
             continue
         source = resolve(spec.template, workspace.template_dirs())
         record = read_record(folder)

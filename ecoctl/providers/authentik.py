@@ -19,19 +19,23 @@ on the provider, so the plan knows every value it writes; the issuer follows fro
   `sub_mode` is Authentik's default, `hashed_user_id`, and managed.
 - Deleting a provider first deletes the service account Authentik made on its first client_credentials
   login (`ak-<provider name>-client_credentials`, only that exact name and only a service account).
+- A plan is applied services side by side, up to `core.authentik.concurrency` requests in flight,
+  each service's changes in plan order; the first failure stops new changes (`apply_all`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ecoctl import contract
 from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Options, Provider, RuntimeView
-from ecoctl.providers.authentik_changes import (BindApplication, CreateApplication, CreateProvider,  # noqa: F401
-                                                DeleteApplication, DeleteProvider, UpdateProvider)
+from ecoctl.providers.authentik_changes import (Actual, BindApplication, Client, CreateApplication,  # noqa: F401
+                                                CreateProvider, DeleteApplication, DeleteProvider, UpdateProvider,
+                                                authorization_uris, legacy_provider_name, provider_name,
+                                                service_account)
 
 if TYPE_CHECKING:
     from ecoctl.clients.authentik import AuthentikClient, Defaults
@@ -48,51 +52,6 @@ SUB_MODE = "hashed_user_id"
 """Authentik's default `sub`: a hash of the user id, stable and not the user's e-mail or name."""
 
 
-def provider_name(ecosystem: str, slug: str) -> str:
-    """The name of a provider this ecosystem made: it carries the ownership marker."""
-    return f"{ecosystem}/{slug}-provider"
-
-
-def legacy_provider_name(slug: str) -> str:
-    """The name ecoctl gave providers before the marker (kept: renaming would orphan its service account)."""
-    return f"{slug}-provider"
-
-
-def service_account(provider: str) -> str:
-    """The user Authentik creates on a provider's first client_credentials login (trimmed to 150)."""
-    return f"ak-{provider[:150 - 22]}-client_credentials"
-
-
-def _authorization(provider: dict) -> list[tuple[str, str]]:
-    """(url, matching_mode) of the authorization redirect URIs."""
-    return [(uri["url"], uri.get("matching_mode") or "strict") for uri in provider.get("redirect_uris") or []
-            if uri.get("redirect_uri_type") in (None, "authorization")]
-
-
-@dataclass(frozen=True)
-class Client:
-    """What one service needs in Authentik."""
-
-    service: str
-    redirect_uris: tuple[str, ...]
-    client_secret: str = field(repr=False, default="")
-    slug: str = ""
-    """Application slug and client_id (`contract.client_id`); the service name when not given."""
-
-    def __post_init__(self) -> None:
-        if not self.slug:
-            object.__setattr__(self, "slug", self.service)
-
-
-@dataclass
-class Actual:
-    providers: dict[str, dict]
-    """OAuth2 providers by client_id."""
-    applications: dict[str, dict]
-    """Applications by slug."""
-    defaults: "Defaults"
-
-
 class AuthentikProvider(Provider):
     name = "authentik"
 
@@ -101,6 +60,8 @@ class AuthentikProvider(Provider):
         super().__init__(workspace, options, runtime)
         self._client = client
         self._actual: Actual | None = None
+        self._wanted: dict[str, Client] | None = None
+        self._once = threading.Lock()
 
     @cached_property
     def client(self) -> "AuthentikClient":
@@ -127,12 +88,16 @@ class AuthentikProvider(Provider):
     # -- read / desired ------------------------------------------------------------------------
 
     def read(self) -> Actual:
+        """The version first (its API is the one spoken), then the lists side by side."""
+        from ecoctl.support.parallel import gather
+
         client = self.client
         client.version()
-        defaults = client.defaults(self.workspace.ecosystem.core.authentik.signing_key)
-        providers = {p["client_id"]: p for p in client.list(PROVIDERS)}
-        applications = {a["slug"]: a for a in client.list(APPLICATIONS, superuser_full_list="true")}
-        self._actual = Actual(providers, applications, defaults)
+        defaults, providers, applications = gather([
+            lambda: client.defaults(self.workspace.ecosystem.core.authentik.signing_key),
+            lambda: client.list(PROVIDERS),
+            lambda: client.list(APPLICATIONS, superuser_full_list="true")], limit=client.concurrency)
+        self._actual = Actual({p["client_id"]: p for p in providers}, {a["slug"]: a for a in applications}, defaults)
         return self._actual
 
     def desired(self) -> dict[str, Client]:
@@ -148,6 +113,7 @@ class AuthentikProvider(Provider):
                                  f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
                                  "(before the first apply) or the service name")
             wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug)
+        self._wanted = wanted
         return wanted
 
     # -- diff ----------------------------------------------------------------------------------
@@ -184,7 +150,7 @@ class AuthentikProvider(Provider):
         if actual.get("client_secret") != want["client_secret"]:
             patch["client_secret"] = want["client_secret"]
             words.append(f"client_secret differs from .env {contract.client_secret_key(client.service)}")
-        current = _authorization(actual)
+        current = authorization_uris(actual)
         if current != [(url, "strict") for url in client.redirect_uris]:
             kept = [uri for uri in actual.get("redirect_uris") or [] if uri.get("redirect_uri_type") == "logout"]
             patch["redirect_uris"] = want["redirect_uris"] + kept
@@ -275,12 +241,13 @@ class AuthentikProvider(Provider):
         providers a crash left without their application)."""
         changes: list[Change] = []
         bound_pks = {app.get("provider") for app in actual.applications.values()}
+        by_pk = {provider["pk"]: provider for provider in actual.providers.values()}
         for slug, app in actual.applications.items():
             if slug in wanted or not self.owns_application(app):
                 continue
             changes.append(Change(self.name, "delete", APPLICATION_KIND, slug, "service removed",
                                   service=slug, payload=DeleteApplication(slug)))
-            bound = next((p for p in actual.providers.values() if p["pk"] == app.get("provider")), None)
+            bound = by_pk.get(app.get("provider"))
             if bound is not None and bound["client_id"] == slug and self.owns_provider(bound, app):
                 changes.append(Change(self.name, "delete", PROVIDER_KIND, bound["name"], "service removed",
                                       service=slug, payload=DeleteProvider(slug, bound["pk"], bound["name"])))
@@ -292,11 +259,31 @@ class AuthentikProvider(Provider):
 
     # -- apply ---------------------------------------------------------------------------------
 
+    def apply_all(self, changes: list[Change], on_change: Callable[[Change], None]) -> None:
+        """Up to `core.authentik.concurrency` changes in flight; a service's changes one after the
+        other, in plan order (its provider before its application, its application deleted first)."""
+        from ecoctl.errors import ChangeFailed, EcoctlError
+        from ecoctl.support.parallel import run_chains
+
+        limit = self.client.concurrency  # the client is made here, once, then shared by the threads
+        failure = run_chains(changes, lambda change: change.service, self.apply, on_change, limit)
+        if failure is not None:
+            change, error = failure
+            if isinstance(error, EcoctlError):
+                raise ChangeFailed(change, error) from error
+            raise error
+
     def _defaults(self) -> "Defaults":
-        if self._actual is None:
-            self.read()
+        with self._once:
+            if self._actual is None:
+                self.read()
         assert self._actual is not None
         return self._actual.defaults
+
+    def _client_of(self, service: str) -> Client:
+        with self._once:
+            wanted = self._wanted if self._wanted is not None else self.desired()
+        return wanted[service]
 
     def _find_provider(self, slug: str) -> dict | None:
         found = [p for p in self.client.list(PROVIDERS, client_id=slug) if p["client_id"] == slug]
@@ -305,7 +292,7 @@ class AuthentikProvider(Provider):
     def create_provider(self, payload: CreateProvider) -> None:
         from ecoctl.clients.authentik import AuthentikValidation
 
-        wanted = self.desired()[payload.service]
+        wanted = self._client_of(payload.service)
         try:
             provider = self.client.post(PROVIDERS, self.provider_fields(wanted, self._defaults()))
         except AuthentikValidation as exc:

@@ -1,8 +1,59 @@
-"""The typed payloads of the Authentik provider's changes (one dataclass per kind of change)."""
+"""What the Authentik provider plans with: the names it gives objects, what a service needs
+(`Client`), what exists (`Actual`), and the typed payload of each kind of change."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ecoctl.clients.authentik import Defaults
+
+
+def provider_name(ecosystem: str, slug: str) -> str:
+    """The name of a provider this ecosystem made: it carries the ownership marker."""
+    return f"{ecosystem}/{slug}-provider"
+
+
+def legacy_provider_name(slug: str) -> str:
+    """The name ecoctl gave providers before the marker (kept: renaming would orphan its service account)."""
+    return f"{slug}-provider"
+
+
+def service_account(provider: str) -> str:
+    """The user Authentik creates on a provider's first client_credentials login (trimmed to 150)."""
+    return f"ak-{provider[:150 - 22]}-client_credentials"
+
+
+def authorization_uris(provider: dict) -> list[tuple[str, str]]:
+    """(url, matching_mode) of the authorization redirect URIs."""
+    return [(uri["url"], uri.get("matching_mode") or "strict") for uri in provider.get("redirect_uris") or []
+            if uri.get("redirect_uri_type") in (None, "authorization")]
+
+
+@dataclass(frozen=True)
+class Client:
+    """What one service needs in Authentik."""
+
+    service: str
+    redirect_uris: tuple[str, ...]
+    client_secret: str = field(repr=False, default="")
+    slug: str = ""
+    """Application slug and client_id (`contract.client_id`); the service name when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.slug:
+            object.__setattr__(self, "slug", self.service)
+
+
+@dataclass
+class Actual:
+    providers: dict[str, dict]
+    """OAuth2 providers by client_id."""
+    applications: dict[str, dict]
+    """Applications by slug."""
+    defaults: "Defaults"
+
 
 
 @dataclass(frozen=True)

@@ -62,17 +62,15 @@ SEPARATE_HEADER = ("# {name}: deployed on its own (pattern `separate`), joining 
 
 
 class ComposeFile:
-    def __init__(self, path: Path, fallback: str | None = None, services: int = 0):
-        """A compose file as it is on disk; FALLBACK is the text it will have once created; SERVICES,
-        how many it holds an entry for (ecoctl reads what it wrote, however many).
+    def __init__(self, path: Path, fallback: str | None = None):
+        """A compose file as it is on disk; FALLBACK is the text it will have once created.
 
         `data` (plain values, read with the fast loader) is what a plan compares; `document`, the
         round-trip form that keeps comments, is parsed from the same text only when edited."""
         self.path = path
-        self.services_held = services
         self.exists = path.exists()
         self.text = path.read_text() if self.exists else fallback
-        self.data = fast_load(path, self.text, services=services) if self.text is not None else None
+        self.data = fast_load(path, self.text) if self.text is not None else None
         if self.data is not None and not isinstance(self.data, dict):
             raise UsageError(f"{path}: not a compose file (expected a mapping)")
         self._document = None
@@ -80,7 +78,7 @@ class ComposeFile:
     @property
     def document(self):
         if self._document is None and self.text is not None:
-            self._document = parse_yaml(self.path, self.text, services=self.services_held)
+            self._document = parse_yaml(self.path, self.text)
         return self._document
 
     def services(self) -> dict:
@@ -89,7 +87,7 @@ class ComposeFile:
     def save(self) -> None:
         self.text = dump_roundtrip(self.document)
         write_atomic(self.path, self.text)
-        self.data = fast_load(self.path, self.text, services=self.services_held)
+        self.data = fast_load(self.path, self.text)
         self.exists = True
 
 
@@ -205,7 +203,9 @@ class ComposeProvider(Provider):
         return render_core_files(core_context(self.workspace, self.runtime.in_containers))["compose.yaml"].decode()
 
     def read(self) -> dict:
-        main = self._main_file(fresh=True)
+        main = ComposeFile(self.main_path)
+        if not main.exists:
+            main = ComposeFile(self.main_path, fallback=self._rendered_main())
         separate = {}
         services_dir = self.workspace.root / "services"
         if services_dir.is_dir():
@@ -304,7 +304,7 @@ class ComposeProvider(Provider):
         if not main.exists or main._document is not None or main.data is None:
             return False
         result = appended(main.path, main.text, main.data, "services",
-                          {change.payload.name: change.payload.entry for change in changes}, main.services_held)
+                          {change.payload.name: change.payload.entry for change in changes})
         if result is None:
             return False
         write_atomic(main.path, result[0])
@@ -315,10 +315,9 @@ class ComposeProvider(Provider):
         if not self._batching:
             self._main_file().save()
 
-    def _main_file(self, fresh: bool = False) -> ComposeFile:
-        if fresh or self._main is None or (not self._main.exists and self.main_path.exists()):
-            fallback = None if self.main_path.exists() else self._rendered_main()
-            self._main = ComposeFile(self.main_path, fallback, len(self.workspace.ecosystem.services))
+    def _main_file(self) -> ComposeFile:
+        if self._main is None or (not self._main.exists and self.main_path.exists()):
+            self._main = ComposeFile(self.main_path, fallback=self._rendered_main())
         return self._main
 
     def set_project(self, payload: SetProject) -> None:

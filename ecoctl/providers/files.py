@@ -1,24 +1,22 @@
 """The `files` provider: the ecosystem's generated files exist.
 
-Core files (compose.yaml, monitoring configs, .gitignore) are rendered from `stacks/core`, the
-portfolio service is copied from `stacks/portfolio`, and each added service is rendered from its
-template. A missing file is created; a file that exists belongs to the user and is never
-overwritten (compose.yaml and prometheus.yml are then kept in shape by their own providers).
+Core files (compose.yaml, monitoring configs, .gitignore) are rendered from `stacks/core`, and each
+service (the core portfolio service too) from its template. A missing file is created; a file that
+exists belongs to the user and is never overwritten (compose.yaml and prometheus.yml are then kept
+in shape by their own providers).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ecoctl.support.atomic import write_atomic, write_tree
-from ecoctl.names import CORE_SERVICE
 from ecoctl.plan import Change, Provider
 from ecoctl.support.resources import stacks_dir
 from ecoctl.template_record import RECORD_FILE, unrecorded_notice
-
-SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".venv", ".keep", "build", "dist"}
 
 
 def _core_sources() -> list[tuple[Path, str]]:
@@ -48,18 +46,6 @@ def render_core_files(context: dict) -> dict[str, bytes]:
         else:
             files[relative] = path.read_bytes()
     return files
-
-
-def copied_tree(source: Path, target: str) -> dict[str, bytes]:
-    return {f"{target}/{path.relative_to(source).as_posix()}": path.read_bytes()
-            for path in sorted(source.rglob("*"))
-            if path.is_file() and not _build_output(path.relative_to(source).parts)}
-
-
-def _build_output(parts: tuple[str, ...]) -> bool:
-    """Caches and what a `pip install` in the source tree leaves behind: never copied."""
-    return bool(SKIPPED_PARTS & set(parts)) or parts[-1].endswith(".pyc") \
-        or any(part.endswith(".egg-info") for part in parts)
 
 
 def core_context(workspace, in_containers: bool) -> dict:
@@ -111,9 +97,6 @@ def core_group(workspace, in_containers: bool) -> FileGroup:
 def service_group(workspace, name: str) -> FileGroup:
     spec = workspace.ecosystem.services[name]
     prefix = f"services/{name}/"
-    if name == CORE_SERVICE:
-        files = copied_tree(stacks_dir() / "portfolio", f"services/{name}")
-        return FileGroup(list(files), lambda wanted: {p: c for p, c in files.items() if p in wanted})
     from ecoctl.service_templates import render_service_files, service_answers, service_file_paths
     from ecoctl.template_record import read_pristine, read_record, record_for, upgrade_notice
     from ecoctl.template_sources import recorded_template, resolve
@@ -162,8 +145,9 @@ class FilesProvider(Provider):
         return self._desired
 
     def read(self) -> set[str]:
-        root = self.workspace.root
-        return {path for group in self.desired().values() for path in group.paths if (root / path).exists()}
+        root = str(self.workspace.root)  # os.path: ~15 files a service, pathlib would triple the cost
+        return {path for group in self.desired().values() for path in group.paths
+                if os.path.exists(os.path.join(root, path))}
 
     def notices(self, desired: dict[str, FileGroup], actual: set[str]) -> list[str]:
         """Services behind their template, and those rendered before templates were recorded."""

@@ -19,8 +19,6 @@ by table, so a new table is not drift.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,7 @@ from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
 from ecoctl.names import database_name, readonly_role_name, role_name
 from ecoctl.plan import Change, Conflict, Provider
 from ecoctl.providers.postgres_roles import CONFLICT_DETAIL, StripRole, conflict_message, strip, unowned_roles
-from ecoctl.support.atomic import write_atomic
+from ecoctl.providers.postgres_state import CreateJournal, wrong_passwords
 
 if TYPE_CHECKING:
     from ecoctl.clients.postgres import Actual, Admin  # noqa: F401
@@ -84,57 +82,6 @@ def desired_state(workspace: "Workspace") -> Desired:
         desired.groups[group] = ReadGroup(group, desired.databases[target], tuple(sorted(members)))
     desired.passwords = {db.role: workspace.env.get(db.password_key) for db in desired.databases.values()}
     return desired
-
-
-VERIFIED_FILE = "postgres-verified.json"
-
-
-def wrong_passwords(passwords: dict[str, str | None], actual: Actual, state_dir: Path | None = None) -> set[str]:
-    """Roles whose stored verifier is not the password .env holds (checked only as a superuser).
-
-    Checking a verifier costs one PBKDF2 (4096 rounds). `state_dir/postgres-verified.json` (0600)
-    remembers, per role, an HMAC of the verifier keyed by the password that matched it, so a plan
-    with nothing changed skips the PBKDF2s; any change of verifier or password misses the cache.
-    """
-    import json
-
-    from ecoctl.clients.postgres import verifier_matches
-    if not actual.verifiers_known:
-        return set()
-    cache_file = state_dir / VERIFIED_FILE if state_dir else None
-    try:
-        cache = json.loads(cache_file.read_text()) if cache_file else {}
-    except (OSError, ValueError):
-        cache = {}
-    fresh = {}
-    checks = []
-    for role, password in passwords.items():
-        if not password or role not in actual.roles:
-            continue
-        verifier = actual.roles[role].verifier or ""
-        token = hmac.new(password.encode(), verifier.encode(), hashlib.sha256).hexdigest()
-        if cache.get(role) == token:
-            fresh[role] = token
-        else:
-            checks.append((role, verifier, password, token))
-    wrong = set()
-    if checks:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # pbkdf2 releases the GIL: two threads halve the time when many roles need checking
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = pool.map(lambda check: verifier_matches(check[1], check[2]), checks)
-            for (role, _, _, token), ok in zip(checks, results):
-                if ok:
-                    fresh[role] = token
-                else:
-                    wrong.add(role)
-    if cache_file and fresh != cache:
-        try:
-            write_atomic(cache_file, json.dumps(fresh, sort_keys=True), mode=0o600)
-        except OSError:
-            pass  # only a cache: the next plan checks again
-    return wrong
 
 
 @dataclass(frozen=True)
@@ -192,7 +139,7 @@ class PostgresProvider(Provider):
         return desired_state(self.workspace)
 
     def read(self) -> "Actual":
-        return self.admin.read_state()
+        return CreateJournal(self.workspace.state_dir).mark(self.admin.read_state())
 
     def dropped_databases(self) -> set[str]:
         return {AUTHENTIK_DATABASE if service == AUTHENTIK_DATABASE else database_name(service)
@@ -271,13 +218,14 @@ class PostgresProvider(Provider):
         if state is None:
             return [Change(self.name, "create", "database", db.database, f"owner {db.role}", service=db.service,
                            payload=SetUpDatabase(db, frozenset(self._allowed(db, desired, actual.admin))))]
-        if not state.managed and not self.options.adopt:
+        if not state.managed and not state.created_by_ecoctl and not self.options.adopt:
             return [self.unowned("database", db.database, db.service)]
         reasons = []
         if state.owner != db.role:
             reasons.append(f"owner is {state.owner}, not {db.role}")
         if not state.managed:
-            reasons.append("adopt: mark managed by ecoctl")
+            reasons.append("mark managed by ecoctl: a run that created it was interrupted"
+                           if state.created_by_ecoctl else "adopt: mark managed by ecoctl")
         if state.privileges.get("PUBLIC"):
             reasons.append("PUBLIC may connect")
         extra = sorted(grantee for grantee, privileges in state.privileges.items()
@@ -375,7 +323,8 @@ class PostgresProvider(Provider):
         self.admin.set_login_role(payload.db.role, password)
 
     def set_up_database(self, payload: SetUpDatabase) -> None:
-        self.admin.set_up_database(payload.db.database, payload.db.role, payload.allowed)
+        with CreateJournal(self.workspace.state_dir).creating(payload.db.database):
+            self.admin.set_up_database(payload.db.database, payload.db.role, payload.allowed)
 
     def set_up_read_group(self, payload: SetUpReadGroup) -> None:
         group = payload.group

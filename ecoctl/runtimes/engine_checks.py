@@ -49,3 +49,13 @@ def images(client, wanted: list[str]) -> Check:
 def image_names(ecosystem, components) -> list[str]:
     """The images COMPONENTS run in (each once, in start order)."""
     return list(dict.fromkeys(ecosystem.image(component.container.image) for component in components))
+
+
+def build_images(workspace) -> list[str]:
+    """The base images the services' builds start from (their templates' `*_IMAGE` build args)."""
+    from ecoctl.template_run import docker_build_args
+
+    return list(dict.fromkeys(value for name, spec in workspace.ecosystem.services.items()
+                              if spec.pattern != "external"
+                              for key, value in docker_build_args(workspace, name).items()
+                              if key.endswith("_IMAGE")))

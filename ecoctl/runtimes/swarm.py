@@ -249,8 +249,10 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         return self._deploy_stage("core")
 
     def start_services(self, names: list[str]) -> bool:
+        from ecoctl.template_run import with_core_services
+
         services = self.workspace.ecosystem.services
-        wanted = (["portfolio"] if "portfolio" in services else []) + [name for name in names if name != "portfolio"]
+        wanted = with_core_services(self.workspace, names)
         missing = [name for name in wanted if name not in services]
         if missing:
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")

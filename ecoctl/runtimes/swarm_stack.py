@@ -239,15 +239,14 @@ def edge_script() -> Path:
     return Path(__file__).with_name("swarm_edge.py")
 
 
-def compose_services(path: Path, services: int = 0) -> dict:
-    """The services of the ecosystem's compose.yaml (the swarm stack's core comes from it), which
-    holds an entry for SERVICES services."""
+def compose_services(path: Path) -> dict:
+    """The services of the ecosystem's compose.yaml (the swarm stack's core comes from it)."""
     from ecoctl.support.atomic import read_text
-    from ecoctl.support.yaml import fast_load, max_bytes
+    from ecoctl.support.yaml import MAX_YAML_BYTES, fast_load
 
     if not path.is_file():
         raise UsageError("compose.yaml is missing (the swarm stack's core comes from it): run `ecoctl init --force`")
-    data = fast_load(path, read_text(path, max_bytes(services)), services)
+    data = fast_load(path, read_text(path, MAX_YAML_BYTES))  # a file ecoctl writes: one entry a service
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a compose file (expected a mapping)")
     return data.get("services") or {}
@@ -257,7 +256,7 @@ def render(workspace, wanted: set[str], images: dict[str, str], node: str) -> tu
     """The stack file holding WANTED (core components and service names); and .env key -> secret name."""
     rendering = Rendering(workspace)
     ecosystem = workspace.ecosystem
-    core = compose_services(workspace.root / "compose.yaml", len(workspace.ecosystem.services))
+    core = compose_services(workspace.root / "compose.yaml")
     services: dict[str, dict] = {}
     volumes: set[str] = set()
     for component in components.enabled(ecosystem):

@@ -49,8 +49,9 @@ _TREES: dict[tuple[str, frozenset[str], tuple[str, ...]], _Tree] = {}
 
 
 def tree_files(root: Path, skipped: frozenset[str], skipped_suffixes: tuple[str, ...]) -> tuple[str, ...]:
-    """The files below ROOT as `os.walk` finds them (names in SKIPPED left out, folders not entered;
-    files ending in SKIPPED_SUFFIXES left out), relative POSIX paths sorted as their `Path`s sort."""
+    """The files below ROOT as `os.walk` finds them (names in SKIPPED left out, folders not entered,
+    nor `*.egg-info` ones, which installing the tree in place leaves; files ending in SKIPPED_SUFFIXES
+    left out), relative POSIX paths sorted as their `Path`s sort."""
     key = (str(root), skipped, skipped_suffixes)
     tree = _TREES.get(key)
     if tree is not None and tree.settled and _unchanged(tree.folders):
@@ -82,7 +83,7 @@ def _walk(top: str, skipped: frozenset[str], skipped_suffixes: tuple[str, ...]) 
             settled = settled and st.st_mtime_ns < started - SETTLE_NS
         except OSError:
             settled = False
-        dirnames[:] = [d for d in dirnames if d not in skipped]
+        dirnames[:] = [d for d in dirnames if d not in skipped and not d.endswith(".egg-info")]
         prefix = "" if dirpath == top else dirpath[len(top) + 1:].replace(os.sep, "/") + "/"
         files += [prefix + name for name in filenames
                   if name not in skipped and not name.endswith(skipped_suffixes)]

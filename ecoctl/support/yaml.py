@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import MAX_BYTES
 
 
 def roundtrip():
@@ -43,23 +42,18 @@ def yaml_errors(path: Path | str, hint: str = ""):
         raise UsageError(f"{path}: invalid YAML: {' '.join(str(exc).split())}{suffix}") from None
 
 
+MAX_YAML_BYTES = 8 << 20
+"""Largest YAML file parsed (8 MiB): compose.yaml grows by ~1.3 KB a service (1.3 MB at 1000).
+The files a user hands ecoctl are capped lower when read (`atomic.MAX_BYTES`: ecosystem.yaml, .env)."""
 MAX_NODES = 20_000
-"""Nodes a document may hold with every alias expanded: a real ecosystem.yaml has a few hundred;
-a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
+"""Nodes a small document may hold with every alias expanded: a real ecosystem.yaml has a few
+hundred; a 1.5 KB file of nested aliases (`a9: [*a8, *a8, ...]`) expands to billions."""
 
 
-PER_SERVICE_BYTES = 16 << 10
-PER_SERVICE_NODES = 1_000
-"""What each service may add to a file ecoctl writes with an entry per service (compose.yaml holds
-~1.2 KB and ~60 values per service): the caps grow with them, so ecoctl reads what it wrote."""
-
-
-def max_bytes(services: int = 0) -> int:
-    return MAX_BYTES + services * PER_SERVICE_BYTES
-
-
-def max_nodes(services: int = 0) -> int:
-    return MAX_NODES + services * PER_SERVICE_NODES
+def node_limit(text: str) -> int:
+    """Nodes TEXT may expand to: MAX_NODES, or as many as a file of its size could hold written out
+    (a node takes a character at least), so aliases never make a document larger than that."""
+    return max(MAX_NODES, len(text))
 
 
 class _TooBig(Exception):
@@ -94,28 +88,27 @@ def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
     return size(document)
 
 
-def parse_yaml(path: Path | str, text: str, loader=None, services: int = 0) -> Any:
+def parse_yaml(path: Path | str, text: str, loader=None) -> Any:
     """Load TEXT (read from PATH); broken YAML is one UsageError naming the file and line, and so is a
-    document whose aliases expand past MAX_NODES (checked before anything walks it). SERVICES: the
-    services the file holds an entry for, which raise both caps."""
-    _check_size(path, text, services)
+    document whose aliases expand past `node_limit` (checked before anything walks it)."""
+    _check_size(path, text)
     with yaml_errors(path):
         try:
             document = (loader or roundtrip()).load(text)
         except RecursionError:
             raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, document, services)
+    return _bounded(path, document, node_limit(text))
 
 
-def _check_size(path: Path | str, text: str, services: int = 0) -> None:
-    if len(text) > max_bytes(services):
-        raise UsageError(f"{path}: larger than {max_bytes(services) // 1024} KiB: check the path")
+def _check_size(path: Path | str, text: str) -> None:
+    if len(text) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_YAML_BYTES // 1024} KiB: check the path")
 
 
-def _bounded(path: Path | str, document: Any, services: int = 0) -> Any:
-    """DOCUMENT, once its aliases are known not to expand past MAX_NODES."""
+def _bounded(path: Path | str, document: Any, limit: int) -> Any:
+    """DOCUMENT, once its aliases are known not to expand past LIMIT nodes."""
     try:
-        expanded_size(document, max_nodes(services))
+        expanded_size(document, limit)
     except _TooBig as exc:
         raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
     except RecursionError:
@@ -151,11 +144,11 @@ def c_safe_load(text: str) -> tuple[bool, Any]:
     return _with_c_parser(text, "get_single_data")
 
 
-def fast_load(path: Path | str, text: str, services: int = 0) -> Any:
+def fast_load(path: Path | str, text: str) -> Any:
     """TEXT as plain data (dicts, lists, scalars: YAML 1.2 like the round-trip loader); for reading
-    only, never to write back. Broken YAML, a file over MAX_BYTES or one whose aliases expand past
-    MAX_NODES is one UsageError naming the file (and the line); SERVICES raises both (parse_yaml)."""
-    _check_size(path, text, services)
+    only, never to write back. Broken YAML, a file over MAX_YAML_BYTES or one whose aliases expand past
+    `node_limit` is one UsageError naming the file (and the line)."""
+    _check_size(path, text)
     done, data = _with_c_parser(text, "get_single_data")
     if not done:
         from ruamel.yaml import YAML
@@ -165,7 +158,7 @@ def fast_load(path: Path | str, text: str, services: int = 0) -> Any:
                 data = YAML(typ="safe", pure=True).load(text)
             except RecursionError:
                 raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
-    return _bounded(path, data, services)
+    return _bounded(path, data, node_limit(text))
 
 
 def fast_compose(path: Path | str, text: str) -> Any:

@@ -28,10 +28,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def appended(path: Path | str, text: str, data: dict, key: str, entries: dict[str, Any],
-             services: int = 0) -> tuple[str, dict] | None:
+def appended(path: Path | str, text: str, data: dict, key: str, entries: dict[str, Any]) -> tuple[str, dict] | None:
     """(new text, its data) with ENTRIES added at the end of the top-level mapping KEY of TEXT
-    (whose data, read with `fast_load` for SERVICES, is DATA); None when that cannot be done by insertion."""
+    (whose data, read with `fast_load`, is DATA); None when that cannot be done by insertion."""
     if not entries or not isinstance(data, dict) or any(mark in text for mark in _OTHER_LINE_BREAKS):
         return None
     current = data.get(key)
@@ -46,7 +45,7 @@ def appended(path: Path | str, text: str, data: dict, key: str, entries: dict[st
         return None
     new_text = text[:position] + snippet[len(head):] + text[position:]
     try:
-        new_data = fast_load(path, new_text, services)
+        new_data = fast_load(path, new_text)
     except UsageError:
         return None
     expected = {**data, key: {**current, **{name: _plain(entry) for name, entry in entries.items()}}}

@@ -53,7 +53,7 @@ def portfolio(workdir: Path) -> Command:
     """The core service as the local runtime runs it: uvicorn with --app-dir (this interpreter has its
     dependencies: the test extras)."""
     return Command([sys.executable, "-m", "uvicorn", "portfolio_service.main:app",
-                    "--app-dir", str(REPO / "stacks" / "portfolio"), "--host", "127.0.0.1",
+                    "--app-dir", str(REPO / "templates" / "portfolio" / "files"), "--host", "127.0.0.1",
                     "--port", "{PORT}", "--log-level", "warning"], cwd=workdir)
 
 

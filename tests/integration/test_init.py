@@ -115,7 +115,8 @@ def test_wheel_ships_templates_and_stacks(tmp_path):
     assert "ecoctl/stacks/core/compose.yaml.j2" in names
     assert any(name.startswith("ecoctl/templates/python-fastapi/") for name in names)
     assert "ecoctl/templates/python-fastapi/versions/1/template.yaml" in names  # upgrade's base for v1
-    assert any(name.startswith("ecoctl/stacks/portfolio/") for name in names)
+    assert "ecoctl/templates/portfolio/template.yaml" in names  # the core service's template
+    assert "ecoctl/templates/portfolio/files/portfolio_service/migrations/0001_initial.sql" in names
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
     elsewhere = tmp_path / "elsewhere"
@@ -124,4 +125,4 @@ def test_wheel_ships_templates_and_stacks(tmp_path):
                         env={"PYTHONPATH": str(installed)})
     assert result.returncode == 0, result.stderr
     assert (elsewhere / "fromwheel" / "compose.yaml").exists()
-    assert (elsewhere / "fromwheel" / "services" / "portfolio").is_dir()
+    assert (elsewhere / "fromwheel" / "services" / "portfolio" / ".ecoctl-template.yml").is_file()

@@ -107,8 +107,12 @@ def pg_connect(runtime: LocalRuntime, **kwargs):
 
 # -- supervisord configuration ------------------------------------------------------------------
 def test_socket_path_falls_back_to_a_private_random_folder_when_too_long(tmp_path):
-    short = Supervisor(tmp_path / ".ecoctl", "x")
-    assert short.prepare_socket() == tmp_path / ".ecoctl" / "supervisor" / "supervisor.sock"
+    near = Path(tempfile.mkdtemp(prefix="e", dir="/tmp"))  # tmp_path may be too long already
+    try:
+        short = Supervisor(near / ".ecoctl", "x")
+        assert short.prepare_socket() == near / ".ecoctl" / "supervisor" / "supervisor.sock"
+    finally:
+        shutil.rmtree(near)
     deep = tmp_path / ("x" * 60) / ("y" * 60) / ".ecoctl"
     fallback = Supervisor(deep, "x").prepare_socket()
     try:

@@ -258,3 +258,41 @@ def test_doctor_cli_reports_public_access_to_the_admin_databases(clean, tmp_path
     assert checks["postgres"]["status"] == "ok", checks["postgres"]
     assert checks["postgres-public"]["status"] == "warn"
     assert "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC" in checks["postgres-public"]["fix"]
+
+
+def test_a_database_left_unmarked_by_a_killed_run_is_marked_by_the_next(clean, tmp_path, monkeypatch):
+    """CREATE DATABASE cannot share a transaction with its COMMENT: a run that dies between them
+    (here: at the COMMENT) leaves an unmarked database, which the next run marks instead of
+    refusing it as someone else's, because the provider's journal named it first."""
+    from ecoctl.clients.postgres import Admin
+    from ecoctl.providers.postgres_state import CreateJournal
+
+    pg = clean
+    ws = write_workspace(tmp_path, pg, {"portfolio": {}})
+    provision(ws)
+    ws = write_workspace(tmp_path, pg, SERVICES)
+    real_mark = Admin._mark_managed
+
+    def die_at_the_database_comment(self, conn, kind, name):
+        if kind == "DATABASE" and name == "loyalty_db":
+            raise SystemExit("killed between CREATE DATABASE and COMMENT")
+        real_mark(self, conn, kind, name)
+
+    monkeypatch.setattr(Admin, "_mark_managed", die_at_the_database_comment)
+    with pytest.raises(SystemExit):
+        provision(ws)
+    monkeypatch.setattr(Admin, "_mark_managed", real_mark)
+    with superuser(pg) as conn:
+        comment = conn.execute("select shobj_description(oid, 'pg_database') from pg_database "
+                               "where datname = 'loyalty_db'").fetchone()
+    assert comment == (None,)
+    assert CreateJournal(ws.state_dir).names() == {"loyalty_db"}
+
+    planned = plan(Workspace(tmp_path))
+    assert any(line.startswith("~ update database loyalty_db (mark managed by ecoctl: a run that created it "
+                               "was interrupted") for line in planned), planned
+    assert not any(line.startswith("! conflict") for line in planned)
+    applied = run_ecoctl("apply", "--yes", "--only", "postgres", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert plan(Workspace(tmp_path)) == []
+    assert CreateJournal(ws.state_dir).names() == set()

@@ -35,9 +35,9 @@ def service_metrics():
 
     from prometheus_client import start_http_server
 
-    from ecoctl.support.resources import stacks_dir
+    from ecoctl.support.resources import templates_dir
 
-    sys.path.insert(0, str(stacks_dir() / "portfolio"))
+    sys.path.insert(0, str(templates_dir() / "portfolio" / "files"))
     from portfolio_service.metrics import Metrics
 
     metrics = Metrics()

@@ -113,7 +113,8 @@ def test_upgrade_merges_edits_and_leaves_diff3_markers_for_overlaps(eco):
     assert '-GREETING = "hello"\n+GREETING = "hello there"' in dry.stdout
     assert "+<<<<<<< yours" in dry.stdout and "--- /dev/null\n+++ b/services/greet/new.txt" in dry.stdout
     planned = json.loads(ecoctl(eco, "upgrade", "--dry-run", "--json").stdout)
-    assert {f["path"]: f["action"] for f in planned["services"][0]["files"]} == {
+    assert [s["service"] for s in planned["services"]] == ["portfolio", "greet"]  # the core one is up to date
+    assert {f["path"]: f["action"] for f in planned["services"][1]["files"]} == {
         "app.py": "merge", "settings.py": "conflict", "new.txt": "add", "notes.txt": "delete", "old.txt": "kept"}
     assert planned["dry_run"] and planned["conflicts"] == ["services/greet/settings.py"]
     assert checksum(eco / "services") == before

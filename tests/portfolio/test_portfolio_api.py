@@ -14,6 +14,7 @@ from portfolio_service.settings import Settings  # noqa: E402
 from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app, serve_jwks  # noqa: E402
 
 DB = "portfolio_api_test_db"
+OWNER = DB.removesuffix("_db") + "_user"  # not portfolio_user: ecosystems on this server make that one
 PROBLEM = "application/problem+json"
 
 
@@ -24,7 +25,7 @@ def issuer():
 
 @pytest.fixture(scope="module")
 def service(pg, issuer, tmp_path_factory):
-    settings = provisioned_settings(pg, DB, issuer, tmp_path_factory.mktemp("jwks"))
+    settings = provisioned_settings(pg, DB, issuer, tmp_path_factory.mktemp("jwks"), owner=OWNER)
     with serve_app(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield SimpleNamespace(url=url, client=client, settings=settings, dsn=pg.conninfo(dbname=DB))
 

@@ -18,12 +18,13 @@ from portfolio_service.app import create_app  # noqa: E402
 from portfolio_service.testing import TokenIssuer, provisioned_settings, serve_app  # noqa: E402
 
 DB = "portfolio_fuzz_test_db"
+OWNER = DB.removesuffix("_db") + "_user"  # not portfolio_user: ecosystems on this server make that one
 ISSUER = TokenIssuer()
 
 
 @pytest.fixture(scope="module")
 def served(pg, tmp_path_factory):
-    config = provisioned_settings(pg, DB, ISSUER, tmp_path_factory.mktemp("jwks"))
+    config = provisioned_settings(pg, DB, ISSUER, tmp_path_factory.mktemp("jwks"), owner=OWNER)
     with serve_app(create_app(config)) as url:
         yield url
 

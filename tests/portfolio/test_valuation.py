@@ -28,6 +28,7 @@ from portfolio_service.valuation import Ledger as ServiceLedger  # noqa: E402
 from portfolio_service.valuation import LedgerCache  # noqa: E402
 
 DB = "portfolio_valuation_test_db"
+OWNER = DB.removesuffix("_db") + "_user"  # not portfolio_user: ecosystems on this server make that one
 SEED = 20240617
 HISTORIES = 300
 SYMBOLS = ["ACME", "BOLT", "CRUX", "DYNA", "EPIC"]
@@ -233,7 +234,7 @@ def insert(conn: psycopg.Connection, portfolio_id: int, rows: list[dict]) -> Non
 @pytest.fixture(scope="module")
 def service(pg, tmp_path_factory):
     issuer = TokenIssuer()
-    settings = provisioned_settings(pg, DB, issuer, tmp_path_factory.mktemp("jwks"))
+    settings = provisioned_settings(pg, DB, issuer, tmp_path_factory.mktemp("jwks"), owner=OWNER)
     app = create_app(settings)
     with serve_app(app) as url, \
             httpx.Client(base_url=url, timeout=30, headers=issuer.headers("val", expires_in=3600)) as client, \

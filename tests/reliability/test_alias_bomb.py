@@ -63,3 +63,21 @@ def test_a_few_honest_aliases_still_load(tmp_path):
         "  b-svc:\n    port: 8301\n    redirect_uris: *uris\n")
     model = EcosystemFile.load(tmp_path / "ecosystem.yaml").model
     assert model.services["b-svc"].redirect_uris == ["http://127.0.0.1:8300/cb"]
+
+
+def test_the_bound_grows_with_the_file_written_out_not_with_its_aliases():
+    """compose.yaml of 1000 services is 1.3 MB and 40,000 values: it loads; a bomb padded to the
+    same size is still refused, since its aliases expand past what that size can hold."""
+    from ecoctl.errors import UsageError
+    from ecoctl.support.yaml import fast_load
+
+    def service(index: int) -> str:
+        return f"  svc{index}:\n    environment:\n" + "".join(
+            f"      KEY_{key}: http://127.0.0.1:9000/application/o/eco-svc{index}/{key}/\n" for key in range(20))
+
+    big = "services:\n" + "".join(service(index) for index in range(1000))
+    assert len(big) > 1 << 20
+    assert len(fast_load("compose.yaml", big)["services"]) == 1000
+    padded = bomb("name") + "# padding\n" * (len(big) // 10)
+    with pytest.raises(UsageError, match="^compose.yaml: refused: more than"):
+        fast_load("compose.yaml", padded)

@@ -1,5 +1,6 @@
-"""Both shipped templates declare how each runtime builds and runs them (template.yaml `run`), with
-placeholders that render from the names ecoctl gives at run time; the loader accepts the new keys."""
+"""Every shipped template (the core portfolio one too) declares how each runtime builds and runs it
+(template.yaml `run`), with placeholders that render from the names ecoctl gives at run time; the loader
+accepts the new keys."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from ecoctl.service_templates import find_template, template_variables
 
 
-@pytest.mark.parametrize("name", ["go-gin", "python-fastapi"])
+@pytest.mark.parametrize("name", ["go-gin", "portfolio", "python-fastapi"])
 def test_run_section_renders_with_the_runtime_names(name):
     from jinja2 import Environment, StrictUndefined
 

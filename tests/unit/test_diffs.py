@@ -49,8 +49,9 @@ ISSUE_ROLE = dict(createrole=True, bypassrls=True,
 """The role of issue 12: CREATEROLE, BYPASSRLS, may run programs on the server, may act as portfolio."""
 
 
-def database(name, owner, managed=True, privileges=None):
-    return DatabaseState(name, owner, managed, privileges or {owner: {"CONNECT", "TEMPORARY"}})
+def database(name, owner, managed=True, privileges=None, created_by_ecoctl=False):
+    return DatabaseState(name, owner, managed, privileges or {owner: {"CONNECT", "TEMPORARY"}},
+                         created_by_ecoctl=created_by_ecoctl)
 
 
 def converged_pg() -> PgActual:
@@ -92,6 +93,10 @@ PG_CASES = [
         "portfolio_readonly", login=False, managed=False)), ["! conflict role portfolio_readonly"]),
     ("a database ecoctl did not create is a conflict", changed(converged_pg(), db_loyalty_db=database(
         "loyalty_db", "loyalty_user", managed=False)), ["! conflict database loyalty_db"]),
+    ("an unmarked database a killed run created (its journal says so) is marked, not a conflict",
+     changed(converged_pg(), db_loyalty_db=database("loyalty_db", "loyalty_user", managed=False,
+                                                    created_by_ecoctl=True)),
+     ["~ update database loyalty_db"]),
     ("a managed role with more attributes and memberships", changed(converged_pg(), role_loyalty_user=role(
         "loyalty_user", **ISSUE_ROLE)), ["~ update role loyalty_user"]),
     ("a superuser login role", changed(converged_pg(), role_portfolio_user=role("portfolio_user", superuser=True)),

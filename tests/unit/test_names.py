@@ -12,8 +12,10 @@ def test_bad_names_are_refused(name):
 
 
 @pytest.mark.parametrize("name", ["postgres", "template0", "template1", "authentik", "redis", "prometheus",
-                                  "grafana", "portfolio", "all", "core"])
+                                  "grafana", "all", "core"])
 def test_reserved_names_are_refused(name):
+    """The core stack's components; a core template's service (portfolio) is add-service's to refuse
+    (tests/templates/test_core_template.py)."""
     with pytest.raises(UsageError, match="reserved"):
         check_service_name(name)
 

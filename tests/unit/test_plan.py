@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecoctl.errors import ApplyFailed, EcoctlError, Unreachable, UsageError
+from ecoctl.errors import ApplyFailed, ChangeFailed, EcoctlError, Unreachable, UsageError
 from ecoctl.plan import Change, Provider, apply_plan, make_plan
 
 
@@ -85,6 +85,38 @@ def test_a_failed_apply_names_what_did_not_land(workspace, error, exit_code):
     assert failed.cause is error and failed.__cause__ is error and failed.exit_code == exit_code
     assert failed.not_applied == plan.changes[1:] and failed.applied == 1 and provider.written == ["a"]
     assert str(failed) == f"{error} (not applied: create note b and 1 more; 1 applied)"
+
+
+class SideBySide(Notes):
+    """Applies its changes in its own order (last first, as concurrent appliers may land them) and
+    names the one that failed, as `apply_all` of a provider applying changes side by side does."""
+
+    def apply_all(self, changes, on_change):
+        for change in reversed(changes):
+            try:
+                self.apply(change)
+            except EcoctlError as exc:
+                raise ChangeFailed(change, exc) from exc
+            on_change(change)
+
+
+def test_side_by_side_the_failed_change_is_named_first_and_what_landed_is_in_plan_order(workspace):
+    error = UsageError("bad value")
+    provider = SideBySide(workspace, {"a": Write("a"), "b": Write("b", error), "c": Write("c"), "d": Write("d")},
+                          set())
+    plan = make_plan([provider])
+    heard = []
+    with pytest.raises(ApplyFailed) as caught:
+        apply_plan([provider], plan, heard.append)
+    failed = caught.value
+    assert failed.cause is error and failed.__cause__ is error and failed.exit_code == 2
+    assert [change.name for change in failed.not_applied] == ["b", "a"] and failed.applied == 2
+    assert str(failed) == "bad value (not applied: create note b and 1 more; 2 applied)"
+    assert [change.name for change in heard] == ["d", "c"]
+
+    provider = SideBySide(workspace, {"a": Write("a"), "b": Write("b")}, set())
+    plan = make_plan([provider])
+    assert apply_plan([provider], plan).changes == plan.changes  # in plan order, not landing order
 
 
 def test_a_conflict_refuses_the_plan_before_anything_is_applied(workspace):

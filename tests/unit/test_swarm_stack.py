@@ -99,7 +99,7 @@ def test_external_postgres_is_not_in_the_stack(workspace):
 
 
 def test_portfolio_settings_read_file_variables(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "stacks" / "portfolio"))
+    monkeypatch.syspath_prepend(str(REPO / "templates" / "portfolio" / "files"))
     from portfolio_service.settings import Settings, SettingsError
 
     (tmp_path / "pw").write_text("s3cret\n")

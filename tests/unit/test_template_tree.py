@@ -195,3 +195,9 @@ def test_the_shipped_run_declarations_render_as_jinja2_renders_them():
                 assert got == env.from_string(text).render(context), text
                 compared += 1
     assert compared >= 3  # today all of them are plain: the comparison is not empty
+
+
+def test_what_installing_a_template_in_place_leaves_is_not_rendered(tmp_path):
+    """`pip install templates/portfolio/files` in a checkout leaves an egg-info folder; a venv may sit there too."""
+    root = make_template(tmp_path / "t", ["pkg/main.py", "pkg.egg-info/PKG-INFO", ".venv/bin/python", "egg-info.txt"])
+    assert paths(root) == ["egg-info.txt", "pkg/main.py"]

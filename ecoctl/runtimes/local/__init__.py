@@ -21,7 +21,7 @@ import socket
 import time
 from typing import Iterator
 
-from ecoctl import components, contract, names
+from ecoctl import components, contract
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.local.builds import Builds
@@ -70,7 +70,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             self._stop_orphans(programs)
         if self.supervisor.start():
             return True
-        if changed:
+        # a program removed from the daemon alone (remove-service) is back in an unchanged config
+        if changed or not {program.name for program in programs} <= set(self.supervisor.all_info()):
             result = self.supervisor.update()
             return any(result.values())
         return False
@@ -213,9 +214,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         return started
 
     def start_services(self, names_: list[str]) -> bool:
-        core = [names.CORE_SERVICE] if names.CORE_SERVICE in self.workspace.ecosystem.services else []
-        wanted = [*core, *names_]
-        return self.start_service_list([name for i, name in enumerate(wanted) if name not in wanted[:i]])
+        from ecoctl.template_run import with_core_services
+
+        return self.start_service_list(with_core_services(self.workspace, names_))
 
     def start_service_list(self, wanted: list[str]) -> bool:
         """Install (when needed) and start exactly these services; health is `wait_healthy`'s job."""
@@ -314,6 +315,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
     def logs(self, component: str, follow: bool = False, tail: int = 100) -> Iterator[str]:
         known = self.log_components()
+        if skip := self.not_run().get(component):
+            raise EcoctlError(f"{component} does not run here, so it has no logs: {skip}")
         if component not in known:
             raise UsageError(f"no component {component!r} in the local runtime: use one of "
                              f"{', '.join(known)}")

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.base import Live
 from ecoctl.runtimes.local.environments import uv_environment
 from ecoctl.runtimes.local.logs import tail_lines
 
@@ -55,18 +56,36 @@ class Builds:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")
         for argv in run.build:
-            with open(log, "ab") as handle:
-                handle.write(f"$ {' '.join(argv)}\n".encode())
-                handle.flush()
-                try:
-                    result = subprocess.run(argv, cwd=folder, stdout=handle, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=uv_environment())
-                except FileNotFoundError:
-                    raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
-                                      "(see the template's README) and run `ecoctl up` again") from None
-            if result.returncode != 0:
+            returncode = self._build_step(name, argv, folder, log)
+            if returncode != 0:
                 last = tail_lines(log, 1)
                 raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
                                   f"({last[0].strip() if last else 'no output'}): see {log}")
         stamp.write_text(digest)
         return True
+
+    def _build_step(self, name: str, argv: list[str], folder: Path, log: Path) -> int:
+        """Run one build command; each line it prints goes to LOG and, as a live progress line, to
+        whoever watches. Its exit code."""
+        with open(log, "ab") as handle:
+            handle.write(f"$ {' '.join(argv)}\n".encode())
+            handle.flush()
+            try:
+                process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=uv_environment())
+            except FileNotFoundError:
+                raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
+                                  "(see the template's README) and run `ecoctl up` again") from None
+            with process:
+                for line in process.stdout:
+                    handle.write(line)
+                    handle.flush()
+                    text = line.decode(errors="replace").strip()
+                    if text:
+                        self.progress(Live(f"building {name}: {text}"))
+            return process.returncode
+
+
+def build_note(run) -> str:
+    """What builds a service its template runs, for `status`."""
+    return f"build: `{' '.join(run.build[0][:2])}` (its template's run.local)" if run.build else "no build step"

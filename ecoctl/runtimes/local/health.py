@@ -175,10 +175,12 @@ class Health:
                 rows.append(ComponentStatus(name, "absent", "unknown", url, "external: not run here"))
             else:
                 row = program_row(name, self.service_url(name))
-                if not row.detail:  # a failure's reason stays; otherwise: what built its environment
+                if not row.detail:  # a failure's reason stays; otherwise: what built it
+                    from ecoctl.runtimes.local.builds import build_note
                     from ecoctl.runtimes.local.environments import installer_note
 
-                    row.detail = installer_note()
+                    run = self.local_run(name)
+                    row.detail = build_note(run) if run is not None else installer_note()
                 rows.append(row)
         return rows
 

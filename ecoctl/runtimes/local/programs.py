@@ -118,7 +118,7 @@ class Programs:
     def service_app(self, name: str) -> str:
         """The ASGI app uvicorn serves: `[tool.ecoctl] app` in the service's pyproject.toml, else
         `<package>.main:app` for the one package under services/NAME/ holding a main.py
-        (`portfolio_service` for the core service, `<name with _>` for a templated one first)."""
+        (`<name with _>` first)."""
         folder = self.service_dir(name)
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
@@ -130,7 +130,7 @@ class Programs:
                 raise UsageError(f"{pyproject}: not valid TOML ({exc}): fix the file") from None
             if app:
                 return str(app)
-        preferred = ["portfolio_service"] if name == names.CORE_SERVICE else [names.sql_name(name)]
+        preferred = [names.sql_name(name)]
         found = sorted(path.parent.name for path in folder.glob("*/main.py")
                        if (path.parent / "__init__.py").exists())
         for package in preferred + found:

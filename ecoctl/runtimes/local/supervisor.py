@@ -21,7 +21,9 @@ from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.local.accounts import private_folder, socket_base, user_name, verify_private_dir
 from ecoctl.support.atomic import write_atomic
 
-UNIX_PATH_MAX = 107
+UNIX_PATH_MAX = 107 - len(".4194304")
+"""The longest socket path supervisord can use: it binds `<socket>.<its pid>` first (pids up to
+4194304), then links the socket's own name to it."""
 RUNNING_STATES = {"STARTING", "RUNNING", "BACKOFF", "STOPPING"}
 FAILED_STATES = {"FATAL", "EXITED", "UNKNOWN"}
 LOG_MAX_BYTES = "10MB"
@@ -108,7 +110,7 @@ class Supervisor:
         self.logs_dir = self.state_dir / "logs"
         self.socket_record = self.folder / "socket-dir"
         """Names the socket's folder when `supervisor/supervisor.sock` is too long for a unix
-        socket address (107 bytes): a random folder made 0700 by us (see `prepare_socket`)."""
+        socket address (UNIX_PATH_MAX): a random folder made 0700 by us (see `prepare_socket`)."""
 
     @property
     def socket(self) -> Path:

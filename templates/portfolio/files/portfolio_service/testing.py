@@ -99,16 +99,17 @@ def create_service_database(admin_conninfo: str, dbname: str, owner: str, passwo
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
 
 
-def provisioned_settings(pg, dbname: str, issuer: TokenIssuer, jwks_dir: Path):
-    """Settings for a service on a fresh database owned by `portfolio_user`, trusting `issuer`'s keys
-    (`pg` is the test PostgreSQL: host, port, conninfo())."""
+def provisioned_settings(pg, dbname: str, issuer: TokenIssuer, jwks_dir: Path, owner: str = "portfolio_user"):
+    """Settings for a service on a fresh database owned by the login role `owner`, trusting `issuer`'s
+    keys (`pg` is the test PostgreSQL: host, port, conninfo()). On a server that an ecosystem's tests
+    use too, pass an owner of the tests' own: ecoctl refuses a `portfolio_user` it did not create."""
     from portfolio_service.settings import Settings
 
     password = secrets.token_urlsafe(16)
-    create_service_database(pg.conninfo(), dbname, "portfolio_user", password)
+    create_service_database(pg.conninfo(), dbname, owner, password)
     jwks = issuer.write_jwks(jwks_dir / "jwks.json")
     return Settings(database_host=pg.host, database_port=pg.port, database_name=dbname,
-                    database_user="portfolio_user", database_password=password,
+                    database_user=owner, database_password=password,
                     oidc_issuer=issuer.issuer, oidc_audience=issuer.audience, oidc_jwks_file=str(jwks))
 
 
