@@ -120,7 +120,7 @@ def up(ctx: typer.Context, json_output: bool = JSON_OPTION,
        monitoring: bool = typer.Option(False, "--monitoring", help="Also start Grafana (docker runtime)."),
        timeout: float = typer.Option(180.0, help="Seconds to wait for services to become healthy."),
        init_swarm: bool = typer.Option(False, "--init-swarm", help="(swarm runtime) Make this Docker engine a single-node swarm if it is in none."),
-       verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the image builder's output (docker runtime; always in .ecoctl/logs/docker-build.log)."),
+       verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the image builder's output (always in .ecoctl/logs/: docker-build.log, or swarm-build.log and swarm-deploy.log)."),
        adopt: bool = ADOPT_OPTION):
     """Start the core stack and every service, provision everything, print a summary."""
     from ecoctl import ui
