@@ -4,7 +4,7 @@ remove-service, and the swarm runtime, which takes its core services from it."""
 
 from __future__ import annotations
 
-from tests.helpers import run_ecoctl
+from tests.helpers import docker_engine_problem, run_ecoctl
 
 SERVICES = 1000
 
@@ -25,7 +25,9 @@ def test_compose_yaml_of_1000_services_stays_readable(tmp_path):
     plan = run_ecoctl("plan", "--only", "compose", "--detailed-exitcode", cwd=root)
     assert (plan.returncode, plan.stderr) == (0, ""), plan.stderr
     status = run_ecoctl("status", cwd=root)
-    assert "larger than" not in status.stderr and "svc0999" in status.stdout, status.stderr
+    assert "larger than" not in status.stderr, status.stderr
+    if docker_engine_problem() is None:  # without an engine, status says so (and lists nothing)
+        assert "svc0999" in status.stdout, status.stderr
     removed = run_ecoctl("remove-service", "svc0999", "--yes", cwd=root)
     assert "larger than" not in removed.stderr, removed.stderr
     assert "svc0999:" not in (root / "compose.yaml").read_text()
