@@ -235,7 +235,7 @@ def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, h
     for port in range(start, 65536):
         if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
             return port
-    raise ValueError(f"no free port from {start}")
+    raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
 
 
 def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
