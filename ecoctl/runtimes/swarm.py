@@ -22,7 +22,7 @@ from ecoctl.clients.docker import EngineConnection
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.swarm_asked import SwarmAsked
-from ecoctl.runtimes.swarm_health import SwarmHealth, rejection_hint
+from ecoctl.runtimes.swarm_health import SwarmHealth, rejection_hint, start_refused
 from ecoctl.runtimes.swarm_images import SwarmImages
 from ecoctl.runtimes.swarm_secrets import SwarmSecrets
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
@@ -220,8 +220,7 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         failing = {key: state for key, state in health.items() if state not in ("healthy", "started")}
         if failing:
             key, state = next(iter(failing.items()))
-            if state.startswith("rejected: "):
-                cause = state.removeprefix("rejected: ")
+            if cause := start_refused(state):
                 raise EcoctlError(f"swarm cannot start {key}: {cause}: {rejection_hint(cause)}")
             raise EcoctlError(f"{key} is not healthy in the swarm stack ({state}): see `ecoctl logs {key}`")
 

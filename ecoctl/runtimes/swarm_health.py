@@ -29,6 +29,17 @@ def rejection(tasks: list[dict], image: str) -> str | None:
     return None
 
 
+def start_refused(state: str) -> str | None:
+    """The cause, when a component's state says swarm cannot start its task at all: rejected, or
+    failing for a cause no retry mends (the image is not on the node, no node fits); which of the
+    two Docker reports first depends on timing. None: any other state."""
+    kind, _, cause = state.partition(": ")
+    if kind == "rejected" or (kind == "failing" and any(
+            words in cause.lower() for words in ("no such image", "no suitable node"))):
+        return cause
+    return None
+
+
 def rejection_hint(cause: str) -> str:
     """What to do about a rejected task."""
     if "no such image" in cause.lower():

@@ -124,3 +124,17 @@ def test_template_config_reads_file_variables(tmp_path, monkeypatch):
     assert Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "pw")}).database_password == "s3cret"
     with pytest.raises(ConfigError, match="DATABASE_PASSWORD_FILE"):
         Settings.from_env({**base, "DATABASE_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+@pytest.mark.parametrize("state, cause", [
+    ("rejected: No such image: ghcr.io/goauthentik/server:2025.12.4", "No such image: ghcr.io/goauthentik/server:2025.12.4"),
+    ("failing: No such image: ghcr.io/goauthentik/server:2025.12.4", "No such image: ghcr.io/goauthentik/server:2025.12.4"),
+    ("failing: no suitable node (scheduling constraints not satisfied)", "no suitable node (scheduling constraints not satisfied)"),
+    ("failing: task: non-zero exit (1)", None),  # retried: its logs say why
+    ("starting", None),
+    ("unhealthy", None),
+])
+def test_a_task_swarm_cannot_start_is_told_apart_from_one_that_fails(state, cause):
+    from ecoctl.runtimes.swarm_health import start_refused
+
+    assert start_refused(state) == cause
