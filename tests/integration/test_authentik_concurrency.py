@@ -11,6 +11,7 @@ from ecoctl.plan import apply_plan, make_plan
 from ecoctl.workspace import Workspace
 from tests.authentik_double import Latency
 from tests.authentik_fixtures import authentik_double, authentik_double_server, provider_for, write_workspace  # noqa: F401
+from tests.integration.test_authentik_scenarios import plan as planned_changes
 
 OVERLAP = Latency(write=0.01, read=0.002)
 """Enough for calls to be in flight together (no test asserts a time)."""
@@ -30,14 +31,6 @@ def converge(root, on_change=None):
     try:
         plan = make_plan([provider])
         return plan, apply_plan([provider], plan, on_change)
-    finally:
-        provider.close()
-
-
-def pending(root) -> list[str]:
-    provider = provider_for(Workspace(root))
-    try:
-        return [str(change) for change in provider.plan()]
     finally:
         provider.close()
 
@@ -82,7 +75,7 @@ def run_scenario(double, root, concurrency: int) -> tuple[dict, dict, int]:
     edit_services(root)
     _, done = converge(root)
     assert {change.action for change in done.changes} == {"create", "update", "delete"}
-    assert pending(root) == []
+    assert planned_changes(root) == []
     return first, end_state(double), double.peak_in_flight
 
 
@@ -154,7 +147,7 @@ def test_a_failure_mid_batch_names_the_rest_and_the_next_apply_converges(tmp_pat
     with authentik_double._lock:
         del authentik_double.state.applications["svc12"]
     converge(root)
-    assert pending(root) == [] and len(authentik_double.state.applications) == 30
+    assert planned_changes(root) == [] and len(authentik_double.state.applications) == 30
 
 
 def test_answers_lost_under_load_are_adopted(tmp_path, authentik_double):
@@ -168,5 +161,5 @@ def test_answers_lost_under_load_are_adopted(tmp_path, authentik_double):
 
     assert done.changes == plan.changes
     assert [call.status for call in authentik_double.requests].count(502) == 3
-    assert pending(root) == [] and len(authentik_double.state.applications) == 24
+    assert planned_changes(root) == [] and len(authentik_double.state.applications) == 24
     assert all(app["provider"] for app in authentik_double.state.applications.values())
