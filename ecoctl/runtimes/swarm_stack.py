@@ -36,7 +36,9 @@ SERVICE_HEALTHCHECK = {"interval": "2s", "timeout": "3s", "retries": 3, "start_p
 """Faster than the images' own checks (which the test command is inherited from): the rollout waits on it."""
 SERVICE_UPDATE = {"parallelism": 1, "order": "start-first", "failure_action": "rollback", "monitor": "5s",
                   "delay": "0s"}
-SERVICE_ROLLBACK = {"parallelism": 1, "order": "start-first", "monitor": "5s"}
+SERVICE_ROLLBACK = {"parallelism": 1, "order": "stop-first", "monitor": "5s"}
+"""Stop-first: a start-first rollback can restart healthy tasks and leave one task too many running
+(moby/moby#43081); the tasks it replaces have failed, so stopping them first costs no capacity."""
 STATEFUL_UPDATE = {"parallelism": 1, "order": "stop-first", "failure_action": "rollback"}
 RESTART = {"condition": "any", "delay": "2s"}
 

@@ -293,6 +293,7 @@ class TestSwarm:
         root = stack["root"]
         dockerfile = root / "services" / "loyalty" / "Dockerfile"
         original = dockerfile.read_text()
+        previous_image = status(root)["loyalty"]["detail"].rsplit("; ", 1)[-1]
         dockerfile.write_text(original + '\nCMD ["python", "-c", "raise SystemExit(\'broken on purpose\')"]\n')
         try:
             done = ecoctl(root, "up", timeout=600)
@@ -303,7 +304,11 @@ class TestSwarm:
         assert len(error) == 1 and "not healthy: loyalty (rolled back" in error[0], done.stderr[-3000:]
         assert "portfolio" not in error[0], error[0]
         component = wait_status(root, "loyalty", lambda c: c["detail"].startswith("3/3 replicas"))
-        assert component["detail"].startswith("3/3 replicas"), component  # still on the previous image
+        running, wanted = component["detail"].split(" replicas", 1)[0].split("/")
+        # Swarm itself may keep one task too many for a while after a rollback; what matters is that the
+        # previous image serves on every replica.
+        assert wanted == "3" and int(running) >= 3, component
+        assert component["detail"].endswith("; " + previous_image), (previous_image, component)
         assert httpx.get(f"http://127.0.0.1:{stack['ports']['loyalty']}/healthz", timeout=10).status_code == 200
 
     def test_down_keeps_volumes_then_down_volumes_removes_them(self, stack):
