@@ -13,187 +13,15 @@ Data only: nothing here acts; it reads the model's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Mapping
+from typing import TYPE_CHECKING
+
+from ecoctl import components_edge
+from ecoctl.component_types import (  # noqa: F401  (re-exported: the catalog's vocabulary)
+    ENV_HINT, Component, Container, Health, HealthKind, Local, Place, Port, SecretStyle, Skip, Stage, always,
+    env_ref, missing_binary, setting)
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
-
-Stage = Literal["postgres", "core", "monitoring"]
-"""When `up` starts it: with PostgreSQL, with Redis and Authentik, or with monitoring."""
-HealthKind = Literal["http", "tcp", "redis", "postgres"]
-SecretStyle = Literal["_FILE", "file://", "__FILE"]
-ENV_HINT = "run ecoctl init to create .env"
-
-
-def env_ref(key: str, default: str | None = None) -> str:
-    """A compose reference to an .env key: required (`${KEY:?...}`), or with a default."""
-    return f"${{{key}:-{default}}}" if default is not None else f"${{{key}:?{ENV_HINT}}}"
-
-
-def setting(ecosystem: "Ecosystem", path: str):
-    """The value of an ecosystem.yaml key given as a dotted path (`core.redis.port`)."""
-    value = ecosystem
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def always(ecosystem: "Ecosystem") -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Port:
-    inside: int
-    """Where it listens in its container (and what compose publishes)."""
-    setting: str
-    """The ecosystem.yaml key that sets the host port, named in messages (`core.redis.port`)."""
-    host_port: Callable[["Ecosystem"], int] | None = None
-    """The host port, when it is not simply the value of `setting`."""
-
-    def host(self, ecosystem: "Ecosystem") -> int:
-        return self.host_port(ecosystem) if self.host_port else setting(ecosystem, self.setting)
-
-
-@dataclass(frozen=True)
-class Health:
-    kind: HealthKind
-    path: str = ""
-    """http: the path that answers 2xx once it is ready."""
-    secret: str = ""
-    """redis: the .env key of the password its PING needs."""
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a local program lives, handed to its recipe's `args` and `config`."""
-
-    binary: str
-    folder: Path
-    """Its own folder (0700, the programs' user's)."""
-    data: Path
-    config: Path
-    """The config file it reads (rendered from `config`, or copied from `config_from`)."""
-    port: int
-    secrets: Mapping[str, str]
-    """Its `secrets`, read from .env."""
-
-
-@dataclass(frozen=True)
-class Local:
-    """How the local runtime runs it: a program supervisord starts, as the programs' user."""
-
-    binary: str
-    """The executable, on PATH (or in `package`)."""
-    install: str
-    """How a user gets the binary."""
-    args: Callable[[Place], list[str]] | None = None
-    """Its arguments after the binary; None: the runtime's own server for it (the embedded
-    PostgreSQL, which needs initdb and a data directory the server user reaches)."""
-    config: Callable[[Place], str] | None = None
-    """A config file rendered into `config_name` in its folder, 0600 (secrets stay out of argv)."""
-    config_name: str = ""
-    config_from: str = ""
-    """A file of the ecosystem it reads instead (its folder is copied, so relative paths resolve)."""
-    data_dir: str = ""
-    """Its data, under its folder ("": the folder itself, also its working directory)."""
-    package: str = ""
-    """The Python distribution that ships the binary, when it is not on PATH."""
-    stopsignal: str = "TERM"
-    reload_signal: str = ""
-    """What makes it read its config again."""
-
-
-@dataclass(frozen=True)
-class Container:
-    """How docker (a compose service) and swarm (a stack service derived from it) run it."""
-
-    image: str
-    """The `images:` key of its image."""
-    command: str | tuple[str, ...] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    shared_environment: str = ""
-    """An anchor name: the environment is written once (`x-NAME: &NAME`) and referenced."""
-    data_path: str = ""
-    """Where its data volume is mounted."""
-    mounts: tuple[str, ...] = ()
-    """Files of the ecosystem mounted in it (`./monitoring/prometheus:/etc/prometheus:ro`)."""
-    healthcheck: Mapping[str, object] | None = None
-    depends_on: tuple[str, ...] = ()
-    """Components it starts after, once they are healthy."""
-    profiles: tuple[str, ...] = ()
-    notes: Mapping[str, str] = field(default_factory=dict)
-    """Comment lines written above a key of its compose entry."""
-    converged: tuple[str, ...] = ()
-    """Fields kept as declared in an existing compose.yaml (besides image, name and ports)."""
-    left_out: Callable[["Ecosystem"], str] | None = None
-    """Why compose.yaml leaves it out in this ecosystem ("" keeps it)."""
-    secrets_as: SecretStyle = "_FILE"
-    """swarm: how it reads a Docker secret (`VAR_FILE`, `file://` values, `VAR__FILE`)."""
-    swarm_healthcheck: tuple[str, ...] = ()
-    """swarm: its healthcheck when the compose one needs a secret in its environment."""
-    swarm_dropped: tuple[str, ...] = ()
-    """swarm: environment variables it does without (their secret is read by `swarm_healthcheck`)."""
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    stage: Stage
-    health: Health
-    ports: tuple[Port, ...] = ()
-    data: str = ""
-    """Its data volume ("": it keeps no state)."""
-    secrets: tuple[str, ...] = ()
-    """The .env keys it reads."""
-    optional: bool = False
-    """A missing binary makes it skipped (with why and how to install), not a failure."""
-    enabled: Callable[["Ecosystem"], bool] = always
-    """Whether this ecosystem runs it in its stack."""
-    disabled_note: str = ""
-    """What `status` says when it is not enabled ("": no row)."""
-    on_demand: bool = False
-    """Started only when asked (`up --monitoring`)."""
-    wait: bool = True
-    """Its stage waits until it is healthy (Authentik's API is waited for by `up` itself)."""
-    restartable: bool = False
-    """`ecoctl restart` takes it: it reads a secret `ecoctl secrets rotate` changes."""
-    family: str = ""
-    """The one thing several components make up (`authentik`), shown once where none runs."""
-    scheme: str = "http"
-    """Of its address in `status`."""
-    replicas: str = ""
-    """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
-    local: Local | None = None
-    not_local: str = ""
-    """Why the local runtime does not run it (when `local` is None)."""
-    container: Container | None = None
-
-    @property
-    def shown_as(self) -> str:
-        return self.family or self.name
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Why a component's binary is not on this host, and how to get it: said the same way by
-    `up`, `status` and `doctor` (an optional component is then skipped)."""
-
-    why: str
-    hint: str
-
-    def __str__(self) -> str:
-        return f"{self.why}: {self.hint}"
-
-
-def missing_binary(component: Component) -> Skip:
-    recipe = component.local
-    assert recipe is not None
-    where = f"the {recipe.package} package" if recipe.package else "PATH"
-    return Skip(f"{recipe.binary} not found on {where}", recipe.install)
-
 
 # -- the catalog ------------------------------------------------------------------------------
 AUTHENTIK_DB_PASSWORD = "AUTHENTIK_DB_PASSWORD"
@@ -300,7 +128,44 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, PROMETHEUS, GRAFANA]
+def external_hosts(ecosystem: "Ecosystem") -> list[str]:
+    """The hosts of the ecosystem's external (pattern 3) services."""
+    return sorted({spec.host for spec in ecosystem.services.values() if spec.pattern == "external" and spec.host})
+
+
+POSTGRES_TLS = Component(
+    "postgres-tls", "core", Health("tcp"),
+    ports=(Port(5432, "core.postgres.port", address=lambda ecosystem: ecosystem.core.address),),
+    enabled=lambda ecosystem: (not ecosystem.in_containers and not ecosystem.core.postgres.external
+                               and bool(ecosystem.core.address) and bool(external_hosts(ecosystem))),
+    local=Local("python3", "apt-get install python3", args=components_edge.pg_front_args,
+                config=components_edge.pg_front_script, config_name="pg_tls_front.py", tls="postgres",
+                python=True))
+"""The local runtime's PostgreSQL TLS listener on `core.address` for pattern-3 hosts (the embedded
+server has no TLS: see support/pg_tls_front.py); containers run PostgreSQL with `ssl=on` instead."""
+
+def local_caddyfile(place: Place) -> str:
+    """The edge's Caddyfile in the local runtime: everything on 127.0.0.1 at its host port."""
+    ecosystem = place.ecosystem
+    upstreams = {name: f"127.0.0.1:{spec.port}" for name, spec in ecosystem.services.items()}
+    catalog = [component for component in enabled(ecosystem) if component.edge and component.ports]
+    upstreams.update({component.name: f"127.0.0.1:{component.ports[0].host(ecosystem)}" for component in catalog})
+    binds = ["127.0.0.1", *([ecosystem.core.address] if ecosystem.core.address else [])]
+    tls = (str(place.tls[0]), str(place.tls[1])) if place.tls and not ecosystem.core.edge.domain else None
+    return components_edge.caddyfile(ecosystem, upstreams, catalog, tls, str(place.data), binds)
+
+
+EDGE = Component(
+    "edge", "core", Health("tcp"),
+    ports=(Port(443, "core.edge.port"), Port(80, "core.edge.http_port"), Port(9443, "core.edge.auth_port")),
+    optional=True, scheme="https", enabled=lambda ecosystem: ecosystem.edge_on, wait=True,
+    local=Local("caddy", "apt-get install caddy", args=lambda place: ["run", "--config", str(place.config),
+                                                                      "--adapter", "caddyfile"],
+                config=local_caddyfile, config_name="Caddyfile", data_dir="data", tls="edge"))
+"""The edge: Caddy 2 in front of the web app, the APIs and the sign-in (see components_edge)."""
+
+CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, POSTGRES_TLS, EDGE, PROMETHEUS,
+                            GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

@@ -71,8 +71,13 @@ def client_id(ecosystem: "Ecosystem", service: str) -> str:
 
 
 def issuer(ecosystem: "Ecosystem", service: str) -> str:
-    """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same)."""
-    return f"{ecosystem.authentik_url}/application/o/{client_id(ecosystem, service)}/"
+    """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same),
+    at the origin people sign in at (the edge's HTTPS sign-in origin when the edge is on)."""
+    return f"{ecosystem.sign_in_origin}/application/o/{client_id(ecosystem, service)}/"
+
+
+CA_FILE_EXTERNAL = "/etc/ecoctl/ecosystem-ca.pem"
+"""Where an external host keeps the ecosystem's root certificate (`ecoctl ca export` prints it)."""
 
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
@@ -117,7 +122,7 @@ def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     if target in ("compose", "swarm"):
         pg = (external_pg.host, external_pg.port) if external_pg else ("postgres", POSTGRES_PORT)
         return Endpoints(*pg, "redis", REDIS_PORT)
-    here = "127.0.0.1" if target in ("local", "host") else "<this host's address>"
+    here = "127.0.0.1" if target in ("local", "host") else (core.address or "<this host's address>")
     pg = (external_pg.host, external_pg.port) if external_pg else (here, core.postgres.port)
     return Endpoints(*pg, here, core.redis.port)
 
@@ -144,6 +149,9 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target, se
     }
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
+    elif target == "external":  # another host: PostgreSQL's TLS listener, verified against the ecosystem CA
+        variables["DATABASE_SSLMODE"] = "verify-full"
+        variables["DATABASE_SSLROOTCERT"] = CA_FILE_EXTERNAL
     if target in ("compose", "swarm") or ecosystem.authentik_used:
         variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
     elif jwks_file is None:
@@ -155,10 +163,12 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target, se
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
         variables[variable] = _secret_value(secrets, key, target)
-    if target in ("compose", "local", "host"):
+    if target in ("compose", "local", "host", "external"):
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")
+        if "DATABASE_SSLROOTCERT" in variables:
+            variables["DATABASE_URL"] += f"?sslmode=verify-full&sslrootcert={CA_FILE_EXTERNAL}"
     redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
     variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables

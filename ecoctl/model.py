@@ -81,11 +81,34 @@ class MonitoringSettings(Record):
 
 
 @dataclass
+class EdgeSettings(Record):
+    """The edge (Caddy): the web app and APIs on `port`, the sign-in on `auth_port` (see README)."""
+
+    enabled: bool = False  # absent: off (older ecosystems keep their URLs); `init` writes `true`
+    port: Port = 8443
+    http_port: Port = 8480  # plain HTTP: redirects to HTTPS
+    auth_port: Port = 9443
+    domain: str | None = None  # a public DNS name: 443/80, certificates from ACME
+
+    def check(self) -> None:
+        if self.domain is not None:
+            self.domain = _checked(check_host, self.domain, "domain")
+
+
+@dataclass
 class CoreSettings(Record):
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
+    address: str | None = None
+    """How other hosts (pattern 3) reach this one: PostgreSQL's TLS listener and the edge listen
+    there too, certificates name it, external services' contracts use it."""
+
+    def check(self) -> None:
+        if self.address is not None:
+            self.address = _checked(check_host, self.address, "address")
 
 
 @dataclass
@@ -185,7 +208,30 @@ class Ecosystem(Record):
                  core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
         if not core.postgres.external:
             ports[core.postgres.port] = "postgres"
+        if self.edge_on:
+            ports.update({core.edge.port: "edge", core.edge.http_port: "edge", core.edge.auth_port: "edge"})
         return ports
+
+    @property
+    def edge_on(self) -> bool:  # the local runtime's, for now: containers run without one
+        return self.core.edge.enabled and not self.in_containers
+
+    @property
+    def edge_origin(self) -> str | None:
+        """The edge's HTTPS origin (None: no edge)."""
+        edge = self.core.edge
+        if not self.edge_on:
+            return None
+        return f"https://{edge.domain}" if edge.domain else f"https://{self.core.address or '127.0.0.1'}:{edge.port}"
+
+    @property
+    def sign_in_origin(self) -> str:
+        """Where people and tokens' `iss` find the sign-in: an external Authentik's URL, else the
+        edge's sign-in origin when the edge is on, else the stack's Authentik port."""
+        edge = self.core.edge
+        if self.core.authentik.url or not self.edge_on:
+            return self.authentik_url
+        return f"https://auth.{edge.domain}" if edge.domain else f"https://{self.core.address or '127.0.0.1'}:{edge.auth_port}"
 
 
 def _checked(check, value, *loc):

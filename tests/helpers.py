@@ -55,7 +55,7 @@ def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str
         text = text.replace("    # url: https://auth.example.com", f"    url: {authentik_url}")
     if prometheus_port:
         text = text.replace("prometheus_port: 9090", f"prometheus_port: {prometheus_port}")
-    spec.write_text(text)
+    spec.write_text(free_edge_ports(text))
     env = EnvFile(root / ".env")
     env.set("POSTGRES_PASSWORD", postgres_password, replace=True)
     if authentik_token:
@@ -79,6 +79,25 @@ def wait_until_answers(url: str, process, timeout: float, what: str) -> None:
         assert process.poll() is None, f"{what} exited with code {process.returncode}"
         assert time.monotonic() < deadline, f"{what} did not answer {url} within {timeout:.0f} s"
         time.sleep(0.1)
+
+
+EDGE_PORT_LINES = ("    port: 8443", "    http_port: 8480", "    auth_port: 9443")
+"""The edge's ports as `ecoctl init` writes them (other runs share this host: tests take free ones)."""
+
+
+def free_edge_ports(text: str) -> str:
+    """ecosystem.yaml's text with the edge on free ports."""
+    for line in EDGE_PORT_LINES:
+        text = text.replace(line, f"{line.rsplit(' ', 1)[0]} {free_port()}")
+    return text
+
+
+def use_free_edge_ports(document) -> None:
+    """The same, on a document being updated (Workspace.ecosystem_file.update)."""
+    edge = document["core"].get("edge")
+    if edge is not None:
+        for key in ("port", "http_port", "auth_port"):
+            edge[key] = free_port()
 
 
 def free_port() -> int:

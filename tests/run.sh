@@ -22,6 +22,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v git >/dev/null || missing+=(git)
+  command -v caddy >/dev/null || missing+=(caddy)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v openssl >/dev/null || missing+=(openssl)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"

@@ -15,6 +15,8 @@ app = typer.Typer(name="ecoctl", cls=LazyCoercionGroup, no_args_is_help=True, ad
                   help="Provision and run a microservices ecosystem around the Portfolio Manager service.")
 secrets_app = typer.Typer(help="Secrets in .env.", rich_markup_mode=None)
 app.add_typer(secrets_app, name="secrets")
+ca_app = typer.Typer(help="The ecosystem's certificate authority (.ecoctl/ca/).", rich_markup_mode=None)
+app.add_typer(ca_app, name="ca")
 
 
 def _print_version(value: bool) -> None:

@@ -6,7 +6,9 @@ import sys
 
 import typer
 
-from ecoctl.cli.app import app, secrets_app
+from typing import Optional
+
+from ecoctl.cli.app import app, ca_app, secrets_app
 from ecoctl.cli.common import JSON_OPTION, complete_service, stage_display, workspace_of
 
 def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="A service (or `authentik`, the stack's Authentik database).", autocompletion=complete_service)):
@@ -73,7 +75,24 @@ def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
         raise typer.Exit(1)
 
 
+def ca_export(ctx: typer.Context):
+    """Print the ecosystem CA's root certificate (PEM), to trust it: `curl --cacert`, a browser, another host."""
+    from ecoctl.commands.edge import ca_export as export
+
+    sys.stdout.write(export(workspace_of(ctx)))
+
+
+def firewall(ctx: typer.Context, service: Optional[str] = typer.Argument(None, help="One external service (default: all of them).", autocompletion=complete_service),
+             fmt: str = typer.Option("nftables", "--format", "-f", help="nftables (a file for `nft -f`) or ufw (commands).")):
+    """Print the firewall rules pattern-3 (external) services need: PostgreSQL and the edge from their hosts only, their metrics port to Prometheus."""
+    from ecoctl.commands.edge import firewall_rules
+
+    sys.stdout.write(firewall_rules(workspace_of(ctx), fmt, service))
+
+
 secrets_app.command("rotate")(secrets_rotate)
+ca_app.command("export")(ca_export)
+app.command()(firewall)
 app.command()(restart)
 app.command()(env)
 app.command()(doctor)

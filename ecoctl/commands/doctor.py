@@ -195,9 +195,29 @@ class Doctor:
         else:
             self.add("disk", "ok", f"{gib:.1f} GiB free in {self.workspace.root}")
 
+    def check_certificates(self) -> None:
+        """The CA's root and leaves: a warning from `certs.RENEW_DAYS` before any expires."""
+        from ecoctl import certs
+
+        found = certs.expiries(self.workspace.state_dir)
+        if not found:
+            self.add("certificates", "skip", "no ecosystem CA yet: `ecoctl apply` or `ecoctl up` creates it")
+            return
+        soon = [(expiry, expiry.days_left()) for expiry in found if expiry.days_left() < certs.RENEW_DAYS]
+        if not soon:
+            first = min(found, key=lambda expiry: expiry.not_after)
+            self.add("certificates", "ok", f"the CA's {len(found)} certificate(s) are valid for "
+                                           f"{first.days_left():.0f}+ days ({first.name} expires first)")
+            return
+        what = "; ".join(f"{expiry.name} {'expired' if days < 0 else f'expires in {days:.0f} days'} "
+                         f"({expiry.not_after:%Y-%m-%d})" for expiry, days in soon)
+        self.add("certificates", "warn", what, "run `ecoctl apply` (or `ecoctl up`): it renews them"
+                 + ("; trust the new root again (`ecoctl ca export`)" if any(e.name == "root" for e, _ in soon) else ""))
+
     def run(self) -> list[Check]:
         try:
             self.checks += self.runtime.doctor_checks()
+            self.check_certificates()
             self.check_ports()
             self.check_postgres()
             self.check_authentik()

@@ -59,7 +59,10 @@ class Reconciliation:
         return self.plan
 
     def apply(self, on_change: Callable[[Change], None] | None = None) -> Plan:
+        from ecoctl import certs
+
         plan = self.plan if self.plan is not None else self.make_plan()
+        certs.ensure(self.workspace.state_dir, self.workspace.ecosystem)  # created once, renewed before expiry
         return apply_plan(self.providers, plan, on_change)
 
     def close(self) -> None:

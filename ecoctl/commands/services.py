@@ -243,15 +243,19 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
 
 
 def external_instructions(workspace, name: str, spec: ServiceSpec) -> list[str]:
-    pg = workspace.ecosystem.core.postgres
+    from ecoctl import firewall
+    from ecoctl.errors import UsageError as NoRules
+
     variables = contract.environment(workspace, name, "external")
-    return [
-        f"{name} runs on {spec.host}; give it " + " ".join(f"{key}={value}" for key, value in variables.items()),
-        f"allow PostgreSQL {pg.port}/tcp and Authentik {workspace.ecosystem.core.authentik.port}/tcp "
-        f"from {spec.host} (e.g. `ufw allow from {spec.host} to any port {pg.port}`); PostgreSQL is "
-        "published on 127.0.0.1 only, so publish it on a private address first",
-        f"{spec.host} must allow Prometheus to reach {spec.host}:{spec.port}/metrics",
-    ]
+    lines = [f"{name} runs on {spec.host}; give it " + " ".join(f"{key}={value}" for key, value in variables.items()),
+             f"copy the ecosystem's root certificate to {spec.host}:{contract.CA_FILE_EXTERNAL} "
+             "(`ecoctl ca export`): it connects to PostgreSQL with sslmode=verify-full"]
+    try:
+        rules = firewall.render(workspace.ecosystem, "ufw", name)
+    except NoRules as exc:  # no core.address yet
+        return lines + [f"firewall rules: {exc}; then `ecoctl firewall {name}` prints them"]
+    return lines + [f"firewall rules (`ecoctl firewall {name} --format nftables` for nftables):",
+                    *(line for line in rules.splitlines() if line and not line.startswith("# ecoctl"))]
 
 
 def remove_service(workspace, name: str, drop_data: bool = False, delete_files: bool = False,

@@ -75,6 +75,10 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
         found["redis"] = f"redis://127.0.0.1:{core.redis.port}"
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
+    edge = components.named("edge")
+    if edge is not None and edge.enabled(workspace.ecosystem) and "edge" not in (not_run or {}):
+        found["edge"] = f"{workspace.ecosystem.edge_origin}/"
+        found["sign-in"] = f"{workspace.ecosystem.sign_in_origin}/"
     return found
 
 

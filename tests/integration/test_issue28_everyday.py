@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import EDGE_PORT_LINES, free_port
 
 HIDDEN = ("redis-server", "prometheus", "promtool")
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -68,7 +68,8 @@ def eco(tmp_path_factory):
     for command in readme_commands():
         if command == "cd demo":
             text = (eco.root / "ecosystem.yaml").read_text()
-            for setting in ("    port: 5432", "    port: 6379", "prometheus_port: 9090", "    port: 8000"):
+            for setting in ("    port: 5432", "    port: 6379", "prometheus_port: 9090", "    port: 8000",
+                            *EDGE_PORT_LINES):
                 text = text.replace(setting, f"{setting.rsplit(' ', 1)[0]} {free_port()}")
             (eco.root / "ecosystem.yaml").write_text(text)  # the README's ports: other runs share this host
             continue

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from ecoctl.support.envfile import EnvFile
-from tests.helpers import free_port
+from tests.helpers import free_edge_ports, free_port
 from tests.helpers import run_ecoctl
 
 
@@ -38,7 +38,7 @@ def demo(tmp_path):
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
-    (root / "ecosystem.yaml").write_text(text)
+    (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     yield root, ports
     run_ecoctl("down", "--volumes", "--yes", cwd=root)
 

@@ -19,7 +19,7 @@ import pytest
 from ecoctl.components import PROMETHEUS, REDIS
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.local.postgres import running_as_root
-from tests.helpers import free_port
+from tests.helpers import free_port, use_free_edge_ports
 from ecoctl.runtimes.local import SHARED_DATA, LocalRuntime
 from ecoctl.runtimes.local.logs import follow as _follow
 from ecoctl.runtimes.local.procfs import listens as _listens
@@ -82,6 +82,7 @@ def new_ecosystem(directory: Path) -> Workspace:
         doc["core"]["redis"]["port"] = next(ports)
         doc["core"]["monitoring"]["prometheus_port"] = next(ports)
         doc["services"]["portfolio"]["port"] = next(ports)
+        use_free_edge_ports(doc)
 
     Workspace(directory).ecosystem_file.update(use_free_ports)
     return Workspace(directory)

@@ -91,7 +91,7 @@ def test_a_missing_binary_is_said_one_way():
 def test_compose_settings_are_the_declared_fields(tmp_path):
     workspace = ecosystem(tmp_path, "docker", CASES["external-postgres-images"])
     settings = compose_core.settings(workspace.ecosystem)
-    assert list(settings) == [component.name for component in components.CATALOG]
+    assert list(settings) == [component.name for component in components.CATALOG if component.container is not None]
     assert settings["redis"] == {
         "image": "registry.example.com/redis:7", "container_name": "golden-redis",
         "ports": ["127.0.0.1:16379:6379"],
@@ -109,8 +109,8 @@ def runtime_of(tmp_path, name: str, change=lambda doc: None):
 
 
 RUNS = [
-    ("local", "default", ["postgres", "redis", "prometheus"]),
-    ("local", "no-monitoring", ["postgres", "redis"]),
+    ("local", "default", ["postgres", "redis", "edge", "prometheus"]),
+    ("local", "no-monitoring", ["postgres", "redis", "edge"]),
     ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
     ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
     ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
@@ -133,6 +133,7 @@ def test_the_local_runtime_skips_an_optional_component_without_its_binary(tmp_pa
     runtime = runtime_of(tmp_path, "local")
     assert [component.name for component in runtime.components()] == ["postgres"]
     assert runtime.not_run() == {"redis": "redis-server not found on PATH: apt-get install redis-server",
+                                 "edge": "caddy not found on PATH: apt-get install caddy",
                                  "prometheus": "prometheus not found on PATH: apt-get install prometheus"}
     checks = {check.name: check for check in runtime.doctor_checks()}
     assert (checks["redis-server"].status, checks["redis-server"].fix) == ("skip", "apt-get install redis-server")

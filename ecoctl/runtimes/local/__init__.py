@@ -84,15 +84,21 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             return port.host(self.ecosystem), port.setting
         return self.ecosystem.services[name].port, f"services.{name}.port"
 
+    def address_of(self, name: str) -> str:
+        """Where the program listens (and is probed): 127.0.0.1, unless its component says otherwise."""
+        component = components.named(name)
+        return component.ports[0].listen_address(self.ecosystem) if component and component.ports else "127.0.0.1"
+
     def _start(self, name: str, wait: bool = True) -> bool:
         info = self.supervisor.info(name)
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return False
         port, key = self.port_of(name)
-        if self._port_answers(port) and self.unsupervised_detail(name)[0]:
+        address = self.address_of(name)
+        if self._port_answers(port, address) and self.unsupervised_detail(name)[0]:
             self._stop_orphans()  # our own leftover holds it (a supervisord of ours died before)
-        if self._port_answers(port):
-            raise EcoctlError(f"cannot start {name}: port {port} on 127.0.0.1 is taken by another "
+        if self._port_answers(port, address):
+            raise EcoctlError(f"cannot start {name}: port {port} on {address} is taken by another "
                               f"program; stop it or change {key} in ecosystem.yaml")
         try:
             return self.supervisor.start_program(name) if wait else self._start_nowait(name)
@@ -102,9 +108,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             raise EcoctlError(f"{name} did not start: {reason} (`ecoctl logs {name}` shows more)") from None
 
     @staticmethod
-    def _port_answers(port: int) -> bool:
+    def _port_answers(port: int, address: str = "127.0.0.1") -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((address, port), timeout=0.5):
                 return True
         except OSError:
             return False
@@ -204,6 +210,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
                 chosen.append(component)
         if not chosen:
             return False
+        self.refresh_configs()  # a running one whose config changed restarts with it
         for component in chosen:
             self.prepare(component)
         started = self._converge_daemon()
@@ -224,6 +231,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         runnable, reinstalled = [], []
         self.prepare_home()
         self.publish_jwks()
+        self.refresh_configs()  # the edge routes to the services ecosystem.yaml names now
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")

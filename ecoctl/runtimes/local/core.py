@@ -54,9 +54,11 @@ class CorePrograms:
         else:
             config = folder / (recipe.config_name or "config")
         port = component.ports[0].host(self.ecosystem) if component.ports else 0
+        tls = (folder / "tls" / f"{recipe.tls}.pem", folder / "tls" / f"{recipe.tls}-key.pem") if recipe.tls else None
         return Place(binary=self.binary_path(component) or recipe.binary, folder=folder,
                      data=folder / recipe.data_dir if recipe.data_dir else folder, config=config, port=port,
-                     secrets={key: self.workspace.env.get(key) or "" for key in component.secrets})
+                     secrets={key: self.workspace.env.get(key) or "" for key in component.secrets},
+                     ecosystem=self.ecosystem, tls=tls)
 
     def prepare(self, component: Component) -> None:
         """Its folders (the programs' user's, 0700) and config, before it starts: a rendered config
@@ -68,10 +70,43 @@ class CorePrograms:
         place = self.place(component)
         self.account.private_dir(place.folder)
         self.account.private_dir(place.data)
+        if place.tls:
+            self.copy_leaf(recipe.tls, place.tls)
         if recipe.config is not None:
             self.account.write_private(place.config, recipe.config(place))
         if recipe.config_from:
             self.sync_config(component)
+
+    def copy_leaf(self, name: str, target: tuple[Path, Path]) -> bool:
+        """The CA's leaf NAME (issued or renewed first) where the programs' user reads it, 0600;
+        True when a file changed."""
+        from ecoctl import certs
+
+        certs.ensure(self.workspace.state_dir, self.ecosystem)
+        self.account.private_dir(target[0].parent)
+        leaf = certs.leaf(self.workspace.state_dir, name)
+        changed = self.account.write_private(target[0], leaf.cert.read_bytes())
+        return self.account.write_private(target[1], leaf.key.read_bytes()) or changed
+
+    def refresh_configs(self) -> None:
+        """Running components whose rendered config (or certificate) is out of date get the new
+        one and restart: the edge after a service is added, a renewed certificate."""
+        if not self.supervisor.answers():
+            return
+        for component in self.components():
+            recipe = component.local
+            if recipe is None or recipe.config is None or self.embedded(component):
+                continue
+            info = self.supervisor.info(component.name)
+            if info is None or info["statename"] != "RUNNING":
+                continue
+            place = self.place(component)
+            changed = self.copy_leaf(recipe.tls, place.tls) if place.tls else False
+            changed = self.account.write_private(place.config, recipe.config(place)) or changed
+            if changed:
+                self.progress(f"restarting {component.name} with its new configuration")
+                self.supervisor.stop_program(component.name)
+                self._start(component.name)
 
     def sync_config(self, component: Component) -> None:
         """The copy of its config folder it reads (so relative paths in it still resolve)."""
@@ -86,7 +121,8 @@ class CorePrograms:
         recipe = component.local
         place = self.place(component)
         # a leftover is found by its binary and its folder (`marks`): Redis renames its process title
-        return Program(component.name, [place.binary, *recipe.args(place)], directory=str(place.data),
+        binary = self.account.service_python() if recipe.python else place.binary
+        return Program(component.name, [binary, *recipe.args(place)], directory=str(place.data),
                        user=self.account.name, stopsignal=recipe.stopsignal, startsecs=1,
                        marks=(str(place.folder),))
 

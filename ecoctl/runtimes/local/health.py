@@ -44,9 +44,9 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _tcp_ok(port: int, timeout: float = 1.0) -> bool:
+def _tcp_ok(port: int, address: str = "127.0.0.1", timeout: float = 1.0) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((address, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -82,7 +82,7 @@ class Health:
         elif health.kind == "http":
             ok = _http_ok(f"http://127.0.0.1:{port}{health.path}")
         else:
-            ok = _tcp_ok(port)
+            ok = _tcp_ok(port, self.address_of(name))
         return "healthy" if ok else "unhealthy"
 
     def _program_health(self, name: str, info: dict) -> str:
