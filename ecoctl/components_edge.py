@@ -29,6 +29,9 @@ SECURITY_HEADERS = {
 }
 
 
+NO_WEB_APP = "no web app here (ecoctl add-service web --template portfolio-web); the APIs: /api/<service>/"
+
+
 def api_path(service: str) -> str:
     """Where the edge serves SERVICE's API."""
     return f"/api/{service}/"
@@ -70,9 +73,10 @@ def caddyfile(ecosystem: "Ecosystem", upstreams: dict[str, str], catalog: Iterab
     lines += [f"{main} {{", "\timport edge"]
     for name in routed_services(ecosystem):
         lines += [f"\thandle_path {api_path(name)}* {{", *_proxy(upstreams[name], "\t\t"), "\t}"]
-    web = [component for component in catalog if component.edge == "/" and component.name in upstreams]
-    lines += ["\thandle {", *(_proxy(upstreams[web[0].name], "\t\t") if web else
-                              ['\t\trespond "no web app in this ecosystem: the APIs are under /api/<service>/" 404']),
+    web = [component.name for component in catalog if component.edge == "/" and component.name in upstreams]
+    if edge.web in ecosystem.services and ecosystem.services[edge.web].pattern != "external":
+        web.insert(0, edge.web)
+    lines += ["\thandle {", *(_proxy(upstreams[web[0]], "\t\t") if web else [f'\t\trespond "{NO_WEB_APP}" 404']),
               "\t}", "}", ""]
     sign_in = [component for component in catalog if component.edge == "auth" and component.name in upstreams]
     lines += [f"{auth} {{", "\timport edge",

@@ -89,6 +89,7 @@ class EdgeSettings(Record):
     http_port: Port = 8480  # plain HTTP: redirects to HTTPS
     auth_port: Port = 9443
     domain: str | None = None  # a public DNS name: 443/80, certificates from ACME
+    web: str = "web"  # the service (a web app) served at `/`; every service's API: /api/<name>/
 
     def check(self) -> None:
         if self.domain is not None:
@@ -103,8 +104,7 @@ class CoreSettings(Record):
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     address: str | None = None
-    """How other hosts (pattern 3) reach this one: PostgreSQL's TLS listener and the edge listen
-    there too, certificates name it, external services' contracts use it."""
+    """How other hosts (pattern 3) reach this one: the edge and PostgreSQL's TLS listen there."""
 
     def check(self) -> None:
         if self.address is not None:
@@ -216,22 +216,18 @@ class Ecosystem(Record):
     def edge_on(self) -> bool:  # the local runtime's, for now: containers run without one
         return self.core.edge.enabled and not self.in_containers
 
-    @property
-    def edge_origin(self) -> str | None:
-        """The edge's HTTPS origin (None: no edge)."""
-        edge = self.core.edge
-        if not self.edge_on:
-            return None
-        return f"https://{edge.domain}" if edge.domain else f"https://{self.core.address or '127.0.0.1'}:{edge.port}"
+    def edge_url(self, sign_in: bool = False) -> str:
+        """The edge's HTTPS origin for the apps (or for the sign-in); the edge must be on."""
+        edge, host = self.core.edge, self.core.address or "127.0.0.1"
+        if edge.domain:
+            return f"https://auth.{edge.domain}" if sign_in else f"https://{edge.domain}"
+        return f"https://{host}:{edge.auth_port if sign_in else edge.port}"
 
     @property
     def sign_in_origin(self) -> str:
-        """Where people and tokens' `iss` find the sign-in: an external Authentik's URL, else the
-        edge's sign-in origin when the edge is on, else the stack's Authentik port."""
-        edge = self.core.edge
-        if self.core.authentik.url or not self.edge_on:
-            return self.authentik_url
-        return f"https://auth.{edge.domain}" if edge.domain else f"https://{self.core.address or '127.0.0.1'}:{edge.auth_port}"
+        """Where people and tokens' `iss` find the sign-in: an external Authentik, else the edge's
+        sign-in origin when the edge is on, else the stack's Authentik."""
+        return self.edge_url(sign_in=True) if self.edge_on and not self.core.authentik.url else self.authentik_url
 
 
 def _checked(check, value, *loc):

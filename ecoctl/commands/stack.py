@@ -77,7 +77,7 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
         found["prometheus"] = workspace.prometheus_url
     edge = components.named("edge")
     if edge is not None and edge.enabled(workspace.ecosystem) and "edge" not in (not_run or {}):
-        found["edge"] = f"{workspace.ecosystem.edge_origin}/"
+        found["edge"] = f"{workspace.ecosystem.edge_url()}/"
         found["sign-in"] = f"{workspace.ecosystem.sign_in_origin}/"
     return found
 

@@ -59,7 +59,7 @@ def stack(tmp_path, netns):
     name, here, there = netns
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty")}
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "web")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
@@ -69,6 +69,8 @@ def stack(tmp_path, netns):
     added = run_ecoctl("add-service", "loyalty", "--pattern", "external", "--host", there,
                        "--port", str(ports["loyalty"]), "--no-apply", cwd=root)
     assert added.returncode == 0, added.stderr
+    web = run_ecoctl("add-service", "web", "--port", str(ports["web"]), "--no-apply", cwd=root)  # core.edge.web
+    assert web.returncode == 0, web.stderr
     yield root, ports, netns
     run_ecoctl("down", "--volumes", "--yes", cwd=root)
 
@@ -100,6 +102,9 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
         allowed = client.get(f"{base}/api/portfolio/portfolios", headers={"Authorization": f"Bearer {token}"})
         assert allowed.status_code == 200, allowed.text
         assert client.get(f"https://{here}:{edge.port}/api/portfolio/healthz").status_code == 200  # its address too
+        home = client.get(f"{base}/healthz")  # `/` is the web app's (here a plain service named `web`)
+        assert home.status_code == 200 and home.headers["strict-transport-security"]
+        assert client.get(f"{base}/items").status_code == 401  # the web service's own path, not portfolio's
     with pytest.raises(httpx.ConnectError):  # the system's CAs do not know the ecosystem's
         httpx.get(f"{base}/api/portfolio/healthz")
     redirect = httpx.get(f"http://127.0.0.1:{edge.http_port}/api/portfolio/healthz")
