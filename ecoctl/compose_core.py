@@ -37,7 +37,10 @@ def left_out(ecosystem: "Ecosystem", component: Component) -> str:
 
 
 def published(ecosystem: "Ecosystem", component: Component) -> list[str]:
-    return [f"127.0.0.1:{port.host(ecosystem)}:{port.inside}" for port in component.ports]
+    addresses = ["127.0.0.1"]
+    if component.container.public and ecosystem.core.address:
+        addresses.append(ecosystem.core.address)
+    return [f"{address}:{port.host(ecosystem)}:{port.inside}" for port in component.ports for address in addresses]
 
 
 def entry(ecosystem: "Ecosystem", component: Component) -> dict[str, Any]:
@@ -49,6 +52,8 @@ def entry(ecosystem: "Ecosystem", component: Component) -> dict[str, Any]:
                               "init": True, "restart": "unless-stopped"}
     if recipe.profiles:
         fields["profiles"] = list(recipe.profiles)
+    if recipe.entrypoint is not None:
+        fields["entrypoint"] = list(recipe.entrypoint)
     if recipe.command is not None:
         fields["command"] = recipe.command if isinstance(recipe.command, str) else list(recipe.command)
     if recipe.environment:
@@ -141,8 +146,8 @@ def _entry_text(ecosystem: "Ecosystem", component: Component) -> str:
         lines += [f"    # {note}" for note in notes]
         if key == "environment" and recipe.shared_environment:
             lines.append(f"    environment: *{recipe.shared_environment}")
-        elif key == "command" and isinstance(value, list):
-            lines.append(_flow_command(value))
+        elif key in ("command", "entrypoint") and isinstance(value, list):
+            lines.append(_flow_command(value, key))
         else:
             lines.append(_field(key, value, 4))
     return "\n".join(lines) + "\n\n"
@@ -152,10 +157,10 @@ def _options_only(words: list[str]) -> bool:
     return all(word.startswith("--") for word in words)
 
 
-def _flow_command(words: list[str]) -> str:
+def _flow_command(words: list[str], key: str = "command") -> str:
     """A command as one flow list, wrapped before an option when a line would grow past WRAP
     (a list of options only is a block list, see `_field`)."""
-    prefix = "    command: ["
+    prefix = f"    {key}: ["
     indent = " " * len(prefix)
     lines, line = [], prefix
     for index, word in enumerate(words):

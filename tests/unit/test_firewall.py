@@ -94,3 +94,16 @@ def test_the_external_contract_verifies_postgres_against_the_ca(tmp_path):
     assert variables["OIDC_ISSUER"] == "https://10.0.1.50:9443/application/o/eco-loyalty/"
     local = contract.environment(make(tmp_path / "second"), "audit", "local")
     assert local["DATABASE_HOST"] == "127.0.0.1" and "DATABASE_SSLMODE" not in local  # same host: loopback
+
+
+def test_in_containers_postgres_is_published_on_the_address_too(tmp_path):
+    from ecoctl import compose_core, components
+    from ecoctl.commands.init import init_ecosystem
+
+    root = tmp_path / "docker"
+    init_ecosystem(root, runtime="docker")
+    Workspace(root).ecosystem_file.update(lambda doc: doc["core"].__setitem__("address", "10.0.1.50"))
+    entry = compose_core.entry(Workspace(root).ecosystem, components.POSTGRES)
+    assert entry["ports"] == ["127.0.0.1:5432:5432", "10.0.1.50:5432:5432"]
+    assert "ssl=on" in entry["command"] and entry["entrypoint"][0] == "sh"
+    assert compose_core.entry(Workspace(root).ecosystem, components.REDIS)["ports"] == ["127.0.0.1:6379:6379"]
