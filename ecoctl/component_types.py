@@ -131,6 +131,10 @@ class Container:
     """Comment lines written above a key of its compose entry."""
     converged: tuple[str, ...] = ()
     """Fields kept as declared in an existing compose.yaml (besides image, name and ports)."""
+    config: Callable[["Ecosystem"], str] | None = None
+    """A config file rendered from ecosystem.yaml (runtimes write it before starting it, and
+    restart it when it changed), at `config_file` in the ecosystem, which `mounts` mounts."""
+    config_file: str = ""
     public: bool = False
     """Its ports are published on `core.address` too, for the pattern-3 hosts (127.0.0.1 only otherwise)."""
     left_out: Callable[["Ecosystem"], str] | None = None

@@ -109,7 +109,7 @@ REDIS = Component(
                            'REDISCLI_AUTH="$$(cat /run/secrets/REDIS_PASSWORD)" redis-cli ping | grep -q PONG'),
         swarm_dropped=("REDISCLI_AUTH",)))
 
-AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),))
+AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),), edge="auth")
 AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_replicas")
 
 PROMETHEUS = Component(
@@ -161,7 +161,7 @@ def local_caddyfile(place: Place) -> str:
     """The edge's Caddyfile in the local runtime: everything on 127.0.0.1 at its host port."""
     ecosystem = place.ecosystem
     upstreams = {name: f"127.0.0.1:{spec.port}" for name, spec in ecosystem.services.items()}
-    catalog = [component for component in enabled(ecosystem) if component.edge and component.ports]
+    catalog = [component for component in enabled(ecosystem) if component.edge and component.ports and component.local]
     upstreams.update({component.name: f"127.0.0.1:{component.ports[0].host(ecosystem)}" for component in catalog})
     binds = ["127.0.0.1", *([ecosystem.core.address] if ecosystem.core.address else [])]
     tls = (str(place.tls[0]), str(place.tls[1])) if place.tls and not ecosystem.core.edge.domain else None
@@ -174,7 +174,17 @@ EDGE = Component(
     optional=True, scheme="https", enabled=lambda ecosystem: ecosystem.edge_on, wait=True,
     local=Local("caddy", "apt-get install caddy", args=lambda place: ["run", "--config", str(place.config),
                                                                       "--adapter", "caddyfile"],
-                config=local_caddyfile, config_name="Caddyfile", data_dir="data", tls="edge"))
+                config=local_caddyfile, config_name="Caddyfile", data_dir="data", tls="edge"),
+    data="edge_data",
+    container=Container(
+        "caddy", command=("caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"),
+        mounts=("./.ecoctl/edge/Caddyfile:/etc/caddy/Caddyfile:ro",
+                f"./.ecoctl/ca/leaves/edge.pem:{components_edge.CONTAINER_TLS[0]}:ro",
+                f"./.ecoctl/ca/leaves/edge-key.pem:{components_edge.CONTAINER_TLS[1]}:ro"),
+        data_path="/data", public=True, config_file=".ecoctl/edge/Caddyfile",
+        left_out=lambda ecosystem: "" if ecosystem.edge_on else "core.edge.enabled is not true in ecosystem.yaml",
+        config=lambda ecosystem: components_edge.container_caddyfile(ecosystem, enabled(ecosystem)),
+        notes={"command": "the edge (see README): its Caddyfile is written by ecoctl from ecosystem.yaml"}))
 """The edge: Caddy 2 in front of the web app, the APIs and the sign-in (see components_edge)."""
 
 CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, POSTGRES_TLS, EDGE, PROMETHEUS,

@@ -28,6 +28,7 @@ DEFAULT_IMAGES = {
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
     "grafana": "grafana/grafana:12.2.0",
+    "caddy": "caddy:2.6",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
     "base": "gcr.io/distroless/static-debian12:nonroot",
@@ -213,8 +214,8 @@ class Ecosystem(Record):
         return ports
 
     @property
-    def edge_on(self) -> bool:  # the local runtime's, for now: containers run without one
-        return self.core.edge.enabled and not self.in_containers
+    def edge_on(self) -> bool:
+        return self.core.edge.enabled
 
     def edge_url(self, sign_in: bool = False) -> str:
         """The edge's HTTPS origin for the apps (or for the sign-in); the edge must be on."""

@@ -125,7 +125,7 @@ def converge_providers(providers: list):
     return apply_plan(providers, make_plan(providers))
 
 
-DOCKER_TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7",
+DOCKER_TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7", "caddy": "ecoctl-test/caddy:2",
                       "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
 """The images tests/docker/setup.sh builds from its debootstrap base (no registry is reachable)."""
 

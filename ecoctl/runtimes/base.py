@@ -199,6 +199,24 @@ class Runtime(ABC):
 
         return prometheus.reload(self.workspace.prometheus_url)
 
+    def write_container_configs(self) -> list[str]:
+        """The rendered config file of each component this runtime runs that has one (written
+        where its compose entry mounts it); the names of those whose file changed."""
+        from ecoctl.support.atomic import write_atomic
+
+        changed = []
+        for component in self.components():
+            recipe = component.container
+            if recipe is None or recipe.config is None:
+                continue
+            path = self.workspace.root / recipe.config_file
+            text = recipe.config(self.workspace.ecosystem)
+            if not path.is_file() or path.read_text() != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, text, mode=0o644)
+                changed.append(component.name)
+        return changed
+
     def core_components(self) -> list[str]:
         return [component.name for component in self.components()]
 

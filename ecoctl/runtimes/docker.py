@@ -144,6 +144,7 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         """`compose up` the stage's components: first those it waits for (`--wait`: healthy),
         then the others (Authentik, whose API readiness the caller waits for)."""
         chosen = self.stage(stage, on_demand)
+        reconfigured = self.write_container_configs()
         changed = False
         for wait in (True, False):
             group = [component for component in chosen if component.wait == wait]
@@ -152,7 +153,15 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
                 profiles = tuple(dict.fromkeys(p for component in group for p in component.container.profiles))
                 changed = self._up([component.name for component in group], *options,
                                    profiles=profiles) or changed
-        return changed
+        return self._recreate(reconfigured) or changed
+
+    def _recreate(self, names: list[str]) -> bool:
+        """Running components whose config file changed, started again to read it."""
+        running = [name for name in names if name in self.containers()]
+        if running:
+            self.progress(f"restarting {', '.join(running)} with its new configuration")
+            self.compose("up", "--detach", "--force-recreate", "--no-deps", *running)
+        return bool(running)
 
     def start_postgres(self) -> bool:
         return self._start_stage("postgres")
@@ -169,7 +178,7 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         if missing:
             raise UsageError(f"unknown service {missing[0]!r}: add it with `ecoctl add-service {missing[0]}`")
         in_main = [name for name in wanted if services[name].pattern == "compose"]
-        changed = False
+        changed = self._recreate(self.write_container_configs())  # the edge routes to the services now
         if in_main:
             self._build_changed(in_main)
             changed = self._up(in_main)

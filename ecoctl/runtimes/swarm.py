@@ -135,6 +135,7 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         ecosystem = self.workspace.ecosystem
         images = {name: self.image_for(name) for name in components
                   if name in ecosystem.services and ecosystem.services[name].pattern != "external"}
+        components = set(components) | (set(self.write_container_configs()) & set(self.services()))
         document, secrets = render(self.workspace, components, images, self.node)
         if not document["services"]:
             return False

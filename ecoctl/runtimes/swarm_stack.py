@@ -187,6 +187,11 @@ def core_entry(rendering: Rendering, component, entry: dict, node: str) -> dict:
     replicas = components.setting(ecosystem, component.replicas) if component.replicas else 1
     deploy: dict[str, Any] = {"endpoint_mode": "dnsrr", "replicas": replicas, "restart_policy": RESTART,
                               "labels": {"ecoctl.component": key}}
+    if recipe.config is not None:  # a new config file rolls the service (its task reads it at start)
+        import hashlib
+
+        text = recipe.config(ecosystem).encode()
+        deploy["labels"]["ecoctl.config"] = hashlib.sha256(text).hexdigest()[:16]
     if component.data or entry.get("ports"):
         # its volume (or its host port) is on this node: one replica, here, stopped before replaced
         deploy["placement"] = {"constraints": [f"node.hostname == {node}"]}

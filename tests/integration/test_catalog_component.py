@@ -21,7 +21,7 @@ import pytest
 from ecoctl import components
 from ecoctl.components import Component, Container, Health, Local, Port
 from ecoctl.workspace import Workspace
-from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, use_free_edge_ports
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 """A Python the programs' unprivileged user can run (ecoctl's own may live under /root)."""
@@ -140,6 +140,7 @@ def test_the_docker_runtime_runs_a_component_declared_in_the_catalog(echo, tmp_p
         document["core"]["redis"]["port"] = ports["redis"]
         document["core"]["monitoring"]["prometheus_port"] = ports["prometheus"]
         document["core"]["authentik"]["url"] = "http://127.0.0.1:9"  # not started by start_core
+        use_free_edge_ports(document)
 
     Workspace(root).ecosystem_file.update(configure)
     (root / "compose.yaml").unlink()

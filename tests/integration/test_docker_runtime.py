@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from ecoctl.errors import EcoctlError
-from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, use_free_edge_ports
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl.workspace import Workspace
 
@@ -79,6 +79,7 @@ def stack(tmp_path_factory, authentik_on_bridge):
         core["monitoring"]["prometheus_port"] = ports["prometheus"]
         document["services"]["portfolio"]["port"] = ports["portfolio"]
         document["services"]["portfolio"]["redirect_uris"] = [f"http://127.0.0.1:{ports['portfolio']}/callback"]
+        use_free_edge_ports(document)
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)

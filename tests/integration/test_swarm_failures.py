@@ -18,7 +18,7 @@ import pytest
 
 from ecoctl.workspace import Workspace
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
-from tests.helpers import free_port
+from tests.helpers import free_port, use_free_edge_ports
 from tests.integration.test_swarm_runtime import ENGINE_PROBLEM, TEST_IMAGES, _swarm_state, ecoctl
 
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")]
@@ -48,6 +48,7 @@ def eco(tmp_path_factory):
         core["monitoring"]["enabled"] = False
         document["services"]["portfolio"]["port"] = ports["portfolio"]
         document["services"]["portfolio"]["redirect_uris"] = [f"http://127.0.0.1:{ports['portfolio']}/callback"]
+        use_free_edge_ports(document)
 
     configure(root, first)
     (root / "compose.yaml").unlink()  # re-rendered from the edited spec

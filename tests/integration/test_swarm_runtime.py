@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, use_free_edge_ports
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
 from ecoctl import contract
 from ecoctl.workspace import Workspace
@@ -88,6 +88,7 @@ def stack(tmp_path_factory, authentik_on_bridge):
         portfolio["port"] = ports["portfolio"]
         portfolio["replicas"] = 2
         portfolio["redirect_uris"] = [f"http://127.0.0.1:{ports['portfolio']}/callback"]
+        use_free_edge_ports(document)
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)

@@ -47,10 +47,10 @@ def test_compose_yaml_is_rendered_from_the_catalog_as_before(tmp_path, case):
 
 
 ENABLED = [
-    ("default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
-    ("external-authentik", ["postgres", "redis", "prometheus", "grafana"]),
-    ("external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
-    ("no-monitoring", ["postgres", "redis", "authentik-server", "authentik-worker"]),
+    ("default", ["postgres", "redis", "authentik-server", "authentik-worker", "edge", "prometheus", "grafana"]),
+    ("external-authentik", ["postgres", "redis", "edge", "prometheus", "grafana"]),
+    ("external-postgres-images", ["redis", "authentik-server", "authentik-worker", "edge", "prometheus", "grafana"]),
+    ("no-monitoring", ["postgres", "redis", "authentik-server", "authentik-worker", "edge"]),
 ]
 
 
@@ -111,9 +111,9 @@ def runtime_of(tmp_path, name: str, change=lambda doc: None):
 RUNS = [
     ("local", "default", ["postgres", "redis", "edge", "prometheus"]),
     ("local", "no-monitoring", ["postgres", "redis", "edge"]),
-    ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
-    ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
-    ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
+    ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "edge", "prometheus"]),
+    ("docker", "external-authentik", ["postgres", "redis", "edge", "prometheus"]),
+    ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "edge", "prometheus"]),
 ]
 
 
@@ -175,8 +175,8 @@ def test_swarm_scales_services_and_the_authentik_worker(tmp_path):
 
 
 @pytest.mark.parametrize("runtime, wanted", [
-    ("docker", {"postgres", "redis", "authentik-server", "prometheus", "portfolio"}),
-    ("swarm", {"postgres", "redis", "authentik-server", "prometheus", "portfolio"}),
+    ("docker", {"postgres", "redis", "authentik-server", "edge", "prometheus", "portfolio"}),
+    ("swarm", {"postgres", "redis", "authentik-server", "edge", "prometheus", "portfolio"}),
 ])
 def test_doctor_checks_the_ports_of_what_runs(tmp_path, runtime, wanted):
     from ecoctl.commands.doctor import Doctor

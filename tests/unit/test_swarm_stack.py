@@ -138,3 +138,19 @@ def test_a_task_swarm_cannot_start_is_told_apart_from_one_that_fails(state, caus
     from ecoctl.runtimes.swarm_health import start_refused
 
     assert start_refused(state) == cause
+
+
+def test_the_edge_and_postgres_tls_in_the_stack(workspace):
+    """The edge's Caddyfile digest is a deploy label (a new Caddyfile rolls its task); PostgreSQL's
+    TLS files are mounted from the ecosystem's CA by absolute path, its entrypoint kept."""
+    document, _ = render(workspace, ALL | {"edge"}, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    edge, postgres = document["services"]["edge"], document["services"]["postgres"]
+    digest = edge["deploy"]["labels"]["ecoctl.config"]
+    assert len(digest) == 16
+    assert f"{workspace.root}/.ecoctl/edge/Caddyfile:/etc/caddy/Caddyfile:ro" in edge["volumes"]
+    assert {port["target"] for port in edge["ports"]} == {443, 80, 9443}
+    assert postgres["entrypoint"][0] == "sh" and "ssl=on" in postgres["command"]
+    assert f"{workspace.root}/.ecoctl/ca/leaves/postgres.pem:/run/ecoctl-tls/postgres.pem:ro" in postgres["volumes"]
+    workspace.ecosystem_file.update(lambda document: document["services"].__setitem__("loyalty", {"port": 8101}))
+    again, _ = render(Workspace(workspace.root), ALL | {"edge"}, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    assert again["services"]["edge"]["deploy"]["labels"]["ecoctl.config"] != digest  # /api/loyalty/ now
