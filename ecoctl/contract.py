@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
-from ecoctl.names import database_name, env_prefix, role_name, sql_name
+from ecoctl.names import database_name, default_redirect_uri, env_prefix, role_name, sql_name
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -74,6 +74,16 @@ def issuer(ecosystem: "Ecosystem", service: str) -> str:
     """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same),
     at the origin people sign in at (the edge's HTTPS sign-in origin when the edge is on)."""
     return f"{ecosystem.sign_in_origin}/application/o/{client_id(ecosystem, service)}/"
+
+
+def redirect_uri(ecosystem: "Ecosystem", service: str, port: int, pattern: str = "compose",
+                 host: str | None = None) -> str:
+    """SERVICE's OAuth2 redirect URI when none is given: on the edge's HTTPS origin when the edge is
+    on (`/callback` for the web app at `/`, else under its API path), else on its own port."""
+    if not ecosystem.edge_on or pattern == "external":
+        return default_redirect_uri(port, host)
+    where = "/" if service == ecosystem.core.edge.web else f"/api/{service}/"
+    return f"{ecosystem.edge_url()}{where}callback"
 
 
 CA_FILE_EXTERNAL = "/etc/ecoctl/ecosystem-ca.pem"

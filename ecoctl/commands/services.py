@@ -10,7 +10,7 @@ from ecoctl import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
 from ecoctl.model import ServiceSpec, first_free_port, port_clash
-from ecoctl.names import check_service_name, default_redirect_uri
+from ecoctl.names import check_service_name
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
 from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
@@ -118,7 +118,8 @@ def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = N
                            host=request.host or (existing.host if existing else None),
                            reads=sorted(set(reads)),
                            redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
-                           or [default_redirect_uri(port, request.host and url_host(request.host))],
+                           or [contract.redirect_uri(workspace.ecosystem, name, port, pattern,
+                                                     request.host and url_host(request.host))],
                            replicas=request.replicas if request.replicas is not None
                            else (existing.replicas if existing else 1))
     except Invalid as exc:

@@ -3,9 +3,9 @@ application (slug `<slug>`) per service, where `<slug>` is `contract.client_id`:
 + the service name. The client secret is ecoctl's (generated into `.env` before planning) and is set
 on the provider, so the plan knows every value it writes; the issuer follows from the slug.
 
-- Redirect URIs come from the service's `redirect_uris`; when empty, `names.default_redirect_uri`:
-  `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service),
-  the same default `add-service` writes into ecosystem.yaml.
+- Redirect URIs come from the service's `redirect_uris`; when empty, `contract.redirect_uri`:
+  `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service), or
+  on the edge's HTTPS origin when the edge is on: the same default `add-service` writes into ecosystem.yaml.
 - Ownership: ecoctl changes or deletes only what this ecosystem created. Applications carry
   `meta_publisher: "ecoctl:<ecosystem name>"`; a provider (which has no free-text field) carries the
   ecosystem in its name, `<ecosystem>/<slug>-provider`, so it stays recognisable when a crash left it
@@ -30,7 +30,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
 from ecoctl import contract
-from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Options, Provider, RuntimeView
 from ecoctl.providers.authentik_changes import (Actual, BindApplication, Client, CreateApplication,  # noqa: F401
                                                 CreateProvider, DeleteApplication, DeleteProvider, UpdateProvider,
@@ -103,7 +102,8 @@ class AuthentikProvider(Provider):
     def desired(self) -> dict[str, Client]:
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
-            uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
+            uris = spec.redirect_uris or [contract.redirect_uri(self.workspace.ecosystem, service, spec.port,
+                                                                spec.pattern, spec.host)]
             secret = self.workspace.env.get(contract.client_secret_key(service)) or ""
             slug = self.slug(service)
             if len(slug) > SLUG_MAX:

@@ -97,3 +97,15 @@ def test_caddy_accepts_it(tmp_path, edge):
     broken = tmp_path / "Broken"
     broken.write_text(path.read_text().replace("reverse_proxy", "reverse_proxi", 1))
     assert subprocess.run(["caddy", "adapt", "--config", str(broken)], capture_output=True).returncode != 0
+
+
+def test_redirect_uris_use_the_edge_origin(tmp_path):
+    from ecoctl import contract
+
+    ecosystem = make(tmp_path).ecosystem
+    assert contract.redirect_uri(ecosystem, "web", 3100) == "https://127.0.0.1:8443/callback"
+    assert contract.redirect_uri(ecosystem, "loyalty", 8101) == "https://127.0.0.1:8443/api/loyalty/callback"
+    assert contract.redirect_uri(ecosystem, "far", 8102, "external", "10.0.2.50") == "http://10.0.2.50:8102/callback"
+    off = make(tmp_path / "off", enabled=False).ecosystem
+    assert contract.redirect_uri(off, "loyalty", 8101) == "http://127.0.0.1:8101/callback"
+    assert off.sign_in_origin == off.authentik_url  # no edge: tokens' issuer as before
