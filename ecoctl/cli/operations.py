@@ -79,7 +79,7 @@ def _tables(count: int) -> str:
 
 
 def backup(ctx: typer.Context,
-           services: Optional[list[str]] = typer.Argument(None, help="Services whose databases to dump (default: every one).", autocompletion=complete_service),
+           services: Optional[list[str]] = typer.Argument(None, metavar="SERVICE", help="Services whose databases to dump (default: every one).", autocompletion=complete_service),
            to: Optional[str] = typer.Option(None, "--to", metavar="DIR", help="The backup folder (default: .ecoctl/backups/); one 0700 folder per service inside."),
            keep: Optional[int] = typer.Option(None, "--keep", metavar="N", help="Keep only the newest N complete backups of each service backed up."),
            schedule: bool = typer.Option(False, "--schedule", help="Print a nightly crontab line and systemd timer for this backup, and back up nothing."),
