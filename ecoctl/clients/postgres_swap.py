@@ -58,8 +58,10 @@ def missing_tables(conn: "psycopg.Connection", tables: list[str]) -> list[str]:
 
 
 def terminate(conn: "psycopg.Connection", database: str) -> None:
-    conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                 "where datname = %s and pid <> pg_backend_pid()", (database,))
+    """End every session on DATABASE (waiting up to 5 s for each to go, since PostgreSQL 14)."""
+    wait = sql.SQL(", 5000" if conn.info.server_version >= 140000 else "")
+    conn.execute(sql.SQL("select pg_terminate_backend(pid{}) from pg_stat_activity "
+                         "where datname = %s and pid <> pg_backend_pid()").format(wait), (database,))
 
 
 def allow_connections(conn: "psycopg.Connection", database: str, allow: bool) -> None:
@@ -67,16 +69,24 @@ def allow_connections(conn: "psycopg.Connection", database: str, allow: bool) ->
         sql.Identifier(database), sql.SQL("true" if allow else "false")))
 
 
+def connections_allowed(conn: "psycopg.Connection", database: str) -> bool:
+    row = conn.execute("select datallowconn from pg_database where datname = %s", (database,)).fetchone()
+    return bool(row and row[0])
+
+
 def swap(conn: "psycopg.Connection", live: str, new: str, aside: str, comment: str | None,
          attempts: int = 20) -> None:
-    """LIVE renamed to ASIDE and NEW to LIVE (marked with COMMENT), at once. New connections to LIVE
-    are refused meanwhile and its sessions ended (a session still closing is waited for); on any
-    failure LIVE is as it was, connections allowed again."""
+    """LIVE renamed to ASIDE and NEW to LIVE (marked with COMMENT), at once, right after LIVE's
+    sessions are ended. When clients keep reconnecting in between, new connections to LIVE are
+    refused for the last attempts (`restore` re-allows them if it was killed then). On any failure
+    LIVE is as it was, connections allowed again."""
     had_live = exists(conn, live)
-    if had_live:
-        allow_connections(conn, live, False)
+    closed = False
     try:
         for attempt in range(attempts):
+            if had_live and not closed and attempt >= 3:
+                allow_connections(conn, live, False)
+                closed = True
             for database in (live, new) if had_live else (new,):
                 terminate(conn, database)
             try:
@@ -93,12 +103,12 @@ def swap(conn: "psycopg.Connection", live: str, new: str, aside: str, comment: s
             except errors.ObjectInUse:
                 if attempt == attempts - 1:
                     raise
-                time.sleep(0.25)
+                time.sleep(0.1 * attempt)
     except BaseException:
-        if had_live and exists(conn, live):
+        if closed and exists(conn, live):
             allow_connections(conn, live, True)
         raise
-    if had_live:
+    if closed:
         allow_connections(conn, aside, True)
 
 

@@ -7,7 +7,7 @@ losing the live one.
    encoding, who may connect), with `pg_restore --exit-on-error`, then checked (every table whose
    data the archive holds exists). A failure drops that database; the live one was never written.
 3. The swap: the live database renamed to `<db>_before_restore` and the restored one to its name,
-   in one transaction (sessions on it ended first, new ones refused meanwhile); the service is
+   in one transaction (its sessions ended right before; see `postgres_swap.swap`); the service is
    restarted through the runtime (`restart`'s path). Once it is healthy (or the stack does not
    run) the old database is dropped, unless `--keep-old`; otherwise it is kept and named.
 
@@ -106,7 +106,9 @@ def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> 
                                    "where datname = %s", (new,)).fetchone()[0]
             if to_db is not None or comment != RESTORING:
                 raise UsageError(f"database {new} exists already: name another with --to-db, or drop it first")
-            swap.drop(conn, new)  # what a killed restore left
+            swap.drop(conn, new)  # what a killed restore left; it may have been killed mid-swap:
+            if had_live and not swap.connections_allowed(conn, live):
+                swap.allow_connections(conn, live, True)
         swap.create_like(conn, new, target.role, live if had_live else None)
         conn.execute(psycopg.sql.SQL("COMMENT ON DATABASE {} IS {}").format(
             psycopg.sql.Identifier(new), psycopg.sql.Literal(RESTORING if to_db is None else f"ecoctl: a restore of {live}")))

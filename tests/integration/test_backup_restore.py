@@ -226,3 +226,22 @@ def test_the_service_is_restarted_through_its_runtime_and_the_old_database_kept_
     assert restarted == ["loyalty"] and result.failed == {"loyalty": "unhealthy"}
     assert result.kept == "loyalty_db_before_restore" and "loyalty_db_before_restore" in databases(pg)
     assert checksum(pg, root)[0] == ROWS
+
+
+def test_what_a_restore_killed_mid_swap_left_is_repaired_by_the_next(clean, eco):
+    """Killed after it closed the live database to new connections and before the rename: the next
+    restore drops the half-made copy, opens the live database again and restores."""
+    from ecoctl.commands.restore import RESTORING
+
+    pg, root = clean, eco
+    dump = the_dump(backup(root, "loyalty"))
+    with login(pg, Workspace(root), "loyalty", "loyalty_db") as conn:
+        conn.execute("delete from points")
+    with superuser(pg) as conn:
+        conn.execute("CREATE DATABASE loyalty_db_restoring")
+        conn.execute(f"COMMENT ON DATABASE loyalty_db_restoring IS '{RESTORING}'")
+        conn.execute("ALTER DATABASE loyalty_db WITH ALLOW_CONNECTIONS false")
+    done = run_ecoctl("restore", "loyalty", str(dump), cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert checksum(pg, root)[0] == ROWS  # it connects, and the rows are back
+    assert not databases(pg) & {"loyalty_db_restoring", "loyalty_db_before_restore"}
