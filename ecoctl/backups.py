@@ -82,10 +82,16 @@ def now_stamp() -> tuple[str, str]:
 
 def private_folder(path: Path) -> Path:
     """PATH made (with parents) and kept 0700: dumps hold every row of a service."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.is_symlink() or not path.is_dir():
-        raise UsageError(f"{path}: not a folder: give --to a folder for the backups")
-    os.chmod(path, 0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.is_symlink() or not path.is_dir():
+            raise FileExistsError
+        os.chmod(path, 0o700)
+    except FileExistsError:
+        raise UsageError(f"{path}: not a folder: give --to a folder for the backups") from None
+    except OSError as exc:
+        raise EcoctlError(f"{path}: cannot make a private folder for the backups there ({exc.strerror}): "
+                          "give --to a folder you may write") from None
     return path
 
 

@@ -95,6 +95,11 @@ def test_the_backup_folder_is_private(tmp_path):
     folder.chmod(0o755)
     backups.private_folder(folder)  # an existing folder is made private again
     assert folder.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="file: not a folder: give --to a folder for the backups"):
+        backups.private_folder(tmp_path / "file")
+    with pytest.raises(EcoctlError, match=r"cannot make a private folder for the backups there \(Not a directory\)"):
+        backups.private_folder(tmp_path / "file" / "below")
 
 
 def workspace(tmp_path, runtime: str) -> Workspace:
