@@ -22,9 +22,9 @@ def exists(conn: "psycopg.Connection", database: str) -> bool:
     return conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone() is not None
 
 
-def create_like(conn: "psycopg.Connection", new: str, owner: str, like: str | None) -> None:
+def create_like(conn: "psycopg.Connection", new: str, owner: str, like: str | None, comment: str) -> None:
     """NEW: empty (from template0), owned by OWNER, with LIKE's encoding and its grants (who may
-    connect), or only its owner's when there is no LIKE."""
+    connect), or only its owner's when there is no LIKE; marked with COMMENT."""
     name = sql.Identifier(new)
     encoding = None
     if like is not None:
@@ -38,6 +38,7 @@ def create_like(conn: "psycopg.Connection", new: str, owner: str, like: str | No
         "from pg_database d, aclexplode(d.datacl) a where d.datname = %s and a.grantee <> d.datdba "
         "order by 1, 2", (like,)).fetchall()
     with conn.transaction():
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(comment)))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
         conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(name, sql.Identifier(owner)))
         for grantee, privilege in grants:

@@ -70,6 +70,8 @@ def restore(workspace: "Workspace", service: str, file: Path, to_db: str | None 
     runtime = get_runtime(workspace, progress)
     try:
         tool = runtime.postgres_tool(admin.conn.info.server_version // 10000)
+        if to_db is None:
+            _aside_free(admin, target.database)
         restored = _restore_beside(admin, tool, dump, target, to_db, say)
         result = Restored(service, target.database, restored, len(manifest.tables))
         if to_db is not None:
@@ -78,6 +80,21 @@ def restore(workspace: "Workspace", service: str, file: Path, to_db: str | None 
     finally:
         runtime.close()
         admin.close()
+
+
+def _aside(live: str) -> str:
+    return f"{live}_before_restore"
+
+
+def _aside_free(admin, live: str) -> None:
+    """Refuse, before restoring anything, when the name the live database would take is taken."""
+    from ecoctl.clients.postgres_swap import exists
+
+    with admin.errors(f"looking up {_aside(live)}"):
+        taken = exists(admin.conn, _aside(live))
+    if taken:
+        raise EcoctlError(f"database {_aside(live)} exists (kept by an earlier restore): drop or rename it, "
+                          f"then restore again; {_unchanged(live, True)}")
 
 
 def _unchanged(database: str, exists: bool) -> str:
@@ -109,9 +126,8 @@ def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> 
             swap.drop(conn, new)  # what a killed restore left; it may have been killed mid-swap:
             if had_live and not swap.connections_allowed(conn, live):
                 swap.allow_connections(conn, live, True)
-        swap.create_like(conn, new, target.role, live if had_live else None)
-        conn.execute(psycopg.sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-            psycopg.sql.Identifier(new), psycopg.sql.Literal(RESTORING if to_db is None else f"ecoctl: a restore of {live}")))
+        swap.create_like(conn, new, target.role, live if had_live else None,
+                         RESTORING if to_db is None else f"ecoctl: a restore of {live}")
     try:
         say(f"restoring {dump.name} into {new} with {tool.where}")
         restore(tool, dump, new)
@@ -120,9 +136,11 @@ def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> 
         if missing:
             raise EcoctlError(f"the restored {new} lacks {len(missing)} of the archive's tables "
                               f"({', '.join(missing[:3])})")
-    except (EcoctlError, psycopg.Error) as exc:
+    except BaseException as exc:  # Ctrl-C too: the half-restored copy goes
         with admin.errors(f"dropping {new} after a failed restore"):
             swap.drop(conn, new)
+        if not isinstance(exc, (EcoctlError, psycopg.Error)):
+            raise
         reason = str(exc) if isinstance(exc, EcoctlError) else str(exc).splitlines()[0]
         raise EcoctlError(f"restore of {dump.name} failed: {reason}; {_unchanged(live, had_live)} "
                           f"and {new} was removed") from None
@@ -130,20 +148,16 @@ def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> 
 
 
 def _swap_in(workspace, admin, runtime, target, restored: str, result: Restored, keep_old: bool, say) -> Restored:
+    import psycopg
+
     from ecoctl.clients import postgres_swap as swap
     from ecoctl.clients.postgres import MANAGED
     from ecoctl.commands.secrets import consumers
 
-    import psycopg
-
     conn, live = admin.conn, target.database
-    aside = f"{live}_before_restore"
-    with admin.errors(f"swapping {restored} in as {live}"):
+    aside = _aside(live)
+    with admin.errors(f"looking up {live}"):
         had_live = swap.exists(conn, live)
-        if swap.exists(conn, aside):
-            swap.drop(conn, restored)
-            raise EcoctlError(f"database {aside} exists (kept by an earlier restore): drop or rename it, then "
-                              f"restore again; {_unchanged(live, True)}")
     say(f"swapping {restored} in as {live}")
     try:
         swap.swap(conn, live, restored, aside, MANAGED)
