@@ -62,6 +62,7 @@ def restore(ctx: typer.Context,
             file: str = typer.Argument(..., help="A backup of it: its .dump (its .json manifest beside it)."),
             to_db: Optional[str] = typer.Option(None, "--to-db", metavar="NAME", help="Restore into a new database NAME beside the live one, which is left alone."),
             keep_old: bool = typer.Option(False, "--keep-old", help="Keep the database as it was before as <db>_before_restore."),
+            no_grants: bool = typer.Option(False, "--no-grants", help="Leave out the backup's GRANTs (to roles removed since); `ecoctl apply` grants ecoctl's again."),
             json_output: bool = JSON_OPTION):
     """Restore SERVICE's database from a backup: checked, restored into a new database, then swapped in and the service restarted."""
     from pathlib import Path
@@ -72,7 +73,8 @@ def restore(ctx: typer.Context,
 
     workspace = workspace_of(ctx, changes=True)
     with stage_display(json_output) as display:
-        result = run_restore(workspace, service, Path(file), to_db, keep_old, display.progress if display else None)
+        result = run_restore(workspace, service, Path(file), to_db, keep_old, display.progress if display else None,
+                             grants=not no_grants)
     if json_output:
         ui.print_json(result.to_json())
     else:
@@ -88,6 +90,9 @@ def restore(ctx: typer.Context,
                 out.print("The stack is not running: the service reads it at the next `ecoctl up`.", markup=False)
             if result.kept:
                 out.print(f"The database as it was before is kept as {result.kept}.", markup=False)
+        if no_grants:
+            out.print("Restored without the backup's grants: run `ecoctl apply` to grant its readers theirs.",
+                      markup=False)
     if result.failed:
         raise UnhealthyServices(result.failed, {})
 

@@ -122,12 +122,17 @@ def contents(tool: Tool, archive: Path) -> Contents:
                     header("Dumped by pg_dump version"), tables)
 
 
-def restore(tool: Tool, archive: Path, database: str) -> None:
-    """`pg_restore --exit-on-error` of ARCHIVE (on stdin) into the existing, empty DATABASE; one line
-    with pg_restore's first error when it stops."""
+def restore(tool: Tool, archive: Path, database: str, grants: bool = True) -> None:
+    """`pg_restore --exit-on-error` of ARCHIVE (on stdin) into the existing, empty DATABASE (without
+    its GRANTs unless GRANTS); one line with pg_restore's first error when it stops."""
     with open(archive, "rb") as handle:
-        answer = subprocess.run(tool.argv("pg_restore", "--exit-on-error", "--no-password", "--dbname", database),
+        answer = subprocess.run(tool.argv("pg_restore", "--exit-on-error", "--no-password", "--dbname", database,
+                                          *(() if grants else ("--no-acl",))),
                                 stdin=handle, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=tool.environment())
     if answer.returncode != 0:
-        raise _failure(tool, "pg_restore", f"restoring into {database}", answer.stderr)
+        error = _failure(tool, "pg_restore", f"restoring into {database}", answer.stderr)
+        if re.search(r'role "[^"]+" does not exist', str(error)):
+            error = EcoctlError(f"{error} (the backup grants to a role removed since, e.g. a reader's group: "
+                                "restore with --no-grants, then `ecoctl apply` grants ecoctl's again)")
+        raise error

@@ -54,7 +54,7 @@ class Restored:
 
 
 def restore(workspace: "Workspace", service: str, file: Path, to_db: str | None = None, keep_old: bool = False,
-            progress: Callable[[str], None] | None = None) -> Restored:
+            progress: Callable[[str], None] | None = None, grants: bool = True) -> Restored:
     from ecoctl.clients.postgres import Admin
     from ecoctl.commands.backup import databases_of
     from ecoctl.runtimes import get_runtime
@@ -72,7 +72,7 @@ def restore(workspace: "Workspace", service: str, file: Path, to_db: str | None 
         tool = runtime.postgres_tool(admin.conn.info.server_version // 10000)
         if to_db is None:
             _aside_free(admin, target.database)
-        restored = _restore_beside(admin, tool, dump, target, to_db, say)
+        restored = _restore_beside(admin, tool, dump, target, to_db, say, grants)
         result = Restored(service, target.database, restored, len(manifest.tables))
         if to_db is not None:
             return result
@@ -102,7 +102,7 @@ def _unchanged(database: str, exists: bool) -> str:
             else f"{database} did not exist and still does not")
 
 
-def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> str:
+def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say, grants: bool) -> str:
     """The archive restored and checked in a new database; its name. On failure that database is
     dropped and the error says the live one is unchanged."""
     import psycopg
@@ -130,7 +130,7 @@ def _restore_beside(admin, tool, dump: Path, target, to_db: str | None, say) -> 
                          RESTORING if to_db is None else f"ecoctl: a restore of {live}")
     try:
         say(f"restoring {dump.name} into {new} with {tool.where}")
-        restore(tool, dump, new)
+        restore(tool, dump, new, grants)
         with admin.database(new) as check:
             missing = swap.missing_tables(check, toc.tables)
         if missing:

@@ -245,3 +245,28 @@ def test_what_a_restore_killed_mid_swap_left_is_repaired_by_the_next(clean, eco)
     assert done.returncode == 0, done.stdout + done.stderr
     assert checksum(pg, root)[0] == ROWS  # it connects, and the rows are back
     assert not databases(pg) & {"loyalty_db_restoring", "loyalty_db_before_restore"}
+
+
+def test_a_backup_granting_to_a_removed_reader_says_what_to_do_and_restores_without_grants(clean, eco):
+    """portfolio_db was backed up while loyalty read it; loyalty went, and its read group with it.
+    The backup's GRANT to that group stops pg_restore (said, with the way out): `--no-grants`
+    restores it, and `apply` grants a new reader its access again."""
+    pg, root = clean, eco
+    dump = the_dump(backup(root, "portfolio"), "portfolio")
+    write_workspace(root, pg, {"portfolio": {}})
+    provision(Workspace(root))
+    with superuser(pg) as conn:
+        assert conn.execute("select 1 from pg_roles where rolname = 'portfolio_readonly'").fetchone() is None
+    failed = run_ecoctl("restore", "portfolio", str(dump), cwd=root)
+    assert failed.returncode == 1
+    assert 'role "portfolio_readonly" does not exist' in failed.stderr
+    assert "restore with --no-grants, then `ecoctl apply` grants ecoctl's again" in failed.stderr
+    assert "the live database portfolio_db is unchanged" in failed.stderr
+    done = run_ecoctl("restore", "portfolio", str(dump), "--no-grants", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run `ecoctl apply` to grant its readers theirs" in done.stdout
+    assert plan(Workspace(root)) == []
+    write_workspace(root, pg, SERVICES)
+    provision(Workspace(root))
+    with login(pg, Workspace(root), "loyalty", "portfolio_db") as conn:
+        assert conn.execute("select count(*) from holdings").fetchone() == (0,)
