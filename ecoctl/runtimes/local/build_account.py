@@ -93,6 +93,7 @@ class BuildAccount:
         found = shutil.which(name) if not os.path.isabs(name) else name
         if found is None or not os.path.exists(found):
             raise FileNotFoundError(name)
+        found = os.path.realpath(found)  # a link's own folder may be closed to that user; Go finds its root from it
         if not self.switches or self.account.succeeds(["test", "-x", found]):
             return found
         return str(self._tool_copy(Path(found)))

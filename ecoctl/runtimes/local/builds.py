@@ -71,15 +71,15 @@ class Builds:
         live progress line, to whoever watches. Its exit code."""
         builder = self.builder
         try:
-            argv[0] = builder.program(argv[0])
+            program = builder.program(argv[0])
         except FileNotFoundError:
             raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
                               "(see the template's README) and run `ecoctl up` again") from None
         with open(log, "ab") as handle:
             handle.write(f"$ {' '.join(argv)}\n".encode())
             handle.flush()
-            process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=builder.environment([argv[0]]),
+            process = subprocess.Popen([program, *argv[1:]], cwd=folder, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=builder.environment([program]),
                                        **builder.popen_options())
             with process:
                 for line in process.stdout:
