@@ -147,7 +147,7 @@ def external_hosts(ecosystem: "Ecosystem") -> list[str]:
 
 
 POSTGRES_TLS = Component(
-    "postgres-tls", "core", Health("tcp"),
+    "postgres-tls", "core", Health("tcp"), scheme="postgresql",
     ports=(Port(5432, "core.postgres.port", address=lambda ecosystem: ecosystem.core.address),),
     enabled=lambda ecosystem: (not ecosystem.in_containers and not ecosystem.core.postgres.external
                                and bool(ecosystem.core.address) and bool(external_hosts(ecosystem))),

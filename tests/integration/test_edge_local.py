@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from ecoctl.support.envfile import EnvFile
+from ecoctl.workspace import Workspace
 from tests.helpers import free_edge_ports, free_port, run_ecoctl
 
 pytestmark = [
@@ -26,6 +27,15 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                        reason="a network namespace needs root and iproute2 (CI runs tests/run.sh as root)"),
 ]
+
+
+def caddy_owner(root) -> int:
+    """The uid the ecosystem's edge runs as (supervisord starts it as the runtime's user)."""
+    from ecoctl.runtimes.local import LocalRuntime
+
+    pid = LocalRuntime(Workspace(root)).supervisor.info("edge")["pid"]
+    assert open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].endswith(b"caddy")
+    return os.stat(f"/proc/{pid}").st_uid
 
 
 def ip(*args: str) -> None:
@@ -80,16 +90,18 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
     up = run_ecoctl("up", "--json", cwd=root, timeout=600)
     assert up.returncode == 0, up.stderr[-3000:]
     summary = json.loads(up.stdout)
-    from ecoctl.workspace import Workspace
-
     edge = Workspace(root).ecosystem.core.edge
     assert summary["endpoints"]["edge"] == f"https://{here}:{edge.port}/"
     root_pem = tmp_path / "root.pem"
     exported = run_ecoctl("ca", "export", cwd=root)
     assert exported.returncode == 0 and "PRIVATE" not in exported.stdout
     root_pem.write_text(exported.stdout)
-    users = subprocess.run(["ps", "-o", "user=", "-C", "caddy"], capture_output=True, text=True).stdout.split()
-    assert users and "root" not in users  # the runtime's unprivileged user
+    assert caddy_owner(root) != 0  # the runtime's unprivileged user
+    rows = {row["name"]: row for row in json.loads(run_ecoctl("status", "--json", cwd=root).stdout)["components"]}
+    assert (rows["edge"]["state"], rows["edge"]["url"]) == ("running", f"https://127.0.0.1:{edge.port}")
+    assert (rows["postgres-tls"]["state"], rows["postgres-tls"]["url"]) == ("running", f"postgresql://{here}:{ports['pg']}")
+    checks = {check["name"]: check for check in json.loads(run_ecoctl("doctor", "--json", cwd=root).stdout)["checks"]}
+    assert checks["certificates"]["status"] == "ok" and checks["caddy"]["status"] == "ok"
 
     base = f"https://127.0.0.1:{edge.port}"
     with httpx.Client(verify=ssl.create_default_context(cafile=str(root_pem))) as client:

@@ -167,7 +167,7 @@ class Health:
                 rows.append(ComponentStatus(component.name, "absent", "none", None, str(skip)))
             else:
                 port = self.port_of(component.name)[0]
-                rows.append(program_row(component.name, url_of(component.name, "127.0.0.1", port)))
+                rows.append(program_row(component.name, url_of(component.name, self.address_of(component.name), port)))
         rows = with_external_authentik(rows, self.ecosystem)
         for name, spec in self.ecosystem.services.items():
             if spec.pattern == "external":
