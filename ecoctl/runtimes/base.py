@@ -219,6 +219,8 @@ class Runtime(ABC):
             if recipe is None or recipe.config is None:
                 continue
             path = self.workspace.root / recipe.config_file
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # what Docker makes of a bind-mounted file that was missing (`compose up` by hand)
             text = recipe.config(self.workspace.ecosystem)
             if not path.is_file() or path.read_text() != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
