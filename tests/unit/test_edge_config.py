@@ -109,3 +109,17 @@ def test_redirect_uris_use_the_edge_origin(tmp_path):
     off = make(tmp_path / "off", enabled=False).ecosystem
     assert contract.redirect_uri(off, "loyalty", 8101) == "http://127.0.0.1:8101/callback"
     assert off.sign_in_origin == off.authentik_url  # no edge: tokens' issuer as before
+
+
+def test_enabled_false_turns_the_edge_off_in_every_runtime(tmp_path):
+    from ecoctl import compose_core
+    from ecoctl.commands.init import init_ecosystem
+
+    local = make(tmp_path, enabled=False).ecosystem
+    assert "edge" not in [component.name for component in components.enabled(local)]
+    assert 8443 not in local.core_ports
+    root = tmp_path / "docker"
+    init_ecosystem(root, runtime="docker")
+    Workspace(root).ecosystem_file.update(lambda doc: doc["core"]["edge"].__setitem__("enabled", False))
+    text = compose_core.text(Workspace(root).ecosystem).services
+    assert "  edge:\n" not in text and "# edge is left out: core.edge.enabled is not true" in text
