@@ -296,8 +296,9 @@ def test_authentik_conflict_is_adopted_when_asked(workspace):
 
 def test_authentik_desired_carries_the_secret_from_env(workspace):
     wanted = AuthentikProvider(workspace).desired()["loyalty"]
-    assert wanted == Client("loyalty", ("http://127.0.0.1:8100/callback",), workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"),
-                            "eco-loyalty")
+    # no redirect_uris in ecosystem.yaml: the default is on the edge's HTTPS origin (the edge is on)
+    assert wanted == Client("loyalty", ("https://127.0.0.1:8443/api/loyalty/callback",),
+                            workspace.env.get("LOYALTY_OIDC_CLIENT_SECRET"), "eco-loyalty")
 
 
 PROM_CASES = [
