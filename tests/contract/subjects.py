@@ -47,6 +47,10 @@ class Subject:
     protected_path: str
     """A GET path that answers 200 to any valid token (and 401 without one)."""
     start: Callable[[Path], Command]
+    data_path: str = ""
+    """A path whose GET reads the database and whose POST takes a JSON body (both need a token)."""
+    docs: tuple[str, ...] = ()
+    """The documentation routes it serves without a token (e.g. /openapi.json)."""
 
 
 def portfolio(workdir: Path) -> Command:
@@ -157,11 +161,13 @@ def python_upgraded(template: str = "python-fastapi", from_version: int = 1,
     return start
 
 
+FASTAPI_DOCS = ("/openapi.json", "/docs")
 SUBJECTS = [
-    Subject("portfolio", "/portfolios", start=portfolio),
-    Subject("python-fastapi", "/me", start=python_template("python-fastapi")),
-    Subject("go-gin", "/items", start=go_template("go-gin")),
-    Subject("python-fastapi-v1-upgraded", "/me", start=python_upgraded("python-fastapi", 1)),
+    Subject("portfolio", "/portfolios", start=portfolio, data_path="/portfolios", docs=FASTAPI_DOCS),
+    Subject("python-fastapi", "/me", start=python_template("python-fastapi"), data_path="/items", docs=FASTAPI_DOCS),
+    Subject("go-gin", "/items", start=go_template("go-gin"), data_path="/items"),
+    Subject("python-fastapi-v1-upgraded", "/me", start=python_upgraded("python-fastapi", 1), data_path="/items",
+            docs=FASTAPI_DOCS),
 ]
 
 
