@@ -14,11 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecoctl import names
 from ecoctl.runtimes.local.postgres import PostgresServer
-from tests.contract.subjects import SUBJECTS, Issuer, Running, create_database, free_port
+from tests.contract.subjects import SUBJECTS, free_port, served
 from tests.contract.test_service_contract import assert_problem, get, valid
-from tests.helpers import wait_until_answers
 
 ANSWER_WITHIN = 3.0
 BACK_WITHIN = 5.0
@@ -43,28 +41,10 @@ def own_pg():
 
 @pytest.fixture(params=SUBJECTS, ids=[s.name for s in SUBJECTS])
 def service(request, own_pg, commands, tmp_path):
-    subject = request.param
     if own_pg.process is None or own_pg.process.poll() is not None:
         own_pg.start(log_file=own_pg.log)  # a previous subject's test failed while it was stopped
-    sql = names.sql_name(f"outage-{subject.name}")
-    database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
-    create_database(own_pg.conninfo(), database, role, password)
-    issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
-    env = {"PORT": str(free_port()), "DATABASE_HOST": own_pg.host, "DATABASE_PORT": str(own_pg.port),
-           "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
-           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
-    running = Running(subject, commands(subject), env, tmp_path / f"{subject.name}.log")
-    try:
-        try:
-            wait_until_answers(f"{running.url}/healthz", running.process, 60, subject.name)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{running.output()}") from None
-        with httpx.Client(base_url=running.url, timeout=30) as client:
-            running.client, running.issuer = client, issuer
-            yield running
-    finally:
-        running.stop()
-        issuer.close()
+    with served(request.param, commands(request.param), own_pg, tmp_path, "outage") as running:
+        yield running
 
 
 def timed(service, path: str, token: str | None = None) -> tuple[httpx.Response, float]:

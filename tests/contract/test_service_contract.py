@@ -13,16 +13,13 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecoctl import names
-from tests.contract.subjects import SUBJECTS, Issuer, Running, create_database, drop_database, free_port, set_login
-from tests.helpers import wait_until_answers
+from tests.contract.subjects import SUBJECTS, served, set_login
 
 PROBLEM = "application/problem+json"
 REQUEST_LABELS = {"method", "path", "status"}
@@ -32,27 +29,8 @@ DURATION_LABELS = {"method", "path"}
 @pytest.fixture(scope="module", params=SUBJECTS, ids=[s.name for s in SUBJECTS])
 def service(request, pg, commands, tmp_path_factory):
     subject = request.param
-    command = commands(subject)
-    sql = names.sql_name(f"contract-{subject.name}")
-    database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
-    create_database(pg.conninfo(), database, role, password)
-    issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
-    env = {"PORT": str(free_port()), "DATABASE_HOST": pg.host, "DATABASE_PORT": str(pg.port),
-           "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
-           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
-    running = Running(subject, command, env, tmp_path_factory.mktemp("logs") / f"{subject.name}.log")
-    try:
-        try:
-            wait_until_answers(f"{running.url}/healthz", running.process, 60, subject.name)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{running.output()}") from None
-        with httpx.Client(base_url=running.url, timeout=10) as client:
-            running.client, running.issuer, running.database, running.role = client, issuer, database, role
-            yield running
-    finally:
-        running.stop()
-        issuer.close()
-        drop_database(pg.conninfo(), database, role)
+    with served(subject, commands(subject), pg, tmp_path_factory.mktemp("logs"), "contract") as running:
+        yield running
 
 
 def get(service, token: str | None = None, path: str | None = None, scheme: str = "Bearer") -> httpx.Response:
