@@ -20,9 +20,9 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
     503 (psycopg.OperationalError, see problems.py); a failed connection attempt is retried for
     RECONNECT_SECONDS only, after which the next request tries again, so the service is back as
     soon as its database is (psycopg_pool's own retries back off to minutes)."""
-    return AsyncConnectionPool(settings.conninfo(), min_size=settings.pool_min_size,
+    return AsyncConnectionPool(settings.conninfo(), timeout=settings.pool_timeout_seconds,
+                               reconnect_timeout=RECONNECT_SECONDS, min_size=settings.pool_min_size,
                                max_size=settings.pool_max_size, open=False, name="portfolio",
-                               timeout=settings.pool_timeout_seconds, reconnect_timeout=RECONNECT_SECONDS,
                                kwargs={"autocommit": True, "row_factory": dict_row})
 
 

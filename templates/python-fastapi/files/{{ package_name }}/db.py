@@ -34,10 +34,10 @@ class Database:
         self.migrated = False
 
     async def open(self) -> None:
-        self.pool = AsyncConnectionPool(self.settings.conninfo(), min_size=1,
+        self.pool = AsyncConnectionPool(self.settings.conninfo(), min_size=1, reconnect_timeout=RECONNECT_SECONDS,
                                         max_size=max(1, self.settings.database_pool_size),
                                         timeout=self.settings.database_timeout, open=False,
-                                        reconnect_timeout=RECONNECT_SECONDS, name="database")
+                                        name="database")
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
