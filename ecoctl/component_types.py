@@ -75,6 +75,10 @@ class Place:
     secrets: Mapping[str, str]
     """Its `secrets`, read from .env."""
     ecosystem: "Ecosystem | None" = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Every .env value (a config built from the ecosystem, like the sign-in's clients, needs many)."""
+    state_dir: Path | None = None
+    """The ecosystem's `.ecoctl/` folder (root's: read while rendering, never by the program)."""
     tls: tuple[Path, Path] | None = None
     """The certificate and key it presents (its recipe's `tls` leaf), copied where it reads them."""
 
@@ -99,6 +103,11 @@ class Local:
     """Its data, under its folder ("": the folder itself, also its working directory)."""
     package: str = ""
     """The Python distribution that ships the binary, when it is not on PATH."""
+    python_module: str = ""
+    """A program of ecoctl's own: `python -m MODULE ARGS`, run by a Python the programs' user can
+    execute, from a readable copy of ecoctl's package and of `python_packages` (their
+    distributions and what they require), so the program never reads root's environment."""
+    python_packages: tuple[str, ...] = ()
     stopsignal: str = "TERM"
     reload_signal: str = ""
     """What makes it read its config again ("": a restart, when its rendered config changes)."""

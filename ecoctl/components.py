@@ -1,7 +1,8 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Grafana; next: the edge, the pooler, the read replica, the local sign-in): its ports,
+Prometheus, Grafana, the local runtime's development sign-in; next: the edge, the pooler, the
+read replica): its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ecoctl import components_edge
+from ecoctl import components_edge, signin
 from ecoctl.component_types import (  # noqa: F401  (re-exported: the catalog's vocabulary)
     ENV_HINT, Component, Container, Health, HealthKind, Local, Place, Port, SecretStyle, Skip, Stage, always,
     env_ref, missing_binary, setting)
@@ -53,7 +54,8 @@ def authentik(role: str, ports: tuple[Port, ...], **kwargs) -> Component:
         secrets=(*AUTHENTIK_SECRETS, AUTHENTIK_DB_PASSWORD),
         enabled=lambda ecosystem: ecosystem.authentik_in_stack, wait=False, restartable=True,
         family="authentik",
-        not_local="not run locally: services trust .ecoctl/keys/jwks.json; `ecoctl token SERVICE` prints a token",
+        not_local="not run locally: the development sign-in (signin) stands in for it; `ecoctl token SERVICE` "
+                  "prints a token",
         container=Container("authentik", command=role, environment=AUTHENTIK_ENVIRONMENT,
                             shared_environment="authentik-environment", depends_on=("postgres",),
                             healthcheck=AUTHENTIK_HEALTHCHECK, left_out=authentik_left_out,
@@ -111,6 +113,16 @@ REDIS = Component(
 
 AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),), edge="auth")
 AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_replicas")
+
+SIGNIN = Component(
+    "signin", "core", Health("http", "/-/health/ready/"), ports=(Port(9000, "core.authentik.port"),),
+    secrets=(signin.SESSION_SECRET,), enabled=lambda ecosystem: ecosystem.signin_runs, restartable=True,
+    local=Local("python3", "reinstall ecoctl: the development sign-in needs its dependencies Authlib and Flask",
+                args=lambda place: [str(place.config)], config=signin.config, config_name="signin.json",
+                python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM"),
+    edge="auth")
+"""The local runtime's development sign-in: an OpenID Connect issuer on 127.0.0.1 standing in for
+Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""
 
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),
@@ -187,8 +199,8 @@ EDGE = Component(
         notes={"command": "the edge (see README): its Caddyfile is written by ecoctl from ecosystem.yaml"}))
 """The edge: Caddy 2 in front of the web app, the APIs and the sign-in (see components_edge)."""
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, POSTGRES_TLS, EDGE, PROMETHEUS,
-                            GRAFANA]
+CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, POSTGRES_TLS, EDGE,
+                            PROMETHEUS, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

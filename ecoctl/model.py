@@ -16,102 +16,11 @@ from ecoctl.support.checks import check_host, check_redirect_uri, shown
 from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import check_service_name
+from ecoctl.model_settings import (  # noqa: F401  (re-exported: ecosystem.yaml's settings)
+    AUTHENTIK_VERSION, DEFAULT_IMAGES, AuthentikSettings, CoreSettings, EdgeSettings, ExternalPostgres,
+    MonitoringSettings, Pattern, Port, PostgresSettings, RedisSettings, SigninSettings, _checked)
 
 FILENAME = "ecosystem.yaml"
-AUTHENTIK_VERSION = "2025.12.4"
-Pattern = Literal["compose", "separate", "external"]
-Port = Annotated[int, Range(1, 65535)]
-"""A TCP port: an integer 1-65535, strictly (`true` or "80" are refused, not read as 1 or 80)."""
-DEFAULT_IMAGES = {
-    "postgres": "postgres:16",
-    "redis": "redis:7",
-    "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
-    "prometheus": "prom/prometheus:v3.5.0",
-    "grafana": "grafana/grafana:12.2.0",
-    "caddy": "caddy:2.6",
-    "python": "python:3.12-slim",
-    "go": "golang:1.26-bookworm",
-    "base": "gcr.io/distroless/static-debian12:nonroot",
-}
-
-
-@dataclass
-class ExternalPostgres(Record):
-    host: str
-    port: Port = 5432
-    admin_user: str = "postgres"
-    password_env: str = "POSTGRES_PASSWORD"
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-
-
-@dataclass
-class PostgresSettings(Record):
-    version: str = "16"
-    port: Port = 5432
-    external: ExternalPostgres | None = None
-
-
-@dataclass
-class RedisSettings(Record):
-    port: Port = 6379
-
-
-@dataclass
-class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
-    port: Port = 9000
-    url: str | None = None
-    """An external Authentik's base URL; when set, the stack does not run its own."""
-    token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
-    signing_key: str = "authentik Self-signed Certificate"
-    prefix: Annotated[str, Match(r"([a-z0-9][a-z0-9-]{0,40})?")] = ""
-    """Prepended to every service's application slug and client_id (`init` records `<name>-`), so
-    ecosystems sharing one Authentik each have their own `portfolio`; empty (older ecosystems): the
-    service name itself, so nothing is renamed under a running system."""
-    worker_replicas: Annotated[int, Range(0, 50)] = 1
-    """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
-    concurrency: Annotated[int, Range(1, 32)] = 8
-    """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
-
-
-@dataclass
-class MonitoringSettings(Record):
-    enabled: bool = True
-    prometheus_port: Port = 9090
-    grafana_port: Port = 3001
-
-
-@dataclass
-class EdgeSettings(Record):
-    """The edge (Caddy): the web app and APIs on `port`, the sign-in on `auth_port` (see README)."""
-
-    enabled: bool = False  # absent: off (older ecosystems keep their URLs); `init` writes `true`
-    port: Port = 8443
-    http_port: Port = 8480  # plain HTTP: redirects to HTTPS
-    auth_port: Port = 9443
-    domain: str | None = None  # a public DNS name: 443/80, certificates from ACME
-    web: str = "web"  # the service (a web app) served at `/`; every service's API: /api/<name>/
-
-    def check(self) -> None:
-        if self.domain is not None:
-            self.domain = _checked(check_host, self.domain, "domain")
-
-
-@dataclass
-class CoreSettings(Record):
-    postgres: PostgresSettings = field(default_factory=PostgresSettings)
-    redis: RedisSettings = field(default_factory=RedisSettings)
-    authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
-    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
-    edge: EdgeSettings = field(default_factory=EdgeSettings)
-    address: str | None = None
-    """How other hosts (pattern 3) reach this one: the edge and PostgreSQL's TLS listen there."""
-
-    def check(self) -> None:
-        if self.address is not None:
-            self.address = _checked(check_host, self.address, "address")
-
-
 @dataclass
 class ServiceSpec(Record):
     port: Port
@@ -121,6 +30,14 @@ class ServiceSpec(Record):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
+    client: Literal["confidential", "public"] = "confidential"
+    """Its OAuth2 client: `confidential` (a service: client_credentials with the secret in .env) or
+    `public` (a web app in a browser: authorization code + PKCE S256, no secret)."""
+    calls: list[str] = field(default_factory=list)
+    """A web app (`client: public`): the services (APIs) its access tokens are for."""
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    """A web app: where the issuer may send the browser back after signing out (default: its
+    origins, as `redirect_uris` defaults to)."""
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
 
@@ -129,6 +46,19 @@ class ServiceSpec(Record):
             self.host = _checked(check_host, self.host, "host")
         self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
+        self.post_logout_redirect_uris = [_checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
+                                          for index, uri in enumerate(self.post_logout_redirect_uris)]
+        if self.calls and self.client != "public":
+            raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
+                          "tokens: set `client: public` or remove `calls`")
+
+    def web_redirect_uris(self) -> list[str]:
+        """Its OAuth2 redirect URIs for the development sign-in: as declared, else its origins on
+        this host."""
+        return self.redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+
+    def web_post_logout_uris(self) -> list[str]:
+        return self.post_logout_redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
 
 
 @dataclass
@@ -149,6 +79,10 @@ class Ecosystem(Record):
     def check(self) -> None:
         for name, spec in self.services.items():
             _checked(check_service_name, name, "services", name)
+            for target in spec.calls:
+                if target not in self.services or self.services[target].client == "public":
+                    raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
+                                  "a service (an API) here")
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -180,6 +114,22 @@ class Ecosystem(Record):
         """Whether services trust Authentik (the stack's or an external one) rather than the local
         signing key: only a stack in containers runs Authentik of its own."""
         return self.in_containers or not self.authentik_in_stack
+
+    @property
+    def signin_runs(self) -> bool:
+        """Whether the development sign-in stands in for Authentik: the local runtime, and no
+        `core.authentik.url` names an external Authentik."""
+        return not self.authentik_used
+
+    def client_id(self, service: str) -> str:
+        """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its
+        issuer): `core.authentik.prefix` + the service name."""
+        return f"{self.core.authentik.prefix}{service}"
+
+    def issuer(self, service: str) -> str:
+        """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the development
+        sign-in issues the same), at the origin people sign in at (the edge's, when it is on)."""
+        return f"{self.sign_in_origin}/application/o/{self.client_id(service)}/"
 
     @property
     def authentik_url(self) -> str:
@@ -229,14 +179,6 @@ class Ecosystem(Record):
         """Where people and tokens' `iss` find the sign-in: an external Authentik, else the edge's
         sign-in origin when the edge is on, else the stack's Authentik."""
         return self.edge_url(sign_in=True) if self.edge_on and not self.core.authentik.url else self.authentik_url
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
 
 
 def _line_of(document: Any, loc: tuple) -> int | None:

@@ -1,4 +1,4 @@
-"""CLI: everyday operations: env, restart, doctor, secrets rotate."""
+"""CLI: everyday operations: env, restart, doctor, secrets rotate, secrets password."""
 
 from __future__ import annotations
 
@@ -75,6 +75,13 @@ def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
         raise typer.Exit(1)
 
 
+def secrets_password(ctx: typer.Context, user: str = typer.Argument(..., help="A development user (core.signin.users).")):
+    """Print (only) a development user's password for the local runtime's sign-in page."""
+    from ecoctl.commands.secrets import dev_password
+
+    sys.stdout.write(dev_password(workspace_of(ctx), user) + "\n")
+
+
 def ca_export(ctx: typer.Context):
     """Print the ecosystem CA's root certificate (PEM), to trust it: `curl --cacert`, a browser, another host."""
     from ecoctl.commands.edge import ca_export as export
@@ -91,6 +98,7 @@ def firewall(ctx: typer.Context, service: Optional[str] = typer.Argument(None, h
 
 
 secrets_app.command("rotate")(secrets_rotate)
+secrets_app.command("password")(secrets_password)
 ca_app.command("export")(ca_export)
 app.command()(firewall)
 app.command()(restart)

@@ -117,6 +117,11 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
         home = client.get(f"{base}/healthz")  # `/` is the web app's (here a plain service named `web`)
         assert home.status_code == 200 and home.headers["strict-transport-security"]
         assert client.get(f"{base}/items").status_code == 401  # the web service's own path, not portfolio's
+        slug = Workspace(root).ecosystem.client_id("portfolio")  # the sign-in, on its own origin
+        discovery = client.get(f"https://127.0.0.1:{edge.auth_port}/application/o/{slug}/.well-known/openid-configuration")
+        assert discovery.status_code == 200, discovery.text
+        assert discovery.json()["issuer"] == Workspace(root).ecosystem.issuer("portfolio")
+        assert discovery.json()["issuer"].startswith(f"https://{here}:{edge.auth_port}/")
     with pytest.raises(httpx.ConnectError):  # the system's CAs do not know the ecosystem's
         httpx.get(f"{base}/api/portfolio/healthz")
     redirect = httpx.get(f"http://127.0.0.1:{edge.http_port}/api/portfolio/healthz")

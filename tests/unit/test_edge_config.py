@@ -60,7 +60,8 @@ def test_the_routes_the_headers_and_the_redirect(tmp_path):
     assert "handle_path /api/loyalty/* {\n\t\treverse_proxy 127.0.0.1:8101" in main
     assert "/api/far/" not in main  # external: not behind this edge
     assert main.split("\thandle {", 1)[1].strip().startswith("reverse_proxy 127.0.0.1:3100")  # the web app at /
-    assert 'respond "no sign-in runs in this ecosystem" 404' in found["https://:9443"]
+    sign_in = workspace.ecosystem.core.authentik.port  # the development sign-in, on its own origin
+    assert f"reverse_proxy 127.0.0.1:{sign_in}" in found["https://:9443"]
     assert found["http://:8480"].strip().endswith("redir https://{host}:8443{uri} 308")
     shared = found["(edge)"]
     assert "bind 127.0.0.1" in shared and "protocols tls1.2 tls1.3" in shared

@@ -1,0 +1,128 @@
+"""ecosystem.yaml's settings under `core:` (PostgreSQL, Redis, Authentik, the sign-in, monitoring, the
+edge, this host's address), the image defaults and the types they share, checked as they load
+(see `model`, which holds the rest of the file and re-exports these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from ecoctl.errors import UsageError
+from ecoctl.support.checks import check_host
+from ecoctl.support.typed import Invalid, Match, Range, Record
+
+AUTHENTIK_VERSION = "2025.12.4"
+Pattern = Literal["compose", "separate", "external"]
+Port = Annotated[int, Range(1, 65535)]
+"""A TCP port: an integer 1-65535, strictly (`true` or "80" are refused, not read as 1 or 80)."""
+DEFAULT_IMAGES = {
+    "postgres": "postgres:16",
+    "redis": "redis:7",
+    "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
+    "prometheus": "prom/prometheus:v3.5.0",
+    "grafana": "grafana/grafana:12.2.0",
+    "caddy": "caddy:2.6",
+    "python": "python:3.12-slim",
+    "go": "golang:1.26-bookworm",
+    "base": "gcr.io/distroless/static-debian12:nonroot",
+}
+
+
+@dataclass
+class ExternalPostgres(Record):
+    host: str
+    port: Port = 5432
+    admin_user: str = "postgres"
+    password_env: str = "POSTGRES_PASSWORD"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+@dataclass
+class PostgresSettings(Record):
+    version: str = "16"
+    port: Port = 5432
+    external: ExternalPostgres | None = None
+
+
+@dataclass
+class RedisSettings(Record):
+    port: Port = 6379
+
+
+@dataclass
+class AuthentikSettings(Record):
+    version: str = AUTHENTIK_VERSION
+    port: Port = 9000
+    url: str | None = None
+    """An external Authentik's base URL; when set, the stack does not run its own."""
+    token_env: str = "AUTHENTIK_BOOTSTRAP_TOKEN"
+    signing_key: str = "authentik Self-signed Certificate"
+    prefix: Annotated[str, Match(r"([a-z0-9][a-z0-9-]{0,40})?")] = ""
+    """Prepended to every service's application slug and client_id (`init` records `<name>-`), so
+    ecosystems sharing one Authentik each have their own `portfolio`; empty (older ecosystems): the
+    service name itself, so nothing is renamed under a running system."""
+    worker_replicas: Annotated[int, Range(0, 50)] = 1
+    """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
+    concurrency: Annotated[int, Range(1, 32)] = 8
+    """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
+
+
+DevUser = Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]
+
+
+@dataclass
+class SigninSettings(Record):
+    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
+
+    users: list[DevUser] = field(default_factory=list)
+    """Development users who may sign in to the web apps; their passwords are generated into .env
+    (`ecoctl secrets password USER` prints one)."""
+    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
+    """Seconds an access token lives (web apps renew it with their refresh token)."""
+
+
+@dataclass
+class MonitoringSettings(Record):
+    enabled: bool = True
+    prometheus_port: Port = 9090
+    grafana_port: Port = 3001
+
+
+@dataclass
+class EdgeSettings(Record):
+    """The edge (Caddy): the web app and APIs on `port`, the sign-in on `auth_port` (see README)."""
+
+    enabled: bool = False  # absent: off (older ecosystems keep their URLs); `init` writes `true`
+    port: Port = 8443
+    http_port: Port = 8480  # plain HTTP: redirects to HTTPS
+    auth_port: Port = 9443
+    domain: str | None = None  # a public DNS name: 443/80, certificates from ACME
+    web: str = "web"  # the service (a web app) served at `/`; every service's API: /api/<name>/
+
+    def check(self) -> None:
+        if self.domain is not None:
+            self.domain = _checked(check_host, self.domain, "domain")
+
+
+@dataclass
+class CoreSettings(Record):
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
+    signin: SigninSettings = field(default_factory=SigninSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
+    address: str | None = None
+    """How other hosts (pattern 3) reach this one: the edge and PostgreSQL's TLS listen there."""
+
+    def check(self) -> None:
+        if self.address is not None:
+            self.address = _checked(check_host, self.address, "address")
+
+
+def _checked(check, value, *loc):
+    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
+    try:
+        return check(value)
+    except (ValueError, UsageError) as exc:
+        raise Invalid(loc, str(exc)) from None
