@@ -122,8 +122,10 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             return
         for component in self.components():
             recipe = component.local
-            if (recipe.python_module or recipe.config is not None) and not self.embedded(component) and (
-                    self.supervisor.info(component.name) or {}).get("statename") == "RUNNING" and self.prepare(component):
+            if self.embedded(component) or not (recipe.python_module or recipe.config is not None):
+                continue
+            running = (self.supervisor.info(component.name) or {}).get("statename") == "RUNNING"
+            if running and self.prepare(component):
                 self._restart_if_running(component.name)
                 self._wait_until(component.name, timeout=PROGRAM_WAIT)
 
