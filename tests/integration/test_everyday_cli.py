@@ -187,7 +187,7 @@ def test_external_authentik_leaves_authentik_out_of_compose(local_root):
         listed = subprocess.run([binary, "-f", "compose.yaml", "--env-file", ".env", "config", "--services"],
                                 cwd=local_root, capture_output=True, text=True)
         assert listed.returncode == 0, listed.stderr
-        assert set(listed.stdout.split()) == {"postgres", "redis", "prometheus", "portfolio"}
+        assert set(listed.stdout.split()) == {"postgres", "redis", "edge", "prometheus", "portfolio"}
 
 
 def test_readme_demo_directory_is_git_ignored():
