@@ -29,7 +29,8 @@ from ecoctl.template_text import python_package, render_file, render_text  # noq
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
-_MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run")
+_MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run",
+                  "extends")
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
 
 
@@ -60,6 +61,9 @@ class TemplateInfo:
     """Part of the core stack (`core: true`): `init` creates its service, named `core_service`;
     add-service refuses that name and the template, remove-service refuses the service, and every
     runtime starts it with any service it starts."""
+    base: "TemplateInfo | None" = field(default=None, hash=False, compare=False)
+    """`extends: {template: NAME, version: N}`: the template (beside this one, at that version) whose
+    files are rendered first, this one's replacing theirs; its variables and `run` are inherited."""
 
     @property
     def files_dir(self) -> Path:
@@ -126,10 +130,36 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if not isinstance(data.get("run") or {}, dict):
         raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     variables = _variables(manifest, data.get("variables") or {})
+    base = _base(manifest, path, source, data.get("extends"))
+    if base is not None:  # the base's variables first: the extension's defaults may refer to them
+        own = {variable.name for variable in variables}
+        variables = tuple(v for v in base.variables if v.name not in own) + variables
     return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
                         default_port=port, variables=variables, source=source, version=version,
-                        changelog=_changelog(manifest, data.get("changelog")), run=data.get("run") or {},
-                        core=_core(manifest, data.get("core", False), variables))
+                        changelog=_changelog(manifest, data.get("changelog")),
+                        run=data.get("run") or (base.run if base else {}),
+                        core=_core(manifest, data.get("core", False), variables), base=base)
+
+
+def _base(manifest: Path, path: Path, source: str, raw: Any) -> TemplateInfo | None:
+    """The template `extends` names, at the version it names (its folder or its versions/<N>/)."""
+    if raw is None:
+        return None
+    if not (isinstance(raw, dict) and set(raw) == {"template", "version"} and isinstance(raw["template"], str)
+            and isinstance(raw["version"], int) and not isinstance(raw["version"], bool)):
+        raise UsageError(f"{_at(manifest, 'extends')}: `extends` must be {{template: NAME, version: N}}")
+    # beside this template, or, for one of its versions/<N>/, beside the template itself
+    for folder in (path.parent / raw["template"], path.parent.parent.parent / raw["template"]):
+        if (folder / MANIFEST).is_file() and folder.resolve() != path:
+            base = load_template(folder, source)
+            if base.version != raw["version"]:
+                kept = folder / "versions" / str(raw["version"])
+                if not (kept / MANIFEST).is_file():
+                    break
+                base = load_template(kept, source)
+            return base
+    raise UsageError(f"{_at(manifest, 'extends')}: template {raw['template']!r} version {raw['version']} is not "
+                     f"beside {path.name}: put it there, or fix `extends`")
 
 
 def _at(manifest: Path, key: object, nested: bool = False) -> str:
@@ -304,6 +334,18 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
 def _render(template: TemplateInfo, variables: dict[str, Any],
             wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
     context = template_variables(template, variables)
+    out: dict[str, tuple[bytes, int]] = {}
+    layers = []
+    while template is not None:  # the base's files first; each extension's replace theirs
+        layers.insert(0, template)
+        template = template.base
+    for layer in layers:
+        out.update(_render_files(layer, context, wanted))
+    return out
+
+
+def _render_files(template: TemplateInfo, context: dict[str, Any],
+                  wanted: Callable[[str], bool] | None) -> dict[str, tuple[bytes, int]]:
     root = template.files_dir
     out: dict[str, tuple[bytes, int]] = {}
     for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):

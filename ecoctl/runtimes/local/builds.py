@@ -5,6 +5,7 @@ their output in the service's build log."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from ecoctl.runtimes.local.environments import uv_environment
 from ecoctl.runtimes.local.logs import tail_lines
 
 BUILD_STAMP = ".ecoctl-build"
+NOT_INPUTS = frozenset({"__pycache__", ".venv", "build", "node_modules", "dist", "generated"})
+"""Folders a build makes or fills (installed packages, its output): never what decides to build."""
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class ALL_FILES:
@@ -26,7 +30,7 @@ class ALL_FILES:
 def inputs_digest(folder: Path, run) -> str:
     digest = hashlib.sha256(repr(run.build).encode())
     files = sorted({path for pattern in run.inputs for path in folder.glob(pattern) if path.is_file()
-                    and not {"__pycache__", ".venv", "build"} & set(path.relative_to(folder).parts)})
+                    and not NOT_INPUTS & set(path.relative_to(folder).parts)})
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -52,6 +56,10 @@ class Builds:
         if copied:
             folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             copy_readable_tree(source, folder)
+        for program, hint in getattr(run, "requires", ()):
+            if shutil.which(program) is None:
+                raise EcoctlError(f"building {name} needs `{program}`, which is not on PATH: {hint}, "
+                                  "then run `ecoctl up` again")
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")
@@ -72,7 +80,7 @@ class Builds:
             handle.flush()
             try:
                 process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, env=uv_environment())
+                                           stdin=subprocess.DEVNULL, env=build_environment())
             except FileNotFoundError:
                 raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
                                   "(see the template's README) and run `ecoctl up` again") from None
@@ -84,6 +92,18 @@ class Builds:
                     if text:
                         self.progress(Live(f"building {name}: {text}"))
             return process.returncode
+
+
+def build_environment() -> dict[str, str]:
+    """What build commands run with: uv's settings (see uv_environment), and Node.js trusting the
+    system's certificate store as uv does (npm behind a TLS-inspecting proxy whose CA the system
+    trusts), quietly (no update check, no funding or audit notes)."""
+    env = uv_environment()
+    if SYSTEM_CA.is_file():
+        env.setdefault("NODE_EXTRA_CA_CERTS", str(SYSTEM_CA))
+    for key in ("npm_config_update_notifier", "npm_config_fund", "npm_config_audit"):
+        env.setdefault(key, "false")
+    return env
 
 
 def build_note(run) -> str:
