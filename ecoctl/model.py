@@ -30,6 +30,7 @@ DEFAULT_IMAGES = {
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
+    "node": "node:20-bookworm-slim",
     "base": "gcr.io/distroless/static-debian12:nonroot",
 }
 
