@@ -24,6 +24,7 @@ import http.client
 import json
 import mimetypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -227,6 +228,7 @@ def main(argv: list[str]) -> int:
     Handler.site = Site(Path(argv[1]), dict(os.environ))
     server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000"))), Handler)
     server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as PID 1 in a container too: a clean stop
     sys.stderr.write(f"serving {argv[1]} on http://{server.server_address[0]}:{server.server_address[1]}\n")
     try:
         server.serve_forever()
