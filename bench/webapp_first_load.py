@@ -91,6 +91,9 @@ def gzip_bytes(dist: Path) -> dict[str, int]:
 class StubApi(BaseHTTPRequestHandler):
     """GET /portfolios: a page of ten; GET /portfolios/N/valuation: a small valuation."""
 
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
     def do_GET(self):
         if self.path.startswith("/portfolios?"):
             items = [{"id": n, "name": f"Portfolio {n}", "currency": "EUR" if n % 2 else "USD",
