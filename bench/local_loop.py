@@ -43,6 +43,7 @@ def one_round(work: Path, installer: str) -> tuple[float, float]:
     root = work / "demo"
     text = (root / "ecosystem.yaml").read_text()
     for old, new in (("    port: 5432", f"    port: {free_port()}"), ("    port: 6379", f"    port: {free_port()}"),
+                     ("    port: 9000", f"    port: {free_port()}"),
                      ("prometheus_port: 9090", f"prometheus_port: {free_port()}"),
                      ("    port: 8000", f"    port: {free_port()}")):
         text = text.replace(old, new)

@@ -1,7 +1,8 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Grafana; next: the edge, the pooler, the read replica, the local sign-in): its ports,
+Prometheus, Grafana, the local runtime's development sign-in; next: the edge, the pooler, the
+read replica): its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping
+
+from ecoctl import signin
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -79,6 +82,11 @@ class Place:
     port: int
     secrets: Mapping[str, str]
     """Its `secrets`, read from .env."""
+    ecosystem: "Ecosystem | None" = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Every .env value (a config built from the ecosystem, like the sign-in's clients, needs many)."""
+    state_dir: Path | None = None
+    """The ecosystem's `.ecoctl/` folder (root's: read while rendering, never by the program)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,11 @@ class Local:
     """Its data, under its folder ("": the folder itself, also its working directory)."""
     package: str = ""
     """The Python distribution that ships the binary, when it is not on PATH."""
+    python_module: str = ""
+    """A program of ecoctl's own: `python -m MODULE ARGS`, run by a Python the programs' user can
+    execute, from a readable copy of ecoctl's package and of `python_packages` (their
+    distributions and what they require), so the program never reads root's environment."""
+    python_packages: tuple[str, ...] = ()
     stopsignal: str = "TERM"
     reload_signal: str = ""
     """What makes it read its config again."""
@@ -225,7 +238,8 @@ def authentik(role: str, ports: tuple[Port, ...], **kwargs) -> Component:
         secrets=(*AUTHENTIK_SECRETS, AUTHENTIK_DB_PASSWORD),
         enabled=lambda ecosystem: ecosystem.authentik_in_stack, wait=False, restartable=True,
         family="authentik",
-        not_local="not run locally: services trust .ecoctl/keys/jwks.json; `ecoctl token SERVICE` prints a token",
+        not_local="not run locally: the development sign-in (signin) stands in for it; `ecoctl token SERVICE` "
+                  "prints a token",
         container=Container("authentik", command=role, environment=AUTHENTIK_ENVIRONMENT,
                             shared_environment="authentik-environment", depends_on=("postgres",),
                             healthcheck=AUTHENTIK_HEALTHCHECK, left_out=authentik_left_out,
@@ -271,6 +285,15 @@ REDIS = Component(
 AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),))
 AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_replicas")
 
+SIGNIN = Component(
+    "signin", "core", Health("http", "/-/health/ready/"), ports=(Port(9000, "core.authentik.port"),),
+    secrets=(signin.SESSION_SECRET,), enabled=lambda ecosystem: ecosystem.signin_runs, restartable=True,
+    local=Local("python3", "reinstall ecoctl: the development sign-in needs its dependencies Authlib and Flask",
+                args=lambda place: [str(place.config)], config=signin.config, config_name="signin.json",
+                python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM"))
+"""The local runtime's development sign-in: an OpenID Connect issuer on 127.0.0.1 standing in for
+Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""
+
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),
     ports=(Port(9090, "core.monitoring.prometheus_port"),), data="prometheus_data", optional=True,
@@ -300,7 +323,7 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, PROMETHEUS, GRAFANA]
+CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, PROMETHEUS, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

@@ -74,6 +74,20 @@ class AuthentikSettings(Record):
     """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
+DevUser = Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]
+
+
+@dataclass
+class SigninSettings(Record):
+    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
+
+    users: list[DevUser] = field(default_factory=list)
+    """Development users who may sign in to the web apps; their passwords are generated into .env
+    (`ecoctl secrets password USER` prints one)."""
+    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
+    """Seconds an access token lives (web apps renew it with their refresh token)."""
+
+
 @dataclass
 class MonitoringSettings(Record):
     enabled: bool = True
@@ -86,6 +100,7 @@ class CoreSettings(Record):
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
+    signin: SigninSettings = field(default_factory=SigninSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
@@ -98,6 +113,14 @@ class ServiceSpec(Record):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
+    client: Literal["confidential", "public"] = "confidential"
+    """Its OAuth2 client: `confidential` (a service: client_credentials with the secret in .env) or
+    `public` (a web app in a browser: authorization code + PKCE S256, no secret)."""
+    calls: list[str] = field(default_factory=list)
+    """A web app (`client: public`): the services (APIs) its access tokens are for."""
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    """A web app: where the issuer may send the browser back after signing out (default: its
+    origins, as `redirect_uris` defaults to)."""
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
 
@@ -106,6 +129,19 @@ class ServiceSpec(Record):
             self.host = _checked(check_host, self.host, "host")
         self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
+        self.post_logout_redirect_uris = [_checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
+                                          for index, uri in enumerate(self.post_logout_redirect_uris)]
+        if self.calls and self.client != "public":
+            raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
+                          "tokens: set `client: public` or remove `calls`")
+
+    def web_redirect_uris(self) -> list[str]:
+        """Its OAuth2 redirect URIs for the development sign-in: as declared, else its origins on
+        this host."""
+        return self.redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+
+    def web_post_logout_uris(self) -> list[str]:
+        return self.post_logout_redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
 
 
 @dataclass
@@ -126,6 +162,10 @@ class Ecosystem(Record):
     def check(self) -> None:
         for name, spec in self.services.items():
             _checked(check_service_name, name, "services", name)
+            for target in spec.calls:
+                if target not in self.services or self.services[target].client == "public":
+                    raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
+                                  "a service (an API) here")
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -157,6 +197,22 @@ class Ecosystem(Record):
         """Whether services trust Authentik (the stack's or an external one) rather than the local
         signing key: only a stack in containers runs Authentik of its own."""
         return self.in_containers or not self.authentik_in_stack
+
+    @property
+    def signin_runs(self) -> bool:
+        """Whether the development sign-in stands in for Authentik: the local runtime, and no
+        `core.authentik.url` names an external Authentik."""
+        return not self.authentik_used
+
+    def client_id(self, service: str) -> str:
+        """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its
+        issuer): `core.authentik.prefix` + the service name."""
+        return f"{self.core.authentik.prefix}{service}"
+
+    def issuer(self, service: str) -> str:
+        """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the development
+        sign-in issues the same)."""
+        return f"{self.authentik_url}/application/o/{self.client_id(service)}/"
 
     @property
     def authentik_url(self) -> str:

@@ -53,6 +53,8 @@ def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str
     text = spec.read_text().replace("    port: 5432", f"    port: {postgres_port}")
     if authentik_url:
         text = text.replace("    # url: https://auth.example.com", f"    url: {authentik_url}")
+    else:  # the local runtime's development sign-in listens there: other runs share this host
+        text = text.replace("    port: 9000", f"    port: {free_port()}")
     if prometheus_port:
         text = text.replace("prometheus_port: 9090", f"prometheus_port: {prometheus_port}")
     spec.write_text(text)

@@ -64,7 +64,7 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "docker")
+    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local")
     if component.container is not None:
         recipe = component.container
         referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*recipe.environment.values(),
@@ -91,7 +91,7 @@ def test_a_missing_binary_is_said_one_way():
 def test_compose_settings_are_the_declared_fields(tmp_path):
     workspace = ecosystem(tmp_path, "docker", CASES["external-postgres-images"])
     settings = compose_core.settings(workspace.ecosystem)
-    assert list(settings) == [component.name for component in components.CATALOG]
+    assert list(settings) == [component.name for component in components.CATALOG if component.container]
     assert settings["redis"] == {
         "image": "registry.example.com/redis:7", "container_name": "golden-redis",
         "ports": ["127.0.0.1:16379:6379"],
@@ -109,8 +109,8 @@ def runtime_of(tmp_path, name: str, change=lambda doc: None):
 
 
 RUNS = [
-    ("local", "default", ["postgres", "redis", "prometheus"]),
-    ("local", "no-monitoring", ["postgres", "redis"]),
+    ("local", "default", ["postgres", "redis", "signin", "prometheus"]),
+    ("local", "no-monitoring", ["postgres", "redis", "signin"]),
     ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
     ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
     ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
@@ -131,7 +131,7 @@ def test_which_components_each_runtime_runs(tmp_path, monkeypatch, runtime, case
 def test_the_local_runtime_skips_an_optional_component_without_its_binary(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     runtime = runtime_of(tmp_path, "local")
-    assert [component.name for component in runtime.components()] == ["postgres"]
+    assert [component.name for component in runtime.components()] == ["postgres", "signin"]  # signin: ecoctl's own Python
     assert runtime.not_run() == {"redis": "redis-server not found on PATH: apt-get install redis-server",
                                  "prometheus": "prometheus not found on PATH: apt-get install prometheus"}
     checks = {check.name: check for check in runtime.doctor_checks()}
