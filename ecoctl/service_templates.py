@@ -30,7 +30,7 @@ MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
 _MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run",
-                  "extends")
+                  "extends", "client", "calls")
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
 
 
@@ -64,6 +64,10 @@ class TemplateInfo:
     base: "TemplateInfo | None" = field(default=None, hash=False, compare=False)
     """`extends: {template: NAME, version: N}`: the template (beside this one, at that version) whose
     files are rendered first, this one's replacing theirs; its variables and `run` are inherited."""
+    client: str = "confidential"
+    """`public`: a web app (a public OAuth2 client in a browser); `confidential`: a service."""
+    calls: tuple[str, ...] = ()
+    """A web app's default `calls` (the services whose APIs it calls), when add-service names none."""
 
     @property
     def files_dir(self) -> Path:
@@ -138,7 +142,21 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
                         default_port=port, variables=variables, source=source, version=version,
                         changelog=_changelog(manifest, data.get("changelog")),
                         run=data.get("run") or (base.run if base else {}),
-                        core=_core(manifest, data.get("core", False), variables), base=base)
+                        core=_core(manifest, data.get("core", False), variables), base=base,
+                        client=_client(manifest, data.get("client", base.client if base else "confidential")),
+                        calls=tuple(_names(manifest, "calls", data.get("calls", []))))
+
+
+def _client(manifest: Path, raw: Any) -> str:
+    if raw not in ("confidential", "public"):
+        raise UsageError(f"{_at(manifest, 'client')}: `client` must be confidential (a service) or public (a web app)")
+    return raw
+
+
+def _names(manifest: Path, key: str, raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise UsageError(f"{_at(manifest, key)}: `{key}` must be a list of service names")
+    return raw
 
 
 def _base(manifest: Path, path: Path, source: str, raw: Any) -> TemplateInfo | None:

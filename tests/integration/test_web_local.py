@@ -30,6 +30,7 @@ def web(tmp_path_factory):
     ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "web")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
+    text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in's
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
     (root / "ecosystem.yaml").write_text(text)

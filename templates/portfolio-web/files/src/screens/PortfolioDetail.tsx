@@ -4,14 +4,15 @@ import { unwrap } from "../api/client";
 import { useApi } from "../api/context";
 import type { components } from "../../generated/schema";
 import { Card, EmptyState, ErrorBanner, Field, Spinner, inputClass } from "../components/ui";
-import { money, quantity } from "./format";
+import { money, quantity, times } from "./format";
 
 type Portfolio = components["schemas"]["Portfolio"];
 type Valuation = components["schemas"]["Valuation"];
 type HoldingValue = components["schemas"]["HoldingValue"];
 
-/** One portfolio: its valuation (totals in its currency) and its holdings, which are added (a buy)
- * and removed (a sale of every unit) here. */
+/** One portfolio: its valuation (totals in its currency) and its holdings. Adding a holding records
+ * its cost as paid in (a deposit) and the purchase (a buy), so the portfolio's cash is unchanged;
+ * removing one sells every unit (the proceeds stay as cash). */
 export function PortfolioDetail() {
   const api = useApi();
   const id = Number(useParams().id);
@@ -39,6 +40,8 @@ export function PortfolioDetail() {
   }
   if (!portfolio || !valuation) return <Spinner label="Loading the portfolio" />;
   const currency = portfolio.currency;
+  // a position sold out stays in the valuation (its realized gain counts in the totals), not a holding
+  const held = valuation.holdings.filter((holding) => Number(holding.quantity) !== 0);
 
   return (
     <div className="flex flex-col gap-6">
@@ -49,6 +52,12 @@ export function PortfolioDetail() {
       </div>
       {error ? <ErrorBanner error={error} onRetry={load} /> : null}
       <Card title="Valuation">
+        {valuation.totals.unpriced_positions > 0 ? (
+          <p className="mb-4 rounded-lg bg-amber-50 px-4 py-2 text-sm text-amber-900" role="note">
+            {valuation.totals.unpriced_positions === 1 ? "1 holding has" : `${valuation.totals.unpriced_positions} holdings have`} no
+            price yet: the market value and total leave {valuation.totals.unpriced_positions === 1 ? "it" : "them"} out until a price is recorded.
+          </p>
+        ) : null}
         <dl className="grid gap-4 sm:grid-cols-4" data-testid="valuation">
           <Figure label="Total value" value={money(valuation.totals.total_value, currency)} strong />
           <Figure label="Market value" value={money(valuation.totals.market_value, currency)} />
@@ -62,7 +71,7 @@ export function PortfolioDetail() {
       </Card>
       <AddHolding portfolioId={id} onAdded={load} />
       <Card title="Holdings">
-        {valuation.holdings.length === 0 ? (
+        {held.length === 0 ? (
           <EmptyState title="No holdings yet">Add a holding above: its quantity and the price you paid.</EmptyState>
         ) : (
           <div className="overflow-x-auto">
@@ -80,7 +89,7 @@ export function PortfolioDetail() {
                 </tr>
               </thead>
               <tbody className="divide-y divide-slate-100">
-                {valuation.holdings.map((holding) => (
+                {held.map((holding) => (
                   <HoldingRow key={holding.symbol} portfolioId={id} holding={holding} currency={currency} onChanged={load} />
                 ))}
               </tbody>
@@ -121,11 +130,16 @@ function AddHolding({ portfolioId, onAdded }: { portfolioId: number; onAdded: ()
     event.preventDefault();
     setBusy(true);
     setError(null);
+    const path = { params: { path: { portfolio_id: portfolioId } } };
     try {
       await unwrap(api.POST("/portfolios/{portfolio_id}/transactions", {
-        params: { path: { portfolio_id: portfolioId } },
-        body: { type: "buy", symbol: symbol.trim().toUpperCase(), quantity: units.trim(), price: price.trim(), fee: "0" },
+        ...path, body: { type: "buy", symbol: symbol.trim().toUpperCase(), quantity: units.trim(), price: price.trim(), fee: "0" },
       }), "add the holding");
+      const cost = times(units, price);
+      if (Number(cost) > 0) {
+        await unwrap(api.POST("/portfolios/{portfolio_id}/transactions", { ...path, body: { type: "deposit", amount: cost } }),
+          "record the holding's cost as paid in");
+      }
       setSymbol("");
       setUnits("");
       setPrice("");

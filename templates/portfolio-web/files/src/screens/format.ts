@@ -25,3 +25,22 @@ export function sum(values: string[]): string {
   const absolute = total < 0n ? -total : total;
   return `${sign}${absolute / SCALE}.${(absolute % SCALE).toString().padStart(10, "0")}`;
 }
+
+/** A × B for decimal strings, to 10 decimal places (as the API keeps amounts), rounded half up. */
+export function times(a: string, b: string): string {
+  const scaled = (value: string): [bigint, number] => {
+    const [whole, fraction = ""] = value.trim().split(".");
+    return [BigInt(whole + fraction), fraction.length];
+  };
+  const [x, xs] = scaled(a);
+  const [y, ys] = scaled(b);
+  let product = x * y;
+  let places = xs + ys;
+  if (places > 10) {
+    const cut = 10n ** BigInt(places - 10);
+    product = (product + cut / 2n) / cut;
+    places = 10;
+  }
+  const digits = product.toString().padStart(places + 1, "0");
+  return places ? `${digits.slice(0, -places)}.${digits.slice(-places)}` : digits;
+}

@@ -1,7 +1,7 @@
 import createClient, { type Middleware } from "openapi-fetch";
 import type { UserManager } from "oidc-client-ts";
 import type { paths } from "../../generated/schema";
-import { ApiError, problemOf } from "./problem";
+import { ApiError, type Problem } from "./problem";
 
 const BODILESS = new Set(["GET", "HEAD", "DELETE"]);
 
@@ -41,7 +41,11 @@ export function makeApi(baseUrl: string, users: UserManager): Api {
 
 /** The data of an openapi-fetch result, or an ApiError with the problem's message. */
 export async function unwrap<T>(result: Promise<{ data?: T; error?: unknown; response: Response }>, what: string): Promise<T> {
-  const { data, response } = await result;
-  if (!response.ok) throw new ApiError(response.status, await problemOf(response), `Could not ${what} (HTTP ${response.status}).`);
+  // openapi-fetch has read the body already: an error's is `error` (a problem, when it is JSON)
+  const { data, error, response } = await result;
+  if (!response.ok) {
+    const problem = error && typeof error === "object" ? (error as Problem) : null;
+    throw new ApiError(response.status, problem, `Could not ${what} (HTTP ${response.status}).`);
+  }
   return data as T;
 }

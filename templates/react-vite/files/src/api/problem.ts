@@ -32,21 +32,13 @@ const STATUS_WORDS: Record<number, string> = {
 export function describe(status: number, problem: Problem | null, fallback: string): string {
   const parts: string[] = [];
   const head = problem?.detail || problem?.title || STATUS_WORDS[status] || fallback;
-  parts.push(head.endsWith(".") || head.endsWith(":") ? head : `${head}.`);
+  const sentence = head.charAt(0).toUpperCase() + head.slice(1);
+  parts.push(sentence.endsWith(".") || sentence.endsWith(":") ? sentence : `${sentence}.`);
   for (const error of problem?.errors ?? []) {
-    const where = error.pointer ?? (error.loc ?? []).filter((part) => part !== "body").join(".");
+    // the field named last: `quantity`, not `body.buy.quantity`
+    const where = error.pointer ?? String((error.loc ?? []).filter((part) => part !== "body").slice(-1)[0] ?? "");
     const what = error.detail ?? error.msg;
     if (what) parts.push(where ? `${where}: ${what}` : what);
   }
   return parts.join(" ");
-}
-
-export async function problemOf(response: Response): Promise<Problem | null> {
-  const type = response.headers.get("content-type") ?? "";
-  if (!type.includes("json")) return null;
-  try {
-    return (await response.clone().json()) as Problem;
-  } catch {
-    return null;
-  }
 }
