@@ -74,18 +74,13 @@ class AuthentikSettings(Record):
     """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
-DevUser = Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]
-
-
 @dataclass
 class SigninSettings(Record):
     """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
 
-    users: list[DevUser] = field(default_factory=list)
-    """Development users who may sign in to the web apps; their passwords are generated into .env
-    (`ecoctl secrets password USER` prints one)."""
+    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
+    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
     access_token_ttl: Annotated[int, Range(30, 86400)] = 300
-    """Seconds an access token lives (web apps renew it with their refresh token)."""
 
 
 @dataclass
@@ -114,13 +109,10 @@ class ServiceSpec(Record):
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
     client: Literal["confidential", "public"] = "confidential"
-    """Its OAuth2 client: `confidential` (a service: client_credentials with the secret in .env) or
-    `public` (a web app in a browser: authorization code + PKCE S256, no secret)."""
+    """`confidential` (a service, its secret in .env) or `public` (a web app: code flow + PKCE)."""
     calls: list[str] = field(default_factory=list)
-    """A web app (`client: public`): the services (APIs) its access tokens are for."""
+    """A web app: the services (APIs) its access tokens are for."""
     post_logout_redirect_uris: list[str] = field(default_factory=list)
-    """A web app: where the issuer may send the browser back after signing out (default: its
-    origins, as `redirect_uris` defaults to)."""
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
 
@@ -135,13 +127,9 @@ class ServiceSpec(Record):
             raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
                           "tokens: set `client: public` or remove `calls`")
 
-    def web_redirect_uris(self) -> list[str]:
-        """Its OAuth2 redirect URIs for the development sign-in: as declared, else its origins on
-        this host."""
-        return self.redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
-
-    def web_post_logout_uris(self) -> list[str]:
-        return self.post_logout_redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+    def origins(self) -> list[str]:
+        """Where a web app's URIs default to: its origins on this host."""
+        return [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
 
 
 @dataclass
@@ -200,18 +188,15 @@ class Ecosystem(Record):
 
     @property
     def signin_runs(self) -> bool:
-        """Whether the development sign-in stands in for Authentik: the local runtime, and no
-        `core.authentik.url` names an external Authentik."""
+        """Whether the development sign-in stands in for Authentik (local, no external one)."""
         return not self.authentik_used
 
     def client_id(self, service: str) -> str:
-        """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its
-        issuer): `core.authentik.prefix` + the service name."""
+        """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
         return f"{self.core.authentik.prefix}{service}"
 
     def issuer(self, service: str) -> str:
-        """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the development
-        sign-in issues the same)."""
+        """Its tokens' `iss`: Authentik's per-application issuer (the development sign-in's too)."""
         return f"{self.authentik_url}/application/o/{self.client_id(service)}/"
 
     @property

@@ -295,6 +295,9 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
     if readers:
         raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
                          "`reads` first")
+    callers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.calls]
+    if callers:
+        raise UsageError(f"web app(s) {', '.join(callers)} call {name}: remove {name} from their `calls` first")
     result = ServiceResult(name)
     removed_spec = workspace.ecosystem.services[name]
     runtime = get_runtime(workspace, progress)
