@@ -44,13 +44,15 @@ def stack(tmp_path_factory):
     added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--calls", "portfolio",
                        "--port", str(ports["web"]), "--no-apply", cwd=root)
     assert added.returncode == 0, added.stderr
-    up = run_ecoctl("up", "--json", cwd=root, timeout=900)
-    assert up.returncode == 0, up.stderr[-3000:]
-    password = run_ecoctl("secrets", "password", "dev", cwd=root)
-    assert password.returncode == 0, password.stderr
-    yield {"root": root, "site": f"http://127.0.0.1:{ports['web']}", "issuer": f"http://127.0.0.1:{ports['issuer']}",
-           "password": password.stdout.strip(), "api": f"http://127.0.0.1:{ports['portfolio']}"}
-    run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
+    try:
+        up = run_ecoctl("up", "--json", cwd=root, timeout=900)
+        assert up.returncode == 0, up.stderr[-3000:]
+        password = run_ecoctl("secrets", "password", "dev", cwd=root)
+        assert password.returncode == 0, password.stderr
+        yield {"root": root, "site": f"http://127.0.0.1:{ports['web']}", "issuer": f"http://127.0.0.1:{ports['issuer']}",
+               "password": password.stdout.strip(), "api": f"http://127.0.0.1:{ports['portfolio']}"}
+    finally:
+        run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def axe_script(root: Path) -> str:
     """axe-core from the web app's own node_modules (a devDependency in its lockfile)."""
     log = (root / ".ecoctl" / "logs" / "web-build.log").read_text()
     out = Path(re.search(r"--outDir (\S+)/build/web/dist", log).group(1))
-    for folder in (out / "services" / "web", root / "services" / "web"):
+    for folder in (out / "build-src" / "web", out / "services" / "web", root / "services" / "web"):
         script = folder / "node_modules" / "axe-core" / "axe.min.js"
         if script.is_file():
             return script.read_text()

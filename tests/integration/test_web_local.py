@@ -36,9 +36,11 @@ def web(tmp_path_factory):
     (root / "ecosystem.yaml").write_text(text)
     added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--port", str(ports["web"]),
                        "--no-apply", cwd=root)
-    assert added.returncode == 0, added.stderr
-    yield root, ports
-    run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
+    try:
+        assert added.returncode == 0, added.stderr
+        yield root, ports
+    finally:
+        run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
 
 
 def path_without(folder: Path, *programs: str) -> str:
