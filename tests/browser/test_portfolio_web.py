@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, run_ecoctl
+from tests.helpers import init_local, run_ecoctl
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("ECOCTL_TEST_ARTIFACTS") or Path(__file__).parents[1] / "artifacts") / "browser"
@@ -29,18 +29,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    base = tmp_path_factory.mktemp("browser")
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
-    root = base / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "issuer", "web")}
-    text = (root / "ecosystem.yaml").read_text()
-    for before, after in (("    port: 5432", f"    port: {ports['pg']}"), ("    port: 6379", f"    port: {ports['redis']}"),
-                          ("    port: 9000", f"    port: {ports['issuer']}"),
-                          ("prometheus_port: 9090", f"prometheus_port: {ports['prom']}"),
-                          ("    port: 8000", f"    port: {ports['portfolio']}")):
-        assert before in text, before
-        text = text.replace(before, after)
-    (root / "ecosystem.yaml").write_text(text)
+    root, ports = init_local(tmp_path_factory.mktemp("browser"), "web")
     added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--calls", "portfolio",
                        "--port", str(ports["web"]), "--no-apply", cwd=root)
     assert added.returncode == 0, added.stderr

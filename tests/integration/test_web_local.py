@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, run_ecoctl
+from tests.helpers import init_local, run_ecoctl
 
 pytestmark = pytest.mark.skipif(shutil.which("npm") is None,
                                 reason="npm is not installed: tests/run.sh installs Debian's nodejs and npm")
@@ -24,16 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("npm") is None,
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    base = tmp_path_factory.mktemp("web-local")
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
-    root = base / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "web")}
-    text = (root / "ecosystem.yaml").read_text()
-    text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
-    text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in's
-    text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
-    text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
-    (root / "ecosystem.yaml").write_text(text)
+    root, ports = init_local(tmp_path_factory.mktemp("web-local"), "web")
     added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--port", str(ports["web"]),
                        "--no-apply", cwd=root)
     try:

@@ -4,6 +4,7 @@ import { unwrap } from "../api/client";
 import { useApi } from "../api/context";
 import type { components } from "../../generated/schema";
 import { Card, EmptyState, ErrorBanner, Field, Spinner, inputClass } from "../components/ui";
+import { useAction } from "../components/useAction";
 import { money, quantity, times } from "./format";
 
 type Portfolio = components["schemas"]["Portfolio"];
@@ -123,15 +124,12 @@ function AddHolding({ portfolioId, onAdded }: { portfolioId: number; onAdded: ()
   const [symbol, setSymbol] = useState("");
   const [units, setUnits] = useState("");
   const [price, setPrice] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     const path = { params: { path: { portfolio_id: portfolioId } } };
-    try {
+    const done = await run(async () => {
       await unwrap(api.POST("/portfolios/{portfolio_id}/transactions", {
         ...path, body: { type: "buy", symbol: symbol.trim().toUpperCase(), quantity: units.trim(), price: price.trim(), fee: "0" },
       }), "add the holding");
@@ -140,14 +138,12 @@ function AddHolding({ portfolioId, onAdded }: { portfolioId: number; onAdded: ()
         await unwrap(api.POST("/portfolios/{portfolio_id}/transactions", { ...path, body: { type: "deposit", amount: cost } }),
           "record the holding's cost as paid in");
       }
+    });
+    if (done) {
       setSymbol("");
       setUnits("");
       setPrice("");
       onAdded();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
     }
   };
 
@@ -177,23 +173,15 @@ function HoldingRow({ portfolioId, holding, currency, onChanged }:
   const api = useApi();
   const [removing, setRemoving] = useState(false);
   const [price, setPrice] = useState(holding.price ?? holding.average_cost ?? "0");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const remove = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await unwrap(api.POST("/portfolios/{portfolio_id}/transactions", {
-        params: { path: { portfolio_id: portfolioId } },
-        body: { type: "sell", symbol: holding.symbol, quantity: holding.quantity, price: price.trim(), fee: "0" },
-      }), "remove the holding");
-      onChanged();
-    } catch (caught) {
-      setError(caught);
-      setBusy(false);
-    }
+    const done = await run(() => unwrap(api.POST("/portfolios/{portfolio_id}/transactions", {
+      params: { path: { portfolio_id: portfolioId } },
+      body: { type: "sell", symbol: holding.symbol, quantity: holding.quantity, price: price.trim(), fee: "0" },
+    }), "remove the holding"));
+    if (done) onChanged();
   };
 
   return (

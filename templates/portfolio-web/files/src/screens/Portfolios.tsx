@@ -4,6 +4,7 @@ import { unwrap } from "../api/client";
 import { useApi } from "../api/context";
 import type { components } from "../../generated/schema";
 import { Card, EmptyState, ErrorBanner, Field, Spinner, inputClass } from "../components/ui";
+import { useAction } from "../components/useAction";
 import { date, money, sum } from "./format";
 
 type Portfolio = components["schemas"]["Portfolio"];
@@ -62,22 +63,15 @@ function CreatePortfolio({ onCreated }: { onCreated: () => void }) {
   const api = useApi();
   const [name, setName] = useState("");
   const [currency, setCurrency] = useState("EUR");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await unwrap(api.POST("/portfolios", { body: { name: name.trim(), currency: currency.trim().toUpperCase() } }),
-        "create the portfolio");
+    const done = await run(() => unwrap(api.POST("/portfolios", {
+      body: { name: name.trim(), currency: currency.trim().toUpperCase() } }), "create the portfolio"));
+    if (done) {
       setName("");
       onCreated();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
     }
   };
 
@@ -105,21 +99,13 @@ function PortfolioRow({ portfolio, onChanged }: { portfolio: Portfolio; onChange
   const api = useApi();
   const [mode, setMode] = useState<"view" | "rename" | "delete">("view");
   const [name, setName] = useState(portfolio.name);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const path = { params: { path: { portfolio_id: portfolio.id } } };
 
   const act = async (work: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await work();
+    if (await run(work)) {
       setMode("view");
       onChanged();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
     }
   };
 
