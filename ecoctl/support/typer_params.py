@@ -5,9 +5,9 @@ help. `LazyCoercionGroup` defers that build until a parameter actually receives 
 of None is what the coercion itself would return for it (None, or () for a multi-value one).
 
 When a value arrives and is already what the annotation asks for (text for `str`, a flag's
-True/False for `bool`, texts for `list[str]`, ASCII digits within min/max for `int`), it is passed as
-it is, which is what Typer's adapter returns for it; anything else (a bad value, a Path, a float)
-goes to Typer's own coercion and its error messages. So a command line of plain values does not
+True/False for `bool`, texts for `list[str]`, ASCII digits within min/max for `int`, a float
+within min/max for `float`: `up --timeout`'s default), it is passed as it is, which is what Typer's
+adapter returns for it; anything else (a bad value, a Path, a float's text) goes to Typer's own coercion and its error messages. So a command line of plain values does not
 import pydantic at all.
 
 Guarded: with a Typer that has no such hook, parameters are left as they are.
@@ -58,6 +58,9 @@ def _plain_value(descriptor: Any, value: Any) -> Any:
         number = int(value)
         if (info.min is None or number >= info.min) and (info.max is None or number <= info.max):
             return number
+    if annotation is float and type(value) is float:  # a float option's default (`up --timeout`)
+        if (info.min is None or value >= info.min) and (info.max is None or value <= info.max):
+            return value
     return _NOT_PLAIN
 
 

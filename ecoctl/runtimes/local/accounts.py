@@ -45,7 +45,16 @@ class Account:
         return user.pw_uid, user.pw_gid
 
     def succeeds(self, argv: list[str]) -> bool:
-        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`)."""
+        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`). Each answer
+        is kept for the life of this Account (one command: the runtime makes one), so ask only
+        what does not change while a command runs; one runuser less per repeated question."""
+        answers = self.__dict__.setdefault("_answers", {})
+        key = tuple(argv)
+        if key not in answers:
+            answers[key] = self._run_as(argv)
+        return answers[key]
+
+    def _run_as(self, argv: list[str]) -> bool:
         if self.name is None:
             return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
         ensure_service_user(self.name)
