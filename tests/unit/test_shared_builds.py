@@ -1,4 +1,5 @@
-"""#29: what makes a template's build shareable between services (`run.local.shared`)."""
+"""#29: what makes a template's build shareable between services (`run.local.shared`), and the
+programs' user asked each question once per command."""
 
 from __future__ import annotations
 
@@ -88,3 +89,17 @@ def test_the_shipped_python_templates_share_their_environments():
         local = load_template(root / name).run["local"]
         assert local["shared"] == "python-dependencies"
         assert "." not in local["build"][-1]  # only the dependencies: the code is imported from the folder
+
+
+def test_a_question_to_the_programs_user_is_asked_once_per_command(monkeypatch):
+    """Each `runuser` check costs a process (~0.1-0.2 s under load); the runtime makes one Account
+    per command, and a new command asks again."""
+    from ecoctl.runtimes.local.accounts import Account
+
+    calls = []
+    monkeypatch.setattr(Account, "_run_as", lambda self, argv: calls.append(argv) or True)
+    account = Account("ecoctl")
+    assert account.succeeds(["test", "-x", "/bin/sh"]) and account.succeeds(["test", "-x", "/bin/sh"])
+    assert account.succeeds(["test", "-x", "/bin/true"])
+    assert calls == [["test", "-x", "/bin/sh"], ["test", "-x", "/bin/true"]]
+    assert Account("ecoctl").succeeds(["test", "-x", "/bin/sh"]) and len(calls) == 3
