@@ -164,6 +164,9 @@ class Component:
     """The one thing several components make up (`authentik`), shown once where none runs."""
     scheme: str = "http"
     """Of its address in `status`."""
+    metrics: str = ""
+    """Where it serves Prometheus metrics (a path on its first port; "": it serves none). Prometheus
+    scrapes it with a job of its name, kept in prometheus.yml like a service's."""
     replicas: str = ""
     """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
     local: Local | None = None
@@ -274,7 +277,7 @@ AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_repli
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),
     ports=(Port(9090, "core.monitoring.prometheus_port"),), data="prometheus_data", optional=True,
-    enabled=monitoring_enabled, disabled_note="monitoring is disabled in ecosystem.yaml",
+    metrics="/metrics", enabled=monitoring_enabled, disabled_note="monitoring is disabled in ecosystem.yaml",
     local=Local("prometheus", "apt-get install prometheus", config_from="monitoring/prometheus/prometheus.yml",
                 data_dir="data", reload_signal="HUP",
                 args=lambda place: [f"--config.file={place.config}", f"--storage.tsdb.path={place.data}",
@@ -312,6 +315,27 @@ def enabled(ecosystem: "Ecosystem", stage: Stage | None = None) -> list[Componen
     """The components this ecosystem runs in its stack (of one stage), in start order."""
     return [component for component in CATALOG
             if component.enabled(ecosystem) and (stage is None or component.stage == stage)]
+
+
+def scrape_targets(ecosystem: "Ecosystem", in_containers: bool) -> dict[str, tuple[str, str]]:
+    """Component -> (address, metrics path) where Prometheus scrapes each component of the stack
+    that serves metrics: by name on the stack's network when it runs in containers (Prometheus
+    itself at localhost), on loopback at
+    its host port when it runs on this host. Components started only when asked are left out (their
+    job would read down whenever they were not asked for)."""
+    targets = {}
+    for component in enabled(ecosystem):
+        recipe = component.container if in_containers else component.local
+        if not component.metrics or component.on_demand or recipe is None or not component.ports:
+            continue
+        if in_containers and recipe.left_out is not None and recipe.left_out(ecosystem):
+            continue
+        port = component.ports[0]
+        host = "localhost" if component is PROMETHEUS else component.name  # itself, in its container
+        address = (f"{host}:{port.inside}" if in_containers
+                   else f"127.0.0.1:{port.host(ecosystem)}")
+        targets[component.name] = (address, component.metrics)
+    return targets
 
 
 def host_ports(ecosystem: "Ecosystem", components: list[Component]) -> dict[int, str]:

@@ -88,6 +88,22 @@ class CoreSettings(Record):
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
+Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
+"""A Prometheus duration (`30s`, `5m`, `1h`)."""
+
+
+@dataclass
+class AlertSettings(Record):
+    """A service's alerting rules (Prometheus, rules/<service>.yml): when each fires."""
+
+    p95_ms: Annotated[int, Range(1, 3_600_000)] = 500
+    """ServiceSlow: the 95th percentile latency over 5 minutes is above this many milliseconds."""
+    error_percent: Annotated[int, Range(1, 100)] = 5
+    """ServiceErrors: more than this share of its requests over 5 minutes answer 5xx."""
+    after: Duration = "5m"
+    """How long a condition holds before its alert fires (the rules' `for:`)."""
+
+
 @dataclass
 class ServiceSpec(Record):
     port: Port
@@ -99,6 +115,7 @@ class ServiceSpec(Record):
     redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
         if self.host is not None:

@@ -1,0 +1,223 @@
+"""Prometheus alerting rule files (monitoring/prometheus/rules/<service>.yml), edited round-trip and
+checked by `promtool check rules`; and the `rule_files:` entry of prometheus.yml that loads them.
+
+A rule file is one the user may edit: ecoctl owns the rules it names (`owned`: alert names) in the
+group named after the file, and changes those only, in place, with ruamel.yaml's round-trip parser,
+so comments, other rules and other groups survive. Rules compare as plain data: a comment or a
+re-indented file is never a difference.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecoctl.errors import EcoctlError, UsageError
+from ecoctl.support.yaml import fast_compose, fast_load, yaml_errors
+
+RULES_DIR = Path("monitoring/prometheus/rules")
+RULES_GLOB = "rules/*.yml"
+"""How prometheus.yml lists them (relative to prometheus.yml's folder)."""
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    text: str
+    rules: dict[str, dict]
+    """The owned rules found in the file's group: alert name -> the rule as plain data."""
+    others: int
+    """Rules and groups in the file that are not ecoctl's (kept; a file left with none is removed)."""
+
+
+def load(path: Path, group: str, owned: set[str]) -> RuleFile | None:
+    """The rule file at PATH (None when missing); its owned rules in GROUP."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    data = fast_load(path, text) or {}
+    groups = data.get("groups") if isinstance(data, dict) else None
+    if not isinstance(groups, list):
+        raise UsageError(f"{path}: expected `groups:` (a list of rule groups): fix the file or remove it")
+    rules, others = {}, 0
+    for entry in groups:
+        mine = isinstance(entry, dict) and entry.get("name") == group
+        listed = entry.get("rules") if isinstance(entry, dict) else None
+        others += 0 if mine else 1
+        for rule in listed if isinstance(listed, list) else []:
+            if mine and isinstance(rule, dict) and rule.get("alert") in owned:
+                rules[rule["alert"]] = rule
+            elif mine:
+                others += 1
+    return RuleFile(text, rules, others)
+
+
+def edited(path: Path, text: str, group: str, rules: list[dict], owned: set[str], header: str) -> str:
+    """TEXT (empty: a new file starting with HEADER) with GROUP's owned rules made exactly RULES:
+    each one updated in place or appended, owned ones not in RULES removed; all else kept."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    document = _parse(path, text) if text.strip() else None
+    if document is None:
+        document = CommentedMap(groups=CommentedSeq())
+        text_header = header
+    else:
+        text_header = ""
+    target = next((entry for entry in document["groups"]
+                   if isinstance(entry, dict) and entry.get("name") == group), None)
+    if target is None:
+        target = CommentedMap(name=group, rules=CommentedSeq())
+        document["groups"].append(target)
+    if not isinstance(target.get("rules"), list):
+        target["rules"] = CommentedSeq()
+    listed = target["rules"]
+    wanted = {rule["alert"]: rule for rule in rules}
+    for index in reversed(range(len(listed))):
+        rule = listed[index]
+        if isinstance(rule, dict) and rule.get("alert") in owned and rule["alert"] not in wanted:
+            del listed[index]
+    for name, rule in wanted.items():
+        have = next((item for item in listed if isinstance(item, dict) and item.get("alert") == name), None)
+        if have is None:
+            listed.append(CommentedMap(rule))
+            continue
+        for key in [key for key in have if key not in rule]:
+            del have[key]
+        for key, value in rule.items():
+            if _plain(have.get(key)) != value:
+                have[key] = value
+    return text_header + _dump(document)
+
+
+def without(path: Path, text: str, group: str, owned: set[str]) -> str | None:
+    """TEXT without GROUP's owned rules (an empty group goes too); None when nothing else is left."""
+    document = _parse(path, text)
+    groups = document["groups"]
+    for index in reversed(range(len(groups))):
+        entry = groups[index]
+        if not (isinstance(entry, dict) and entry.get("name") == group):
+            continue
+        listed = entry.get("rules") or []
+        for position in reversed(range(len(listed))):
+            if isinstance(listed[position], dict) and listed[position].get("alert") in owned:
+                del listed[position]
+        if not listed:
+            del groups[index]
+    return _dump(document) if groups else None
+
+
+def check_rules(path: Path, text: str) -> None:
+    """`promtool check rules` on TEXT as if it were PATH (a temp file: rule files name no other
+    file); one line when it fails. No promtool on PATH: nothing to check against, so nothing is
+    refused."""
+    if (promtool := shutil.which("promtool")) is None:
+        return
+    fd, candidate = tempfile.mkstemp(prefix=f"ecoctl-{path.stem}.check-", suffix=".yml")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        done = subprocess.run([promtool, "check", "rules", candidate], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(candidate)
+    if done.returncode != 0:
+        output = (done.stderr + "\n" + done.stdout).replace(candidate, str(path))
+        lines = [line.strip() for line in output.splitlines() if line.strip() and "Checking" not in line]
+        reason = next((line for line in lines if "FAILED" not in line), "invalid rules")
+        raise EcoctlError(f"{path}: not written, promtool check rules fails on it: {reason}: "
+                          "fix the file by hand and rerun")
+
+
+# -- prometheus.yml's rule_files ----------------------------------------------------------------
+def lists_rules(config_text: str) -> bool:
+    """Whether prometheus.yml's `rule_files` holds RULES_GLOB."""
+    data = fast_load("prometheus.yml", config_text) if config_text.strip() else None
+    listed = data.get("rule_files") if isinstance(data, dict) else None
+    return isinstance(listed, list) and RULES_GLOB in listed
+
+
+def with_rules_listed(path: Path, config_text: str) -> str:
+    """prometheus.yml's text with RULES_GLOB in `rule_files` (added as text: every other byte stays)."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    if lists_rules(config_text):
+        return config_text
+    root = fast_compose(path, config_text) if config_text.strip() else None
+    lines = config_text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    entry = f"  - {RULES_GLOB}\n"
+    if isinstance(root, MappingNode):
+        for key, value in root.value:
+            if not (isinstance(key, ScalarNode) and key.value == "rule_files"):
+                continue
+            if isinstance(value, SequenceNode) and value.value and not value.flow_style:
+                last = value.value[-1]
+                dash = lines[last.start_mark.line].rindex("-", 0, last.start_mark.column)
+                row = last.end_mark.line - (1 if last.end_mark.column == 0 else 0)
+                lines.insert(row + 1, " " * dash + f"- {RULES_GLOB}\n")
+                return _checked_listed(path, "".join(lines))
+            if value.start_mark.line == key.start_mark.line == value.end_mark.line:
+                # `rule_files:` (null) or `rule_files: []` or a flow list: one line, rewritten
+                items = [str(item) for item in (_plain_load(config_text).get("rule_files") or [])]
+                line = key.start_mark.line
+                lines[line] = "rule_files:\n" + "".join(f"  - {item}\n" for item in items) + entry
+                return _checked_listed(path, "".join(lines))
+            raise UsageError(f"{path}:{key.start_mark.line + 1}: add `- {RULES_GLOB}` to rule_files by hand")
+        before = next((key.start_mark.line for key, _ in root.value
+                       if isinstance(key, ScalarNode) and key.value == "scrape_configs"), None)
+        if before is not None and key_column(root, "scrape_configs") == 0:
+            lines.insert(before, f"rule_files:\n{entry}\n")
+            return _checked_listed(path, "".join(lines))
+    return _checked_listed(path, "".join(lines) + f"rule_files:\n{entry}")
+
+
+def key_column(root, name: str) -> int:
+    return next(key.start_mark.column for key, _ in root.value if getattr(key, "value", None) == name)
+
+
+def _checked_listed(path: Path, text: str) -> str:
+    if not lists_rules(text):
+        raise EcoctlError(f"{path}: could not add {RULES_GLOB} to rule_files cleanly: add it by hand")
+    return text
+
+
+# -- YAML ----------------------------------------------------------------------------------------
+def _parse(path: Path, text: str):
+    from ecoctl.support.yaml import roundtrip
+
+    with yaml_errors(path, "fix the file by hand"):
+        document = roundtrip().load(text)
+    if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
+        raise UsageError(f"{path}: expected `groups:` (a list of rule groups): fix the file or remove it")
+    return document
+
+
+def _plain_load(text: str) -> dict:
+    data = fast_load("prometheus.yml", text)
+    return data if isinstance(data, dict) else {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _dump(document: Any) -> str:
+    import io
+
+    from ecoctl.support.yaml import roundtrip
+
+    yaml = roundtrip()
+    yaml.width = 4096  # a rule's expression stays on one line
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    return buffer.getvalue()
