@@ -9,6 +9,10 @@ Each round is a fresh ecosystem (fresh ports), stopped with `down --volumes` aft
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import os
 import shutil
 import subprocess

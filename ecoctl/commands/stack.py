@@ -178,6 +178,9 @@ class StatusReport:
     running: bool = True
     compared: list[str] = field(default_factory=list)
     """The systems whose drift was read (only the files while the stack is down)."""
+    alerts: list[dict] | None = None
+    """The alerts Prometheus has firing (name, service, severity, since, summary); None when no
+    Prometheus of the ecosystem answers."""
 
     @property
     def failed(self) -> list[str]:
@@ -189,7 +192,7 @@ class StatusReport:
                 "components": [c.to_json() for c in self.components],
                 "compared": self.compared,
                 "drift": [change.to_json() for change in self.drift],
-                "pending": pending_json(self.pending)}
+                "pending": pending_json(self.pending), "alerts": self.alerts}
 
 
 OFFLINE_SYSTEMS = {"files", "compose"}
@@ -209,4 +212,10 @@ def status(workspace) -> StatusReport:
     only = None if running or external_servers else offline & used
     plan = plan_workspace(workspace, only=only)
     compared = sorted(only if only is not None else used)
-    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending, running, compared)
+    alerts = None
+    if running and workspace.ecosystem.core.monitoring.enabled:
+        from ecoctl.clients import prometheus
+
+        alerts = prometheus.firing_alerts(workspace.prometheus_url)
+    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending, running, compared,
+                        alerts)
