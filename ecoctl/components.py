@@ -290,6 +290,30 @@ PROMETHEUS = Component(
         healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"],
                      "interval": "10s", "timeout": "5s", "retries": 10}))
 
+def alertmanager_enabled(ecosystem: "Ecosystem") -> bool:
+    return ecosystem.core.monitoring.enabled and ecosystem.core.monitoring.alertmanager.enabled
+
+
+ALERTMANAGER_CONFIG = "monitoring/alertmanager/alertmanager.yml"
+"""Rendered from ecosystem.yaml (core.monitoring.alertmanager) by the prometheus provider."""
+ALERTMANAGER = Component(
+    "alertmanager", "monitoring", Health("http", "/-/ready"),
+    ports=(Port(9093, "core.monitoring.alertmanager.port"),), data="alertmanager_data", optional=True,
+    metrics="/metrics", enabled=alertmanager_enabled,
+    local=Local("prometheus-alertmanager", "apt-get install prometheus-alertmanager",
+                config_from=ALERTMANAGER_CONFIG, data_dir="data", reload_signal="HUP",
+                # no cluster: one Alertmanager, and no gossip port (9094) taken on the host
+                args=lambda place: [f"--config.file={place.config}", f"--storage.path={place.data}",
+                                    f"--web.listen-address=127.0.0.1:{place.port}", "--cluster.listen-address="]),
+    container=Container(
+        "alertmanager", command=("--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
+                                 "--cluster.listen-address="),
+        mounts=("./monitoring/alertmanager:/etc/alertmanager:ro",), data_path="/alertmanager",
+        left_out=lambda ecosystem: "" if alertmanager_enabled(ecosystem)
+        else "set core.monitoring.alertmanager.enabled: true to run it",
+        healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9093/-/ready"],
+                     "interval": "10s", "timeout": "5s", "retries": 10}))
+
 GRAFANA = Component(
     "grafana", "monitoring", Health("http", "/api/health"),
     ports=(Port(3000, "core.monitoring.grafana_port"),), data="grafana_data",
@@ -303,7 +327,7 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, PROMETHEUS, GRAFANA]
+CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, PROMETHEUS, ALERTMANAGER, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 
@@ -336,6 +360,14 @@ def scrape_targets(ecosystem: "Ecosystem", in_containers: bool) -> dict[str, tup
                    else f"127.0.0.1:{port.host(ecosystem)}")
         targets[component.name] = (address, component.metrics)
     return targets
+
+
+def reloaded_with_prometheus(ecosystem: "Ecosystem") -> list[Component]:
+    """The other monitoring components that read a file the prometheus provider writes, and read it
+    again on their reload signal (Alertmanager): reloaded when Prometheus is."""
+    return [component for component in enabled(ecosystem, "monitoring")
+            if component is not PROMETHEUS and not component.on_demand and component.local is not None
+            and component.local.reload_signal]
 
 
 def host_ports(ecosystem: "Ecosystem", components: list[Component]) -> dict[int, str]:

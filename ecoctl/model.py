@@ -27,6 +27,7 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
@@ -74,10 +75,30 @@ class AuthentikSettings(Record):
 
 
 @dataclass
+class AlertmanagerSettings(Record):
+    """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
+
+    enabled: bool = False
+    port: Port = 9093
+    webhook_url: str | None = None
+    """Where Alertmanager POSTs the alerts (its webhook receiver); none: they are only shown."""
+
+    def check(self) -> None:
+        if self.webhook_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid(("webhook_url",), "expected an http:// or https:// URL with a host",
+                              self.webhook_url)
+
+
+@dataclass
 class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
 
 
 @dataclass
@@ -202,6 +223,8 @@ class Ecosystem(Record):
                  core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
         if not core.postgres.external:
             ports[core.postgres.port] = "postgres"
+        if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
+            ports[core.monitoring.alertmanager.port] = "alertmanager"
         return ports
 
 

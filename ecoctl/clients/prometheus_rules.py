@@ -1,5 +1,6 @@
 """Prometheus alerting rule files (monitoring/prometheus/rules/<service>.yml), edited round-trip and
-checked by `promtool check rules`; and the `rule_files:` entry of prometheus.yml that loads them.
+checked by `promtool check rules`; the `rule_files:` entry of prometheus.yml that loads them, and its
+`alerting:` block (where Prometheus sends alerts: Alertmanager).
 
 A rule file is one the user may edit: ecoctl owns the rules it names (`owned`: alert names) in the
 group named after the file, and changes those only, in place, with ruamel.yaml's round-trip parser,
@@ -175,6 +176,54 @@ def with_rules_listed(path: Path, config_text: str) -> str:
             lines.insert(before, f"rule_files:\n{entry}\n")
             return _checked_listed(path, "".join(lines))
     return _checked_listed(path, "".join(lines) + f"rule_files:\n{entry}")
+
+
+MARKER = "# managed by ecoctl"
+
+
+def alerting(config_text: str) -> tuple[bool, bool, tuple[str, ...]]:
+    """prometheus.yml's `alerting:` block: (present, marked as ecoctl's, its Alertmanager targets)."""
+    data = fast_load("prometheus.yml", config_text) if config_text.strip() else None
+    block = data.get("alerting") if isinstance(data, dict) else None
+    if block is None:
+        return False, False, ()
+    managed = any(line.startswith("alerting:") and MARKER in line for line in config_text.splitlines())
+    targets = tuple(str(target) for manager in (block.get("alertmanagers") or [] if isinstance(block, dict) else [])
+                    if isinstance(manager, dict) for static in manager.get("static_configs") or []
+                    if isinstance(static, dict) for target in static.get("targets") or [])
+    return True, managed, targets
+
+
+def with_alerting(path: Path, config_text: str, target: str | None) -> str:
+    """prometheus.yml's text with ecoctl's `alerting:` block sending to TARGET (None: without the
+    block), as a text edit of that block alone."""
+    from ruamel.yaml.nodes import MappingNode
+
+    block = ("" if target is None else
+             f"alerting:  {MARKER}\n  alertmanagers:\n    - static_configs:\n        - targets: ['{target}']\n")
+    root = fast_compose(path, config_text) if config_text.strip() else None
+    lines = config_text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    span = None
+    if isinstance(root, MappingNode):
+        for key, value in root.value:
+            if getattr(key, "value", None) == "alerting" and key.start_mark.column == 0:
+                end = value.end_mark.line + (0 if value.end_mark.column == 0 else 1)
+                span = (key.start_mark.line, end)
+    if span is not None:
+        lines[span[0]:span[1]] = [block]
+    elif target is not None:
+        before = (next((key.start_mark.line for key, _ in root.value if getattr(key, "value", None) == "scrape_configs"
+                        and key.start_mark.column == 0), None) if isinstance(root, MappingNode) else None)
+        if before is None:
+            lines.append(block)
+        else:
+            lines.insert(before, block + "\n")
+    text = "".join(lines)
+    if alerting(text)[2] != ((target,) if target else ()):
+        raise EcoctlError(f"{path}: could not write the alerting block cleanly: set it by hand")
+    return text
 
 
 def key_column(root, name: str) -> int:

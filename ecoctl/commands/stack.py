@@ -127,9 +127,9 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         result.started.append("services")
     if components.enabled(workspace.ecosystem, "monitoring"):
         stage("monitoring")
+        converge_stage({"prometheus", "grafana"})  # their files first: each program reads them as it starts
         if runtime.start_monitoring(on_demand=on_demand):
             result.started.append("monitoring")
-        converge_stage({"prometheus", "grafana"})
     stage("health")
     health = runtime.wait_healthy(names, timeout=health_timeout)
     not_run = runtime.not_run()

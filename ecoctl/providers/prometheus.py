@@ -36,6 +36,10 @@ class ScrapeState:
     """Each service's rule file (and a removed service's, while it holds ecoctl's rules)."""
     listed: bool = True
     """prometheus.yml's rule_files loads rules/*.yml."""
+    alerting: tuple = (False, False, ())
+    """prometheus.yml's alerting block: present, ecoctl's, its targets (`prometheus_rules.alerting`)."""
+    alertmanager: str | None = None
+    """alertmanager.yml's text (None: no file)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Desired:
     jobs: dict[str, ScrapeJob]
     rules: dict[str, list[dict]]
     """Service -> its alerting rules."""
+    alertmanager: str | None = None
+    """Where Prometheus sends alerts (None: Alertmanager is not enabled)."""
+    alertmanager_config: str | None = None
 
 
 def scrape_target(service: str, spec: ServiceSpec, in_containers: bool) -> str:
@@ -105,13 +112,22 @@ class PrometheusProvider(Provider):
         config = self._config()
         loaded = prometheus.loaded_jobs(self.workspace.prometheus_url) if self.reload else None
         rules = prometheus_alerts.read_rules(self.workspace.root, set(self.workspace.ecosystem.services))
-        return ScrapeState(config.jobs, loaded, rules, prometheus_rules.lists_rules(config.text))
+        try:
+            alertmanager = (self.workspace.root / components.ALERTMANAGER_CONFIG).read_text()
+        except FileNotFoundError:
+            alertmanager = None
+        return ScrapeState(config.jobs, loaded, rules, prometheus_rules.lists_rules(config.text),
+                           prometheus_rules.alerting(config.text), alertmanager)
 
     def desired(self) -> Desired:
         ecosystem = self.workspace.ecosystem
+        target = components.scrape_targets(ecosystem, self.runtime.in_containers).get(components.ALERTMANAGER.name)
+        settings = ecosystem.core.monitoring.alertmanager
         return Desired(desired_jobs(ecosystem, self.runtime.in_containers),
                        {name: prometheus_alerts.desired_rules(name, spec.alerts)
-                        for name, spec in ecosystem.services.items()})
+                        for name, spec in ecosystem.services.items()},
+                       target[0] if target else None,
+                       prometheus_alerts.alertmanager_text(settings) if target else None)
 
     def diff(self, desired: Desired, actual: ScrapeState) -> list[Change]:
         changes = []
@@ -136,7 +152,9 @@ class PrometheusProvider(Provider):
                 changes.append(Change(self.name, "delete", KIND, name,
                                       "not run by this ecosystem" if core else "service removed",
                                       service=None if core else name, payload=DeleteJob(name)))
-        return changes + prometheus_alerts.diff_rules(self.name, desired.rules, actual.rules, actual.listed)
+        return (changes + prometheus_alerts.diff_rules(self.name, desired.rules, actual.rules, actual.listed)
+                + prometheus_alerts.diff_alerting(self.name, desired.alertmanager, actual.alerting,
+                                                  desired.alertmanager_config, actual.alertmanager))
 
     def prepare(self, changes: list[Change]) -> None:
         """Start promtool on the file these changes make, in the background, so the postgres and
@@ -192,6 +210,9 @@ class PrometheusProvider(Provider):
         text = PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
         if any(isinstance(change.payload, prometheus_alerts.ListRules) for change in changes):
             text = prometheus_rules.with_rules_listed(self.path, text)
+        for change in changes:
+            if isinstance(change.payload, prometheus_alerts.Alerting):
+                text = prometheus_rules.with_alerting(self.path, text, change.payload.target)
         return text
 
     def _stop_check(self) -> None:
@@ -222,8 +243,8 @@ class PrometheusProvider(Provider):
         """One rule change on its own (apply_all does them all at once)."""
         self.apply_all([Change(self.name, "update", prometheus_alerts.KIND, "", payload=payload)], lambda _: None)
 
-    appliers = {WriteJob: write_job, DeleteJob: delete_job, prometheus_alerts.WriteRules: write_rules,
-                prometheus_alerts.DeleteRules: write_rules, prometheus_alerts.ListRules: write_rules}
+    appliers = {WriteJob: write_job, DeleteJob: delete_job,
+                **dict.fromkeys(prometheus_alerts.PAYLOADS, write_rules)}
 
 
 RULES = prometheus_alerts.PAYLOADS

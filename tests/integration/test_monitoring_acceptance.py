@@ -3,7 +3,8 @@ package), the portfolio service, a python-fastapi and a go-gin service, all thro
 
 - every query of every generated dashboard returns a number once traffic was scraped twice;
 - a stopped service fires its ServiceDown alert (Prometheus's own rule evaluation, a short `for:`
-  from ecosystem.yaml), and `ecoctl status` lists it;
+  from ecosystem.yaml), `ecoctl status` lists it, and Alertmanager (Debian's prometheus-alertmanager,
+  enabled in ecosystem.yaml) POSTs it to the webhook receiver set there;
 - after core.monitoring.prometheus_port moves, `plan` shows Prometheus's own job moving, `apply`
   moves it (and Prometheus with it), and Prometheus scrapes itself again: up{job="prometheus"} == 1.
 """
@@ -25,6 +26,8 @@ from tests.helpers import free_port, run_ecoctl
 pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                        reason="prometheus/promtool not on PATH (apt-get install prometheus)"),
+    pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
+                       reason="prometheus-alertmanager not on PATH (apt-get install prometheus-alertmanager)"),
     pytest.mark.skipif(shutil.which("go") is None, reason="go is not on PATH: the go-gin service cannot be built"),
 ]
 SERVICES = {"portfolio": None, "loyalty": "python-fastapi", "rewards": "go-gin"}
@@ -47,15 +50,53 @@ def wait_for(what: str, check, timeout: float, every: float = 1.0):
         time.sleep(every)
 
 
+class Webhook:
+    """Alertmanager's webhook receiver: keeps every JSON body POSTed to it."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[dict]:
+        return [alert for body in self.received for alert in body.get("alerts", [])]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
-def stack(tmp_path):
+def webhook():
+    receiver = Webhook()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def stack(tmp_path, webhook):
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards")}
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "am")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
+    text = text.replace("    grafana_port: 3001\n", "    grafana_port: 3001\n    alertmanager:\n      enabled: true\n"
+                        f"      port: {ports['am']}\n      webhook_url: {webhook.url}\n")
     (root / "ecosystem.yaml").write_text(text)
     try:
         up = run_ecoctl("up", "--json", cwd=root, timeout=900)
@@ -115,7 +156,7 @@ def dashboard_queries(root) -> dict[str, list[tuple[str, str]]]:
     return boards
 
 
-def test_dashboards_alerts_and_prometheus_port(stack):
+def test_dashboards_alerts_and_prometheus_port(stack, webhook):
     root, ports = stack
     url = f"http://127.0.0.1:{ports['prom']}"
     config = root / "monitoring/prometheus/prometheus.yml"
@@ -139,7 +180,7 @@ def test_dashboards_alerts_and_prometheus_port(stack):
             [share] = query(url, dict(queries)["Error rate (5xx share)"])
             assert float(share["value"][1]) == 0.0  # no 5xx: 0%, a number
         assert all(query(url, f'up{{job="{name}"}} == 1') for name in SERVICES)
-    assert query(url, 'up{job="prometheus"} == 1')
+    assert query(url, 'up{job="prometheus"} == 1') and query(url, 'up{job="alertmanager"} == 1')
 
     # a stopped service fires ServiceDown (for: 10s here), and status lists it
     root_spec = root / "ecosystem.yaml"
@@ -162,6 +203,11 @@ def test_dashboards_alerts_and_prometheus_port(stack):
     assert [(alert["name"], alert["service"]) for alert in status["alerts"]] == [("ServiceDown", "loyalty")]
     shown = run_ecoctl("status", cwd=root)
     assert "ServiceDown" in shown.stdout and "loyalty is down" in shown.stdout
+    assert {c["name"]: c["state"] for c in status["components"]}["alertmanager"] == "running"
+    sent = wait_for("Alertmanager POSTing ServiceDown to the webhook", lambda: [
+        alert for alert in webhook.alerts() if alert["labels"]["alertname"] == "ServiceDown"], 90)
+    assert sent[0]["status"] == "firing" and sent[0]["labels"]["service"] == "loyalty"
+    assert sent[0]["annotations"]["summary"] == "loyalty is down"
 
     # Prometheus moves to another port: its own job is a planned change, applied, and up again
     moved = free_port()

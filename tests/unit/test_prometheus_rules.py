@@ -14,8 +14,10 @@ from ecoctl.clients import prometheus_rules
 from ecoctl.errors import EcoctlError
 from ecoctl.plan import make_plan
 from ecoctl.providers.prometheus import PrometheusProvider
-from tests.helpers import converge_providers
-from tests.unit.test_prometheus_config import HAND_WRITTEN, PORTFOLIO, config_path, make_workspace
+from ecoctl.clients.prometheus_config import PrometheusConfig
+from ecoctl.workspace import Workspace
+from tests.helpers import converge_providers, free_port
+from tests.unit.test_prometheus_config import HAND_WRITTEN, PORTFOLIO, config_path, make_workspace, promtool_ok
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
                                     reason="promtool not on PATH (apt-get install prometheus)")
@@ -174,3 +176,67 @@ def test_generated_rules_pass_promtool_check_and_unit_tests(tmp_path):
     tested = promtool("test", "rules", "tests.yml", cwd=folder)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout + tested.stderr
+
+
+def test_alertmanager_when_enabled_gets_its_config_and_prometheus_sends_to_it(tmp_path):
+    ws = make_workspace(tmp_path, {"portfolio": PORTFOLIO}, runtime="local")
+    converge_providers([PrometheusProvider(ws)])
+    assert plan_lines(ws) == []
+    config = config_path(ws).read_text()
+    port = free_port()
+    ws.ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
+        "alertmanager", {"enabled": True, "port": port, "webhook_url": "http://127.0.0.1:1/hook"}))
+    assert plan_lines(ws) == [
+        f"+ create scrape job alertmanager (target 127.0.0.1:{port})",
+        f"+ create alerting prometheus.yml (alerts to Alertmanager at 127.0.0.1:{port})",
+        "+ create alertmanager config monitoring/alertmanager/alertmanager.yml"]
+    converge_providers([PrometheusProvider(ws)])
+    assert plan_lines(ws) == []
+    text = config_path(ws).read_text()
+    block = ("alerting:  # managed by ecoctl\n  alertmanagers:\n    - static_configs:\n"
+             f"        - targets: ['127.0.0.1:{port}']\n")
+    assert PrometheusConfig(text).without_job("alertmanager") == config.replace(
+        "\nscrape_configs:", f"\n{block}\nscrape_configs:", 1)  # a text edit: every other byte stays
+    promtool_ok(config_path(ws))
+    manager = ws.root / "monitoring/alertmanager/alertmanager.yml"
+    assert 'url: "http://127.0.0.1:1/hook"' in manager.read_text()
+    if shutil.which("amtool"):
+        checked = subprocess.run(["amtool", "check-config", str(manager)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    manager.write_text(manager.read_text().replace("4h", "1h"))  # a hand edit is drift, made right again
+    assert plan_lines(ws) == ["~ update alertmanager config monitoring/alertmanager/alertmanager.yml "
+                              "(regenerated from ecosystem.yaml)"]
+    moved = free_port()
+    ws.ecosystem_file.update(lambda doc: doc["core"]["monitoring"]["alertmanager"].__setitem__("port", moved))
+    assert plan_lines(ws)[:2] == [
+        f"~ update scrape job alertmanager (targets 127.0.0.1:{port} -> 127.0.0.1:{moved})",
+        f"~ update alerting prometheus.yml (alerts to Alertmanager at 127.0.0.1:{moved})"]
+    converge_providers([PrometheusProvider(ws)])
+    ws.ecosystem_file.update(lambda doc: doc["core"]["monitoring"]["alertmanager"].__setitem__("enabled", False))
+    assert plan_lines(ws) == [
+        "- delete scrape job alertmanager (not run by this ecosystem)",
+        "- delete alerting prometheus.yml (Alertmanager is not enabled)",
+        "- delete alertmanager config monitoring/alertmanager/alertmanager.yml (Alertmanager is not enabled)"]
+    converge_providers([PrometheusProvider(ws)])
+    assert config_path(ws).read_text() == config and not manager.exists()
+
+
+def test_the_users_own_alerting_block_is_left_alone(tmp_path):
+    own = HAND_WRITTEN + "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['am:9093']\n"
+    ws = make_workspace(tmp_path, {"portfolio": PORTFOLIO}, prometheus_text=own)
+    ws.ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__("alertmanager", {"enabled": True}))
+    assert [line for line in plan_lines(ws) if "alerting" in line] == []
+    ws.ecosystem_file.update(lambda doc: doc["core"]["monitoring"]["alertmanager"].__setitem__("enabled", False))
+    assert [line for line in plan_lines(ws) if "alerting" in line] == []
+
+
+@pytest.mark.parametrize("url", ["ftp://x/hook", "hooks.example.com", "https://"])
+def test_a_webhook_url_is_http_with_a_host(tmp_path, url):
+    from ecoctl.errors import UsageError
+
+    ws = make_workspace(tmp_path, {"portfolio": PORTFOLIO})
+    (ws.root / "ecosystem.yaml").write_text((ws.root / "ecosystem.yaml").read_text().replace(
+        "  monitoring:\n", f"  monitoring:\n    alertmanager: {{webhook_url: '{url}'}}\n"))
+    with pytest.raises(UsageError, match="webhook_url.*http:// or https://"):
+        Workspace(ws.root).ecosystem

@@ -63,6 +63,9 @@ class Programs:
         if not self.reload_program(components.PROMETHEUS):
             return False
         prometheus.wait_reloaded(url, before)
+        for component in components.reloaded_with_prometheus(self.ecosystem):
+            if self.runs(component):  # its file is written with Prometheus's (Alertmanager's)
+                self.reload_program(component)
         return True
 
     # -- services -------------------------------------------------------------------------
