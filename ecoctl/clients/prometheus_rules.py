@@ -90,7 +90,7 @@ def edited(path: Path, text: str, group: str, rules: list[dict], owned: set[str]
         for key in [key for key in have if key not in rule]:
             del have[key]
         for key, value in rule.items():
-            if _plain(have.get(key)) != value:
+            if have.get(key) != value:  # round-trip maps and lists compare as plain ones
                 have[key] = value
     return text_header + _dump(document)
 
@@ -250,14 +250,6 @@ def _parse(path: Path, text: str):
 def _plain_load(text: str) -> dict:
     data = fast_load("prometheus.yml", text)
     return data if isinstance(data, dict) else {}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _dump(document: Any) -> str:
