@@ -93,6 +93,16 @@ def firing_alerts(url: str) -> list[dict] | None:
     return sorted(firing, key=lambda alert: (alert["service"], alert["name"], alert["since"]))
 
 
+def loaded_rule_groups(url: str) -> set[str] | None:
+    """The rule groups a running Prometheus evaluates (`/api/v1/rules`); None when none answers."""
+    if not _listening(url):
+        return None
+    try:
+        return {str(group["name"]) for group in _get(url, "/api/v1/rules").json()["data"]["groups"]}
+    except (EcoctlError, ValueError, KeyError, TypeError):
+        return None
+
+
 def loaded_jobs(url: str) -> set[str] | None:
     """The jobs of the configuration a running Prometheus has loaded (`/api/v1/status/config`: a
     reload that succeeded shows there at once, where targets follow with discovery's ~5 s delay);

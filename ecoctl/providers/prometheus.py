@@ -40,6 +40,8 @@ class ScrapeState:
     """prometheus.yml's alerting block: present, ecoctl's, its targets (`prometheus_rules.alerting`)."""
     alertmanager: str | None = None
     """alertmanager.yml's text (None: no file)."""
+    loaded_groups: set[str] | None = None
+    """The rule groups the running Prometheus evaluates; None when it does not answer."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,9 @@ class PrometheusProvider(Provider):
             alertmanager = (self.workspace.root / components.ALERTMANAGER_CONFIG).read_text()
         except FileNotFoundError:
             alertmanager = None
+        groups = prometheus.loaded_rule_groups(self.workspace.prometheus_url) if loaded is not None else None
         return ScrapeState(config.jobs, loaded, rules, prometheus_rules.lists_rules(config.text),
-                           prometheus_rules.alerting(config.text), alertmanager)
+                           prometheus_rules.alerting(config.text), alertmanager, groups)
 
     def desired(self) -> Desired:
         ecosystem = self.workspace.ecosystem
@@ -152,7 +155,8 @@ class PrometheusProvider(Provider):
                 changes.append(Change(self.name, "delete", KIND, name,
                                       "not run by this ecosystem" if core else "service removed",
                                       service=None if core else name, payload=DeleteJob(name)))
-        return (changes + prometheus_alerts.diff_rules(self.name, desired.rules, actual.rules, actual.listed)
+        return (changes + prometheus_alerts.diff_rules(self.name, desired.rules, actual.rules, actual.listed,
+                                                      actual.loaded_groups)
                 + prometheus_alerts.diff_alerting(self.name, desired.alertmanager, actual.alerting,
                                                   desired.alertmanager_config, actual.alertmanager))
 

@@ -103,7 +103,8 @@ def read_rules(root: Path, services: set[str]) -> dict[str, RuleFile]:
 
 
 def diff_rules(system: str, desired: dict[str, list[dict]], actual: dict[str, RuleFile],
-               listed: bool) -> list[Change]:
+               listed: bool, loaded: set[str] | None = None) -> list[Change]:
+    """LOADED: the rule groups the running Prometheus evaluates (None: it does not answer)."""
     changes = []
     if desired and not listed:
         changes.append(Change(system, "update", "rule files", "prometheus.yml",
@@ -118,6 +119,11 @@ def diff_rules(system: str, desired: dict[str, list[dict]], actual: dict[str, Ru
             differ = [name for name in wanted if have.rules.get(name) != wanted[name]]
             changes.append(Change(system, "update", KIND, service, f"{', '.join(differ)} differ",
                                   service=service, payload=WriteRules(service, tuple(rules))))
+        elif listed and loaded is not None and service not in loaded:
+            # written, but the reload never happened (a run stopped half-way, a failed reload)
+            changes.append(Change(system, "update", KIND, service, f"in {RULES_DIR.name}/{service}.yml, not "
+                                  "loaded by the running Prometheus: reload", service=service,
+                                  payload=WriteRules(service, tuple(rules))))
     for service, have in actual.items():
         if service not in desired and have.rules:
             changes.append(Change(system, "delete", KIND, service, "service removed", service=service,

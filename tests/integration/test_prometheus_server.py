@@ -117,11 +117,13 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
     assert target_health(url, "loyalty") is None
     assert [str(c) for c in make_plan([PrometheusProvider(ws)]).changes] == [
         f"~ update scrape job {name} (in prometheus.yml, not loaded by the running Prometheus: reload)"
+        for name in ("portfolio", "loyalty")] + [
+        f"~ update alert rules {name} (in rules/{name}.yml, not loaded by the running Prometheus: reload)"
         for name in ("portfolio", "loyalty")]
     started = time.monotonic()
     converge_providers([PrometheusProvider(ws, runtime=runtime_view(ws))])  # reloads, waits until the loaded config has each job
     assert make_plan([PrometheusProvider(ws)]).empty
-    assert "loyalty" in prometheus.loaded_jobs(url)
+    assert "loyalty" in prometheus.loaded_jobs(url) and "loyalty" in prometheus.loaded_rule_groups(url)
     assert prometheus.last_reload_successful(url)
     reloaded = time.monotonic() - started
 

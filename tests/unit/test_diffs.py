@@ -301,6 +301,9 @@ PROM_CASES = [
       "loyalty": ScrapeJob("loyalty", ("loyalty:8100",)),
       "node": ScrapeJob("node", ("n:9100",), managed=False), "gone": ScrapeJob("gone", ("gone:1",), managed=True)},
      None, True, ["- delete scrape job gone"]),
+    ("rules written, not loaded by the running Prometheus", {"prometheus": ITSELF,
+     "portfolio": ScrapeJob("portfolio", ("portfolio:8000",)), "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))},
+     {"prometheus", "portfolio", "loyalty"}, True, ["~ update alert rules loyalty"]),
     ("rules not loaded by prometheus.yml, nor written", {"prometheus": ITSELF}, None, False,
      ["+ create scrape job portfolio", "+ create scrape job loyalty", "~ update rule files prometheus.yml",
       "+ create alert rules portfolio", "+ create alert rules loyalty"]),
@@ -313,6 +316,7 @@ def test_prometheus_diff(workspace, why, jobs, loaded, rules, expected):
     desired = provider.desired()
     files = {name: RuleFile("", {rule["alert"]: rule for rule in wanted}, 0)
              for name, wanted in desired.rules.items()} if rules else {}
-    changes = provider.diff(desired, ScrapeState(jobs, loaded, files, rules))
+    groups = None if loaded is None else set(desired.rules) - ({"loyalty"} if "not loaded" in why else set())
+    changes = provider.diff(desired, ScrapeState(jobs, loaded, files, rules, loaded_groups=groups))
     assert [str(c).split(" (")[0] for c in changes] == expected
     assert all(handled(provider, change) for change in changes)
