@@ -310,7 +310,7 @@ ALERTMANAGER = Component(
                                  "--cluster.listen-address="),
         mounts=("./monitoring/alertmanager:/etc/alertmanager:ro",), data_path="/alertmanager",
         left_out=lambda ecosystem: "" if alertmanager_enabled(ecosystem)
-        else "set core.monitoring.alertmanager.enabled: true to run it",
+        else "core.monitoring.alertmanager.enabled is not true",
         healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9093/-/ready"],
                      "interval": "10s", "timeout": "5s", "retries": 10}))
 
