@@ -112,24 +112,28 @@ def without(path: Path, text: str, group: str, owned: set[str]) -> str | None:
     return _dump(document) if groups else None
 
 
-def check_rules(path: Path, text: str) -> None:
-    """`promtool check rules` on TEXT as if it were PATH (a temp file: rule files name no other
-    file); one line when it fails. No promtool on PATH: nothing to check against, so nothing is
-    refused."""
-    if (promtool := shutil.which("promtool")) is None:
+def check_rules(files: dict[Path, str]) -> None:
+    """`promtool check rules` on each text as if it were its path (temp files: rule files name no
+    other file), all in one run; one line naming the first file it fails. No promtool on PATH:
+    nothing to check against, so nothing is refused."""
+    if not files or (promtool := shutil.which("promtool")) is None:
         return
-    fd, candidate = tempfile.mkstemp(prefix=f"ecoctl-{path.stem}.check-", suffix=".yml")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        done = subprocess.run([promtool, "check", "rules", candidate], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=60)
-    finally:
-        os.unlink(candidate)
+    with tempfile.TemporaryDirectory(prefix="ecoctl-rules-check-") as folder:
+        candidates = {}
+        for index, (path, text) in enumerate(files.items()):
+            candidate = os.path.join(folder, f"{index}.yml")
+            Path(candidate).write_text(text)
+            candidates[candidate] = path
+        done = subprocess.run([promtool, "check", "rules", *candidates], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        output = (done.stderr + "\n" + done.stdout).replace(candidate, str(path))
-        lines = [line.strip() for line in output.splitlines() if line.strip() and "Checking" not in line]
-        reason = next((line for line in lines if "FAILED" not in line), "invalid rules")
+        lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()
+                 and not line.strip().startswith(("Checking", "SUCCESS", "FAILED"))]
+        reason = lines[0] if lines else "invalid rules"
+        path = next((path for candidate, path in candidates.items() if reason.startswith(candidate)),
+                    next(iter(files)))
+        for candidate, named in candidates.items():
+            reason = reason.replace(candidate, str(named))
         raise EcoctlError(f"{path}: not written, promtool check rules fails on it: {reason}: "
                           "fix the file by hand and rerun")
 

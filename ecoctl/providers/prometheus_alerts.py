@@ -198,6 +198,7 @@ def rule_edits(root: Path, changes: list[Change]) -> list[tuple[Path, str | None
     rules of the user's. ListRules is prometheus.yml's: the provider edits that file."""
     owned = set(OWNED)
     edits = []
+    written: dict[Path, str] = {}
     for change in changes:
         payload = change.payload
         if isinstance(payload, WriteAlertmanager):
@@ -215,10 +216,11 @@ def rule_edits(root: Path, changes: list[Change]) -> list[tuple[Path, str | None
             new = prometheus_rules.edited(path, text, payload.service, list(payload.rules), owned,
                                           rules_header(payload.service))
             if new != text:
-                prometheus_rules.check_rules(path, new)
                 edits.append((path, new))
+                written[path] = new
         elif text:
             edits.append((path, prometheus_rules.without(path, text, payload.service, owned)))
+    prometheus_rules.check_rules(written)  # one promtool run for them all
     return edits
 
 

@@ -102,11 +102,15 @@ def test_rules_listed_in_a_hand_written_file(tmp_path):
 
 @needs_promtool
 def test_a_broken_rule_file_is_refused_with_one_line(tmp_path):
-    path = tmp_path / "rules" / "x.yml"
+    good, path = tmp_path / "rules" / "a.yml", tmp_path / "rules" / "x.yml"
     with pytest.raises(EcoctlError) as caught:
-        prometheus_rules.check_rules(path, "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: up ==\n")
-    assert "promtool check rules" in str(caught.value) and str(path) in str(caught.value)
-    assert "\n" not in str(caught.value) and not path.parent.exists()
+        prometheus_rules.check_rules({
+            good: "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: up == 0\n",
+            path: "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: up ==\n"})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not written, promtool check rules fails on it: {path}: 5:15:"), message
+    assert "parse error" in message and "\n" not in message and not path.parent.exists()
+    prometheus_rules.check_rules({good: "groups: []\n"})  # valid: no error
 
 
 UNIT_TESTS = """\
