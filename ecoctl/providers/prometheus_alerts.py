@@ -230,5 +230,5 @@ def write_edits(edits: list[tuple[Path, str | None]]) -> None:
     for path, text in edits:
         if text is None:
             path.unlink(missing_ok=True)
-        else:
-            write_atomic(path, text, mode=0o644)
+        else:  # a file of ecoctl's alone (new) is written again by the next apply if lost: no fsync
+            write_atomic(path, text, mode=0o644, durable=path.exists())

@@ -54,7 +54,8 @@ def test_rules_follow_ecosystem_yaml_and_keep_the_users_edits(tmp_path):
         "ServiceSlow"]["expr"]  # the default threshold
 
     # the user's comment and own rule in ecoctl's file stay, through an update
-    mine = text.replace("groups:\n", "groups:\n# our on-call reads these\n", 1) + (
+    mine = text.replace("groups:\n", "groups:\n# our on-call reads these\n", 1).replace(
+        "summary: loyalty is slow\n", "summary: loyalty is slow  # the pager shows this\n") + (
         "  - name: mine\n    rules:\n      - alert: Custom  # ours\n        expr: vector(1) > 2\n")
     path.write_text(mine)
     assert plan_lines(ws) == []  # a comment or a rule of the user's is not a difference
