@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,36 +28,48 @@ RULES_GLOB = "rules/*.yml"
 """How prometheus.yml lists them (relative to prometheus.yml's folder)."""
 
 
-@dataclass(frozen=True)
 class RuleFile:
-    text: str
-    rules: dict[str, dict]
-    """The owned rules found in the file's group: alert name -> the rule as plain data."""
-    others: int
-    """Rules and groups in the file that are not ecoctl's (kept; a file left with none is removed)."""
+    """A rule file's text, read (parsed only when asked: a file exactly as ecoctl writes it is
+    recognised by its text)."""
+
+    def __init__(self, path: Path, text: str, group: str, owned: set[str]):
+        self.path, self.text, self.group, self.owned = Path(path), text, group, set(owned)
+
+    @cached_property
+    def _parsed(self) -> tuple[dict[str, dict], int]:
+        data = fast_load(self.path, self.text) or {}
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list):
+            raise UsageError(f"{self.path}: expected `groups:` (a list of rule groups): fix the file or remove it")
+        rules, others = {}, 0
+        for entry in groups:
+            mine = isinstance(entry, dict) and entry.get("name") == self.group
+            listed = entry.get("rules") if isinstance(entry, dict) else None
+            others += 0 if mine else 1
+            for rule in listed if isinstance(listed, list) else []:
+                if mine and isinstance(rule, dict) and rule.get("alert") in self.owned:
+                    rules[rule["alert"]] = rule
+                elif mine:
+                    others += 1
+        return rules, others
+
+    @property
+    def rules(self) -> dict[str, dict]:
+        """The owned rules found in the file's group: alert name -> the rule as plain data."""
+        return self._parsed[0]
+
+    @property
+    def others(self) -> int:
+        """Rules and groups in the file that are not ecoctl's (kept; a file left with none is removed)."""
+        return self._parsed[1]
 
 
 def load(path: Path, group: str, owned: set[str]) -> RuleFile | None:
     """The rule file at PATH (None when missing); its owned rules in GROUP."""
     try:
-        text = Path(path).read_text()
+        return RuleFile(path, Path(path).read_text(), group, owned)
     except FileNotFoundError:
         return None
-    data = fast_load(path, text) or {}
-    groups = data.get("groups") if isinstance(data, dict) else None
-    if not isinstance(groups, list):
-        raise UsageError(f"{path}: expected `groups:` (a list of rule groups): fix the file or remove it")
-    rules, others = {}, 0
-    for entry in groups:
-        mine = isinstance(entry, dict) and entry.get("name") == group
-        listed = entry.get("rules") if isinstance(entry, dict) else None
-        others += 0 if mine else 1
-        for rule in listed if isinstance(listed, list) else []:
-            if mine and isinstance(rule, dict) and rule.get("alert") in owned:
-                rules[rule["alert"]] = rule
-            elif mine:
-                others += 1
-    return RuleFile(text, rules, others)
 
 
 def edited(path: Path, text: str, group: str, rules: list[dict], owned: set[str], header: str) -> str:
@@ -110,6 +122,14 @@ def _set_all(mapping: dict, wanted: dict) -> None:
 def new_file(path: Path, group: str, rules: list[dict], header: str) -> str:
     """A rule file holding GROUP with RULES, written as text (a round-trip dump costs ~15 ms a
     file: seconds for a thousand services) and read back to be sure it says exactly that."""
+    text = rendered(group, rules, header)
+    if fast_load(path, text) != {"groups": [{"name": group, "rules": rules}]}:
+        raise EcoctlError(f"{path}: could not write the rules of {group} cleanly: report this")
+    return text
+
+
+def rendered(group: str, rules: list[dict], header: str) -> str:
+    """The text of a rule file holding GROUP with RULES, as ecoctl writes it."""
     lines = ["groups:", f"  - name: {_scalar(group)}", "    rules:"]
     for rule in rules:
         for index, (key, value) in enumerate(rule.items()):
@@ -119,10 +139,7 @@ def new_file(path: Path, group: str, rules: list[dict], header: str) -> str:
                 lines += [f"          {name}: {_scalar(item)}" for name, item in value.items()]
             else:
                 lines.append(f"{lead}{key}: {_scalar(value)}")
-    text = header + "\n".join(lines) + "\n"
-    if fast_load(path, text) != {"groups": [{"name": group, "rules": rules}]}:
-        raise EcoctlError(f"{path}: could not write the rules of {group} cleanly: report this")
-    return text
+    return header + "\n".join(lines) + "\n"
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .-]*[A-Za-z0-9_.]")

@@ -112,10 +112,11 @@ def diff_rules(system: str, desired: dict[str, list[dict]], actual: dict[str, Ru
     for service, rules in desired.items():
         have = actual.get(service)
         wanted = {rule["alert"]: rule for rule in rules}
-        if have is None or not have.rules:
+        same = have is not None and have.text == prometheus_rules.rendered(service, rules, rules_header(service))
+        if not same and (have is None or not have.rules):
             changes.append(Change(system, "create", KIND, service, f"{RULES_DIR.name}/{service}.yml: "
                                   + ", ".join(wanted), service=service, payload=WriteRules(service, tuple(rules))))
-        elif have.rules != wanted:
+        elif not same and have.rules != wanted:
             differ = [name for name in wanted if have.rules.get(name) != wanted[name]]
             changes.append(Change(system, "update", KIND, service, f"{', '.join(differ)} differ",
                                   service=service, payload=WriteRules(service, tuple(rules))))

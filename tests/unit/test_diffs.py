@@ -3,6 +3,8 @@ changes out. Each row names what the real system would show and what ecoctl must
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecoctl.clients.authentik import Defaults
@@ -14,7 +16,8 @@ from ecoctl.plan import Conflict, Options
 from ecoctl.providers.authentik import Actual as AkActual
 from ecoctl.providers.authentik import AuthentikProvider, Client
 from ecoctl.providers.postgres import PostgresProvider, desired_state
-from ecoctl.clients.prometheus_rules import RuleFile
+from ecoctl.clients.prometheus_rules import RuleFile, rendered
+from ecoctl.providers.prometheus_alerts import OWNED, rules_header
 from ecoctl.providers.prometheus import PrometheusProvider, ScrapeState
 from ecoctl.workspace import Workspace
 from tests.helpers import ensure_secrets
@@ -314,7 +317,7 @@ PROM_CASES = [
 def test_prometheus_diff(workspace, why, jobs, loaded, rules, expected):
     provider = PrometheusProvider(workspace)
     desired = provider.desired()
-    files = {name: RuleFile("", {rule["alert"]: rule for rule in wanted}, 0)
+    files = {name: RuleFile(Path(f"{name}.yml"), rendered(name, wanted, rules_header(name)), name, set(OWNED))
              for name, wanted in desired.rules.items()} if rules else {}
     groups = None if loaded is None else set(desired.rules) - ({"loyalty"} if "not loaded" in why else set())
     changes = provider.diff(desired, ScrapeState(jobs, loaded, files, rules, loaded_groups=groups))
