@@ -1,7 +1,7 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Grafana; next: the edge, the pooler, the read replica, the local sign-in): its ports,
+Prometheus, Alertmanager, Grafana; next: the edge, the pooler, the read replica, the local sign-in): its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
