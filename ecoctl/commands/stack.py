@@ -75,6 +75,8 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
         found["redis"] = f"redis://127.0.0.1:{core.redis.port}"
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
+    if components.ALERTMANAGER.enabled(workspace.ecosystem) and "alertmanager" not in (not_run or {}):
+        found["alertmanager"] = f"http://127.0.0.1:{core.monitoring.alertmanager.port}"
     return found
 
 

@@ -101,6 +101,7 @@ def stack(tmp_path, webhook):
     try:
         up = run_ecoctl("up", "--json", cwd=root, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
+        assert json.loads(up.stdout)["endpoints"]["alertmanager"] == f"http://127.0.0.1:{ports['am']}"
         for name, template in SERVICES.items():
             if template is not None:
                 added = run_ecoctl("add-service", name, "--template", template, "--port", str(ports[name]),
