@@ -99,9 +99,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
     try:
         text = manifest.read_text(encoding="utf-8")
-        done, data = c_safe_load(text)  # the C parser; what it refuses, the pure one decides
+        done, data = c_safe_load(manifest, text)  # the C parser; what it refuses, the pure one decides
         if not done:
-            data = YAML(typ="safe").load(text)
+            data = YAML(typ="safe", pure=True).load(text)
     except (YAMLError, UnicodeDecodeError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

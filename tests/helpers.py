@@ -124,3 +124,14 @@ def docker_engine_problem() -> str | None:
     if missing:
         return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
     return None
+
+
+def assert_refused(result: subprocess.CompletedProcess, code: int = 2, *words: str) -> str:
+    """RESULT (a run of the CLI) refused: exit CODE, one line on stderr (no traceback) containing
+    each of WORDS; that line."""
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
