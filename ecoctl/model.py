@@ -180,12 +180,17 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
-        return ports
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        return {**keys, "redis": (("core", "redis", "port"), core.redis.port),
+                "authentik": (("core", "authentik", "port"), core.authentik.port),
+                "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)}
 
 
 def _checked(check, value, *loc):
@@ -238,14 +243,19 @@ def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, h
     raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
 
 
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
+def _port_clash(ecosystem: Ecosystem) -> tuple[tuple[str, ...], str] | None:
+    """The key of the first port another core piece, another service on its host or the core stack
+    takes, and why (what `up` would otherwise find out after stopping the working service)."""
+    pieces: dict[int, str] = {}
+    for piece, (key, port) in ecosystem.core_port_keys.items():
+        if port in pieces:
+            return key, f"port {port} is taken by the core stack's {pieces[port]}: choose another"
+        pieces[port] = piece
     seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
         clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
         if clash:
-            return name, f"{clash}: choose another"
+            return ("services", name, "port"), f"{clash}: choose another"
         seen = {**seen, name: spec}
     return None
 
@@ -302,11 +312,11 @@ class EcosystemFile:
             raise UsageError(f"{path}{where}: {message}") from None
         port_clash = _port_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = _line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":

@@ -55,7 +55,8 @@ def url_host(host: str) -> str:
 
 def check_redirect_uri(uri: str) -> str:
     """An http(s) URL with a host, or a private-use reverse-DNS scheme (com.example.app:/callback);
-    never javascript:, data:, file: and the like, never a fragment (RFC 6749 3.1.2)."""
+    never javascript:, data:, file: and the like, never a fragment (RFC 6749 3.1.2), never a user
+    name or password before the host."""
     from urllib.parse import urlsplit
 
     if not isinstance(uri, str):
@@ -70,6 +71,8 @@ def check_redirect_uri(uri: str) -> str:
     scheme = parts.scheme.lower()
     if parts.fragment or "#" in uri:
         raise ValueError(f"redirect URI {shown(uri)} has a fragment (#...): remove it")
+    if "@" in parts.netloc:  # http://evil.com@127.0.0.1/ reads as evil.com to a person, 127.0.0.1 to a browser
+        raise ValueError(f"redirect URI {shown(uri)} holds a user name (USER@HOST): remove it")
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise ValueError(f"redirect URI {shown(uri)} has no host: use http(s)://HOST[:PORT]/PATH")
