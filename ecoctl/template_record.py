@@ -62,9 +62,28 @@ class TemplateRecord:
                 or not isinstance(data.get("version"), int) or not isinstance(data.get("answers", {}), dict):
             raise UsageError(f"{where}: expected template, source, ref, version, commit, answers; fix it, "
                              "or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`")
+        answers = dict(data.get("answers") or {})
+        try:
+            for key, value in answers.items():
+                _check_answer(key, value)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}: fix it, or delete it and run `ecoctl upgrade SERVICE "
+                             "--adopt-from VERSION`") from None
         return cls(template=data["template"], source=str(data.get("source", "shipped")),
                    ref=str(data.get("ref") or data["template"]), version=data["version"],
-                   commit=data.get("commit"), answers=dict(data.get("answers") or {}))
+                   commit=data.get("commit"), answers=answers)
+
+
+def _check_answer(key: Any, value: Any) -> None:
+    """An answer as its use needs it: a variable name; one line of text or a number (it goes into
+    a line of a file, e.g. a Dockerfile's `ARG`); an image reference for an `*_image` answer."""
+    from ecoctl.support.checks import check_image, check_line, shown
+
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ValueError(f"answer name {shown(key)} is not a variable name")
+    check_line(value, f"answer {key}")
+    if key.endswith("_image") and value is not None:
+        check_image(value)
 
 
 def record_for(source, answers: dict[str, Any]) -> TemplateRecord:

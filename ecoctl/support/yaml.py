@@ -107,24 +107,30 @@ class _TooBig(Exception):
 def expanded_size(document: Any, limit: int = MAX_NODES) -> int:
     """How many nodes DOCUMENT holds once every alias is expanded, counting each shared node once
     per reference but visiting it once (so this is fast on an alias bomb); raises `_TooBig` past
-    LIMIT, or on a recursive alias."""
+    LIMIT, on a recursive alias, or on a text holding a lone surrogate."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
     def size(node: Any) -> int:
         if not isinstance(node, (dict, list)):
+            if isinstance(node, str) and not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:  # a `\ud800` escape: no text any file or system takes
+                    raise _TooBig("a lone surrogate escape (\\ud800-\\udfff), which is not text: remove it") from None
             return 1
         key = id(node)
         if key in sizes:
             return sizes[key]
         if key in active:
-            raise _TooBig("a recursive alias")
+            raise _TooBig("a recursive alias (nested aliases?): write the values out")
         active.add(key)
         total = 1
         for child in (item for pair in node.items() for item in pair) if isinstance(node, dict) else node:
             total += size(child)
             if total > limit:
-                raise _TooBig(f"more than {limit} values once its aliases are expanded")
+                raise _TooBig(f"more than {limit} values once its aliases are expanded (nested aliases?): "
+                              "write the values out")
         active.discard(key)
         sizes[key] = total
         return total
@@ -156,7 +162,7 @@ def _bounded(path: Path | str, document: Any, limit: int) -> Any:
     try:
         expanded_size(document, limit)
     except _TooBig as exc:
-        raise UsageError(f"{path}: refused: {exc} (nested aliases?): write the values out") from None
+        raise UsageError(f"{path}: refused: {exc}") from None
     except RecursionError:
         raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
     return document
