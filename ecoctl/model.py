@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import TAG, check_host, check_image, check_redirect_uri, check_registry, shown
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+                                   shown)
 from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import check_service_name
@@ -101,6 +102,7 @@ class ServiceSpec(Record):
     """Running copies (swarm runtime; the other runtimes run one)."""
 
     def check(self) -> None:
+        _checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
             self.host = _checked(check_host, self.host, "host")
         self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ecoctl import names
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import write_atomic
+from ecoctl.support.checks import printable
 from ecoctl.support.resources import templates_dir
 from ecoctl.support.template_tree import tree_files
 from ecoctl.template_text import python_package, render_file, render_text  # noqa: F401 (python_package: part of this module's surface)
@@ -113,8 +114,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if unknown:
         raise UsageError(f"{_at(manifest, unknown[0])}: unknown key {unknown[0]!r}; use {', '.join(_MANIFEST_KEYS)}")
     name = data.get("name", path.name)
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"{_at(manifest, 'name')}: `name` must be a non-empty string")
+    if not isinstance(name, str) or not name or printable(name) != name or "\n" in name or "\t" in name:
+        raise UsageError(f"{_at(manifest, 'name')}: `name` must be a non-empty string of one line, "
+                         "without control characters")
     port = data.get("default_port", 8080)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise UsageError(f"{_at(manifest, 'default_port')}: `default_port` must be a port number (1-65535)")
@@ -126,7 +128,7 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if not isinstance(data.get("run") or {}, dict):
         raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     variables = _variables(manifest, data.get("variables") or {})
-    return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
+    return TemplateInfo(name=name, description=printable(" ".join(str(data.get("description", "")).split())), path=path,
                         default_port=port, variables=variables, source=source, version=version,
                         changelog=_changelog(manifest, data.get("changelog")), run=data.get("run") or {},
                         core=_core(manifest, data.get("core", False), variables))
@@ -161,7 +163,7 @@ def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:
         if not (isinstance(entry, dict) and set(entry) <= {"version", "summary"}
                 and isinstance(entry.get("version"), int) and not isinstance(entry.get("version"), bool)):
             raise UsageError(f"{_at(manifest, 'changelog')}: `changelog` must be a list of {{version: N, summary: TEXT}}")
-        found.append((entry["version"], str(entry.get("summary", "")).strip()))
+        found.append((entry["version"], printable(str(entry.get("summary", "")).strip())))
     return tuple(found)
 
 

@@ -37,6 +37,13 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
 
 
+def printable(text: str) -> str:
+    """TEXT to show a person: each control character (ESC of a terminal sequence, a carriage
+    return, BEL...) but a line break or a tab shown as its escape (`\\x1b`), never sent raw."""
+    return "".join(ch if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) < 160) else f"\\x{ord(ch):02x}"
+                   for ch in text)
+
+
 def check_host(host: str) -> str:
     """An RFC 1123 hostname, an IPv4 or an IPv6 address (at most 253 characters)."""
     import ipaddress
