@@ -98,6 +98,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     manifest = path / MANIFEST
     if not manifest.is_file():
         raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
+    if os.path.islink(manifest) and not Path(os.path.realpath(manifest)).is_relative_to(path):
+        raise UsageError(f"{manifest} is a link to {os.path.realpath(manifest)}, outside the template: "
+                         "make it a file of the template")
     try:
         text = manifest.read_text(encoding="utf-8")
         done, data = c_safe_load(manifest, text)  # the C parser; what it refuses, the pure one decides
@@ -307,6 +310,7 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
     context = template_variables(template, variables)
     root = template.files_dir
+    _inside(template, root, f"{template.name}: {FILES_DIR}")
     out: dict[str, tuple[bytes, int]] = {}
     for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
@@ -319,6 +323,8 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
         if wanted is not None and not wanted(rel):
             continue
         source = root / rel_source
+        if os.path.islink(source):
+            _inside(template, source, where)
         data = source.read_bytes()
         if rel_source.endswith(SUFFIX):
             try:
@@ -329,6 +335,15 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
+
+
+def _inside(template: TemplateInfo, path: Path, where: str) -> None:
+    """Refuse PATH (a link) when it leaves the template's folder: a template renders its own files,
+    never /etc/shadow or another ecosystem's .env a link points at."""
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(os.path.realpath(template.path)):
+        raise UsageError(f"template {where} is a link to {target}, outside the template: make it a file "
+                         "of the template, or remove it")
 
 
 def service_answers(ecosystem, name: str) -> dict[str, Any]:

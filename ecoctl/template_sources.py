@@ -179,6 +179,11 @@ def _export(bare: Path, commit: str, tree: Path, url: str) -> None:
         os.rename(staging, tree)
     except FileExistsError:  # another process exported it first
         shutil.rmtree(staging, ignore_errors=True)
+    except getattr(tarfile, "FilterError", ()) as exc:  # e.g. a link that leaves the tree
+        shutil.rmtree(staging, ignore_errors=True)
+        member = getattr(getattr(exc, "tarinfo", None), "name", "a file")
+        raise UsageError(f"git template {url}: {member[:200]!r} at {commit[:12]} is refused ({type(exc).__name__}: "
+                         "a link or path that leaves the template): remove it from the repository") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
