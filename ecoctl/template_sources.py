@@ -100,13 +100,22 @@ def versions(source: Source) -> list[int]:
     return sorted(found)
 
 
-def recorded_template(record, source: Source) -> TemplateInfo | None:
+def recorded_template(record, source: Source, *, offline: bool = False) -> TemplateInfo | None:
     """The template at the version a service's record (template_record.TemplateRecord) names: the
-    recorded git commit, or the folder's current or versions/<N>/ release; None when not kept."""
+    recorded git commit, or the folder's current or versions/<N>/ release; None when not kept.
+
+    A git commit is fetched from the repository ecosystem.yaml names (`source`), and only when the
+    record names that repository too: a record is a file in the service's folder, and never makes
+    ecoctl fetch from elsewhere. `offline`: only a commit already exported in the cache (a plan
+    never fetches because of a record)."""
     if record.source == "git":
-        if not record.commit or not is_git(record.ref):
+        if not record.commit or not is_git(record.ref) or source.kind != "git" \
+                or parse_git(record.ref)[0] != source.url:
             return None
-        return resolve(with_rev(record.ref, record.commit)).template
+        if offline:
+            tree = _mirror(source.url) / record.commit
+            return load_template(tree, "git") if (tree / "template.yaml").is_file() else None
+        return resolve(with_rev(source.ref, record.commit)).template
     if record.template != source.template.name or source.kind == "git":
         return None
     return at_version(source, record.version)
@@ -121,7 +130,7 @@ def cache_root() -> Path:
 
 def git_export(url: str, rev: str, *, fetch: bool) -> tuple[Path, str]:
     """(folder holding the tree of `url` at `rev`, its full commit id)."""
-    mirror = cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16]
+    mirror = _mirror(url)
     bare = mirror / "repo.git"
     if not bare.is_dir():
         bare.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +157,10 @@ def git_export(url: str, rev: str, *, fetch: bool) -> tuple[Path, str]:
     if not tree.is_dir():
         _export(bare, commit, tree, url)
     return tree, commit
+
+
+def _mirror(url: str) -> Path:
+    return cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _rev_parse(bare: Path, rev: str) -> str | None:
