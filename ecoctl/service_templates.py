@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import write_atomic
+from ecoctl.support.atomic import temp_prefix, write_atomic
 from ecoctl.support.checks import printable
 from ecoctl.support.resources import templates_dir
 from ecoctl.support.template_tree import tree_files
@@ -281,7 +281,7 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
     target = Path(target)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
         try:
             for rel, (content, mode) in rendered.items():
                 path = staging / rel

@@ -147,8 +147,8 @@ def test_a_symlinked_env_is_written_through(root, tmp_path):
 
 
 def test_stale_temp_files_of_a_killed_write_are_cleaned(tmp_path):
-    stale = tmp_path / ".compose.yaml.k3j_x9a2.tmp"
-    fresh = tmp_path / ".compose.yaml.ab12cd34.tmp"  # another writer, right now
+    stale = tmp_path / ".compose.yaml.ecoctl-k3j_x9a2.tmp"
+    fresh = tmp_path / ".compose.yaml.ecoctl-ab12cd34.tmp"  # another writer, right now
     foreign = tmp_path / ".notes.tmp"
     for path in (stale, fresh, foreign):
         path.write_text("half")
@@ -208,7 +208,7 @@ def test_the_staging_folder_of_a_killed_tree_write_is_cleaned_by_the_next_proces
     import subprocess
     import sys
 
-    stale = tmp_path / ".svc.ab12_x9z.tmp"
+    stale = tmp_path / ".svc.ecoctl-ab12_x9z.tmp"
     stale.mkdir()
     (stale / "half.txt").write_text("half")
     old = time.time() - 3600
