@@ -107,3 +107,49 @@ def test_a_dangling_env_link_creates_no_folder(tmp_path):
     for command in (["plan", "--only", "files"], ["add-service", "edge", "--no-apply"]):
         assert_refused(run_ecoctl(*command, cwd=root), 2, "folder does not exist")
     assert not (tmp_path / "nowhere").exists()
+
+
+# --- item 2: an ecosystem folder another user may write --------------------------------------
+
+def owned_by(account, path, mode: int):
+    path.mkdir()
+    os.chown(path, account.pw_uid, account.pw_gid)
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.mark.parametrize("case", ["mallorys-open-folder", "mallorys-closed-folder", "open-parent", "open-folder",
+                                  "sticky-folder"])
+def test_init_refuses_a_folder_another_user_may_write(public, mallory, case):
+    if case == "mallorys-open-folder":
+        target = owned_by(mallory, public / "m", 0o777) / "eco"
+    elif case == "mallorys-closed-folder":  # hers: she may rename eco away and put her own in its place
+        target = owned_by(mallory, public / "m", 0o755) / "eco"
+    elif case == "open-parent":
+        parent = public / "open"
+        parent.mkdir()
+        os.chmod(parent, 0o777)
+        target = parent / "eco"
+    else:
+        target = public / "eco"
+        target.mkdir()
+        os.chmod(target, 0o1777 if case == "sticky-folder" else 0o777)
+    existed = set(target.iterdir()) if target.exists() else None
+    line = assert_refused(run_ecoctl("init", str(target), "--runtime", "local"), 2, "another user", "chmod go-w")
+    assert len(line) < 400
+    assert (set(target.iterdir()) if target.exists() else None) == existed
+
+
+def test_init_accepts_a_sticky_shared_parent_like_tmp(shared):
+    result = run_ecoctl("init", str(shared / "eco"), "--runtime", "local")
+    assert result.returncode == 0, result.stderr
+    assert (shared / "eco" / "ecosystem.yaml").is_file()
+
+
+def test_a_folder_opened_to_others_after_init_is_refused_by_commands_that_change_it(public):
+    root = public / "eco"
+    assert run_ecoctl("init", str(root), "--runtime", "local").returncode == 0
+    os.chmod(root, 0o777)
+    before = (root / "ecosystem.yaml").read_text()
+    assert_refused(run_ecoctl("add-service", "edge", "--no-apply", cwd=root), 2, "another user")
+    assert (root / "ecosystem.yaml").read_text() == before
