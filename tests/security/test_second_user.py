@@ -153,3 +153,43 @@ def test_a_folder_opened_to_others_after_init_is_refused_by_commands_that_change
     before = (root / "ecosystem.yaml").read_text()
     assert_refused(run_ecoctl("add-service", "edge", "--no-apply", cwd=root), 2, "another user")
     assert (root / "ecosystem.yaml").read_text() == before
+
+
+# --- item 4: a service's copy under /var/lib/ecoctl/data ------------------------------------
+
+class NoBuild:
+    """A template's `run.local` with nothing to build: only the copy of the service is made."""
+    inputs = ("**/*",)
+    build = ()
+
+
+def test_a_services_copy_keeps_its_modes_in_a_private_folder(tmp_path, mallory):
+    from ecoctl.runtimes.local import LocalRuntime
+    from ecoctl.workspace import Workspace
+
+    root = tmp_path / "eco"  # under pytest's 0700 folder: the `ecoctl` user runs a copy
+    init_ecosystem(root, runtime="local")
+    service = root / "services" / "portfolio"
+    (service / ".env.local").write_text("API_KEY=only-for-root\n")
+    (service / ".env.local").chmod(0o600)
+    (service / "run.sh").write_text("#!/bin/sh\n")
+    (service / "run.sh").chmod(0o755)
+    runtime = LocalRuntime(Workspace(root))
+    try:
+        assert runtime.build_service("portfolio", NoBuild())
+        copy = runtime.service_run_dir("portfolio")
+        assert str(copy).startswith("/var/lib/ecoctl/data/"), copy
+        assert (copy / ".env.local").stat().st_mode & 0o777 == 0o600
+        assert (copy / "run.sh").stat().st_mode & 0o777 == 0o755
+        assert (copy / "pyproject.toml").stat().st_mode & 0o777 == 0o644
+        assert copy.parent.stat().st_mode & 0o007 == 0, oct(copy.parent.stat().st_mode)
+        assert copy.parent.stat().st_gid == runtime.account.ids()[1]
+        peek = subprocess.run(["runuser", "-u", mallory.pw_name, "--", "cat", str(copy / ".env.local")],
+                              capture_output=True, text=True)
+        assert peek.returncode != 0 and "only-for-root" not in peek.stdout
+        listed = subprocess.run(["runuser", "-u", mallory.pw_name, "--", "cat", str(copy / "pyproject.toml")],
+                                capture_output=True, text=True)
+        assert listed.returncode != 0, "another user reads the service's code at its predictable path"
+        assert runtime.account.succeeds(["cat", str(copy / "pyproject.toml")])  # the programs' user still can
+    finally:
+        runtime.stop(remove_volumes=True)
