@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import temp_prefix, write_atomic
+from ecoctl.support.atomic import read_text, temp_prefix, write_atomic
 from ecoctl.support.checks import printable
 from ecoctl.support.resources import templates_dir
 from ecoctl.support.template_tree import tree_files
@@ -31,6 +31,8 @@ MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
 _MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run")
+MAX_FILE = 4 << 20
+"""Largest file a template may hold (4 MiB)."""
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
 
 
@@ -102,7 +104,7 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
         raise UsageError(f"{manifest} is a link to {os.path.realpath(manifest)}, outside the template: "
                          "make it a file of the template")
     try:
-        text = manifest.read_text(encoding="utf-8")
+        text = read_text(manifest)  # at most 1 MiB
         done, data = c_safe_load(manifest, text)  # the C parser; what it refuses, the pure one decides
         if not done:
             data = YAML(typ="safe", pure=True).load(text)
@@ -325,6 +327,9 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
         source = root / rel_source
         if os.path.islink(source):
             _inside(template, source, where)
+        if source.stat().st_size > MAX_FILE:  # re-rendered by every plan, kept whole in the pristine render
+            raise UsageError(f"template {where} is larger than {MAX_FILE >> 20} MiB: a template holds "
+                             "source files; fetch large assets at build time instead")
         data = source.read_bytes()
         if rel_source.endswith(SUFFIX):
             try:
