@@ -9,6 +9,12 @@ import sys
 from pathlib import Path
 
 
+USERS_GROUP = "linux-users"
+"""The xdist group of test files that create and remove Linux accounts (useradd and userdel lock
+/etc/passwd; one worker runs them): `pytestmark = pytest.mark.xdist_group(USERS_GROUP)`. The
+other files are grouped one per file (tests/conftest.py)."""
+
+
 def run_ecoctl(*args: str, cwd: Path | None = None, env: dict | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecoctl", *args], cwd=cwd, capture_output=True,

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from ecoctl.commands.init import init_ecosystem
-from tests.helpers import assert_refused, run_ecoctl
+from tests.helpers import USERS_GROUP, assert_refused, run_ecoctl
 
 pytestmark = [
+    pytest.mark.xdist_group(USERS_GROUP),  # useradd/userdel: one worker (tests/conftest.py)
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: creates a second Linux user"),
     pytest.mark.skipif(shutil.which("useradd") is None or shutil.which("runuser") is None,
                        reason="useradd/runuser not available"),
