@@ -141,3 +141,17 @@ def assert_refused(result: subprocess.CompletedProcess, code: int = 2, *words: s
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
+
+
+def new_ecosystem_dir(tmp_path: Path, runtime: str = "local") -> Path:
+    """`ecoctl init TMP_PATH/eco --runtime RUNTIME` (in process); the folder."""
+    from ecoctl.commands.init import init_ecosystem
+
+    init_ecosystem(tmp_path / "eco", runtime=runtime)
+    return tmp_path / "eco"
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of the ecosystem ROOT (its .ecoctl/ state aside): path -> content."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and ".ecoctl" not in path.parts}

@@ -11,17 +11,14 @@ import time
 
 import pytest
 
-from ecoctl.commands.init import init_ecosystem
 from ecoctl.runtimes.local import LocalRuntime
 from ecoctl.workspace import Workspace
-from tests.helpers import run_ecoctl
+from tests.helpers import new_ecosystem_dir, run_ecoctl
 
 
 @pytest.fixture
 def root(tmp_path):
-    root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
-    return root
+    return new_ecosystem_dir(tmp_path)
 
 
 @pytest.fixture

@@ -5,19 +5,12 @@ into files unchecked. Each is refused with one line, before anything is written.
 
 import pytest
 
-from ecoctl.commands.init import init_ecosystem
-from tests.helpers import assert_refused, run_ecoctl
+from tests.helpers import assert_refused, new_ecosystem_dir, run_ecoctl, snapshot
 
 
 @pytest.fixture
 def root(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="docker")
-    return tmp_path / "eco"
-
-
-def snapshot(root):
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and ".ecoctl" not in path.parts}
+    return new_ecosystem_dir(tmp_path, "docker")
 
 
 @pytest.mark.parametrize("image, words", [

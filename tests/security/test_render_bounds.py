@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from ecoctl.commands.init import init_ecosystem
-from tests.helpers import assert_refused
+from tests.helpers import assert_refused, new_ecosystem_dir
 
 RSS_LIMIT_KB = 300 * 1024
 MANIFEST = "name: heavy\ndescription: heavy\ndefault_port: 8400\nversion: 1\nvariables:\n  service_name: {required: true}\n"
@@ -41,9 +40,7 @@ def run_capped(*args, cwd) -> tuple[subprocess.CompletedProcess, int, float]:
 
 @pytest.fixture
 def eco(tmp_path):
-    root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
-    return root
+    return new_ecosystem_dir(tmp_path)
 
 
 def template(folder, files: dict[str, str]):

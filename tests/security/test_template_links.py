@@ -9,17 +9,14 @@ import subprocess
 
 import pytest
 
-from ecoctl.commands.init import init_ecosystem
-from tests.helpers import assert_refused, run_ecoctl
+from tests.helpers import assert_refused, new_ecosystem_dir, run_ecoctl
 
 MANIFEST = "name: linky\ndescription: links\ndefault_port: 8400\nversion: 1\nvariables:\n  service_name: {required: true}\n"
 
 
 @pytest.fixture
 def eco(tmp_path):
-    root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
-    return root
+    return new_ecosystem_dir(tmp_path)
 
 
 @pytest.fixture

@@ -8,18 +8,12 @@ import pytest
 
 from ecoctl.commands.init import init_ecosystem
 from ecoctl.support.atomic import write_atomic
-from tests.helpers import run_ecoctl
+from tests.helpers import new_ecosystem_dir, run_ecoctl, snapshot
 
 
 @pytest.fixture
 def root(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="local")
-    return tmp_path / "eco"
-
-
-def snapshot(root):
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and ".ecoctl" not in path.parts}
+    return new_ecosystem_dir(tmp_path)
 
 
 @pytest.mark.parametrize("host", ["1.2.3.4; rm -rf /", "a b", "'quoted'", "x" * 300, "-lead.example",
