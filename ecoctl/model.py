@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import check_host, check_redirect_uri, shown
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+                                   shown)
 from ecoctl.support.typed import Invalid, Match, Range, Record
 from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
 from ecoctl.names import check_service_name
@@ -46,7 +47,7 @@ class ExternalPostgres(Record):
 
 @dataclass
 class PostgresSettings(Record):
-    version: str = "16"
+    version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
 
@@ -58,7 +59,7 @@ class RedisSettings(Record):
 
 @dataclass
 class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
+    version: Annotated[str, Match(TAG)] = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
@@ -139,6 +140,7 @@ class ServiceSpec(Record):
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
+        _checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
             self.host = _checked(check_host, self.host, "host")
         self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
@@ -175,6 +177,10 @@ class Ecosystem(Record):
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        for key, image in self.images.items():
+            _checked(check_image, image, "images", key)
+        if self.registry is not None:
+            _checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -218,14 +224,20 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        keys.update({"redis": (("core", "redis", "port"), core.redis.port),
+                     "authentik": (("core", "authentik", "port"), core.authentik.port),
+                     "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                     "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)})
         if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
-            ports[core.monitoring.alertmanager.port] = "alertmanager"
-        return ports
+            keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
+        return keys
 
 
 def _checked(check, value, *loc):
@@ -278,14 +290,19 @@ def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, h
     raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
 
 
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
+def _port_clash(ecosystem: Ecosystem) -> tuple[tuple[str, ...], str] | None:
+    """The key of the first port another core piece, another service on its host or the core stack
+    takes, and why (what `up` would otherwise find out after stopping the working service)."""
+    pieces: dict[int, str] = {}
+    for piece, (key, port) in ecosystem.core_port_keys.items():
+        if port in pieces:
+            return key, f"port {port} is taken by the core stack's {pieces[port]}: choose another"
+        pieces[port] = piece
     seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
         clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
         if clash:
-            return name, f"{clash}: choose another"
+            return ("services", name, "port"), f"{clash}: choose another"
         seen = {**seen, name: spec}
     return None
 
@@ -342,11 +359,11 @@ class EcosystemFile:
             raise UsageError(f"{path}{where}: {message}") from None
         port_clash = _port_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = _line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":

@@ -120,7 +120,7 @@ def service_group(workspace, name: str) -> FileGroup:
     if record is not None:
         # files gone missing come back as the recorded version made them: a newer template version
         # reaches the service only through `ecoctl upgrade`
-        template = recorded_template(record, source)
+        template = recorded_template(record, source, offline=True)  # a plan never fetches for a record
         if template is None:
             kept = read_pristine(workspace.root, name, record) or {}
             files = {prefix + rel: content for rel, content in kept.items()}
