@@ -15,7 +15,11 @@ load average is printed with the numbers, and the ratios (this / baseline) are o
 
 from __future__ import annotations
 
-import argparse
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
+import argparse  # noqa: E402
 import os
 import shutil
 import statistics

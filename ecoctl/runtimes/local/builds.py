@@ -73,8 +73,8 @@ class Builds:
         if (stamp.exists() and stamp.read_text() == digest and folder.is_dir() and output.is_dir()
                 and (output == link or os.path.realpath(link) == os.path.realpath(output))):
             return False  # a running service keeps its folder: it is replaced only to build anew
-        if copied:
-            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if copied:  # in a folder only we and the programs' user may enter: its path is predictable
+            self.account.shared_folder(folder.parent)
             copy_readable_tree(source, folder)
         if output == link:
             self._run_build(name, run.build, output, folder)

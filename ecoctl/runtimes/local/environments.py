@@ -105,8 +105,8 @@ class Environments:
 
         source = self.service_dir(name)
         folder = self.service_run_dir(name)
-        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy
-            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy,
+            self.account.shared_folder(folder.parent)  # in a folder only we and that user may enter
             copy_readable_tree(source, folder)
         base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
