@@ -14,8 +14,8 @@ from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
 from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
                                    shown)
-from ecoctl.support.typed import Invalid, Match, Range, Record
-from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
 from ecoctl.names import check_service_name
 
 FILENAME = "ecosystem.yaml"
@@ -140,10 +140,10 @@ class ServiceSpec(Record):
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
-        _checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
+        checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
-            self.host = _checked(check_host, self.host, "host")
-        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
+            self.host = checked(check_host, self.host, "host")
+        self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
 
 
@@ -164,7 +164,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(check_service_name, name, "services", name)
+            checked(check_service_name, name, "services", name)
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -178,9 +178,9 @@ class Ecosystem(Record):
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
         for key, image in self.images.items():
-            _checked(check_image, image, "images", key)
+            checked(check_image, image, "images", key)
         if self.registry is not None:
-            _checked(check_registry, self.registry, "registry")
+            checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -238,30 +238,6 @@ class Ecosystem(Record):
         if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
             keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
         return keys
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
-
-
-def _line_of(document: Any, loc: tuple) -> int | None:
-    """1-based line of the deepest key in `loc` that the round-trip document knows."""
-    node, line = document, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None and isinstance(key, str) and key in node:
-                line = lc.key(key)[0] + 1
-            elif lc is not None and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            node = node[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    return line
 
 
 def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
@@ -347,7 +323,7 @@ class EcosystemFile:
         except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, exc.loc)
+            line = line_of(document, exc.loc)
             key = ".".join(str(part) for part in exc.loc) or "(top level)"
             if exc.problem in ("unknown key", "missing key"):
                 message = f"{exc.problem} {key!r}"
@@ -362,7 +338,7 @@ class EcosystemFile:
             key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, key)
+            line = line_of(document, key)
             raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 

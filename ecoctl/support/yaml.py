@@ -231,3 +231,19 @@ def dump_roundtrip(document: Any) -> str:
     buffer = io.StringIO()
     roundtrip().dump(document, buffer)
     return buffer.getvalue()
+
+
+def line_of(document: Any, loc: tuple) -> int | None:
+    """1-based line of the deepest key in `loc` that the round-trip document knows."""
+    node, line = document, None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None and isinstance(key, str) and key in node:
+                line = lc.key(key)[0] + 1
+            elif lc is not None and isinstance(key, int):
+                line = lc.item(key)[0] + 1
+            node = node[key]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
