@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import check_host, check_redirect_uri, shown
-from ecoctl.support.typed import Invalid, Match, Range, Record
-from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+                                   shown)
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
 from ecoctl.names import check_service_name
+from ecoctl.model_ports import first_clash
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
@@ -27,6 +29,7 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
@@ -46,7 +49,7 @@ class ExternalPostgres(Record):
 
 @dataclass
 class PostgresSettings(Record):
-    version: str = "16"
+    version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
 
@@ -58,7 +61,7 @@ class RedisSettings(Record):
 
 @dataclass
 class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
+    version: Annotated[str, Match(TAG)] = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
@@ -84,10 +87,30 @@ class SigninSettings(Record):
 
 
 @dataclass
+class AlertmanagerSettings(Record):
+    """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
+
+    enabled: bool = False
+    port: Port = 9093
+    webhook_url: str | None = None
+    """Where Alertmanager POSTs the alerts (its webhook receiver); none: they are only shown."""
+
+    def check(self) -> None:
+        if self.webhook_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid(("webhook_url",), "expected an http:// or https:// URL with a host",
+                              self.webhook_url)
+
+
+@dataclass
 class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
 
 
 @dataclass
@@ -97,6 +120,22 @@ class CoreSettings(Record):
     authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+
+
+Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
+"""A Prometheus duration (`30s`, `5m`, `1h`)."""
+
+
+@dataclass
+class AlertSettings(Record):
+    """A service's alerting rules (Prometheus, rules/<service>.yml): when each fires."""
+
+    p95_ms: Annotated[int, Range(1, 3_600_000)] = 500
+    """ServiceSlow: the 95th percentile latency over 5 minutes is above this many milliseconds."""
+    error_percent: Annotated[int, Range(1, 100)] = 5
+    """ServiceErrors: more than this share of its requests over 5 minutes answer 5xx."""
+    after: Duration = "5m"
+    """How long a condition holds before its alert fires (the rules' `for:`)."""
 
 
 @dataclass
@@ -115,13 +154,15 @@ class ServiceSpec(Record):
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
+        checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
-            self.host = _checked(check_host, self.host, "host")
-        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
+            self.host = checked(check_host, self.host, "host")
+        self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
-        self.post_logout_redirect_uris = [_checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
+        self.post_logout_redirect_uris = [checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
                                           for index, uri in enumerate(self.post_logout_redirect_uris)]
         if self.calls and self.client != "public":
             raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
@@ -149,7 +190,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(check_service_name, name, "services", name)
+            checked(check_service_name, name, "services", name)
             for target in spec.calls:
                 if target not in self.services or self.services[target].client == "public":
                     raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
@@ -166,6 +207,10 @@ class Ecosystem(Record):
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        for key, image in self.images.items():
+            checked(check_image, image, "images", key)
+        if self.registry is not None:
+            checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -222,74 +267,20 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
-        return ports
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
-
-
-def _line_of(document: Any, loc: tuple) -> int | None:
-    """1-based line of the deepest key in `loc` that the round-trip document knows."""
-    node, line = document, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None and isinstance(key, str) and key in node:
-                line = lc.key(key)[0] + 1
-            elif lc is not None and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            node = node[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    return line
-
-
-def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
-               among: dict[str, ServiceSpec] | None = None) -> str | None:
-    """Why service NAME may not listen on PORT (None: it may): another service (of `among`, default
-    all) on the same host has it, or the core stack does (a service of pattern `external` runs on
-    HOST, not here)."""
-    where = host if pattern == "external" else None
-    core = ecosystem.core_ports
-    if where is None and port in core:
-        return f"port {port} is taken by the core stack's {core[port]}"
-    for other, spec in (ecosystem.services if among is None else among).items():
-        if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
-            return f"port {port} is taken by service {other!r}"
-    return None
-
-
-def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
-    """The first port from START no other service nor the core stack takes and, for a service
-    that runs here, nothing on this host listens on."""
-    from ecoctl.support.ports import free_on_host
-
-    for port in range(start, 65536):
-        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
-            return port
-    raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
-
-
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
-    seen: dict[str, ServiceSpec] = {}
-    for name, spec in ecosystem.services.items():
-        clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
-        if clash:
-            return name, f"{clash}: choose another"
-        seen = {**seen, name: spec}
-    return None
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        keys.update({"redis": (("core", "redis", "port"), core.redis.port),
+                     "authentik": (("core", "authentik", "port"), core.authentik.port),
+                     "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                     "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)})
+        if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
+            keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
+        return keys
 
 
 class EcosystemFile:
@@ -332,7 +323,7 @@ class EcosystemFile:
         except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, exc.loc)
+            line = line_of(document, exc.loc)
             key = ".".join(str(part) for part in exc.loc) or "(top level)"
             if exc.problem in ("unknown key", "missing key"):
                 message = f"{exc.problem} {key!r}"
@@ -342,13 +333,13 @@ class EcosystemFile:
                     message += f" (got {shown(exc.given)})"
             where = f":{line}" if line else ""
             raise UsageError(f"{path}{where}: {message}") from None
-        port_clash = _port_clash(model)
+        port_clash = first_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":
