@@ -184,6 +184,9 @@ class Component:
     """Of its address in `status`."""
     edge: str = ""
     """Where the edge routes to it: "/" (the web app) or "auth" (the sign-in's own origin)."""
+    metrics: str = ""
+    """Where it serves Prometheus metrics (a path on its first port; "": it serves none). Prometheus
+    scrapes it with a job of its name, kept in prometheus.yml like a service's."""
     replicas: str = ""
     """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
     local: Local | None = None

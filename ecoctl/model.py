@@ -12,15 +12,33 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import check_host, check_redirect_uri, shown
-from ecoctl.support.typed import Invalid, Match, Range, Record
-from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+                                   shown)
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
 from ecoctl.names import check_service_name
+from ecoctl.model_ports import first_clash
 from ecoctl.model_settings import (  # noqa: F401  (re-exported: ecosystem.yaml's settings)
-    AUTHENTIK_VERSION, DEFAULT_IMAGES, AuthentikSettings, CoreSettings, EdgeSettings, ExternalPostgres,
-    MonitoringSettings, Pattern, Port, PostgresSettings, RedisSettings, SigninSettings, _checked)
+    AUTHENTIK_VERSION, DEFAULT_IMAGES, AlertmanagerSettings, AuthentikSettings, CoreSettings, EdgeSettings,
+    ExternalPostgres, MonitoringSettings, Pattern, Port, PostgresSettings, RedisSettings, SigninSettings)
 
 FILENAME = "ecosystem.yaml"
+Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
+"""A Prometheus duration (`30s`, `5m`, `1h`)."""
+
+
+@dataclass
+class AlertSettings(Record):
+    """A service's alerting rules (Prometheus, rules/<service>.yml): when each fires."""
+
+    p95_ms: Annotated[int, Range(1, 3_600_000)] = 500
+    """ServiceSlow: the 95th percentile latency over 5 minutes is above this many milliseconds."""
+    error_percent: Annotated[int, Range(1, 100)] = 5
+    """ServiceErrors: more than this share of its requests over 5 minutes answer 5xx."""
+    after: Duration = "5m"
+    """How long a condition holds before its alert fires (the rules' `for:`)."""
+
+
 @dataclass
 class ServiceSpec(Record):
     port: Port
@@ -31,34 +49,29 @@ class ServiceSpec(Record):
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
     client: Literal["confidential", "public"] = "confidential"
-    """Its OAuth2 client: `confidential` (a service: client_credentials with the secret in .env) or
-    `public` (a web app in a browser: authorization code + PKCE S256, no secret)."""
+    """`confidential` (a service, its secret in .env) or `public` (a web app: code flow + PKCE)."""
     calls: list[str] = field(default_factory=list)
-    """A web app (`client: public`): the services (APIs) its access tokens are for."""
+    """A web app: the services (APIs) its access tokens are for."""
     post_logout_redirect_uris: list[str] = field(default_factory=list)
-    """A web app: where the issuer may send the browser back after signing out (default: its
-    origins, as `redirect_uris` defaults to)."""
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
+        checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
-            self.host = _checked(check_host, self.host, "host")
-        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
+            self.host = checked(check_host, self.host, "host")
+        self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
-        self.post_logout_redirect_uris = [_checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
+        self.post_logout_redirect_uris = [checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
                                           for index, uri in enumerate(self.post_logout_redirect_uris)]
         if self.calls and self.client != "public":
             raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
                           "tokens: set `client: public` or remove `calls`")
 
-    def web_redirect_uris(self) -> list[str]:
-        """Its OAuth2 redirect URIs for the development sign-in: as declared, else its origins on
-        this host."""
-        return self.redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
-
-    def web_post_logout_uris(self) -> list[str]:
-        return self.post_logout_redirect_uris or [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+    def origins(self) -> list[str]:
+        """Where a web app's URIs default to: its origins on this host."""
+        return [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
 
 
 @dataclass
@@ -78,7 +91,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(check_service_name, name, "services", name)
+            checked(check_service_name, name, "services", name)
             for target in spec.calls:
                 if target not in self.services or self.services[target].client == "public":
                     raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
@@ -95,6 +108,10 @@ class Ecosystem(Record):
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        for key, image in self.images.items():
+            checked(check_image, image, "images", key)
+        if self.registry is not None:
+            checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -117,18 +134,15 @@ class Ecosystem(Record):
 
     @property
     def signin_runs(self) -> bool:
-        """Whether the development sign-in stands in for Authentik: the local runtime, and no
-        `core.authentik.url` names an external Authentik."""
+        """Whether the development sign-in stands in for Authentik (local, no external one)."""
         return not self.authentik_used
 
     def client_id(self, service: str) -> str:
-        """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its
-        issuer): `core.authentik.prefix` + the service name."""
+        """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
         return f"{self.core.authentik.prefix}{service}"
 
     def issuer(self, service: str) -> str:
-        """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the development
-        sign-in issues the same), at the origin people sign in at (the edge's, when it is on)."""
+        """Its tokens' `iss`: Authentik's per-application issuer (the development sign-in's too)."""
         return f"{self.sign_in_origin}/application/o/{self.client_id(service)}/"
 
     @property
@@ -154,14 +168,24 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        keys.update({"redis": (("core", "redis", "port"), core.redis.port),
+                     "authentik": (("core", "authentik", "port"), core.authentik.port),
+                     "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                     "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)})
+        if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
+            keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
         if self.edge_on:
-            ports.update({core.edge.port: "edge", core.edge.http_port: "edge", core.edge.auth_port: "edge"})
-        return ports
+            keys.update({"edge": (("core", "edge", "port"), core.edge.port),
+                         "edge (http)": (("core", "edge", "http_port"), core.edge.http_port),
+                         "edge (sign-in)": (("core", "edge", "auth_port"), core.edge.auth_port)})
+        return keys
 
     @property
     def edge_on(self) -> bool:
@@ -179,60 +203,6 @@ class Ecosystem(Record):
         """Where people and tokens' `iss` find the sign-in: an external Authentik, else the edge's
         sign-in origin when the edge is on, else the stack's Authentik."""
         return self.edge_url(sign_in=True) if self.edge_on and not self.core.authentik.url else self.authentik_url
-
-
-def _line_of(document: Any, loc: tuple) -> int | None:
-    """1-based line of the deepest key in `loc` that the round-trip document knows."""
-    node, line = document, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None and isinstance(key, str) and key in node:
-                line = lc.key(key)[0] + 1
-            elif lc is not None and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            node = node[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    return line
-
-
-def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
-               among: dict[str, ServiceSpec] | None = None) -> str | None:
-    """Why service NAME may not listen on PORT (None: it may): another service (of `among`, default
-    all) on the same host has it, or the core stack does (a service of pattern `external` runs on
-    HOST, not here)."""
-    where = host if pattern == "external" else None
-    core = ecosystem.core_ports
-    if where is None and port in core:
-        return f"port {port} is taken by the core stack's {core[port]}"
-    for other, spec in (ecosystem.services if among is None else among).items():
-        if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
-            return f"port {port} is taken by service {other!r}"
-    return None
-
-
-def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
-    """The first port from START no other service nor the core stack takes and, for a service
-    that runs here, nothing on this host listens on."""
-    from ecoctl.support.ports import free_on_host
-
-    for port in range(start, 65536):
-        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
-            return port
-    raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
-
-
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
-    seen: dict[str, ServiceSpec] = {}
-    for name, spec in ecosystem.services.items():
-        clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
-        if clash:
-            return name, f"{clash}: choose another"
-        seen = {**seen, name: spec}
-    return None
 
 
 class EcosystemFile:
@@ -275,7 +245,7 @@ class EcosystemFile:
         except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, exc.loc)
+            line = line_of(document, exc.loc)
             key = ".".join(str(part) for part in exc.loc) or "(top level)"
             if exc.problem in ("unknown key", "missing key"):
                 message = f"{exc.problem} {key!r}"
@@ -285,13 +255,13 @@ class EcosystemFile:
                     message += f" (got {shown(exc.given)})"
             where = f":{line}" if line else ""
             raise UsageError(f"{path}{where}: {message}") from None
-        port_clash = _port_clash(model)
+        port_clash = first_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":

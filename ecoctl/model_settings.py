@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from ecoctl.errors import UsageError
-from ecoctl.support.checks import check_host
-from ecoctl.support.typed import Invalid, Match, Range, Record
+from ecoctl.support.checks import TAG, check_host
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
 
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
@@ -20,10 +19,12 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
     "grafana": "grafana/grafana:12.2.0",
     "caddy": "caddy:2.6",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
+    "node": "node:20-bookworm-slim",
     "base": "gcr.io/distroless/static-debian12:nonroot",
 }
 
@@ -39,7 +40,7 @@ class ExternalPostgres(Record):
 
 @dataclass
 class PostgresSettings(Record):
-    version: str = "16"
+    version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
 
@@ -51,7 +52,7 @@ class RedisSettings(Record):
 
 @dataclass
 class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
+    version: Annotated[str, Match(TAG)] = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
@@ -67,18 +68,32 @@ class AuthentikSettings(Record):
     """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
 
 
-DevUser = Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]
-
-
 @dataclass
 class SigninSettings(Record):
     """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
 
-    users: list[DevUser] = field(default_factory=list)
-    """Development users who may sign in to the web apps; their passwords are generated into .env
-    (`ecoctl secrets password USER` prints one)."""
+    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
+    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
     access_token_ttl: Annotated[int, Range(30, 86400)] = 300
-    """Seconds an access token lives (web apps renew it with their refresh token)."""
+
+
+@dataclass
+class AlertmanagerSettings(Record):
+    """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
+
+    enabled: bool = False
+    port: Port = 9093
+    webhook_url: str | None = None
+    """Where Alertmanager POSTs the alerts (its webhook receiver); none: they are only shown."""
+
+    def check(self) -> None:
+        if self.webhook_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid(("webhook_url",), "expected an http:// or https:// URL with a host",
+                              self.webhook_url)
 
 
 @dataclass
@@ -86,6 +101,7 @@ class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
 
 
 @dataclass
@@ -101,7 +117,7 @@ class EdgeSettings(Record):
 
     def check(self) -> None:
         if self.domain is not None:
-            self.domain = _checked(check_host, self.domain, "domain")
+            self.domain = checked(check_host, self.domain, "domain")
 
 
 @dataclass
@@ -117,12 +133,4 @@ class CoreSettings(Record):
 
     def check(self) -> None:
         if self.address is not None:
-            self.address = _checked(check_host, self.address, "address")
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
+            self.address = checked(check_host, self.address, "address")

@@ -57,5 +57,6 @@ def token_for(workspace, service: str | None, user: str | None = None, scope: st
     if user not in ecosystem.core.signin.users:
         raise UsageError(f"{user!r} is not a development user: add it to core.signin.users in ecosystem.yaml "
                          "and run `ecoctl up`")
-    return oidc.user_token(ecosystem.authentik_url, client_id, secret, spec.web_redirect_uris()[0], user,
+    redirect_uri = (spec.redirect_uris or spec.origins())[0]
+    return oidc.user_token(ecosystem.authentik_url, client_id, secret, redirect_uri, user,
                            workspace.secret(password_key(user)), scope, what)

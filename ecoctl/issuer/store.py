@@ -29,7 +29,7 @@ class User:
 @dataclass
 class Client(ClientMixin):
     """A service's confidential client (client_credentials; the authorization code flow too, as
-    Authentik allows, which `ecoctl token --user` takes) or a web app's public one (authorization
+    Authentik allows, which `ecoctl token SERVICE --user USER` takes) or a web app's public one (authorization
     code + PKCE, refresh tokens)."""
 
     client_id: str

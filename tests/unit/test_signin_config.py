@@ -112,3 +112,37 @@ def test_what_a_web_app_may_call(services, problem):
 def test_development_users_are_plain_names():
     with pytest.raises(Invalid):
         Ecosystem.from_data({"name": "demo", "runtime": "local", "core": {"signin": {"users": ["Not OK"]}}})
+
+
+def test_a_service_a_web_app_calls_is_not_removed_under_it(tmp_path):
+    from ecoctl.commands.init import init_ecosystem
+    from tests.helpers import run_ecoctl
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="local")
+    spec = root / "ecosystem.yaml"
+    spec.write_text(spec.read_text() + "  api:\n    port: 8100\n"
+                    "  shop-web:\n    port: 3100\n    client: public\n    calls: [api]\n")
+    result = run_ecoctl("remove-service", "api", cwd=root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: web app(s) shop-web call api: remove api from their `calls` first"
+    assert "  api:" in spec.read_text()
+
+
+def test_init_declares_a_development_user_whose_password_only_an_explicit_command_prints(tmp_path):
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.support.envfile import EnvFile
+    from ecoctl.workspace import Workspace
+    from tests.helpers import run_ecoctl
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="local")
+    assert Workspace(root).ecosystem.core.signin.users == ["dev"]
+    password = EnvFile(root / ".env").get("SIGNIN_DEV_PASSWORD")
+    assert password and len(password) >= 32
+    shown = run_ecoctl("secrets", "password", "dev", cwd=root)
+    assert (shown.returncode, shown.stdout) == (0, password + "\n")
+    masked = run_ecoctl("env", "portfolio", cwd=root)
+    assert password not in masked.stdout + masked.stderr
+    unknown = run_ecoctl("secrets", "password", "eve", cwd=root)
+    assert unknown.returncode == 2 and "'eve' is not a development user (core.signin.users: dev)" in unknown.stderr
