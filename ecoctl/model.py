@@ -191,6 +191,12 @@ class Ecosystem(Record):
     def edge_on(self) -> bool:
         return self.core.edge.enabled
 
+    def origins(self, service: str) -> list[str]:
+        """Where a web app's URIs default to: its origins on this host, and the edge's when the edge
+        serves it at `/` (`core.edge.web`)."""
+        found = self.services[service].origins()
+        return found + [f"{self.edge_url()}/"] if self.edge_on and service == self.core.edge.web else found
+
     def edge_url(self, sign_in: bool = False) -> str:
         """The edge's HTTPS origin for the apps (or for the sign-in); the edge must be on."""
         edge, host = self.core.edge, self.core.address or "127.0.0.1"

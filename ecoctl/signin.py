@@ -56,12 +56,12 @@ def clients(ecosystem: "Ecosystem") -> dict[str, dict]:
     for name, spec in ecosystem.services.items():
         if spec.client == "public":
             found[ecosystem.client_id(name)] = {
-                "kind": "web", "redirect_uris": spec.redirect_uris or spec.origins(),
-                "post_logout_redirect_uris": spec.post_logout_redirect_uris or spec.origins(),
+                "kind": "web", "redirect_uris": spec.redirect_uris or ecosystem.origins(name),
+                "post_logout_redirect_uris": spec.post_logout_redirect_uris or ecosystem.origins(name),
                 "calls": [ecosystem.client_id(api) for api in spec.calls]}
         else:
             found[ecosystem.client_id(name)] = {"kind": "service", "service": name,
-                                                "redirect_uris": spec.redirect_uris or spec.origins()}
+                                                "redirect_uris": spec.redirect_uris or ecosystem.origins(name)}
     return found
 
 

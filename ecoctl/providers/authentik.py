@@ -107,7 +107,7 @@ class AuthentikProvider(Provider):
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
             public = spec.client == "public"
-            uris = (spec.redirect_uris or spec.origins() if public
+            uris = (spec.redirect_uris or self.workspace.ecosystem.origins(service) if public
                     else spec.redirect_uris or [contract.redirect_uri(self.workspace.ecosystem, service, spec.port,
                                                                       spec.pattern, spec.host)])
             secret = "" if public else self.workspace.env.get(contract.client_secret_key(service)) or ""
@@ -119,7 +119,7 @@ class AuthentikProvider(Provider):
                                  f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
                                  "(before the first apply) or the service name")
             wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug, public=public,
-                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or spec.origins()))
+                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or self.workspace.ecosystem.origins(service)))
                                      if public else ())
         self._wanted = wanted
         return wanted
