@@ -118,9 +118,9 @@ class AuthentikProvider(Provider):
                 raise UsageError(f"Authentik application slug {slug!r} of service {service!r} is longer than "
                                  f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
                                  "(before the first apply) or the service name")
+            logout = spec.post_logout_redirect_uris or self.workspace.ecosystem.origins(service)
             wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug, public=public,
-                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or self.workspace.ecosystem.origins(service)))
-                                     if public else ())
+                                     logout_uris=tuple(dict.fromkeys(logout)) if public else ())
         self._wanted = wanted
         return wanted
 
