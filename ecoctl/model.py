@@ -182,7 +182,7 @@ class Ecosystem(Record):
     @property
     def authentik_used(self) -> bool:
         """Whether services trust Authentik (the stack's or an external one) rather than the local
-        signing key: only a stack in containers runs Authentik of its own."""
+        runtime's development sign-in: only a stack in containers runs Authentik of its own."""
         return self.in_containers or not self.authentik_in_stack
 
     @property
