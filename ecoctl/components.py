@@ -1,8 +1,8 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Grafana, the local runtime's development sign-in; next: the edge, the pooler, the
-read replica): its ports,
+Prometheus, Alertmanager, Grafana, the local runtime's development sign-in; next: the edge, the
+pooler, the read replica): its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
@@ -177,6 +177,9 @@ class Component:
     """The one thing several components make up (`authentik`), shown once where none runs."""
     scheme: str = "http"
     """Of its address in `status`."""
+    metrics: str = ""
+    """Where it serves Prometheus metrics (a path on its first port; "": it serves none). Prometheus
+    scrapes it with a job of its name, kept in prometheus.yml like a service's."""
     replicas: str = ""
     """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
     local: Local | None = None
@@ -297,7 +300,7 @@ Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),
     ports=(Port(9090, "core.monitoring.prometheus_port"),), data="prometheus_data", optional=True,
-    enabled=monitoring_enabled, disabled_note="monitoring is disabled in ecosystem.yaml",
+    metrics="/metrics", enabled=monitoring_enabled, disabled_note="monitoring is disabled in ecosystem.yaml",
     local=Local("prometheus", "apt-get install prometheus", config_from="monitoring/prometheus/prometheus.yml",
                 data_dir="data", reload_signal="HUP",
                 args=lambda place: [f"--config.file={place.config}", f"--storage.tsdb.path={place.data}",
@@ -308,6 +311,30 @@ PROMETHEUS = Component(
                           "could\nPOST /-/quit; ecoctl reloads by SIGHUP (`docker compose kill -s SIGHUP prometheus`)"},
         mounts=("./monitoring/prometheus:/etc/prometheus:ro",), data_path="/prometheus",
         healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"],
+                     "interval": "10s", "timeout": "5s", "retries": 10}))
+
+def alertmanager_enabled(ecosystem: "Ecosystem") -> bool:
+    return ecosystem.core.monitoring.enabled and ecosystem.core.monitoring.alertmanager.enabled
+
+
+ALERTMANAGER_CONFIG = "monitoring/alertmanager/alertmanager.yml"
+"""Rendered from ecosystem.yaml (core.monitoring.alertmanager) by the prometheus provider."""
+ALERTMANAGER = Component(
+    "alertmanager", "monitoring", Health("http", "/-/ready"),
+    ports=(Port(9093, "core.monitoring.alertmanager.port"),), data="alertmanager_data", optional=True,
+    metrics="/metrics", enabled=alertmanager_enabled,
+    local=Local("prometheus-alertmanager", "apt-get install prometheus-alertmanager",
+                config_from=ALERTMANAGER_CONFIG, data_dir="data", reload_signal="HUP",
+                # no cluster: one Alertmanager, and no gossip port (9094) taken on the host
+                args=lambda place: [f"--config.file={place.config}", f"--storage.path={place.data}",
+                                    f"--web.listen-address=127.0.0.1:{place.port}", "--cluster.listen-address="]),
+    container=Container(
+        "alertmanager", command=("--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
+                                 "--cluster.listen-address="),
+        mounts=("./monitoring/alertmanager:/etc/alertmanager:ro",), data_path="/alertmanager",
+        left_out=lambda ecosystem: "" if alertmanager_enabled(ecosystem)
+        else "core.monitoring.alertmanager.enabled is not true",
+        healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9093/-/ready"],
                      "interval": "10s", "timeout": "5s", "retries": 10}))
 
 GRAFANA = Component(
@@ -323,7 +350,8 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, PROMETHEUS, GRAFANA]
+CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, PROMETHEUS, ALERTMANAGER,
+                            GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 
@@ -335,6 +363,35 @@ def enabled(ecosystem: "Ecosystem", stage: Stage | None = None) -> list[Componen
     """The components this ecosystem runs in its stack (of one stage), in start order."""
     return [component for component in CATALOG
             if component.enabled(ecosystem) and (stage is None or component.stage == stage)]
+
+
+def scrape_targets(ecosystem: "Ecosystem", in_containers: bool) -> dict[str, tuple[str, str]]:
+    """Component -> (address, metrics path) where Prometheus scrapes each component of the stack
+    that serves metrics: by name on the stack's network when it runs in containers (Prometheus
+    itself at localhost), on loopback at
+    its host port when it runs on this host. Components started only when asked are left out (their
+    job would read down whenever they were not asked for)."""
+    targets = {}
+    for component in enabled(ecosystem):
+        recipe = component.container if in_containers else component.local
+        if not component.metrics or component.on_demand or recipe is None or not component.ports:
+            continue
+        if in_containers and recipe.left_out is not None and recipe.left_out(ecosystem):
+            continue
+        port = component.ports[0]
+        host = "localhost" if component is PROMETHEUS else component.name  # itself, in its container
+        address = (f"{host}:{port.inside}" if in_containers
+                   else f"127.0.0.1:{port.host(ecosystem)}")
+        targets[component.name] = (address, component.metrics)
+    return targets
+
+
+def reloaded_with_prometheus(ecosystem: "Ecosystem") -> list[Component]:
+    """The other monitoring components that read a file the prometheus provider writes, and read it
+    again on their reload signal (Alertmanager): reloaded when Prometheus is."""
+    return [component for component in enabled(ecosystem, "monitoring")
+            if component is not PROMETHEUS and not component.on_demand and component.local is not None
+            and component.local.reload_signal]
 
 
 def host_ports(ecosystem: "Ecosystem", components: list[Component]) -> dict[int, str]:

@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import check_host, check_redirect_uri, shown
-from ecoctl.support.typed import Invalid, Match, Range, Record
-from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_registry,
+                                   shown)
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
+from ecoctl.model_web import SigninSettings, check_calls, check_client
 from ecoctl.names import check_service_name
 
 FILENAME = "ecosystem.yaml"
@@ -27,6 +29,7 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
@@ -45,7 +48,7 @@ class ExternalPostgres(Record):
 
 @dataclass
 class PostgresSettings(Record):
-    version: str = "16"
+    version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
 
@@ -57,7 +60,7 @@ class RedisSettings(Record):
 
 @dataclass
 class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
+    version: Annotated[str, Match(TAG)] = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
@@ -74,12 +77,22 @@ class AuthentikSettings(Record):
 
 
 @dataclass
-class SigninSettings(Record):
-    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
+class AlertmanagerSettings(Record):
+    """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
 
-    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
-    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
-    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
+    enabled: bool = False
+    port: Port = 9093
+    webhook_url: str | None = None
+    """Where Alertmanager POSTs the alerts (its webhook receiver); none: they are only shown."""
+
+    def check(self) -> None:
+        if self.webhook_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid(("webhook_url",), "expected an http:// or https:// URL with a host",
+                              self.webhook_url)
 
 
 @dataclass
@@ -87,6 +100,7 @@ class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
 
 
 @dataclass
@@ -98,6 +112,22 @@ class CoreSettings(Record):
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
+Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
+"""A Prometheus duration (`30s`, `5m`, `1h`)."""
+
+
+@dataclass
+class AlertSettings(Record):
+    """A service's alerting rules (Prometheus, rules/<service>.yml): when each fires."""
+
+    p95_ms: Annotated[int, Range(1, 3_600_000)] = 500
+    """ServiceSlow: the 95th percentile latency over 5 minutes is above this many milliseconds."""
+    error_percent: Annotated[int, Range(1, 100)] = 5
+    """ServiceErrors: more than this share of its requests over 5 minutes answer 5xx."""
+    after: Duration = "5m"
+    """How long a condition holds before its alert fires (the rules' `for:`)."""
+
+
 @dataclass
 class ServiceSpec(Record):
     port: Port
@@ -107,28 +137,18 @@ class ServiceSpec(Record):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
-    client: Literal["confidential", "public"] = "confidential"
-    """`confidential` (a service, its secret in .env) or `public` (a web app: code flow + PKCE)."""
+    client: Literal["confidential", "public"] = "confidential"  # public: a web app (see model_web)
     calls: list[str] = field(default_factory=list)
-    """A web app: the services (APIs) its access tokens are for."""
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
+        checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
-            self.host = _checked(check_host, self.host, "host")
-        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
-                              for index, uri in enumerate(self.redirect_uris)]
-        self.post_logout_redirect_uris = [_checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
-                                          for index, uri in enumerate(self.post_logout_redirect_uris)]
-        if self.calls and self.client != "public":
-            raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
-                          "tokens: set `client: public` or remove `calls`")
-
-    def origins(self) -> list[str]:
-        """Where a web app's URIs default to: its origins on this host."""
-        return [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+            self.host = checked(check_host, self.host, "host")
+        check_client(self)
 
 
 @dataclass
@@ -148,23 +168,24 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(check_service_name, name, "services", name)
-            for target in spec.calls:
-                if target not in self.services or self.services[target].client == "public":
-                    raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
-                                  "a service (an API) here")
+            checked(check_service_name, name, "services", name)
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
                                   "not a service here")
                 if target == name:
                     raise Invalid(("services", name, "reads"), f"service {name!r} cannot list itself in reads")
+        check_calls(self.services)
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
                           "remove the key to use `ecoctl`")
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        for key, image in self.images.items():
+            checked(check_image, image, "images", key)
+        if self.registry is not None:
+            checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -186,17 +207,8 @@ class Ecosystem(Record):
         return self.in_containers or not self.authentik_in_stack
 
     @property
-    def signin_runs(self) -> bool:
-        """Whether the development sign-in stands in for Authentik (local, no external one)."""
+    def signin_runs(self) -> bool:  # the development sign-in stands in for Authentik (local, no external one)
         return not self.authentik_used
-
-    def client_id(self, service: str) -> str:
-        """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
-        return f"{self.core.authentik.prefix}{service}"
-
-    def issuer(self, service: str) -> str:
-        """Its tokens' `iss`: Authentik's per-application issuer (the development sign-in's too)."""
-        return f"{self.authentik_url}/application/o/{self.client_id(service)}/"
 
     @property
     def authentik_url(self) -> str:
@@ -221,36 +233,20 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
-        return ports
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
-
-
-def _line_of(document: Any, loc: tuple) -> int | None:
-    """1-based line of the deepest key in `loc` that the round-trip document knows."""
-    node, line = document, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None and isinstance(key, str) and key in node:
-                line = lc.key(key)[0] + 1
-            elif lc is not None and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            node = node[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    return line
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        keys.update({"redis": (("core", "redis", "port"), core.redis.port),
+                     "authentik": (("core", "authentik", "port"), core.authentik.port),
+                     "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                     "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)})
+        if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
+            keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
+        return keys
 
 
 def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
@@ -279,14 +275,19 @@ def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, h
     raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
 
 
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
+def _port_clash(ecosystem: Ecosystem) -> tuple[tuple[str, ...], str] | None:
+    """The key of the first port another core piece, another service on its host or the core stack
+    takes, and why (what `up` would otherwise find out after stopping the working service)."""
+    pieces: dict[int, str] = {}
+    for piece, (key, port) in ecosystem.core_port_keys.items():
+        if port in pieces:
+            return key, f"port {port} is taken by the core stack's {pieces[port]}: choose another"
+        pieces[port] = piece
     seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
         clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
         if clash:
-            return name, f"{clash}: choose another"
+            return ("services", name, "port"), f"{clash}: choose another"
         seen = {**seen, name: spec}
     return None
 
@@ -331,7 +332,7 @@ class EcosystemFile:
         except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, exc.loc)
+            line = line_of(document, exc.loc)
             key = ".".join(str(part) for part in exc.loc) or "(top level)"
             if exc.problem in ("unknown key", "missing key"):
                 message = f"{exc.problem} {key!r}"
@@ -343,11 +344,11 @@ class EcosystemFile:
             raise UsageError(f"{path}{where}: {message}") from None
         port_clash = _port_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":

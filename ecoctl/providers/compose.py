@@ -161,6 +161,22 @@ def _left_out(ecosystem) -> dict[str, str]:
             if (reason := compose_core.left_out(ecosystem, component))}
 
 
+def _switched_on(ecosystem) -> list[str]:
+    """Core services ecosystem.yaml switches in and out (Alertmanager, the stack's own Authentik)
+    that it switches in: compose.yaml gets them when they are missing, as `left_out` takes them out."""
+    from ecoctl import compose_core
+
+    return [component.name for component in compose_core.in_compose(ecosystem)
+            if component.container.left_out is not None]
+
+
+@dataclass(frozen=True)
+class AddCoreService:
+    """A core component's whole entry (and its data volume) added to compose.yaml."""
+
+    name: str
+
+
 def _drop_unused_anchors(document, services) -> None:
     """A shared environment (`x-NAME`) whose last core service is gone."""
     from ecoctl import compose_core, components
@@ -231,6 +247,10 @@ class ComposeProvider(Provider):
             if isinstance(current.get(key), dict):
                 changes.append(Change(self.name, "delete", "compose service", key, reason,
                                       payload=SetService(key, None)))
+        for key in _switched_on(self.workspace.ecosystem):
+            if key not in current:
+                changes.append(Change(self.name, "create", "compose service", key, "switched on in ecosystem.yaml",
+                                      payload=AddCoreService(key)))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict) or key in left_out:
@@ -359,5 +379,18 @@ class ComposeProvider(Provider):
             services[name] = document["services"][name]
         file.save()
 
+    def add_core_service(self, payload: AddCoreService) -> None:
+        from ecoctl import compose_core, components
+
+        component = components.named(payload.name)
+        main = self._main_file()
+        main.document.setdefault("services", {})[payload.name] = compose_core.entry(self.workspace.ecosystem, component)
+        if component.data:
+            if not isinstance(main.document.get("volumes"), dict):
+                main.document["volumes"] = {}
+            main.document["volumes"].setdefault(component.data, None)
+        self._save_main()
+
     appliers = {SetProject: set_project, SetCoreField: set_core_field, SetService: set_service,
+                AddCoreService: add_core_service,
                 SetSeparateFile: set_separate_file}

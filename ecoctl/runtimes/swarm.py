@@ -339,6 +339,12 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         for container in tasks:
             container.kill(signal="SIGHUP")
         prometheus.wait_reloaded(url, before)
+        from ecoctl import components
+
+        for component in components.reloaded_with_prometheus(self.workspace.ecosystem):
+            for container in self.client.containers.list(  # its file is written with Prometheus's
+                    filters={"label": f"com.docker.swarm.service.name={self.stack}_{component.name}"}):
+                container.kill(signal=f"SIG{component.local.reload_signal}")
         return True
 
     def restart_service(self, name: str, timeout: float = 120.0) -> str:

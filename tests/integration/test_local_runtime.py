@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ecoctl import contract
 from ecoctl.components import PROMETHEUS, REDIS, SIGNIN
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.local.postgres import running_as_root
@@ -452,7 +453,7 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     assert http_get(f"{url}/items", token=mint_token(stack.workspace, "loyalty")) == 200
     assert http_get(f"{url}/items", token=mint_token(stack.workspace, "portfolio")) == 401
     assert [row.name for row in stack.status()][-2:] == ["portfolio", "loyalty"]
-    loyalty_client = stack.ecosystem.client_id("loyalty")
+    loyalty_client = contract.client_id(stack.ecosystem, "loyalty")
     assert loyalty_client in json.loads(stack.place(SIGNIN).config.read_text())["clients"]
     signin_pid = stack.supervisor.info("signin")["pid"]
     stack.workspace.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))  # remove-service

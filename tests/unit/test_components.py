@@ -23,6 +23,8 @@ CASES = {
         doc.__setitem__("images", {"redis": "registry.example.com/redis:7"}),
         doc["core"]["redis"].__setitem__("port", 16379)),
     "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
+    "alertmanager": lambda doc: doc["core"]["monitoring"].__setitem__(
+        "alertmanager", {"enabled": True, "port": 19093, "webhook_url": "https://hooks.example.com/alerts"}),
 }
 
 
@@ -51,6 +53,8 @@ ENABLED = [
     ("external-authentik", ["postgres", "redis", "prometheus", "grafana"]),
     ("external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
     ("no-monitoring", ["postgres", "redis", "authentik-server", "authentik-worker"]),
+    ("alertmanager", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "alertmanager",
+                      "grafana"]),
 ]
 
 
@@ -114,6 +118,9 @@ RUNS = [
     ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
     ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
     ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
+    ("local", "alertmanager", ["postgres", "redis", "signin", "prometheus", "alertmanager"]),
+    ("docker", "alertmanager", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus",
+                                "alertmanager"]),
 ]
 
 
