@@ -351,7 +351,7 @@ GRAFANA = Component(
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
 CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, PROMETHEUS, ALERTMANAGER,
-                            GRAFANA]
+                             GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

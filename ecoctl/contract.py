@@ -5,7 +5,8 @@ Every service (portfolio, each template's services, a team's own) reads the same
 `OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (not for a web app's public client),
 `OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
 `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
-(`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime).
+(`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
+`API_URLS` (`name=url,...` of the services it `calls`).
 
 Where a service runs decides how each value is spelt (`Target`):
 - `compose`: core pieces by their compose names; secrets as `${KEY}` references to `.env`.
@@ -86,6 +87,21 @@ def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     return f"{ecosystem.authentik_url}/application/o/{slug}/jwks/"
 
 
+def api_urls(ecosystem: "Ecosystem", service: str, target: Target) -> str:
+    """A web app's `API_URLS` (`name=url,...`): each service it `calls`, as TARGET reaches it (its
+    web server forwards `/api/NAME/` there, so the browser talks to one origin)."""
+    urls = []
+    for api in ecosystem.services[service].calls:
+        spec = ecosystem.services[api]
+        if spec.pattern == "external" and spec.host:
+            host = spec.host
+        else:
+            host = {"local": "127.0.0.1", "host": "127.0.0.1", "compose": api, "swarm": api}.get(
+                target, "<this host's address>")
+        urls.append(f"{api}=http://{host}:{spec.port}")
+    return ",".join(urls)
+
+
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     """Every .env key the ecosystem needs: generated once by the workspace, kept forever."""
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
@@ -149,6 +165,8 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
     variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
+    if spec.calls:
+        variables["API_URLS"] = api_urls(ecosystem, service, target)
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"

@@ -134,6 +134,22 @@ def docker_engine_problem() -> str | None:
     return None
 
 
+def init_local(base: Path, *services: str) -> tuple[Path, dict[str, int]]:
+    """`ecoctl init demo --runtime local` in BASE with every port of the stack moved to a free one
+    (tests run side by side): PostgreSQL, Redis, the development sign-in, Prometheus, portfolio,
+    and one free port for each of SERVICES (for `add-service --port`)."""
+    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
+    root = base / "demo"
+    ports = {key: free_port() for key in ("pg", "redis", "issuer", "prom", "portfolio", *services)}
+    text = (root / "ecosystem.yaml").read_text()
+    for before, key in (("    port: 5432", "pg"), ("    port: 6379", "redis"), ("    port: 9000", "issuer"),
+                        ("prometheus_port: 9090", "prom"), ("    port: 8000", "portfolio")):
+        assert before in text, before
+        text = text.replace(before, before.replace(before.rsplit(" ", 1)[1], str(ports[key])))
+    (root / "ecosystem.yaml").write_text(text)
+    return root, ports
+
+
 def assert_refused(result: subprocess.CompletedProcess, code: int = 2, *words: str) -> str:
     """RESULT (a run of the CLI) refused: exit CODE, one line on stderr (no traceback) containing
     each of WORDS; that line."""
