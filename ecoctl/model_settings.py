@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from ecoctl.support.checks import TAG, check_host
 from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.model_web import SigninSettings
 
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
@@ -66,15 +67,6 @@ class AuthentikSettings(Record):
     """Authentik worker replicas (swarm runtime; the other runtimes run one)."""
     concurrency: Annotated[int, Range(1, 32)] = 8
     """Authentik API requests `apply` keeps in flight at once (1: one change at a time)."""
-
-
-@dataclass
-class SigninSettings(Record):
-    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
-
-    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
-    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
-    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
 
 
 @dataclass

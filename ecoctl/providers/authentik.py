@@ -34,6 +34,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
 from ecoctl import contract
+from ecoctl.names import default_redirect_uri, origins
 from ecoctl.plan import Change, Options, Provider, RuntimeView
 from ecoctl.providers.authentik_changes import (Actual, BindApplication, Client, CreateApplication,  # noqa: F401
                                                 CreateProvider, DeleteApplication, DeleteProvider, UpdateProvider,

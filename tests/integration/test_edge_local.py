@@ -18,6 +18,7 @@ import sys
 import httpx
 import pytest
 
+from ecoctl import contract
 from ecoctl.support.envfile import EnvFile
 from ecoctl.workspace import Workspace
 from tests.helpers import free_edge_ports, free_port, run_ecoctl
@@ -117,10 +118,10 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
         home = client.get(f"{base}/healthz")  # `/` is the web app's (here a plain service named `web`)
         assert home.status_code == 200 and home.headers["strict-transport-security"]
         assert client.get(f"{base}/items").status_code == 401  # the web service's own path, not portfolio's
-        slug = Workspace(root).ecosystem.client_id("portfolio")  # the sign-in, on its own origin
+        slug = contract.client_id(Workspace(root).ecosystem, "portfolio")  # the sign-in, on its own origin
         discovery = client.get(f"https://127.0.0.1:{edge.auth_port}/application/o/{slug}/.well-known/openid-configuration")
         assert discovery.status_code == 200, discovery.text
-        assert discovery.json()["issuer"] == Workspace(root).ecosystem.issuer("portfolio")
+        assert discovery.json()["issuer"] == contract.issuer(Workspace(root).ecosystem, "portfolio")
         assert discovery.json()["issuer"].startswith(f"https://{here}:{edge.auth_port}/")
     with pytest.raises(httpx.ConnectError):  # the system's CAs do not know the ecosystem's
         httpx.get(f"{base}/api/portfolio/healthz")
@@ -158,8 +159,6 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
                 f"{base_dsn} sslmode=disable"):  # no TLS at all
         failed = from_namespace(dsn)
         assert failed.returncode == 3 and "refused:" in failed.stdout, (dsn, failed.stdout, failed.stderr)
-    from ecoctl import contract
-
     told = contract.environment(Workspace(root), "loyalty", "external")  # what loyalty's host is given
     assert (told["DATABASE_HOST"], told["DATABASE_PORT"], told["DATABASE_SSLMODE"]) == (
         here, str(ports["pg"]), "verify-full")

@@ -115,6 +115,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         except OSError:
             return False
 
+    def services_changed(self) -> None:
+        self._refresh_running_core()
+
     def _refresh_running_core(self) -> None:
         """A running program whose config names the services (the sign-in's clients, the edge's
         routes) or whose certificate was renewed reads them again: restarted when they changed."""
