@@ -75,6 +75,7 @@ def stack(tmp_path, netns):
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
+    text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in
     text = text.replace("  # address: 10.0.1.50", f"  address: {here}")
     (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     added = run_ecoctl("add-service", "loyalty", "--pattern", "external", "--host", there,
