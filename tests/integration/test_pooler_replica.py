@@ -6,8 +6,8 @@
   max_connections is 100; the same load straight at PostgreSQL is refused.
 - A row written through the primary is readable on the replica within 1 s; a write through
   DATABASE_READ_URL is refused.
-- The portfolio service and a python-fastapi service answer through the pooler in transaction
-  mode (more requests than psycopg's prepare threshold), and after a password rotation.
+- The portfolio service, a python-fastapi and a go-gin service answer through the pooler in
+  transaction mode (more requests than psycopg's prepare threshold), and after a password rotation.
 - `status` shows the pools and the replication lag, `doctor` checks replication.
 """
 
@@ -35,6 +35,8 @@ pytestmark = pytest.mark.skipif(
     reason="pgbouncer is not installed (tests/run.sh installs it: apt-get install pgbouncer)")
 
 CLIENTS = 1000
+GO = shutil.which("go") is not None
+"""The go-gin service runs when Go is here (tests/run.sh puts /usr/local/go/bin on PATH)."""
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,8 @@ def scaled():
         doc["core"]["monitoring"]["enabled"] = False
         doc["services"]["portfolio"]["port"] = free_port()
         doc["services"]["loyalty"] = {"template": "python-fastapi", "port": free_port(), "reads": ["portfolio"]}
+        if GO:
+            doc["services"]["rewards"] = {"template": "go-gin", "port": free_port()}
 
     Workspace(directory).ecosystem_file.update(configure)
     workspace = Workspace(directory)
@@ -129,7 +133,8 @@ def test_the_services_database_url_goes_through_the_pooler(scaled):
     userlist = scaled.state_dir / scaling.USERLIST
     assert stat.S_IMODE(userlist.stat().st_mode) == 0o600
     entries = scaling.parse_userlist(userlist.read_text())
-    assert set(entries) == {"portfolio_user", "loyalty_user", scaling.POOLER_STATS_USER}
+    assert set(entries) == {"portfolio_user", "loyalty_user", scaling.POOLER_STATS_USER} | (
+        {"rewards_user"} if GO else set())
     assert all(verifier.startswith("SCRAM-SHA-256$") for verifier in entries.values())
     for key in ("PORTFOLIO_DB_PASSWORD", "LOYALTY_DB_PASSWORD", scaling.POOLER_STATS_PASSWORD):
         assert scaled.env.get(key) not in userlist.read_text()
@@ -193,6 +198,14 @@ def test_template_services_answer_through_the_pooler_in_transaction_mode(scaled)
         answer = httpx.post(f"{loyalty}/items", json={"name": f"item {index}"}, headers=loyalty_auth)
         assert answer.status_code == 201, answer.text
         assert httpx.get(f"{loyalty}/items", headers=loyalty_auth).status_code == 200
+    if GO:  # pgx in exec mode: no statement cache to lose between transactions
+        rewards = f"http://127.0.0.1:{scaled.ecosystem.services['rewards'].port}"
+        rewards_auth = {"Authorization": f"Bearer {mint_token(scaled, 'rewards')}"}
+        for index in range(8):
+            answer = httpx.post(f"{rewards}/items", json={"name": f"reward {index}"}, headers=rewards_auth)
+            assert answer.status_code == 201, answer.text
+            listed = httpx.get(f"{rewards}/items", headers=rewards_auth)
+            assert listed.status_code == 200 and len(listed.json()) == index + 1, listed.text
     with psycopg.connect(admin_conninfo(scaled, dbname="portfolio_db")) as conn:
         assert conn.execute("select count(*) from pg_stat_activity where usename = 'portfolio_user' "
                             "and application_name = ''").fetchone()[0] <= scaled.ecosystem.core.postgres.pool_size
