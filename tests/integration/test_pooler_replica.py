@@ -231,3 +231,37 @@ def test_status_shows_pools_and_lag_and_doctor_checks_replication(scaled):
     assert checks["replication"].status == "ok", checks["replication"]
     assert "read-only" in checks["replication"].verdict
     assert checks["pooler"].status == "ok", checks["pooler"]
+
+
+def test_a_failed_setup_leaves_its_data_folder_empty_and_says_why_in_one_line(tmp_path, monkeypatch):
+    """The replica's base backup is a component's `setup`: one that fails leaves nothing behind, so
+    the next `up` tries again (here a stand-in that writes a file, then fails)."""
+    from ecoctl import components
+    from ecoctl.components import Component, Health, Local, Port
+    from ecoctl.errors import EcoctlError
+    from ecoctl.runtimes.local import LocalRuntime
+    from ecoctl.runtimes.local.core import with_open_files
+    from tests.integration.test_local_runtime import new_ecosystem
+
+    flaky = Component("flaky", "core", Health("tcp"), ports=(Port(1, "tests.flaky", lambda ecosystem: free_port()),),
+                      data="flaky_data", local=Local(
+                          "/bin/sh", "apt-get install dash", args=lambda place: ["-c", "sleep 60"], data_dir="data",
+                          setup=lambda place: ["/bin/sh", "-c", f"touch {place.data}/partial; echo 'no route to "
+                                               "primary' >&2; exit 3"]))
+    monkeypatch.setattr(components, "CATALOG", [*components.CATALOG, flaky])
+    root = Path(tempfile.mkdtemp(prefix="ecoctl-setup-"))
+    try:
+        runtime = LocalRuntime(new_ecosystem(root / "demo"))
+        with pytest.raises(EcoctlError) as failure:
+            runtime.prepare(flaky)
+        assert str(failure.value) == ("flaky could not be set up: no route to primary (run `ecoctl up` again once "
+                                      "the cause is fixed)")
+        assert list(runtime.place(flaky).data.iterdir()) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    # the open-file limit pgbouncer needs is raised through prlimit when the inherited one is lower
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wrapped = with_open_files(["/usr/sbin/pgbouncer", "x.ini"], soft + 100)
+    if hard > soft + 100 and shutil.which("prlimit"):
+        assert wrapped == [shutil.which("prlimit"), f"--nofile={soft + 100}:", "--", "/usr/sbin/pgbouncer", "x.ini"]
+    assert with_open_files(["pgbouncer"], 10) == ["pgbouncer"]
