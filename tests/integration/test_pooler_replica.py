@@ -265,3 +265,12 @@ def test_a_failed_setup_leaves_its_data_folder_empty_and_says_why_in_one_line(tm
     if hard > soft + 100 and shutil.which("prlimit"):
         assert wrapped == [shutil.which("prlimit"), f"--nofile={soft + 100}:", "--", "/usr/sbin/pgbouncer", "x.ini"]
     assert with_open_files(["pgbouncer"], 10) == ["pgbouncer"]
+
+
+def test_a_second_up_changes_nothing_and_the_plan_is_empty(scaled):
+    from ecoctl.commands.reconcile import plan_workspace
+    from ecoctl.commands.stack import up
+
+    again = up(Workspace(scaled.root), health_timeout=120)
+    assert (again.started, again.applied) == ([], [])
+    assert plan_workspace(Workspace(scaled.root)).changes == []
