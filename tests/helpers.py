@@ -38,7 +38,7 @@ def uv_binary() -> str:
 
 def uv_env(**extra: str) -> dict[str, str]:
     """The environment ecoctl runs uv with (index and certificate settings), plus EXTRA."""
-    from ecoctl.runtimes.local.environments import uv_environment
+    from ecoctl.runtimes.local.build_account import uv_environment
 
     return {**uv_environment(), **extra}
 

@@ -1,7 +1,8 @@
 """The command line: parses arguments, calls a command, prints. Nothing else lives here.
 
 The commands live in `ecosystem` (init, plan, apply, up, down, status, logs, token), `services`
-(add/remove/list, templates, upgrade, scale) and `operations` (env, restart, doctor, secrets).
+(add/remove/list, templates, upgrade, scale), `operations` (env, restart, doctor, secrets) and
+`backups` (backup, restore).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ecoctl.cli.app import app
 # the command modules register their commands on `app`, in this order
 from ecoctl.cli import ecosystem, services  # noqa: F401
 from ecoctl.cli import operations  # noqa: F401
+from ecoctl.cli import backups  # noqa: F401
 
 
 def main() -> None:

@@ -139,6 +139,8 @@ class RoleState:
     """Set (a timestamp, as text) when the password expires; None for never (or infinity)."""
     admin_of: frozenset[str] = frozenset()
     """The roles it may grant to others (a membership WITH ADMIN OPTION)."""
+    settings: frozenset[tuple[str, str]] = frozenset()
+    """(database, "name=value") set on the role (`ALTER ROLE ... [IN DATABASE d] SET`); "" = all databases."""
 
 
 @dataclass
@@ -213,7 +215,11 @@ def read_state(conn: "psycopg.Connection", superuser: bool) -> Actual:
         password=sql.SQL("r.rolpassword" if superuser else "null::text"),
         catalog=sql.Identifier("pg_authid" if superuser else "pg_roles"))
     admin = conn.info.parameter_status("session_authorization") or ""
-    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes, frozenset(admin_of))
+    from ecoctl.clients.postgres_roles import role_settings
+
+    settings = role_settings(conn)
+    roles = {name: RoleState(name, login, managed, verifier, frozenset(groups), *attributes, frozenset(admin_of),
+                             settings.get(name, frozenset()))
              for name, login, managed, verifier, groups, *attributes, admin_of in conn.execute(roles_sql, params)}
     databases: dict[str, DatabaseState] = {}
     for name, owner, managed, grantee, privilege in conn.execute(DATABASES_SQL, params):
@@ -257,8 +263,6 @@ def hand_over_objects(conn: "psycopg.Connection", previous: str, owner: str) -> 
     for schema, relation, kind in conn.execute(OWNED_RELATIONS_SQL, {"owner": previous}).fetchall():
         conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(
             sql.SQL(ALTER_KIND[kind]), sql.Identifier(schema, relation), new))
-
-
 
 
 class Admin:

@@ -4,7 +4,8 @@ PUBLIC may do in the admin databases (for `ecoctl doctor`).
 A service's login role gets LOGIN INHERIT and the read groups of its `reads`, nothing else; a
 read group gets NOLOGIN and no membership. Anything more (SUPERUSER, CREATEROLE, CREATEDB,
 REPLICATION, BYPASSRLS, NOINHERIT, a connection limit, a password expiry, membership in
-`pg_execute_server_program` or in another service's role) is stripped by `strip_role`.
+`pg_execute_server_program` or in another service's role, a setting such as `search_path`) is
+stripped by `strip_role`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,28 @@ def extra_attributes(role, login: bool) -> list[tuple[str, str]]:
     return extras
 
 
+SETTINGS_SQL = """
+select r.rolname, coalesce(d.datname, ''), unnest(s.setconfig)
+from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+left join pg_database d on d.oid = s.setdatabase
+where s.setrole <> 0 and r.rolname !~ '^pg_'
+"""
+
+
+def role_settings(conn: "psycopg.Connection") -> dict[str, frozenset[tuple[str, str]]]:
+    """Role -> its settings: (database, "name=value"), database "" for every database."""
+    settings: dict[str, set[tuple[str, str]]] = {}
+    for role, database, setting in conn.execute(SETTINGS_SQL):
+        settings.setdefault(role, set()).add((database, setting))
+    return {role: frozenset(pairs) for role, pairs in settings.items()}
+
+
+def shown_settings(settings) -> list[str]:
+    """How plan names SETTINGS (see `role_settings`): `setting search_path=evil [in loyalty_db]`."""
+    return [f"setting {setting}" + (f" in {database}" if database else "")
+            for database, setting in sorted(settings, key=lambda pair: (pair[0] != "", pair))]
+
+
 def revoke_membership(conn: "psycopg.Connection", member: str, group: str, admin_option_only: bool = False) -> None:
     """MEMBER is no longer in GROUP (or only may no longer grant it). Since PostgreSQL 16 a membership
     is one grant per grantor and a plain REVOKE takes back only the current user's: each grantor's
@@ -55,10 +78,11 @@ def revoke_membership(conn: "psycopg.Connection", member: str, group: str, admin
 
 
 def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], revoke: tuple[str, ...],
-               databases: tuple[str, ...] = (), admin_options: tuple[str, ...] = ()) -> None:
+               databases: tuple[str, ...] = (), admin_options: tuple[str, ...] = (),
+               reset_in: tuple[str, ...] = ()) -> None:
     """ALTER ROLE ROLE with CLAUSES (from FLAGS / RESET_CLAUSES only), take ROLE out of REVOKE, revoke
-    what was granted to ROLE itself on DATABASES (`postgres`, `template1`), and its ADMIN OPTION on
-    ADMIN_OPTIONS (groups it stays in)."""
+    what was granted to ROLE itself on DATABASES (`postgres`, `template1`), its ADMIN OPTION on
+    ADMIN_OPTIONS (groups it stays in), and reset its settings in RESET_IN ("" = every database)."""
     from psycopg import sql
 
     known = {clause for _, _, clause in FLAGS} | set(RESET_CLAUSES.values())
@@ -77,6 +101,9 @@ def strip_role(conn: "psycopg.Connection", role: str, clauses: tuple[str, ...], 
         for database in databases:
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
                 sql.Identifier(database), sql.Identifier(role)))
+        for database in reset_in:
+            where = sql.SQL(" IN DATABASE {}").format(sql.Identifier(database)) if database else sql.SQL("")
+            conn.execute(sql.SQL("ALTER ROLE {}{} RESET ALL").format(sql.Identifier(role), where))
 
 
 def public_access(conn: "psycopg.Connection") -> dict[str, list[str]]:

@@ -10,8 +10,8 @@
 - One with a service's name that ecoctl did not create is a conflict unless `options.adopt`, and
   managed roles hold exactly ecoctl's attributes and memberships (see providers/postgres_roles.py).
 
-Reading is four catalog queries for all services, on shared catalogs only (pg_authid,
-pg_auth_members, pg_database, pg_shdepend): per-database facts (schema ownership, USAGE grants,
+Reading is five catalog queries for all services, on shared catalogs only (pg_authid,
+pg_auth_members, pg_db_role_setting, pg_database, pg_shdepend): per-database facts (schema ownership, USAGE grants,
 default privileges) are seen through pg_shdepend, so no database is visited to plan. SELECT on
 existing tables is granted when the read-only group is created or repaired, never compared table
 by table, so a new table is not drift.
@@ -152,10 +152,10 @@ class PostgresProvider(Provider):
         changes: list[Change] = []
         bad_passwords = wrong_passwords(desired.passwords, actual, self.workspace.state_dir)
         unowned = set() if self.options.adopt else unowned_roles(desired, actual)
-        for db in desired.databases.values():
-            changes.extend(self._diff_role(db, desired, actual, bad_passwords, unowned))
         doomed = {name for name, role in actual.roles.items() if role.managed
                   and name not in desired.groups and name not in desired.passwords}
+        for db in desired.databases.values():
+            changes.extend(self._diff_role(db, desired, actual, bad_passwords, unowned, doomed))
         for db in desired.databases.values():
             changes.extend(self._diff_database(db, desired, actual, doomed))
         for group in desired.groups.values():
@@ -176,7 +176,7 @@ class PostgresProvider(Provider):
         return changes
 
     def _diff_role(self, db: ServiceDatabase, desired: Desired, actual: Actual,
-                   bad_passwords: set[str], unowned: set[str]) -> list[Change]:
+                   bad_passwords: set[str], unowned: set[str], doomed: set[str]) -> list[Change]:
         password = desired.passwords.get(db.role)
         role = actual.roles.get(db.role)
         if role is None:
@@ -198,7 +198,19 @@ class PostgresProvider(Provider):
                           payload=LoginRole(db))] if reasons else []
         wanted = {group for member, group in desired.memberships if member == db.role}
         handled = {group for group in role.member_of if self._revoked_elsewhere(role, group, actual)}
-        return changes + strip(self.name, role, wanted, True, handled, db.service, actual.databases)
+        changes += strip(self.name, role, wanted, True, handled, db.service, actual.databases)
+        return changes + self._foreign_members(db.role, desired, actual, doomed, db.service,
+                                               f"may act as {db.role}: not granted by ecoctl")
+
+    def _foreign_members(self, group: str, desired: Desired, actual: Actual, doomed: set[str],
+                         service: str | None, why: str) -> list[Change]:
+        """Revoking GROUP from each role in it that ecoctl did not put there: any but the admin and
+        ecoctl's own roles (whose own diffs revoke what they should not hold)."""
+        ours = desired.passwords.keys() | desired.groups.keys() | doomed
+        return [Change(self.name, "delete", "membership", f"{name} in {group}", why, service=service,
+                       payload=Membership(name, group, grant=False))
+                for name, member in sorted(actual.roles.items())
+                if group in member.member_of and name not in ours and name != actual.admin]
 
     @staticmethod
     def _revoked_elsewhere(role, group: str, actual: Actual) -> bool:
@@ -256,11 +268,7 @@ class PostgresProvider(Provider):
         if group.role in unowned:
             return [self.unowned("role", group.role, group.target.service)]
         changes = strip(self.name, role, set(), False, set(), group.target.service, actual.databases)
-        ours = desired.passwords.keys() | desired.groups.keys() | doomed  # their own diffs revoke theirs
-        for name, member in sorted(actual.roles.items()):  # other members: only its readers may be
-            if group.role in member.member_of and name not in ours and name != actual.admin:
-                changes.append(Change(self.name, "delete", "membership", f"{name} in {group.role}",
-                                      "not one of its readers", payload=Membership(name, group.role, grant=False)))
+        changes += self._foreign_members(group.role, desired, actual, doomed, None, "not one of its readers")
         reasons = []
         if role.login:
             reasons.append("can log in")
@@ -349,7 +357,7 @@ class PostgresProvider(Provider):
         from ecoctl.clients.postgres_roles import strip_role
 
         strip_role(self.admin.conn, payload.role, payload.clauses, payload.revoke, payload.databases,
-                   payload.admin_options)
+                   payload.admin_options, payload.reset_in)
 
     appliers = {LoginRole: login_role, SetUpDatabase: set_up_database, SetUpReadGroup: set_up_read_group,
                 Membership: membership, DropDatabase: drop_database, DropRole: drop_role, StripRole: strip_role,

@@ -21,6 +21,7 @@ from ecoctl import components
 from ecoctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from ecoctl.clients.postgres_dump import Tool
     from ecoctl.components import Component
     from ecoctl.workspace import Workspace
 
@@ -186,6 +187,14 @@ class Runtime(ABC):
     def scale(self, name: str, replicas: int, timeout: float = 180.0) -> str | None:
         """Run REPLICAS of NAME on the running stack; its health (None: the stack does not run it)."""
         raise swarm_only("`ecoctl scale`", self.name)
+
+    def postgres_tool(self, server_major: int) -> "Tool":
+        """How pg_dump/pg_restore reach the ecosystem's PostgreSQL (a server of SERVER_MAJOR): a
+        client of that version on this host here; runtimes that run it in a container use the
+        container's own (see runtimes/postgres_tools.py)."""
+        from ecoctl.runtimes.postgres_tools import host_tool
+
+        return host_tool(self.workspace.postgres, server_major)
 
     def close(self) -> None:
         """Let go of what the runtime holds open (an engine connection)."""

@@ -275,6 +275,16 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return "restarted"
         return self.wait_healthy([name], timeout).get(name, "unknown")
 
+    def postgres_tool(self, server_major: int):
+        """The tools inside the stack's PostgreSQL container (`compose exec -T`): its own version."""
+        database = self.stage("postgres")
+        if not database:  # an external server: a client on this host
+            return super().postgres_tool(server_major)
+        from ecoctl.runtimes.postgres_tools import container_tool
+
+        return container_tool([*self.compose_args(), "exec", "-T", database[0].name], self.workspace.postgres.user,
+                              f"the {database[0].name} container", dict(compose_environment()))
+
     def holds_port(self, name: str, port: int) -> bool:
         container = self.containers().get(name)
         published = (container.ports or {}) if container is not None else {}

@@ -349,6 +349,22 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         service.force_update()
         return self.wait_for([name], timeout)[name]
 
+    def postgres_tool(self, server_major: int):
+        """The tools inside the stack's running PostgreSQL task (`docker exec -i`): its own version."""
+        database = self.stage("postgres")
+        if not database:  # an external server: a client on this host
+            return super().postgres_tool(server_major)
+        from ecoctl.runtimes.postgres_tools import container_tool
+
+        service = f"{self.stack}_{database[0].name}"
+        tasks = self.client.containers.list(filters={"label": f"com.docker.swarm.service.name={service}",
+                                                     "status": "running"})
+        if not tasks:
+            raise EcoctlError(f"no running task of {service} on this node: run `ecoctl up`, or run the "
+                              "command on the node that holds PostgreSQL's volume")
+        return container_tool([shutil.which("docker") or "docker", "exec", "-i", tasks[0].id],
+                              self.workspace.postgres.user, f"the {service} task")
+
     def stop_service(self, name: str) -> bool:
         removed = False
         for key in (name, name + EDGE_SUFFIX):

@@ -67,7 +67,7 @@ def test_uv_builds_the_environment_once(tmp_path):
     assert installer.ensure_venv("loyalty") is False  # same dependency files: nothing to do
     (tmp_path / "services/loyalty/requirements.txt").write_text("# changed\n")
     assert installer.ensure_venv("loyalty") is True
-    assert (tmp_path / "venvs/loyalty" / INSTALL_STAMP).is_file()
+    assert (tmp_path / "venvs" / f".loyalty{INSTALL_STAMP}").is_file()  # beside the venv: the install writes in it
 
 
 def test_a_failing_uv_install_is_one_line_naming_the_log(tmp_path):

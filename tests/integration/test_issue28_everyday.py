@@ -81,7 +81,7 @@ def eco(tmp_path_factory):
 
 
 def test_the_readme_commands_all_exit_0(eco):
-    assert list(eco.ran) == [command for command in readme_commands() if command != "cd demo"]
+    assert list(eco.ran) == [command for command in readme_commands() if command != "cd demo"], [r.stderr[-1500:] for r in eco.ran.values()]
     for command, result in eco.ran.items():
         assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     assert "Next: cd demo && ecoctl up" in eco.ran["ecoctl init demo"].stdout  # a command that works here

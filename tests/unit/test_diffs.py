@@ -117,6 +117,16 @@ PG_CASES = [
      ["~ update role loyalty_user"]),
     ("a hand-made member of a read group", changed(converged_pg(), role_alice=role(
         "alice", managed=False, member_of={"portfolio_readonly"})), ["- delete membership alice in portfolio_readonly"]),
+    ("a hand-made member of a service's login role (issue 27.15: may SET ROLE to it)", changed(
+        converged_pg(), role_spy=role("spy", managed=False, member_of={"loyalty_user"})),
+     ["- delete membership spy in loyalty_user"]),
+    ("the admin in a login role (a non-superuser admin acts as the owners it assigns)", changed(
+        converged_pg(), role_postgres=role("postgres", managed=False, createrole=True, member_of={"loyalty_user"})), []),
+    ("a setting on a service role (issue 27.15: ALTER ROLE ... SET search_path)", changed(
+        converged_pg(), role_portfolio_user=role("portfolio_user", settings={("", "search_path=evil")})),
+     ["~ update role portfolio_user"]),
+    ("a setting on a hand-made role is left alone", changed(converged_pg(), role_alice=role(
+        "alice", managed=False, settings={("", "search_path=evil")})), []),
     ("the admin in a read group (PostgreSQL 16 makes the creator one)", changed(converged_pg(), role_postgres=role(
         "postgres", managed=False, superuser=True, createrole=True, member_of={"portfolio_readonly"})), []),
     ("PUBLIC may connect", changed(converged_pg(), db_loyalty_db=database(
@@ -150,6 +160,16 @@ def test_role_drift_names_what_is_removed(workspace):
                            "pg_execute_server_program, portfolio_user: removed)")
     assert change.payload.clauses == ("NOCREATEROLE", "NOBYPASSRLS")
     assert change.payload.revoke == ("pg_execute_server_program", "portfolio_user")
+
+
+def test_role_settings_are_named_and_reset_where_they_were_set(workspace):
+    settings = {("", "search_path=evil"), ("loyalty_db", "statement_timeout=1ms")}
+    actual = changed(converged_pg(), role_loyalty_user=role("loyalty_user", member_of={"portfolio_readonly"},
+                                                          settings=frozenset(settings)))
+    [change] = PostgresProvider(workspace).diff(desired_state(workspace), actual)
+    assert str(change) == ("~ update role loyalty_user (setting search_path=evil, setting statement_timeout=1ms "
+                           "in loyalty_db: removed)")
+    assert change.payload.reset_in == ("", "loyalty_db") and change.payload.revoke == ()
 
 
 def test_a_conflict_says_how_to_take_it_over_and_its_applier_refuses(workspace):

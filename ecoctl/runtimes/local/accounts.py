@@ -20,6 +20,8 @@ from pathlib import Path
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
 
+SYSTEM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
 
 def for_ecosystem(ecosystem) -> "Account":
     """The account of ECOSYSTEM's programs: `runtime_user` from ecosystem.yaml or `ecoctl` when
@@ -48,8 +50,8 @@ class Account:
             return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
         ensure_service_user(self.name)
         runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-        return subprocess.run([runuser, "-u", self.name, "--", *argv], capture_output=True,
-                              stdin=subprocess.DEVNULL).returncode == 0
+        return subprocess.run([runuser, "-u", self.name, "--", *argv], capture_output=True,  # the caller's
+                              stdin=subprocess.DEVNULL, env=SYSTEM_ENV).returncode == 0  # PATH may be closed to them
 
     def private_dir(self, path: Path, mode: int = 0o700) -> Path:
         """A folder owned by the programs' user with MODE (created when missing)."""

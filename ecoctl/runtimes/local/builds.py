@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.base import Live
-from ecoctl.runtimes.local.environments import uv_environment
 from ecoctl.runtimes.local.logs import tail_lines
+from ecoctl.support.atomic import write_atomic
 
 BUILD_STAMP = ".ecoctl-build"
 
@@ -41,41 +41,46 @@ class Builds:
 
         source, folder = self.service_dir(name), self.service_run_dir(name)
         output = self.build_dir(name)
-        output.mkdir(parents=True, exist_ok=True, mode=0o755)
-        stamp = output / BUILD_STAMP
+        stamp = output.parent / f".{name}{BUILD_STAMP}"  # root's: not in the folder the build writes
         digest = inputs_digest(source, run)
         copied = folder != source  # the programs' user cannot reach the ecosystem: it runs a copy
         if copied:
             digest += "/" + inputs_digest(source, ALL_FILES)  # any edit refreshes the copy
-        if stamp.exists() and stamp.read_text() == digest and folder.is_dir():
+        if stamp.exists() and stamp.read_text() == digest and folder.is_dir() and output.is_dir():
             return False  # a running service keeps its folder: it is replaced only to build anew
         if copied:
             folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             copy_readable_tree(source, folder)
+        builder = self.builder
+        builder.owned_folder(output)
+        workdir = builder.workspace(folder, self.build_tree(name))
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")
         for argv in run.build:
-            returncode = self._build_step(name, argv, folder, log)
+            returncode = self._build_step(name, list(argv), workdir, log)
             if returncode != 0:
                 last = tail_lines(log, 1)
                 raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
                                   f"({last[0].strip() if last else 'no output'}): see {log}")
-        stamp.write_text(digest)
+        write_atomic(stamp, digest, durable=False)
         return True
 
     def _build_step(self, name: str, argv: list[str], folder: Path, log: Path) -> int:
-        """Run one build command; each line it prints goes to LOG and, as a live progress line, to
-        whoever watches. Its exit code."""
+        """Run one build command as the programs' user; each line it prints goes to LOG and, as a
+        live progress line, to whoever watches. Its exit code."""
+        builder = self.builder
+        try:
+            program = builder.program(argv[0])
+        except FileNotFoundError:
+            raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
+                              "(see the template's README) and run `ecoctl up` again") from None
         with open(log, "ab") as handle:
             handle.write(f"$ {' '.join(argv)}\n".encode())
             handle.flush()
-            try:
-                process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, env=uv_environment())
-            except FileNotFoundError:
-                raise EcoctlError(f"building {name} needs `{argv[0]}`, which is not installed: install it "
-                                  "(see the template's README) and run `ecoctl up` again") from None
+            process = subprocess.Popen([program, *argv[1:]], cwd=folder, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=builder.environment([program]),
+                                       **builder.popen_options())
             with process:
                 for line in process.stdout:
                     handle.write(line)

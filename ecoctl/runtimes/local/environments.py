@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local.build_account import BuildAccount
 from ecoctl.runtimes.local.logs import tail_lines
+from ecoctl.support.atomic import write_atomic
 
 DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
 INSTALL_STAMP = ".ecoctl-install"
@@ -48,34 +50,17 @@ def installer_note() -> str:
     return "environment: uv" if path else f"environment: pip ({why})"
 
 
-def uv_environment() -> dict[str, str]:
-    """uv reads its own settings, not pip's: the pip index settings of the environment are passed on,
-    and uv trusts the system's certificate store as pip, git and curl do here (its default is its
-    own bundled roots, which fail behind a TLS-inspecting proxy whose CA the system trusts)."""
-    env = dict(os.environ)
-    for pip_name, uv_name in (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
-                              ("PIP_FIND_LINKS", "UV_FIND_LINKS"), ("PIP_CERT", "SSL_CERT_FILE")):
-        if env.get(pip_name) and not env.get(uv_name):
-            env[uv_name] = env[pip_name]
-    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
-    env.setdefault("UV_NATIVE_TLS", "1")
-    return env
-
-
-def _outer_pip() -> bool:
-    """Whether the interpreter running ecoctl has a pip that installs into other environments."""
-    try:
-        from pip import __version__
-    except ImportError:
-        return False
-    major, minor = (int(part) for part in __version__.split(".")[:2])
-    return (major, minor) >= (22, 3)
-
-
-
-
 class Environments:
     """Mixed into LocalRuntime: install a service into its own virtual environment."""
+
+    @property
+    def builder(self):
+        """Who runs build and install steps, where, in what environment (see build_account)."""
+        return BuildAccount(self.account)
+
+    def build_tree(self, name: str) -> Path:
+        """The programs' user's own copy of a service's folder, where its build steps run."""
+        return self.venv_dir(name).parent.parent / "build-src" / name
 
     def _dependencies_digest(self, name: str, python: str) -> str:
         digest = hashlib.sha256(f"{sys.version}\n{python}\n".encode())
@@ -87,7 +72,8 @@ class Environments:
 
     def ensure_venv(self, name: str) -> bool:
         """Create the service's venv once and install it; reinstall only when its dependency
-        files changed. True when something was installed."""
+        files changed. True when something was installed. Both run as the programs' user (see
+        build_account), from its own copy of the service's folder."""
         from ecoctl.runtimes.local.accounts import copy_readable_tree
 
         source = self.service_dir(name)
@@ -97,57 +83,51 @@ class Environments:
             copy_readable_tree(source, folder)
         base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
-        requirements = folder / "requirements.txt"
-        if not installable and not requirements.is_file():
+        if not installable and not (folder / "requirements.txt").is_file():
             raise EcoctlError(f"services/{name} has no pyproject.toml or requirements.txt: "
                               f"run `ecoctl apply` to restore its files")
         venv = self.venv_dir(name)
-        stamp = venv / INSTALL_STAMP
+        stamp = venv.parent / f".{name}{INSTALL_STAMP}"  # root's: not in the folder the install writes
         digest = self._dependencies_digest(name, base_python)
         python = venv / "bin" / "python"
         if python.exists() and stamp.exists() and stamp.read_text() == digest:
             return False
         log = self.supervisor.logs_dir / f"{name}-install.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        target = [str(folder)] if installable else ["-r", str(requirements)]
+        builder = self.builder
+        venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fresh = not python.exists() or (builder.switches and venv.stat().st_uid != self.account.ids()[0])
+        builder.owned_folder(venv)
+        workdir = builder.workspace(folder, self.build_tree(name))
+        target = [str(workdir)] if installable else ["-r", str(workdir / "requirements.txt")]
         uv, _why = uv_binary()
-        if uv is not None:  # uv: a venv in ~0.1 s, wheels linked from its shared cache
-            if not python.exists():
+        if uv is not None:  # uv: a venv in ~0.1 s, wheels linked from the user's shared cache
+            uv = builder.program(uv)
+            if fresh:
                 self.progress(f"creating the virtual environment of {name} in {venv} (uv)")
-                venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-                self._run_logged([uv, "venv", "--quiet", "--python", base_python, str(venv)], log, name,
-                                 env=uv_environment())
+                self._run_logged([uv, "venv", "--quiet", "--allow-existing", "--python", base_python, str(venv)],
+                                 log, name)
             self.progress(f"installing {name} and its dependencies into {venv} (uv)")
             self._run_logged([uv, "pip", "install", "--quiet", "--python", str(python), *target, "uvicorn"],
-                             log, name, env=uv_environment())
-            stamp.write_text(digest)
-            return True
-        outer_pip = _outer_pip()
-        if not python.exists():
-            self.progress(f"creating the virtual environment of {name} in {venv}")
-            # ensurepip is the slow part of a venv (~20s on a small machine): when ecoctl's own
-            # pip can install into another interpreter (`pip --python`, pip >= 22.3), skip it
-            venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            self._run_logged([base_python, "-m", "venv", *(["--without-pip"] if outer_pip else []),
-                              str(venv)], log, name)
-        self.progress(f"installing {name} and its dependencies into {venv}")
-        if outer_pip and not (venv / "bin" / "pip").exists():
-            pip = [sys.executable, "-m", "pip", "--python", str(python)]
+                             log, name)
         else:
-            if not (venv / "bin" / "pip").exists():
-                self._run_logged([str(python), "-m", "ensurepip"], log, name)
-            pip = [str(python), "-m", "pip"]
-        self._run_logged([*pip, "install", "--disable-pip-version-check", "--no-input", "--quiet",
-                          *target, "uvicorn"], log, name)
-        stamp.write_text(digest)
+            if fresh:
+                self.progress(f"creating the virtual environment of {name} in {venv}")
+                self._run_logged([base_python, "-m", "venv", str(venv)], log, name)
+            self.progress(f"installing {name} and its dependencies into {venv}")
+            self._run_logged([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                              "--quiet", *target, "uvicorn"], log, name)
+        write_atomic(stamp, digest, durable=False)
         return True
 
-    def _run_logged(self, argv: list[str], log: Path, name: str, env: dict[str, str] | None = None) -> None:
+    def _run_logged(self, argv: list[str], log: Path, name: str) -> None:
+        """Run an install step as the programs' user (see build_account), its output to LOG."""
+        builder = self.builder
         with open(log, "ab") as handle:
             handle.write(f"$ {' '.join(argv)}\n".encode())
             handle.flush()
-            result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env)
+            result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=builder.environment([argv[0]]), **builder.popen_options())
         if result.returncode != 0:
             last = tail_lines(log, 1)
             raise EcoctlError(f"installing {name} failed ({last[0].strip() if last else 'no output'}):"

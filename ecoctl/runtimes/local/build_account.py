@@ -1,0 +1,153 @@
+"""As whom, where and with what environment a service's build and install steps run.
+
+Run as root, ecoctl hands every build step (a template's `run.local.build`, `uv pip install` of a
+Python service, whose setup.py or build backend runs code) to the programs' user, the one the
+service itself runs as: in a copy of the service's folder that user owns, with a minimal
+environment (no root's HOME or variables: only the package-index, proxy and certificate settings
+builds need) and that user's caches, shared by every service and ecosystem of that user on the
+host (uv's wheels, Go's module and build caches, npm's), so a second Go service compiles only
+its own packages. Run as anyone else, builds run as that user in its own environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from ecoctl.errors import EcoctlError
+
+SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+PASSED_ON = (
+    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT",
+    "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NATIVE_TLS", "UV_PYTHON_DOWNLOADS", "UV_OFFLINE",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+    "GOPROXY", "GOFLAGS", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "GOTOOLCHAIN", "GOINSECURE",
+    "ECOCTL_INSTALLER", "TZ",
+)
+"""What a build may need of the caller's environment: where packages come from and how to trust them."""
+SHARED_ROOT = Path("/var/lib/ecoctl")
+CACHES = {"UV_CACHE_DIR": "uv", "GOCACHE": "go-build", "GOMODCACHE": "go-mod", "npm_config_cache": "npm"}
+
+
+def uv_environment() -> dict[str, str]:
+    """uv reads its own settings, not pip's: the pip index settings of the environment are passed on,
+    and uv trusts the system's certificate store as pip, git and curl do here (its default is its
+    own bundled roots, which fail behind a TLS-inspecting proxy whose CA the system trusts)."""
+    env = dict(os.environ)
+    for pip_name, uv_name in (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
+                              ("PIP_FIND_LINKS", "UV_FIND_LINKS"), ("PIP_CERT", "SSL_CERT_FILE")):
+        if env.get(pip_name) and not env.get(uv_name):
+            env[uv_name] = env[pip_name]
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env.setdefault("UV_NATIVE_TLS", "1")
+    return env
+
+
+class BuildAccount:
+    """The build side of an `Account`: the user builds run as (None: the current user)."""
+
+    def __init__(self, account, shared_root: Path = SHARED_ROOT):
+        self.account = account
+        self.shared_root = shared_root
+
+    @property
+    def switches(self) -> bool:
+        return self.account.name is not None
+
+    def popen_options(self) -> dict:
+        """subprocess options that run a step as the programs' user, with no other group."""
+        if not self.switches:
+            return {}
+        uid, gid = self.account.ids()
+        return {"user": uid, "group": gid, "extra_groups": [], "umask": 0o077}
+
+    def cache_dir(self) -> Path:
+        """The programs' user's build caches (0700, theirs), shared by its services and ecosystems."""
+        caches = self.shared_root / "cache"
+        caches.mkdir(parents=True, exist_ok=True, mode=0o755)
+        return self.account.private_dir(caches / self.account.name)
+
+    def environment(self, programs: list[str] = ()) -> dict[str, str]:
+        """The environment of a build step running PROGRAMS (absolute paths: their folders go
+        first on PATH)."""
+        caller = uv_environment()
+        if not self.switches:
+            return caller
+        home = self.cache_dir()
+        folders = [str(Path(program).parent) for program in programs if os.path.isabs(program)]
+        path = list(dict.fromkeys([*folders, *SYSTEM_PATH]))
+        env = {key: caller[key] for key in PASSED_ON if caller.get(key)}
+        env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "LANG": "C.UTF-8",
+                    "XDG_CACHE_HOME": str(home), "GOPATH": str(home / "go")})
+        env.update({key: str(home / folder) for key, folder in CACHES.items()})
+        return env
+
+    def program(self, name: str) -> str:
+        """The absolute path of the program NAME (on the caller's PATH) as the programs' user can
+        run it: itself, or a copy of it that ecoctl keeps for that user (ecoctl's own uv may live
+        under a folder only root can enter)."""
+        found = shutil.which(name) if not os.path.isabs(name) else name
+        if found is None or not os.path.exists(found):
+            raise FileNotFoundError(name)
+        found = os.path.realpath(found)  # a link's own folder may be closed to that user; Go finds its root from it
+        if not self.switches or self.account.succeeds(["test", "-x", found]):
+            return found
+        return str(self._tool_copy(Path(found)))
+
+    def _tool_copy(self, binary: Path) -> Path:
+        data = binary.read_bytes()
+        tools = self.shared_root / "tools"
+        tools.mkdir(parents=True, exist_ok=True, mode=0o755)
+        os.chmod(tools, 0o755)
+        copy = tools / f"{binary.name}-{hashlib.sha256(data).hexdigest()[:16]}"
+        if not copy.is_file() or copy.is_symlink():
+            from ecoctl.support.atomic import replace_file
+
+            replace_file(copy, data, 0o755)
+        if not self.account.succeeds(["test", "-x", str(copy)]):
+            raise EcoctlError(f"the `{self.account.name}` user cannot run {binary} nor a copy of it in "
+                              f"{tools}: install {binary.name} where every user can run it")
+        return copy
+
+    def workspace(self, source: Path, target: Path, ignore=("__pycache__", ".venv", "build")) -> Path:
+        """TARGET: a copy of SOURCE owned by the programs' user (files 0600, or 0700 when
+        executable; folders 0700) that its build may write in; what SOURCE no longer has is
+        removed. SOURCE itself when nothing is switched."""
+        if not self.switches:
+            return source
+        self.account.private_dir(target)
+        wanted = set()
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if set(relative.parts) & set(ignore) or path.is_symlink():
+                continue
+            wanted.add(relative)
+            destination = target / relative
+            if path.is_dir():
+                self.account.private_dir(destination)
+            elif path.is_file():
+                executable = path.stat().st_mode & stat.S_IXUSR
+                self.account.write_private(destination, path.read_bytes())
+                self.account.hand_over(destination, 0o700 if executable else 0o600)
+        for path in sorted(target.rglob("*"), reverse=True):  # a folder's files before the folder
+            if path.relative_to(target) not in wanted:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        return target
+
+    def owned_folder(self, folder: Path) -> Path:
+        """FOLDER (created) owned by the programs' user; one made by an older ecoctl as root is
+        replaced (its contents are rebuilt, never trusted)."""
+        if self.switches and folder.exists() and not folder.is_symlink():
+            if os.lstat(folder).st_uid != self.account.ids()[0]:
+                shutil.rmtree(folder)
+        if folder.is_symlink():
+            folder.unlink()
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if self.switches:
+            return self.account.private_dir(folder)
+        folder.mkdir(exist_ok=True)
+        return folder
