@@ -127,7 +127,8 @@ class Container:
     image: str
     """The `images:` key of its image."""
     command: str | tuple[str, ...] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] | Callable[["Ecosystem"], Mapping[str, str]] = field(default_factory=dict)
+    """Its environment (or what it is for an ecosystem's settings)."""
     shared_environment: str = ""
     """An anchor name: the environment is written once (`x-NAME: &NAME`) and referenced."""
     data_path: str = ""
@@ -150,6 +151,11 @@ class Container:
     """swarm: its healthcheck when the compose one needs a secret in its environment."""
     swarm_dropped: tuple[str, ...] = ()
     """swarm: environment variables it does without (their secret is read by `swarm_healthcheck`)."""
+    reload: tuple[str, ...] = ()
+    """A command run in its container to make it read its files again (`docker compose exec`)."""
+    added: bool = False
+    """The compose provider adds its entry to an existing compose.yaml once it is enabled (a core
+    service the user removed otherwise stays removed)."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +343,17 @@ PGBOUNCER = Component(
     local=Local("pgbouncer", "apt-get install pgbouncer", args=lambda place: [str(place.config)],
                 config=pgbouncer_local_config, config_name="pgbouncer.ini", files_from=str(scaling.USERLIST.parent),
                 reload_signal="HUP", open_files=lambda ecosystem: scaling.open_files(
-                    ecosystem.core.postgres.max_client_conn, ecosystem.core.postgres.pool_size)))
+                    ecosystem.core.postgres.max_client_conn, ecosystem.core.postgres.pool_size)),
+    container=Container(
+        "pgbouncer", environment=lambda ecosystem: scaling.pgbouncer_environment(
+            ecosystem.core.postgres.max_client_conn, ecosystem.core.postgres.pool_size),
+        mounts=(f"./.ecoctl/{scaling.USERLIST.parent}:{scaling.CONTAINER_USERLIST.parent}:ro",),
+        depends_on=("postgres",), reload=("docker-entrypoint.sh", "reload"), added=True,
+        left_out=lambda ecosystem: "" if pooler_enabled(ecosystem) else "core.postgres.pooler is not set",
+        notes={"environment": "from core.postgres in ecosystem.yaml; the userlist (SCRAM verifiers) is kept by `ecoctl apply`"},
+        converged=("environment",),
+        healthcheck={"test": ["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{scaling.PGBOUNCER_PORT}"],
+                     "interval": "5s", "timeout": "5s", "retries": 30}))
 
 POSTGRES_REPLICA = Component(
     "postgres-replica", "core", Health("tcp"), ports=(Port(scaling.REPLICA_PORT, "core.postgres.replica_port"),),

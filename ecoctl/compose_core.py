@@ -51,8 +51,9 @@ def entry(ecosystem: "Ecosystem", component: Component) -> dict[str, Any]:
         fields["profiles"] = list(recipe.profiles)
     if recipe.command is not None:
         fields["command"] = recipe.command if isinstance(recipe.command, str) else list(recipe.command)
-    if recipe.environment:
-        fields["environment"] = dict(recipe.environment)
+    environment = recipe.environment(ecosystem) if callable(recipe.environment) else recipe.environment
+    if environment:
+        fields["environment"] = dict(environment)
     if component.ports:
         fields["ports"] = published(ecosystem, component)
     volumes = list(recipe.mounts) + ([f"{component.data}:{recipe.data_path}"] if component.data else [])

@@ -31,7 +31,7 @@ DEFAULT_IMAGES = {
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
     "base": "gcr.io/distroless/static-debian12:nonroot",
-    "pgbouncer": "ecoctl/pgbouncer:1.18",
+    "pgbouncer": "ecoctl/pgbouncer:1.18",  # Debian's pgbouncer with tests/docker/pgbouncer's entrypoint
 }
 
 
@@ -152,9 +152,11 @@ class Ecosystem(Record):
             if postgres.external and getattr(postgres, key):
                 raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs beside the stack's own "
                               "PostgreSQL: remove it, or core.postgres.external")
-            if self.runtime != "local" and getattr(postgres, key):
-                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs under the local runtime "
-                              f"only for now, not {self.runtime!r}: remove it, or set `runtime: local`")
+            runtimes = ("local", "docker") if key == "pooler" else ("local",)
+            if self.runtime not in runtimes and getattr(postgres, key):
+                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs under the "
+                              f"{' and '.join(runtimes)} runtime{'s' if len(runtimes) > 1 else ''} only for now, "
+                              f"not {self.runtime!r}: remove it, or set `runtime: {runtimes[0]}`")
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")

@@ -26,6 +26,15 @@ REPLICATION_SLOT = "ecoctl_replica_1"
 USERLIST = Path("pooler") / "userlist.txt"
 """Under the ecosystem's state folder (`.ecoctl/`): the verifiers pgbouncer checks clients with."""
 PGBOUNCER_PORT = 6432
+CONTAINER_USERLIST = Path("/run/ecoctl-pooler") / USERLIST.name
+"""Where the pooler's container finds the userlist (its folder mounted read-only)."""
+
+
+def pgbouncer_environment(max_client_conn: int, pool_size: int) -> dict[str, str]:
+    """The pooler image's settings, in the seed's names (the image writes pgbouncer.ini from them)."""
+    return {"DATABASES_HOST": "postgres", "DATABASES_PORT": "5432", "POOL_MODE": "transaction",
+            "MAX_CLIENT_CONN": str(max_client_conn), "DEFAULT_POOL_SIZE": str(pool_size),
+            "AUTH_FILE": str(CONTAINER_USERLIST), "STATS_USERS": POOLER_STATS_USER}
 REPLICA_PORT = 5432
 """Where the replica listens inside its container (its host port is core.postgres.replica_port)."""
 

@@ -177,6 +177,17 @@ class ComposeProvider(Provider):
     name = "compose"
     _main: ComposeFile | None = None
 
+    def _added_core(self, current: dict, left_out: dict[str, str]) -> list[Change]:
+        """The entries of core services enabled since compose.yaml was written (the pooler)."""
+        from ecoctl import compose_core, components
+
+        ecosystem = self.workspace.ecosystem
+        return [Change(self.name, "create", "compose service", component.name, "enabled in ecosystem.yaml",
+                       payload=SetService(component.name, compose_core.entry(ecosystem, component)))
+                for component in components.CATALOG
+                if component.container is not None and component.container.added
+                and component.name not in left_out and component.name not in current]
+
     @property
     def main_path(self) -> Path:
         return self.workspace.root / "compose.yaml"
@@ -231,6 +242,7 @@ class ComposeProvider(Provider):
             if isinstance(current.get(key), dict):
                 changes.append(Change(self.name, "delete", "compose service", key, reason,
                                       payload=SetService(key, None)))
+        changes.extend(self._added_core(current, left_out))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict) or key in left_out:

@@ -23,6 +23,7 @@ CASES = {
         doc.__setitem__("images", {"redis": "registry.example.com/redis:7"}),
         doc["core"]["redis"].__setitem__("port", 16379)),
     "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
+    "pooler": lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "max_client_conn": 2000}),
 }
 SCALED = lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "replicas": 1})  # noqa: E731
 """The data layer scaled: the pooler and a read replica."""
@@ -70,7 +71,8 @@ def test_each_declaration_is_whole(component, tmp_path):
     assert component.enabled(workspace.ecosystem)
     if component.container is not None:
         recipe = component.container
-        referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*recipe.environment.values(),
+        environment = recipe.environment(workspace.ecosystem) if callable(recipe.environment) else recipe.environment
+        referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*environment.values(),
                                                                    *(recipe.command or ())])))
         assert referenced <= set(component.secrets), referenced - set(component.secrets)
         assert bool(component.data) == bool(recipe.data_path)

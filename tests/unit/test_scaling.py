@@ -50,8 +50,11 @@ def test_the_settings_and_what_they_may_not_be_combined_with(tmp_path):
         scaled(tmp_path / "a", replicas=2)
     with pytest.raises(UsageError, match="core.postgres.pooler runs beside the stack's own PostgreSQL"):
         scaled(tmp_path / "b", pooler="pgbouncer", external={"host": "db.example.com"})
-    with pytest.raises(UsageError, match="runs under the local runtime only for now, not 'docker'"):
-        scaled(tmp_path / "c", "docker", pooler="pgbouncer")
+    with pytest.raises(UsageError, match="replicas runs under the local runtime only for now, not 'docker'"):
+        scaled(tmp_path / "c", "docker", replicas=1)
+    with pytest.raises(UsageError, match="pooler runs under the local and docker runtimes only for now, not 'swarm'"):
+        scaled(tmp_path / "d", "swarm", pooler="pgbouncer")
+    assert scaled(tmp_path / "e", "docker", pooler="pgbouncer").ecosystem.core.postgres.pooler == "pgbouncer"
 
 
 def test_services_reach_the_database_through_the_pooler_and_readers_get_the_replica(tmp_path):
@@ -165,6 +168,36 @@ def test_the_replica_has_its_role_and_slot_and_the_slot_goes_with_it(tmp_path, m
     none = PostgresProvider(scaled(tmp_path / "none"))
     assert kinds(diff_scaling(none, ROLES, actual(slots={scaling.REPLICATION_SLOT: False}, **done), [])) == \
         [("delete", "replication slot", scaling.REPLICATION_SLOT, ReplicationSlot)]
+
+
+def pooler_changes(workspace: Workspace) -> list:
+    from ecoctl.providers.compose import ComposeProvider
+
+    return [change for change in ComposeProvider(Workspace(workspace.root)).plan() if change.name == "pgbouncer"]
+
+
+def test_the_compose_provider_adds_the_pooler_to_an_existing_compose_yaml(tmp_path):
+    """compose.yaml written before the pooler was enabled gets its entry; disabled again, it goes."""
+    from ecoctl.providers.compose import ComposeProvider
+
+    workspace = scaled(tmp_path, "docker")
+    (workspace.root / "compose.yaml").write_text((workspace.root / "compose.yaml").read_text())
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer"}))
+    provider = ComposeProvider(Workspace(workspace.root))
+    [added] = pooler_changes(workspace)
+    assert (added.action, added.kind, added.detail) == ("create", "compose service", "enabled in ecosystem.yaml")
+    provider.apply(added)
+    entry = ComposeProvider(Workspace(workspace.root)).read()["main"].services()["pgbouncer"]
+    assert entry["environment"]["MAX_CLIENT_CONN"] == "1000" and entry["ports"] == ["127.0.0.1:6432:6432"]
+    assert entry["volumes"] == ["./.ecoctl/pooler:/run/ecoctl-pooler:ro"]
+    assert pooler_changes(workspace) == []
+    # a new limit reaches the entry; without the pooler the entry goes
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"max_client_conn": 3000}))
+    [limit] = pooler_changes(workspace)
+    assert (limit.action, limit.kind, limit.name) == ("update", "compose environment", "pgbouncer")
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].pop("pooler"))
+    [gone] = pooler_changes(workspace)
+    assert (gone.action, gone.name, gone.detail) == ("delete", "pgbouncer", "core.postgres.pooler is not set")
 
 
 def test_every_scaling_change_has_an_applier(tmp_path):

@@ -1,0 +1,86 @@
+"""The pooler under the docker runtime, against a real engine: `core.postgres.pooler: pgbouncer` runs
+the pgbouncer image tests/docker/setup.sh builds (Debian's pgbouncer, no registry), the portfolio
+service reaches its database through it (transaction mode), `status` shows the pools, a rotated
+password reaches the pooler's userlist (reloaded in its container) and a thousand clients are served
+through its published port while PostgreSQL takes a hundred. Authentik is the test double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import httpx
+import psycopg
+import pytest
+
+from ecoctl import contract
+from ecoctl.workspace import Workspace
+from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
+from tests.integration.test_pooler_replica import CLIENTS, hold_connections, raise_open_files
+
+ENGINE_PROBLEM = docker_engine_problem()
+pytestmark = [pytest.mark.docker, pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")]
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory, authentik_on_bridge):
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.commands.stack import down, up
+
+    root = tmp_path_factory.mktemp("pooler-docker") / "eco"
+    init_ecosystem(root, runtime="docker")
+
+    def configure(document):
+        document["name"] = f"pb{secrets.token_hex(3)}"
+        document["images"] = dict(DOCKER_TEST_IMAGES)
+        core = document["core"]
+        core["postgres"].update({"port": free_port(), "pooler": "pgbouncer", "pooler_port": free_port(),
+                                 "max_client_conn": CLIENTS + 100})
+        core["redis"]["port"] = free_port()
+        core["authentik"]["url"] = authentik_on_bridge.base_url
+        core["monitoring"]["enabled"] = False
+        document["services"]["portfolio"]["port"] = free_port()
+
+    workspace = Workspace(root)
+    workspace.ecosystem_file.update(configure)  # compose.yaml, from init, gets the pooler from apply
+    workspace.env.set("AUTHENTIK_TOKEN", authentik_on_bridge.token)
+    workspace.env.save()
+    try:
+        up(Workspace(root), health_timeout=300)
+        yield Workspace(root)
+    finally:
+        down(Workspace(root), remove_volumes=True)
+
+
+def test_the_portfolio_service_answers_through_the_pooler(pooled):
+    from ecoctl.commands.stack import status
+
+    env = contract.environment(pooled, "portfolio", "compose")
+    assert (env["DATABASE_HOST"], env["DATABASE_PORT"]) == ("pgbouncer", "6432")
+    url = f"http://127.0.0.1:{pooled.ecosystem.services['portfolio'].port}"
+    for _ in range(8):  # past psycopg's prepare threshold
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    rows = {row.name: row for row in status(pooled).components}
+    assert (rows["pgbouncer"].state, rows["pgbouncer"].health) == ("running", "healthy")
+    assert "portfolio_db: clients" in rows["pgbouncer"].detail
+
+
+def test_a_rotated_password_reaches_the_pooler_in_its_container(pooled):
+    from ecoctl.commands.secrets import rotate
+
+    rotate(Workspace(pooled.root), "portfolio")
+    workspace = Workspace(pooled.root)
+    conninfo = contract.environment(workspace, "portfolio", "host")["DATABASE_URL"]
+    with psycopg.connect(conninfo, prepare_threshold=None, connect_timeout=10) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "portfolio_user"
+    url = f"http://127.0.0.1:{workspace.ecosystem.services['portfolio'].port}"
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_thousand_clients_through_the_published_pooler(pooled):
+    raise_open_files(4 * CLIENTS)
+    conninfo = contract.environment(Workspace(pooled.root), "portfolio", "host")["DATABASE_URL"]
+    served, errors = asyncio.run(hold_connections(conninfo, CLIENTS, 0.5))
+    assert (served, errors) == (CLIENTS, [])
