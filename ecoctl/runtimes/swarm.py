@@ -26,6 +26,7 @@ from ecoctl.runtimes.swarm_health import SwarmHealth, rejection_hint, start_refu
 from ecoctl.runtimes.swarm_images import SwarmImages
 from ecoctl.runtimes.swarm_secrets import SwarmSecrets
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
+from ecoctl.runtimes.swarm_tasks import SwarmTasks
 
 STACK_LABEL = "com.docker.stack.namespace"
 CORE_WAIT = 300.0
@@ -36,7 +37,7 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, SwarmAsked, Runtime):
+class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, SwarmAsked, SwarmTasks, Runtime):
     name = "swarm"
     verbose = False
     """Show the output of `docker build` and `docker stack deploy` (it always goes to .ecoctl/logs/)."""

@@ -52,9 +52,8 @@ def test_the_settings_and_what_they_may_not_be_combined_with(tmp_path):
         scaled(tmp_path / "b", pooler="pgbouncer", external={"host": "db.example.com"})
     with pytest.raises(UsageError, match="replicas runs under the local runtime only for now, not 'docker'"):
         scaled(tmp_path / "c", "docker", replicas=1)
-    with pytest.raises(UsageError, match="pooler runs under the local and docker runtimes only for now, not 'swarm'"):
-        scaled(tmp_path / "d", "swarm", pooler="pgbouncer")
-    assert scaled(tmp_path / "e", "docker", pooler="pgbouncer").ecosystem.core.postgres.pooler == "pgbouncer"
+    for runtime in ("docker", "swarm"):
+        assert scaled(tmp_path / runtime, runtime, pooler="pgbouncer").ecosystem.core.postgres.pooler == "pgbouncer"
 
 
 def test_services_reach_the_database_through_the_pooler_and_readers_get_the_replica(tmp_path):
