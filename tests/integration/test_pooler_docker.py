@@ -84,3 +84,51 @@ def test_a_thousand_clients_through_the_published_pooler(pooled):
     conninfo = contract.environment(Workspace(pooled.root), "portfolio", "host")["DATABASE_URL"]
     served, errors = asyncio.run(hold_connections(conninfo, CLIENTS, 0.5))
     assert (served, errors) == (CLIENTS, [])
+
+
+@pytest.fixture(scope="module")
+def pooled_swarm(tmp_path_factory, authentik_on_bridge):
+    """The same under the swarm runtime, on a single-node swarm ecoctl makes (and leaves again)
+    when the engine is in none."""
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.commands.stack import down, up
+
+    root = tmp_path_factory.mktemp("pooler-swarm") / "eco"
+    init_ecosystem(root, runtime="swarm")
+
+    def configure(document):
+        document["name"] = f"ps{secrets.token_hex(3)}"
+        document["images"] = dict(DOCKER_TEST_IMAGES)
+        core = document["core"]
+        core["postgres"].update({"port": free_port(), "pooler": "pgbouncer", "pooler_port": free_port()})
+        core["redis"]["port"] = free_port()
+        core["authentik"]["url"] = authentik_on_bridge.base_url
+        core["monitoring"]["enabled"] = False
+        document["services"]["portfolio"]["port"] = free_port()
+
+    workspace = Workspace(root)
+    workspace.ecosystem_file.update(configure)
+    workspace.env.set("AUTHENTIK_TOKEN", authentik_on_bridge.token)
+    workspace.env.save()
+    try:
+        up(Workspace(root), health_timeout=300, init_swarm=True)
+        yield Workspace(root)
+    finally:
+        down(Workspace(root), remove_volumes=True)
+
+
+def test_the_pooler_under_swarm_serves_and_reloads_a_rotated_password(pooled_swarm):
+    from ecoctl.commands.secrets import rotate
+    from ecoctl.commands.stack import status
+
+    url = f"http://127.0.0.1:{pooled_swarm.ecosystem.services['portfolio'].port}"
+    for _ in range(8):
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    rows = {row.name: row for row in status(pooled_swarm).components}
+    assert rows["pgbouncer"].state == "running" and "portfolio_db: clients" in rows["pgbouncer"].detail
+    rotation = rotate(Workspace(pooled_swarm.root), "portfolio")
+    assert rotation.health == {"portfolio": "healthy"}
+    conninfo = contract.environment(Workspace(pooled_swarm.root), "portfolio", "host")["DATABASE_URL"]
+    with psycopg.connect(conninfo, prepare_threshold=None, connect_timeout=10) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "portfolio_user"
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
