@@ -22,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,6 +48,10 @@ class Subject:
     protected_path: str
     """A GET path that answers 200 to any valid token (and 401 without one)."""
     start: Callable[[Path], Command]
+    data_path: str = ""
+    """A path whose GET reads the database and whose POST takes a JSON body (both need a token)."""
+    docs: tuple[str, ...] = ()
+    """The documentation routes it serves without a token (e.g. /openapi.json)."""
 
 
 def portfolio(workdir: Path) -> Command:
@@ -157,11 +162,13 @@ def python_upgraded(template: str = "python-fastapi", from_version: int = 1,
     return start
 
 
+FASTAPI_DOCS = ("/openapi.json", "/docs")
 SUBJECTS = [
-    Subject("portfolio", "/portfolios", start=portfolio),
-    Subject("python-fastapi", "/me", start=python_template("python-fastapi")),
-    Subject("go-gin", "/items", start=go_template("go-gin")),
-    Subject("python-fastapi-v1-upgraded", "/me", start=python_upgraded("python-fastapi", 1)),
+    Subject("portfolio", "/portfolios", start=portfolio, data_path="/portfolios", docs=FASTAPI_DOCS),
+    Subject("python-fastapi", "/me", start=python_template("python-fastapi"), data_path="/items", docs=FASTAPI_DOCS),
+    Subject("go-gin", "/items", start=go_template("go-gin"), data_path="/items"),
+    Subject("python-fastapi-v1-upgraded", "/me", start=python_upgraded("python-fastapi", 1), data_path="/items",
+            docs=FASTAPI_DOCS),
 ]
 
 
@@ -266,6 +273,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def served(subject: Subject, command: Command, server, logs: Path, prefix: str) -> Iterator[Running]:
+    """SUBJECT running with the contract's environment: its own database and role on SERVER (a
+    PostgresServer), named PREFIX-<subject>, and an issuer of its own; healthy, with `client` (an
+    httpx.Client on its URL), `issuer`, `database` and `role` set. Stopped and dropped afterwards."""
+    import httpx
+
+    from ecoctl import names
+    from tests.helpers import wait_until_answers
+
+    sql = names.sql_name(f"{prefix}-{subject.name}")
+    database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
+    create_database(server.conninfo(), database, role, password)
+    issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
+    env = {"PORT": str(free_port()), "DATABASE_HOST": server.host, "DATABASE_PORT": str(server.port),
+           "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
+           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
+    running = Running(subject, command, env, logs / f"{subject.name}.log")
+    try:
+        try:
+            wait_until_answers(f"{running.url}/healthz", running.process, 60, subject.name)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{running.output()}") from None
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            running.client, running.issuer, running.database, running.role = client, issuer, database, role
+            yield running
+    finally:
+        running.stop()
+        issuer.close()
+        drop_database(server.conninfo(), database, role)
 
 
 class Running:

@@ -13,59 +13,24 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecoctl import names
-from tests.contract.subjects import SUBJECTS, Issuer, Running, create_database, drop_database, free_port, set_login
-from tests.helpers import wait_until_answers
+from tests.contract.subjects import SUBJECTS, served, set_login
 
 PROBLEM = "application/problem+json"
 REQUEST_LABELS = {"method", "path", "status"}
 DURATION_LABELS = {"method", "path"}
 
 
-@pytest.fixture(scope="session")
-def commands(tmp_path_factory):
-    """Each subject's start command, built (rendered, installed) at most once per session."""
-    built = {}
-
-    def command(subject):
-        if subject.name not in built:
-            built[subject.name] = subject.start(tmp_path_factory.mktemp(f"contract-{subject.name}"))
-        return built[subject.name]
-
-    return command
-
-
 @pytest.fixture(scope="module", params=SUBJECTS, ids=[s.name for s in SUBJECTS])
 def service(request, pg, commands, tmp_path_factory):
     subject = request.param
-    command = commands(subject)
-    sql = names.sql_name(f"contract-{subject.name}")
-    database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
-    create_database(pg.conninfo(), database, role, password)
-    issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
-    env = {"PORT": str(free_port()), "DATABASE_HOST": pg.host, "DATABASE_PORT": str(pg.port),
-           "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
-           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
-    running = Running(subject, command, env, tmp_path_factory.mktemp("logs") / f"{subject.name}.log")
-    try:
-        try:
-            wait_until_answers(f"{running.url}/healthz", running.process, 60, subject.name)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{running.output()}") from None
-        with httpx.Client(base_url=running.url, timeout=10) as client:
-            running.client, running.issuer, running.database, running.role = client, issuer, database, role
-            yield running
-    finally:
-        running.stop()
-        issuer.close()
-        drop_database(pg.conninfo(), database, role)
+    with served(subject, commands(subject), pg, tmp_path_factory.mktemp("logs"), "contract") as running:
+        yield running
 
 
 def get(service, token: str | None = None, path: str | None = None, scheme: str = "Bearer") -> httpx.Response:
@@ -159,9 +124,11 @@ def test_healthz_answers_without_a_token(service):
     assert response.json()["database"] == "ok"
 
 
-def test_unknown_path_is_a_404_problem(service):
-    # with a token: a service may refuse unauthenticated requests before routing them
-    assert_problem(get(service, valid(service), path="/no/such/path"), 404)
+@pytest.mark.parametrize("token", ["none", "valid", "refused"])
+@pytest.mark.parametrize("path", ["/no/such/path", "/healthz/"])
+def test_a_path_no_route_serves_is_a_404_problem_token_or_not(service, path, token):
+    tokens = {"none": None, "valid": valid(service), "refused": "not.a.jwt"}
+    assert_problem(get(service, tokens[token], path=path), 404)
 
 
 def metric_labels(service) -> dict[str, list[dict[str, str]]]:
@@ -192,6 +159,37 @@ def test_metrics_have_the_contract_names_and_labels(service):
     assert not any(labels["path"] == "/no/such/path" for labels in requests)
 
 
+def test_documentation_is_labelled_by_route_and_scrapes_are_not_counted(service):
+    assert get(service, path="/healthz").status_code == 200
+    for path in service.subject.docs:
+        assert get(service, path=path).status_code == 200, path
+    for _ in range(2):  # Prometheus's scrapes
+        metric_labels(service)
+    samples = metric_labels(service)
+    requests = samples["http_requests_total"]
+    seen = {(labels["method"], labels["path"], labels["status"]) for labels in requests}
+    assert {("GET", path, "200") for path in service.subject.docs} <= seen, seen
+    counted = {labels["path"] for name in ("http_requests_total", "http_request_duration_seconds_count")
+               for labels in samples[name]}
+    assert "/metrics" not in counted, counted
+
+
+BUCKETS = ["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064", "0.128", "0.256", "0.512", "1.024",
+           "2.048", "4.096", "8.192", "+Inf"]
+"""The latency buckets of every service, as its /metrics writes them: 1 ms doubling to 8.192 s."""
+
+
+def test_latency_buckets_resolve_milliseconds_and_read_the_same_in_every_language(service):
+    import re
+
+    assert get(service, path="/healthz").status_code == 200
+    text = get(service, path="/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("http_request_duration_seconds_bucket{")
+              and 'path="/healthz"' in line and 'method="GET"' in line]
+    # the `le` label as written (a parser could normalise "1" and "1.0"; a query across jobs does not)
+    assert [re.search(r'le="([^"]*)"', line).group(1) for line in series] == BUCKETS, series
+
+
 def test_healthz_is_a_503_problem_while_the_database_is_gone(service, pg):
     set_login(pg.conninfo(), service.database, service.role, allowed=False)
     try:
@@ -203,3 +201,80 @@ def test_healthz_is_a_503_problem_while_the_database_is_gone(service, pg):
     while get(service, path="/healthz").status_code != 200:
         assert time.monotonic() < deadline, f"{service.subject.name} did not recover:\n{service.output()}"
         time.sleep(0.5)
+
+
+MIB = 1024 * 1024
+
+
+def post_raw(service, headers: dict[str, str], first: list[bytes], rest: list[bytes] = ()) -> tuple[int, str, dict]:
+    """POST to the subject's data path over a raw socket: send the `first` body parts, read the answer
+    (so it must come before the rest of the body is sent), then send `rest` (the server may have
+    closed: ignored). Returns (status, content type, body)."""
+    import http.client
+    import socket
+    import threading
+
+    port = int(service.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = "".join(f"{key}: {value}\r\n" for key, value in {
+        "Host": f"127.0.0.1:{port}", "Content-Type": "application/json", **headers}.items())
+    answered = threading.Event()
+
+    def send_body():
+        try:
+            sock.sendall(f"POST {service.subject.data_path} HTTP/1.1\r\n{head}\r\n".encode())
+            for part in first:
+                sock.sendall(part)
+            answered.wait(20)
+            for part in rest:
+                sock.sendall(part)
+        except OSError:
+            pass  # the server closed the connection after its answer
+
+    sender = threading.Thread(target=send_body, daemon=True)
+    sender.start()
+    try:
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        status, content_type, body = response.status, response.getheader("content-type", ""), response.read()
+    finally:
+        answered.set()
+        sender.join(60)
+        sock.close()
+    return status, content_type, json.loads(body)
+
+
+def rss(service) -> int:
+    """The subject process's resident memory, in bytes."""
+    with open(f"/proc/{service.process.pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def chunked(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_a_large_body_without_a_token_is_refused_before_it_is_read(service):
+    before = rss(service)
+    status, content_type, body = post_raw(service, {"Content-Length": str(200 * MIB)}, [b"x" * 65536] * 4,
+                                          rest=[b"x" * MIB] * 64)
+    assert (status, content_type.split(";")[0], body["status"]) == (401, PROBLEM, 401), body
+    grown = rss(service) - before
+    assert grown < 16 * MIB, f"the refused body was kept in memory: {grown / MIB:.0f} MiB more"
+
+
+def test_a_body_over_the_limit_is_a_413_problem_after_the_token(service):
+    token = {"Authorization": f"Bearer {valid(service)}"}
+    status, content_type, body = post_raw(service, {**token, "Content-Length": str(200 * MIB)}, [b"x" * 65536])
+    assert (status, content_type.split(";")[0], body["status"]) == (413, PROBLEM, 413), body
+    # a body of unknown length (chunked) is refused once it passes the limit, and never held whole
+    post_raw(service, {**token, "Content-Length": "2"}, [b"{}"])  # the write path's code loaded
+    before = rss(service)
+    parts = [chunked(b" " * MIB)] * 64 + [b"0\r\n\r\n"]
+    status, content_type, body = post_raw(service, {**token, "Transfer-Encoding": "chunked"}, parts)
+    assert (status, content_type.split(";")[0], body["status"]) == (413, PROBLEM, 413), body
+    grown = rss(service) - before
+    assert grown < 16 * MIB, f"the body was read into memory: {grown / MIB:.0f} MiB more"
+    # a body within the limit is read as before
+    assert get(service, valid(service)).status_code == 200

@@ -232,7 +232,7 @@ def test_metrics_use_route_templates_and_count_transactions(service, issuer):
         ivan.get(f"/portfolios/{pid}")
     text = service.client.get("/metrics").text
     assert 'http_requests_total{method="GET",path="/portfolios/{portfolio_id}",status="200"}' in text
-    assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",path="/portfolios/{portfolio_id}"}' in text
+    assert 'http_request_duration_seconds_bucket{le="0.001",method="GET",path="/portfolios/{portfolio_id}"}' in text
     assert f"/portfolios/{pid}\"" not in text
     deposits = [line for line in text.splitlines() if line.startswith('portfolio_transactions_total{type="deposit"}')]
     assert deposits and float(deposits[0].split()[-1]) >= 1

@@ -19,6 +19,8 @@ from ecoctl.workspace import Workspace
 from tests.helpers import run_ecoctl
 
 SHIPPED = templates_dir() / "portfolio" / "files"
+LATEST = 2
+"""templates/portfolio's version (versions/1/ keeps the first)."""
 
 
 def checksum(root: Path, *skipped: str) -> str:
@@ -61,7 +63,7 @@ def test_init_writes_the_core_service_from_its_template_and_records_it(eco):
     folder = eco / "services" / "portfolio"
     assert service_files(folder) == shipped_files()  # no placeholders: copied byte for byte
     record = (folder / RECORD_FILE).read_text()
-    assert "template: portfolio\nsource: shipped\nref: portfolio\nversion: 1\n" in record
+    assert f"template: portfolio\nsource: shipped\nref: portfolio\nversion: {LATEST}\n" in record
     assert pristine_path(eco, "portfolio").is_file()  # upgrade's base
 
     plan = run_ecoctl("plan", "--json", "--only", "files,compose", cwd=eco)
@@ -70,10 +72,11 @@ def test_init_writes_the_core_service_from_its_template_and_records_it(eco):
     listed = json.loads(run_ecoctl("templates", "list", "--json", cwd=eco).stdout)
     assert {t["name"]: t["core"] for t in listed["templates"]} == \
         {"go-gin": False, "portfolio": True, "python-fastapi": False}
-    assert listed["services"] == [{"service": "portfolio", "template": "portfolio", "version": 1, "latest": 1,
-                                   "behind": False}]
+    assert listed["services"] == [{"service": "portfolio", "template": "portfolio", "version": LATEST,
+                                   "latest": LATEST, "behind": False}]
     upgraded = run_ecoctl("upgrade", cwd=eco)
-    assert upgraded.returncode == 0 and upgraded.stdout == "portfolio: up to date (portfolio v1), nothing to do\n"
+    assert upgraded.returncode == 0
+    assert upgraded.stdout == f"portfolio: up to date (portfolio v{LATEST}), nothing to do\n"
 
 
 def test_an_ecosystem_made_before_portfolio_was_a_template_keeps_working(eco):
@@ -103,9 +106,9 @@ def test_an_ecosystem_made_before_portfolio_was_a_template_keeps_working(eco):
     assert json.loads(run_ecoctl("upgrade", "--json", cwd=eco).stdout)["unrecorded"] == ["portfolio"]
     named = run_ecoctl("upgrade", "portfolio", cwd=eco)
     assert named.returncode == 2 and len(named.stderr.strip().splitlines()) == 1
-    assert "ecoctl upgrade portfolio --adopt-from VERSION" in named.stderr and "(one of 1)" in named.stderr
+    assert "ecoctl upgrade portfolio --adopt-from VERSION" in named.stderr and "(one of 1, 2)" in named.stderr
     listed = json.loads(run_ecoctl("templates", "list", "--json", cwd=eco).stdout)["services"]
-    assert listed == [{"service": "portfolio", "template": "portfolio", "version": None, "latest": 1,
+    assert listed == [{"service": "portfolio", "template": "portfolio", "version": None, "latest": LATEST,
                        "behind": None}]
 
     # adopting records the version and changes no file: the team's edit stays
@@ -113,7 +116,8 @@ def test_an_ecosystem_made_before_portfolio_was_a_template_keeps_working(eco):
     adopted = run_ecoctl("upgrade", "portfolio", "--adopt-from", "1", cwd=eco)
     assert adopted.returncode == 0, adopted.stderr
     assert checksum(folder, RECORD_FILE) == before
-    assert "version: 1\n" in (folder / RECORD_FILE).read_text() and pristine_path(eco, "portfolio").is_file()
+    # (from 1, then up to the latest: these files are already the latest's)
+    assert f"version: {LATEST}\n" in (folder / RECORD_FILE).read_text() and pristine_path(eco, "portfolio").is_file()
     plan = json.loads(run_ecoctl("plan", "--json", "--only", "files", cwd=eco).stdout)
     assert plan["notices"] == [] and plan["changes"] == []
 

@@ -151,7 +151,7 @@ def test_metrics_have_the_python_templates_names_and_labels(service, keys):
                  'http_requests_total{method="GET",path="/items/{item_id}",status="401"}',
                  'http_requests_total{method="GET",path="unmatched",status="404"}',
                  'http_requests_total{method="GET",path="/healthz",status="200"}',
-                 'http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.005"}',
+                 'http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.001"}',
                  "# TYPE http_request_duration_seconds histogram",
                  "# TYPE items_created_total counter"):
         assert line in metrics, f"{line} missing from /metrics"

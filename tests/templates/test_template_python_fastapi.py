@@ -117,7 +117,7 @@ def _serve_over_http(python: Path, tmp_path: Path, env: dict[str, str]) -> None:
         assert httpx.post(f"{base}/items", json={"name": "x"}, headers=auth).status_code == 201
         metrics = httpx.get(f"{base}/metrics").text
         assert 'http_requests_total{method="POST",path="/items",status="201"} 1.0' in metrics
-        assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",path="/healthz"}' in metrics
+        assert 'http_request_duration_seconds_bucket{le="0.001",method="GET",path="/healthz"}' in metrics
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=15)

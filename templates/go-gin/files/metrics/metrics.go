@@ -1,7 +1,8 @@
 // Package metrics holds the Prometheus metrics every service of the ecosystem exposes (the
 // dashboards query them): http_requests_total{method,path,status} and
 // http_request_duration_seconds{method,path}, where `path` is the route template
-// (`/items/{item_id}`), never the raw URL, and "unmatched" for paths no route serves.
+// (`/items/{item_id}`), never the raw URL, and "unmatched" for paths no route serves. Prometheus's
+// own scrapes of /metrics are not counted.
 package metrics
 
 import (
@@ -19,8 +20,15 @@ import (
 // Unmatched labels requests no route serves (so scanners cannot blow up the label set).
 const Unmatched = "unmatched"
 
-// Buckets are the Python template's (prometheus_client's defaults), so one dashboard fits both.
-var Buckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+// MetricsPath is where Prometheus scrapes; its requests are not counted (not the service's traffic).
+const MetricsPath = "/metrics"
+
+// Buckets are the bounds of http_request_duration_seconds in every service of the ecosystem (the
+// Python ones too, so one dashboard query spans them): 1 ms doubling to 8.192 s, so loopback
+// latencies resolve, and none a whole number, so each `le` label reads the same from every client
+// library (Go writes 1 as "1", Python as "1.0").
+var Buckets = []float64{0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+	4.096, 8.192}
 
 // Metrics is one registry per app, so tests can build several apps in one process.
 type Metrics struct {
@@ -54,10 +62,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// Middleware counts and times every request, the refused and the unrouted ones too; install it
-// first so it sees the final status.
+// Middleware counts and times every request, the refused and the unrouted ones too, but the
+// scrapes of MetricsPath; install it first so it sees the final status.
 func (m *Metrics) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if c.FullPath() == MetricsPath {
+			c.Next()
+			return
+		}
 		start := time.Now()
 		c.Next()
 		path := RouteTemplate(c.FullPath())

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from . import __version__, problems
 from .auth import Authenticator
 from .db import make_pool
+from .gate import Gate
 from .handlers import router
 from .metrics import Metrics, MetricsMiddleware
 from .migrations import migrate
@@ -37,7 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="Portfolio Manager", version=__version__, lifespan=lifespan,
+    # no redirect from `/healthz/` to `/healthz`: a path no route serves is a 404, token or not
+    app = FastAPI(title="Portfolio Manager", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Portfolios, their transactions, holdings and valuation. "
                               "Amounts are exact decimal strings; errors are RFC 9457 problem details.")
     metrics = Metrics()
@@ -46,7 +48,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     problems.install(app)
     app.include_router(router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # the token, then the body's size, before the app reads the body (app.routes: the docs' too)
+    app.add_middleware(Gate, authenticator=app.state.auth, routes=app.routes, max_body_bytes=settings.max_body_bytes)
+    # outermost: counts the refused too, under the route they were meant for
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=[*router.routes, *app.routes])
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:

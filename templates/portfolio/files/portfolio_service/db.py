@@ -12,8 +12,16 @@ from psycopg_pool import AsyncConnectionPool
 from .settings import Settings
 
 
+RECONNECT_SECONDS = 1.0
+
+
 def make_pool(settings: Settings) -> AsyncConnectionPool:
-    return AsyncConnectionPool(settings.conninfo(), min_size=settings.pool_min_size,
+    """While the database is away a request waits `pool_timeout_seconds` for a connection, then its
+    503 (psycopg.OperationalError, see problems.py); a failed connection attempt is retried for
+    RECONNECT_SECONDS only, after which the next request tries again, so the service is back as
+    soon as its database is (psycopg_pool's own retries back off to minutes)."""
+    return AsyncConnectionPool(settings.conninfo(), timeout=settings.pool_timeout_seconds,
+                               reconnect_timeout=RECONNECT_SECONDS, min_size=settings.pool_min_size,
                                max_size=settings.pool_max_size, open=False, name="portfolio",
                                # prepare_threshold None: no named prepared statements, which a
                                # pooler in transaction mode (pgbouncer) cannot carry

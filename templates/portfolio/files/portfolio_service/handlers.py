@@ -30,6 +30,9 @@ OVERSOLD = "urn:problem-type:portfolio:insufficient-holdings"
 
 async def current_user(request: Request,
                        _credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    principal = getattr(request.state, "principal", None)  # checked by the gate, before the body was read
+    if principal is not None:
+        return principal
     try:
         return await request.app.state.auth.authenticate(request.headers.get("authorization"))
     except InvalidToken as exc:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import OperationalError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("portfolio_service")
 
 
 class Problem(BaseModel):
@@ -59,6 +62,13 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
                             detail="the request does not match the API schema", errors=errors)
 
 
+async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is away (connection refused or lost, no connection within the pool's timeout)."""
+    log.warning("database unavailable: %s", exc)
+    return problem_response(request, 503, detail="the database is unavailable; retry later",
+                            headers={"Retry-After": "5"})
+
+
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, detail="an unexpected error occurred; it has been logged")
 
@@ -67,6 +77,7 @@ def install(app) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(OperationalError, on_database_unavailable)  # PoolTimeout is one too
     app.add_exception_handler(Exception, on_unexpected)
 
 

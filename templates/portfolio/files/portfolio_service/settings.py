@@ -44,6 +44,10 @@ class Settings:
     admin_group: str = "portfolio-admins"
     pool_min_size: int = 1
     pool_max_size: int = 10
+    pool_timeout_seconds: float = 2.0
+    """How long a request waits for a database connection before its 503 (and the connect timeout)."""
+    max_body_bytes: int = 1024 * 1024
+    """MAX_REQUEST_BODY_BYTES: a larger request body is refused (413) before it is read."""
     jwks_cache_seconds: float = 3600.0
     jwks_min_refresh_seconds: float = 10.0
     token_leeway_seconds: float = 10.0
@@ -61,7 +65,8 @@ class Settings:
 
         return make_conninfo(host=self.database_host, port=self.database_port,
                              dbname=self.database_name, user=self.database_user,
-                             password=self.database_password, application_name="portfolio")
+                             password=self.database_password, application_name="portfolio",
+                             connect_timeout=max(1, round(self.pool_timeout_seconds)))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -80,6 +85,9 @@ class Settings:
         port = env.get("DATABASE_PORT", "5432").strip()
         if not port.isdigit():
             raise SettingsError(f"DATABASE_PORT must be a number, not {port!r}")
+        max_body = env.get("MAX_REQUEST_BODY_BYTES", "").strip() or str(cls.max_body_bytes)
+        if not max_body.isdigit():
+            raise SettingsError(f"MAX_REQUEST_BODY_BYTES must be a number of bytes, not {max_body!r}")
         return cls(
             database_host=env.get("DATABASE_HOST", "127.0.0.1").strip(),
             database_port=int(port),
@@ -90,5 +98,6 @@ class Settings:
             oidc_audience=audience,
             oidc_jwks_url=env.get("OIDC_JWKS_URL", "").strip() or None,
             oidc_jwks_file=env.get("OIDC_JWKS_FILE", "").strip() or None,
+            max_body_bytes=int(max_body),
             run_migrations=env.get("PORTFOLIO_RUN_MIGRATIONS", "1").strip().lower() not in ("0", "false", "no"),
         )

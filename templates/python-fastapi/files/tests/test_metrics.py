@@ -34,5 +34,23 @@ def test_metrics_count_requests_by_route_template(client, key):
     assert not any("42" in dict(labels).get("path", "") for _, labels in found)
 
 
+def test_scrapes_are_not_counted_and_the_docs_are_labelled_by_route(client):
+    assert client.get("/openapi.json").status_code == 200
+    client.get("/metrics")
+    found = samples(client)
+    assert not any(dict(labels).get("path") == "/metrics" for _, labels in found)
+    assert found[("http_requests_total",
+                  frozenset({"method": "GET", "path": "/openapi.json", "status": "200"}.items()))] == 1
+
+
+def test_latency_buckets_start_at_a_millisecond(client):
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    bounds = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
+              if line.startswith("http_request_duration_seconds_bucket{") and 'path="/healthz"' in line]
+    assert bounds[:3] == ["0.001", "0.002", "0.004"] and bounds[-1] == "+Inf"
+    assert not any(bound.endswith(".0") for bound in bounds)  # the same `le` as Go's client writes
+
+
 def test_metrics_need_no_token(client):
     assert "http_requests_total" in client.get("/metrics").text

@@ -37,15 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(migration, return_exceptions=True)
             await db.close()
 
-    app = FastAPI(title=SERVICE_NAME, version=__version__, lifespan=lifespan)
+    # no redirect from `/healthz/` to `/healthz`: a path no route serves is a 404, token or not
+    app = FastAPI(title=SERVICE_NAME, version=__version__, lifespan=lifespan, redirect_slashes=False)
     app.state.settings, app.state.db, app.state.metrics = settings, db, Metrics()
     problems.install(app)  # every error is an RFC 9457 problem (application/problem+json)
     app.include_router(router)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)  # type: ignore[arg-type]
-    app.add_middleware(BearerAuthMiddleware, authenticator=Authenticator(settings))
+    # the token, then the body's size, before the app reads the body (app.routes: the docs' too)
+    app.add_middleware(BearerAuthMiddleware, authenticator=Authenticator(settings), routes=app.routes,
+                       max_body_bytes=settings.max_body_bytes)
     # outermost, so it also counts and times the requests the auth middleware refuses
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=router.routes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=[*router.routes, *app.routes])
     return app
 
 

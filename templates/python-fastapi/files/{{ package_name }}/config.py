@@ -28,8 +28,11 @@ class Settings:
     database_password: str = ""
     database_sslmode: str = "prefer"
     database_pool_size: int = 5
-    database_timeout: float = 3.0
+    database_timeout: float = 2.0
+    """Seconds a request waits for a database connection before its 503 (and connect_timeout)."""
     port: int = DEFAULT_PORT
+    max_body_bytes: int = 1024 * 1024
+    """MAX_REQUEST_BODY_BYTES: a larger request body is refused (413) before it is read."""
     jwks_max_age: float = 300.0
     jwks_min_refresh_interval: float = 10.0
     """Least time between two JWKS fetches caused by unknown key ids (a flood of forged kids)."""
@@ -60,6 +63,7 @@ class Settings:
             database_sslmode=env.get("DATABASE_SSLMODE", "prefer"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
             port=_int(env, "PORT", DEFAULT_PORT),
+            max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", 1024 * 1024),
         )
 
     def conninfo(self) -> str:

@@ -2,7 +2,10 @@
 `migrations/`, applied in file-name order as DATABASE_USER (the owner role, so the tables it
 creates are covered by the default privileges that let readers of this database see them).
 
-The service starts without its database; migrations run as soon as it answers.
+The service starts without its database; migrations run as soon as it answers. While it is away,
+a request waits at most `database_timeout` for a connection (then 503); a failed connection attempt
+is retried for RECONNECT_SECONDS only, after which the next request tries again, so the service is
+back as soon as its database is (psycopg_pool's own retries back off to minutes).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 7_320_451_889  # pg_advisory_xact_lock key: one replica migrates at a time
 UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+RECONNECT_SECONDS = 1.0
 
 
 class Database:
@@ -30,7 +34,7 @@ class Database:
         self.migrated = False
 
     async def open(self) -> None:
-        self.pool = AsyncConnectionPool(self.settings.conninfo(), min_size=1,
+        self.pool = AsyncConnectionPool(self.settings.conninfo(), min_size=1, reconnect_timeout=RECONNECT_SECONDS,
                                         max_size=max(1, self.settings.database_pool_size),
                                         timeout=self.settings.database_timeout, open=False,
                                         name="database",
