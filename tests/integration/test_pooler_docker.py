@@ -93,7 +93,7 @@ def pooled_swarm(tmp_path_factory, authentik_on_bridge):
     from ecoctl.commands.init import init_ecosystem
     from ecoctl.commands.stack import down, up
 
-    root = tmp_path_factory.mktemp("pooler-swarm") / "eco"
+    root = tmp_path_factory.mktemp("pooler-swarm") / "swarmeco"  # its own Authentik prefix (one double serves both)
     init_ecosystem(root, runtime="swarm")
 
     def configure(document):
