@@ -126,6 +126,8 @@ class Container:
 
     image: str
     """The `images:` key of its image."""
+    entrypoint: tuple[str, ...] = ()
+    """Instead of its image's entrypoint ("": the image's)."""
     command: str | tuple[str, ...] | None = None
     environment: Mapping[str, str] | Callable[["Ecosystem"], Mapping[str, str]] = field(default_factory=dict)
     """Its environment (or what it is for an ecosystem's settings)."""
@@ -364,7 +366,15 @@ POSTGRES_REPLICA = Component(
                 args=lambda place: scaling.replica_server_args(str(place.data), place.port, "127.0.0.1"),
                 setup=lambda place: [str(Path(place.binary).parent / "pg_basebackup"), *scaling.basebackup_args(
                     str(place.data), "127.0.0.1", place.ecosystem.core.postgres.port)],
-                setup_env=lambda place: {"PGPASSWORD": place.secrets[scaling.REPLICATION_PASSWORD]}))
+                setup_env=lambda place: {"PGPASSWORD": place.secrets[scaling.REPLICATION_PASSWORD]}),
+    container=Container(
+        "postgres", entrypoint=("sh", "-c", scaling.replica_container_script("postgres", scaling.REPLICA_PORT)),
+        environment={"PGPASSWORD": env_ref(scaling.REPLICATION_PASSWORD), "PGDATA": "/var/lib/postgresql/data"},
+        data_path="/var/lib/postgresql/data", depends_on=("postgres",), added=True,
+        left_out=lambda ecosystem: "" if replica_enabled(ecosystem) else "core.postgres.replicas is 0",
+        notes={"entrypoint": "a base backup of postgres on first start (its slot, its role), then a hot standby"},
+        healthcheck={"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -p 5432"], "interval": "5s", "timeout": "5s",
+                     "retries": 60}))
 
 CATALOG: list[Component] = [POSTGRES, PGBOUNCER, POSTGRES_REPLICA, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER,
                             PROMETHEUS, GRAFANA]

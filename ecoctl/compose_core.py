@@ -49,6 +49,8 @@ def entry(ecosystem: "Ecosystem", component: Component) -> dict[str, Any]:
                               "init": True, "restart": "unless-stopped"}
     if recipe.profiles:
         fields["profiles"] = list(recipe.profiles)
+    if recipe.entrypoint:
+        fields["entrypoint"] = list(recipe.entrypoint)
     if recipe.command is not None:
         fields["command"] = recipe.command if isinstance(recipe.command, str) else list(recipe.command)
     environment = recipe.environment(ecosystem) if callable(recipe.environment) else recipe.environment

@@ -152,10 +152,6 @@ class Ecosystem(Record):
             if postgres.external and getattr(postgres, key):
                 raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs beside the stack's own "
                               "PostgreSQL: remove it, or core.postgres.external")
-            runtimes = ("local", "docker", "swarm") if key == "pooler" else ("local",)
-            if self.runtime not in runtimes and getattr(postgres, key):
-                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs under the local runtime "
-                              f"only for now, not {self.runtime!r}: remove it, or set `runtime: local`")
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")

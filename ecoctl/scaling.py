@@ -100,3 +100,20 @@ def basebackup_args(data_dir: str, host: str, port: int) -> list[str]:
     the slot). The password comes from PGPASSWORD in its environment, never argv."""
     return ["-D", data_dir, "-h", host, "-p", str(port), "-U", REPLICATION_ROLE, "-S", REPLICATION_SLOT,
             "-X", "stream", "-R", "--no-password", "-c", "fast"]
+
+
+REPLICATION_HBA = f"host replication {REPLICATION_ROLE} all scram-sha-256"
+"""The primary's pg_hba.conf line that lets the replica's container stream (its address is the
+container network's); the local runtime's replica connects from 127.0.0.1, which initdb allows."""
+
+
+def replica_container_script(primary_host: str, primary_port: int) -> str:
+    """The replica container's entrypoint (`sh -c`, as root): its data folder the postgres user's;
+    the base backup on first start (PGPASSWORD from its environment); then the hot standby as the
+    postgres user. `$$` is compose's escape for `$`."""
+    as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups"
+    backup = " ".join(basebackup_args("$$PGDATA", primary_host, primary_port))
+    server = " ".join(replica_server_args("$$PGDATA", REPLICA_PORT, "'*'"))
+    return (f'mkdir -p "$$PGDATA" && chown postgres:postgres "$$PGDATA" && chmod 700 "$$PGDATA" && '
+            f'if [ ! -s "$$PGDATA/PG_VERSION" ]; then {as_postgres} pg_basebackup {backup} || '
+            f'{{ find "$$PGDATA" -mindepth 1 -delete; exit 1; }}; fi && exec {as_postgres} postgres {server}')

@@ -54,6 +54,28 @@ def drop_slot(conn: "psycopg.Connection", slot: str) -> None:
     conn.execute("select pg_drop_replication_slot(%s)", (slot,))
 
 
+def replication_allowed(conn: "psycopg.Connection", role: str) -> bool:
+    """Whether pg_hba.conf lets ROLE stream from any address (a container network's)."""
+    row = conn.execute("""
+        select 1 from pg_hba_file_rules where type = 'host' and 'replication' = any(database)
+          and (%s = any(user_name) or 'all' = any(user_name)) and address = 'all' and error is null""",
+                       (role,)).fetchone()
+    return row is not None
+
+
+def allow_replication(conn: "psycopg.Connection", line: str) -> None:
+    """LINE appended to the server's pg_hba.conf (its exact bytes, through a large object), then
+    the configuration reloaded. Only for the stack's own server, as its superuser."""
+    path = conn.execute("select current_setting('hba_file')").fetchone()[0]
+    current = conn.execute("select pg_read_file(%s)", (path,)).fetchone()[0]
+    text = current + ("" if current.endswith("\n") else "\n") + line + "  # ecoctl: the read replica\n"
+    with conn.transaction():
+        oid = conn.execute("select lo_from_bytea(0, convert_to(%s, 'UTF8'))", (text,)).fetchone()[0]
+        conn.execute("select lo_export(%s, %s)", (oid, path))
+        conn.execute("select lo_unlink(%s)", (oid,))
+    conn.execute("select pg_reload_conf()")
+
+
 @dataclass
 class Replication:
     """What the primary says of a standby streaming from SLOT."""

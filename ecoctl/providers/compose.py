@@ -161,6 +161,12 @@ def _left_out(ecosystem) -> dict[str, str]:
             if (reason := compose_core.left_out(ecosystem, component))}
 
 
+def _named_volumes(entry: dict | None) -> set[str]:
+    """The named volumes (not paths) a compose entry mounts."""
+    return {str(volume).split(":", 1)[0] for volume in (entry or {}).get("volumes") or []
+            if not str(volume).startswith((".", "/", "~"))}
+
+
 def _drop_unused_anchors(document, services) -> None:
     """A shared environment (`x-NAME`) whose last core service is gone."""
     from ecoctl import compose_core, components
@@ -315,6 +321,9 @@ class ComposeProvider(Provider):
         main = self._main_file()
         if not main.exists or main._document is not None or main.data is None:
             return False
+        declared = set((main.data or {}).get("volumes") or {})
+        if any(_named_volumes(change.payload.entry) - declared for change in changes):
+            return False  # a new top-level volume too: the round-trip edit adds it
         result = appended(main.path, main.text, main.data, "services",
                           {change.payload.name: change.payload.entry for change in changes})
         if result is None:
@@ -352,6 +361,10 @@ class ComposeProvider(Provider):
             _merge_entry(services[payload.name], payload.entry)
         else:
             services[payload.name] = payload.entry
+            for volume in sorted(_named_volumes(payload.entry)):
+                if main.document.get("volumes") is None:
+                    main.document["volumes"] = {}
+                main.document["volumes"].setdefault(volume, None)
         self._save_main()
 
     def set_separate_file(self, payload: SetSeparateFile) -> None:

@@ -28,6 +28,8 @@ class ScalingState:
     """Physical replication slots named like ecoctl's -> whether a standby streams from it."""
     userlist: dict[str, str] | None
     """The pooler's userlist as it is on disk (None: there is none)."""
+    replication_allowed: bool = True
+    """pg_hba.conf lets the replica's role stream from any address (asked only in containers)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class ReplicationSlot:
     create: bool
 
 
+@dataclass(frozen=True)
+class AllowReplication:
+    pass
+
+
 def read_scaling(provider) -> ScalingState:
     from ecoctl.clients.postgres_scaling import read_slots
 
@@ -58,9 +65,15 @@ def read_scaling(provider) -> ScalingState:
         userlist = scaling.parse_userlist(path.read_text())
     except FileNotFoundError:
         userlist = None
+    from ecoctl.clients.postgres_scaling import replication_allowed
+
+    allowed = True
     with provider.admin.errors("reading the replication slots"):
         slots = read_slots(provider.admin.conn)
-    return ScalingState(slots, userlist)
+        if components.replica_enabled(provider.workspace.ecosystem) and provider.runtime.in_containers \
+                and provider.admin.superuser:
+            allowed = replication_allowed(provider.admin.conn, scaling.REPLICATION_ROLE)
+    return ScalingState(slots, userlist, allowed)
 
 
 def diff_scaling(provider, roles: list[str], actual: "Actual", changes: list[Change]) -> list[Change]:
@@ -114,6 +127,10 @@ def diff_scaling(provider, roles: list[str], actual: "Actual", changes: list[Cha
             if reasons:
                 found.append(Change(provider.name, "update", "role", scaling.REPLICATION_ROLE, "; ".join(reasons),
                                     payload=ReplicationRole()))
+        if not state.replication_allowed:
+            found.append(Change(provider.name, "update", "pg_hba.conf", scaling.REPLICATION_HBA,
+                                "the replica's container streams from the container network",
+                                payload=AllowReplication()))
         if scaling.REPLICATION_SLOT not in state.slots:
             found.append(Change(provider.name, "create", "replication slot", scaling.REPLICATION_SLOT,
                                 "the primary keeps the WAL the replica has not received",
@@ -162,5 +179,11 @@ def replication_slot(provider, payload: ReplicationSlot) -> None:
     (create_slot if payload.create else drop_slot)(provider.admin.conn, scaling.REPLICATION_SLOT)
 
 
-APPLIERS = {SyncUserlist: sync_userlist, DropUserlist: drop_userlist, ReplicationRole: replication_role,
+def allow_replication(provider, payload: AllowReplication) -> None:
+    from ecoctl.clients.postgres_scaling import allow_replication as allow
+
+    allow(provider.admin.conn, scaling.REPLICATION_HBA)
+
+
+APPLIERS = {AllowReplication: allow_replication, SyncUserlist: sync_userlist, DropUserlist: drop_userlist, ReplicationRole: replication_role,
             ReplicationSlot: replication_slot}

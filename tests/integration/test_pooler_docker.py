@@ -1,14 +1,18 @@
-"""The pooler under the docker runtime, against a real engine: `core.postgres.pooler: pgbouncer` runs
-the pgbouncer image tests/docker/setup.sh builds (Debian's pgbouncer, no registry), the portfolio
-service reaches its database through it (transaction mode), `status` shows the pools, a rotated
-password reaches the pooler's userlist (reloaded in its container) and a thousand clients are served
-through its published port while PostgreSQL takes a hundred. Authentik is the test double.
+"""The pooler and the replica under the docker runtime, against a real engine:
+`core.postgres.pooler: pgbouncer` runs the pgbouncer image tests/docker/setup.sh builds (Debian's
+pgbouncer, no registry), the portfolio service reaches its database through it (transaction mode),
+`status` shows the pools, a rotated password reaches the pooler's userlist (reloaded in its
+container) and a thousand clients are served through its published port while PostgreSQL takes a
+hundred; `core.postgres.replicas: 1` runs a streaming hot standby container (base backup on first
+start, the primary's pg_hba.conf opened to its role by apply): a write is read there within 1 s, a
+write there is refused. The pooler under swarm too. Authentik is the test double.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 
 import httpx
 import psycopg
@@ -37,7 +41,9 @@ def pooled(tmp_path_factory, authentik_on_bridge):
         document["images"] = dict(DOCKER_TEST_IMAGES)
         core = document["core"]
         core["postgres"].update({"port": free_port(), "pooler": "pgbouncer", "pooler_port": free_port(),
-                                 "max_client_conn": CLIENTS + 100})
+                                 "max_client_conn": CLIENTS + 100, "replicas": 1, "replica_port": free_port()})
+        document["services"]["audit"] = {"port": free_port(), "read_replica": True, "pattern": "external",
+                                         "host": "127.0.0.1"}
         core["redis"]["port"] = free_port()
         core["authentik"]["url"] = authentik_on_bridge.base_url
         core["monitoring"]["enabled"] = False
@@ -77,6 +83,33 @@ def test_a_rotated_password_reaches_the_pooler_in_its_container(pooled):
         assert conn.execute("select current_user").fetchone()[0] == "portfolio_user"
     url = f"http://127.0.0.1:{workspace.ecosystem.services['portfolio'].port}"
     assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_replica_container_streams_and_refuses_writes(pooled):
+    from ecoctl.commands.doctor import doctor
+    from ecoctl.commands.stack import status
+
+    workspace = Workspace(pooled.root)
+    assert contract.environment(workspace, "audit", "compose")["DATABASE_READ_URL"].endswith(
+        "@postgres-replica:5432/audit_db")
+    read_url = contract.environment(workspace, "audit", "host")["DATABASE_READ_URL"]
+    assert f":{workspace.ecosystem.core.postgres.replica_port}/audit_db" in read_url
+    write_url = contract.environment(workspace, "audit", "host")["DATABASE_URL"]
+    with psycopg.connect(write_url, autocommit=True, prepare_threshold=None) as writer, \
+            psycopg.connect(read_url, autocommit=True) as reader:
+        writer.execute("create table if not exists marks (id int primary key)")
+        for mark in range(1, 4):
+            writer.execute("insert into marks values (%s)", (mark,))
+            written = time.monotonic()
+            while reader.execute("select 1 from marks where id = %s", (mark,)).fetchone() is None:
+                assert time.monotonic() - written < 1.0, f"mark {mark} not on the replica after 1 s"
+                time.sleep(0.01)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader.execute("insert into marks values (99)")
+    rows = {row.name: row for row in status(workspace).components}
+    assert "replication streaming, lag " in rows["postgres-replica"].detail
+    checks = {check.name: check for check in doctor(workspace)}
+    assert checks["replication"].status == "ok", checks["replication"]
 
 
 def test_a_thousand_clients_through_the_published_pooler(pooled):

@@ -67,7 +67,7 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "local", SCALED)
+    workspace = ecosystem(tmp_path, "docker", SCALED)
     assert component.enabled(workspace.ecosystem)
     if component.container is not None:
         recipe = component.container

@@ -50,8 +50,11 @@ def test_the_settings_and_what_they_may_not_be_combined_with(tmp_path):
         scaled(tmp_path / "a", replicas=2)
     with pytest.raises(UsageError, match="core.postgres.pooler runs beside the stack's own PostgreSQL"):
         scaled(tmp_path / "b", pooler="pgbouncer", external={"host": "db.example.com"})
-    with pytest.raises(UsageError, match="replicas runs under the local runtime only for now, not 'docker'"):
-        scaled(tmp_path / "c", "docker", replicas=1)
+    from ecoctl.runtimes import get_runtime
+
+    with pytest.raises(UsageError, match="replicas runs under the local and docker runtimes only for now, not swarm"):
+        get_runtime(scaled(tmp_path / "c", "swarm", replicas=1)).preflight()  # before anything starts
+    assert scaled(tmp_path / "d", "docker", replicas=1).ecosystem.core.postgres.replicas == 1
     for runtime in ("docker", "swarm"):
         assert scaled(tmp_path / runtime, runtime, pooler="pgbouncer").ecosystem.core.postgres.pooler == "pgbouncer"
 
@@ -197,6 +200,40 @@ def test_the_compose_provider_adds_the_pooler_to_an_existing_compose_yaml(tmp_pa
     workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].pop("pooler"))
     [gone] = pooler_changes(workspace)
     assert (gone.action, gone.name, gone.detail) == ("delete", "pgbouncer", "core.postgres.pooler is not set")
+
+
+def test_in_containers_the_primary_lets_the_replica_stream_from_the_network(tmp_path, monkeypatch):
+    from ecoctl.clients import postgres as client
+    from ecoctl.plan import RuntimeView
+    from ecoctl.providers.postgres_scaling import AllowReplication
+
+    monkeypatch.setattr(client, "verifier_matches", lambda verifier, password: True)
+    workspace = scaled(tmp_path, "docker", replicas=1)
+    provider = PostgresProvider(workspace, runtime=RuntimeView(in_containers=True))
+    done = {scaling.REPLICATION_ROLE: role(scaling.REPLICATION_ROLE, "right", replication=True)}
+    state = actual(slots={scaling.REPLICATION_SLOT: True}, **done)
+    state.scaling.replication_allowed = False
+    assert kinds(diff_scaling(provider, ROLES, state, [])) == \
+        [("update", "pg_hba.conf", scaling.REPLICATION_HBA, AllowReplication)]
+    state.scaling.replication_allowed = True
+    assert diff_scaling(provider, ROLES, state, []) == []
+
+
+def test_the_replica_container_takes_a_base_backup_then_runs_a_hot_standby(tmp_path):
+    from ecoctl import compose_core
+
+    workspace = scaled(tmp_path, "docker", replicas=1, replica_port=15433)
+    entry = compose_core.entry(workspace.ecosystem, components.POSTGRES_REPLICA)
+    assert entry["ports"] == ["127.0.0.1:15433:5432"] and entry["depends_on"] == {
+        "postgres": {"condition": "service_healthy"}}
+    assert entry["volumes"] == ["postgres_replica_data:/var/lib/postgresql/data"]
+    assert entry["environment"]["PGPASSWORD"] == "${REPLICATION_PASSWORD:?run ecoctl init to create .env}"
+    shell, flag, script = entry["entrypoint"]
+    assert (shell, flag) == ("sh", "-c")
+    assert "pg_basebackup -D $$PGDATA -h postgres -p 5432 -U ecoctl_replicator -S ecoctl_replica_1" in script
+    assert script.endswith("postgres -D $$PGDATA -p 5432 -c listen_addresses='*' -c unix_socket_directories= "
+                           "-c hot_standby=on")
+    assert "PGPASSWORD" not in script  # the password stays in the environment, out of argv
 
 
 def test_every_scaling_change_has_an_applier(tmp_path):
