@@ -374,7 +374,7 @@ POSTGRES_REPLICA = Component(
         left_out=lambda ecosystem: "" if replica_enabled(ecosystem) else "core.postgres.replicas is 0",
         notes={"entrypoint": "a base backup of postgres on first start (its slot, its role), then a hot standby"},
         healthcheck={"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -p 5432"], "interval": "5s", "timeout": "5s",
-                     "retries": 60}))
+                     "retries": 30, "start_period": "60s"}))
 
 CATALOG: list[Component] = [POSTGRES, PGBOUNCER, POSTGRES_REPLICA, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER,
                             PROMETHEUS, GRAFANA]

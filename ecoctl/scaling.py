@@ -109,11 +109,13 @@ container network's); the local runtime's replica connects from 127.0.0.1, which
 
 def replica_container_script(primary_host: str, primary_port: int) -> str:
     """The replica container's entrypoint (`sh -c`, as root): its data folder the postgres user's;
-    the base backup on first start (PGPASSWORD from its environment); then the hot standby as the
-    postgres user. `$$` is compose's escape for `$`."""
+    the base backup on first start (PGPASSWORD from its environment; tried again a few times while
+    the primary is not ready for it, its partial copy removed each time); then the hot standby as
+    the postgres user. `$$` is compose's escape for `$`."""
     as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups"
     backup = " ".join(basebackup_args("$$PGDATA", primary_host, primary_port))
     server = " ".join(replica_server_args("$$PGDATA", REPLICA_PORT, "'*'"))
     return (f'mkdir -p "$$PGDATA" && chown postgres:postgres "$$PGDATA" && chmod 700 "$$PGDATA" && '
-            f'if [ ! -s "$$PGDATA/PG_VERSION" ]; then {as_postgres} pg_basebackup {backup} || '
-            f'{{ find "$$PGDATA" -mindepth 1 -delete; exit 1; }}; fi && exec {as_postgres} postgres {server}')
+            f'for try in 1 2 3 4 5 6 7 8 9 10; do [ -s "$$PGDATA/PG_VERSION" ] && break; '
+            f'{as_postgres} pg_basebackup {backup} || {{ find "$$PGDATA" -mindepth 1 -delete; sleep 3; }}; done && '
+            f'[ -s "$$PGDATA/PG_VERSION" ] && exec {as_postgres} postgres {server}')

@@ -54,7 +54,16 @@ def pooled(tmp_path_factory, authentik_on_bridge):
     workspace.env.set("AUTHENTIK_TOKEN", authentik_on_bridge.token)
     workspace.env.save()
     try:
-        up(Workspace(root), health_timeout=300)
+        try:
+            up(Workspace(root), health_timeout=300)
+        except Exception:
+            import subprocess
+
+            for name in ("postgres-replica", "pgbouncer", "postgres"):
+                container = f"{Workspace(root).ecosystem.name}-{name}"
+                logs = subprocess.run(["docker", "logs", "--tail", "30", container], capture_output=True, text=True)
+                print(f"--- {container}\n{logs.stdout}{logs.stderr}")
+            raise
         yield Workspace(root)
     finally:
         down(Workspace(root), remove_volumes=True)
