@@ -10,6 +10,10 @@ one untimed run of each comes first.
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import os
 import resource
 import secrets

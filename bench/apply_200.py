@@ -11,6 +11,10 @@ reload finds no server). `plan` is timed as a fresh process (`python -m ecoctl p
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import os
 import subprocess
 import sys

@@ -15,6 +15,10 @@ concurrent run is also shown against a double that works on at most 4 or 2 calls
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import os
 import sys
 import tempfile

@@ -7,6 +7,10 @@ own floor). Target: each under 150 ms.
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import os
 import resource
 import statistics

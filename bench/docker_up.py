@@ -9,6 +9,10 @@ double on the docker bridge); the stack is removed at the end.
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import sys
 import tempfile
 import time

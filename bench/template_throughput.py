@@ -12,6 +12,10 @@ the server, so the ratio is a lower bound of the servers' own difference.
 
 from __future__ import annotations
 
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
 import http.client
 import os
 import secrets

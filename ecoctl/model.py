@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import check_host, check_redirect_uri, shown
-from ecoctl.support.typed import Invalid, Match, Range, Record
-from ecoctl.support.yaml import dump_roundtrip, fast_load, parse_yaml
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+                                   shown)
+from ecoctl.support.typed import Invalid, Match, Range, Record, checked
+from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
 from ecoctl.names import check_service_name
+from ecoctl.scaling import DataLayerSettings
 
 FILENAME = "ecosystem.yaml"
 AUTHENTIK_VERSION = "2025.12.4"
@@ -27,6 +29,7 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "authentik": f"ghcr.io/goauthentik/server:{AUTHENTIK_VERSION}",
     "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
@@ -45,20 +48,12 @@ class ExternalPostgres(Record):
 
 
 @dataclass
-class PostgresSettings(Record):
-    version: str = "16"
+class PostgresSettings(DataLayerSettings, Record):
+    """The stack's PostgreSQL (or an external one); the pooler's and the replica's keys are DataLayerSettings'."""
+
+    version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None
-    pooler: Literal["pgbouncer"] | None = None
-    """A connection pooler in front of the stack's PostgreSQL: services' DATABASE_URL goes through it."""
-    pooler_port: Port = 6432
-    max_client_conn: Annotated[int, Range(10, 100000)] = 1000
-    """Client connections the pooler accepts at once (the seed's MAX_CLIENT_CONN)."""
-    pool_size: Annotated[int, Range(1, 1000)] = 20
-    """Server connections per pool (one pool per service database and role)."""
-    replicas: Annotated[int, Range(0, 1)] = 0
-    """Streaming read replicas (DATABASE_READ_URL points at one)."""
-    replica_port: Port = 5433
 
 
 @dataclass
@@ -68,7 +63,7 @@ class RedisSettings(Record):
 
 @dataclass
 class AuthentikSettings(Record):
-    version: str = AUTHENTIK_VERSION
+    version: Annotated[str, Match(TAG)] = AUTHENTIK_VERSION
     port: Port = 9000
     url: str | None = None
     """An external Authentik's base URL; when set, the stack does not run its own."""
@@ -85,10 +80,30 @@ class AuthentikSettings(Record):
 
 
 @dataclass
+class AlertmanagerSettings(Record):
+    """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
+
+    enabled: bool = False
+    port: Port = 9093
+    webhook_url: str | None = None
+    """Where Alertmanager POSTs the alerts (its webhook receiver); none: they are only shown."""
+
+    def check(self) -> None:
+        if self.webhook_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid(("webhook_url",), "expected an http:// or https:// URL with a host",
+                              self.webhook_url)
+
+
+@dataclass
 class MonitoringSettings(Record):
     enabled: bool = True
     prometheus_port: Port = 9090
     grafana_port: Port = 3001
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
 
 
 @dataclass
@@ -97,6 +112,22 @@ class CoreSettings(Record):
     redis: RedisSettings = field(default_factory=RedisSettings)
     authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+
+
+Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
+"""A Prometheus duration (`30s`, `5m`, `1h`)."""
+
+
+@dataclass
+class AlertSettings(Record):
+    """A service's alerting rules (Prometheus, rules/<service>.yml): when each fires."""
+
+    p95_ms: Annotated[int, Range(1, 3_600_000)] = 500
+    """ServiceSlow: the 95th percentile latency over 5 minutes is above this many milliseconds."""
+    error_percent: Annotated[int, Range(1, 100)] = 5
+    """ServiceErrors: more than this share of its requests over 5 minutes answer 5xx."""
+    after: Duration = "5m"
+    """How long a condition holds before its alert fires (the rules' `for:`)."""
 
 
 @dataclass
@@ -110,13 +141,14 @@ class ServiceSpec(Record):
     redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
-    read_replica: bool = False
-    """DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)."""
+    read_replica: bool = False  # DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
+        checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
-            self.host = _checked(check_host, self.host, "host")
-        self.redirect_uris = [_checked(check_redirect_uri, uri, "redirect_uris", index)
+            self.host = checked(check_host, self.host, "host")
+        self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
 
 
@@ -137,7 +169,7 @@ class Ecosystem(Record):
 
     def check(self) -> None:
         for name, spec in self.services.items():
-            _checked(check_service_name, name, "services", name)
+            checked(check_service_name, name, "services", name)
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -147,14 +179,13 @@ class Ecosystem(Record):
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
                           "remove the key to use `ecoctl`")
-        postgres = self.core.postgres
-        for key in ("pooler", "replicas"):
-            if postgres.external and getattr(postgres, key):
-                raise Invalid(("core", "postgres", key), f"core.postgres.{key} runs beside the stack's own "
-                              "PostgreSQL: remove it, or core.postgres.external")
         unknown = sorted(set(self.images) - set(DEFAULT_IMAGES))
         if unknown:
             raise Invalid(("images",), f"unknown image key {unknown[0]!r}: use one of {', '.join(DEFAULT_IMAGES)}")
+        for key, image in self.images.items():
+            checked(check_image, image, "images", key)
+        if self.registry is not None:
+            checked(check_registry, self.registry, "registry")
 
     def image(self, key: str) -> str:
         if key == "authentik" and key not in self.images:
@@ -198,40 +229,24 @@ class Ecosystem(Record):
     @property
     def core_ports(self) -> dict[int, str]:
         """The host ports the core stack takes, and which piece takes each."""
+        return {port: piece for piece, (_, port) in self.core_port_keys.items()}
+
+    @property
+    def core_port_keys(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
-        ports = {core.redis.port: "redis", core.authentik.port: "authentik",
-                 core.monitoring.prometheus_port: "prometheus", core.monitoring.grafana_port: "grafana"}
-        if not core.postgres.external:
-            ports[core.postgres.port] = "postgres"
-            if core.postgres.pooler:
-                ports[core.postgres.pooler_port] = "pgbouncer"
-            if core.postgres.replicas:
-                ports[core.postgres.replica_port] = "postgres-replica"
-        return ports
-
-
-def _checked(check, value, *loc):
-    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
-    try:
-        return check(value)
-    except (ValueError, UsageError) as exc:
-        raise Invalid(loc, str(exc)) from None
-
-
-def _line_of(document: Any, loc: tuple) -> int | None:
-    """1-based line of the deepest key in `loc` that the round-trip document knows."""
-    node, line = document, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None and isinstance(key, str) and key in node:
-                line = lc.key(key)[0] + 1
-            elif lc is not None and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            node = node[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    return line
+        keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        if not core.postgres.external:  # the data layer's pieces beside the stack's own server
+            keys.update({piece: (("core", "postgres", key), getattr(core.postgres, key)) for piece, key, wanted in (
+                ("pgbouncer", "pooler_port", core.postgres.pooler), ("postgres-replica", "replica_port",
+                                                                     core.postgres.replicas)) if wanted})
+        keys.update({"redis": (("core", "redis", "port"), core.redis.port),
+                     "authentik": (("core", "authentik", "port"), core.authentik.port),
+                     "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),
+                     "grafana": (("core", "monitoring", "grafana_port"), core.monitoring.grafana_port)})
+        if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
+            keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
+        return keys
 
 
 def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
@@ -260,14 +275,19 @@ def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, h
     raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
 
 
-def _port_clash(ecosystem: Ecosystem) -> tuple[str, str] | None:
-    """The first service whose port another service on its host or the core stack takes (what `up`
-    would otherwise find out after stopping the working service)."""
+def _port_clash(ecosystem: Ecosystem) -> tuple[tuple[str, ...], str] | None:
+    """The key of the first port another core piece, another service on its host or the core stack
+    takes, and why (what `up` would otherwise find out after stopping the working service)."""
+    pieces: dict[int, str] = {}
+    for piece, (key, port) in ecosystem.core_port_keys.items():
+        if port in pieces:
+            return key, f"port {port} is taken by the core stack's {pieces[port]}: choose another"
+        pieces[port] = piece
     seen: dict[str, ServiceSpec] = {}
     for name, spec in ecosystem.services.items():
         clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
         if clash:
-            return name, f"{clash}: choose another"
+            return ("services", name, "port"), f"{clash}: choose another"
         seen = {**seen, name: spec}
     return None
 
@@ -312,7 +332,7 @@ class EcosystemFile:
         except Invalid as exc:
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, exc.loc)
+            line = line_of(document, exc.loc)
             key = ".".join(str(part) for part in exc.loc) or "(top level)"
             if exc.problem in ("unknown key", "missing key"):
                 message = f"{exc.problem} {key!r}"
@@ -324,11 +344,11 @@ class EcosystemFile:
             raise UsageError(f"{path}{where}: {message}") from None
         port_clash = _port_clash(model)
         if port_clash:
-            name, message = port_clash
+            key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form
                 document = parse_yaml(path, text)
-            line = _line_of(document, ("services", name, "port"))
-            raise UsageError(f"{path}{f':{line}' if line else ''}: services.{name}.port: {message}")
+            line = line_of(document, key)
+            raise UsageError(f"{path}{f':{line}' if line else ''}: {'.'.join(key)}: {message}")
         return model
 
     def reloaded(self) -> "EcosystemFile":

@@ -11,6 +11,9 @@ RESERVED = frozenset({"postgres", "template0", "template1", "authentik", "redis"
                       "grafana", "all", "core",
                       # the core stack's own compose services and the local runtime's daemon
                       "authentik-server", "authentik-worker", "supervisord"})
+YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off"})
+"""Names that YAML reads as a null or a boolean (YAML 1.1, which Prometheus and others speak, for
+yes/no/on/off): a service so named would be a key or a job name that is not its name."""
 
 
 def check_service_name(name: str) -> str:
@@ -22,6 +25,9 @@ def check_service_name(name: str) -> str:
             "single hyphens, starting with a letter (e.g. loyalty-points)")
     if name in RESERVED:
         raise UsageError(f"service name {name!r} is reserved: choose another name")
+    if name in YAML_WORDS:
+        raise UsageError(f"service name {name!r} reads as a null or a boolean in YAML files "
+                         "(prometheus.yml, compose.yaml): choose another name")
     return name
 
 

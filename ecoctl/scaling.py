@@ -13,7 +13,11 @@ keep no session state and prepare no named statements (pgbouncer 1.18 cannot car
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from ecoctl.support.typed import Invalid, Range
 
 POOLER_STATS_USER = "ecoctl_pooler"
 """Who reads pgbouncer's admin console (SHOW POOLS): a pgbouncer user only, no PostgreSQL role."""
@@ -37,6 +41,28 @@ def pgbouncer_environment(max_client_conn: int, pool_size: int) -> dict[str, str
             "AUTH_FILE": str(CONTAINER_USERLIST), "STATS_USERS": POOLER_STATS_USER}
 REPLICA_PORT = 5432
 """Where the replica listens inside its container (its host port is core.postgres.replica_port)."""
+
+
+@dataclass
+class DataLayerSettings:
+    """core.postgres's keys for the data layer's scaling (PostgresSettings takes them)."""
+
+    pooler: Literal["pgbouncer"] | None = None
+    """A connection pooler in front of the stack's PostgreSQL: services' DATABASE_URL goes through it."""
+    pooler_port: Annotated[int, Range(1, 65535)] = PGBOUNCER_PORT
+    max_client_conn: Annotated[int, Range(10, 100000)] = 1000
+    """Client connections the pooler takes at once, all pools together (the seed's MAX_CLIENT_CONN)."""
+    pool_size: Annotated[int, Range(1, 1000)] = 20
+    """Server connections per pool (one pool per service database and role)."""
+    replicas: Annotated[int, Range(0, 1)] = 0
+    """Streaming read replicas (DATABASE_READ_URL points at one)."""
+    replica_port: Annotated[int, Range(1, 65535)] = 5433
+
+    def check(self) -> None:
+        key = "pooler" if self.pooler else "replicas" if self.replicas else ""
+        if key and getattr(self, "external", None):
+            raise Invalid((key,), f"core.postgres.{key} runs beside the stack's own PostgreSQL: remove it, or "
+                          "core.postgres.external")
 
 
 def open_files(max_client_conn: int, pool_size: int) -> int:

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from ecoctl import names
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import write_atomic
+from ecoctl.support.atomic import read_text, temp_prefix, write_atomic
+from ecoctl.support.checks import printable
 from ecoctl.support.resources import templates_dir
 from ecoctl.support.template_tree import tree_files
 from ecoctl.template_text import python_package, render_file, render_text  # noqa: F401 (python_package: part of this module's surface)
@@ -30,6 +31,8 @@ MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
 _MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run")
+MAX_FILE = 4 << 20
+"""Largest file a template may hold (4 MiB)."""
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
 
 
@@ -97,11 +100,14 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     manifest = path / MANIFEST
     if not manifest.is_file():
         raise UsageError(f"{path} is not a template: it has no {MANIFEST}")
+    if os.path.islink(manifest) and not Path(os.path.realpath(manifest)).is_relative_to(path):
+        raise UsageError(f"{manifest} is a link to {os.path.realpath(manifest)}, outside the template: "
+                         "make it a file of the template")
     try:
-        text = manifest.read_text(encoding="utf-8")
-        done, data = c_safe_load(text)  # the C parser; what it refuses, the pure one decides
+        text = read_text(manifest)  # at most 1 MiB
+        done, data = c_safe_load(manifest, text)  # the C parser; what it refuses, the pure one decides
         if not done:
-            data = YAML(typ="safe").load(text)
+            data = YAML(typ="safe", pure=True).load(text)
     except (YAMLError, UnicodeDecodeError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -113,8 +119,9 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if unknown:
         raise UsageError(f"{_at(manifest, unknown[0])}: unknown key {unknown[0]!r}; use {', '.join(_MANIFEST_KEYS)}")
     name = data.get("name", path.name)
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"{_at(manifest, 'name')}: `name` must be a non-empty string")
+    if not isinstance(name, str) or not name or printable(name) != name or "\n" in name or "\t" in name:
+        raise UsageError(f"{_at(manifest, 'name')}: `name` must be a non-empty string of one line, "
+                         "without control characters")
     port = data.get("default_port", 8080)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise UsageError(f"{_at(manifest, 'default_port')}: `default_port` must be a port number (1-65535)")
@@ -126,7 +133,7 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if not isinstance(data.get("run") or {}, dict):
         raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     variables = _variables(manifest, data.get("variables") or {})
-    return TemplateInfo(name=name, description=str(data.get("description", "")), path=path,
+    return TemplateInfo(name=name, description=printable(" ".join(str(data.get("description", "")).split())), path=path,
                         default_port=port, variables=variables, source=source, version=version,
                         changelog=_changelog(manifest, data.get("changelog")), run=data.get("run") or {},
                         core=_core(manifest, data.get("core", False), variables))
@@ -161,7 +168,7 @@ def _changelog(manifest: Path, raw: Any) -> tuple[tuple[int, str], ...]:
         if not (isinstance(entry, dict) and set(entry) <= {"version", "summary"}
                 and isinstance(entry.get("version"), int) and not isinstance(entry.get("version"), bool)):
             raise UsageError(f"{_at(manifest, 'changelog')}: `changelog` must be a list of {{version: N, summary: TEXT}}")
-        found.append((entry["version"], str(entry.get("summary", "")).strip()))
+        found.append((entry["version"], printable(str(entry.get("summary", "")).strip())))
     return tuple(found)
 
 
@@ -276,7 +283,7 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
     target = Path(target)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
         try:
             for rel, (content, mode) in rendered.items():
                 path = staging / rel
@@ -305,6 +312,7 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
     context = template_variables(template, variables)
     root = template.files_dir
+    _inside(template, root, f"{template.name}: {FILES_DIR}")
     out: dict[str, tuple[bytes, int]] = {}
     for rel_source in tree_files(root, _SKIPPED, (".pyc", ".pyo")):
         where = f"{template.name}: {rel_source}"
@@ -317,6 +325,11 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
         if wanted is not None and not wanted(rel):
             continue
         source = root / rel_source
+        if os.path.islink(source):
+            _inside(template, source, where)
+        if source.stat().st_size > MAX_FILE:  # re-rendered by every plan, kept whole in the pristine render
+            raise UsageError(f"template {where} is larger than {MAX_FILE >> 20} MiB: a template holds "
+                             "source files; fetch large assets at build time instead")
         data = source.read_bytes()
         if rel_source.endswith(SUFFIX):
             try:
@@ -327,6 +340,15 @@ def _render(template: TemplateInfo, variables: dict[str, Any],
             raise UsageError(f"template {where} renders to {rel}, which another file also renders to")
         out[rel] = (data, source.stat().st_mode & 0o777)
     return out
+
+
+def _inside(template: TemplateInfo, path: Path, where: str) -> None:
+    """Refuse PATH (a link) when it leaves the template's folder: a template renders its own files,
+    never /etc/shadow or another ecosystem's .env a link points at."""
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(os.path.realpath(template.path)):
+        raise UsageError(f"template {where} is a link to {target}, outside the template: make it a file "
+                         "of the template, or remove it")
 
 
 def service_answers(ecosystem, name: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from stat import S_ISREG
 from typing import Any
 
 from ecoctl.errors import UsageError
+from ecoctl.support.checks import check_line, shown
 
 RECORD_FILE = ".ecoctl-template.yml"
 PRISTINE_DIR = Path(".ecoctl") / "pristine"
@@ -62,9 +63,35 @@ class TemplateRecord:
                 or not isinstance(data.get("version"), int) or not isinstance(data.get("answers", {}), dict):
             raise UsageError(f"{where}: expected template, source, ref, version, commit, answers; fix it, "
                              "or delete it and run `ecoctl upgrade SERVICE --adopt-from VERSION`")
+        answers = dict(data.get("answers") or {})
+        commit = data.get("commit")
+        if commit is not None and not (isinstance(commit, str) and len(commit) in (40, 64)
+                                       and all(c in "0123456789abcdef" for c in commit)):
+            raise UsageError(f"{where}: commit {shown(commit)} is not a full git commit id: fix it, or delete "
+                             "it and run `ecoctl upgrade SERVICE --adopt-from VERSION`")
+        try:
+            check_line(data.get("ref"), "ref", 2000)
+            check_line(data.get("source"), "source", 100)
+            for key, value in answers.items():
+                _check_answer(key, value)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}: fix it, or delete it and run `ecoctl upgrade SERVICE "
+                             "--adopt-from VERSION`") from None
         return cls(template=data["template"], source=str(data.get("source", "shipped")),
                    ref=str(data.get("ref") or data["template"]), version=data["version"],
-                   commit=data.get("commit"), answers=dict(data.get("answers") or {}))
+                   commit=commit, answers=answers)
+
+
+def _check_answer(key: Any, value: Any) -> None:
+    """An answer as its use needs it: a variable name; one line of text or a number (it goes into
+    a line of a file, e.g. a Dockerfile's `ARG`); an image reference for an `*_image` answer."""
+    from ecoctl.support.checks import check_image
+
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ValueError(f"answer name {shown(key)} is not a variable name")
+    check_line(value, f"answer {key}")
+    if key.endswith("_image") and value is not None:
+        check_image(value)
 
 
 def record_for(source, answers: dict[str, Any]) -> TemplateRecord:
@@ -106,8 +133,8 @@ def unrecorded_notice(services: list[str]) -> list[str]:
     if len(services) == 1:
         return [f"services/{services[0]}/ has no {RECORD_FILE}: `ecoctl upgrade {services[0]} --adopt-from "
                 "VERSION` records the template version it was made from"]
-    shown = ", ".join(services[:5]) + (f" and {len(services) - 5} more" if len(services) > 5 else "")
-    return [f"{len(services)} services have no {RECORD_FILE} ({shown}): `ecoctl upgrade NAME --adopt-from "
+    listed = ", ".join(services[:5]) + (f" and {len(services) - 5} more" if len(services) > 5 else "")
+    return [f"{len(services)} services have no {RECORD_FILE} ({listed}): `ecoctl upgrade NAME --adopt-from "
             "VERSION` records the template version each was made from"]
 
 
@@ -134,7 +161,7 @@ def write_pristine(root: Path, service: str, files: dict[str, bytes]) -> None:
 
     shutil.rmtree(Path(root) / PRISTINE_DIR / service, ignore_errors=True)  # the folder older versions kept
     document = {"files": {rel: base64.b64encode(content).decode("ascii") for rel, content in sorted(files.items())}}
-    write_atomic(pristine_path(root, service), json.dumps(document), mode=0o644, durable=False)
+    write_atomic(pristine_path(root, service), json.dumps(document), mode=0o600, durable=False)
 
 
 def read_pristine(root: Path, service: str, record: TemplateRecord) -> dict[str, bytes] | None:
@@ -153,18 +180,32 @@ def _pristine_files(root: Path, service: str) -> dict[str, bytes] | None:
     import binascii
     import json
 
+    path = pristine_path(root, service)
     try:
-        document = json.loads(pristine_path(root, service).read_text(encoding="utf-8"))
-        return {str(rel): base64.b64decode(content, validate=True) for rel, content in document["files"].items()}
+        document = json.loads(path.read_text(encoding="utf-8"))
+        files = {rel: base64.b64decode(content, validate=True) for rel, content in document["files"].items()}
     except FileNotFoundError:
         pass
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, RecursionError):
         return None  # not what ecoctl wrote: as if gone
+    else:
+        for rel in files:
+            if not is_inside(rel):
+                raise UsageError(f"{path}: holds the path {shown(rel)}, which is not inside services/{service}/ "
+                                 f"(not written by ecoctl): delete {path}")
+        return files
     folder = Path(root) / PRISTINE_DIR / service  # as older versions kept it
     if not folder.is_dir():
         return None
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
             if path.is_file()}
+
+
+def is_inside(rel: object) -> bool:
+    """Whether REL (read from a record or a pristine render) is a relative POSIX path that stays in
+    the service's folder: not absolute, no `..`, `.` or empty part, no NUL or backslash."""
+    return isinstance(rel, str) and bool(rel) and not rel.startswith("/") and "\0" not in rel \
+        and "\\" not in rel and all(part not in ("", ".", "..") for part in rel.split("/"))
 
 
 def remove_pristine(root: Path, service: str) -> None:

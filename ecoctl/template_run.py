@@ -23,6 +23,14 @@ class LocalRun:
     """Commands run in order in the service folder when the inputs changed."""
     command: tuple[str, ...]
     """The supervised process (the service contract is its environment)."""
+    shared: str | None = None
+    """What the build's output depends on when it is shared between services (one of SHARED_BY),
+    else None: each service builds its own."""
+
+
+SHARED_BY = {"python-dependencies": "the Python dependencies its pyproject.toml / requirements.txt declare"}
+"""`run.local.shared`: the build output is the same for every service whose ... are the same, so
+it is built once per distinct set and shared (the local runtime computes that key)."""
 
 
 def template_of(workspace, name: str) -> TemplateInfo:
@@ -88,7 +96,11 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     inputs = declared.get("inputs") or ["**/*"]
     if not isinstance(inputs, list) or not all(isinstance(glob, str) for glob in inputs):
         raise UsageError(f"{where}.inputs must be a list of file patterns")
-    return LocalRun(tuple(inputs), tuple(argv(step, "build") for step in build), argv(declared["command"], "command"))
+    shared = declared.get("shared")
+    if shared is not None and shared not in SHARED_BY:
+        raise UsageError(f"{where}.shared must be one of: {', '.join(SHARED_BY)}")
+    return LocalRun(tuple(inputs), tuple(argv(step, "build") for step in build), argv(declared["command"], "command"),
+                    shared)
 
 
 def docker_build_args(workspace, name: str) -> dict[str, str]:

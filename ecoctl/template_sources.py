@@ -100,13 +100,22 @@ def versions(source: Source) -> list[int]:
     return sorted(found)
 
 
-def recorded_template(record, source: Source) -> TemplateInfo | None:
+def recorded_template(record, source: Source, *, offline: bool = False) -> TemplateInfo | None:
     """The template at the version a service's record (template_record.TemplateRecord) names: the
-    recorded git commit, or the folder's current or versions/<N>/ release; None when not kept."""
+    recorded git commit, or the folder's current or versions/<N>/ release; None when not kept.
+
+    A git commit is fetched from the repository ecosystem.yaml names (`source`), and only when the
+    record names that repository too: a record is a file in the service's folder, and never makes
+    ecoctl fetch from elsewhere. `offline`: only a commit already exported in the cache (a plan
+    never fetches because of a record)."""
     if record.source == "git":
-        if not record.commit or not is_git(record.ref):
+        if not record.commit or not is_git(record.ref) or source.kind != "git" \
+                or parse_git(record.ref)[0] != source.url:
             return None
-        return resolve(with_rev(record.ref, record.commit)).template
+        if offline:
+            tree = _mirror(source.url) / record.commit
+            return load_template(tree, "git") if (tree / "template.yaml").is_file() else None
+        return resolve(with_rev(source.ref, record.commit)).template
     if record.template != source.template.name or source.kind == "git":
         return None
     return at_version(source, record.version)
@@ -121,7 +130,7 @@ def cache_root() -> Path:
 
 def git_export(url: str, rev: str, *, fetch: bool) -> tuple[Path, str]:
     """(folder holding the tree of `url` at `rev`, its full commit id)."""
-    mirror = cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16]
+    mirror = _mirror(url)
     bare = mirror / "repo.git"
     if not bare.is_dir():
         bare.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +157,10 @@ def git_export(url: str, rev: str, *, fetch: bool) -> tuple[Path, str]:
     if not tree.is_dir():
         _export(bare, commit, tree, url)
     return tree, commit
+
+
+def _mirror(url: str) -> Path:
+    return cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _rev_parse(bare: Path, rev: str) -> str | None:
@@ -179,6 +192,11 @@ def _export(bare: Path, commit: str, tree: Path, url: str) -> None:
         os.rename(staging, tree)
     except FileExistsError:  # another process exported it first
         shutil.rmtree(staging, ignore_errors=True)
+    except getattr(tarfile, "FilterError", ()) as exc:  # e.g. a link that leaves the tree
+        shutil.rmtree(staging, ignore_errors=True)
+        member = getattr(getattr(exc, "tarinfo", None), "name", "a file")
+        raise UsageError(f"git template {url}: {member[:200]!r} at {commit[:12]} is refused ({type(exc).__name__}: "
+                         "a link or path that leaves the template): remove it from the repository") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

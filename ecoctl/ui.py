@@ -128,6 +128,14 @@ def print_status(report) -> None:
         out.print("No drift.")
     for system, reason in report.pending.items():
         out.print(f"[yellow]unknown[/] {escape(system)}: {escape(reason)}", markup=True)
+    if report.alerts:
+        alerts = _table("alert", "service", "severity", "firing since", "summary")
+        for alert in report.alerts:
+            alerts.add_row(escape(alert["name"]), escape(alert["service"]), escape(alert["severity"]),
+                           escape(alert["since"]), escape(alert["summary"]))
+        out.print(alerts)
+    elif report.alerts is not None:
+        out.print("No alerts firing.")
 
 
 def print_service_result(result) -> None:

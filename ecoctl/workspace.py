@@ -10,6 +10,7 @@ from typing import Iterable
 
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.model import FILENAME, Ecosystem, EcosystemFile
+from ecoctl.support.checks import printable
 from ecoctl.support.envfile import EnvFile
 
 STATE_DIR = ".ecoctl"
@@ -49,6 +50,45 @@ def find_root(start: Path | None = None) -> Path:
     raise UsageError(f"no {FILENAME} in {here} or above: run `ecoctl init DIR`, or pass --dir DIR")
 
 
+def check_not_shared(directory: Path) -> None:
+    """Refuse DIRECTORY (an ecosystem folder, made or to be made) when another user could replace
+    what is in it, as ssh refuses its files: the folder and each folder above it must belong to you
+    or root and be writable by no one else (a group of its owner's alone may; above the ecosystem,
+    a sticky folder like /tmp may too, where no one else can rename or remove what is yours)."""
+    import stat
+
+    me = os.geteuid()
+    folder = Path(os.path.abspath(directory))
+    own = True  # the ecosystem folder itself: no one else may even add to it
+    while True:
+        try:
+            info = os.stat(folder)
+        except FileNotFoundError:
+            folder, own = folder.parent, False  # made by init: what decides is the folders above
+            continue
+        others = info.st_mode & 0o002 or (info.st_mode & 0o020 and not _private_group(info))
+        if info.st_uid not in (me, 0) or (others and (own or not info.st_mode & stat.S_ISVTX)):
+            raise UsageError(f"{printable(str(folder))} (owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}) "
+                             "lets another user replace what ecoctl runs from the ecosystem: use a folder "
+                             "owned by you or root that only its owner can write (chmod go-w)")
+        if folder.parent == folder:
+            return
+        folder, own = folder.parent, False
+
+
+def _private_group(info) -> bool:
+    """Whether the group of a folder is its owner's alone (no other member; a user private group)."""
+    import grp
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(info.st_uid)
+        group = grp.getgrgid(info.st_gid)
+    except KeyError:
+        return False
+    return group.gr_gid == owner.pw_gid and set(group.gr_mem) <= {owner.pw_name}
+
+
 class Workspace:
     """The ecosystem directory. It is the one owner of `.env`: secrets are generated here, once,
     before anything is planned, and what a system hands back (`record`) is saved here."""
@@ -86,6 +126,7 @@ class Workspace:
         import fcntl
         import time
 
+        check_not_shared(self.root)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # secrets inside are 0600/0700 each
         fd = os.open(self.state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout

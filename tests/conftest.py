@@ -42,8 +42,11 @@ def pytest_collection_modifyitems(config, items):
     """Groups for pytest-xdist's `--dist loadgroup` (tests/run.sh): each file runs on one worker, as
     its module fixtures (servers, users, stacks) are made once for it; every test marked `docker`
     shares one group, since swarm mode and the engine's images are machine-wide. That group is the
-    longest, so it goes first and the other worker takes the files meanwhile."""
+    longest, so it goes first and the other worker takes the files meanwhile. A file that names its
+    group itself (USERS_GROUP) keeps it."""
     for item in items:
-        group = ENGINE_GROUP if item.get_closest_marker("docker") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.xdist_group(ENGINE_GROUP))
+        elif item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     items.sort(key=lambda item: not item.get_closest_marker("docker"))

@@ -9,6 +9,12 @@ import sys
 from pathlib import Path
 
 
+USERS_GROUP = "linux-users"
+"""The xdist group of test files that create and remove Linux accounts (useradd and userdel lock
+/etc/passwd; one worker runs them): `pytestmark = pytest.mark.xdist_group(USERS_GROUP)`. The
+other files are grouped one per file (tests/conftest.py)."""
+
+
 def run_ecoctl(*args: str, cwd: Path | None = None, env: dict | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecoctl", *args], cwd=cwd, capture_output=True,
@@ -125,3 +131,28 @@ def docker_engine_problem() -> str | None:
     if missing:
         return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
     return None
+
+
+def assert_refused(result: subprocess.CompletedProcess, code: int = 2, *words: str) -> str:
+    """RESULT (a run of the CLI) refused: exit CODE, one line on stderr (no traceback) containing
+    each of WORDS; that line."""
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def new_ecosystem_dir(tmp_path: Path, runtime: str = "local") -> Path:
+    """`ecoctl init TMP_PATH/eco --runtime RUNTIME` (in process); the folder."""
+    from ecoctl.commands.init import init_ecosystem
+
+    init_ecosystem(tmp_path / "eco", runtime=runtime)
+    return tmp_path / "eco"
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of the ecosystem ROOT (its .ecoctl/ state aside): path -> content."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and ".ecoctl" not in path.parts}

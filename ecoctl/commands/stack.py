@@ -75,6 +75,8 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
         found["redis"] = f"redis://127.0.0.1:{core.redis.port}"
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):
         found["prometheus"] = workspace.prometheus_url
+    if components.ALERTMANAGER.enabled(workspace.ecosystem) and "alertmanager" not in (not_run or {}):
+        found["alertmanager"] = f"http://127.0.0.1:{core.monitoring.alertmanager.port}"
     return found
 
 
@@ -127,9 +129,9 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         result.started.append("services")
     if components.enabled(workspace.ecosystem, "monitoring"):
         stage("monitoring")
+        converge_stage({"prometheus", "grafana"})  # their files first: each program reads them as it starts
         if runtime.start_monitoring(on_demand=on_demand):
             result.started.append("monitoring")
-        converge_stage({"prometheus", "grafana"})
     stage("health")
     health = runtime.wait_healthy(names, timeout=health_timeout)
     not_run = runtime.not_run()
@@ -178,6 +180,9 @@ class StatusReport:
     running: bool = True
     compared: list[str] = field(default_factory=list)
     """The systems whose drift was read (only the files while the stack is down)."""
+    alerts: list[dict] | None = None
+    """The alerts Prometheus has firing (name, service, severity, since, summary); None when no
+    Prometheus of the ecosystem answers."""
 
     @property
     def failed(self) -> list[str]:
@@ -189,7 +194,7 @@ class StatusReport:
                 "components": [c.to_json() for c in self.components],
                 "compared": self.compared,
                 "drift": [change.to_json() for change in self.drift],
-                "pending": pending_json(self.pending)}
+                "pending": pending_json(self.pending), "alerts": self.alerts}
 
 
 OFFLINE_SYSTEMS = {"files", "compose"}
@@ -212,4 +217,10 @@ def status(workspace) -> StatusReport:
     only = None if running or external_servers else offline & used
     plan = plan_workspace(workspace, only=only)
     compared = sorted(only if only is not None else used)
-    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending, running, compared)
+    alerts = None
+    if running and workspace.ecosystem.core.monitoring.enabled:
+        from ecoctl.clients import prometheus
+
+        alerts = prometheus.firing_alerts(workspace.prometheus_url)
+    return StatusReport(workspace.ecosystem.runtime, components, plan.changes, plan.pending, running, compared,
+                        alerts)

@@ -161,10 +161,20 @@ def _left_out(ecosystem) -> dict[str, str]:
             if (reason := compose_core.left_out(ecosystem, component))}
 
 
-def _named_volumes(entry: dict | None) -> set[str]:
-    """The named volumes (not paths) a compose entry mounts."""
-    return {str(volume).split(":", 1)[0] for volume in (entry or {}).get("volumes") or []
-            if not str(volume).startswith((".", "/", "~"))}
+def _switched_on(ecosystem) -> list[str]:
+    """Core services ecosystem.yaml switches in and out (Alertmanager, the stack's own Authentik)
+    that it switches in: compose.yaml gets them when they are missing, as `left_out` takes them out."""
+    from ecoctl import compose_core
+
+    return [component.name for component in compose_core.in_compose(ecosystem)
+            if component.container.left_out is not None]
+
+
+@dataclass(frozen=True)
+class AddCoreService:
+    """A core component's whole entry (and its data volume) added to compose.yaml."""
+
+    name: str
 
 
 def _drop_unused_anchors(document, services) -> None:
@@ -182,17 +192,6 @@ def _drop_unused_anchors(document, services) -> None:
 class ComposeProvider(Provider):
     name = "compose"
     _main: ComposeFile | None = None
-
-    def _added_core(self, current: dict, left_out: dict[str, str]) -> list[Change]:
-        """The entries of core services enabled since compose.yaml was written (the pooler)."""
-        from ecoctl import compose_core, components
-
-        ecosystem = self.workspace.ecosystem
-        return [Change(self.name, "create", "compose service", component.name, "enabled in ecosystem.yaml",
-                       payload=SetService(component.name, compose_core.entry(ecosystem, component)))
-                for component in components.CATALOG
-                if component.container is not None and component.container.added
-                and component.name not in left_out and component.name not in current]
 
     @property
     def main_path(self) -> Path:
@@ -248,7 +247,10 @@ class ComposeProvider(Provider):
             if isinstance(current.get(key), dict):
                 changes.append(Change(self.name, "delete", "compose service", key, reason,
                                       payload=SetService(key, None)))
-        changes.extend(self._added_core(current, left_out))
+        for key in _switched_on(self.workspace.ecosystem):
+            if key not in current:
+                changes.append(Change(self.name, "create", "compose service", key, "switched on in ecosystem.yaml",
+                                      payload=AddCoreService(key)))
         for key, wanted in desired["core"].items():
             entry = current.get(key)
             if not isinstance(entry, dict) or key in left_out:
@@ -321,9 +323,6 @@ class ComposeProvider(Provider):
         main = self._main_file()
         if not main.exists or main._document is not None or main.data is None:
             return False
-        declared = set((main.data or {}).get("volumes") or {})
-        if any(_named_volumes(change.payload.entry) - declared for change in changes):
-            return False  # a new top-level volume too: the round-trip edit adds it
         result = appended(main.path, main.text, main.data, "services",
                           {change.payload.name: change.payload.entry for change in changes})
         if result is None:
@@ -361,10 +360,6 @@ class ComposeProvider(Provider):
             _merge_entry(services[payload.name], payload.entry)
         else:
             services[payload.name] = payload.entry
-            for volume in sorted(_named_volumes(payload.entry)):
-                if main.document.get("volumes") is None:
-                    main.document["volumes"] = {}
-                main.document["volumes"].setdefault(volume, None)
         self._save_main()
 
     def set_separate_file(self, payload: SetSeparateFile) -> None:
@@ -384,5 +379,18 @@ class ComposeProvider(Provider):
             services[name] = document["services"][name]
         file.save()
 
+    def add_core_service(self, payload: AddCoreService) -> None:
+        from ecoctl import compose_core, components
+
+        component = components.named(payload.name)
+        main = self._main_file()
+        main.document.setdefault("services", {})[payload.name] = compose_core.entry(self.workspace.ecosystem, component)
+        if component.data:
+            if not isinstance(main.document.get("volumes"), dict):
+                main.document["volumes"] = {}
+            main.document["volumes"].setdefault(component.data, None)
+        self._save_main()
+
     appliers = {SetProject: set_project, SetCoreField: set_core_field, SetService: set_service,
+                AddCoreService: add_core_service,
                 SetSeparateFile: set_separate_file}

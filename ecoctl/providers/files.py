@@ -51,17 +51,27 @@ def render_core_files(context: dict) -> dict[str, bytes]:
 def core_context(workspace, in_containers: bool) -> dict:
     """What the core stack's templates are rendered with; IN_CONTAINERS: the stack runs in
     containers (`RuntimeView.in_containers`), where Prometheus listens on its container port."""
-    from ecoctl import compose_core
+    from ecoctl import compose_core, components
+    from ecoctl.clients.prometheus_config import render_job
 
     ecosystem = workspace.ecosystem
+    jobs = [core_job(name, target, path)
+            for name, (target, path) in components.scrape_targets(ecosystem, in_containers).items()]
     images = {key: ecosystem.image(key) for key in ("postgres", "redis", "authentik", "prometheus",
                                                       "grafana", "python")}
     return {"name": ecosystem.name, "core": ecosystem.core,
             "images": images, "prometheus_url": "http://prometheus:9090",
-            "prometheus_self": "localhost:9090" if in_containers
-            else f"localhost:{ecosystem.core.monitoring.prometheus_port}",
+            "prometheus_jobs": "".join(render_job(job, 2, 4) for job in jobs),
             "authentik_version": ecosystem.core.authentik.version,
             "authentik_in_stack": ecosystem.authentik_in_stack, "compose": compose_core.text(ecosystem)}
+
+
+def core_job(name: str, target: str, metrics_path: str):
+    """A core component's scrape job as prometheus.yml first holds it (the prometheus provider keeps
+    it so): its target, its metrics path only when it is not Prometheus's default."""
+    from ecoctl.clients.prometheus_config import METRICS_PATH, ScrapeJob
+
+    return ScrapeJob(name, (target,), None if metrics_path == METRICS_PATH else metrics_path, None)
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ def service_group(workspace, name: str) -> FileGroup:
     if record is not None:
         # files gone missing come back as the recorded version made them: a newer template version
         # reaches the service only through `ecoctl upgrade`
-        template = recorded_template(record, source)
+        template = recorded_template(record, source, offline=True)  # a plan never fetches for a record
         if template is None:
             kept = read_pristine(workspace.root, name, record) or {}
             files = {prefix + rel: content for rel, content in kept.items()}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ecoctl.support.atomic import write_atomic
 from ecoctl.plan import Change, Provider
+from ecoctl.providers.prometheus_alerts import WINDOW, error_share, job_selector, p95_latency
 
 DASHBOARDS_DIR = Path("monitoring/grafana/dashboards")
 DATASOURCE_UID = "ecoctl-prometheus"
@@ -39,16 +40,21 @@ def dashboard_uid(service: str) -> str:
 
 
 def panel_queries(service: str) -> dict[str, str]:
-    """The PromQL of each panel, over the metrics every service template exposes."""
-    job = f'job="{service}"'
+    """The PromQL of each panel, over the metrics every service template exposes (the alerting
+    rules' queries). Each answers with a number for a healthy service: no request of a kind is a
+    rate of 0 (`or on() vector(0)` adds a 0 only where the left side has no series), and the 5xx
+    share of no traffic is 0, not 0/0 (see `prometheus_alerts.error_share`)."""
+    job = job_selector(service)
     return {
-        "Request rate": f"sum by (status) (rate(http_requests_total{{{job}}}[5m]))",
-        "Error rate (5xx share)": (f'sum(rate(http_requests_total{{{job},status=~"5.."}}[5m]))'
-                                   f" / sum(rate(http_requests_total{{{job}}}[5m]))"),
-        "p95 latency": ("histogram_quantile(0.95, sum by (le) "
-                        f"(rate(http_request_duration_seconds_bucket{{{job}}}[5m])))"),
-        "Up": f"up{{{job}}}",
+        "Request rate": f"sum by (status) (rate(http_requests_total{job}[{WINDOW}])) or on() vector(0)",
+        "Error rate (5xx share)": error_share(service),
+        "p95 latency": p95_latency(service),
+        "Up": f"up{job}",
     }
+
+
+NO_VALUE = {"p95 latency": "no requests"}
+"""What a panel says instead of "No data": a quantile of no requests has no value to show."""
 
 
 _PANELS = [  # title, type, unit, legend, grid position (w, h, x, y)
@@ -69,7 +75,8 @@ def render_dashboard(service: str) -> dict:
             "title": title,
             "datasource": DATASOURCE,
             "gridPos": {"h": h, "w": w, "x": x, "y": y},
-            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "fieldConfig": {"defaults": {"unit": unit, **({"noValue": NO_VALUE[title]} if title in NO_VALUE else {})},
+                            "overrides": []},
             "options": {},
             "targets": [{"refId": "A", "datasource": DATASOURCE, "expr": queries[title],
                          "legendFormat": legend}],

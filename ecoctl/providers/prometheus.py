@@ -1,19 +1,27 @@
-"""Prometheus scrape jobs: one per service in ecosystem.yaml, in monitoring/prometheus/prometheus.yml.
+"""Prometheus scrape jobs: one per service in ecosystem.yaml and one per core component that serves
+metrics (Prometheus itself first), in monitoring/prometheus/prometheus.yml; and each service's
+alerting rules beside its job (see `prometheus_alerts`).
 
-ecoctl manages the jobs of the services in ecosystem.yaml and the jobs it wrote before (marked
-`# managed by ecoctl`); every other job is the user's and is never touched. Each write is checked
-with promtool first, then a running Prometheus is reloaded and asked whether it took the job.
+ecoctl manages the jobs of the services in ecosystem.yaml, the core components' and the jobs it
+wrote before (marked `# managed by ecoctl`); every other job is the user's and is never touched. A
+core job with the right target is in place even without the mark (files made before it was
+ecoctl's). Each write is checked with promtool first, then a running Prometheus is reloaded and
+asked whether it took the job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecoctl.clients import prometheus, prometheus_config
+from ecoctl import components
+from ecoctl.clients import prometheus, prometheus_config, prometheus_rules
 from ecoctl.clients.prometheus_config import PrometheusConfig, ScrapeJob
+from ecoctl.clients.prometheus_rules import RuleFile
 from ecoctl.model import Ecosystem, ServiceSpec
 from ecoctl.plan import Change, Provider
+from ecoctl.providers import prometheus_alerts
+from ecoctl.providers.files import core_job
 
 KIND = "scrape job"
 
@@ -24,6 +32,26 @@ class ScrapeState:
     """Every job in prometheus.yml."""
     loaded: set[str] | None
     """The jobs the running Prometheus scrapes; None when it does not answer."""
+    rules: dict[str, RuleFile] = field(default_factory=dict)
+    """Each service's rule file (and a removed service's, while it holds ecoctl's rules)."""
+    listed: bool = True
+    """prometheus.yml's rule_files loads rules/*.yml."""
+    alerting: tuple = (False, False, ())
+    """prometheus.yml's alerting block: present, ecoctl's, its targets (`prometheus_rules.alerting`)."""
+    alertmanager: str | None = None
+    """alertmanager.yml's text (None: no file)."""
+    loaded_groups: set[str] | None = None
+    """The rule groups the running Prometheus evaluates; None when it does not answer."""
+
+
+@dataclass(frozen=True)
+class Desired:
+    jobs: dict[str, ScrapeJob]
+    rules: dict[str, list[dict]]
+    """Service -> its alerting rules."""
+    alertmanager: str | None = None
+    """Where Prometheus sends alerts (None: Alertmanager is not enabled)."""
+    alertmanager_config: str | None = None
 
 
 def scrape_target(service: str, spec: ServiceSpec, in_containers: bool) -> str:
@@ -41,8 +69,12 @@ def scrape_target(service: str, spec: ServiceSpec, in_containers: bool) -> str:
 
 
 def desired_jobs(ecosystem: Ecosystem, in_containers: bool) -> dict[str, ScrapeJob]:
-    return {name: ScrapeJob(name, (scrape_target(name, spec, in_containers),))
-            for name, spec in ecosystem.services.items()}
+    """The core components' jobs (from the catalog), then one per service."""
+    jobs = {name: core_job(name, target, path)
+            for name, (target, path) in components.scrape_targets(ecosystem, in_containers).items()}
+    jobs.update((name, ScrapeJob(name, (scrape_target(name, spec, in_containers),)))
+                for name, spec in ecosystem.services.items())
+    return jobs
 
 
 @dataclass(frozen=True)
@@ -79,33 +111,54 @@ class PrometheusProvider(Provider):
     def read(self) -> ScrapeState:
         """Every job in the file (the user's too: diff needs them to leave them alone), and the jobs
         a running Prometheus has loaded (None when none answers, or with reload off)."""
-        jobs = self._config().jobs
+        config = self._config()
         loaded = prometheus.loaded_jobs(self.workspace.prometheus_url) if self.reload else None
-        return ScrapeState(jobs, loaded)
+        rules = prometheus_alerts.read_rules(self.workspace.root, set(self.workspace.ecosystem.services))
+        try:
+            alertmanager = (self.workspace.root / components.ALERTMANAGER_CONFIG).read_text()
+        except FileNotFoundError:
+            alertmanager = None
+        groups = prometheus.loaded_rule_groups(self.workspace.prometheus_url) if loaded is not None else None
+        return ScrapeState(config.jobs, loaded, rules, prometheus_rules.lists_rules(config.text),
+                           prometheus_rules.alerting(config.text), alertmanager, groups)
 
-    def desired(self) -> dict[str, ScrapeJob]:
-        return desired_jobs(self.workspace.ecosystem, self.runtime.in_containers)
+    def desired(self) -> Desired:
+        ecosystem = self.workspace.ecosystem
+        target = components.scrape_targets(ecosystem, self.runtime.in_containers).get(components.ALERTMANAGER.name)
+        settings = ecosystem.core.monitoring.alertmanager
+        return Desired(desired_jobs(ecosystem, self.runtime.in_containers),
+                       {name: prometheus_alerts.desired_rules(name, spec.alerts)
+                        for name, spec in ecosystem.services.items()},
+                       target[0] if target else None,
+                       prometheus_alerts.alertmanager_text(settings) if target else None)
 
-    def diff(self, desired: dict[str, ScrapeJob], actual: ScrapeState) -> list[Change]:
+    def diff(self, desired: Desired, actual: ScrapeState) -> list[Change]:
         changes = []
-        for name, job in desired.items():
+        services = self.workspace.ecosystem.services
+        for name, job in desired.jobs.items():
             have = actual.jobs.get(name)
+            service = name if name in services else None
             if have is None:
                 changes.append(Change(self.name, "create", KIND, name, f"target {job.targets[0]}",
-                                      service=name, payload=WriteJob(job)))
+                                      service=service, payload=WriteJob(job)))
             elif not job.same_settings(have):
                 changes.append(Change(self.name, "update", KIND, name, _difference(have, job),
-                                      service=name, payload=WriteJob(job)))
+                                      service=service, payload=WriteJob(job)))
             elif actual.loaded is not None and name not in actual.loaded:
                 # written, but the reload never happened (a run stopped half-way, a failed reload)
                 changes.append(Change(self.name, "update", KIND, name,
                                       "in prometheus.yml, not loaded by the running Prometheus: reload",
-                                      service=name, payload=WriteJob(job)))
+                                      service=service, payload=WriteJob(job)))
         for name, have in actual.jobs.items():
-            if have.managed and name not in desired:
-                changes.append(Change(self.name, "delete", KIND, name, "service removed",
-                                      service=name, payload=DeleteJob(name)))
-        return changes
+            if have.managed and name not in desired.jobs:
+                core = components.named(name) is not None
+                changes.append(Change(self.name, "delete", KIND, name,
+                                      "not run by this ecosystem" if core else "service removed",
+                                      service=None if core else name, payload=DeleteJob(name)))
+        return (changes + prometheus_alerts.diff_rules(self.name, desired.rules, actual.rules, actual.listed,
+                                                      actual.loaded_groups)
+                + prometheus_alerts.diff_alerting(self.name, desired.alertmanager, actual.alerting,
+                                                  desired.alertmanager_config, actual.alertmanager))
 
     def prepare(self, changes: list[Change]) -> None:
         """Start promtool on the file these changes make, in the background, so the postgres and
@@ -124,8 +177,10 @@ class PrometheusProvider(Provider):
         the text is still the same), one write, one reload (and one wait for the running
         Prometheus to show them all); each change is done after that."""
         try:
+            rules = prometheus_alerts.rule_edits(self.workspace.root, changes)  # each checked by promtool
             _, text = self._edited(changes)
             prometheus_config.write_config(self.path, text, self._check)
+            prometheus_alerts.write_edits(rules)
         finally:
             self._stop_check()
         writes = {change.payload.job.name for change in changes if isinstance(change.payload, WriteJob)}
@@ -152,11 +207,17 @@ class PrometheusProvider(Provider):
     def _edit(self, config: PrometheusConfig, changes: list[Change]) -> str:
         writes = [change.payload.job for change in changes if isinstance(change.payload, WriteJob)]
         deletes = [change.payload.name for change in changes if isinstance(change.payload, DeleteJob)]
-        unknown = [change for change in changes if not isinstance(change.payload, (WriteJob, DeleteJob))]
+        unknown = [change for change in changes if not isinstance(change.payload, (WriteJob, DeleteJob, *RULES))]
         if unknown:
             raise TypeError(f"{self.name} provider cannot apply {unknown[0]}")
         text = config.with_jobs([_keeping_extras(config, job) for job in writes])
-        return PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
+        text = PrometheusConfig(text, self.path).without_jobs(deletes) if deletes else text
+        if any(isinstance(change.payload, prometheus_alerts.ListRules) for change in changes):
+            text = prometheus_rules.with_rules_listed(self.path, text)
+        for change in changes:
+            if isinstance(change.payload, prometheus_alerts.Alerting):
+                text = prometheus_rules.with_alerting(self.path, text, change.payload.target)
+        return text
 
     def _stop_check(self) -> None:
         started, self._check = self._check, None
@@ -182,7 +243,15 @@ class PrometheusProvider(Provider):
         if self.reload and reload_prometheus is not None and reload_prometheus():
             prometheus.wait_for_jobs(self.workspace.prometheus_url, present=present, absent=absent)
 
-    appliers = {WriteJob: write_job, DeleteJob: delete_job}
+    def write_rules(self, payload) -> None:
+        """One rule change on its own (apply_all does them all at once)."""
+        self.apply_all([Change(self.name, "update", prometheus_alerts.KIND, "", payload=payload)], lambda _: None)
+
+    appliers = {WriteJob: write_job, DeleteJob: delete_job,
+                **dict.fromkeys(prometheus_alerts.PAYLOADS, write_rules)}
+
+
+RULES = prometheus_alerts.PAYLOADS
 
 
 def _keeping_extras(config: PrometheusConfig, job: ScrapeJob) -> ScrapeJob:

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from ecoctl import components
 from ecoctl.clients.docker import EngineConnection, compose_command, compose_environment, pull_failure_hint
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
@@ -228,6 +229,11 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return False
         self.compose("kill", "--signal", "SIGHUP", "prometheus")
         prometheus.wait_reloaded(url, before)
+        for component in components.reloaded_with_prometheus(self.workspace.ecosystem):
+            try:  # its file is written with Prometheus's (Alertmanager's)
+                self.compose("kill", "--signal", f"SIG{component.local.reload_signal}", component.name)
+            except EcoctlError:
+                pass  # not running: it reads the file when it starts
         return True
 
     def reload_component(self, name: str) -> bool:

@@ -26,7 +26,6 @@ from ecoctl.runtimes.swarm_health import SwarmHealth, rejection_hint, start_refu
 from ecoctl.runtimes.swarm_images import SwarmImages
 from ecoctl.runtimes.swarm_secrets import SwarmSecrets
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX, render
-from ecoctl.runtimes.swarm_tasks import SwarmTasks
 
 STACK_LABEL = "com.docker.stack.namespace"
 CORE_WAIT = 300.0
@@ -37,7 +36,7 @@ def not_a_swarm_error() -> EcoctlError:
                        "single-node swarm, or `docker swarm join` it to yours")
 
 
-class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, SwarmAsked, SwarmTasks, Runtime):
+class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, SwarmAsked, Runtime):
     name = "swarm"
     verbose = False
     """Show the output of `docker build` and `docker stack deploy` (it always goes to .ecoctl/logs/)."""
@@ -340,6 +339,12 @@ class SwarmRuntime(EngineConnection, SwarmHealth, SwarmImages, SwarmSecrets, Swa
         for container in tasks:
             container.kill(signal="SIGHUP")
         prometheus.wait_reloaded(url, before)
+        from ecoctl import components
+
+        for component in components.reloaded_with_prometheus(self.workspace.ecosystem):
+            for container in self.client.containers.list(  # its file is written with Prometheus's
+                    filters={"label": f"com.docker.swarm.service.name={self.stack}_{component.name}"}):
+                container.kill(signal=f"SIG{component.local.reload_signal}")
         return True
 
     def restart_service(self, name: str, timeout: float = 120.0) -> str:

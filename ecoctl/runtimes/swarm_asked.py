@@ -1,12 +1,12 @@
 """What commands ask of the swarm runtime: doctor's checks, who holds a port, `up`'s preflight,
-`scale`, and rolling services onto a rotated secret."""
+`scale`, rolling services onto a rotated secret, and a component's reload in its tasks here."""
 
 from __future__ import annotations
 
 import shutil
 
 from ecoctl import components
-from ecoctl.errors import UsageError
+from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Check
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX
 
@@ -111,3 +111,17 @@ def _swarm_state(info: dict) -> Check:
     return Check("swarm", "fail", f"this engine's swarm is {state}",
                  "fix it with `docker swarm` first (ecoctl does not change a swarm it did not create)")
 
+    def reload_component(self, name: str) -> bool:
+        """Its reload command run in each of its running tasks here; False when none runs here (a
+        task started later reads the files when it starts)."""
+        component = components.named(name)
+        if component is None or component.container is None or not component.container.reload:
+            return False
+        tasks = self.client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={self.stack}_{name}", "status": "running"})
+        for task in tasks:
+            code, output = task.exec_run(list(component.container.reload))
+            if code != 0:
+                last = (output or b"").decode(errors="replace").strip().splitlines() or ["no output"]
+                raise EcoctlError(f"{name} did not reload: {last[-1]} (`ecoctl logs {name}` shows more)")
+        return bool(tasks)

@@ -1,8 +1,9 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
 A symlink is written through (its target is replaced, the link stays). A write that was killed
-leaves a `.NAME.XXXXXXXX.tmp` file (or, from `write_tree`, folder) behind: the first write of a
-process in that folder removes ours older than `STALE_SECONDS`. `read_text` reads a user's file with
+leaves a `.NAME.ecoctl-XXXXXXXX.tmp` file (or, from `write_tree`, folder) behind: the first write
+of a process in that folder removes ours (that name, our owner) older than `STALE_SECONDS`. A
+symlink is followed only through links owned by you or root, and only to a folder that exists. `read_text` reads a user's file with
 one size cap and one UTF-8 error.
 """
 
@@ -20,8 +21,16 @@ from ecoctl.errors import UsageError
 MAX_BYTES = 1 << 20
 """Largest file a user hands ecoctl (1 MiB): ecosystem.yaml and .env are a few KB."""
 STALE_SECONDS = 300
-TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
-"""What `tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")` names (8 random characters)."""
+TEMP_MARK = "ecoctl-"
+TEMP_FILE = re.compile(r"^\..+\.ecoctl-[a-z0-9_]{8}\.tmp$")
+"""What `tempfile.mkstemp(prefix=temp_prefix(NAME), suffix=".tmp")` names (8 random characters):
+only those are ever cleaned, never a user's own `.draft.mynotes1.tmp`."""
+MAX_LINKS = 40
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file or folder ecoctl writes NAME through (see TEMP_FILE)."""
+    return f".{name}.{TEMP_MARK}"
 
 
 def read_text(path: Path | str, max_bytes: int = MAX_BYTES) -> str:
@@ -75,10 +84,10 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None, dura
     """Replace `path` atomically; `durable=False` skips the fsync, for files ecoctl can regenerate."""
     path = Path(path)
     if path.is_symlink():  # write through the link: replacing it would cut it
-        try:
-            path = path.resolve(strict=False)
-        except (OSError, RuntimeError):
-            raise UsageError(f"{path}: a symlink that loops: point it at a file, or remove it") from None
+        link, path = path, follow_own_links(path)
+        if not path.parent.is_dir():
+            raise UsageError(f"{link}: a symlink to {path}, whose folder does not exist: create the folder "
+                             "(ecoctl makes none for a link), or replace the link with a file")
     _prepare_folder(path.parent)
     if mode is None:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
@@ -86,11 +95,43 @@ def write_atomic(path: Path, content: str | bytes, mode: int | None = None, dura
     _in_folder(path.parent, lambda: replace_file(path, data, mode, durable=durable))
 
 
+def follow_own_links(path: Path) -> Path:
+    """PATH with every symlink on its way resolved, as `os.path.realpath` would, each one owned by
+    you or root: another user's link (who could point it at any file of yours) is a UsageError."""
+    import stat
+
+    me, pending, done, hops = os.geteuid(), list(Path(os.path.abspath(path)).parts[1:]), Path("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            done = done.parent
+            continue
+        step = done / part
+        try:
+            info = os.lstat(step)
+        except FileNotFoundError:
+            return Path(os.path.normpath(step.joinpath(*pending)))  # nothing further exists to follow
+        if not stat.S_ISLNK(info.st_mode):
+            done = step
+            continue
+        if info.st_uid not in (me, 0):
+            raise UsageError(f"{path}: the symlink {step} belongs to another user (uid {info.st_uid}): ecoctl "
+                             "follows only links of yours or root's; replace it with a file or a link of yours")
+        hops += 1
+        if hops > MAX_LINKS:
+            raise UsageError(f"{path}: a symlink that loops: point it at a file, or remove it")
+        target = os.readlink(step)
+        pending = list(Path(target).parts) + pending
+        if target.startswith("/"):
+            done, pending = Path("/"), pending[1:]
+    return done
+
+
 def replace_file(path: Path, data: bytes, mode: int, *, durable: bool = True,
                  owner: tuple[int, int] | None = None) -> None:
     """PATH (itself, never through a symlink) replaced by a new file beside it holding DATA, given
     MODE and OWNER (uid, gid) before it holds anything; on any failure the new file is removed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         if owner is not None:
@@ -118,7 +159,7 @@ def write_tree(folder: Path, files: dict[str, bytes], mode: int = 0o644) -> bool
     if folder.exists() or folder.is_symlink():
         return False
     _prepare_folder(folder.parent)
-    staging = Path(_in_folder(folder.parent, lambda: tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.",
+    staging = Path(_in_folder(folder.parent, lambda: tempfile.mkdtemp(dir=folder.parent, prefix=temp_prefix(folder.name),
                                                                       suffix=".tmp")))
     try:
         made = {staging}

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from ecoctl.errors import UsageError
-from ecoctl.support.atomic import read_text, write_atomic
+from ecoctl.support.atomic import follow_own_links, read_text, write_atomic
 
 LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -25,8 +25,9 @@ class EnvFile:
         self.path = Path(path)
         self._lines: list[str] = []
         self.values: dict[str, str] = {}
-        if self.path.exists():
-            self._parse(read_text(self.path))
+        source = follow_own_links(self.path) if self.path.is_symlink() else self.path
+        if source.exists():
+            self._parse(read_text(source))
 
     def _parse(self, text: str) -> None:
         self._lines = text.splitlines()

@@ -17,6 +17,8 @@ import typing
 from functools import cache
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
+from ecoctl.errors import UsageError
+
 
 class Invalid(ValueError):
     """A value that does not fit: `loc` is its path of keys, `problem` says what is wrong, `given`
@@ -143,3 +145,11 @@ _SCALARS = {str: lambda value: isinstance(value, str),
             int: lambda value: isinstance(value, int) and not _is_bool(value),
             bool: _is_bool}
 _KINDS = {str: "text", int: "an integer", bool: "true or false"}
+
+
+def checked(check, value, *loc):
+    """`check(value)`, its ValueError (or UsageError) as Invalid at `loc`."""
+    try:
+        return check(value)
+    except (ValueError, UsageError) as exc:
+        raise Invalid(loc, str(exc)) from None

@@ -5,9 +5,10 @@ help. `LazyCoercionGroup` defers that build until a parameter actually receives 
 of None is what the coercion itself would return for it (None, or () for a multi-value one).
 
 When a value arrives and is already what the annotation asks for (text for `str`, a flag's
-True/False for `bool`, texts for `list[str]`, ASCII digits within min/max for `int`), it is passed as
-it is, which is what Typer's adapter returns for it; anything else (a bad value, a Path, a float)
-goes to Typer's own coercion and its error messages. So a command line of plain values does not
+True/False for `bool`, texts for `list[str]`, ASCII digits within min/max for `int`, a float
+within min/max for `float`: `up --timeout`'s default), it is passed as it is, which is what Typer's
+adapter returns for it; anything else (a bad value, a Path, a float's text) goes to Typer's own
+coercion and its error messages, except text for an `int` that is not ASCII digits (after an optional minus): Typer's adapter reads "8080.0", " 80", "+80" and "8_0" as numbers. So a command line of plain values does not
 import pydantic at all.
 
 Guarded: with a Typer that has no such hook, parameters are left as they are.
@@ -32,6 +33,12 @@ class _DeferredCoercion:
         plain = _plain_value(param.type_descriptor, value)
         if plain is not _NOT_PLAIN:
             return plain
+        digits = value[1:] if type(value) is str and value.startswith("-") else value
+        if param.type_descriptor.annotation is int and type(value) is str \
+                and not (digits.isascii() and digits.isdigit()):
+            from typer import BadParameter  # Typer's own coercion reads "8080.0", " 80", "+80", "8_0" as numbers
+
+            raise BadParameter(f"{value[:40]!r} is not an integer: write it with digits only")
         from typer._coercion import build_runtime_param
 
         real = build_runtime_param(param.type_descriptor)
@@ -58,6 +65,9 @@ def _plain_value(descriptor: Any, value: Any) -> Any:
         number = int(value)
         if (info.min is None or number >= info.min) and (info.max is None or number <= info.max):
             return number
+    if annotation is float and type(value) is float:  # a float option's default (`up --timeout`)
+        if (info.min is None or value >= info.min) and (info.max is None or value <= info.max):
+            return value
     return _NOT_PLAIN
 
 

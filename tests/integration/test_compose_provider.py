@@ -88,3 +88,29 @@ def test_patterns_compose_separate_external(tmp_path):
     main = compose_config(root)["services"]
     assert "loyalty" not in main and "mailhog" in main
     assert not (root / "services/analytics/compose.yaml").exists()
+
+
+def test_alertmanager_switched_on_and_off_in_ecosystem_yaml(tmp_path):
+    """An optional core service switched on after init gets its whole compose entry (and its data
+    volume); switched off, the entry goes."""
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="docker")
+    assert "alertmanager" not in compose_config(root)["services"]
+    Workspace(root).ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
+        "alertmanager", {"enabled": True, "port": 19093}))
+    plan = plan_workspace(Workspace(root), only={"compose"})
+    assert [str(change) for change in plan.changes] == [
+        "+ create compose service alertmanager (switched on in ecosystem.yaml)"]
+    converge(Workspace(root), only={"compose"})
+    assert plan_workspace(Workspace(root), only={"compose"}).empty
+    config = compose_config(root)
+    entry = config["services"]["alertmanager"]
+    assert [port["published"] for port in entry["ports"]] == ["19093"]
+    assert "alertmanager_data" in config["volumes"]
+    Workspace(root).ecosystem_file.update(lambda doc: doc["core"]["monitoring"]["alertmanager"].__setitem__(
+        "enabled", False))
+    plan = plan_workspace(Workspace(root), only={"compose"})
+    assert [str(change) for change in plan.changes] == [
+        "- delete compose service alertmanager (core.monitoring.alertmanager.enabled is not true)"]
+    converge(Workspace(root), only={"compose"})
+    assert "alertmanager" not in compose_config(root)["services"]

@@ -105,3 +105,70 @@ def test_a_build_cannot_write_into_roots_files(runner):
         runner.build_service("greedy", LocalRun(("**/*",), (step,), ("true",)))
     assert "building greedy failed" in str(caught.value)
     assert target.read_text() == "root's\n"
+
+
+# -- #29: a template's build shared by the services with the same dependencies -------------------
+PYPROJECT = """[project]
+name = "{name}"
+description = "The {name} service"
+version = "0.1.0"
+dependencies = [{deps}]
+"""
+
+
+def shared_service(runner, name: str, deps: str = '"fastapi>=0.115"') -> LocalRun:
+    folder = runner.service_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(PYPROJECT.format(name=name, deps=deps))
+    output = runner.build_dir(name)
+    step = ("sh", "-c", f"id -u > {output}/uid && echo built >> {output}/count && cp pyproject.toml {output}/")
+    return LocalRun(("pyproject.toml",), (step,), ("true",), shared="python-dependencies")
+
+
+def test_services_with_the_same_dependencies_share_one_build(runner):
+    assert runner.build_service("loyalty", shared_service(runner, "loyalty")) is True
+    assert runner.build_service("rewards", shared_service(runner, "rewards")) is True
+    loyalty, rewards = runner.build_dir("loyalty"), runner.build_dir("rewards")
+    assert loyalty.is_symlink() and rewards.is_symlink()
+    assert loyalty.resolve() == rewards.resolve()
+    assert (rewards / "count").read_text() == "built\n"  # built once, for loyalty
+    assert any("rewards uses the build of the services with the same python dependencies" in message
+               for message in runner.messages)
+    shared = loyalty.resolve()
+    assert int((shared / "uid").read_text()) == programs_uid()  # built as the programs' user
+    assert os.stat(shared).st_uid == programs_uid() and os.stat(shared).st_mode & 0o777 == 0o700
+    assert os.lstat(loyalty).st_uid == 0 and os.stat(shared.parent).st_uid == 0  # the links are root's
+    assert runner.build_service("rewards", shared_service(runner, "rewards")) is False
+
+
+def test_a_change_to_one_services_dependencies_leaves_the_others_build_alone(runner):
+    runner.build_service("loyalty", shared_service(runner, "loyalty"))
+    runner.build_service("rewards", shared_service(runner, "rewards"))
+    before = runner.build_dir("loyalty").resolve()
+    assert runner.build_service("rewards", shared_service(runner, "rewards", '"fastapi>=0.115", "redis>=5"')) is True
+    after = runner.build_dir("rewards").resolve()
+    assert after != before and (after / "count").read_text() == "built\n"
+    assert '"redis>=5"' in (after / "pyproject.toml").read_text()
+    assert runner.build_dir("loyalty").resolve() == before  # loyalty's build is untouched
+    assert (before / "count").read_text() == "built\n" and "redis" not in (before / "pyproject.toml").read_text()
+    assert runner.build_service("loyalty", shared_service(runner, "loyalty")) is False
+    # once nothing links to a build any more, the next new build removes it
+    runner.build_service("loyalty", shared_service(runner, "loyalty", '"httpx>=0.27"'))
+    runner.build_service("wallet", shared_service(runner, "wallet", '"pyjwt>=2.8"'))
+    assert not before.exists() and after.exists()
+
+
+def test_a_shared_build_that_failed_is_built_again(runner):
+    """A failed build leaves no mark of being done: the next service with the same key builds it."""
+    def run_for(name: str) -> LocalRun:
+        run = shared_service(runner, name)
+        output = runner.build_dir(name)
+        return LocalRun(run.inputs, (("sh", "-c", f"cat go && echo built >> {output}/count"),), run.command,
+                        shared=run.shared)
+
+    with pytest.raises(EcoctlError):
+        runner.build_service("loyalty", run_for("loyalty"))  # no `go` file: the step fails
+    (runner.service_dir("rewards").mkdir(parents=True))
+    (runner.service_dir("rewards") / "go").write_text("go\n")
+    assert runner.build_service("rewards", run_for("rewards")) is True
+    assert (runner.build_dir("rewards") / "count").read_text() == "built\n"

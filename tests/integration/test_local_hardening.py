@@ -23,12 +23,14 @@ from ecoctl.runtimes.local.health import redis_ping
 from ecoctl.runtimes.local.postgres import SERVICE_USER
 from ecoctl.runtimes.local.supervisor import Supervisor
 from ecoctl.workspace import Workspace
+from tests.helpers import USERS_GROUP
 from tests.integration.test_local_runtime import new_ecosystem, provision_database, running
 
 PROBE_USER = "ecoctl-probe"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 pytestmark = [
+    pytest.mark.xdist_group(USERS_GROUP),  # useradd/userdel: one worker (tests/conftest.py)
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: creates a second Linux user"),
     pytest.mark.skipif(shutil.which("useradd") is None or shutil.which("runuser") is None,
                        reason="useradd/runuser not available"),

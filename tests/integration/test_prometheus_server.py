@@ -21,6 +21,7 @@ from tests.helpers import converge_providers
 from tests.helpers import free_port
 from ecoctl.providers.grafana import panel_queries
 from ecoctl.clients.prometheus_config import PrometheusConfig
+from ecoctl.providers.files import FilesProvider
 from ecoctl.providers.prometheus import PrometheusProvider
 from ecoctl.workspace import Workspace
 
@@ -63,6 +64,8 @@ def prometheus_server(tmp_path):
     ws.ecosystem_file.update(
         lambda doc: doc["core"]["monitoring"].__setitem__("prometheus_port", port))
     config = root / "monitoring/prometheus/prometheus.yml"
+    config.unlink()  # made again for this port, as `init` makes it
+    converge_providers([FilesProvider(Workspace(root))])
     assert PrometheusConfig.load(config).jobs.keys() == {"prometheus"}
     log = open(tmp_path / "prometheus.log", "wb")
     process = subprocess.Popen(
@@ -106,7 +109,7 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
     assert target_health(url, "loyalty") is None
 
     plan = make_plan([PrometheusProvider(ws)])
-    assert [str(c) for c in plan.changes] == [
+    assert [str(c) for c in plan.changes if c.kind == "scrape job"] == [
         "+ create scrape job portfolio (target 127.0.0.1:8000)",
         f"+ create scrape job loyalty (target 127.0.0.1:{service_metrics})"]
     # a run stopped between writing the file and reloading leaves drift the next plan reports
@@ -114,11 +117,13 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
     assert target_health(url, "loyalty") is None
     assert [str(c) for c in make_plan([PrometheusProvider(ws)]).changes] == [
         f"~ update scrape job {name} (in prometheus.yml, not loaded by the running Prometheus: reload)"
+        for name in ("portfolio", "loyalty")] + [
+        f"~ update alert rules {name} (in rules/{name}.yml, not loaded by the running Prometheus: reload)"
         for name in ("portfolio", "loyalty")]
     started = time.monotonic()
     converge_providers([PrometheusProvider(ws, runtime=runtime_view(ws))])  # reloads, waits until the loaded config has each job
     assert make_plan([PrometheusProvider(ws)]).empty
-    assert "loyalty" in prometheus.loaded_jobs(url)
+    assert "loyalty" in prometheus.loaded_jobs(url) and "loyalty" in prometheus.loaded_rule_groups(url)
     assert prometheus.last_reload_successful(url)
     reloaded = time.monotonic() - started
 
@@ -133,7 +138,8 @@ def test_added_service_is_scraped_and_up(prometheus_server, service_metrics):
         query(url, expr)  # each dashboard query parses and runs against the real server
     series = query(url, 'http_requests_total{job="loyalty"}')
     assert {r["metric"]["status"] for r in series} == {"200", "500"}
-    assert query(url, 'http_request_duration_seconds_bucket{job="loyalty",le="0.05"}')
+    [bucket] = query(url, 'http_request_duration_seconds_bucket{job="loyalty",le="0.064"}')  # the 42 ms request
+    assert bucket["value"][1] == "1"
 
     ws.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))
     converge_providers([PrometheusProvider(ws, runtime=runtime_view(ws))])  # removes the job, reloads, waits until it is gone

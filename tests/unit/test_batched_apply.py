@@ -103,10 +103,12 @@ def test_a_refused_write_reports_its_changes_not_applied(tmp_path):
     with pytest.raises(EcoctlError) as caught:
         apply_plan(providers, plan, on_change=reported.append)
     prometheus_changes = [change for change in plan.changes if change.system == "prometheus"]
-    assert len(prometheus_changes) == 5  # portfolio, svc0..2, apart
+    # prometheus itself (at the port set after init), portfolio, svc0..2, apart; each service's rules
+    assert [change.kind for change in prometheus_changes] == ["scrape job"] * 6 + ["alert rules"] * 5
     assert [change.system for change in reported] == ["compose"] * len(reported) and reported
     assert caught.value.not_applied == [c for c in plan.changes if c.system in ("prometheus", "grafana")]
     message = str(caught.value)
-    assert "promtool" in message and "not applied: create scrape job" in message and "\n" not in message
+    assert "promtool" in message and "not applied: update scrape job prometheus" in message and "\n" not in message
+    assert not (ws.root / "monitoring/prometheus/rules").exists()  # nothing is written when the check fails
     assert path.read_text() == broken
     assert not (ws.root / "monitoring/grafana/dashboards/svc0.json").exists()

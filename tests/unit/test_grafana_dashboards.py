@@ -51,8 +51,11 @@ def test_dashboard_per_service_with_queries_on_its_job(tmp_path):
             assert target["datasource"]["uid"] == DATASOURCE_UID
             assert 'job="loyalty-points"' in target["expr"]
             exprs[panel["title"]] = target["expr"]
-    assert exprs["Request rate"] == 'sum by (status) (rate(http_requests_total{job="loyalty-points"}[5m]))'
-    assert 'status=~"5.."' in exprs["Error rate (5xx share)"]
+    assert exprs["Request rate"] == ('sum by (status) (rate(http_requests_total{job="loyalty-points"}[5m]))'
+                                     ' or on() vector(0)')
+    assert exprs["Error rate (5xx share)"] == (
+        '(sum(rate(http_requests_total{job="loyalty-points",status=~"5.."}[5m])) or on() vector(0))'
+        ' / (sum(rate(http_requests_total{job="loyalty-points"}[5m])) > 0 or on() vector(1))')
     assert exprs["p95 latency"] == ('histogram_quantile(0.95, sum by (le) '
                                     '(rate(http_request_duration_seconds_bucket{job="loyalty-points"}[5m])))')
     assert exprs["Up"] == 'up{job="loyalty-points"}'

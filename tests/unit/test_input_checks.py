@@ -8,18 +8,12 @@ import pytest
 
 from ecoctl.commands.init import init_ecosystem
 from ecoctl.support.atomic import write_atomic
-from tests.helpers import run_ecoctl
+from tests.helpers import new_ecosystem_dir, run_ecoctl, snapshot
 
 
 @pytest.fixture
 def root(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="local")
-    return tmp_path / "eco"
-
-
-def snapshot(root):
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and ".ecoctl" not in path.parts}
+    return new_ecosystem_dir(tmp_path)
 
 
 @pytest.mark.parametrize("host", ["1.2.3.4; rm -rf /", "a b", "'quoted'", "x" * 300, "-lead.example",
@@ -147,8 +141,8 @@ def test_a_symlinked_env_is_written_through(root, tmp_path):
 
 
 def test_stale_temp_files_of_a_killed_write_are_cleaned(tmp_path):
-    stale = tmp_path / ".compose.yaml.k3j_x9a2.tmp"
-    fresh = tmp_path / ".compose.yaml.ab12cd34.tmp"  # another writer, right now
+    stale = tmp_path / ".compose.yaml.ecoctl-k3j_x9a2.tmp"
+    fresh = tmp_path / ".compose.yaml.ecoctl-ab12cd34.tmp"  # another writer, right now
     foreign = tmp_path / ".notes.tmp"
     for path in (stale, fresh, foreign):
         path.write_text("half")
@@ -208,7 +202,7 @@ def test_the_staging_folder_of_a_killed_tree_write_is_cleaned_by_the_next_proces
     import subprocess
     import sys
 
-    stale = tmp_path / ".svc.ab12_x9z.tmp"
+    stale = tmp_path / ".svc.ecoctl-ab12_x9z.tmp"
     stale.mkdir()
     (stale / "half.txt").write_text("half")
     old = time.time() - 3600

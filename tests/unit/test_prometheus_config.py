@@ -24,7 +24,8 @@ global:
   evaluation_interval: 15s
 
 # rules live beside this file
-rule_files: []
+rule_files:
+  - rules/*.yml
 
 scrape_configs:
   # Prometheus itself
@@ -85,6 +86,11 @@ def promtool_ok(path: Path) -> None:
 
 
 def plan_lines(ws: Workspace) -> list[str]:
+    """The plan's scrape job changes (each service's alerting rules: test_prometheus_rules.py)."""
+    return [str(change) for change in make_plan([PrometheusProvider(ws)]).changes if change.kind == "scrape job"]
+
+
+def full_plan(ws: Workspace) -> list[str]:
     return [str(change) for change in make_plan([PrometheusProvider(ws)]).changes]
 
 
@@ -103,7 +109,7 @@ def test_add_update_remove_touch_only_the_job(tmp_path):
                    "    scrape_interval: 15s\n")
     assert added.replace(job, "", 1) == HAND_WRITTEN  # every other byte is the user's
     promtool_ok(path)
-    assert plan_lines(ws) == []
+    assert full_plan(ws) == []
 
     ws.ecosystem_file.update(lambda doc: doc["services"]["loyalty"].__setitem__("port", 8081))
     assert plan_lines(ws) == ["~ update scrape job loyalty (targets loyalty:8080 -> loyalty:8081)"]
@@ -117,7 +123,7 @@ def test_add_update_remove_touch_only_the_job(tmp_path):
     converge_providers([PrometheusProvider(ws)])
     assert path.read_text() == HAND_WRITTEN
     promtool_ok(path)
-    assert plan_lines(ws) == []
+    assert full_plan(ws) == []
 
 
 def test_update_of_a_job_in_the_middle_keeps_the_rest_byte_for_byte(tmp_path):
@@ -161,15 +167,16 @@ def test_user_job_named_like_a_service_is_adopted_but_keeps_its_extras(tmp_path)
             "  - targets: [old-host:8080]\n"
             "    labels: {team: points}\n")
     ws = make_workspace(tmp_path, {"loyalty": {"port": 8080}}, prometheus_text=text)
-    assert plan_lines(ws) == ["~ update scrape job loyalty (targets old-host:8080 -> loyalty:8080; "
+    assert plan_lines(ws)[1:] == ["~ update scrape job loyalty (targets old-host:8080 -> loyalty:8080; "
                               "metrics_path None -> /metrics; scrape_interval None -> 15s)"]
     converge_providers([PrometheusProvider(ws)])
     job = PrometheusConfig.load(config_path(ws)).jobs["loyalty"]
     assert job.managed and job.targets == ("loyalty:8080",)
     assert job.extras == {"scrape_timeout": "5s"} and job.labels == {"team": "points"}
-    assert config_path(ws).read_text().startswith("scrape_configs:\n- job_name: loyalty  # managed")
+    assert config_path(ws).read_text().startswith(
+        "rule_files:\n  - rules/*.yml\n\nscrape_configs:\n- job_name: loyalty  # managed")
     promtool_ok(config_path(ws))
-    assert plan_lines(ws) == []
+    assert full_plan(ws) == []
     # unmarked jobs are the user's once the service is gone; this one is ecoctl's now
     ws.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))
     assert plan_lines(ws) == ["- delete scrape job loyalty (service removed)"]
@@ -185,24 +192,28 @@ def test_user_job_named_like_a_service_is_adopted_but_keeps_its_extras(tmp_path)
 ])
 def test_scrape_target_follows_runtime_and_pattern(tmp_path, runtime, spec, target):
     ws = make_workspace(tmp_path, {"loyalty": spec}, runtime=runtime, prometheus_text=None)
-    assert plan_lines(ws) == [f"+ create scrape job loyalty (target {target})"]
+    port = ws.ecosystem.core.monitoring.prometheus_port
+    itself = f"127.0.0.1:{port}" if runtime == "local" else "localhost:9090"
+    assert plan_lines(ws) == [f"+ create scrape job prometheus (target {itself})",
+                              f"+ create scrape job loyalty (target {target})"]
 
 
 def test_missing_or_skeletal_file_is_created_valid(tmp_path):
     ws = make_workspace(tmp_path, {"portfolio": PORTFOLIO, "loyalty": {"port": 8080}}, prometheus_text=None)
     assert PrometheusProvider(ws).read().jobs == {}
     converge_providers([PrometheusProvider(ws)])
-    assert set(PrometheusConfig.load(config_path(ws)).jobs) == {"portfolio", "loyalty"}
+    assert set(PrometheusConfig.load(config_path(ws)).jobs) == {"prometheus", "portfolio", "loyalty"}
     promtool_ok(config_path(ws))
     for text in ("", "# just a comment\n", "global:\n  scrape_interval: 30s\nscrape_configs: []  # none yet",
                  "scrape_configs:\n", "scrape_configs: ~\nrule_files: []\n"):
         config_path(ws).write_text(text)
         converge_providers([PrometheusProvider(ws)])
         new = config_path(ws).read_text()
-        assert set(PrometheusConfig(new).jobs) == {"portfolio", "loyalty"}, (text, new)
+        assert set(PrometheusConfig(new).jobs) == {"prometheus", "portfolio", "loyalty"}, (text, new)
         if text.startswith("#"):
             assert new.startswith(text)
         promtool_ok(config_path(ws))
+        assert full_plan(ws) == [], (text, new)
 
 
 def test_invalid_yaml_is_one_line_usage_error(tmp_path):
@@ -225,7 +236,7 @@ def test_broken_config_is_refused_and_old_file_kept(tmp_path):
     assert "promtool" in message and '"15x"' in message and str(path) in message
     assert "\n" not in message and ".check-" not in message
     assert path.read_text() == broken and path.stat().st_ino == stat.st_ino
-    assert [p.name for p in path.parent.iterdir()] == ["prometheus.yml"]  # no temp file left
+    assert [p.name for p in path.parent.iterdir()] == ["prometheus.yml"]  # no temp file, no rule file
 
 
 @needs_promtool

@@ -54,7 +54,9 @@ def assert_nothing_left(check: prometheus_config.Check, directory: Path) -> None
     with pytest.raises(ChildProcessError):
         os.waitpid(check.process.pid, os.WNOHANG)  # no child of ours by that PID any more
     assert not Path(check.candidate).exists()
-    assert [path.name for path in directory.iterdir()] == ["prometheus.yml"]
+    assert [path.name for path in directory.iterdir() if path.name != "rules"] == ["prometheus.yml"]
+    rules = directory / "rules"
+    assert all(path.suffix == ".yml" and not path.name.startswith(".") for path in rules.glob("*")) or not rules.exists()
 
 
 def test_a_refusal_found_in_the_background_writes_nothing_and_says_so_as_before(tmp_path, calls):
@@ -192,4 +194,5 @@ def test_no_promtool_checks_nothing_as_before(tmp_path, monkeypatch):
     provider.apply_all(changes, lambda change: None)
     provider.close()
     assert "loyalty:8080" in config_path(ws).read_text()
-    assert [path.name for path in config_path(ws).parent.iterdir()] == ["prometheus.yml"]
+    assert sorted(path.name for path in config_path(ws).parent.iterdir()) == ["prometheus.yml", "rules"]
+    assert sorted(path.name for path in (config_path(ws).parent / "rules").iterdir()) == ["loyalty.yml", "portfolio.yml"]

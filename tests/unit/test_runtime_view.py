@@ -37,11 +37,13 @@ def test_the_view_comes_from_the_model_unless_handed_in(tmp_path, runtime, in_co
     assert runtime_view(ws).in_containers is in_containers and runtime_view(ws).reload_prometheus is not None
     handed = RuntimeView(not in_containers)
     expected = "loyalty:8080" if handed.in_containers else "127.0.0.1:8080"
-    assert [str(change) for change in make_plan([PrometheusProvider(ws, runtime=handed)]).changes] == [
-        f"+ create scrape job loyalty (target {expected})"]
+    itself = "localhost:9090" if handed.in_containers else f"127.0.0.1:{ws.ecosystem.core.monitoring.prometheus_port}"
+    assert [str(change) for change in make_plan([PrometheusProvider(ws, runtime=handed)]).changes
+            if change.kind == "scrape job"] == [f"+ create scrape job prometheus (target {itself})",
+                                                f"+ create scrape job loyalty (target {expected})"]
 
 
-@pytest.mark.parametrize("in_containers, target", [(False, "localhost:{port}"), (True, "localhost:9090")])
+@pytest.mark.parametrize("in_containers, target", [(False, "127.0.0.1:{port}"), (True, "localhost:9090")])
 def test_prometheus_finds_itself_where_the_stack_runs(tmp_path, in_containers, target):
     init_ecosystem(tmp_path / "eco", runtime="local")
     ws = Workspace(tmp_path / "eco")
@@ -49,7 +51,7 @@ def test_prometheus_finds_itself_where_the_stack_runs(tmp_path, in_containers, t
     [change] = make_plan([FilesProvider(ws, runtime=RuntimeView(in_containers))]).changes
     text = change.payload.contents["monitoring/prometheus/prometheus.yml"].decode()
     port = ws.ecosystem.core.monitoring.prometheus_port
-    assert f'targets: ["{target.format(port=port)}"]' in text
+    assert f"targets: ['{target.format(port=port)}']" in text
 
 
 @pytest.mark.parametrize("reload, calls", [(True, 1), (False, 0)])
@@ -58,7 +60,8 @@ def test_prometheus_reloads_through_the_function_handed_in(tmp_path, reload, cal
     reloads = []
     view = RuntimeView(True, lambda: reloads.append("reload") or False)  # False: no Prometheus answered
     done = converge_providers([PrometheusProvider(ws, Options(reload=reload), view)])
-    assert [change.name for change in done.changes] == ["loyalty"] and len(reloads) == calls
+    assert [change.name for change in done.changes] == ["loyalty", "portfolio", "loyalty"] and len(reloads) == calls
+    assert [change.kind for change in done.changes] == ["scrape job", "alert rules", "alert rules"]
 
 
 def test_a_reconciliation_hands_every_provider_the_runtime_view(tmp_path):

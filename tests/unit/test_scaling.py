@@ -187,7 +187,7 @@ def test_the_compose_provider_adds_the_pooler_to_an_existing_compose_yaml(tmp_pa
     workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer"}))
     provider = ComposeProvider(Workspace(workspace.root))
     [added] = pooler_changes(workspace)
-    assert (added.action, added.kind, added.detail) == ("create", "compose service", "enabled in ecosystem.yaml")
+    assert (added.action, added.kind, added.detail) == ("create", "compose service", "switched on in ecosystem.yaml")
     provider.apply(added)
     entry = ComposeProvider(Workspace(workspace.root)).read()["main"].services()["pgbouncer"]
     assert entry["environment"]["MAX_CLIENT_CONN"] == "1000" and entry["ports"] == ["127.0.0.1:6432:6432"]

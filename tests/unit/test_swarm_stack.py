@@ -160,3 +160,22 @@ def test_the_pooler_in_the_stack(workspace):
     portfolio = document["services"]["portfolio"]["environment"]
     assert (portfolio["DATABASE_HOST"], portfolio["DATABASE_PORT"]) == ("pgbouncer", "6432")
     assert "DATABASE_READ_URL" not in portfolio
+
+
+def test_alertmanager_when_enabled_is_a_pinned_stack_service_reading_its_mounted_config(workspace):
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
+        "alertmanager", {"enabled": True, "port": 19093}))
+    from ecoctl.commands.init import init_ecosystem
+
+    (workspace.root / "compose.yaml").unlink()  # the swarm stack is derived from compose.yaml's entries
+    init_ecosystem(workspace.root, force=True)
+    workspace = Workspace(workspace.root)
+    document, _ = render(workspace, ALL | {"alertmanager"}, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    entry = document["services"]["alertmanager"]
+    assert entry["command"] == ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
+                                "--cluster.listen-address="]
+    assert entry["ports"] == [{"target": 9093, "published": 19093, "protocol": "tcp", "mode": "host"}]
+    assert entry["deploy"]["replicas"] == 1 and entry["deploy"]["placement"]["constraints"] == [
+        "node.hostname == node-1"]  # its silences and notification log stay where its volume is
+    assert any(str(volume).endswith(":/etc/alertmanager:ro") for volume in entry["volumes"])
+    assert "secrets" not in entry

@@ -223,8 +223,8 @@ def test_importing_the_module_does_not_import_jinja2():
 
 def test_manifest_version_and_changelog(tmp_path):
     shipped = find_template("python-fastapi", [])
-    assert shipped.version == 2 and [v for v, _ in shipped.changelog] == [1, 2]
-    assert "RFC 9457" in shipped.changelog[-1][1]
+    assert [v for v, _ in shipped.changelog] == list(range(1, shipped.version + 1)) and shipped.version >= 2
+    assert "RFC 9457" in shipped.changelog[1][1]
     plain = make_template(tmp_path / "plain", {"x.j2": "x\n"}, "name: plain\n")
     assert (find_template(str(plain), []).version, find_template(str(plain), []).changelog) == (1, ())
     for bad in ("version: two", "version: 0", "changelog: [1]", "changelog: [{version: 1, notes: x}]"):

@@ -268,7 +268,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         data_dir, _ = self.postgres_data_dir()
         programs = self.programs()
         stopped = self.supervisor.shutdown()
-        self._stop_orphans(programs)
+        stopped = self._stop_orphans(programs) or stopped
         folder = self.supervisor.socket.parent
         if folder != self.supervisor.folder and folder.exists():
             verify_private_dir(folder, "supervisord's socket folder")

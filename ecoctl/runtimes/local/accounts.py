@@ -45,7 +45,16 @@ class Account:
         return user.pw_uid, user.pw_gid
 
     def succeeds(self, argv: list[str]) -> bool:
-        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`)."""
+        """Whether ARGV succeeds when run as the programs' user (e.g. `test -x PATH`). Each answer
+        is kept for the life of this Account (one command: the runtime makes one), so ask only
+        what does not change while a command runs; one runuser less per repeated question."""
+        answers = self.__dict__.setdefault("_answers", {})
+        key = tuple(argv)
+        if key not in answers:
+            answers[key] = self._run_as(argv)
+        return answers[key]
+
+    def _run_as(self, argv: list[str]) -> bool:
         if self.name is None:
             return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
         ensure_service_user(self.name)
@@ -111,14 +120,26 @@ class Account:
                           "run ecoctl from an interpreter outside /root")
 
 
+    def shared_folder(self, path: Path) -> Path:
+        """A folder of ours (created when missing) that only we and the programs' group may enter
+        (0750): what is in it is not at a path any other user can reach."""
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        os.chmod(path, 0o750 if self.name is not None else 0o700, follow_symlinks=False)
+        if self.name is not None:
+            os.chown(path, -1, self.ids()[1], follow_symlinks=False)
+        return path
+
+
 def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv", "*.pyc", "build")) -> None:
     """Replace TARGET with a copy of SOURCE that the programs' user can read but not change
-    (root's files, 0755/0644): a service's code, run from where that user can reach it."""
+    (root's files): a service's code, run from where that user can reach it. Each file keeps its
+    mode (a 0600 file stays 0600), without write for group and others."""
     staging = target.with_name(f".{target.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging, symlinks=False, ignore=shutil.ignore_patterns(*ignore))
     for path in [staging, *staging.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        mode = stat.S_IMODE(os.lstat(path).st_mode) & 0o755
+        os.chmod(path, mode | 0o700 if path.is_dir() else mode | 0o600)
     if target.exists():
         shutil.rmtree(target)
     os.rename(staging, target)

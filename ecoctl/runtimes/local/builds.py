@@ -5,6 +5,8 @@ their output in the service's build log."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,39 +34,89 @@ def inputs_digest(folder: Path, run) -> str:
     return digest.hexdigest()
 
 
+SHARED = ".shared"
+"""build/.shared/<key>/ (no service has that name): one output per distinct key, for templates whose `run.local.shared` says what
+their build depends on (see template_run.SHARED_BY); each service's build/<name> links to its own."""
+PLACEHOLDER = Path("/ecoctl-build-dir")
+
+
+def shared_key(shared: str, steps, folder: Path) -> str:
+    """The key of a shared build: what it depends on (by `shared`), and its steps as they would run
+    for any service (with PLACEHOLDER for the build folder)."""
+    from ecoctl.runtimes.local.environments import python_dependencies
+
+    digest = hashlib.sha256(f"{shared}\n{steps!r}\n".encode())
+    if shared == "python-dependencies":
+        digest.update(python_dependencies(folder))
+    return digest.hexdigest()[:32]
+
+
 class Builds:
     """Mixed into LocalRuntime: build a service declared by its template, when its inputs changed."""
 
     def build_service(self, name: str, run) -> bool:
-        """Run the template's build commands for NAME when needed; True when it built."""
+        """Run the template's build commands for NAME when needed; True when it built (or, for a
+        shared build, when it links to another one): the service then restarts."""
         from ecoctl.runtimes.local.accounts import copy_readable_tree
 
         source, folder = self.service_dir(name), self.service_run_dir(name)
-        output = self.build_dir(name)
-        stamp = output.parent / f".{name}{BUILD_STAMP}"  # root's: not in the folder the build writes
-        digest = inputs_digest(source, run)
+        link = self.build_dir(name)
+        if run.shared:  # built once per key, in the programs' user's folder for it
+            key = shared_key(run.shared, _steps_in(run.build, link, PLACEHOLDER), source)
+            output, digest = link.parent / SHARED / key, f"{SHARED} {key}"
+        else:
+            output, digest = link, inputs_digest(source, run)
+        stamp = link.parent / f".{name}{BUILD_STAMP}"  # root's: not in the folder the build writes
         copied = folder != source  # the programs' user cannot reach the ecosystem: it runs a copy
         if copied:
             digest += "/" + inputs_digest(source, ALL_FILES)  # any edit refreshes the copy
-        if stamp.exists() and stamp.read_text() == digest and folder.is_dir() and output.is_dir():
+        if (stamp.exists() and stamp.read_text() == digest and folder.is_dir() and output.is_dir()
+                and (output == link or os.path.realpath(link) == os.path.realpath(output))):
             return False  # a running service keeps its folder: it is replaced only to build anew
-        if copied:
-            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if copied:  # in a folder only we and the programs' user may enter: its path is predictable
+            self.account.shared_folder(folder.parent)
             copy_readable_tree(source, folder)
+        if output == link:
+            self._run_build(name, run.build, output, folder)
+        else:
+            done = output.parent / f".{key}{BUILD_STAMP}"
+            if done.exists() and output.is_dir():
+                self.progress(f"{name} uses the build of the services with the same "
+                              f"{run.shared.replace('-', ' ')} ({output})")
+            else:
+                self._forget_unused_shared(link.parent)
+                self._run_build(name, _steps_in(run.build, link, output), output, folder)
+                write_atomic(done, key, durable=False)
+            _link(link, output)
+        write_atomic(stamp, digest, durable=False)
+        return True
+
+    def _run_build(self, name: str, steps, output: Path, folder: Path) -> None:
         builder = self.builder
         builder.owned_folder(output)
         workdir = builder.workspace(folder, self.build_tree(name))
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        self.progress(f"building {name} ({len(run.build)} step(s), log: {log})")
-        for argv in run.build:
+        self.progress(f"building {name} ({len(steps)} step(s), log: {log})")
+        for argv in steps:
             returncode = self._build_step(name, list(argv), workdir, log)
             if returncode != 0:
                 last = tail_lines(log, 1)
                 raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
                                   f"({last[0].strip() if last else 'no output'}): see {log}")
-        write_atomic(stamp, digest, durable=False)
-        return True
+
+    @staticmethod
+    def _forget_unused_shared(builds: Path) -> None:
+        """Remove the shared builds no service's build/<name> links to any more (a service whose
+        dependencies changed keeps its old one until it links to its new one)."""
+        shared = builds / SHARED
+        if not shared.is_dir():
+            return
+        used = {os.path.realpath(path) for path in builds.iterdir() if path.is_symlink()}
+        for path in shared.iterdir():
+            if path.is_dir() and not path.is_symlink() and os.path.realpath(path) not in used:
+                shutil.rmtree(path)
+                (shared / f".{path.name}{BUILD_STAMP}").unlink(missing_ok=True)
 
     def _build_step(self, name: str, argv: list[str], folder: Path, log: Path) -> int:
         """Run one build command as the programs' user; each line it prints goes to LOG and, as a
@@ -94,3 +146,18 @@ class Builds:
 def build_note(run) -> str:
     """What builds a service its template runs, for `status`."""
     return f"build: `{' '.join(run.build[0][:2])}` (its template's run.local)" if run.build else "no build step"
+
+
+def _steps_in(steps, build_dir: Path, other: Path) -> tuple[tuple[str, ...], ...]:
+    """STEPS (rendered with the service's BUILD_DIR) as they run with their output in OTHER."""
+    return tuple(tuple(arg.replace(str(build_dir), str(other)) for arg in step) for step in steps)
+
+
+def _link(link: Path, target: Path) -> None:
+    """LINK (root's, in root's folder) points to TARGET; a folder an older build left there goes."""
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)
+    staging = link.with_name(f".{link.name}.link")
+    staging.unlink(missing_ok=True)
+    os.symlink(target, staging)
+    os.replace(staging, link)

@@ -44,6 +44,33 @@ def uv_binary() -> tuple[str | None, str]:
     return path, ""
 
 
+def python_dependencies(folder: Path) -> bytes:
+    """What installing only the dependencies of the Python project in FOLDER (`uv pip install -r
+    pyproject.toml`) depends on, as canonical bytes: pyproject.toml's `[project]` dependencies,
+    optional dependencies and requires-python and its `[tool.uv]` settings (not the project's name
+    or description), and requirements.txt, setup.py and setup.cfg whole. A pyproject.toml whose
+    dependencies are dynamic (or that does not parse) counts whole."""
+    import json
+    import tomllib
+
+    parts = {}
+    for filename in DEPENDENCY_FILES:
+        path = folder / filename
+        if path.is_file():
+            parts[filename] = path.read_bytes().decode(errors="replace")
+    if "pyproject.toml" in parts:
+        try:
+            document = tomllib.loads(parts["pyproject.toml"])
+        except tomllib.TOMLDecodeError:
+            document = None
+        project = (document or {}).get("project", {})
+        if document is not None and "dependencies" not in project.get("dynamic", []):
+            parts["pyproject.toml"] = {key: project.get(key) for key in
+                                       ("dependencies", "optional-dependencies", "requires-python")}
+            parts["pyproject.toml"]["tool.uv"] = document.get("tool", {}).get("uv")
+    return json.dumps(parts, sort_keys=True).encode()
+
+
 def installer_note() -> str:
     """What builds the services' environments, for `status`."""
     path, why = uv_binary()
@@ -78,8 +105,8 @@ class Environments:
 
         source = self.service_dir(name)
         folder = self.service_run_dir(name)
-        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy
-            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy,
+            self.account.shared_folder(folder.parent)  # in a folder only we and that user may enter
             copy_readable_tree(source, folder)
         base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()

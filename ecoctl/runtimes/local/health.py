@@ -12,6 +12,10 @@ from ecoctl.runtimes.base import ComponentStatus, url_of
 from ecoctl.runtimes.local.procfs import listens
 from ecoctl.runtimes.local.supervisor import FAILED_STATES
 
+POLL_FIRST, POLL_MAX = 0.05, 0.25
+"""Seconds between health checks while waiting: short at first (a service up within a few tenths
+of a second is seen at once), longer later (a slow one is not polled in a tight loop)."""
+
 
 def redis_ping(port: int, password: str, timeout: float = 1.0) -> bool:
     """AUTH with PASSWORD, then PING: True when Redis answers +OK and +PONG."""
@@ -100,7 +104,9 @@ class Health:
         result = {name: "starting" for name in names_}
         deadline = time.monotonic() + timeout
         pending = list(names_)
+        interval = POLL_FIRST
         while pending:
+            infos = self.supervisor.all_info()  # one round trip for every program
             for name in list(pending):
                 spec = self.ecosystem.services.get(name)
                 if spec is not None and spec.pattern == "external":  # not ours: its URL only
@@ -108,7 +114,7 @@ class Health:
                         result[name] = "healthy"
                         pending.remove(name)
                     continue
-                info = self.supervisor.info(name) if self.supervisor.answers() else None
+                info = infos.get(name)
                 state = info["statename"] if info else "ABSENT"
                 if state in FAILED_STATES or state in ("STOPPED", "ABSENT"):
                     result[name] = "unhealthy"
@@ -123,7 +129,8 @@ class Health:
                     result[name] = "unhealthy"
                 break
             self.progress("waiting for " + ", ".join(f"{name} ({result[name]})" for name in pending))
-            time.sleep(0.2)
+            time.sleep(interval)
+            interval = min(interval * 1.5, POLL_MAX)
         return result
 
     def status(self) -> list[ComponentStatus]:

@@ -1,4 +1,5 @@
-"""What /proc says about processes: which one holds a listening port, which run a given argv."""
+"""What /proc says about processes: which one holds a listening port, which run a given argv, and
+whether a pid read from a pidfile is still the process that wrote it."""
 
 from __future__ import annotations
 
@@ -125,3 +126,30 @@ def leftovers(programs: list, skip: set[int] = frozenset()) -> dict[int, tuple[o
         if program is not None:
             found[pid] = (program, ppid)
     return found
+
+
+def started_at(pid: int) -> float | None:
+    """When PID started (seconds since the epoch), from its stat and the boot time; None when unreadable."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def is_daemon_of(pid: int, config: Path, pidfile: Path) -> bool:
+    """Whether PID is still the supervisord that wrote PIDFILE for CONFIG: of your user, running
+    `supervisord` with CONFIG in its argv, and started before PIDFILE was written (a pid left in
+    a pidfile after a crash or a reboot may be any other process's by now)."""
+    argv, _, _, _ = describe(pid)
+    if _uid_of(pid) != os.geteuid() or str(config) not in argv \
+            or not any(arg.endswith(("supervisord", "supervisor.supervisord")) for arg in argv):
+        return False
+    started = started_at(pid)
+    try:
+        written = pidfile.stat().st_mtime
+    except OSError:
+        return False
+    return started is not None and started <= written + 1.0  # clock ticks and boot time are rounded

@@ -51,10 +51,21 @@ class Programs:
         info = self.supervisor.info(name) if self.supervisor.answers() else None
         if info is None or info["statename"] != "RUNNING":
             return prometheus.reload(url)
+        wanted = self.core_program(components.PROMETHEUS).section(self.supervisor.log_file(name))
+        if wanted not in self.supervisor.config_path.read_text():
+            # its arguments changed (core.monitoring.prometheus_port): a signal cannot move its port,
+            # so supervisord starts it again with them, and it reads the synced file as it starts
+            self.sync_config(components.PROMETHEUS)
+            self._converge_daemon()
+            self._wait_until(name, timeout=60)
+            return True
         before = prometheus.reload_state(url)
         if not self.reload_program(components.PROMETHEUS):
             return False
         prometheus.wait_reloaded(url, before)
+        for component in components.reloaded_with_prometheus(self.ecosystem):
+            if self.runs(component):  # its file is written with Prometheus's (Alertmanager's)
+                self.reload_program(component)
         return True
 
     # -- services -------------------------------------------------------------------------

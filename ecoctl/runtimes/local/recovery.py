@@ -20,9 +20,8 @@ class Recovery:
 
     def _supervised_pids(self) -> set[int]:
         pids = set()
-        daemon = self.supervisor.pid()
-        if daemon is not None and self.supervisor.answers():
-            pids.add(daemon)
+        if self.supervisor.answers():
+            pids.add(self.supervisor.proxy().getPID())  # asked over its socket: no pidfile to trust
             for info in self.supervisor.all_info().values():
                 if info.get("pid"):
                     pids.add(info["pid"])
@@ -35,9 +34,10 @@ class Recovery:
         # children of a supervised program (PostgreSQL's backends, uvicorn's workers) are its own
         return {pid: entry for pid, entry in found.items() if entry[1] not in supervised}
 
-    def _stop_orphans(self, programs=None, timeout: float = 30.0) -> None:
+    def _stop_orphans(self, programs=None, timeout: float = 30.0) -> bool:
         """Stop every leftover: each top process (whose parent is not a leftover too) with its
-        program's stop signal, then whatever is still alive after TIMEOUT with SIGKILL."""
+        program's stop signal, then whatever is still alive after TIMEOUT with SIGKILL. Whether
+        there was any."""
         found = self.leftovers()
         for pid, (program, parent) in sorted(found.items()):
             if parent in found:
@@ -56,6 +56,7 @@ class Recovery:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        return bool(found)
 
     def unsupervised_detail(self, name: str, found=None) -> tuple[str, str]:
         """("running", why) when a leftover of NAME holds its port; ("", why) when another

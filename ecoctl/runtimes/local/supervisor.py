@@ -217,17 +217,14 @@ class Supervisor:
             return False
 
     def pid(self) -> int | None:
+        """supervisord's pid from its pidfile, when that process is still ours (`procfs.is_daemon_of`)."""
+        from ecoctl.runtimes.local.procfs import is_daemon_of
+
         try:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return pid if alive(pid) and is_daemon_of(pid, self.config_path, self.pidfile) else None
 
     def start(self, timeout: float = 15.0) -> bool:
         """Start supervisord with the current config file; False when it already answers."""
@@ -279,6 +276,7 @@ class Supervisor:
         pid = self.pid()
         if not self.answers():
             if pid is None:
+                self.pidfile.unlink(missing_ok=True)  # stale: left by a crash or a reboot
                 return False
             os.kill(pid, 15)  # supervisord stops its programs on SIGTERM too
         else:
@@ -293,10 +291,11 @@ class Supervisor:
         else:
             raise EcoctlError(f"supervisord (pid {pid}) did not exit within {timeout:.0f}s: "
                               f"see {self.log_file('supervisord')}")
-        try:
-            self.socket.unlink()
-        except FileNotFoundError:
-            pass
+        for path in (self.socket, self.pidfile):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
         return True
 
     # -- programs ---------------------------------------------------------------------------
