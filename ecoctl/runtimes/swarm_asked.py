@@ -90,6 +90,22 @@ class SwarmAsked:
         return self.wait_for([name], timeout)[name]
 
 
+    def reload_component(self, name: str) -> bool:
+        """Its reload command run in each of its running tasks here; False when none runs here (a
+        task started later reads the files when it starts)."""
+        component = components.named(name)
+        if component is None or component.container is None or not component.container.reload:
+            return False
+        tasks = self.client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={self.stack}_{name}", "status": "running"})
+        for task in tasks:
+            code, output = task.exec_run(list(component.container.reload))
+            if code != 0:
+                last = (output or b"").decode(errors="replace").strip().splitlines() or ["no output"]
+                raise EcoctlError(f"{name} did not reload: {last[-1]} (`ecoctl logs {name}` shows more)")
+        return bool(tasks)
+
+
 def _docker_cli() -> Check:
     docker = shutil.which("docker")
     if docker:
@@ -110,18 +126,3 @@ def _swarm_state(info: dict) -> Check:
                      "`ecoctl up --init-swarm` makes it a single-node swarm, or `docker swarm join` it to yours")
     return Check("swarm", "fail", f"this engine's swarm is {state}",
                  "fix it with `docker swarm` first (ecoctl does not change a swarm it did not create)")
-
-    def reload_component(self, name: str) -> bool:
-        """Its reload command run in each of its running tasks here; False when none runs here (a
-        task started later reads the files when it starts)."""
-        component = components.named(name)
-        if component is None or component.container is None or not component.container.reload:
-            return False
-        tasks = self.client.containers.list(
-            filters={"label": f"com.docker.swarm.service.name={self.stack}_{name}", "status": "running"})
-        for task in tasks:
-            code, output = task.exec_run(list(component.container.reload))
-            if code != 0:
-                last = (output or b"").decode(errors="replace").strip().splitlines() or ["no output"]
-                raise EcoctlError(f"{name} did not reload: {last[-1]} (`ecoctl logs {name}` shows more)")
-        return bool(tasks)
