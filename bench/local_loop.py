@@ -58,6 +58,7 @@ def one_round(code: Path) -> dict[str, float]:
         ecoctl(code, work, "init", "demo", "--runtime", "local")
         text = (root / "ecosystem.yaml").read_text()
         for old, new in (("    port: 5432", f"    port: {free_port()}"), ("    port: 6379", f"    port: {free_port()}"),
+                         ("    port: 9000", f"    port: {free_port()}"),
                          ("prometheus_port: 9090", f"prometheus_port: {free_port()}"),
                          ("    port: 8000", f"    port: {free_port()}")):
             text = text.replace(old, new)

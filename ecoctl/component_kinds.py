@@ -73,6 +73,10 @@ class Place:
     """Its `secrets`, read from .env."""
     ecosystem: "Ecosystem | None" = None
     """The settings its config is rendered from."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Every .env value (a config built from the ecosystem, like the sign-in's clients, needs many)."""
+    state_dir: Path | None = None
+    """The ecosystem's `.ecoctl/` folder (root's: read while rendering, never by the program)."""
     files: Path | None = None
     """Its copy of `files_from` (None: it has none)."""
 
@@ -97,6 +101,11 @@ class Local:
     """Its data, under its folder ("": the folder itself, also its working directory)."""
     package: str = ""
     """The Python distribution that ships the binary, when it is not on PATH."""
+    python_module: str = ""
+    """A program of ecoctl's own: `python -m MODULE ARGS`, run by a Python the programs' user can
+    execute, from a readable copy of ecoctl's package and of `python_packages` (their
+    distributions and what they require), so the program never reads root's environment."""
+    python_packages: tuple[str, ...] = ()
     stopsignal: str = "TERM"
     reload_signal: str = ""
     """What makes it read its config again."""

@@ -1,7 +1,8 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Alertmanager, Grafana; next: the edge, the pooler, the read replica, the local sign-in): its ports,
+Prometheus, Alertmanager, Grafana, the local runtime's development sign-in, the pooler and the
+read replica (declared in components_data); next: the edge): its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ecoctl import signin
 from ecoctl.component_kinds import (ENV_HINT, Component, Container, Health, HealthKind, Local, Place, Port,  # noqa: F401
                                     SecretStyle, Skip, Stage, always, env_ref, missing_binary, setting)
 from ecoctl.components_data import PGBOUNCER, POSTGRES_REPLICA, pooler_enabled, replica_enabled  # noqa: F401
@@ -52,7 +54,8 @@ def authentik(role: str, ports: tuple[Port, ...], **kwargs) -> Component:
         secrets=(*AUTHENTIK_SECRETS, AUTHENTIK_DB_PASSWORD),
         enabled=lambda ecosystem: ecosystem.authentik_in_stack, wait=False, restartable=True,
         family="authentik",
-        not_local="not run locally: services trust .ecoctl/keys/jwks.json; `ecoctl token SERVICE` prints a token",
+        not_local="not run locally: the development sign-in (signin) stands in for it; `ecoctl token SERVICE` "
+                  "prints a token",
         container=Container("authentik", command=role, environment=AUTHENTIK_ENVIRONMENT,
                             shared_environment="authentik-environment", depends_on=("postgres",),
                             healthcheck=AUTHENTIK_HEALTHCHECK, left_out=authentik_left_out,
@@ -97,6 +100,15 @@ REDIS = Component(
 
 AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),))
 AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_replicas")
+
+SIGNIN = Component(
+    "signin", "core", Health("http", "/-/health/ready/"), ports=(Port(9000, "core.authentik.port"),),
+    secrets=(signin.SESSION_SECRET,), enabled=lambda ecosystem: ecosystem.signin_runs, restartable=True,
+    local=Local("python3", "reinstall ecoctl: the development sign-in needs its dependencies Authlib and Flask",
+                args=lambda place: [str(place.config)], config=signin.config, config_name="signin.json",
+                python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM"))
+"""The local runtime's development sign-in: an OpenID Connect issuer on 127.0.0.1 standing in for
+Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""
 
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),
@@ -152,7 +164,7 @@ GRAFANA = Component(
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
 CATALOG: list[Component] = [POSTGRES, PGBOUNCER, POSTGRES_REPLICA, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER,
-                            PROMETHEUS, ALERTMANAGER, GRAFANA]
+                            SIGNIN, PROMETHEUS, ALERTMANAGER, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

@@ -2,9 +2,11 @@
 
 Every service (portfolio, each template's services, a team's own) reads the same variables:
 `HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
-`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_JWKS_URL` (or `OIDC_JWKS_FILE` where the
-local signing key stands in for Authentik), `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
-(`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime).
+`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (not for a web app's public client),
+`OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
+`REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
+(`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
+`API_URLS` (`name=url,...` of the services it `calls`).
 
 With `core.postgres.pooler`, DATABASE_HOST/PORT and DATABASE_URL name the pooler (transaction pooling:
 no session state, no named prepared statements). With `core.postgres.replicas`, a service that `reads`
@@ -22,17 +24,16 @@ Where a service runs decides how each value is spelt (`Target`):
   exactly the `local` target).
 
 `.env` keys are named here too (`secret_keys`); `Workspace.ensure_secrets` generates what they name.
-The contract is built from plain data: the ecosystem model, the secrets (`.env`'s values) and the
-local JWKS file; `environment` is the shorthand for a caller holding a workspace.
+The contract is built from plain data: the ecosystem model and the secrets (`.env`'s values);
+`environment` is the shorthand for a caller holding a workspace.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
-from ecoctl import scaling
+from ecoctl import scaling, signin
 from ecoctl.names import database_name, env_prefix, role_name, sql_name
 
 if TYPE_CHECKING:
@@ -67,26 +68,43 @@ def db_password_key(service: str) -> str:
 
 
 def client_secret_key(service: str) -> str:
-    """The .env key holding SERVICE's OAuth2 client secret (ecoctl generates it; Authentik stores it)."""
-    return f"{env_prefix(service)}_OIDC_CLIENT_SECRET"
+    """The .env key holding SERVICE's OAuth2 client secret (ecoctl generates it; Authentik, or the
+    development sign-in, checks it)."""
+    return signin.client_secret_key(service)
 
 
 def client_id(ecosystem: "Ecosystem", service: str) -> str:
-    """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its issuer):
-    `core.authentik.prefix` + the service name."""
-    return f"{ecosystem.core.authentik.prefix}{service}"
+    """SERVICE's OAuth2 client_id (see `Ecosystem.client_id`)."""
+    return ecosystem.client_id(service)
 
 
 def issuer(ecosystem: "Ecosystem", service: str) -> str:
-    """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the local key mints the same)."""
-    return f"{ecosystem.authentik_url}/application/o/{client_id(ecosystem, service)}/"
+    """The `iss` of SERVICE's tokens (see `Ecosystem.issuer`)."""
+    return ecosystem.issuer(service)
 
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
+    """Where SERVICE fetches the keys its tokens are signed with: its application's JWKS, at
+    Authentik or at the development sign-in (the same path)."""
     slug = client_id(ecosystem, service)
     if target in ("compose", "swarm") and ecosystem.authentik_in_stack:
         return f"http://authentik-server:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
     return f"{ecosystem.authentik_url}/application/o/{slug}/jwks/"
+
+
+def api_urls(ecosystem: "Ecosystem", service: str, target: Target) -> str:
+    """A web app's `API_URLS` (`name=url,...`): each service it `calls`, as TARGET reaches it (its
+    web server forwards `/api/NAME/` there, so the browser talks to one origin)."""
+    urls = []
+    for api in ecosystem.services[service].calls:
+        spec = ecosystem.services[api]
+        if spec.pattern == "external" and spec.host:
+            host = spec.host
+        else:
+            host = {"local": "127.0.0.1", "host": "127.0.0.1", "compose": api, "swarm": api}.get(
+                target, "<this host's address>")
+        urls.append(f"{api}=http://{host}:{spec.port}")
+    return ",".join(urls)
 
 
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
@@ -94,7 +112,7 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
     if ecosystem.authentik_in_stack:
         keys += [*AUTHENTIK_STACK_SECRETS, db_password_key(AUTHENTIK_DATABASE)]
-    keys += [GRAFANA_ADMIN_PASSWORD, REDIS_PASSWORD]
+    keys += [GRAFANA_ADMIN_PASSWORD, REDIS_PASSWORD, *signin.secret_keys(ecosystem)]
     if ecosystem.core.postgres.pooler and not ecosystem.core.postgres.external:
         keys.append(scaling.POOLER_STATS_PASSWORD)
     if ecosystem.core.postgres.replicas and not ecosystem.core.postgres.external:
@@ -107,7 +125,7 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
     keys = {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD}
-    if ecosystem.authentik_used:
+    if ecosystem.services[service].client == "confidential":
         keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
     return keys
 
@@ -141,10 +159,10 @@ def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     return Endpoints(*pg, here, core.redis.port, replica)
 
 
-def service_environment(ecosystem: "Ecosystem", service: str, target: Target, secrets: Mapping[str, str],
-                        jwks_file: Path | None = None) -> dict[str, str]:
+def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
+                        secrets: Mapping[str, str]) -> dict[str, str]:
     """The variables SERVICE gets when it runs as TARGET (secrets spelt as the target needs), from
-    SECRETS (.env's values) and, where the local signing key stands in for Authentik, JWKS_FILE."""
+    SECRETS (.env's values)."""
     spec = ecosystem.services[service]
     where = endpoints(ecosystem, target)
     database, user = database_name(service), role_name(service)
@@ -165,12 +183,9 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target, se
         variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
-    if target in ("compose", "swarm") or ecosystem.authentik_used:
-        variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
-    elif jwks_file is None:
-        raise ValueError(f"{service} trusts the local signing key as {target}: pass its JWKS file")
-    else:
-        variables["OIDC_JWKS_FILE"] = str(jwks_file)
+    variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
+    if spec.calls:
+        variables["API_URLS"] = api_urls(ecosystem, service, target)
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
@@ -189,10 +204,8 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target, se
 
 
 def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
-    """`service_environment` from what a workspace holds: its .env and its local JWKS file."""
-    from ecoctl.local_auth import jwks_path
-
-    return service_environment(workspace.ecosystem, service, target, workspace.env.values, jwks_path(workspace))
+    """`service_environment` from what a workspace holds: its .env."""
+    return service_environment(workspace.ecosystem, service, target, workspace.env.values)
 
 
 def _secret_value(secrets: Mapping[str, str], key: str, target: Target) -> str:

@@ -1,8 +1,8 @@
-"""The local runtime's stand-in for Authentik: a signing key and its JWKS, in `.ecoctl/keys/`.
+"""The local runtime's signing key and its JWKS, in `.ecoctl/keys/` (root's, 0700/0600).
 
-Services in the local runtime validate tokens against `.ecoctl/keys/jwks.json` exactly as they
-validate Authentik's JWKS elsewhere (RS256, `iss`, `aud`, `exp`); `ecoctl token`
-(commands/tokens.py) mints them with the contract's issuer and audience.
+The development sign-in (`ecoctl.issuer`, configured by `ecoctl.signin`) signs with this key and
+publishes its public half at each application's JWKS URL, where services fetch it exactly as they
+fetch Authentik's; `sign` is for tests that need a token with claims of their own.
 """
 
 from __future__ import annotations
@@ -18,12 +18,21 @@ def keys_dir(workspace) -> Path:
     return workspace.state_dir / "keys"
 
 
+def signing_key_file(state_dir: Path) -> Path:
+    """The private key in an ecosystem's state folder (`.ecoctl/`)."""
+    return Path(state_dir) / "keys" / "signing-key.pem"
+
+
+def jwks_file(state_dir: Path) -> Path:
+    return Path(state_dir) / "keys" / "jwks.json"
+
+
 def private_key_path(workspace) -> Path:
-    return keys_dir(workspace) / "signing-key.pem"
+    return signing_key_file(workspace.state_dir)
 
 
 def jwks_path(workspace) -> Path:
-    return keys_dir(workspace) / "jwks.json"
+    return jwks_file(workspace.state_dir)
 
 
 def ensure_signing_key(workspace) -> bool:

@@ -17,6 +17,7 @@ from ecoctl.support.checks import (TAG, check_host, check_image, check_line, che
 from ecoctl.support.typed import Invalid, Match, Range, Record, checked
 from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
 from ecoctl.names import check_service_name
+from ecoctl.model_ports import first_clash
 from ecoctl.scaling import DataLayerSettings
 
 FILENAME = "ecosystem.yaml"
@@ -33,6 +34,7 @@ DEFAULT_IMAGES = {
     "grafana": "grafana/grafana:12.2.0",
     "python": "python:3.12-slim",
     "go": "golang:1.26-bookworm",
+    "node": "node:20-bookworm-slim",
     "base": "gcr.io/distroless/static-debian12:nonroot",
     "pgbouncer": "ecoctl/pgbouncer:1.18",  # Debian's pgbouncer with tests/docker/pgbouncer's entrypoint
 }
@@ -80,6 +82,15 @@ class AuthentikSettings(Record):
 
 
 @dataclass
+class SigninSettings(Record):
+    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
+
+    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
+    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
+    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
+
+
+@dataclass
 class AlertmanagerSettings(Record):
     """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
 
@@ -111,6 +122,7 @@ class CoreSettings(Record):
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     authentik: AuthentikSettings = field(default_factory=AuthentikSettings)
+    signin: SigninSettings = field(default_factory=SigninSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
@@ -139,6 +151,11 @@ class ServiceSpec(Record):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
+    client: Literal["confidential", "public"] = "confidential"
+    """`confidential` (a service, its secret in .env) or `public` (a web app: code flow + PKCE)."""
+    calls: list[str] = field(default_factory=list)
+    """A web app: the services (APIs) its access tokens are for."""
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
     read_replica: bool = False  # DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)
@@ -150,6 +167,15 @@ class ServiceSpec(Record):
             self.host = checked(check_host, self.host, "host")
         self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
                               for index, uri in enumerate(self.redirect_uris)]
+        self.post_logout_redirect_uris = [checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
+                                          for index, uri in enumerate(self.post_logout_redirect_uris)]
+        if self.calls and self.client != "public":
+            raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
+                          "tokens: set `client: public` or remove `calls`")
+
+    def origins(self) -> list[str]:
+        """Where a web app's URIs default to: its origins on this host."""
+        return [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
 
 
 @dataclass
@@ -170,6 +196,10 @@ class Ecosystem(Record):
     def check(self) -> None:
         for name, spec in self.services.items():
             checked(check_service_name, name, "services", name)
+            for target in spec.calls:
+                if target not in self.services or self.services[target].client == "public":
+                    raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
+                                  "a service (an API) here")
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
@@ -205,6 +235,19 @@ class Ecosystem(Record):
         """Whether services trust Authentik (the stack's or an external one) rather than the local
         signing key: only a stack in containers runs Authentik of its own."""
         return self.in_containers or not self.authentik_in_stack
+
+    @property
+    def signin_runs(self) -> bool:
+        """Whether the development sign-in stands in for Authentik (local, no external one)."""
+        return not self.authentik_used
+
+    def client_id(self, service: str) -> str:
+        """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
+        return f"{self.core.authentik.prefix}{service}"
+
+    def issuer(self, service: str) -> str:
+        """Its tokens' `iss`: Authentik's per-application issuer (the development sign-in's too)."""
+        return f"{self.authentik_url}/application/o/{self.client_id(service)}/"
 
     @property
     def authentik_url(self) -> str:
@@ -247,49 +290,6 @@ class Ecosystem(Record):
         if core.monitoring.enabled and core.monitoring.alertmanager.enabled:
             keys["alertmanager"] = (("core", "monitoring", "alertmanager", "port"), core.monitoring.alertmanager.port)
         return keys
-
-
-def port_clash(ecosystem: Ecosystem, name: str, port: int, pattern: str, host: str | None,
-               among: dict[str, ServiceSpec] | None = None) -> str | None:
-    """Why service NAME may not listen on PORT (None: it may): another service (of `among`, default
-    all) on the same host has it, or the core stack does (a service of pattern `external` runs on
-    HOST, not here)."""
-    where = host if pattern == "external" else None
-    core = ecosystem.core_ports
-    if where is None and port in core:
-        return f"port {port} is taken by the core stack's {core[port]}"
-    for other, spec in (ecosystem.services if among is None else among).items():
-        if other != name and spec.port == port and (spec.host if spec.pattern == "external" else None) == where:
-            return f"port {port} is taken by service {other!r}"
-    return None
-
-
-def first_free_port(ecosystem: Ecosystem, name: str, start: int, pattern: str, host: str | None) -> int:
-    """The first port from START no other service nor the core stack takes and, for a service
-    that runs here, nothing on this host listens on."""
-    from ecoctl.support.ports import free_on_host
-
-    for port in range(start, 65536):
-        if not port_clash(ecosystem, name, port, pattern, host) and (pattern == "external" or free_on_host(port)):
-            return port
-    raise UsageError(f"no port from {start} to 65535 is free for {name!r}: pass --port")
-
-
-def _port_clash(ecosystem: Ecosystem) -> tuple[tuple[str, ...], str] | None:
-    """The key of the first port another core piece, another service on its host or the core stack
-    takes, and why (what `up` would otherwise find out after stopping the working service)."""
-    pieces: dict[int, str] = {}
-    for piece, (key, port) in ecosystem.core_port_keys.items():
-        if port in pieces:
-            return key, f"port {port} is taken by the core stack's {pieces[port]}: choose another"
-        pieces[port] = piece
-    seen: dict[str, ServiceSpec] = {}
-    for name, spec in ecosystem.services.items():
-        clash = port_clash(ecosystem, name, spec.port, spec.pattern, spec.host, among=seen)
-        if clash:
-            return ("services", name, "port"), f"{clash}: choose another"
-        seen = {**seen, name: spec}
-    return None
 
 
 class EcosystemFile:
@@ -342,7 +342,7 @@ class EcosystemFile:
                     message += f" (got {shown(exc.given)})"
             where = f":{line}" if line else ""
             raise UsageError(f"{path}{where}: {message}") from None
-        port_clash = _port_clash(model)
+        port_clash = first_clash(model)
         if port_clash:
             key, message = port_clash
             if text is not None and not hasattr(document, "lc"):  # plain data: lines come from the round-trip form

@@ -30,7 +30,8 @@ from ecoctl.template_text import python_package, render_file, render_text  # noq
 MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
-_MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run")
+_MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run",
+                  "extends", "client", "calls")
 MAX_FILE = 4 << 20
 """Largest file a template may hold (4 MiB)."""
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
@@ -63,6 +64,13 @@ class TemplateInfo:
     """Part of the core stack (`core: true`): `init` creates its service, named `core_service`;
     add-service refuses that name and the template, remove-service refuses the service, and every
     runtime starts it with any service it starts."""
+    base: "TemplateInfo | None" = field(default=None, hash=False, compare=False)
+    """`extends: {template: NAME, version: N}`: the template (beside this one, at that version) whose
+    files are rendered first, this one's replacing theirs; its variables and `run` are inherited."""
+    client: str = "confidential"
+    """`public`: a web app (a public OAuth2 client in a browser); `confidential`: a service."""
+    calls: tuple[str, ...] = ()
+    """A web app's default `calls` (the services whose APIs it calls), when add-service names none."""
 
     @property
     def files_dir(self) -> Path:
@@ -133,10 +141,20 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
     if not isinstance(data.get("run") or {}, dict):
         raise UsageError(f"{manifest}: `run` must map each runtime (local, docker) to how it builds and runs")
     variables = _variables(manifest, data.get("variables") or {})
+    from ecoctl.template_extends import base_of, calls_of, client_of
+
+    at = lambda key: _at(manifest, key)  # noqa: E731
+    base = base_of(at, path, data.get("extends"), lambda folder: load_template(folder, source))
+    if base is not None:  # the base's variables first: the extension's defaults may refer to them
+        own = {variable.name for variable in variables}
+        variables = tuple(v for v in base.variables if v.name not in own) + variables
     return TemplateInfo(name=name, description=printable(" ".join(str(data.get("description", "")).split())), path=path,
                         default_port=port, variables=variables, source=source, version=version,
-                        changelog=_changelog(manifest, data.get("changelog")), run=data.get("run") or {},
-                        core=_core(manifest, data.get("core", False), variables))
+                        changelog=_changelog(manifest, data.get("changelog")),
+                        run=data.get("run") or (base.run if base else {}),
+                        core=_core(manifest, data.get("core", False), variables), base=base,
+                        client=client_of(at, data.get("client", base.client if base else "confidential")),
+                        calls=calls_of(at, data.get("calls", [])))
 
 
 def _at(manifest: Path, key: object, nested: bool = False) -> str:
@@ -311,6 +329,18 @@ def render_template(template: TemplateInfo, target: Path, variables: dict[str, A
 def _render(template: TemplateInfo, variables: dict[str, Any],
             wanted: Callable[[str], bool] | None = None) -> dict[str, tuple[bytes, int]]:
     context = template_variables(template, variables)
+    out: dict[str, tuple[bytes, int]] = {}
+    layers = []
+    while template is not None:  # the base's files first; each extension's replace theirs
+        layers.insert(0, template)
+        template = template.base
+    for layer in layers:
+        out.update(_render_files(layer, context, wanted))
+    return out
+
+
+def _render_files(template: TemplateInfo, context: dict[str, Any],
+                  wanted: Callable[[str], bool] | None) -> dict[str, tuple[bytes, int]]:
     root = template.files_dir
     _inside(template, root, f"{template.name}: {FILES_DIR}")
     out: dict[str, tuple[bytes, int]] = {}

@@ -23,6 +23,8 @@ class LocalRun:
     """Commands run in order in the service folder when the inputs changed."""
     command: tuple[str, ...]
     """The supervised process (the service contract is its environment)."""
+    requires: tuple[tuple[str, str], ...] = ()
+    """(program, how to install it) the build needs on PATH (`requires:`), checked before it runs."""
     shared: str | None = None
     """What the build's output depends on when it is shared between services (one of SHARED_BY),
     else None: each service builds its own."""
@@ -96,11 +98,14 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     inputs = declared.get("inputs") or ["**/*"]
     if not isinstance(inputs, list) or not all(isinstance(glob, str) for glob in inputs):
         raise UsageError(f"{where}.inputs must be a list of file patterns")
+    requires = declared.get("requires") or {}
+    if not isinstance(requires, dict) or not all(isinstance(v, str) for v in requires.values()):
+        raise UsageError(f"{where}.requires must map each program the build needs to how to install it")
     shared = declared.get("shared")
     if shared is not None and shared not in SHARED_BY:
         raise UsageError(f"{where}.shared must be one of: {', '.join(SHARED_BY)}")
     return LocalRun(tuple(inputs), tuple(argv(step, "build") for step in build), argv(declared["command"], "command"),
-                    shared)
+                    tuple((str(program), hint) for program, hint in requires.items()), shared)
 
 
 def docker_build_args(workspace, name: str) -> dict[str, str]:

@@ -327,6 +327,13 @@ class AuthentikDouble(LoopbackServer):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def speaks_logout_uris(self) -> bool:
+        """Authentik 2026.5 added `redirect_uri_type` (logout URIs); an older one ignores the field,
+        as DRF ignores unknown fields of a nested serializer."""
+        major, minor = (int(part) for part in self.version.split(".")[:2])
+        return (major, minor) >= (2026, 5)
+
     def reset(self) -> None:
         """Back to a freshly booted Authentik (for a server shared between tests)."""
         with self._lock:
@@ -537,7 +544,8 @@ class AuthentikDouble(LoopbackServer):
     def _update_provider(self, stored: dict, values: dict) -> None:
         for key, value in values.items():
             if key == "redirect_uris":
-                value = [{k: (v.value if hasattr(v, "value") else v) for k, v in uri.to_dict().items()}
+                value = [{k: (v.value if hasattr(v, "value") else v) for k, v in uri.to_dict().items()
+                          if k != "redirect_uri_type" or self.speaks_logout_uris}
                          for uri in value or []]
             elif key == "property_mappings" or key in ("jwt_federation_sources",):
                 value = [str(v) for v in value or []]

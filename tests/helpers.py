@@ -59,6 +59,8 @@ def point_ecosystem_at(root: Path, *, postgres_port: int, postgres_password: str
     text = spec.read_text().replace("    port: 5432", f"    port: {postgres_port}")
     if authentik_url:
         text = text.replace("    # url: https://auth.example.com", f"    url: {authentik_url}")
+    else:  # the local runtime's development sign-in listens there: other runs share this host
+        text = text.replace("    port: 9000", f"    port: {free_port()}")
     if prometheus_port:
         text = text.replace("prometheus_port: 9090", f"prometheus_port: {prometheus_port}")
     spec.write_text(text)
@@ -131,6 +133,22 @@ def docker_engine_problem() -> str | None:
     if missing:
         return f"test images missing ({', '.join(missing)}): run tests/docker/setup.sh"
     return None
+
+
+def init_local(base: Path, *services: str) -> tuple[Path, dict[str, int]]:
+    """`ecoctl init demo --runtime local` in BASE with every port of the stack moved to a free one
+    (tests run side by side): PostgreSQL, Redis, the development sign-in, Prometheus, portfolio,
+    and one free port for each of SERVICES (for `add-service --port`)."""
+    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
+    root = base / "demo"
+    ports = {key: free_port() for key in ("pg", "redis", "issuer", "prom", "portfolio", *services)}
+    text = (root / "ecosystem.yaml").read_text()
+    for before, key in (("    port: 5432", "pg"), ("    port: 6379", "redis"), ("    port: 9000", "issuer"),
+                        ("prometheus_port: 9090", "prom"), ("    port: 8000", "portfolio")):
+        assert before in text, before
+        text = text.replace(before, before.replace(before.rsplit(" ", 1)[1], str(ports[key])))
+    (root / "ecosystem.yaml").write_text(text)
+    return root, ports
 
 
 def assert_refused(result: subprocess.CompletedProcess, code: int = 2, *words: str) -> str:

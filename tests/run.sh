@@ -26,6 +26,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v git >/dev/null || missing+=(git)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  command -v node >/dev/null || missing+=(nodejs)  # the web apps' builds (npm ci + vite build)
+  command -v npm >/dev/null || missing+=(npm)
+  [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)  # the browser tests (Playwright drives it)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq

@@ -195,13 +195,14 @@ def logs(ctx: typer.Context, service: str = typer.Argument(..., help="A service 
 @app.command()
 def token(ctx: typer.Context,
           service: Optional[str] = typer.Argument(None, help="The service (default: the core service, portfolio)."),
-          sub: str = typer.Option("local-user", "--sub", help="The token's subject (user id)."),
-          ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
+          user: Optional[str] = typer.Option(None, "--user",
+                                             help="A development user (core.signin.users) to sign in as "
+                                                  "(local runtime); default: the service's own token."),
           scope: str = typer.Option("openid email profile", "--scope",
                                     help="The token's `scope` claim: space-separated OAuth2 scopes.")):
-    """Print (only) a bearer token the local runtime's services accept."""
+    """Print (only) a bearer token for SERVICE, from the issuer the services trust."""
     from ecoctl.commands.tokens import token_for
 
-    sys.stdout.write(token_for(workspace_of(ctx), service, subject=sub, ttl=ttl, scope=scope) + "\n")
+    sys.stdout.write(token_for(workspace_of(ctx), service, user=user, scope=scope) + "\n")
 
 

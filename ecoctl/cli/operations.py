@@ -1,4 +1,4 @@
-"""CLI: everyday operations: env, restart, doctor, secrets rotate."""
+"""CLI: everyday operations: env, restart, doctor, secrets rotate, secrets password."""
 
 from __future__ import annotations
 
@@ -73,7 +73,15 @@ def doctor(ctx: typer.Context, json_output: bool = JSON_OPTION):
         raise typer.Exit(1)
 
 
+def secrets_password(ctx: typer.Context, user: str = typer.Argument(..., help="A development user (core.signin.users).")):
+    """Print (only) a development user's password for the local runtime's sign-in page."""
+    from ecoctl.commands.secrets import dev_password
+
+    sys.stdout.write(dev_password(workspace_of(ctx), user) + "\n")
+
+
 secrets_app.command("rotate")(secrets_rotate)
+secrets_app.command("password")(secrets_password)
 app.command()(restart)
 app.command()(env)
 app.command()(doctor)

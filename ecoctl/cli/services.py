@@ -19,6 +19,7 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
                 reads: Optional[list[str]] = typer.Option(None, "--reads", help="Another service whose database it may read."),
                 writes: Optional[list[str]] = typer.Option(None, "--writes", hidden=True),
                 redirect_uri: Optional[list[str]] = typer.Option(None, "--redirect-uri", help="An OAuth2 redirect URI."),
+                calls: Optional[list[str]] = typer.Option(None, "--calls", help="A web app (--template react-vite): a service whose API it calls with its users' tokens."),
                 replicas: Optional[int] = typer.Option(None, "--replicas", min=0, max=100, help="Running copies (swarm runtime)."),
                 no_apply: bool = typer.Option(False, "--no-apply", help="Write files only; touch no server."),
                 yes: bool = typer.Option(False, "--yes", "-y", help="Change an existing service without asking."),
@@ -31,7 +32,8 @@ def add_service(ctx: typer.Context, name: str = typer.Argument(..., help="lowerc
     if writes:
         raise services.shared_write_refused(name, writes[0])
     request = services.ServiceRequest(name=name, template=template, port=port, pattern=pattern,
-                                      reads=reads, redirect_uris=redirect_uri or [], host=host, replicas=replicas)
+                                      reads=reads, redirect_uris=redirect_uri or [], host=host, replicas=replicas,
+                                      calls=calls)
     workspace = workspace_of(ctx, changes=True)
     existing = workspace.ecosystem.services.get(name)
     if existing is not None and not yes and sys.stdin.isatty():

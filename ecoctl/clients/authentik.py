@@ -34,6 +34,20 @@ RETRY_STATUS = frozenset({500, 502, 503, 504})
 UNAVAILABLE_STATUS = frozenset({502, 503, 504})
 
 
+LOGOUT_URIS = (2026, 5)
+"""From this version a provider's redirect URIs carry `redirect_uri_type` (`logout`: a post-logout
+redirect URI); older versions have no post-logout URIs to register."""
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    match = re.match(r"^(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def speaks_logout_uris(version: str) -> bool:
+    return version_tuple(version) >= LOGOUT_URIS
+
+
 def supported_version(version: str) -> bool:
     match = re.match(r"^(\d+)\.(\d+)", version)
     return bool(match) and SUPPORTED[0] <= (int(match[1]), int(match[2])) <= SUPPORTED[1]

@@ -140,7 +140,7 @@ class Doctor:
     # -- Authentik ---------------------------------------------------------------------------------
     def check_authentik(self) -> None:
         if not self.ecosystem.authentik_used:
-            self.add("authentik", "skip", "not used: services trust the local signing key "
+            self.add("authentik", "skip", "not used: the development sign-in stands in for it "
                                           "(`ecoctl token SERVICE`)")
             return
         if self.ecosystem.authentik_in_stack and not self.running():

@@ -152,7 +152,7 @@ def _fill(workspace, result: InitResult) -> InitResult:
     result.secrets_kept = [key for key in dict.fromkeys(keys) if key in had]
     if "AUTHENTIK_BOOTSTRAP_EMAIL" not in workspace.env:
         workspace.record({"AUTHENTIK_BOOTSTRAP_EMAIL": "admin@example.com"})
-    if not workspace.ecosystem.authentik_used:  # services trust the local signing key instead
+    if workspace.ecosystem.signin_runs:  # the development sign-in signs with the local key
         from ecoctl.local_auth import ensure_signing_key
 
         if ensure_signing_key(workspace):

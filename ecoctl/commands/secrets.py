@@ -120,3 +120,16 @@ def rotate_password(workspace: "Workspace", service: str) -> None:
                             exc) from None
     finally:
         conn.close()
+
+
+def dev_password(workspace: "Workspace", user: str) -> str:
+    """A development user's password (the local runtime's sign-in), from .env: printed only when asked."""
+    from ecoctl.errors import UsageError
+    from ecoctl.signin import password_key
+
+    users = workspace.ecosystem.core.signin.users
+    if user not in users:
+        known = ", ".join(users) or "none yet"
+        raise UsageError(f"{user!r} is not a development user (core.signin.users: {known}): add it there, "
+                         "then run `ecoctl up`")
+    return workspace.secret(password_key(user))

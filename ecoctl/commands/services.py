@@ -9,7 +9,8 @@ from ecoctl import contract
 from ecoctl import kept
 from ecoctl.commands.reconcile import converge, plan_workspace
 from ecoctl.errors import UsageError
-from ecoctl.model import ServiceSpec, first_free_port, port_clash
+from ecoctl.model import ServiceSpec
+from ecoctl.model_ports import first_free_port, port_clash
 from ecoctl.names import check_service_name, default_redirect_uri
 from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
@@ -34,6 +35,8 @@ class ServiceRequest:
     redirect_uris: list[str] = field(default_factory=list)
     host: str | None = None
     replicas: int | None = None
+    calls: list[str] | None = None
+    """A web app's APIs (`--calls`); None: as it was, else its template's `calls`."""
 
 
 @dataclass
@@ -112,17 +115,36 @@ def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = N
                 check(value)
             except ValueError as exc:
                 raise UsageError(f"{option}: {exc}") from None
+    calls = web_calls(workspace, name, template, request.calls, existing)
     template_ref = request.template or (existing.template if existing else template.name)
     try:
         return ServiceSpec(template=template_ref, port=port, pattern=pattern,
                            host=request.host or (existing.host if existing else None),
-                           reads=sorted(set(reads)),
+                           reads=sorted(set(reads)), client=template.client, calls=calls,
                            redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
                            or [default_redirect_uri(port, request.host and url_host(request.host))],
                            replicas=request.replicas if request.replicas is not None
                            else (existing.replicas if existing else 1))
     except Invalid as exc:
         raise UsageError(f"--{str(exc.loc[0]).replace('_', '-')} {shown(exc.given)}: {exc.problem}") from None
+
+
+def web_calls(workspace, name: str, template, asked: list[str] | None, existing: ServiceSpec | None) -> list[str]:
+    """The APIs a web app calls: as asked (`--calls`), else as it was, else its template's; each a
+    service (an API) of the ecosystem. Only a web app's template (`client: public`) calls APIs."""
+    if template.client != "public":
+        if asked:
+            raise UsageError(f"--calls: template {template.name} makes a service, not a web app; a web app "
+                             "(e.g. --template react-vite) calls APIs with its users' tokens")
+        return []
+    calls = asked if asked is not None else (existing.calls if existing else list(template.calls))
+    services = workspace.ecosystem.services
+    for target in calls:
+        if target == name or target not in services or services[target].client == "public":
+            apis = [other for other, spec in services.items() if spec.client != "public" and other != name]
+            raise UsageError(f"--calls {target}: not a service with an API in ecosystem.yaml "
+                             f"(services: {', '.join(apis) or 'none'})")
+    return list(dict.fromkeys(calls))
 
 
 def refuse_core_name(workspace, name: str) -> None:
@@ -162,6 +184,10 @@ def _spec_document(spec: ServiceSpec) -> dict:
         document["host"] = spec.host
     if spec.reads:
         document["reads"] = list(spec.reads)
+    if spec.client != "confidential":
+        document["client"] = spec.client
+    if spec.calls:
+        document["calls"] = list(spec.calls)
     document["redirect_uris"] = list(spec.redirect_uris)
     if spec.replicas != 1:
         document["replicas"] = spec.replicas
@@ -284,6 +310,9 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
     if readers:
         raise UsageError(f"{', '.join(readers)} read(s) {name}'s database: remove {name} from their "
                          "`reads` first")
+    callers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.calls]
+    if callers:
+        raise UsageError(f"web app(s) {', '.join(callers)} call {name}: remove {name} from their `calls` first")
     result = ServiceResult(name)
     removed_spec = workspace.ecosystem.services[name]
     runtime = get_runtime(workspace, progress)

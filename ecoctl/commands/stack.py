@@ -71,6 +71,8 @@ def endpoints(workspace, not_run: dict[str, str] | None = None) -> dict[str, str
              else f"postgresql://127.0.0.1:{core.postgres.port}"}
     if workspace.ecosystem.authentik_used:
         found["authentik"] = workspace.ecosystem.authentik_url
+    elif "signin" not in (not_run or {}):
+        found["signin"] = workspace.ecosystem.authentik_url
     if components.named("redis").enabled(workspace.ecosystem) and "redis" not in (not_run or {}):
         found["redis"] = f"redis://127.0.0.1:{core.redis.port}"
     if core.monitoring.enabled and "prometheus" not in (not_run or {}):

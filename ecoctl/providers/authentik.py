@@ -6,6 +6,10 @@ on the provider, so the plan knows every value it writes; the issuer follows fro
 - Redirect URIs come from the service's `redirect_uris`; when empty, `names.default_redirect_uri`:
   `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service),
   the same default `add-service` writes into ecosystem.yaml.
+- A web app (`client: public`) gets a public provider: `client_type: public`, no client secret of
+  ecoctl's, its redirect URIs (default: its origins) and, from Authentik 2026.5, its
+  `post_logout_redirect_uris` as `redirect_uri_type: logout` entries, managed exactly (an older
+  Authentik has no post-logout URIs to register). Drift is checked like a service's.
 - Ownership: ecoctl changes or deletes only what this ecosystem created. Applications carry
   `meta_publisher: "ecoctl:<ecosystem name>"`; a provider (which has no free-text field) carries the
   ecosystem in its name, `<ecosystem>/<slug>-provider`, so it stays recognisable when a crash left it
@@ -34,8 +38,8 @@ from ecoctl.names import default_redirect_uri
 from ecoctl.plan import Change, Options, Provider, RuntimeView
 from ecoctl.providers.authentik_changes import (Actual, BindApplication, Client, CreateApplication,  # noqa: F401
                                                 CreateProvider, DeleteApplication, DeleteProvider, UpdateProvider,
-                                                authorization_uris, legacy_provider_name, provider_name,
-                                                service_account)
+                                                authorization_uris, legacy_provider_name, logout_uris,
+                                                provider_name, service_account)
 
 if TYPE_CHECKING:
     from ecoctl.clients.authentik import AuthentikClient, Defaults
@@ -103,8 +107,10 @@ class AuthentikProvider(Provider):
     def desired(self) -> dict[str, Client]:
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
-            uris = spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)]
-            secret = self.workspace.env.get(contract.client_secret_key(service)) or ""
+            public = spec.client == "public"
+            uris = (spec.redirect_uris or spec.origins() if public
+                    else spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)])
+            secret = "" if public else self.workspace.env.get(contract.client_secret_key(service)) or ""
             slug = self.slug(service)
             if len(slug) > SLUG_MAX:
                 from ecoctl.errors import UsageError
@@ -112,25 +118,38 @@ class AuthentikProvider(Provider):
                 raise UsageError(f"Authentik application slug {slug!r} of service {service!r} is longer than "
                                  f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
                                  "(before the first apply) or the service name")
-            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug)
+            wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug, public=public,
+                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or spec.origins()))
+                                     if public else ())
         self._wanted = wanted
         return wanted
 
     # -- diff ----------------------------------------------------------------------------------
 
+    def managed_logout_uris(self, client: Client) -> tuple[str, ...]:
+        """The post-logout URIs ecoctl registers for CLIENT (a web app's, where Authentik has them)."""
+        from ecoctl.clients.authentik import speaks_logout_uris
+
+        return client.logout_uris if client.public and speaks_logout_uris(self.client.version()) else ()
+
     def provider_fields(self, client: Client, defaults: "Defaults", name: str | None = None) -> dict[str, Any]:
-        return {
+        fields = {
             "name": name or self.own_name(client.slug),
-            "client_type": "confidential",
+            "client_type": "public" if client.public else "confidential",
             "client_id": client.slug,
             "client_secret": client.client_secret,
             "authorization_flow": defaults.authorization_flow,
             "invalidation_flow": defaults.invalidation_flow,
-            "redirect_uris": [{"matching_mode": "strict", "url": url} for url in client.redirect_uris],
+            "redirect_uris": [{"matching_mode": "strict", "url": url} for url in client.redirect_uris] +
+                             [{"matching_mode": "strict", "url": url, "redirect_uri_type": "logout"}
+                              for url in self.managed_logout_uris(client)],
             "signing_key": defaults.signing_key,
             "property_mappings": list(defaults.scope_mappings),
             "sub_mode": SUB_MODE,
         }
+        if client.public:
+            del fields["client_secret"]  # a public client has none of ours (Authentik keeps its own, unused)
+        return fields
 
     def provider_patch(self, client: Client, actual: dict, defaults: "Defaults",
                        adopt: bool = False) -> tuple[dict, list[str]]:
@@ -147,12 +166,21 @@ class AuthentikProvider(Provider):
         if actual.get("sub_mode") != want["sub_mode"]:
             patch["sub_mode"] = want["sub_mode"]
             words.append(f"sub_mode {actual.get('sub_mode')}->{want['sub_mode']}")
-        if actual.get("client_secret") != want["client_secret"]:
+        if not client.public and actual.get("client_secret") != want["client_secret"]:
             patch["client_secret"] = want["client_secret"]
             words.append(f"client_secret differs from .env {contract.client_secret_key(client.service)}")
         current = authorization_uris(actual)
+        logout_wanted = self.managed_logout_uris(client)
+        logout_now = logout_uris(actual)
+        if client.public and logout_wanted and logout_now != [(url, "strict") for url in logout_wanted]:
+            patch["redirect_uris"] = want["redirect_uris"]
+            now = [url for url, _ in logout_now]
+            words.append("post-logout redirect_uris " + " ".join(
+                [f"+{u}" for u in logout_wanted if u not in now] + [f"-{u}" for u in now if u not in logout_wanted]
+                or ["reordered or not strict"]))
         if current != [(url, "strict") for url in client.redirect_uris]:
-            kept = [uri for uri in actual.get("redirect_uris") or [] if uri.get("redirect_uri_type") == "logout"]
+            kept = ([] if logout_wanted else
+                    [uri for uri in actual.get("redirect_uris") or [] if uri.get("redirect_uri_type") == "logout"])
             patch["redirect_uris"] = want["redirect_uris"] + kept
             current_uris = [url for url, _ in current]
             added = [url for url in client.redirect_uris if url not in current_uris]
@@ -216,7 +244,8 @@ class AuthentikProvider(Provider):
             name = self.own_name(slug)
             if existing is None:
                 uris = ", ".join(client.redirect_uris)
-                changes.append(Change(self.name, "create", PROVIDER_KIND, name, f"client_id {slug}, redirect {uris}",
+                kind = ", public (PKCE)" if client.public else ""
+                changes.append(Change(self.name, "create", PROVIDER_KIND, name, f"client_id {slug}{kind}, redirect {uris}",
                                       service=service, payload=CreateProvider(service)))
             else:
                 taken = adopt and not self.owns_provider(existing, app)

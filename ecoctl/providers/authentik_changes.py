@@ -25,6 +25,12 @@ def service_account(provider: str) -> str:
     return f"ak-{provider[:150 - 22]}-client_credentials"
 
 
+def logout_uris(provider: dict) -> list[tuple[str, str]]:
+    """(url, matching_mode) of the post-logout redirect URIs."""
+    return [(uri["url"], uri.get("matching_mode") or "strict") for uri in provider.get("redirect_uris") or []
+            if uri.get("redirect_uri_type") == "logout"]
+
+
 def authorization_uris(provider: dict) -> list[tuple[str, str]]:
     """(url, matching_mode) of the authorization redirect URIs."""
     return [(uri["url"], uri.get("matching_mode") or "strict") for uri in provider.get("redirect_uris") or []
@@ -40,6 +46,10 @@ class Client:
     client_secret: str = field(repr=False, default="")
     slug: str = ""
     """Application slug and client_id (`contract.client_id`); the service name when not given."""
+    public: bool = False
+    """A web app's public client (no secret; the browser proves the code with PKCE)."""
+    logout_uris: tuple[str, ...] = ()
+    """A web app's post-logout redirect URIs (Authentik 2026.5+: `redirect_uri_type: logout`)."""
 
     def __post_init__(self) -> None:
         if not self.slug:

@@ -39,6 +39,7 @@ def ecosystem(tmp_path, runtime: str) -> dict[str, int]:
         document["images"] = dict(DOCKER_TEST_IMAGES)
         document["core"]["postgres"]["port"] = ports["postgres"]
         document["core"]["redis"]["port"] = ports["redis"]
+        document["core"]["authentik"]["port"] = free_port()  # the development sign-in's (local)
         document["core"]["monitoring"]["prometheus_port"] = ports["prometheus"]
         document["services"]["portfolio"]["port"] = ports["portfolio"]
 

@@ -92,6 +92,7 @@ def stack(tmp_path_factory):
     ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
+    text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in's
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
     (root / "ecosystem.yaml").write_text(text)
@@ -137,9 +138,8 @@ def test_env_is_what_the_running_service_got_with_secrets_masked(stack):
     assert shown["DATABASE_PASSWORD"] == secret
     assert shown["PORT"] == str(stack.ports["portfolio"])
     running = process_environ(service_pid(stack.root, stack.ports["portfolio"]))
-    # as root the service reads a copy of the public JWKS its user can reach: the same keys
-    jwks = shown.pop("OIDC_JWKS_FILE")
-    assert Path(running.pop("OIDC_JWKS_FILE")).read_text() == Path(jwks).read_text()
+    # the keys come from the development sign-in's JWKS URL, as from Authentik's elsewhere
+    assert httpx.get(shown["OIDC_JWKS_URL"]).json()["keys"]
     assert {name: running.get(name) for name in shown} == shown
     with psycopg.connect(shown["DATABASE_URL"], connect_timeout=5) as conn:
         assert conn.execute("select current_user").fetchone()[0] == shown["DATABASE_USER"]

@@ -3,7 +3,7 @@ hidden from PATH: the README's commands in order (ecoctl on PATH as its activate
 add-service examples: the second takes the next free port and says so), a Go build's live line on a
 terminal and its output in the log, every skipped component said in up/status/logs/doctor, no
 runtime switch while the stack runs, a removed running service added again, a template error that
-records nothing, `token --sub ''` refused."""
+records nothing, `token --user` of someone not a development user refused."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def eco(tmp_path_factory):
     for command in readme_commands():
         if command == "cd demo":
             text = (eco.root / "ecosystem.yaml").read_text()
-            for setting in ("    port: 5432", "    port: 6379", "prometheus_port: 9090", "    port: 8000"):
+            for setting in ("    port: 5432", "    port: 6379", "    port: 9000", "prometheus_port: 9090",
+                            "    port: 8000"):
                 text = text.replace(setting, f"{setting.rsplit(' ', 1)[0]} {free_port()}")
             (eco.root / "ecosystem.yaml").write_text(text)  # the README's ports: other runs share this host
             continue
@@ -160,7 +161,8 @@ def test_a_template_error_records_nothing(eco, tmp_path):
     assert eco.run("plan", "--detailed-exitcode").returncode == 0
 
 
-def test_a_token_without_a_subject_is_refused(eco):
-    result = eco.run("token", "portfolio", "--sub", "")
+def test_a_token_for_someone_not_a_development_user_is_refused(eco):
+    result = eco.run("token", "portfolio", "--user", "mallory")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == "error: --sub must not be empty: services refuse a token without a subject"
+    assert result.stderr.strip() == ("error: 'mallory' is not a development user: add it to core.signin.users "
+                                     "in ecosystem.yaml and run `ecoctl up`")

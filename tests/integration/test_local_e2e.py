@@ -36,6 +36,7 @@ def demo(tmp_path):
     ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "audit")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
+    text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in's
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
     (root / "ecosystem.yaml").write_text(text)
@@ -52,8 +53,8 @@ def test_local_stack_end_to_end(demo):
     portfolio = f"http://127.0.0.1:{ports['portfolio']}"
     assert httpx.get(f"{portfolio}/healthz").status_code == 200
     assert httpx.get(f"{portfolio}/portfolios").status_code == 401
-    token = run_ecoctl("token", "portfolio", "--sub", "alice", cwd=root).stdout.strip()
-    assert token.count(".") == 2
+    token = run_ecoctl("token", "portfolio", "--user", "dev", cwd=root).stdout.strip()
+    assert token.count(".") == 2  # signed in through the development sign-in's form
     auth = {"Authorization": f"Bearer {token}"}
     created = httpx.post(f"{portfolio}/portfolios", json={"name": "Retirement", "currency": "EUR"}, headers=auth)
     assert created.status_code == 201, created.text

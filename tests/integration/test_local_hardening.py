@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ecoctl.components import PROMETHEUS, REDIS
+from ecoctl.components import PROMETHEUS, REDIS, SIGNIN
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.local import LocalRuntime
 from ecoctl.runtimes.local.health import redis_ping
@@ -227,6 +227,9 @@ def test_no_file_holding_a_secret_is_readable_by_the_second_user(stack):
                 if any(secret.encode() in data for secret in secrets_):
                     holding.append(path)
     assert stack.place(REDIS).config in holding and stack.supervisor.config_path in holding
+    signin = stack.place(SIGNIN).config  # the development sign-in's: its signing key, session secret
+    assert signin in holding and (signin.stat().st_mode & 0o777, signin.stat().st_uid) == \
+        (0o600, pwd.getpwnam(SERVICE_USER).pw_uid)
     readable = as_probe(
         "import os, sys\n"
         f"paths = {[str(path) for path in holding]!r}\n"

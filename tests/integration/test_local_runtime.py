@@ -75,11 +75,12 @@ def new_ecosystem(directory: Path) -> Workspace:
     from ecoctl.commands.init import init_ecosystem
 
     init_ecosystem(directory, runtime="local")
-    ports = iter(free_port() for _ in range(5))
+    ports = iter(free_port() for _ in range(6))
 
     def use_free_ports(doc):
         doc["core"]["postgres"]["port"] = next(ports)
         doc["core"]["redis"]["port"] = next(ports)
+        doc["core"]["authentik"]["port"] = next(ports)  # the development sign-in's
         doc["core"]["monitoring"]["prometheus_port"] = next(ports)
         doc["services"]["portfolio"]["port"] = next(ports)
 
@@ -390,6 +391,7 @@ def test_portfolio_runs_under_uvicorn_and_accepts_a_local_token(stack):
     folder = portfolio_installable(stack)
     stack.start_postgres()
     provision_database(stack, "portfolio")
+    stack.start_core()  # the development sign-in: the service fetches its keys from it
 
     assert stack.start_services([]) is True
     assert stack.wait_healthy(["portfolio"], timeout=90) == {"portfolio": "healthy"}
@@ -437,6 +439,7 @@ def test_an_added_service_starts_in_the_running_stack(stack):
         lambda doc: doc["services"].update({"loyalty": {"template": "python-fastapi", "port": port}}))
     converge(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
     provision_database(stack, "loyalty")
+    stack.start_core()
     stack.start_services([])
     portfolio_pid = stack.supervisor.info("portfolio")["pid"]
 

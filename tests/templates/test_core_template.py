@@ -136,8 +136,6 @@ def test_the_core_service_is_neither_added_again_nor_removed(eco):
 
 def test_a_renamed_core_service_is_found_by_its_template_not_its_name(eco):
     """ecosystem.yaml may call the core service anything: what makes it core is its template."""
-    import jwt
-
     from ecoctl.template_run import core_services, local_run, with_core_services
 
     def rename(document):
@@ -153,9 +151,8 @@ def test_a_renamed_core_service_is_found_by_its_template_not_its_name(eco):
     assert run.command == ("/build/ledger/venv/bin/python", "-m", "uvicorn", "portfolio_service.main:app",
                            "--app-dir", ".", "--host", "127.0.0.1", "--port", "8000")
 
-    token = run_ecoctl("token", cwd=eco)  # the core service's, whatever its name
-    assert token.returncode == 0, token.stderr
-    assert jwt.decode(token.stdout.strip(), options={"verify_signature": False})["aud"] == "eco-ledger"
+    token = run_ecoctl("token", cwd=eco)  # the core service's, whatever its name (nothing runs: said)
+    assert token.returncode == 1 and "(for eco-ledger) does not answer" in token.stderr, token.stderr
     removed = run_ecoctl("remove-service", "ledger", cwd=eco)
     assert removed.returncode == 2 and "ledger is a core service" in removed.stderr
     # the name the core template gives its service stays the core template's

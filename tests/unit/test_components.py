@@ -71,7 +71,7 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "docker", SCALED)
+    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local", SCALED)
     if component.container is not None:
         recipe = component.container
         environment = recipe.environment(workspace.ecosystem) if callable(recipe.environment) else recipe.environment
@@ -117,12 +117,12 @@ def runtime_of(tmp_path, name: str, change=lambda doc: None):
 
 
 RUNS = [
-    ("local", "default", ["postgres", "redis", "prometheus"]),
-    ("local", "no-monitoring", ["postgres", "redis"]),
+    ("local", "default", ["postgres", "redis", "signin", "prometheus"]),
+    ("local", "no-monitoring", ["postgres", "redis", "signin"]),
     ("docker", "default", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus"]),
     ("docker", "external-authentik", ["postgres", "redis", "prometheus"]),
     ("swarm", "external-postgres-images", ["redis", "authentik-server", "authentik-worker", "prometheus"]),
-    ("local", "alertmanager", ["postgres", "redis", "prometheus", "alertmanager"]),
+    ("local", "alertmanager", ["postgres", "redis", "signin", "prometheus", "alertmanager"]),
     ("docker", "alertmanager", ["postgres", "redis", "authentik-server", "authentik-worker", "prometheus",
                                 "alertmanager"]),
 ]
@@ -142,7 +142,7 @@ def test_which_components_each_runtime_runs(tmp_path, monkeypatch, runtime, case
 def test_the_local_runtime_skips_an_optional_component_without_its_binary(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     runtime = runtime_of(tmp_path, "local")
-    assert [component.name for component in runtime.components()] == ["postgres"]
+    assert [component.name for component in runtime.components()] == ["postgres", "signin"]  # signin: ecoctl's own Python
     assert runtime.not_run() == {"redis": "redis-server not found on PATH: apt-get install redis-server",
                                  "prometheus": "prometheus not found on PATH: apt-get install prometheus"}
     checks = {check.name: check for check in runtime.doctor_checks()}

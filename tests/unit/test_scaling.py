@@ -62,18 +62,17 @@ def test_the_settings_and_what_they_may_not_be_combined_with(tmp_path):
 def test_services_reach_the_database_through_the_pooler_and_readers_get_the_replica(tmp_path):
     workspace = scaled(tmp_path, pooler="pgbouncer", pooler_port=16432, replicas=1, replica_port=15433)
     secrets = workspace.env.values
-    local = contract.service_environment(workspace.ecosystem, "loyalty", "local", secrets, tmp_path / "jwks.json")
+    local = contract.service_environment(workspace.ecosystem, "loyalty", "local", secrets)
     password = secrets["LOYALTY_DB_PASSWORD"]
     assert (local["DATABASE_HOST"], local["DATABASE_PORT"]) == ("127.0.0.1", "16432")
     assert local["DATABASE_URL"] == f"postgresql://loyalty_user:{password}@127.0.0.1:16432/loyalty_db"
     assert local["DATABASE_READ_URL"] == f"postgresql://loyalty_user:{password}@127.0.0.1:15433/loyalty_db"
     assert (local["DATABASE_READ_HOST"], local["DATABASE_READ_PORT"]) == ("127.0.0.1", "15433")
     # a service that reads nobody's data gets no read URL, unless it asks
-    audit = contract.service_environment(workspace.ecosystem, "audit", "host", secrets, tmp_path / "jwks.json")
+    audit = contract.service_environment(workspace.ecosystem, "audit", "host", secrets)
     assert "DATABASE_READ_URL" not in audit and audit["DATABASE_PORT"] == "16432"
     workspace.ecosystem_file.update(lambda doc: doc["services"]["audit"].update({"read_replica": True}))
-    asked = contract.service_environment(Workspace(workspace.root).ecosystem, "audit", "host", secrets,
-                                         tmp_path / "jwks.json")
+    asked = contract.service_environment(Workspace(workspace.root).ecosystem, "audit", "host", secrets)
     assert asked["DATABASE_READ_URL"].endswith("@127.0.0.1:15433/audit_db")
     # containers: by name, on the ports inside the network; swarm reads secrets from files
     compose = contract.endpoints(workspace.ecosystem, "compose")
@@ -83,8 +82,7 @@ def test_services_reach_the_database_through_the_pooler_and_readers_get_the_repl
 
 def test_without_scaling_nothing_changes_in_the_contract(tmp_path):
     workspace = scaled(tmp_path)
-    local = contract.service_environment(workspace.ecosystem, "loyalty", "local", workspace.env.values,
-                                         tmp_path / "jwks.json")
+    local = contract.service_environment(workspace.ecosystem, "loyalty", "local", workspace.env.values)
     assert local["DATABASE_PORT"] == "5432" and "DATABASE_READ_URL" not in local
     assert not {"POOLER_STATS_PASSWORD", "REPLICATION_PASSWORD"} & set(contract.secret_keys(workspace.ecosystem))
 

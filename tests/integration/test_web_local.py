@@ -1,0 +1,102 @@
+"""The portfolio web app under the local runtime, through the real CLI: `add-service web --template
+portfolio-web`, then `up` says what to install where npm is missing, builds it (npm ci + vite build)
+once per change of its sources, serves it under supervisord (hashed assets immutable, pages
+no-cache, a Content-Security-Policy, the single-page fallback) and prints its URL; `status` shows it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import init_local, run_ecoctl
+
+pytestmark = pytest.mark.skipif(shutil.which("npm") is None,
+                                reason="npm is not installed: tests/run.sh installs Debian's nodejs and npm")
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    root, ports = init_local(tmp_path_factory.mktemp("web-local"), "web")
+    added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--port", str(ports["web"]),
+                       "--no-apply", cwd=root)
+    try:
+        assert added.returncode == 0, added.stderr
+        yield root, ports
+    finally:
+        run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
+
+
+def path_without(folder: Path, *programs: str) -> str:
+    """PATH as it is, less PROGRAMS: a folder of links to everything else on it (readable by the
+    programs' user, who runs them)."""
+    folder.mkdir(mode=0o755)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            link = folder / name
+            if name not in programs and not link.exists():
+                link.symlink_to(os.path.join(directory, name))
+    return f"{Path(sys.executable).parent}{os.pathsep}{folder}"
+
+
+def test_up_without_npm_says_what_to_install(web):
+    root, _ = web
+    links = Path(tempfile.mkdtemp(prefix="ecoctl-path-"))
+    links.chmod(0o755)
+    try:
+        failed = run_ecoctl("up", cwd=root, timeout=600,
+                            env={"PATH": path_without(links / "bin", "npm", "npx", "node")})
+    finally:
+        shutil.rmtree(links)
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "building web needs `npm`, which is not on PATH: apt-get install nodejs npm" in last, failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_up_builds_serves_and_prints_the_web_app(web):
+    root, ports = web
+    up = run_ecoctl("up", "--json", cwd=root, timeout=900)
+    assert up.returncode == 0, up.stderr[-3000:]
+    services = {s["name"]: s for s in json.loads(up.stdout)["services"]}
+    site = f"http://127.0.0.1:{ports['web']}"
+    assert services["web"]["health"] == "healthy" and services["web"]["url"] == site
+    page = httpx.get(f"{site}/portfolios/3")  # an app route: the page itself
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', page.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        answer = httpx.get(site + asset)
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(f"{site}/assets/nothing-here.js").status_code == 404
+    assert httpx.get(f"{site}/config.json").json()["title"] == "Portfolio Manager"
+    status = run_ecoctl("status", cwd=root)
+    assert re.search(rf"web\s+running\s+healthy\s+{re.escape(site)}\s+build: `npm ci`", status.stdout), status.stdout
+
+
+def test_the_build_runs_again_only_when_a_source_changes(web):
+    root, ports = web
+    log = root / ".ecoctl" / "logs" / "web-build.log"
+    before = log.read_text()
+    again = run_ecoctl("up", cwd=root, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert log.read_text() == before and "building web" not in again.stdout  # nothing changed: no build
+    screen = root / "services" / "web" / "src" / "screens" / "Portfolios.tsx"
+    screen.write_text(screen.read_text().replace("Each portfolio keeps its holdings in one currency.",
+                                                 "Every portfolio has one currency."))
+    rebuilt = run_ecoctl("up", cwd=root, timeout=600)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert len(log.read_text()) > len(before)
+    page = httpx.get(f"http://127.0.0.1:{ports['web']}/")
+    script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
+    assert "Every portfolio has one currency." in httpx.get(f"http://127.0.0.1:{ports['web']}{script}").text
