@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Mapping
 
-from ecoctl import scaling, signin
+from ecoctl import names, scaling, signin
 from ecoctl.names import database_name, env_prefix, role_name, sql_name
 
 if TYPE_CHECKING:
@@ -74,13 +74,14 @@ def client_secret_key(service: str) -> str:
 
 
 def client_id(ecosystem: "Ecosystem", service: str) -> str:
-    """SERVICE's OAuth2 client_id (see `Ecosystem.client_id`)."""
-    return ecosystem.client_id(service)
+    """SERVICE's OAuth2 client_id, which is also its Authentik application slug (and so its issuer):
+    `core.authentik.prefix` + the service name."""
+    return names.client_id(ecosystem.core.authentik.prefix, service)
 
 
 def issuer(ecosystem: "Ecosystem", service: str) -> str:
-    """The `iss` of SERVICE's tokens (see `Ecosystem.issuer`)."""
-    return ecosystem.issuer(service)
+    """The `iss` of SERVICE's tokens: Authentik's per-application issuer (the development sign-in's too)."""
+    return names.issuer(ecosystem.authentik_url, client_id(ecosystem, service))
 
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:

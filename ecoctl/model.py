@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 
 from ecoctl.errors import UsageError
 from ecoctl.support.atomic import read_text, write_atomic
-from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_redirect_uri, check_registry,
+from ecoctl.support.checks import (TAG, check_host, check_image, check_line, check_registry,
                                    shown)
 from ecoctl.support.typed import Invalid, Match, Range, Record, checked
 from ecoctl.support.yaml import dump_roundtrip, fast_load, line_of, parse_yaml
+from ecoctl.model_web import SigninSettings, check_calls, check_client
 from ecoctl.names import check_service_name
 from ecoctl.model_ports import first_clash
 from ecoctl.scaling import DataLayerSettings
@@ -82,15 +83,6 @@ class AuthentikSettings(Record):
 
 
 @dataclass
-class SigninSettings(Record):
-    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
-
-    users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
-    """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
-    access_token_ttl: Annotated[int, Range(30, 86400)] = 300
-
-
-@dataclass
 class AlertmanagerSettings(Record):
     """Alertmanager (optional): where Prometheus sends the alerts of every service's rules."""
 
@@ -151,10 +143,8 @@ class ServiceSpec(Record):
     """Where an `external` service runs (address Prometheus scrapes and PostgreSQL allows)."""
     reads: list[str] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
-    client: Literal["confidential", "public"] = "confidential"
-    """`confidential` (a service, its secret in .env) or `public` (a web app: code flow + PKCE)."""
+    client: Literal["confidential", "public"] = "confidential"  # public: a web app (see model_web)
     calls: list[str] = field(default_factory=list)
-    """A web app: the services (APIs) its access tokens are for."""
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
@@ -165,17 +155,7 @@ class ServiceSpec(Record):
         checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
             self.host = checked(check_host, self.host, "host")
-        self.redirect_uris = [checked(check_redirect_uri, uri, "redirect_uris", index)
-                              for index, uri in enumerate(self.redirect_uris)]
-        self.post_logout_redirect_uris = [checked(check_redirect_uri, uri, "post_logout_redirect_uris", index)
-                                          for index, uri in enumerate(self.post_logout_redirect_uris)]
-        if self.calls and self.client != "public":
-            raise Invalid(("calls",), "only a web app (`client: public`) calls other services with its users' "
-                          "tokens: set `client: public` or remove `calls`")
-
-    def origins(self) -> list[str]:
-        """Where a web app's URIs default to: its origins on this host."""
-        return [f"http://127.0.0.1:{self.port}/", f"http://localhost:{self.port}/"]
+        check_client(self)
 
 
 @dataclass
@@ -196,16 +176,13 @@ class Ecosystem(Record):
     def check(self) -> None:
         for name, spec in self.services.items():
             checked(check_service_name, name, "services", name)
-            for target in spec.calls:
-                if target not in self.services or self.services[target].client == "public":
-                    raise Invalid(("services", name, "calls"), f"web app {name!r} calls {target!r}, which is not "
-                                  "a service (an API) here")
             for target in spec.reads:
                 if target not in self.services:
                     raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, which is "
                                   "not a service here")
                 if target == name:
                     raise Invalid(("services", name, "reads"), f"service {name!r} cannot list itself in reads")
+        check_calls(self.services)
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
                           "remove the key to use `ecoctl`")
@@ -233,21 +210,12 @@ class Ecosystem(Record):
     @property
     def authentik_used(self) -> bool:
         """Whether services trust Authentik (the stack's or an external one) rather than the local
-        signing key: only a stack in containers runs Authentik of its own."""
+        runtime's development sign-in: only a stack in containers runs Authentik of its own."""
         return self.in_containers or not self.authentik_in_stack
 
     @property
-    def signin_runs(self) -> bool:
-        """Whether the development sign-in stands in for Authentik (local, no external one)."""
+    def signin_runs(self) -> bool:  # the development sign-in stands in for Authentik (local, no external one)
         return not self.authentik_used
-
-    def client_id(self, service: str) -> str:
-        """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
-        return f"{self.core.authentik.prefix}{service}"
-
-    def issuer(self, service: str) -> str:
-        """Its tokens' `iss`: Authentik's per-application issuer (the development sign-in's too)."""
-        return f"{self.authentik_url}/application/o/{self.client_id(service)}/"
 
     @property
     def authentik_url(self) -> str:

@@ -53,3 +53,18 @@ def env_prefix(service: str) -> str:
 
 def default_redirect_uri(port: int, host: str | None = None) -> str:
     return f"http://{host or '127.0.0.1'}:{port}/callback"
+
+
+def client_id(prefix: str, service: str) -> str:
+    """SERVICE's OAuth2 client_id and Authentik application slug: `core.authentik.prefix` + name."""
+    return f"{prefix}{service}"
+
+
+def issuer(base_url: str, client: str) -> str:
+    """An application's issuer (`iss`): Authentik's per-application one, the development sign-in's too."""
+    return f"{base_url}/application/o/{client}/"
+
+
+def origins(port: int) -> list[str]:
+    """Where a web app on PORT answers on this host: what its URIs default to."""
+    return [f"http://127.0.0.1:{port}/", f"http://localhost:{port}/"]

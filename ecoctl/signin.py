@@ -23,7 +23,7 @@ import json
 from typing import TYPE_CHECKING, Mapping
 
 from ecoctl.local_auth import jwks_file, signing_key_file
-from ecoctl.names import env_prefix
+from ecoctl.names import client_id, env_prefix, origins
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -54,13 +54,13 @@ def clients(ecosystem: "Ecosystem") -> dict[str, dict]:
     found = {}
     for name, spec in ecosystem.services.items():
         if spec.client == "public":
-            found[ecosystem.client_id(name)] = {
-                "kind": "web", "redirect_uris": spec.redirect_uris or spec.origins(),
-                "post_logout_redirect_uris": spec.post_logout_redirect_uris or spec.origins(),
-                "calls": [ecosystem.client_id(api) for api in spec.calls]}
+            found[client_id(ecosystem.core.authentik.prefix, name)] = {
+                "kind": "web", "redirect_uris": spec.redirect_uris or origins(spec.port),
+                "post_logout_redirect_uris": spec.post_logout_redirect_uris or origins(spec.port),
+                "calls": [client_id(ecosystem.core.authentik.prefix, api) for api in spec.calls]}
         else:
-            found[ecosystem.client_id(name)] = {"kind": "service", "service": name,
-                                                "redirect_uris": spec.redirect_uris or spec.origins()}
+            found[client_id(ecosystem.core.authentik.prefix, name)] = {"kind": "service", "service": name,
+                                                "redirect_uris": spec.redirect_uris or origins(spec.port)}
     return found
 
 

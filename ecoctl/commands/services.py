@@ -323,6 +323,10 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
         result.notes.append(f"could not stop {name}: {exc}")
     result.spec_changed = workspace.ecosystem_file.update(
         lambda document: document["services"].pop(name, None))
+    try:
+        runtime.services_changed()  # the local sign-in forgets its client
+    except Exception as exc:
+        result.notes.append(f"could not refresh what names the services: {exc}")
     # one system at a time, users of the service first: a failure leaves its data and role behind
     systems = systems_used(workspace.ecosystem)
     options = Options(drop_data=frozenset({name}) if drop_data else frozenset())

@@ -8,7 +8,7 @@ PKCE through the sign-in form (the local runtime's development sign-in only).
 
 from __future__ import annotations
 
-from ecoctl import contract
+from ecoctl import contract, names
 
 
 def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 3600,
@@ -57,6 +57,6 @@ def token_for(workspace, service: str | None, user: str | None = None, scope: st
     if user not in ecosystem.core.signin.users:
         raise UsageError(f"{user!r} is not a development user: add it to core.signin.users in ecosystem.yaml "
                          "and run `ecoctl up`")
-    redirect_uri = (spec.redirect_uris or spec.origins())[0]
+    redirect_uri = (spec.redirect_uris or names.origins(spec.port))[0]
     return oidc.user_token(ecosystem.authentik_url, client_id, secret, redirect_uri, user,
                            workspace.secret(password_key(user)), scope, what)

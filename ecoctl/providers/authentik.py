@@ -34,7 +34,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
 from ecoctl import contract
-from ecoctl.names import default_redirect_uri
+from ecoctl.names import default_redirect_uri, origins
 from ecoctl.plan import Change, Options, Provider, RuntimeView
 from ecoctl.providers.authentik_changes import (Actual, BindApplication, Client, CreateApplication,  # noqa: F401
                                                 CreateProvider, DeleteApplication, DeleteProvider, UpdateProvider,
@@ -108,7 +108,7 @@ class AuthentikProvider(Provider):
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
             public = spec.client == "public"
-            uris = (spec.redirect_uris or spec.origins() if public
+            uris = (spec.redirect_uris or origins(spec.port) if public
                     else spec.redirect_uris or [default_redirect_uri(spec.port, spec.host)])
             secret = "" if public else self.workspace.env.get(contract.client_secret_key(service)) or ""
             slug = self.slug(service)
@@ -119,7 +119,7 @@ class AuthentikProvider(Provider):
                                  f"{SLUG_MAX} characters: shorten core.authentik.prefix in ecosystem.yaml "
                                  "(before the first apply) or the service name")
             wanted[service] = Client(service, tuple(dict.fromkeys(uris)), secret, slug, public=public,
-                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or spec.origins()))
+                                     logout_uris=tuple(dict.fromkeys(spec.post_logout_redirect_uris or origins(spec.port)))
                                      if public else ())
         self._wanted = wanted
         return wanted

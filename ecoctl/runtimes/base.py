@@ -100,6 +100,10 @@ class Runtime(ABC):
     def stop_service(self, name: str) -> bool:
         """Stop and remove one service (remove-service)."""
 
+    def services_changed(self) -> None:
+        """ecosystem.yaml's services changed under a running stack (remove-service): a component
+        whose config names them (the local runtime's sign-in: its clients) reads it again."""
+
     @abstractmethod
     def restart_service(self, name: str, timeout: float = 120.0) -> str:
         """Stop and start one running service with its current environment (from .env, so a

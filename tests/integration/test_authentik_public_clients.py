@@ -92,3 +92,24 @@ def test_a_service_becoming_a_web_app_becomes_public(tmp_path, authentik_double)
     provision(Workspace(workspace.root))
     assert authentik_double.provider("shop-web")["client_type"] == "public"
     assert plan(workspace.root) == []
+
+
+def test_ecoctl_token_goes_through_authentiks_token_endpoint(tmp_path, authentik_double):
+    """`ecoctl token SERVICE` with Authentik: client_credentials at its token endpoint, as with the
+    local sign-in; a web app has no secret to ask with."""
+    import pytest
+
+    from ecoctl.commands.tokens import token_for
+    from ecoctl.errors import UsageError
+    from tests.authentik_fixtures import Target
+    from tests.integration.test_authentik_scenarios import verify
+
+    workspace = workspace_with_a_web_app(tmp_path, authentik_double)
+    provision(workspace)
+    token = token_for(Workspace(workspace.root), "portfolio")
+    target = Target(authentik_double.base_url, authentik_double.token, double=authentik_double)
+    assert verify(target, "portfolio", token)["aud"] == "portfolio"
+    with pytest.raises(UsageError, match="shop-web is a web app"):
+        token_for(Workspace(workspace.root), "shop-web")
+    with pytest.raises(UsageError, match="--user signs a development user in through the local runtime"):
+        token_for(Workspace(workspace.root), "portfolio", user="dev")

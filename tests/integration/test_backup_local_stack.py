@@ -17,7 +17,7 @@ def test_restore_on_the_running_local_stack_restarts_the_service_with_its_data_b
     up = run_ecoctl("up", "--json", cwd=root, timeout=600)
     assert up.returncode == 0, up.stderr[-3000:]
     portfolio = f"http://127.0.0.1:{ports['portfolio']}"
-    auth = {"Authorization": "Bearer " + run_ecoctl("token", "portfolio", "--sub", "alice", cwd=root).stdout.strip()}
+    auth = {"Authorization": "Bearer " + run_ecoctl("token", "portfolio", "--user", "dev", cwd=root).stdout.strip()}
     for name in ("Retirement", "Savings"):
         assert httpx.post(f"{portfolio}/portfolios", json={"name": name, "currency": "EUR"},
                           headers=auth).status_code == 201

@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ecoctl.components import PROMETHEUS, REDIS
+from ecoctl import contract
+from ecoctl.components import PROMETHEUS, REDIS, SIGNIN
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.local.postgres import running_as_root
 from tests.helpers import free_port
@@ -434,12 +435,12 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     portfolio_installable(stack)
     stack.start_postgres()
     provision_database(stack, "portfolio")
+    stack.start_core()  # before loyalty is declared: the sign-in learns of its client when it starts
     port = free_port()
     stack.workspace.ecosystem_file.update(
         lambda doc: doc["services"].update({"loyalty": {"template": "python-fastapi", "port": port}}))
     converge(Workspace(stack.workspace.root), only={"files"})  # renders services/loyalty
     provision_database(stack, "loyalty")
-    stack.start_core()
     stack.start_services([])
     portfolio_pid = stack.supervisor.info("portfolio")["pid"]
 
@@ -452,6 +453,14 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     assert http_get(f"{url}/items", token=mint_token(stack.workspace, "loyalty")) == 200
     assert http_get(f"{url}/items", token=mint_token(stack.workspace, "portfolio")) == 401
     assert [row.name for row in stack.status()][-2:] == ["portfolio", "loyalty"]
+    loyalty_client = contract.client_id(stack.ecosystem, "loyalty")
+    assert loyalty_client in json.loads(stack.place(SIGNIN).config.read_text())["clients"]
+    signin_pid = stack.supervisor.info("signin")["pid"]
+    stack.workspace.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))  # remove-service
+    stack.services_changed()
+    assert loyalty_client not in json.loads(stack.place(SIGNIN).config.read_text())["clients"]
+    assert stack.supervisor.info("signin")["pid"] != signin_pid  # restarted to read it
+    assert stack.probe("signin") == "healthy"
     assert stack.stop() is True
     assert processes_mentioning(str(stack.workspace.root)) == []
 

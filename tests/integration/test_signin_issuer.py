@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from ecoctl import contract
 from ecoctl.model import Ecosystem
 from tests import signin_helpers as helpers
 from tests.helpers import free_port
@@ -64,7 +65,7 @@ def test_discovery_is_valid_oidc_and_only_s256(issuer):
 
     document = discovery(issuer, "demo-portfolio-web")
     OpenIDProviderMetadata(document).validate(metadata_classes=[LogoutMetadata])
-    assert document["issuer"] == issuer.model.issuer("portfolio-web") == \
+    assert document["issuer"] == contract.issuer(issuer.model, "portfolio-web") == \
         f"{issuer.url}/application/o/demo-portfolio-web/"
     assert document["code_challenge_methods_supported"] == ["S256"]
     assert httpx.get(document["jwks_uri"]).json()["keys"][0]["kty"] == "RSA"
@@ -111,12 +112,12 @@ def test_code_flow_with_pkce_then_refresh_then_userinfo(issuer):
     body = tokens.json()
     id_claims = jwt.decode(body["id_token"], jwks_client(issuer, "demo-portfolio-web").get_signing_key_from_jwt(
         body["id_token"]).key, algorithms=["RS256"], audience="demo-portfolio-web",
-        issuer=issuer.model.issuer("portfolio-web"))
+        issuer=contract.issuer(issuer.model, "portfolio-web"))
     assert id_claims["sub"] == "alice" and id_claims["nonce"] == "n0nce" and id_claims["email"] == "alice@localhost"
     # the access token is the API's: what the portfolio service checks (its issuer, its audience)
     access = jwt.decode(body["access_token"], jwks_client(issuer, "demo-portfolio").get_signing_key_from_jwt(
         body["access_token"]).key, algorithms=["RS256"], audience="demo-portfolio",
-        issuer=issuer.model.issuer("portfolio"))
+        issuer=contract.issuer(issuer.model, "portfolio"))
     assert access["sub"] == "alice" and access["azp"] == "demo-portfolio-web"
     info = httpx.get(f"{issuer.url}/application/o/userinfo/",
                      headers={"Authorization": f"Bearer {body['access_token']}"})
@@ -145,7 +146,7 @@ def test_client_credentials_for_a_service(issuer):
                         auth=("demo-loyalty", "loyalty-secret"))
     assert answer.status_code == 200, answer.text
     claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
-    assert (claims["iss"], claims["aud"], claims["sub"]) == (issuer.model.issuer("loyalty"), "demo-loyalty",
+    assert (claims["iss"], claims["aud"], claims["sub"]) == (contract.issuer(issuer.model, "loyalty"), "demo-loyalty",
                                                               "demo-loyalty")
     assert httpx.post(token_url, data={"grant_type": "client_credentials"},
                       auth=("demo-loyalty", "wrong")).status_code == 401

@@ -71,7 +71,7 @@ def test_init_writes_the_core_service_from_its_template_and_records_it(eco):
     assert json.loads(plan.stdout)["notices"] == [] and json.loads(plan.stdout)["changes"] == []
     listed = json.loads(run_ecoctl("templates", "list", "--json", cwd=eco).stdout)
     assert {t["name"]: t["core"] for t in listed["templates"]} == \
-        {"go-gin": False, "portfolio": True, "python-fastapi": False}
+        {"go-gin": False, "portfolio": True, "portfolio-web": False, "python-fastapi": False, "react-vite": False}
     assert listed["services"] == [{"service": "portfolio", "template": "portfolio", "version": LATEST,
                                    "latest": LATEST, "behind": False}]
     upgraded = run_ecoctl("upgrade", cwd=eco)

@@ -109,6 +109,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         except OSError:
             return False
 
+    def services_changed(self) -> None:
+        self._refresh_running_core()
+
     def _refresh_running_core(self) -> None:
         """A running program of ecoctl's own whose config names the services (the sign-in's clients)
         reads it again: restarted when it changed (a service added since `up`)."""
