@@ -1,8 +1,9 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Alertmanager, Grafana, the local runtime's development sign-in; next: the edge, the
-pooler, the read replica): its ports,
+Prometheus, Alertmanager, Grafana, the local runtime's development sign-in, the pooler and the
+read replica (declared in components_data), PostgreSQL's TLS listener (declared in components_edge),
+the edge: its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
 runs it, and its recipes: `local` (a program under supervisord: binary, arguments, a config file)
 and `container` (a compose service, which the swarm runtime reshapes into a stack service).
@@ -17,9 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ecoctl import components_edge, signin
-from ecoctl.component_types import (  # noqa: F401  (re-exported: the catalog's vocabulary)
-    ENV_HINT, Component, Container, Health, HealthKind, Local, Place, Port, SecretStyle, Skip, Stage, always,
-    env_ref, missing_binary, setting)
+from ecoctl.component_kinds import (ENV_HINT, Component, Container, Health, HealthKind, Local, Place, Port,  # noqa: F401
+                                    SecretStyle, Skip, Stage, always, env_ref, missing_binary, setting)
+from ecoctl.components_data import PGBOUNCER, POSTGRES_REPLICA, pooler_enabled, replica_enabled  # noqa: F401
+from ecoctl.components_edge import POSTGRES_TLS, external_hosts  # noqa: F401
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -177,21 +179,6 @@ GRAFANA = Component(
                 "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
         data_path="/var/lib/grafana", depends_on=("prometheus",)))
 
-def external_hosts(ecosystem: "Ecosystem") -> list[str]:
-    """The hosts of the ecosystem's external (pattern 3) services."""
-    return sorted({spec.host for spec in ecosystem.services.values() if spec.pattern == "external" and spec.host})
-
-
-POSTGRES_TLS = Component(
-    "postgres-tls", "core", Health("tcp"), scheme="postgresql",
-    ports=(Port(5432, "core.postgres.port", address=lambda ecosystem: ecosystem.core.address),),
-    enabled=lambda ecosystem: (not ecosystem.in_containers and not ecosystem.core.postgres.external
-                               and bool(ecosystem.core.address) and bool(external_hosts(ecosystem))),
-    local=Local("python3", "apt-get install python3", args=components_edge.pg_front_args,
-                config=components_edge.pg_front_script, config_name="pg_tls_front.py", tls="postgres",
-                python=True))
-"""The local runtime's PostgreSQL TLS listener on `core.address` for pattern-3 hosts (the embedded
-server has no TLS: see support/pg_tls_front.py); containers run PostgreSQL with `ssl=on` instead."""
 
 def local_caddyfile(place: Place) -> str:
     """The edge's Caddyfile in the local runtime: everything on 127.0.0.1 at its host port."""
@@ -223,8 +210,8 @@ EDGE = Component(
         notes={"command": "the edge (see README): its Caddyfile is written by ecoctl from ecosystem.yaml"}))
 """The edge: Caddy 2 in front of the web app, the APIs and the sign-in (see components_edge)."""
 
-CATALOG: list[Component] = [POSTGRES, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER, SIGNIN, POSTGRES_TLS, EDGE,
-                            PROMETHEUS, ALERTMANAGER, GRAFANA]
+CATALOG: list[Component] = [POSTGRES, PGBOUNCER, POSTGRES_REPLICA, REDIS, AUTHENTIK_SERVER, AUTHENTIK_WORKER,
+                            SIGNIN, POSTGRES_TLS, EDGE, PROMETHEUS, ALERTMANAGER, GRAFANA]
 """Every core component, in start order. Tests may append a component of their own."""
 
 

@@ -9,13 +9,16 @@ the usual security headers on every answer; X-Forwarded-For/-Proto/-Host are set
 itself (a client's own are replaced), so a service behind it may trust them from the edge only.
 With `core.edge.domain`, the origins are `https://DOMAIN` and `https://auth.DOMAIN` on 443, and
 Caddy gets their certificates by ACME (Let's Encrypt) instead.
+
+PostgreSQL's TLS listener is declared here (POSTGRES_TLS); the edge itself is declared in
+`components`, beside the catalog its Caddyfile routes to (the components marked `edge`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from ecoctl.component_types import Component, Place
+from ecoctl.component_kinds import Component, Health, Local, Place, Port
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
@@ -108,7 +111,7 @@ def pg_front_args(place: Place) -> list[str]:
     """PostgreSQL's TLS listener: on `core.address`, relaying to the server on 127.0.0.1, for the
     hosts of the external services only."""
     ecosystem = place.ecosystem
-    allowed = sorted({spec.host for spec in ecosystem.services.values() if spec.pattern == "external" and spec.host})
+    allowed = external_hosts(ecosystem)
     args = [str(place.config), "--listen", f"{ecosystem.core.address}:{place.port}",
             "--upstream", f"127.0.0.1:{ecosystem.core.postgres.port}",
             "--cert", str(place.tls[0]), "--key", str(place.tls[1])]
@@ -124,3 +127,20 @@ def pg_front_script(place: Place) -> str:
     from ecoctl.support import pg_tls_front
 
     return Path(pg_tls_front.__file__).read_text()
+
+
+def external_hosts(ecosystem: "Ecosystem") -> list[str]:
+    """The hosts of the ecosystem's external (pattern 3) services."""
+    return sorted({spec.host for spec in ecosystem.services.values() if spec.pattern == "external" and spec.host})
+
+
+POSTGRES_TLS = Component(
+    "postgres-tls", "core", Health("tcp"), scheme="postgresql",
+    ports=(Port(5432, "core.postgres.port", address=lambda ecosystem: ecosystem.core.address),),
+    enabled=lambda ecosystem: (not ecosystem.in_containers and not ecosystem.core.postgres.external
+                               and bool(ecosystem.core.address) and bool(external_hosts(ecosystem))),
+    local=Local("python3", "apt-get install python3", args=pg_front_args, config=pg_front_script,
+                config_name="pg_tls_front.py", tls="postgres", python=True))
+"""The local runtime's PostgreSQL TLS listener on `core.address` for pattern-3 hosts (the embedded
+server has no TLS: see support/pg_tls_front.py); containers run PostgreSQL with `ssl=on` instead."""
+

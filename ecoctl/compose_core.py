@@ -52,12 +52,13 @@ def entry(ecosystem: "Ecosystem", component: Component) -> dict[str, Any]:
                               "init": True, "restart": "unless-stopped"}
     if recipe.profiles:
         fields["profiles"] = list(recipe.profiles)
-    if recipe.entrypoint is not None:
+    if recipe.entrypoint:
         fields["entrypoint"] = list(recipe.entrypoint)
     if recipe.command is not None:
         fields["command"] = recipe.command if isinstance(recipe.command, str) else list(recipe.command)
-    if recipe.environment:
-        fields["environment"] = dict(recipe.environment)
+    environment = recipe.environment(ecosystem) if callable(recipe.environment) else recipe.environment
+    if environment:
+        fields["environment"] = dict(environment)
     if component.ports:
         fields["ports"] = published(ecosystem, component)
     volumes = list(recipe.mounts) + ([f"{component.data}:{recipe.data_path}"] if component.data else [])

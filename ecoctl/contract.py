@@ -8,6 +8,12 @@ Every service (portfolio, each template's services, a team's own) reads the same
 (`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
 `API_URLS` (`name=url,...` of the services it `calls`).
 
+With `core.postgres.pooler`, DATABASE_HOST/PORT and DATABASE_URL name the pooler (transaction pooling:
+no session state, no named prepared statements). With `core.postgres.replicas`, a service that `reads`
+another's database (or sets `read_replica: true`) also gets DATABASE_READ_HOST/PORT and
+DATABASE_READ_URL: the read-only replica, with the same credentials (its own database in the URL;
+those of its `reads` by name).
+
 Where a service runs decides how each value is spelt (`Target`):
 - `compose`: core pieces by their compose names; secrets as `${KEY}` references to `.env`.
 - `swarm`: as compose, but each secret as `NAME_FILE=/run/secrets/...` (Docker secrets).
@@ -27,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Mapping
 
-from ecoctl import names, signin
+from ecoctl import names, scaling, signin
 from ecoctl.names import database_name, default_redirect_uri, env_prefix, role_name, sql_name
 
 if TYPE_CHECKING:
@@ -123,6 +129,10 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     if ecosystem.authentik_in_stack:
         keys += [*AUTHENTIK_STACK_SECRETS, db_password_key(AUTHENTIK_DATABASE)]
     keys += [GRAFANA_ADMIN_PASSWORD, REDIS_PASSWORD, *signin.secret_keys(ecosystem)]
+    if ecosystem.core.postgres.pooler and not ecosystem.core.postgres.external:
+        keys.append(scaling.POOLER_STATS_PASSWORD)
+    if ecosystem.core.postgres.replicas and not ecosystem.core.postgres.external:
+        keys.append(scaling.REPLICATION_PASSWORD)
     for service in ecosystem.services:
         keys += service_secret_keys(ecosystem, service).values()
     return keys
@@ -142,19 +152,31 @@ class Endpoints:
 
     database_host: str
     database_port: int
+    """Where services reach the database: the pooler when the stack runs one."""
     redis_host: str
     redis_port: int
+    replica: tuple[str, int] | None = None
+    """The read replica (None: there is none)."""
 
 
 def endpoints(ecosystem: "Ecosystem", target: Target) -> Endpoints:
     core = ecosystem.core
-    external_pg = core.postgres.external
+    postgres = core.postgres
+    external_pg = postgres.external
     if target in ("compose", "swarm"):
-        pg = (external_pg.host, external_pg.port) if external_pg else ("postgres", POSTGRES_PORT)
-        return Endpoints(*pg, "redis", REDIS_PORT)
-    here = "127.0.0.1" if target in ("local", "host") else (core.address or "<this host's address>")
-    pg = (external_pg.host, external_pg.port) if external_pg else (here, core.postgres.port)
-    return Endpoints(*pg, here, core.redis.port)
+        pg = (external_pg.host, external_pg.port) if external_pg else (
+            ("pgbouncer", scaling.PGBOUNCER_PORT) if postgres.pooler else ("postgres", POSTGRES_PORT))
+        replica = ("postgres-replica", scaling.REPLICA_PORT)
+        return Endpoints(*pg, "redis", REDIS_PORT, replica if postgres.replicas and not external_pg else None)
+    if target == "external":  # another host: PostgreSQL's TLS listener on core.address (no pooler, no replica)
+        here = core.address or "<this host's address>"
+        pg = (external_pg.host, external_pg.port) if external_pg else (here, postgres.port)
+        return Endpoints(*pg, here, core.redis.port)
+    here = "127.0.0.1" if target in ("local", "host") else "<this host's address>"
+    pg = (external_pg.host, external_pg.port) if external_pg else (
+        here, postgres.pooler_port if postgres.pooler else postgres.port)
+    replica = (here, postgres.replica_port) if postgres.replicas and not external_pg else None
+    return Endpoints(*pg, here, core.redis.port, replica)
 
 
 def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
@@ -177,6 +199,8 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
         "REDIS_HOST": where.redis_host,
         "REDIS_PORT": str(where.redis_port),
     }
+    if where.replica and (spec.reads or spec.read_replica):
+        variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
     if ecosystem.core.postgres.external:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
     elif target == "external":  # another host: PostgreSQL's TLS listener, verified against the ecosystem CA
@@ -196,6 +220,9 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
                                      f"{where.database_port}/{database}")
         if "DATABASE_SSLROOTCERT" in variables:
             variables["DATABASE_URL"] += f"?sslmode=verify-full&sslrootcert={CA_FILE_EXTERNAL}"
+        if where.replica and (spec.reads or spec.read_replica):
+            host, port = where.replica
+            variables["DATABASE_READ_URL"] = f"postgresql://{user}:{password}@{host}:{port}/{database}"
     redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
     variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables

@@ -24,6 +24,8 @@ from ecoctl.model_settings import (  # noqa: F401  (re-exported: ecosystem.yaml'
     ExternalPostgres, MonitoringSettings, Pattern, Port, PostgresSettings, RedisSettings)
 
 FILENAME = "ecosystem.yaml"
+
+
 Duration = Annotated[str, Match(r"[0-9]{1,6}(ms|s|m|h|d)")]
 """A Prometheus duration (`30s`, `5m`, `1h`)."""
 
@@ -54,6 +56,7 @@ class ServiceSpec(Record):
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     replicas: Annotated[int, Range(0, 100)] = 1
     """Running copies (swarm runtime; the other runtimes run one)."""
+    read_replica: bool = False  # DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def check(self) -> None:
@@ -152,6 +155,10 @@ class Ecosystem(Record):
         """Each core piece that takes a host port: the key in ecosystem.yaml that sets it, and the port."""
         core = self.core
         keys = {} if core.postgres.external else {"postgres": (("core", "postgres", "port"), core.postgres.port)}
+        if not core.postgres.external:  # the data layer's pieces beside the stack's own server
+            keys.update({piece: (("core", "postgres", key), getattr(core.postgres, key)) for piece, key, wanted in (
+                ("pgbouncer", "pooler_port", core.postgres.pooler), ("postgres-replica", "replica_port",
+                                                                     core.postgres.replicas)) if wanted})
         keys.update({"redis": (("core", "redis", "port"), core.redis.port),
                      "authentik": (("core", "authentik", "port"), core.authentik.port),
                      "prometheus": (("core", "monitoring", "prometheus_port"), core.monitoring.prometheus_port),

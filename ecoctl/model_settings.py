@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from ecoctl.support.checks import TAG, check_host
 from ecoctl.support.typed import Invalid, Match, Range, Record, checked
 from ecoctl.model_web import SigninSettings
+from ecoctl.scaling import DataLayerSettings
 
 AUTHENTIK_VERSION = "2025.12.4"
 Pattern = Literal["compose", "separate", "external"]
@@ -27,6 +28,7 @@ DEFAULT_IMAGES = {
     "go": "golang:1.26-bookworm",
     "node": "node:20-bookworm-slim",
     "base": "gcr.io/distroless/static-debian12:nonroot",
+    "pgbouncer": "ecoctl/pgbouncer:1.18",  # Debian's pgbouncer with tests/docker/pgbouncer's entrypoint
 }
 
 
@@ -40,7 +42,9 @@ class ExternalPostgres(Record):
 
 
 @dataclass
-class PostgresSettings(Record):
+class PostgresSettings(DataLayerSettings, Record):
+    """The stack's PostgreSQL (or an external one); the pooler's and the replica's keys are DataLayerSettings'."""
+
     version: Annotated[str, Match(TAG)] = "16"
     port: Port = 5432
     external: ExternalPostgres | None = None

@@ -69,6 +69,9 @@ class RuntimeView:
     reload_prometheus: Callable[[], bool] | None = None
     """Make a running Prometheus read prometheus.yml again and check it did (False when none
     answers); None: nothing is reloaded."""
+    reload_component: Callable[[str], bool] | None = None
+    """Make the named running core component read its files again (the pooler its userlist; False
+    when it does not run); None: nothing is reloaded."""
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,8 @@ def converge_providers(providers: list):
 
 
 DOCKER_TEST_IMAGES = {"postgres": "ecoctl-test/postgres:16", "redis": "ecoctl-test/redis:7", "caddy": "ecoctl-test/caddy:2",
-                      "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3"}
+                      "prometheus": "ecoctl-test/prometheus:latest", "python": "ecoctl-test/python:3",
+                      "pgbouncer": "ecoctl-test/pgbouncer:1.18"}
 """The images tests/docker/setup.sh builds from its debootstrap base (no registry is reachable)."""
 
 

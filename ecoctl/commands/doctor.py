@@ -115,6 +115,11 @@ class Doctor:
         finally:
             conn.close()
 
+    def check_data_layer(self) -> None:
+        from ecoctl.commands.data_layer import doctor_checks
+
+        self.checks += doctor_checks(self.workspace, self.running())
+
     def check_public_access(self, conn, admin: str, superuser: bool) -> None:
         """PUBLIC may connect to `postgres`/`template1` and make TEMP tables there by default, so every
         service role may too. ecoctl does not revoke it (other roles on the server may rely on it):
@@ -220,6 +225,7 @@ class Doctor:
             self.check_certificates()
             self.check_ports()
             self.check_postgres()
+            self.check_data_layer()
             self.check_authentik()
             self.check_tools()
             self.check_disk()

@@ -32,7 +32,12 @@ def runtime_view(workspace: "Workspace") -> RuntimeView:
 
         return get_runtime(workspace).reload_prometheus()
 
-    return RuntimeView(workspace.ecosystem.in_containers, reload_prometheus)
+    def reload_component(name: str) -> bool:
+        from ecoctl.runtimes import get_runtime
+
+        return get_runtime(workspace).reload_component(name)
+
+    return RuntimeView(workspace.ecosystem.in_containers, reload_prometheus, reload_component)
 
 
 class Reconciliation:

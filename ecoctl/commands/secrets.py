@@ -62,6 +62,17 @@ def rotate(workspace: "Workspace", service: str, progress=None) -> Rotation:
     from ecoctl.runtimes import get_runtime
 
     rotate_password(workspace, service)
+    if workspace.ecosystem.core.postgres.pooler:  # the pooler checks clients with the new verifier
+        from ecoctl.commands.reconcile import runtime_view
+        from ecoctl.providers.postgres import PostgresProvider
+        from ecoctl.providers.postgres_scaling import SyncUserlist, sync_userlist
+
+        provider = PostgresProvider(workspace, runtime=runtime_view(workspace))
+        try:
+            with provider.admin.errors("writing the pooler's userlist"):
+                sync_userlist(provider, SyncUserlist(tuple(role_name(name) for name in workspace.ecosystem.services)))
+        finally:
+            provider.close()
     runtime = get_runtime(workspace, progress)
     try:
         names = consumers(workspace, runtime, service)

@@ -208,12 +208,15 @@ OFFLINE_SYSTEMS = {"files", "compose"}
 
 
 def status(workspace) -> StatusReport:
+    from ecoctl.commands.data_layer import with_details
+
     runtime = get_runtime(workspace)
     components = runtime.status()
     try:
         running = runtime.is_running()
     except EcoctlError:
         running = False
+    components = with_details(workspace, components)
     used = systems_used(workspace.ecosystem)
     external_servers = workspace.ecosystem.core.postgres.external is not None
     offline = OFFLINE_SYSTEMS | (set() if workspace.ecosystem.authentik_in_stack else {"authentik"})

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
 from ecoctl.names import database_name, readonly_role_name, role_name
 from ecoctl.plan import Change, Conflict, Provider
+from ecoctl.providers import postgres_scaling
 from ecoctl.providers.postgres_roles import CONFLICT_DETAIL, StripRole, conflict_message, strip, unowned_roles
 from ecoctl.providers.postgres_state import CreateJournal, wrong_passwords
 
@@ -139,7 +140,9 @@ class PostgresProvider(Provider):
         return desired_state(self.workspace)
 
     def read(self) -> "Actual":
-        return CreateJournal(self.workspace.state_dir).mark(self.admin.read_state())
+        actual = CreateJournal(self.workspace.state_dir).mark(self.admin.read_state())
+        actual.scaling = postgres_scaling.read_scaling(self)  # the pooler's userlist, replication slots
+        return actual
 
     def dropped_databases(self) -> set[str]:
         return {AUTHENTIK_DATABASE if service == AUTHENTIK_DATABASE else database_name(service)
@@ -167,6 +170,9 @@ class PostgresProvider(Provider):
                                       f"read-only access to {target}", service=service_of.get(member),
                                       payload=Membership(member, group, grant=True)))
         changes.extend(self._diff_removals(desired, actual))
+        if getattr(actual, "scaling", None) is not None:
+            roles = [db.role for db in desired.databases.values() if db.service != AUTHENTIK_DATABASE]
+            changes.extend(postgres_scaling.diff_scaling(self, roles, actual, changes))
         return changes
 
     def _diff_role(self, db: ServiceDatabase, desired: Desired, actual: Actual,
@@ -354,4 +360,5 @@ class PostgresProvider(Provider):
                    payload.admin_options, payload.reset_in)
 
     appliers = {LoginRole: login_role, SetUpDatabase: set_up_database, SetUpReadGroup: set_up_read_group,
-                Membership: membership, DropDatabase: drop_database, DropRole: drop_role, StripRole: strip_role}
+                Membership: membership, DropDatabase: drop_database, DropRole: drop_role, StripRole: strip_role,
+                **postgres_scaling.APPLIERS}

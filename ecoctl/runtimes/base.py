@@ -232,6 +232,11 @@ class Runtime(ABC):
                 changed.append(component.name)
         return changed
 
+    def reload_component(self, name: str) -> bool:
+        """Make the running core component NAME read its files again (its reload signal); False
+        when it does not run (it reads them when it starts)."""
+        return False
+
     def core_components(self) -> list[str]:
         return [component.name for component in self.components()]
 

@@ -245,6 +245,20 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
                 pass  # not running: it reads the file when it starts
         return True
 
+    def reload_component(self, name: str) -> bool:
+        """Its reload command run in its running container (`docker compose exec`); False when it
+        does not run."""
+        from ecoctl import components
+
+        component = components.named(name)
+        if component is None or component.container is None or not component.container.reload:
+            return False
+        container = self.containers().get(name)
+        if container is None or container.status != "running":
+            return False
+        self.compose("exec", "-T", name, *component.container.reload)
+        return True
+
     def stop(self, remove_volumes: bool = False) -> bool:
         before = self.containers()
         volumes = ["--volumes"] if remove_volumes else []

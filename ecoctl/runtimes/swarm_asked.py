@@ -1,12 +1,12 @@
 """What commands ask of the swarm runtime: doctor's checks, who holds a port, `up`'s preflight,
-`scale`, and rolling services onto a rotated secret."""
+`scale`, rolling services onto a rotated secret, and a component's reload in its tasks here."""
 
 from __future__ import annotations
 
 import shutil
 
 from ecoctl import components
-from ecoctl.errors import UsageError
+from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Check
 from ecoctl.runtimes.swarm_stack import EDGE_SUFFIX
 
@@ -20,7 +20,10 @@ class SwarmAsked:
 
     def preflight(self, init_swarm: bool = False) -> None:
         """A swarm manager to deploy on; with `init_swarm`, this engine made a single-node swarm
-        unless it is in one already (never without)."""
+        unless it is in one already (never without). A read replica is not run under swarm yet."""
+        if self.workspace.ecosystem.core.postgres.replicas:
+            raise UsageError("core.postgres.replicas runs under the local and docker runtimes only for now, not "
+                             "swarm: remove it from ecosystem.yaml, or set `runtime: docker`")
         self.ensure_swarm(init=init_swarm)
 
     def doctor_checks(self) -> list[Check]:
@@ -87,6 +90,22 @@ class SwarmAsked:
         return self.wait_for([name], timeout)[name]
 
 
+    def reload_component(self, name: str) -> bool:
+        """Its reload command run in each of its running tasks here; False when none runs here (a
+        task started later reads the files when it starts)."""
+        component = components.named(name)
+        if component is None or component.container is None or not component.container.reload:
+            return False
+        tasks = self.client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={self.stack}_{name}", "status": "running"})
+        for task in tasks:
+            code, output = task.exec_run(list(component.container.reload))
+            if code != 0:
+                last = (output or b"").decode(errors="replace").strip().splitlines() or ["no output"]
+                raise EcoctlError(f"{name} did not reload: {last[-1]} (`ecoctl logs {name}` shows more)")
+        return bool(tasks)
+
+
 def _docker_cli() -> Check:
     docker = shutil.which("docker")
     if docker:
@@ -107,4 +126,3 @@ def _swarm_state(info: dict) -> Check:
                      "`ecoctl up --init-swarm` makes it a single-node swarm, or `docker swarm join` it to yours")
     return Check("swarm", "fail", f"this engine's swarm is {state}",
                  "fix it with `docker swarm` first (ecoctl does not change a swarm it did not create)")
-

