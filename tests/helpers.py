@@ -156,8 +156,8 @@ def docker_engine_problem() -> str | None:
 
 def init_local(base: Path, *services: str) -> tuple[Path, dict[str, int]]:
     """`ecoctl init demo --runtime local` in BASE with every port of the stack moved to a free one
-    (tests run side by side): PostgreSQL, Redis, the development sign-in, Prometheus, portfolio,
-    and one free port for each of SERVICES (for `add-service --port`)."""
+    (tests run side by side): PostgreSQL, Redis, the development sign-in, Prometheus, portfolio, the
+    edge, and one free port for each of SERVICES (for `add-service --port`)."""
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
     root = base / "demo"
     ports = {key: free_port() for key in ("pg", "redis", "issuer", "prom", "portfolio", *services)}
@@ -166,7 +166,7 @@ def init_local(base: Path, *services: str) -> tuple[Path, dict[str, int]]:
                         ("prometheus_port: 9090", "prom"), ("    port: 8000", "portfolio")):
         assert before in text, before
         text = text.replace(before, before.replace(before.rsplit(" ", 1)[1], str(ports[key])))
-    (root / "ecosystem.yaml").write_text(text)
+    (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     return root, ports
 
 

@@ -28,7 +28,7 @@ import pytest
 
 from ecoctl import contract, scaling
 from ecoctl.workspace import Workspace
-from tests.helpers import free_port
+from tests.helpers import free_port, use_free_edge_ports
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pgbouncer") is None and not os.access("/usr/sbin/pgbouncer", os.X_OK),
@@ -56,7 +56,9 @@ def scaled():
         postgres.update({"port": free_port(), "pooler": "pgbouncer", "pooler_port": free_port(),
                          "replicas": 1, "replica_port": free_port(), "max_client_conn": CLIENTS + 100})
         doc["core"]["redis"]["port"] = free_port()
+        doc["core"]["authentik"]["port"] = free_port()  # the development sign-in's
         doc["core"]["monitoring"]["enabled"] = False
+        use_free_edge_ports(doc)
         doc["services"]["portfolio"]["port"] = free_port()
         doc["services"]["loyalty"] = {"template": "python-fastapi", "port": free_port(), "reads": ["portfolio"]}
         if GO:
