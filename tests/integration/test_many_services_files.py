@@ -30,7 +30,7 @@ def test_compose_yaml_of_1000_services_stays_readable(tmp_path):
         assert "svc0999" in status.stdout, status.stderr
     removed = run_ecoctl("remove-service", "svc0999", "--yes", cwd=root)
     assert "larger than" not in removed.stderr, removed.stderr
-    assert "svc0999:" not in (root / "compose.yaml").read_text()
+    assert "svc0999:" not in (root / "compose.yaml").read_text(), removed.stdout[-3000:] + removed.stderr[-3000:]
     assert "svc0998:" in (root / "compose.yaml").read_text()
     from ecoctl.runtimes.swarm_stack import compose_services
 

@@ -36,8 +36,8 @@ def test_a_port_option_takes_digits_only(root, port):
 
 
 def test_other_whole_number_options_take_digits_only(root):
-    result = run_ecoctl("token", "portfolio", "--ttl", "3600.0", cwd=root)
-    assert result.returncode == 2 and "--ttl" in result.stderr and "not an integer" in result.stderr, result.stderr
+    result = run_ecoctl("backup", "--keep", "3.0", cwd=root)
+    assert result.returncode == 2 and "--keep" in result.stderr and "not an integer" in result.stderr, result.stderr
 
 
 def test_a_plain_port_still_works(root):

@@ -162,6 +162,7 @@ class NoBuild:
     """A template's `run.local` with nothing to build: only the copy of the service is made."""
     inputs = ("**/*",)
     build = ()
+    shared = None
 
 
 def test_a_services_copy_keeps_its_modes_in_a_private_folder(tmp_path, mallory):
