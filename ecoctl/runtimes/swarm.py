@@ -6,9 +6,8 @@ service is not rolled), creates the Docker secrets the stack mounts, renders `.e
 adds its components and leaves the others running). The Docker SDK reads services and tasks: a task is
 `running` only once its healthcheck passed, so "healthy" means every desired replica is running.
 
-ecoctl never creates a swarm silently: `up --init-swarm` makes this engine a single-node swarm and
-records it in `.ecoctl/swarm/initialised`; only such a swarm is ever left again (`down --volumes`,
-when nothing else runs on it).
+ecoctl never creates a swarm silently: `up --init-swarm` makes this engine a single-node swarm and records
+it in `.ecoctl/swarm/initialised`; only such a swarm is left again (`down --volumes`, when nothing else runs on it).
 """
 
 from __future__ import annotations
