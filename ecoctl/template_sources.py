@@ -185,21 +185,38 @@ def _export(bare: Path, commit: str, tree: Path, url: str) -> None:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(staging, filter="data")  # no absolute paths, no links out of the tree
-            else:  # Python before 3.11.4: regular files and folders only, inside the tree
-                members = [m for m in tar.getmembers() if (m.isfile() or m.isdir())
-                           and not m.name.startswith("/") and ".." not in Path(m.name).parts]
-                tar.extractall(staging, members=members)
+            else:  # Python before 3.11.4 (Debian 12's 3.11.2): files, folders and links inside the tree
+                leaving = next((m for m in tar.getmembers() if _leaves_tree(m)), None)
+                if leaving is not None:
+                    raise _refused(url, leaving.name, commit, "LinkOutsideDestinationError")
+                tar.extractall(staging, members=[m for m in tar.getmembers() if m.isfile() or m.isdir()])
         os.rename(staging, tree)
     except FileExistsError:  # another process exported it first
         shutil.rmtree(staging, ignore_errors=True)
     except getattr(tarfile, "FilterError", ()) as exc:  # e.g. a link that leaves the tree
         shutil.rmtree(staging, ignore_errors=True)
         member = getattr(getattr(exc, "tarinfo", None), "name", "a file")
-        raise UsageError(f"git template {url}: {member[:200]!r} at {commit[:12]} is refused ({type(exc).__name__}: "
-                         "a link or path that leaves the template): remove it from the repository") from None
+        raise _refused(url, member, commit, type(exc).__name__) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _leaves_tree(member) -> bool:
+    """A tar member whose path, or whose link's target, is absolute or climbs out of the tree."""
+    import posixpath
+
+    paths = [member.name]
+    if member.issym():
+        paths.append(posixpath.join(posixpath.dirname(member.name), member.linkname))
+    elif member.islnk():
+        paths.append(member.linkname)
+    return any(path.startswith("/") or posixpath.normpath(path).split("/")[0] == ".." for path in paths)
+
+
+def _refused(url: str, member: str, commit: str, kind: str) -> UsageError:
+    return UsageError(f"git template {url}: {member[:200]!r} at {commit[:12]} is refused ({kind}: "
+                      "a link or path that leaves the template): remove it from the repository")
 
 
 def _git_env() -> dict[str, str]:

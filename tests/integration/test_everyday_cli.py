@@ -37,7 +37,7 @@ def test_completion_is_enabled(local_root):
     script = run_ecoctl("--show-completion", "bash")
     assert script.returncode == 0 and "_ECOCTL_COMPLETE=complete_bash" in script.stdout
     commands = run_ecoctl(env={"_ECOCTL_COMPLETE": "complete_bash", "COMP_WORDS": "ecoctl res", "COMP_CWORD": "1"})
-    assert commands.stdout.split() == ["restart"]
+    assert commands.stdout.split() == ["restart", "restore"]
     services = run_ecoctl(cwd=local_root, env={"_ECOCTL_COMPLETE": "complete_bash",
                                                "COMP_WORDS": "ecoctl env po", "COMP_CWORD": "2"})
     assert services.stdout.split() == ["portfolio"]

@@ -4,7 +4,7 @@ remove-service, and the swarm runtime, which takes its core services from it."""
 
 from __future__ import annotations
 
-from tests.helpers import docker_engine_problem, run_ecoctl
+from tests.helpers import docker_engine_problem, free_port, run_ecoctl
 
 SERVICES = 1000
 
@@ -17,6 +17,8 @@ def service_entries(count: int) -> str:
 def test_compose_yaml_of_1000_services_stays_readable(tmp_path):
     assert run_ecoctl("init", "eco", "--runtime", "docker", cwd=tmp_path).returncode == 0
     root = tmp_path / "eco"
+    text = (root / "ecosystem.yaml").read_text()  # nothing answers there (other runs share this host)
+    (root / "ecosystem.yaml").write_text(text.replace("    port: 9000", f"    port: {free_port()}"))
     with open(root / "ecosystem.yaml", "a") as spec:
         spec.write(service_entries(SERVICES))
     done = run_ecoctl("apply", "--yes", "--only", "compose", cwd=root)

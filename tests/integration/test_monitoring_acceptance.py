@@ -90,10 +90,11 @@ def webhook():
 def stack(tmp_path, webhook):
     assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "am")}
+    ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "am", "issuer")}
     text = (root / "ecosystem.yaml").read_text()
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
+    text = text.replace("    port: 9000", f"    port: {ports['issuer']}")  # the development sign-in's
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
     text = text.replace("    grafana_port: 3001\n", "    grafana_port: 3001\n    alertmanager:\n      enabled: true\n"
                         f"      port: {ports['am']}\n      webhook_url: {webhook.url}\n")

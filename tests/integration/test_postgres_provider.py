@@ -219,7 +219,7 @@ def test_reading_is_a_fixed_number_of_queries(clean, tmp_path):
     few = count_queries({"portfolio": {}, "s1": {"port": 8001}})
     many = count_queries({"portfolio": {}, **{f"s{i}": {"port": 8000 + i, "reads": ["portfolio"]}
                                               for i in range(1, 7)}})
-    assert few == many <= 4
+    assert few == many <= 5  # roles, databases, memberships, privileges, role settings
 
 
 def test_a_role_dropped_by_hand_is_recreated_with_the_env_password(clean, tmp_path):
