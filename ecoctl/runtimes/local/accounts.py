@@ -87,20 +87,26 @@ class Account:
         replace_file(path, data, 0o600, owner=self.ids() if self.name is not None else None)
         return True
 
-    def copy_private_tree(self, source: Path, target: Path) -> None:
+    def copy_private_tree(self, source: Path, target: Path, skip: tuple[str, ...] = (), follow_links: bool = True,
+                          keep_executable: bool = False) -> None:
         """Copy the files of SOURCE (recursively) to TARGET, each 0600 / 0700 and the programs'
-        user's; what SOURCE no longer has is removed."""
+        user's; what SOURCE no longer has is removed. Paths with a part named in SKIP are left out,
+        and links too unless FOLLOW_LINKS; with KEEP_EXECUTABLE an executable file is 0700."""
         self.private_dir(target)
         wanted = set()
         for path in sorted(source.rglob("*")):
             relative = path.relative_to(source)
+            if set(relative.parts) & set(skip) or (not follow_links and path.is_symlink()):
+                continue
             wanted.add(relative)
             destination = target / relative
             if path.is_dir():
                 self.private_dir(destination)
             elif path.is_file():
                 self.write_private(destination, path.read_bytes())
-        for path in sorted(target.rglob("*"), reverse=True):
+                if keep_executable and path.stat().st_mode & stat.S_IXUSR:
+                    self.hand_over(destination, 0o700)
+        for path in sorted(target.rglob("*"), reverse=True):  # a folder's files before the folder
             if path.relative_to(target) not in wanted:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 

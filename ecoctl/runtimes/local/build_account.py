@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
@@ -124,23 +123,7 @@ class BuildAccount:
         removed. SOURCE itself when nothing is switched."""
         if not self.switches:
             return source
-        self.account.private_dir(target)
-        wanted = set()
-        for path in sorted(source.rglob("*")):
-            relative = path.relative_to(source)
-            if set(relative.parts) & set(ignore) or path.is_symlink():
-                continue
-            wanted.add(relative)
-            destination = target / relative
-            if path.is_dir():
-                self.account.private_dir(destination)
-            elif path.is_file():
-                executable = path.stat().st_mode & stat.S_IXUSR
-                self.account.write_private(destination, path.read_bytes())
-                self.account.hand_over(destination, 0o700 if executable else 0o600)
-        for path in sorted(target.rglob("*"), reverse=True):  # a folder's files before the folder
-            if path.relative_to(target) not in wanted:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        self.account.copy_private_tree(source, target, skip=tuple(ignore), follow_links=False, keep_executable=True)
         return target
 
     def owned_folder(self, folder: Path) -> Path:
