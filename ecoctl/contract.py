@@ -86,12 +86,15 @@ def issuer(ecosystem: "Ecosystem", service: str) -> str:
 
 
 def redirect_uri(ecosystem: "Ecosystem", service: str, port: int, pattern: str = "compose",
-                 host: str | None = None) -> str:
+                 host: str | None = None, public: bool = False) -> str:
     """SERVICE's OAuth2 redirect URI when none is given: on the edge's HTTPS origin when the edge is
-    on (`/callback` for the web app at `/`, else under its API path), else on its own port."""
-    if not ecosystem.edge_on or pattern == "external":
+    on (`/callback` for the web app at `/`, else under its API path), else on its own port. A web
+    app (PUBLIC) other than the one at `/` stays on its own port: its pages load `/assets/` and
+    `/config.json` from the root of their origin, which under `/api/<service>/` is not theirs."""
+    at_root = service == ecosystem.core.edge.web
+    if not ecosystem.edge_on or pattern == "external" or (public and not at_root):
         return default_redirect_uri(port, host)
-    where = "/" if service == ecosystem.core.edge.web else f"/api/{service}/"
+    where = "/" if at_root else f"/api/{service}/"
     return f"{ecosystem.edge_url()}{where}callback"
 
 

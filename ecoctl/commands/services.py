@@ -123,7 +123,8 @@ def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = N
                            reads=sorted(set(reads)), client=template.client, calls=calls,
                            redirect_uris=request.redirect_uris or (existing.redirect_uris if existing else [])
                            or [contract.redirect_uri(workspace.ecosystem, name, port, pattern,
-                                                     request.host and url_host(request.host))],
+                                                     request.host and url_host(request.host),
+                                                     public=template.client == "public")],
                            replicas=request.replicas if request.replicas is not None
                            else (existing.replicas if existing else 1))
     except Invalid as exc:

@@ -153,10 +153,13 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
     def _failure_line(self, name: str) -> str:
         """The log line that most likely says why `name` failed: the last FATAL/ERROR/PANIC
-        line among its last lines, else its last line."""
-        lines = [line.strip() for line in tail_lines(self.supervisor.log_file(name), 30) if line.strip()]
+        line among its last lines (supervisord's own `couldn't exec` included, a JSON log's
+        error level too), else its last line; never supervisord's bare "not spawned"."""
+        lines = [line.strip() for line in tail_lines(self.supervisor.log_file(name), 30)
+                 if line.strip() and "child process was not spawned" not in line]
         for line in reversed(lines):
-            if any(word in line for word in ("FATAL", "PANIC", "ERROR", "Error:", "Exception:")):
+            if any(word in line for word in ("FATAL", "PANIC", "ERROR", "Error:", "Exception:", "couldn't exec",
+                                             '"level":"error"', '"level":"fatal"')):
                 return line
         return lines[-1] if lines else "no output"
 

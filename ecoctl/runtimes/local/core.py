@@ -37,6 +37,22 @@ def with_open_files(argv: list[str], wanted: int) -> list[str]:
     return [prlimit, f"--nofile={wanted}:", "--", *argv]
 
 
+def through_links(path: str) -> str:
+    """PATH's program, out of the links of the same name that lead to it: a folder of links on
+    PATH (`~/bin/caddy -> /usr/bin/caddy`) may be closed to the programs' user, its target is
+    not. A link to another name stays (`redis-server -> redis-check-rdb`: the name picks the mode)."""
+    import os
+
+    for _ in range(32):
+        if not os.path.islink(path):
+            break
+        target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        if os.path.basename(target) != os.path.basename(path):
+            break
+        path = target
+    return path
+
+
 class CorePrograms:
     """Mixed into LocalRuntime."""
 
@@ -54,7 +70,8 @@ class CorePrograms:
             spec = importlib.util.find_spec(recipe.package.replace("-", "_"))
             return list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else None
         # Debian installs daemons (pgbouncer) in /usr/sbin, which a user's PATH may leave out
-        return shutil.which(recipe.binary) or shutil.which(recipe.binary, path="/usr/sbin:/sbin")
+        found = shutil.which(recipe.binary) or shutil.which(recipe.binary, path="/usr/sbin:/sbin")
+        return through_links(found) if found else None
 
     def missing(self, component: Component) -> Skip | None:
         """Why COMPONENT's binary is not here, and how to get it (None: it is)."""
@@ -172,10 +189,11 @@ class CorePrograms:
             return self._postgres_program()
         recipe = component.local
         place = self.place(component)
-        argv, environment = [place.binary, *recipe.args(place)], {}
+        # its own HOME (Caddy keeps its autosave and locks under it; supervisord passes none)
+        argv, environment = [place.binary, *recipe.args(place)], {"HOME": str(place.data)}
         if recipe.python_module:
             argv = [place.binary, "-m", recipe.python_module, *recipe.args(place)]
-            environment = {"PYTHONPATH": str(self.python_lib_dir(component)), "PYTHONDONTWRITEBYTECODE": "1",
+            environment |= {"PYTHONPATH": str(self.python_lib_dir(component)), "PYTHONDONTWRITEBYTECODE": "1",
                            "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1"}
         if recipe.open_files is not None:
             argv = with_open_files(argv, recipe.open_files(self.ecosystem))
