@@ -4,8 +4,10 @@
 # the Debian base image tests/docker/setup.sh builds. The container has what a fresh machine of this
 # kind has and nothing installed by hand: Debian's own python3, git, the CA certificates this host
 # trusts, Go's toolchain at /usr/local/go (read-only from this host, where these machines have it),
-# and a minimal PATH without it; root there may read other users' /proc entries (CAP_SYS_PTRACE), as
-# root on the machine may. Everything else (prometheus, redis, the venv, uv, the test extra)
+# and a minimal PATH without it; root there may read other users' /proc entries (CAP_SYS_PTRACE),
+# manage network namespaces (`ip netns`: CAP_SYS_ADMIN) and the firewall (`nft -c` reads the
+# kernel's ruleset: CAP_NET_ADMIN), as root on the machine may; all of it inside the container's own
+# network namespace. Everything else (prometheus, redis, the venv, uv, the test extra)
 # is installed by tests/run.sh itself. Run it as root before you stop:
 #   bash tests/fresh-machine.sh [pytest args...]     # default: the whole suite
 # It cannot run the Docker tests (no engine inside the container: Docker-in-Docker is not set up),
@@ -51,7 +53,7 @@ echo "fresh-machine: $(git -C "$work/main" log -1 --format='%h %s' | cut -c1-100
 go_mount=()
 [ -d /usr/local/go ] && go_mount=(-v /usr/local/go:/usr/local/go:ro)
 set +e
-docker run --name "$name" --rm --shm-size 1g --cap-add SYS_PTRACE "${go_mount[@]}" -v "$work:/work" -w /work/main \
+docker run --name "$name" --rm --shm-size 1g --cap-add SYS_PTRACE --cap-add SYS_ADMIN --cap-add NET_ADMIN "${go_mount[@]}" -v "$work:/work" -w /work/main \
   -e ECOCTL_TEST_DOCKER=0 "$image" \
   env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
   ECOCTL_TEST_DOCKER=0 bash tests/run.sh "$@"

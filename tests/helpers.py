@@ -108,13 +108,21 @@ def use_free_edge_ports(document) -> None:
             edge[key] = free_port()
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    """A TCP port nothing listens on right now, on 127.0.0.1, and never one this process was given
+    before (the kernel may hand the port it just freed out again: two settings would share it)."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def ensure_secrets(workspace) -> list[str]:

@@ -33,6 +33,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v node >/dev/null || missing+=(nodejs)  # the web apps' builds (npm ci + vite build)
   command -v npm >/dev/null || missing+=(npm)
   [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)  # the browser tests (Playwright drives it)
+  command -v certutil >/dev/null || missing+=(libnss3-tools)  # the browser tests trust the ecosystem CA in an NSS db
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (apt)"
     apt-get update -qq

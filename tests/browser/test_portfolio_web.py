@@ -1,5 +1,8 @@
 """The portfolio web app in a real browser (Debian's Chromium, driven by Playwright; no browser is
-downloaded), against the local runtime's development sign-in and the real portfolio service:
+downloaded), over the edge's HTTPS origins (the web app at `/`, the API under `/api/portfolio/`, the
+development sign-in on its own origin), with the ecosystem's root certificate (`ecoctl ca export`)
+trusted in the browser's own NSS database (a temporary HOME, `certutil` from libnss3-tools; no
+certificate error is ignored), against the local runtime's development sign-in and the real portfolio service:
 sign in → create a portfolio → add a holding → see the valuation → sign out; a protected route
 sends a signed-out visitor to sign in; an expired access token is renewed; a wrong password is
 refused with a message; axe-core finds no serious or critical violation on any screen.
@@ -12,6 +15,8 @@ import json
 import os
 import re
 import shutil
+import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -24,6 +29,9 @@ ARTIFACTS = Path(os.environ.get("ECOCTL_TEST_ARTIFACTS") or Path(__file__).paren
 pytestmark = [
     pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="no /usr/bin/chromium: tests/run.sh installs Debian's chromium"),
     pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: tests/run.sh installs Debian's nodejs and npm"),
+    pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy (the edge) is not installed: tests/run.sh installs it"),
+    pytest.mark.skipif(shutil.which("certutil") is None,
+                       reason="certutil is not installed: tests/run.sh installs Debian's libnss3-tools"),
 ]
 
 
@@ -36,22 +44,54 @@ def stack(tmp_path_factory):
     try:
         up = run_ecoctl("up", "--json", cwd=root, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
+        endpoints = json.loads(up.stdout)["endpoints"]
         password = run_ecoctl("secrets", "password", "dev", cwd=root)
         assert password.returncode == 0, password.stderr
-        yield {"root": root, "site": f"http://127.0.0.1:{ports['web']}", "issuer": f"http://127.0.0.1:{ports['issuer']}",
-               "password": password.stdout.strip(), "api": f"http://127.0.0.1:{ports['portfolio']}"}
+        exported = run_ecoctl("ca", "export", cwd=root)
+        assert exported.returncode == 0, exported.stderr
+        ca = root.parent / "ecosystem-root.pem"
+        ca.write_text(exported.stdout)
+        site, issuer = endpoints["edge"].rstrip("/"), endpoints["sign-in"].rstrip("/")
+        assert site.startswith("https://") and issuer.startswith("https://"), endpoints
+        yield {"root": root, "site": site, "issuer": issuer, "password": password.stdout.strip(),
+               "api": f"{site}/api/portfolio", "ca": str(ca)}
     finally:
         run_ecoctl("down", "--volumes", "--yes", cwd=root, timeout=120)
 
 
+def trusting_home(folder: Path, ca: str) -> Path:
+    """A HOME whose NSS database (Chromium's on Linux) trusts CA to identify web sites."""
+    nssdb = folder / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    for args in (["-N", "--empty-password"], ["-A", "-n", "ecoctl ecosystem root", "-t", "C,,", "-i", ca]):
+        done = subprocess.run(["certutil", "-d", f"sql:{nssdb}", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    return folder
+
+
+def trusting(stack) -> ssl.SSLContext:
+    """A client context trusting the ecosystem's root only."""
+    return ssl.create_default_context(cafile=stack["ca"])
+
+
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with sync_playwright() as started:
+        yield started
+
+
+def launch(playwright, home: Path):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"],
+                                      env={**os.environ, "HOME": str(home)})
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, stack, tmp_path_factory):
+    chromium = launch(playwright, trusting_home(tmp_path_factory.mktemp("chromium-home"), stack["ca"]))
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -107,6 +147,18 @@ def test_a_protected_route_sends_a_signed_out_visitor_to_sign_in(stack, page):
     assert_accessible(page, stack["root"], "sign-in page")
 
 
+def test_without_the_root_certificate_the_browser_refuses_the_edge(playwright, stack, tmp_path):
+    from playwright.sync_api import Error
+
+    chromium = launch(playwright, tmp_path)  # a HOME with no NSS database: nothing trusts the root
+    try:
+        with pytest.raises(Error) as refused:
+            chromium.new_page().goto(f"{stack['site']}/portfolios")
+    finally:
+        chromium.close()
+    assert "ERR_CERT_AUTHORITY_INVALID" in str(refused.value), refused.value
+
+
 def test_a_wrong_password_is_refused_with_a_message(stack, page):
     page.goto(f"{stack['site']}/portfolios")
     sign_in(page, stack, password="not-the-password")
@@ -122,7 +174,7 @@ def record_price(stack, symbol: str, currency: str, price: str) -> None:
     token = run_ecoctl("token", "portfolio", "--scope", "openid portfolio:admin", cwd=stack["root"])
     assert token.returncode == 0, token.stderr
     answer = httpx.post(f"{stack['api']}/instruments/{symbol}/prices", json={"currency": currency, "price": price},
-                        headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+                        headers={"Authorization": f"Bearer {token.stdout.strip()}"}, verify=trusting(stack))
     assert answer.status_code == 201, answer.text
 
 
@@ -209,7 +261,7 @@ def test_an_expired_access_token_is_renewed(stack, page):
     assert page.url == f"{stack['site']}/portfolios"  # renewed without the sign-in page
     renewed = json.loads(page.evaluate("k => sessionStorage.getItem(k)", key))
     assert renewed["access_token"] != user["access_token"] and renewed["expires_at"] > user["expires_at"]
-    answer = httpx.get(f"{stack['site']}/api/portfolio/portfolios",
+    answer = httpx.get(f"{stack['api']}/portfolios", verify=trusting(stack),
                        headers={"Authorization": f"Bearer {renewed['access_token']}"})
     assert answer.status_code == 200 and answer.json()["total"] == 2
     shot(page, "08-renewed")
