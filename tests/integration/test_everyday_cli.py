@@ -15,7 +15,7 @@ import pytest
 
 from ecoctl.contract import db_password_key
 from ecoctl.support.envfile import EnvFile
-from tests.helpers import free_port, point_ecosystem_at, run_ecoctl
+from tests.helpers import free_edge_ports, free_port, point_ecosystem_at, run_ecoctl
 from tests.integration.test_everyday import ECOCTL, engine_answers, without_compose
 
 
@@ -148,7 +148,7 @@ def test_up_with_an_unpullable_image_says_what_to_do(tmp_path):
     unpullable = f"127.0.0.1:{free_port()}/ecoctl-missing/postgres:1"  # a registry nobody serves
     spec = root / "ecosystem.yaml"
     text = spec.read_text().replace("images: {}", f"images:\n  postgres: {unpullable}")
-    spec.write_text(text.replace("    port: 5432", f"    port: {free_port()}"))
+    spec.write_text(free_edge_ports(text.replace("    port: 5432", f"    port: {free_port()}")))
     try:
         doctor = json.loads(run_ecoctl("doctor", "--json", cwd=root).stdout)
         images = next(check for check in doctor["checks"] if check["name"] == "images")

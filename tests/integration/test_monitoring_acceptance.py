@@ -21,7 +21,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import free_port, run_ecoctl
+from tests.helpers import free_edge_ports, free_port, run_ecoctl
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -98,7 +98,7 @@ def stack(tmp_path, webhook):
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
     text = text.replace("    grafana_port: 3001\n", "    grafana_port: 3001\n    alertmanager:\n      enabled: true\n"
                         f"      port: {ports['am']}\n      webhook_url: {webhook.url}\n")
-    (root / "ecosystem.yaml").write_text(text)
+    (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     try:
         up = run_ecoctl("up", "--json", cwd=root, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]

@@ -21,7 +21,7 @@ import pytest
 from ecoctl import contract
 from ecoctl.workspace import Workspace
 from tests.authentik_fixtures import authentik_on_bridge  # noqa: F401 (a fixture)
-from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port
+from tests.helpers import DOCKER_TEST_IMAGES, docker_engine_problem, free_port, use_free_edge_ports
 from tests.integration.test_pooler_replica import CLIENTS, hold_connections, raise_open_files
 
 ENGINE_PROBLEM = docker_engine_problem()
@@ -48,6 +48,7 @@ def pooled(tmp_path_factory, authentik_on_bridge):
         core["authentik"]["url"] = authentik_on_bridge.base_url
         core["monitoring"]["enabled"] = False
         document["services"]["portfolio"]["port"] = free_port()
+        use_free_edge_ports(document)  # local stacks on the other worker have theirs on free ports too
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)  # compose.yaml, from init, gets the pooler from apply
@@ -147,6 +148,7 @@ def pooled_swarm(tmp_path_factory, authentik_on_bridge):
         core["authentik"]["url"] = authentik_on_bridge.base_url
         core["monitoring"]["enabled"] = False
         document["services"]["portfolio"]["port"] = free_port()
+        use_free_edge_ports(document)  # local stacks on the other worker have theirs on free ports too
 
     workspace = Workspace(root)
     workspace.ecosystem_file.update(configure)

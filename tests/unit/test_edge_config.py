@@ -107,6 +107,9 @@ def test_redirect_uris_use_the_edge_origin(tmp_path):
     assert contract.redirect_uri(ecosystem, "web", 3100) == "https://127.0.0.1:8443/callback"
     assert contract.redirect_uri(ecosystem, "loyalty", 8101) == "https://127.0.0.1:8443/api/loyalty/callback"
     assert contract.redirect_uri(ecosystem, "far", 8102, "external", "10.0.2.50") == "http://10.0.2.50:8102/callback"
+    # a web app not at `/` is served on its own port only (its pages load /assets/ from their origin's root)
+    assert contract.redirect_uri(ecosystem, "web", 3100, public=True) == "https://127.0.0.1:8443/callback"
+    assert contract.redirect_uri(ecosystem, "shop-web", 3005, public=True) == "http://127.0.0.1:3005/callback"
     off = make(tmp_path / "off", enabled=False).ecosystem
     assert contract.redirect_uri(off, "loyalty", 8101) == "http://127.0.0.1:8101/callback"
     assert off.sign_in_origin == off.authentik_url  # no edge: tokens' issuer as before
