@@ -29,6 +29,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v nft >/dev/null || missing+=(nftables)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)  # the edge's acceptance: `curl --cacert <root>`
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v node >/dev/null || missing+=(nodejs)  # the web apps' builds (npm ci + vite build)
   command -v npm >/dev/null || missing+=(npm)
