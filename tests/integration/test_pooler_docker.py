@@ -96,6 +96,13 @@ def test_a_rotated_password_reaches_the_pooler_in_its_container(pooled):
     assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
 
 
+def seen(reader: psycopg.Connection, mark: int) -> bool:
+    try:
+        return reader.execute("select 1 from marks where id = %s", (mark,)).fetchone() is not None
+    except psycopg.errors.UndefinedTable:  # the table itself not replayed yet
+        return False
+
+
 def assert_the_replica_streams_and_refuses_writes(workspace: Workspace, inside: str, first: int = 1) -> None:
     """A write on the primary is read on the replica within 1 s, a write through DATABASE_READ_URL
     is refused, `status` shows the lag and `doctor` checks replication."""
@@ -113,7 +120,7 @@ def assert_the_replica_streams_and_refuses_writes(workspace: Workspace, inside: 
         for mark in range(first, first + 3):
             writer.execute("insert into marks values (%s)", (mark,))
             written = time.monotonic()
-            while reader.execute("select 1 from marks where id = %s", (mark,)).fetchone() is None:
+            while not seen(reader, mark):
                 assert time.monotonic() - written < 1.0, f"mark {mark} not on the replica after 1 s"
                 time.sleep(0.01)
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -128,28 +135,40 @@ def test_the_replica_container_streams_and_refuses_writes(pooled):
     assert_the_replica_streams_and_refuses_writes(Workspace(pooled.root), "compose")
 
 
-def test_the_replica_turned_off_and_on_again_is_copied_again_when_its_wal_is_gone(pooled):
-    """replicas: 0 removes its container (its volume kept) and drops the slot; the primary then
+def turn_the_replica_off_and_on(workspace: Workspace, inside: str, **up_options) -> None:
+    """replicas: 0 removes the replica (its volume kept) and drops the slot; the primary then
     recycles the WAL the kept data needs; replicas: 1 finds the new slot holds none for it and
-    takes a new base backup in the container (the rows written meanwhile are served)."""
+    takes a new base backup in the container: the rows written meanwhile are served."""
     from ecoctl.commands.stack import up
 
-    admin = dict(host="127.0.0.1", port=pooled.ecosystem.core.postgres.port, dbname="audit_db", user="postgres",
-                 password=pooled.env.get("POSTGRES_PASSWORD"), autocommit=True)
-    pooled.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"replicas": 0}))
-    up(Workspace(pooled.root), health_timeout=300)
+    admin = dict(host="127.0.0.1", port=workspace.ecosystem.core.postgres.port, dbname="audit_db", user="postgres",
+                 password=workspace.env.get("POSTGRES_PASSWORD"), autocommit=True)
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"replicas": 0}))
+    up(Workspace(workspace.root), health_timeout=300, **up_options)
     with psycopg.connect(**admin) as conn:
         assert conn.execute("select count(*) from pg_replication_slots").fetchone()[0] == 0
         for mark in range(10, 15):
             conn.execute("insert into marks values (%s)", (mark,))
             conn.execute("select pg_switch_wal()")
             conn.execute("checkpoint")
-    pooled.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"replicas": 1}))
-    up(Workspace(pooled.root), health_timeout=300)
-    read_url = contract.environment(Workspace(pooled.root), "audit", "host")["DATABASE_READ_URL"]
-    with psycopg.connect(read_url, autocommit=True) as reader:
-        assert reader.execute("select count(*) from marks where id between 10 and 14").fetchone()[0] == 5
-    assert_the_replica_streams_and_refuses_writes(Workspace(pooled.root), "compose", first=20)
+    workspace.ecosystem_file.update(lambda doc: doc["core"]["postgres"].update({"replicas": 1}))
+    up(Workspace(workspace.root), health_timeout=300, **up_options)
+    read_url = contract.environment(Workspace(workspace.root), "audit", "host")["DATABASE_READ_URL"]
+    deadline = time.monotonic() + 30  # swarm reports a task running once its healthcheck passed
+    while True:
+        try:
+            with psycopg.connect(read_url, autocommit=True, connect_timeout=5) as reader:
+                assert reader.execute("select count(*) from marks where id between 10 and 14").fetchone()[0] == 5
+                break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert_the_replica_streams_and_refuses_writes(Workspace(workspace.root), inside, first=20)
+
+
+def test_the_replica_turned_off_and_on_again_is_copied_again_when_its_wal_is_gone(pooled):
+    turn_the_replica_off_and_on(pooled, "compose")
 
 
 def test_a_thousand_clients_through_the_published_pooler(pooled):
@@ -243,3 +262,7 @@ def test_the_replica_under_swarm_streams_and_refuses_writes(pooled_swarm):
     mode = subprocess.run(["docker", "exec", ids[0], "stat", "-c", "%a %U", "/run/postgresql/ecoctl-replica.pgpass"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert mode == ["600", "postgres"]
+
+
+def test_the_replica_under_swarm_turned_off_and_on_again_is_copied_again(pooled_swarm):
+    turn_the_replica_off_and_on(pooled_swarm, "swarm")
