@@ -263,7 +263,6 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         started = False
         runnable, reinstalled = [], []
         self.prepare_home()
-        self.restarted += self._refresh_running_core(wait=False)  # it starts while the services do
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
@@ -285,6 +284,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             if self._start(name, wait=False):
                 self.progress(f"started {name} on {self.service_url(name)}")
                 started = True
+        # then what names the services (the sign-in's clients) restarts: no service waits on it to
+        # start, and wait_healthy polls it beside them
+        self.restarted += self._refresh_running_core(wait=False)
         return started
 
     def _build(self, name: str) -> bool:
