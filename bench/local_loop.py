@@ -60,8 +60,8 @@ def ecoctl(code: Path, root: Path, *args: str) -> float:
 STAGES = (  # (stage, a line that ends it): the first line after the previous stage's end that matches
     ("start-up, checks, files", "create service files"),
     ("compose, database, role", "create database"),
-    ("runtime: sign-in, build, start", "started "),
-    ("monitoring (while it starts)", "create dashboard"),
+    ("runtime, until `started`", "started "),
+    ("then monitoring (+ sign-in)", "create dashboard"),
     ("health", " is healthy"),
 )
 
