@@ -144,7 +144,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         one of them not healthy is an EcoctlError, as when a stage waits for it."""
         restarted = [name for name in self.restarted if name not in names_]
         self.restarted = []
-        health = super().wait_healthy([*restarted, *names_], timeout)
+        health = super().wait_healthy([*names_, *restarted], timeout)  # those asked for named first
         for name in restarted:
             if health.pop(name) != "healthy":
                 raise EcoctlError(f"{name} did not come back after its restart: {self._failure_line(name)} "
