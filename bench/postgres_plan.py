@@ -11,7 +11,11 @@ and, as a baseline from the same run, one trivial catalog query and one admin co
 
 from __future__ import annotations
 
-import argparse
+from usage import answer_help  # bench/ is on sys.path: `python bench/NAME.py`
+
+answer_help(__doc__)
+
+import argparse  # noqa: E402
 import os
 import secrets
 import shutil
@@ -21,11 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecoctl.plan import apply_plan
-from ecoctl.runtimes.local.postgres import PostgresServer
-from tests.helpers import free_port
-from ecoctl.providers.postgres import PostgresProvider
-from ecoctl.workspace import Workspace
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ecoctl.commands.reconcile import Reconciliation  # noqa: E402
+from ecoctl.runtimes.local.postgres import PostgresServer  # noqa: E402
+from ecoctl.workspace import Workspace  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 
 def write_ecosystem(root: Path, port: int, count: int) -> None:
@@ -48,34 +54,29 @@ def timed(function, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def postgres_only(root: Path) -> Reconciliation:
+    """The postgres provider as `ecoctl plan --only postgres` makes it (the secrets it needs made first)."""
+    return Reconciliation(Workspace(root), only={"postgres"})
+
+
 def plan_once(root: Path) -> list:
-    provider = PostgresProvider(Workspace(root))
-    try:
-        return provider.plan()
-    finally:
-        provider.close()
+    with postgres_only(root) as reconciliation:
+        return reconciliation.make_plan().changes
 
 
 def apply_once(root: Path) -> list:
-    provider = PostgresProvider(Workspace(root))
-    try:
-        return apply_plan([provider]).changes
-    finally:
-        provider.close()
+    with postgres_only(root) as reconciliation:
+        return reconciliation.apply().changes
 
 
 def add_service(root: Path) -> tuple[float, float, list]:
     """Plan, then apply the planned changes: (plan seconds, apply-changes seconds, changes)."""
-    provider = PostgresProvider(Workspace(root))
-    try:
+    with postgres_only(root) as reconciliation:
         start = time.perf_counter()
-        changes = provider.plan()
+        changes = reconciliation.make_plan().changes
         planned = time.perf_counter()
-        for change in changes:
-            provider.apply(change)
+        reconciliation.apply()
         return planned - start, time.perf_counter() - planned, changes
-    finally:
-        provider.close()
 
 
 def main() -> int:

@@ -184,15 +184,39 @@ def pending_json(pending: dict[str, str]) -> list[dict]:
 
 
 def make_plan(providers: list[Provider]) -> Plan:
+    """Every provider's diff, in order. The systems are read side by side (each waits on its own
+    server: PostgreSQL, Prometheus, Authentik), then diffed one by one; a read's failure is met in
+    the providers' order, as if they had been read one after the other."""
     plan = Plan()
-    for provider in providers:
+    for provider, (actual, failure) in zip(providers, _read_all(providers)):
         try:
-            desired, actual = provider.desired(), provider.read()
+            desired = provider.desired()
+            if failure is not None:
+                raise failure
             plan.changes.extend(provider.diff(desired, actual))
             plan.notices.extend(provider.notices(desired, actual))
         except Unreachable as exc:
             plan.pending[provider.name] = str(exc)
     return plan
+
+
+def _read_all(providers: list[Provider]) -> list[tuple[Any, Exception | None]]:
+    """(what each provider read, or the exception its read raised), read in threads."""
+    def read(provider: Provider) -> tuple[Any, Exception | None]:
+        try:
+            return provider.read(), None
+        except Exception as exc:
+            return None, exc
+
+    if len(providers) < 2:
+        return [read(provider) for provider in providers]
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=len(providers), thread_name_prefix="ecoctl-read")
+    try:
+        return list(pool.map(read, providers))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # all done, unless interrupted (Ctrl-C)
 
 
 def apply_plan(providers: list[Provider], plan: Plan,

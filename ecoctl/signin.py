@@ -15,22 +15,27 @@ and its development users:
 - each of `core.signin.users`, with a password generated into .env (`SIGNIN_<USER>_PASSWORD`).
 
 Secrets are stored as salted hashes (werkzeug's); a hash already in the file is kept while it still
-matches, so rendering twice writes the same file.
+matches, so rendering twice writes the same file. The matches found are remembered in the state
+folder (`VERIFIED_FILE`), so a render pays a PBKDF2 only for a new or changed secret.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from ecoctl.local_auth import jwks_file, signing_key_file
 from ecoctl.names import client_id, env_prefix, origins
+from ecoctl.support.verified import Verified
 
 if TYPE_CHECKING:
     from ecoctl.model import Ecosystem
 
 SESSION_SECRET = "SIGNIN_SESSION_SECRET"
 HASH_METHOD = "pbkdf2:sha256:100000"
+VERIFIED_FILE = "signin-verified.json"
+"""In the state folder: the hash checks that passed (`support.verified`)."""
 
 
 def password_key(user: str) -> str:
@@ -76,12 +81,16 @@ def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int,
         before = {}
     old_hashes = {**{f"client:{key}": value.get("secret_hash", "") for key, value in before.get("clients", {}).items()},
                   **{f"user:{key}": value.get("password_hash", "") for key, value in before.get("users", {}).items()}}
+    verified = Verified(Path(state_dir) / VERIFIED_FILE)  # one PBKDF2 per changed secret, not per client
 
     def hashed(name: str, secret: str) -> str:
         old = old_hashes.get(name, "")
-        if old and check_password_hash(old, secret):
+        if old and (verified.known(name, secret, old) or check_password_hash(old, secret)):
+            verified.remember(name, secret, old)
             return old
-        return generate_password_hash(secret, method=HASH_METHOD)
+        new = generate_password_hash(secret, method=HASH_METHOD)
+        verified.remember(name, secret, new)
+        return new
 
     rendered_clients = {}
     for client_id, spec in clients(ecosystem).items():
@@ -106,6 +115,7 @@ def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int,
         "clients": rendered_clients,
         "users": users,
     }
+    verified.save()
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 

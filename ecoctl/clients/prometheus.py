@@ -47,6 +47,7 @@ def wait_reloaded(url: str, before: tuple[float, bool], timeout: float = 15.0) -
     """After a reload was asked another way (SIGHUP): wait until the server reports a reload newer
     than BEFORE (`reload_state` read before asking), and fail with one line when it failed."""
     deadline = time.monotonic() + timeout
+    interval = 0.02  # a reload takes tens of milliseconds: seen at once, then polled less often
     while True:
         stamp, ok = reload_state(url)
         if ok and stamp > before[0]:
@@ -55,7 +56,8 @@ def wait_reloaded(url: str, before: tuple[float, bool], timeout: float = 15.0) -
             break
         if time.monotonic() > deadline:
             break
-        time.sleep(0.1)
+        time.sleep(interval)
+        interval = min(interval * 2, 0.1)
     raise EcoctlError(f"Prometheus at {url} reports its last configuration reload failed: "
                       "check its log (`ecoctl logs prometheus`), then rerun")
 

@@ -10,6 +10,7 @@ from ecoctl.plan import Change, Options, Plan, RuntimeView, apply_plan, make_pla
 from ecoctl.providers import SYSTEMS, load_providers, systems_used
 
 if TYPE_CHECKING:
+    from ecoctl.runtimes.base import Runtime
     from ecoctl.workspace import Workspace
 
 
@@ -24,20 +25,20 @@ def parse_only(values: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def runtime_view(workspace: "Workspace") -> RuntimeView:
+def runtime_view(workspace: "Workspace", runtime: "Runtime | None" = None) -> RuntimeView:
     """The ecosystem's runtime as its providers see it: where the stack runs, and how its
-    Prometheus reloads (the runtime is made only when a reload is asked for)."""
-    def reload_prometheus() -> bool:
-        from ecoctl.runtimes import get_runtime
+    Prometheus reloads (RUNTIME, the command's own, else one made only when a reload is asked for)."""
+    made: list["Runtime"] = [runtime] if runtime is not None else []
 
-        return get_runtime(workspace).reload_prometheus()
+    def the_runtime() -> "Runtime":
+        if not made:
+            from ecoctl.runtimes import get_runtime
 
-    def reload_component(name: str) -> bool:
-        from ecoctl.runtimes import get_runtime
+            made.append(get_runtime(workspace))
+        return made[0]
 
-        return get_runtime(workspace).reload_component(name)
-
-    return RuntimeView(workspace.ecosystem.in_containers, reload_prometheus, reload_component)
+    return RuntimeView(workspace.ecosystem.in_containers, lambda: the_runtime().reload_prometheus(),
+                       lambda name: the_runtime().reload_component(name))
 
 
 class Reconciliation:
@@ -48,14 +49,14 @@ class Reconciliation:
     """
 
     def __init__(self, workspace: "Workspace", only: Iterable[str] | None = None,
-                 options: Options = Options()):
+                 options: Options = Options(), runtime: "Runtime | None" = None):
         used = systems_used(workspace.ecosystem)
         self.workspace = workspace
         self.systems = used & set(only) if only is not None else used
         asked = set(only) if only is not None else set(SYSTEMS)
         self.not_used = tuple(system for system in SYSTEMS if system in asked - used)
         workspace.ensure_secrets(secret_keys(workspace.ecosystem))
-        self.providers = load_providers(workspace, self.systems, options, runtime_view(workspace))
+        self.providers = load_providers(workspace, self.systems, options, runtime_view(workspace, runtime))
         self.plan: Plan | None = None
 
     def make_plan(self) -> Plan:
@@ -108,7 +109,8 @@ def plan_workspace(workspace: "Workspace", only: Iterable[str] | None = None,
 
 
 def converge(workspace: "Workspace", only: Iterable[str] | None = None, options: Options = Options(),
-             on_change: Callable[[Change], None] | None = None) -> Plan:
-    """Plan and apply in one go (for commands that converge as one of their steps)."""
-    with Reconciliation(workspace, only, options) as reconciliation:
+             on_change: Callable[[Change], None] | None = None, runtime: "Runtime | None" = None) -> Plan:
+    """Plan and apply in one go (for commands that converge as one of their steps; RUNTIME: the
+    command's, when it has made one)."""
+    with Reconciliation(workspace, only, options, runtime) as reconciliation:
         return reconciliation.apply(on_change)

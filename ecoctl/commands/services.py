@@ -254,11 +254,11 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
         return result
     # each change is shown as it is applied, so the lines come in the order things happen; what the
     # service needs to start comes first, its monitoring (scrape job, dashboard) while it starts
-    def apply_systems(only) -> None:
+    def apply_systems(only, runtime=None) -> None:
         if not only:
             return
         done = converge(workspace, only=only, options=Options(adopt=adopt),
-                        on_change=progress and (lambda change: progress(f"done {change}")))
+                        on_change=progress and (lambda change: progress(f"done {change}")), runtime=runtime)
         result.applied += done.changes
         result.pending.update(done.pending)
 
@@ -276,7 +276,7 @@ def add_service(workspace, request: ServiceRequest, apply: bool = True,
                                      "`ecoctl up` starts it once they do")
     elif runtime.is_running():
         result.started = runtime.start_services([name])
-        apply_systems(systems & MONITORING)
+        apply_systems(systems & MONITORING, runtime)  # its Prometheus reloads through the same runtime
         result.health = runtime.wait_healthy([name], timeout=180).get(name)
     else:
         apply_systems(systems & MONITORING)

@@ -9,14 +9,13 @@ database it names that exists unmarked was created by ecoctl, and the next apply
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ecoctl.support.atomic import write_atomic
+from ecoctl.support.verified import Verified
 
 if TYPE_CHECKING:
     from ecoctl.clients.postgres import Actual
@@ -66,28 +65,20 @@ def wrong_passwords(passwords: dict[str, str | None], actual: "Actual", state_di
     """Roles whose stored verifier is not the password .env holds (checked only as a superuser).
 
     Checking a verifier costs one PBKDF2 (4096 rounds). `state_dir/postgres-verified.json` (0600)
-    remembers, per role, an HMAC of the verifier keyed by the password that matched it, so a plan
-    with nothing changed skips the PBKDF2s; any change of verifier or password misses the cache.
+    remembers the checks that passed (`support.verified`), so a plan with nothing changed skips the
+    PBKDF2s; any change of verifier or password misses the cache.
     """
     from ecoctl.clients.postgres import verifier_matches
     if not actual.verifiers_known:
         return set()
-    cache_file = state_dir / VERIFIED_FILE if state_dir else None
-    try:
-        cache = json.loads(cache_file.read_text()) if cache_file else {}
-    except (OSError, ValueError):
-        cache = {}
-    fresh = {}
+    verified = Verified(state_dir / VERIFIED_FILE if state_dir else None)
     checks = []
     for role, password in passwords.items():
         if not password or role not in actual.roles:
             continue
         verifier = actual.roles[role].verifier or ""
-        token = hmac.new(password.encode(), verifier.encode(), hashlib.sha256).hexdigest()
-        if cache.get(role) == token:
-            fresh[role] = token
-        else:
-            checks.append((role, verifier, password, token))
+        if not verified.known(role, password, verifier):
+            checks.append((role, verifier, password))
     wrong = set()
     if checks:
         from concurrent.futures import ThreadPoolExecutor
@@ -95,14 +86,10 @@ def wrong_passwords(passwords: dict[str, str | None], actual: "Actual", state_di
         # pbkdf2 releases the GIL: two threads halve the time when many roles need checking
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = pool.map(lambda check: verifier_matches(check[1], check[2]), checks)
-            for (role, _, _, token), ok in zip(checks, results):
+            for (role, verifier, password), ok in zip(checks, results):
                 if ok:
-                    fresh[role] = token
+                    verified.remember(role, password, verifier)
                 else:
                     wrong.add(role)
-    if cache_file and fresh != cache:
-        try:
-            write_atomic(cache_file, json.dumps(fresh, sort_keys=True), mode=0o600)
-        except OSError:
-            pass  # only a cache: the next plan checks again
+    verified.save()
     return wrong

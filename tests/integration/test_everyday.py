@@ -210,6 +210,23 @@ def test_add_service_shows_each_step_once_in_order(stack):
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
 
+def test_the_sign_in_knows_an_added_service_when_add_service_returns(stack):
+    """The sign-in reads its clients once: add-service restarts it after the service started (no
+    service waits on it) and waits for both; its token is then accepted by the new service."""
+    port = free_port()
+    result = stack.run("add-service", "rewards", "--port", str(port), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    started = lines.index(f"started rewards on http://127.0.0.1:{port}")
+    restarted = lines.index("restarting signin: its config changed")
+    assert started < restarted, lines
+    assert "rewards is healthy" in result.stdout
+    token = stack.run("token", "rewards")
+    assert token.returncode == 0, token.stderr
+    me = httpx.get(f"http://127.0.0.1:{port}/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+    assert me.status_code == 200, me.text
+
+
 def test_doctor_passes_on_the_running_stack(stack):
     result = stack.run("doctor", "--json")
     report = json.loads(result.stdout)

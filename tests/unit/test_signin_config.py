@@ -69,6 +69,28 @@ def test_rendering_again_writes_the_same_file_until_a_secret_changes(state):
     assert json.loads(rotated)["users"]["alice"] == json.loads(first)["users"]["alice"]
 
 
+def test_a_render_checks_only_the_secrets_that_changed_since_the_last(state, monkeypatch):
+    """The matches found are remembered (0600, beside .env): a render with nothing changed runs no
+    PBKDF2; a rotated secret, or a hash changed in the file, is checked (and hashed) again."""
+    import werkzeug.security
+
+    first = signin.render(model(), ENV, state, 9100)
+    assert oct((state / signin.VERIFIED_FILE).stat().st_mode & 0o777) == "0o600"
+    slow = []
+    real = werkzeug.security.check_password_hash
+    monkeypatch.setattr(werkzeug.security, "check_password_hash",
+                        lambda stored, secret: slow.append(secret) or real(stored, secret))
+    assert signin.render(model(), ENV, state, 9100, previous=first) == first and slow == []
+    rotated = signin.render(model(), {**ENV, signin.password_key("dev"): "new"}, state, 9100, previous=first)
+    assert slow == ["new"]  # the old hash was checked against the new secret, and failed
+    assert check_password_hash(json.loads(rotated)["users"]["dev"]["password_hash"], "new")
+    edited = json.loads(first)
+    edited["users"]["alice"]["password_hash"] = edited["users"]["dev"]["password_hash"]  # not alice's
+    slow.clear()
+    again = json.loads(signin.render(model(), ENV, state, 9100, previous=json.dumps(edited)))
+    assert "alice-pass" in slow and check_password_hash(again["users"]["alice"]["password_hash"], "alice-pass")
+
+
 def test_a_user_without_a_password_yet_cannot_sign_in(state):
     env = {key: value for key, value in ENV.items() if key != signin.password_key("alice")}
     assert set(json.loads(signin.render(model(), env, state, 9100))["users"]) == {"dev"}

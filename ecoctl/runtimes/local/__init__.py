@@ -45,6 +45,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
     def __init__(self, workspace, progress=None):
         super().__init__(workspace, progress)
         self.supervisor = Supervisor(workspace.state_dir, f"ecoctl-{workspace.ecosystem.name}")
+        self.restarted: list[str] = []
+        """Core programs restarted without waiting (by start_service_list): the next wait_healthy
+        waits for them too, beside the services starting meanwhile."""
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -118,27 +121,44 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
     def services_changed(self) -> None:
         self._refresh_running_core()
 
-    def _refresh_running_core(self) -> None:
+    def _refresh_running_core(self, wait: bool = True) -> list[str]:
         """A running program whose config names the services (the sign-in's clients, the edge's
-        routes) or whose certificate was renewed reads them again: restarted when they changed."""
+        routes) or whose certificate was renewed reads them again: restarted when they changed, and
+        waited for unless WAIT is False (then the caller waits: see `restarted`). The names restarted."""
         if not self.supervisor.answers():
-            return
+            return []
+        restarted = []
         for component in self.components():
             recipe = component.local
             if self.embedded(component) or not (recipe.python_module or recipe.config is not None):
                 continue
             running = (self.supervisor.info(component.name) or {}).get("statename") == "RUNNING"
             if running and self.prepare(component):
-                self._restart_if_running(component.name)
-                self._wait_until(component.name, timeout=PROGRAM_WAIT)
+                self._restart_if_running(component.name, wait=False)
+                restarted.append(component.name)
+                if wait:
+                    self._wait_until(component.name, timeout=PROGRAM_WAIT)
+        return restarted
 
-    def _restart_if_running(self, name: str) -> bool:
+    def _restart_if_running(self, name: str, wait: bool = True) -> bool:
         info = self.supervisor.info(name) if self.supervisor.answers() else None
         if info is None or info["statename"] not in ("RUNNING", "STARTING"):
             return False
         self.progress(f"restarting {name}: its config changed")
         self.supervisor.stop_program(name)
-        return self._start(name)
+        return self._start(name, wait=wait)
+
+    def wait_healthy(self, names_: list[str], timeout: float) -> dict[str, str]:
+        """Health's wait, polling the core programs restarted without waiting in the same loop:
+        one of them not healthy is an EcoctlError, as when a stage waits for it."""
+        restarted = [name for name in self.restarted if name not in names_]
+        self.restarted = []
+        health = super().wait_healthy([*names_, *restarted], timeout)  # those asked for named first
+        for name in restarted:
+            if health.pop(name) != "healthy":
+                raise EcoctlError(f"{name} did not come back after its restart: {self._failure_line(name)} "
+                                  f"(`ecoctl logs {name}` shows more)")
+        return health
 
     def _start_nowait(self, name: str) -> bool:
         import xmlrpc.client
@@ -255,7 +275,6 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         started = False
         runnable, reinstalled = [], []
         self.prepare_home()
-        self._refresh_running_core()  # the sign-in's clients, the edge's routes: the services now
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
@@ -277,6 +296,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             if self._start(name, wait=False):
                 self.progress(f"started {name} on {self.service_url(name)}")
                 started = True
+        # then what names the services (the sign-in's clients) restarts: no service waits on it to
+        # start, and wait_healthy polls it beside them
+        self.restarted += self._refresh_running_core(wait=False)
         return started
 
     def _build(self, name: str) -> bool:
