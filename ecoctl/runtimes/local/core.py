@@ -90,7 +90,7 @@ class CorePrograms:
                      state_dir=self.workspace.state_dir, files=folder / "files" if recipe.files_from else None)
 
     def prepare(self, component: Component) -> bool:
-        """Its folders (the programs' user's, 0700) and config, before it starts: a rendered config
+        """Its folders (its program's own user's, 0700) and config, before it starts: a rendered config
         is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem. True
         when its rendered config or its code changed."""
         recipe = component.local
@@ -98,11 +98,13 @@ class CorePrograms:
             self.workspace.secret(key)  # one line naming what .env lacks
         self.prepare_home()
         place = self.place(component)
-        self.account.private_dir(place.folder)
-        self.account.private_dir(place.data)
+        account = self.program_account(component.name)
+        account.claim_tree(place.folder)  # kept by an older ecoctl's one shared user
+        account.private_dir(place.folder)
+        account.private_dir(place.data)
         changed = False
         if recipe.config is not None:
-            changed = self.account.write_private(place.config, recipe.config(place))
+            changed = account.write_private(place.config, recipe.config(place))
         if recipe.config_from or recipe.files_from:
             self.sync_config(component)
         if recipe.python_module:
@@ -114,7 +116,7 @@ class CorePrograms:
         return changed
 
     def set_up(self, component: Component, place: Place) -> None:
-        """Its one-time setup (the replica's base backup), as the programs' user; a failed one
+        """Its one-time setup (the replica's base backup), as its program's user; a failed one
         leaves its data folder empty, so the next `up` tries again."""
         import os
         import subprocess
@@ -122,8 +124,9 @@ class CorePrograms:
         recipe = component.local
         self.progress(f"setting up {component.name} in {place.data}")
         argv = recipe.setup(place)
-        if self.account.name is not None:
-            argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", self.account.name, "--", *argv]
+        account = self.program_account(component.name)
+        if account.name is not None:
+            argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", account.name, "--", *argv]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
                **(recipe.setup_env(place) if recipe.setup_env else {})}
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(place.folder),
@@ -142,13 +145,13 @@ class CorePrograms:
             source = self.workspace.state_dir / recipe.files_from
             if not source.is_dir():
                 raise EcoctlError(f"{source} is missing: run `ecoctl apply` to write it")
-            self.account.copy_private_tree(source, place.files)
+            self.program_account(component.name).copy_private_tree(source, place.files)
         if not recipe.config_from:
             return
         source = self.workspace.root / recipe.config_from
         if not source.is_file():
             raise EcoctlError(f"{source} is missing: run `ecoctl apply` to restore it")
-        self.account.copy_private_tree(source.parent, place.config.parent)
+        self.program_account(component.name).copy_private_tree(source.parent, place.config.parent)
 
     def python_lib_dir(self, component: Component) -> Path:
         """The read-only copy a program of ecoctl's own imports from (root's, in the programs' home)."""
@@ -168,7 +171,7 @@ class CorePrograms:
             argv = with_open_files(argv, recipe.open_files(self.ecosystem))
         # a leftover is found by its binary and its folder (`marks`): Redis renames its process title
         return Program(component.name, argv, directory=str(place.data), environment=environment,
-                       user=self.account.name, stopsignal=recipe.stopsignal, startsecs=1,
+                       user=self.program_account(component.name).name, stopsignal=recipe.stopsignal, startsecs=1,
                        marks=(str(place.folder),))
 
     def reload_program(self, component: Component) -> bool:
