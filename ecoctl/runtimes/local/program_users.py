@@ -8,7 +8,7 @@ safe characters ([a-z0-9_-]), else its first 11 characters, a hyphen and 6 hex o
 characters: never the same as a verbatim name). The same ecosystem folder and program always give
 the same name. ecoctl makes each user when missing (`useradd --system --no-create-home --shell
 /usr/sbin/nologin`, with its own group) and marks it as its own in the comment field:
-`ecoctl program <program> of <16 hex of the ecosystem>`. A user of that name without that mark
+"ecoctl program PROGRAM of ECOSYSTEM" (16 hex digits of the ecosystem's folder). A user of that name without that mark
 (made by someone else, or for another program) is refused, never used; only users with the mark
 are ever removed (`remove-service`, `down --volumes`).
 """
