@@ -191,3 +191,19 @@ def test_down_with_volumes_removes_only_the_users_ecoctl_made(stack):
     assert done.returncode == 0, done.stdout + done.stderr
     assert program_users.made_for(ecosystem) == []
     assert pwd.getpwnam(SERVICE_USER)  # the builder stays: its caches serve every ecosystem
+
+
+def test_the_users_of_an_ecosystem_whose_folder_is_gone_are_found(tmp_path):
+    root = tmp_path / "gone"
+    root.mkdir()
+    (root / "ecosystem.yaml").write_text("name: gone\n")
+    ecosystem = program_users.ecosystem_id(root)
+    program_users.ensure(ecosystem, "portfolio", root)
+    try:
+        assert ecosystem not in program_users.vanished()
+        shutil.rmtree(root)
+        assert ecosystem in program_users.vanished()
+        assert program_users.remove(ecosystem) == [program_users.user_name(ecosystem, "portfolio")]
+        assert ecosystem not in program_users.vanished()
+    finally:
+        program_users.remove(ecosystem)

@@ -39,7 +39,7 @@ def for_program(ecosystem, root, program: str, shared: "Account") -> "Account":
     ecosystem.yaml names no `runtime_user`; SHARED (that user, or the current one) otherwise."""
     if shared.name is None or getattr(ecosystem, "runtime_user", None):
         return shared
-    return ProgramAccount(program_users.ecosystem_id(root), program)
+    return ProgramAccount(program_users.ecosystem_id(root), program, root)
 
 
 class Account:
@@ -162,13 +162,13 @@ class Account:
 class ProgramAccount(Account):
     """A program's own user (see `program_users`), made when first needed."""
 
-    def __init__(self, ecosystem: str, program: str):
+    def __init__(self, ecosystem: str, program: str, root=None):
         super().__init__(program_users.user_name(ecosystem, program))
-        self.ecosystem, self.program = ecosystem, program
+        self.ecosystem, self.program, self.root = ecosystem, program, root
 
     def ids(self) -> tuple[int, int]:
         if "_ids" not in self.__dict__:
-            user = program_users.ensure(self.ecosystem, self.program)
+            user = program_users.ensure(self.ecosystem, self.program, self.root)
             self._ids = user.pw_uid, user.pw_gid
         return self._ids
 

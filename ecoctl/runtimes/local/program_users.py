@@ -10,7 +10,9 @@ the same name. ecoctl makes each user when missing (`useradd --system --no-creat
 /usr/sbin/nologin`, with its own group) and marks it as its own in the comment field:
 "ecoctl program PROGRAM of ECOSYSTEM" (16 hex digits of the ecosystem's folder). A user of that name without that mark
 (made by someone else, or for another program) is refused, never used; only users with the mark
-are ever removed (`remove-service`, `down --volumes`).
+are ever removed (`remove-service`, `down --volumes`). Which folder an ecosystem's users serve is
+written to /var/lib/ecoctl/users/<ecosystem> (root's): `vanished` finds the users of ecosystems whose
+folder is gone without a `down --volumes`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import shutil
 import subprocess
 import time
 
+from pathlib import Path
+
 from ecoctl.errors import EcoctlError
 
 PREFIX = "ecoctl-"
@@ -30,6 +34,7 @@ SAFE = re.compile(r"[a-z0-9_-]{1,17}")
 LOCKED = (1, 10)
 """useradd's exit codes when it could not lock /etc/passwd or /etc/group (another useradd held it)."""
 LOCK_RETRIES = 40
+RECORDS = Path("/var/lib/ecoctl/users")
 
 
 def _entry(name: str) -> pwd.struct_passwd | None:
@@ -56,10 +61,33 @@ def comment(ecosystem: str, program: str) -> str:
     return f"{MARK} {program} of {ecosystem}"
 
 
-def ensure(ecosystem: str, program: str) -> pwd.struct_passwd:
-    """PROGRAM's user, created when missing; one line when a user of its name is not ecoctl's."""
+def record(ecosystem: str, root) -> None:
+    """Note that ECOSYSTEM's users serve the folder ROOT (see `vanished`)."""
+    from ecoctl.support.atomic import write_atomic
+
+    path = RECORDS / ecosystem
+    if not path.is_file() or path.read_text() != f"{root}\n":
+        RECORDS.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(path, f"{root}\n", mode=0o600, durable=False)
+
+
+def vanished() -> list[str]:
+    """The ecosystems (`ecosystem_id`s) with users ecoctl made whose recorded folder is gone."""
+    gone = []
+    for path in sorted(RECORDS.glob("*")) if RECORDS.is_dir() else ():
+        folder = Path(path.read_text().strip())
+        if not (folder / "ecosystem.yaml").is_file():
+            gone.append(path.name)
+    return gone
+
+
+def ensure(ecosystem: str, program: str, root=None) -> pwd.struct_passwd:
+    """PROGRAM's user, created when missing; one line when a user of its name is not ecoctl's.
+    ROOT: the ecosystem's folder, recorded when a user is made."""
     name, mark = user_name(ecosystem, program), comment(ecosystem, program)
     user = _entry(name)
+    if user is None and root is not None:
+        record(ecosystem, root)
     for attempt in range(LOCK_RETRIES):
         if user is not None:
             break
@@ -102,4 +130,6 @@ def remove(ecosystem: str, programs=None) -> list[str]:
             raise EcoctlError(f"could not remove the system user {name}: {(done.stderr or done.stdout).strip()} "
                               "(stop its processes, then run the command again)")
         removed.append(name)
+    if programs is None or not made_for(ecosystem):
+        (RECORDS / ecosystem).unlink(missing_ok=True)
     return removed
