@@ -184,6 +184,16 @@ def test_a_user_of_the_same_name_not_made_by_ecoctl_is_refused():
         subprocess.run(["userdel", name], check=False)
 
 
+def test_remove_service_removes_its_user_alone(stack):
+    ecosystem = program_users.ecosystem_id(stack.workspace.root)
+    before = program_users.made_for(ecosystem)
+    loyalty = program_users.user_name(ecosystem, "loyalty")
+    assert loyalty in before
+    done = run_ecoctl("--dir", str(stack.workspace.root), "remove-service", "loyalty", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert program_users.made_for(ecosystem) == [name for name in before if name != loyalty]
+
+
 def test_down_with_volumes_removes_only_the_users_ecoctl_made(stack):
     ecosystem = program_users.ecosystem_id(stack.workspace.root)
     assert program_users.made_for(ecosystem)
