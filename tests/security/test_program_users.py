@@ -217,3 +217,29 @@ def test_the_users_of_an_ecosystem_whose_folder_is_gone_are_found(tmp_path):
         assert ecosystem not in program_users.vanished()
     finally:
         program_users.remove(ecosystem)
+
+
+def test_a_venv_is_the_builders_and_read_by_its_service_alone(tmp_path):
+    """A Python service without a template build: its venv is installed by the builder, run by the
+    service's user, which cannot change it; another program's user cannot even enter it."""
+    from ecoctl.commands.init import init_ecosystem
+
+    root = tmp_path / "eco"  # under pytest's 0700 folder: the services run from copies
+    init_ecosystem(root, runtime="local")
+    runtime = LocalRuntime(Workspace(root))
+    try:
+        assert runtime.ensure_venv("portfolio") is True
+        venv = runtime.venv_dir("portfolio")
+        reader, other = runtime.program_account("portfolio"), runtime.program_account("redis")
+        info = venv.stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == \
+            (pwd.getpwnam(SERVICE_USER).pw_uid, reader.ids()[1], 0o750)
+        python = str(venv / "bin" / "python")
+        assert reader.succeeds([python, "-c", "import fastapi, uvicorn"])  # runs what it was given
+        assert not reader.succeeds(["touch", str(venv / "evil")])
+        assert not reader.succeeds(["touch", str(venv / "bin" / "evil")])
+        assert not other.succeeds(["ls", str(venv)])
+        assert runtime.ensure_venv("portfolio") is False  # unchanged: not installed again
+    finally:
+        runtime.stop(remove_volumes=True)
+    assert program_users.made_for(program_users.ecosystem_id(root)) == []

@@ -43,14 +43,15 @@ EVERY_PROGRAM = "every program"
 QUIET_NPM = {"npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
 
 
-def _readable_inside(folder: Path) -> None:
-    """What an older ecoctl cached under umask 077 (0600 files, which uv links into the venvs that
-    services read) made readable as if made under 022: FOLDER itself (0700) stays the gate."""
+def _readable_inside(folder: Path, owner: int) -> None:
+    """Every file of OWNER's in FOLDER readable as if made under umask 022 (uv links files from its
+    cache, made 0600 by an older ecoctl under umask 077): FOLDER itself stays the gate (see
+    `share`). Links, and files of anyone else (a hard link a build made), are left as they are."""
     import stat
 
     for path in folder.rglob("*"):
         info = os.lstat(path)
-        if stat.S_ISLNK(info.st_mode):
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != owner:
             continue
         mode = stat.S_IMODE(info.st_mode)
         wanted = mode | ((mode & 0o500) >> 3) | ((mode & 0o500) >> 6)
@@ -97,11 +98,7 @@ class BuildAccount:
         """The programs' user's build caches (0700, theirs), shared by its services and ecosystems."""
         caches = self.shared_root / "cache"
         caches.mkdir(parents=True, exist_ok=True, mode=0o755)
-        home = self.account.private_dir(caches / self.account.name)
-        if not (home / LAYOUT).is_file():
-            _readable_inside(home)
-            (home / LAYOUT).touch()
-        return home
+        return self.account.private_dir(caches / self.account.name)
 
     def environment(self, programs: list[str] = ()) -> dict[str, str]:
         """The environment of a build step running PROGRAMS (absolute paths: their folders go
@@ -170,6 +167,11 @@ class BuildAccount:
         (folder / LAYOUT).touch()
         self.share(folder, reader)
         return folder
+
+    def settle(self, folder: Path) -> None:
+        """After a build or install into FOLDER: every file in it readable through its gate."""
+        if self.switches:
+            _readable_inside(folder, self.account.ids()[0])
 
     def is_current(self, folder: Path) -> bool:
         """Whether FOLDER was made by `owned_folder` as it is now (the builder's, readable)."""

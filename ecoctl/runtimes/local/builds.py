@@ -113,6 +113,7 @@ class Builds:
                 last = tail_lines(log, 1)
                 raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
                                   f"({last[0].strip() if last else 'no output'}): see {log}")
+        builder.settle(output)
 
     @staticmethod
     def _forget_unused_shared(builds: Path) -> None:

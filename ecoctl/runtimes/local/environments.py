@@ -142,6 +142,7 @@ class Environments:
             self.progress(f"installing {name} and its dependencies into {venv}")
             self._run_logged([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                               "--quiet", *target, "uvicorn"], log, name)
+        builder.settle(venv)
         write_atomic(stamp, digest, durable=False)
         return True
 
