@@ -243,3 +243,27 @@ def test_a_venv_is_the_builders_and_read_by_its_service_alone(tmp_path):
     finally:
         runtime.stop(remove_volumes=True)
     assert program_users.made_for(program_users.ecosystem_id(root)) == []
+
+
+def test_down_with_volumes_closes_the_gates_of_the_users_it_removes():
+    """A venv kept in the ecosystem's folder (its programs' users reach it) is closed to its group
+    when that group goes: a gid the system gives out again reaches nothing of it."""
+    from ecoctl.commands.init import init_ecosystem
+
+    folder = Path(tempfile.mkdtemp(prefix="ecoctl-users-open-"))
+    os.chmod(folder, 0o755)  # every user may enter: the venvs stay under .ecoctl/
+    try:
+        root = folder / "eco"
+        init_ecosystem(root, runtime="local")
+        os.chmod(root / ".ecoctl", 0o755)
+        runtime = LocalRuntime(Workspace(root))
+        try:
+            assert runtime.ensure_venv("portfolio") is True
+            venv = runtime.venv_dir("portfolio")
+            assert root in venv.parents and stat.S_IMODE(venv.stat().st_mode) == 0o750
+        finally:
+            runtime.stop(remove_volumes=True)
+        assert stat.S_IMODE(venv.stat().st_mode) == 0o700
+        assert program_users.made_for(program_users.ecosystem_id(root)) == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

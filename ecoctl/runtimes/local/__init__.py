@@ -317,6 +317,10 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
         if self.account.name is None:
             return False
+        for name in programs or self.ecosystem.services:  # a gate of a group that is going: closed
+            for folder in (self.venv_dir(name), self.build_dir(name)):
+                if folder.is_dir() and not folder.is_symlink():
+                    self.builder.share(folder, None)
         removed = program_users.remove(self.program_users_id(), programs)
         for name in removed:
             self.progress(f"removed the system user {name}")
