@@ -50,3 +50,20 @@ def pytest_collection_modifyitems(config, items):
         elif item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     items.sort(key=lambda item: not item.get_closest_marker("docker"))
+
+
+def pytest_sessionfinish(session):
+    """As root, the local runtime makes a system user per program of each ecosystem; a test that
+    deletes its ecosystem without `down --volumes` leaves them. After the whole run (the xdist
+    controller, or the one process), remove those of ecosystems whose folder is gone; a user whose
+    processes still run (another run's) is left for a later run."""
+    if os.geteuid() != 0 or hasattr(session.config, "workerinput"):
+        return
+    from ecoctl.errors import EcoctlError
+    from ecoctl.runtimes.local import program_users
+
+    for ecosystem in program_users.vanished():
+        try:
+            program_users.remove(ecosystem)
+        except EcoctlError:
+            pass

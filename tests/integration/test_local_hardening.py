@@ -104,9 +104,9 @@ def descendants(pid: int) -> list[int]:
 
 # -- who runs what --------------------------------------------------------------------------------
 def test_no_program_runs_as_root_only_supervisord(stack):
-    """supervisord stays root: it must switch each program to `ecoctl` (setuid in the child) and
-    it exposes nothing to other users (0700 socket folder, 0600 config)."""
-    ecoctl_uid = pwd.getpwnam(SERVICE_USER).pw_uid
+    """supervisord stays root: it must switch each program to its own user (setuid in the child;
+    see test_program_users) and it exposes nothing to other users (0700 socket folder, 0600 config)."""
+    builder_uid = pwd.getpwnam(SERVICE_USER).pw_uid
     daemon = stack.supervisor.pid()
     assert uid_of(daemon) == 0
     programs = {name: info["pid"] for name, info in stack.supervisor.all_info().items()
@@ -114,8 +114,10 @@ def test_no_program_runs_as_root_only_supervisord(stack):
     assert {"postgres", "redis", "prometheus", "portfolio"} <= set(programs)
     under = descendants(daemon)
     assert set(programs.values()) <= set(under)
-    owners = {pid: uid_of(pid) for pid in under if running(pid)}
-    assert owners and set(owners.values()) == {ecoctl_uid}, owners
+    for name, pid in programs.items():  # a program and all its children: its own user's
+        uid = pwd.getpwnam(stack.program_account(name).name).pw_uid
+        owners = {child: uid_of(child) for child in [pid, *descendants(pid)] if running(child)}
+        assert set(owners.values()) == {uid} and uid not in (0, builder_uid), (name, owners)
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ def test_redis_refuses_commands_without_the_password(stack):
     assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     config = stack.place(REDIS).config
     info = config.stat()
-    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == pwd.getpwnam(stack.program_account("redis").name).pw_uid
     # services get it through the contract
     environment = stack.service_environment("portfolio")
     assert environment["REDIS_PASSWORD"] == password
@@ -229,7 +231,7 @@ def test_no_file_holding_a_secret_is_readable_by_the_second_user(stack):
     assert stack.place(REDIS).config in holding and stack.supervisor.config_path in holding
     signin = stack.place(SIGNIN).config  # the development sign-in's: its signing key, session secret
     assert signin in holding and (signin.stat().st_mode & 0o777, signin.stat().st_uid) == \
-        (0o600, pwd.getpwnam(SERVICE_USER).pw_uid)
+        (0o600, pwd.getpwnam(stack.program_account(SIGNIN.name).name).pw_uid)
     readable = as_probe(
         "import os, sys\n"
         f"paths = {[str(path) for path in holding]!r}\n"
@@ -293,7 +295,7 @@ def test_a_leftover_beside_a_live_supervisord_is_shown_and_replaced(stack):
     """Redis started by hand from this ecosystem's config (as a crash before might leave it):
     `status` shows it as not supervised, `up` stops it and starts redis under supervision."""
     assert stack.supervisor.stop_program("redis")
-    leftover = subprocess.Popen(["runuser", "-u", stack.account.name, "--", shutil.which("redis-server"),
+    leftover = subprocess.Popen(["runuser", "-u", stack.program_account("redis").name, "--", shutil.which("redis-server"),
                                  str(stack.place(REDIS).config)], cwd="/", stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
@@ -323,7 +325,7 @@ def test_the_repository_stops_nothing_by_name():
 
 
 def test_runtime_user_names_who_the_programs_run_as(probe_user):
-    """`runtime_user:` in ecosystem.yaml: every program runs as that user instead of `ecoctl`."""
+    """`runtime_user:` in ecosystem.yaml: every program runs as that one user instead of its own."""
     from ecoctl.errors import UsageError
 
     root = Path(tempfile.mkdtemp(prefix="ecoctl-user-"))

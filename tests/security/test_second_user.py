@@ -184,14 +184,17 @@ def test_a_services_copy_keeps_its_modes_in_a_private_folder(tmp_path, mallory):
         assert (copy / ".env.local").stat().st_mode & 0o777 == 0o600
         assert (copy / "run.sh").stat().st_mode & 0o777 == 0o755
         assert (copy / "pyproject.toml").stat().st_mode & 0o777 == 0o644
-        assert copy.parent.stat().st_mode & 0o007 == 0, oct(copy.parent.stat().st_mode)
-        assert copy.parent.stat().st_gid == runtime.account.ids()[1]
+        # only root and the service's own user enter the copy (item 3: not another service either);
+        # its parent is traversed by every service's user, listed by none
+        reader = runtime.program_account("portfolio")
+        assert copy.stat().st_mode & 0o027 == 0 and copy.stat().st_gid == reader.ids()[1], oct(copy.stat().st_mode)
+        assert copy.parent.stat().st_mode & 0o066 == 0, oct(copy.parent.stat().st_mode)
         peek = subprocess.run(["runuser", "-u", mallory.pw_name, "--", "cat", str(copy / ".env.local")],
                               capture_output=True, text=True)
         assert peek.returncode != 0 and "only-for-root" not in peek.stdout
         listed = subprocess.run(["runuser", "-u", mallory.pw_name, "--", "cat", str(copy / "pyproject.toml")],
                                 capture_output=True, text=True)
         assert listed.returncode != 0, "another user reads the service's code at its predictable path"
-        assert runtime.account.succeeds(["cat", str(copy / "pyproject.toml")])  # the programs' user still can
+        assert reader.succeeds(["cat", str(copy / "pyproject.toml")])  # the service's user still can
     finally:
         runtime.stop(remove_volumes=True)

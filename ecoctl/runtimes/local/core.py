@@ -16,12 +16,16 @@ import importlib.util
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecoctl import components
 from ecoctl.components import Component, Place, Skip
 from ecoctl.errors import EcoctlError
 from ecoctl.runtimes.base import Check
 from ecoctl.runtimes.local.supervisor import Program
+
+if TYPE_CHECKING:
+    from ecoctl.runtimes.local.accounts import Account
 
 
 def with_open_files(argv: list[str], wanted: int) -> list[str]:
@@ -109,7 +113,7 @@ class CorePrograms:
                      tls=tls)
 
     def prepare(self, component: Component) -> bool:
-        """Its folders (the programs' user's, 0700) and config, before it starts: a rendered config
+        """Its folders (its program's own user's, 0700) and config, before it starts: a rendered config
         is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem. True
         when its rendered config or its code changed."""
         recipe = component.local
@@ -117,11 +121,13 @@ class CorePrograms:
             self.workspace.secret(key)  # one line naming what .env lacks
         self.prepare_home()
         place = self.place(component)
-        self.account.private_dir(place.folder)
-        self.account.private_dir(place.data)
-        changed = self.copy_leaf(recipe.tls, place.tls) if place.tls else False
+        account = self.program_account(component.name)
+        account.claim_tree(place.folder)  # kept by an older ecoctl's one shared user
+        account.private_dir(place.folder)
+        account.private_dir(place.data)
+        changed = self.copy_leaf(account, recipe.tls, place.tls) if place.tls else False
         if recipe.config is not None:
-            changed = self.account.write_private(place.config, recipe.config(place)) or changed
+            changed = account.write_private(place.config, recipe.config(place)) or changed
         if recipe.config_from or recipe.files_from:
             self.sync_config(component)
         if recipe.python_module:
@@ -134,25 +140,26 @@ class CorePrograms:
             self.set_up(component, place)
         return changed
 
-    def copy_leaf(self, name: str, target: tuple[Path, Path]) -> bool:
-        """The CA's leaf NAME (issued or renewed first) where the programs' user reads it, 0600;
-        True when a file changed."""
+    def copy_leaf(self, account: Account, name: str, target: tuple[Path, Path]) -> bool:
+        """The CA's leaf NAME (issued or renewed first) where ACCOUNT (its program's user) reads it,
+        0600; True when a file changed."""
         from ecoctl import certs
 
         certs.ensure(self.workspace.state_dir, self.ecosystem)
-        self.account.private_dir(target[0].parent)
+        account.private_dir(target[0].parent)
         leaf = certs.leaf(self.workspace.state_dir, name)
-        changed = self.account.write_private(target[0], leaf.cert.read_bytes())
-        return self.account.write_private(target[1], leaf.key.read_bytes()) or changed
+        changed = account.write_private(target[0], leaf.cert.read_bytes())
+        return account.write_private(target[1], leaf.key.read_bytes()) or changed
 
     def _as_user(self, component: Component, place: Place, argv: list[str]):
-        """ARGV run as the programs' user in its folder, with its recipe's `setup_env` and PATH."""
+        """ARGV run as its program's user in its folder, with its recipe's `setup_env` and PATH."""
         import os
         import subprocess
 
         recipe = component.local
-        if self.account.name is not None:
-            argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", self.account.name, "--", *argv]
+        account = self.program_account(component.name)
+        if account.name is not None:
+            argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", account.name, "--", *argv]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
                **(recipe.setup_env(place) if recipe.setup_env else {})}
         return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(place.folder),
@@ -175,7 +182,7 @@ class CorePrograms:
         _empty(place.data)
 
     def set_up(self, component: Component, place: Place) -> None:
-        """Its one-time setup (the replica's base backup), as the programs' user; a failed one
+        """Its one-time setup (the replica's base backup), as its program's user; a failed one
         leaves its data folder empty, so the next `up` tries again."""
         self.progress(f"setting up {component.name} in {place.data}")
         done = self._as_user(component, place, component.local.setup(place))
@@ -192,13 +199,13 @@ class CorePrograms:
             source = self.workspace.state_dir / recipe.files_from
             if not source.is_dir():
                 raise EcoctlError(f"{source} is missing: run `ecoctl apply` to write it")
-            self.account.copy_private_tree(source, place.files)
+            self.program_account(component.name).copy_private_tree(source, place.files)
         if not recipe.config_from:
             return
         source = self.workspace.root / recipe.config_from
         if not source.is_file():
             raise EcoctlError(f"{source} is missing: run `ecoctl apply` to restore it")
-        self.account.copy_private_tree(source.parent, place.config.parent)
+        self.program_account(component.name).copy_private_tree(source.parent, place.config.parent)
 
     def python_lib_dir(self, component: Component) -> Path:
         """The read-only copy a program of ecoctl's own imports from (root's, in the programs' home)."""
@@ -221,7 +228,7 @@ class CorePrograms:
         if recipe.python:  # a script of ecoctl's, standard library only
             argv[0] = self.account.service_python()
         return Program(component.name, argv, directory=str(place.data), environment=environment,
-                       user=self.account.name, stopsignal=recipe.stopsignal, startsecs=1,
+                       user=self.program_account(component.name).name, stopsignal=recipe.stopsignal, startsecs=1,
                        marks=(str(place.folder),))
 
     def reload_program(self, component: Component) -> bool:

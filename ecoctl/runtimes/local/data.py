@@ -47,6 +47,22 @@ class PostgresData:
             account = self._account = for_ecosystem(self.ecosystem)
         return account
 
+    def program_account(self, name: str):
+        """Who the program NAME (a core component or a service) runs as: its own user when we are
+        root (see `program_users`), else the `account`'s."""
+        accounts = self.__dict__.setdefault("_program_accounts", {})
+        if name not in accounts:
+            from ecoctl.runtimes.local.accounts import for_program
+
+            accounts[name] = for_program(self.ecosystem, self.workspace.root, name, self.account)
+        return accounts[name]
+
+    def program_users_id(self) -> str:
+        """This ecosystem's part of its programs' user names (see `program_users`)."""
+        from ecoctl.runtimes.local.program_users import ecosystem_id
+
+        return ecosystem_id(self.workspace.root)
+
     def _server_user_reaches(self, folder: Path) -> bool:
         if self.account.name is None:
             return True
@@ -86,12 +102,19 @@ class PostgresData:
         data_dir, _ = self.postgres_data_dir()
         return PostgresServer(data_dir, self.ecosystem.core.postgres.port,
                               self.workspace.secret("POSTGRES_PASSWORD"),
-                              user=self.account.name or SERVICE_USER)
+                              user=self._postgres_account().name or SERVICE_USER)
+
+    def _postgres_account(self):
+        from ecoctl import components
+
+        return self.program_account(components.POSTGRES.name)
 
     def _prepare_postgres(self):
         from ecoctl.runtimes.local.postgres import running_as_root
 
+        self._postgres_account().ids()  # its user exists before initdb runs as it
         server = self.postgres_server()
+        self._postgres_account().claim_tree(server.data_dir)  # kept by an older ecoctl's one shared user
         if not server.initialized():
             self.progress(f"initializing PostgreSQL data in {server.data_dir}")
             parent = server.data_dir.parent

@@ -101,13 +101,10 @@ class Environments:
         """Create the service's venv once and install it; reinstall only when its dependency
         files changed. True when something was installed. Both run as the programs' user (see
         build_account), from its own copy of the service's folder."""
-        from ecoctl.runtimes.local.accounts import copy_readable_tree
-
         source = self.service_dir(name)
         folder = self.service_run_dir(name)
-        if folder != source:  # the programs' user cannot reach the ecosystem: run from a copy,
-            self.account.shared_folder(folder.parent)  # in a folder only we and that user may enter
-            copy_readable_tree(source, folder)
+        if folder != source:  # the service's user cannot reach the ecosystem: run from a copy,
+            self.copy_service(name)  # in a folder only we and that user may enter
         base_python = self.account.service_python()
         installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
         if not installable and not (folder / "requirements.txt").is_file():
@@ -117,14 +114,15 @@ class Environments:
         stamp = venv.parent / f".{name}{INSTALL_STAMP}"  # root's: not in the folder the install writes
         digest = self._dependencies_digest(name, base_python)
         python = venv / "bin" / "python"
-        if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        builder, reader = self.builder, self.program_account(name)
+        if python.exists() and stamp.exists() and stamp.read_text() == digest and builder.is_current(venv):
+            builder.share(venv, reader)  # its user may have been made again since
             return False
         log = self.supervisor.logs_dir / f"{name}-install.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        builder = self.builder
         venv.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fresh = not python.exists() or (builder.switches and venv.stat().st_uid != self.account.ids()[0])
-        builder.owned_folder(venv)
+        fresh = not python.exists() or not builder.is_current(venv)
+        builder.owned_folder(venv, reader)
         workdir = builder.workspace(folder, self.build_tree(name))
         target = [str(workdir)] if installable else ["-r", str(workdir / "requirements.txt")]
         uv, _why = uv_binary()
@@ -144,6 +142,7 @@ class Environments:
             self.progress(f"installing {name} and its dependencies into {venv}")
             self._run_logged([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                               "--quiet", *target, "uvicorn"], log, name)
+        builder.settle(venv)
         write_atomic(stamp, digest, durable=False)
         return True
 

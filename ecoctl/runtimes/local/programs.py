@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ecoctl import components, contract, names
@@ -94,6 +95,30 @@ class Programs:
             return self.program_home() / "services" / name
         return self.service_dir(name)
 
+    def copy_service(self, name: str) -> None:
+        """The copy of NAME's folder it runs from when its user cannot reach the ecosystem's folder:
+        root's, readable by that service alone (its group, 0750), in a folder only root lists."""
+        from ecoctl.runtimes.local.accounts import copy_readable_tree
+
+        folder, reader = self.service_run_dir(name), self.program_account(name)
+        if reader is self.account:  # one user runs every program: the folder is root's and its group's
+            self.account.shared_folder(folder.parent)
+            copy_readable_tree(self.service_dir(name), folder)
+            return
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        os.chmod(folder.parent, 0o711)
+        copy_readable_tree(self.service_dir(name), folder, group=reader.ids()[1])
+
+    def copy_is_current(self, name: str) -> bool:
+        """Whether NAME's copy is readable by its user as it is now (who may have been made again)."""
+        reader = self.program_account(name)
+        if reader is self.account:
+            return True
+        try:
+            return os.stat(self.service_run_dir(name)).st_gid == reader.ids()[1]
+        except FileNotFoundError:
+            return False
+
     def service_environment(self, name: str) -> dict[str, str]:
         """The service contract for a supervised process (see ecoctl.contract)."""
         return {**contract.environment(self.workspace, name, "local"), "PYTHONUNBUFFERED": "1"}
@@ -127,7 +152,7 @@ class Programs:
         if run is not None:  # the template declares how it runs
             return Program(name, list(run.command), directory=str(self.service_run_dir(name)),
                            environment=self.service_environment(name), startsecs=SERVICE_STARTSECS,
-                           stopwaitsecs=15, user=self.account.name, marks=(str(self.build_dir(name)),))
+                           stopwaitsecs=15, user=self.program_account(name).name, marks=(str(self.build_dir(name)),))
         venv = self.venv_dir(name)
         try:
             app = self.service_app(name)
@@ -137,7 +162,7 @@ class Programs:
         return Program(name, [str(venv / "bin" / "python"), "-m", "uvicorn", app, "--app-dir", str(folder),
                               "--host", "127.0.0.1", "--port", str(self.ecosystem.services[name].port)],
                        directory=str(folder), environment=self.service_environment(name),
-                       startsecs=SERVICE_STARTSECS, stopwaitsecs=15, user=self.account.name,
+                       startsecs=SERVICE_STARTSECS, stopwaitsecs=15, user=self.program_account(name).name,
                        marks=(str(venv),))
 
     # -- virtual environments -------------------------------------------------------------
