@@ -2,7 +2,8 @@
 
 Every service (portfolio, each template's services, a team's own) reads the same variables:
 `HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
-`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (not for a web app's public client),
+`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (a web app, a public client, gets neither a
+secret nor the `DATABASE_*` variables: it has no database),
 `OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
 `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
 (`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
@@ -125,9 +126,9 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
-    keys = {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD}
-    if ecosystem.services[service].client == "confidential":
-        keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
+    keys = {"REDIS_PASSWORD": REDIS_PASSWORD}
+    if ecosystem.services[service].has_database:  # a web app has no database and no secret
+        keys = {"DATABASE_PASSWORD": db_password_key(service), **keys, "OIDC_CLIENT_SECRET": client_secret_key(service)}
     return keys
 
 
@@ -170,19 +171,17 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     variables = {
         "PORT": str(spec.port),
         "HOST": "127.0.0.1" if target in ("local", "host") else "0.0.0.0",
-        "DATABASE_HOST": where.database_host,
-        "DATABASE_PORT": str(where.database_port),
-        "DATABASE_NAME": database,
-        "DATABASE_USER": user,
+        **({"DATABASE_HOST": where.database_host, "DATABASE_PORT": str(where.database_port),
+            "DATABASE_NAME": database, "DATABASE_USER": user} if spec.has_database else {}),
         "OIDC_ISSUER": issuer(ecosystem, service),
         "OIDC_CLIENT_ID": client_id(ecosystem, service),
         "OIDC_AUDIENCE": client_id(ecosystem, service),
         "REDIS_HOST": where.redis_host,
         "REDIS_PORT": str(where.redis_port),
     }
-    if where.replica and (spec.reads or spec.read_replica):
+    if where.replica and (spec.reads or spec.read_replica) and spec.has_database:
         variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
-    if ecosystem.core.postgres.external:
+    if ecosystem.core.postgres.external and spec.has_database:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
     variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
     if spec.calls:
@@ -192,7 +191,7 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
         variables[variable] = _secret_value(secrets, key, target)
-    if target in ("compose", "local", "host"):
+    if target in ("compose", "local", "host") and spec.has_database:
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")

@@ -151,6 +151,11 @@ class ServiceSpec(Record):
     read_replica: bool = False  # DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
+    @property
+    def has_database(self) -> bool:
+        """A service has a database and a role of its own; a web app (`client: public`) has none."""
+        return self.client == "confidential"
+
     def check(self) -> None:
         checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
@@ -182,6 +187,9 @@ class Ecosystem(Record):
                                   "not a service here")
                 if target == name:
                     raise Invalid(("services", name, "reads"), f"service {name!r} cannot list itself in reads")
+                if not self.services[target].has_database:
+                    raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, a web app, "
+                                  "which has no database")
         check_calls(self.services)
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "

@@ -331,7 +331,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
     systems = systems_used(workspace.ecosystem)
     options = Options(drop_data=frozenset({name}) if drop_data else frozenset())
     for system in ("prometheus", "grafana", "authentik", "postgres", "compose"):
-        if system in systems:
+        if system in systems and (system != "postgres" or removed_spec.has_database):  # a web app has none
             done = converge(workspace, only={system}, options=options)
             result.applied += done.changes
             result.pending.update(done.pending)
@@ -367,7 +367,7 @@ def list_services(workspace) -> list[dict]:
         state = {}
         mine = plan.for_service(name)
         for system, label in RESOURCE_KINDS.items():
-            if system not in systems:
+            if system not in systems or (system == "postgres" and not spec.has_database):
                 state[label] = "n/a"
             elif system in plan.pending:
                 state[label] = "unknown"

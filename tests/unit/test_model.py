@@ -91,6 +91,8 @@ BASE = {"name": "eco", "runtime": "local"}
     ({**BASE, "services": {"shop": {}}}, ("services", "shop", "port"), "missing key"),
     ({**BASE, "services": {"shop": {"port": 80, "prot": 1}}}, ("services", "shop", "prot"), "unknown key"),
     ({**BASE, "services": {"shop": {"port": 80, "reads": ["ghost"]}}}, ("services", "shop", "reads"), "ghost"),
+    ({**BASE, "services": {"shop": {"port": 80, "reads": ["web"]}, "web": {"port": 3000, "client": "public"}}},
+     ("services", "shop", "reads"), "reads 'web', a web app, which has no database"),
     ({**BASE, "services": {"shop": {"port": 80, "host": "a b"}}}, ("services", "shop", "host"), "not a hostname"),
     ({**BASE, "services": {"x": {"port": 80}}}, ("services", "x"), "invalid service name"),
     ({**BASE, "services": {1: {"port": 80}}}, ("services", 1), "key of text"),

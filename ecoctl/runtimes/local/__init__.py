@@ -250,8 +250,9 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
             if self.ecosystem.services[name].pattern == "external":
                 self.progress(f"{name} is external: not started here")
                 continue
-            if not self.workspace.env.get(contract.db_password_key(name)):
-                raise EcoctlError(f"{contract.db_password_key(name)} is not in .env: run "
+            key = contract.db_password_key(name)
+            if self.ecosystem.services[name].has_database and not self.workspace.env.get(key):
+                raise EcoctlError(f"{key} is not in .env: run "
                                   "`ecoctl apply` to provision the service's database first")
             if self._build(name):
                 started = True
