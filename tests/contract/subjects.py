@@ -131,7 +131,7 @@ def upgraded_service(root: Path, service: str, template: str = "python-fastapi",
     from ecoctl.workspace import Workspace
     from tests.helpers import run_ecoctl
 
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     added = run_ecoctl("add-service", service, "--no-apply", "--port", "8080", cwd=root)  # not the host's next free one
     assert added.returncode == 0, added.stderr
     folder = root / "services" / service

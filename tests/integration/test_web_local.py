@@ -48,19 +48,28 @@ def path_without(folder: Path, *programs: str) -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{folder}"
 
 
-def test_up_without_npm_says_what_to_install(web):
+def test_up_without_npm_skips_the_web_app_and_says_what_to_install(web):
+    """portfolio-web is `optional`: without Node.js the rest of the stack comes up (exit 0), and
+    up, status and logs say what to install, as for Redis."""
     root, _ = web
     links = Path(tempfile.mkdtemp(prefix="ecoctl-path-"))
     links.chmod(0o755)
+    why = ("building web needs `npm`, which is not on PATH: apt-get install nodejs npm (Node.js 18 or later), "
+           "then run `ecoctl up` again")
     try:
-        failed = run_ecoctl("up", cwd=root, timeout=600,
-                            env={"PATH": path_without(links / "bin", "npm", "npx", "node")})
+        env = {"PATH": path_without(links / "bin", "npm", "npx", "node")}
+        up = run_ecoctl("up", cwd=root, timeout=600, env=env)
+        status = run_ecoctl("status", cwd=root, env=env)
+        logs = run_ecoctl("logs", "web", cwd=root, env=env)
     finally:
         shutil.rmtree(links)
-    assert failed.returncode == 1
-    last = failed.stderr.strip().splitlines()[-1]
-    assert "building web needs `npm`, which is not on PATH: apt-get install nodejs npm" in last, failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert f"web is not started: {why}" in up.stderr and f"web is not running: {why}" in up.stdout
+    assert not re.search(r"^web\s+http://", up.stdout, re.M) and re.search(r"^portfolio\s+http://\S+\s+healthy",
+                                                                          up.stdout, re.M), up.stdout
+    assert re.search(rf"^web\s+absent\s+none\s+.*{re.escape(why[:40])}", status.stdout, re.M), status.stdout
+    assert logs.returncode == 1 and "web does not run here, so it has no logs: building web needs `npm`" in logs.stderr
+    assert "Traceback" not in up.stderr + status.stderr + logs.stderr
 
 
 def test_up_builds_serves_and_prints_the_web_app(web):

@@ -45,7 +45,7 @@ def service_files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def eco(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     return root
 
 

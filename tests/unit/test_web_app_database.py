@@ -21,7 +21,7 @@ WEB_APP = ("  web:\n    port: 3000\n    template: portfolio-web\n    client: pub
 def workspace(tmp_path_factory) -> Workspace:
     """test_diffs's ecosystem (portfolio, loyalty reading portfolio) and a web app calling portfolio."""
     root = tmp_path_factory.mktemp("webdb") / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "  loyalty:\n    port: 8100\n    reads: [portfolio]\n" + WEB_APP)
     ensure_secrets(Workspace(root))

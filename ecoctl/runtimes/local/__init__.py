@@ -244,11 +244,15 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         runnable, reinstalled = [], []
         self.prepare_home()
         self._refresh_running_core()
+        skipped = self.skipped_services()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
             if self.ecosystem.services[name].pattern == "external":
                 self.progress(f"{name} is external: not started here")
+                continue
+            if name in skipped:
+                self.progress(f"{name} is not started: {skipped[name]}")
                 continue
             key = contract.db_password_key(name)
             if self.ecosystem.services[name].has_database and not self.workspace.env.get(key):

@@ -75,6 +75,17 @@ class BuildAccount:
         caches.mkdir(parents=True, exist_ok=True, mode=0o755)
         return self.account.private_dir(caches / self.account.name)
 
+    def build_cache(self) -> Path:
+        """Where builds shared by every ecosystem of this host are kept (`run.local.shared:
+        node-build`), one folder per key: the programs' user's (under its caches) when builds
+        switch user, else the caller's (~/.cache/ecoctl/builds). Nothing removes old entries:
+        delete the folder to reclaim the space."""
+        if self.switches:
+            return self.account.private_dir(self.cache_dir() / "builds")
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecoctl" / "builds"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
     def environment(self, programs: list[str] = ()) -> dict[str, str]:
         """The environment of a build step running PROGRAMS (absolute paths: their folders go
         first on PATH)."""

@@ -66,8 +66,9 @@ class CorePrograms:
         return component.local is not None and component.local.args is None
 
     def not_run(self) -> dict[str, str]:
-        return {component.name: str(skip) for component in components.enabled(self.ecosystem)
-                if component.local is not None and component.optional and (skip := self.missing(component))}
+        return {**{component.name: str(skip) for component in components.enabled(self.ecosystem)
+                   if component.local is not None and component.optional and (skip := self.missing(component))},
+                **self.skipped_services()}
 
     # -- its files -----------------------------------------------------------------------------
     def place(self, component: Component) -> Place:
