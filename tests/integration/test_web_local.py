@@ -94,18 +94,30 @@ def test_up_builds_serves_and_prints_the_web_app(web):
 
 
 def test_the_build_runs_again_only_when_a_source_changes(web):
+    """Built once per host and change of its inputs (the build cache, `shared: node-build`): an
+    `up` with nothing changed builds nothing; a changed screen (text never built on this host) is
+    built, and served."""
+    import uuid
+
     root, ports = web
-    log = root / ".ecoctl" / "logs" / "web-build.log"
-    before = log.read_text()
     again = run_ecoctl("up", cwd=root, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert log.read_text() == before and "building web" not in again.stdout  # nothing changed: no build
+    assert "building web" not in again.stdout + again.stderr  # nothing changed: no build
+    text = f"Every portfolio has one currency ({uuid.uuid4()})."
     screen = root / "services" / "web" / "src" / "screens" / "Portfolios.tsx"
-    screen.write_text(screen.read_text().replace("Each portfolio keeps its holdings in one currency.",
-                                                 "Every portfolio has one currency."))
+    screen.write_text(screen.read_text().replace("Each portfolio keeps its holdings in one currency.", text))
     rebuilt = run_ecoctl("up", cwd=root, timeout=600)
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
-    assert len(log.read_text()) > len(before)
+    assert "building web (2 step(s)" in rebuilt.stderr, rebuilt.stderr[-2000:]
+    log = (root / ".ecoctl" / "logs" / "web-build.log").read_text()
+    assert "$ npm ci" in log and "/builds/." in log  # built beside its cache entry, then renamed into place
     page = httpx.get(f"http://127.0.0.1:{ports['web']}/")
     script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
-    assert "Every portfolio has one currency." in httpx.get(f"http://127.0.0.1:{ports['web']}{script}").text
+    assert text in httpx.get(f"http://127.0.0.1:{ports['web']}{script}").text
+    from ecoctl.runtimes import get_runtime
+    from ecoctl.workspace import Workspace
+
+    cached = Path(os.path.realpath(get_runtime(Workspace(root)).build_dir("web")))
+    assert cached.parent.name == "builds", cached  # the host's build cache: the entry of its key
+    if os.geteuid() == 0:  # built by the programs' user, never by root
+        assert 0 not in {os.stat(cached).st_uid, os.stat(cached / "dist" / "index.html").st_uid}
