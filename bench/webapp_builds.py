@@ -74,7 +74,7 @@ def main() -> None:
         rows = []
         for label, web in (("BASE (--without web)", False), ("A (web, new sources)", True),
                            ("B (web, A's sources)", True)):
-            root = fresh(work / label[0], "demo", web, marker)
+            root = fresh(work / label.split()[0], "demo", web, marker)
             roots.append(root)
             rows.append((label, timed_up(root), timed_up(root)))
         base_first, base_second = rows[0][1], rows[0][2]
