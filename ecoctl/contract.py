@@ -7,7 +7,8 @@ secret nor the `DATABASE_*` variables: it has no database),
 `OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
 `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
 (`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
-`API_URLS` (`name=url,...` of the services it `calls`).
+`API_URLS` (`name=url,...` of the services it `calls`), and under Authentik an API that web apps call
+gets `OIDC_ACCEPTED_CLIENTS` (their issuers, audiences and JWKS URLs: see `accepted_clients`).
 
 With `core.postgres.pooler`, DATABASE_HOST/PORT and DATABASE_URL name the pooler (transaction pooling:
 no session state, no named prepared statements). With `core.postgres.replicas`, a service that `reads`
@@ -109,6 +110,19 @@ def api_urls(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     return ",".join(urls)
 
 
+def accepted_clients(ecosystem: "Ecosystem", service: str, target: Target) -> list[dict[str, str]]:
+    """An API's `OIDC_ACCEPTED_CLIENTS`: under Authentik, each web app that `calls` SERVICE, as the
+    (issuer, audience, JWKS URL) its access tokens carry: Authentik issues a web app's token under
+    the web app's own issuer, with `aud` its client id, so the API accepts exactly these pairs besides
+    its own (a web app not granted it is on no list). The development sign-in issues a web app's
+    access token for the API it calls (the API's own iss and aud): none there."""
+    if not ecosystem.authentik_used:
+        return []
+    return [{"issuer": issuer(ecosystem, web), "audience": client_id(ecosystem, web),
+             "jwks_url": jwks_url(ecosystem, web, target)}
+            for web, spec in ecosystem.services.items() if service in spec.calls]
+
+
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     """Every .env key the ecosystem needs: generated once by the workspace, kept forever."""
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
@@ -186,6 +200,10 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
     if spec.calls:
         variables["API_URLS"] = api_urls(ecosystem, service, target)
+    if accepted := accepted_clients(ecosystem, service, target):
+        import json
+
+        variables["OIDC_ACCEPTED_CLIENTS"] = json.dumps(accepted, separators=(",", ":"))
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"

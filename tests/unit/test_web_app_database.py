@@ -72,3 +72,24 @@ def test_no_backup_target_and_no_pool_entry_for_a_web_app(workspace):
     [userlist] = [change for change in PostgresProvider(pooled).diff(desired_state(pooled), actual)
                   if isinstance(change.payload, SyncUserlist)]
     assert userlist.payload.roles == ("loyalty_user", "portfolio_user")
+
+
+def test_under_authentik_an_api_accepts_the_web_apps_that_call_it(workspace, tmp_path):
+    """OIDC_ACCEPTED_CLIENTS: the issuer, audience and JWKS URL of each web app that calls the API
+    (Authentik issues a web app's token under its own issuer); none for an API no web app calls, and
+    none under the development sign-in, whose web app tokens carry the API's own iss and aud."""
+    import json
+
+    ecosystem = workspace.ecosystem
+    accepted = json.loads(service_environment(ecosystem, "portfolio", "compose", workspace.env.values)
+                          ["OIDC_ACCEPTED_CLIENTS"])
+    prefix = ecosystem.core.authentik.prefix
+    assert accepted == [{"issuer": f"http://127.0.0.1:9000/application/o/{prefix}web/", "audience": f"{prefix}web",
+                         "jwks_url": f"http://authentik-server:9000/application/o/{prefix}web/jwks/"}]
+    assert "OIDC_ACCEPTED_CLIENTS" not in service_environment(ecosystem, "loyalty", "compose", workspace.env.values)
+    local = tmp_path / "local"
+    init_ecosystem(local, runtime="local")  # ships the web app, which calls portfolio
+    ensure_secrets(Workspace(local))
+    mine = Workspace(local)
+    assert mine.ecosystem.services["web"].calls == ["portfolio"]
+    assert "OIDC_ACCEPTED_CLIENTS" not in service_environment(mine.ecosystem, "portfolio", "local", mine.env.values)
