@@ -93,3 +93,13 @@ def test_under_authentik_an_api_accepts_the_web_apps_that_call_it(workspace, tmp
     mine = Workspace(local)
     assert mine.ecosystem.services["web"].calls == ["portfolio"]
     assert "OIDC_ACCEPTED_CLIENTS" not in service_environment(mine.ecosystem, "portfolio", "local", mine.env.values)
+
+
+def test_a_web_apps_compose_entry_waits_for_no_database(workspace):
+    from ecoctl.providers.compose import service_entry
+
+    ecosystem = workspace.ecosystem
+    web = service_entry(workspace, "web", ecosystem.services["web"], "./services/web")
+    assert "depends_on" not in web and not [name for name in web["environment"] if name.startswith("DATABASE_")]
+    assert service_entry(workspace, "portfolio", ecosystem.services["portfolio"], "./services/portfolio")[
+        "depends_on"] == {"postgres": {"condition": "service_healthy"}}
