@@ -61,6 +61,7 @@ def test_up_without_npm_skips_the_web_app_and_says_what_to_install(web):
         up = run_ecoctl("up", cwd=root, timeout=600, env=env)
         status = run_ecoctl("status", cwd=root, env=env)
         logs = run_ecoctl("logs", "web", cwd=root, env=env)
+        doctor = run_ecoctl("doctor", cwd=root, env=env)
     finally:
         shutil.rmtree(links)
     assert up.returncode == 0, up.stderr[-3000:]
@@ -69,7 +70,9 @@ def test_up_without_npm_skips_the_web_app_and_says_what_to_install(web):
                                                                           up.stdout, re.M), up.stdout
     assert re.search(rf"^web\s+absent\s+none\s+.*{re.escape(why[:40])}", status.stdout, re.M), status.stdout
     assert logs.returncode == 1 and "web does not run here, so it has no logs: building web needs `npm`" in logs.stderr
-    assert "Traceback" not in up.stderr + status.stderr + logs.stderr
+    assert re.search(r"^skip npm .*not found on PATH: the local runtime runs without web", doctor.stdout, re.M)
+    assert "apt-get install nodejs npm (Node.js 18 or later)" in doctor.stdout, doctor.stdout
+    assert "Traceback" not in up.stderr + status.stderr + logs.stderr + doctor.stderr
 
 
 def test_up_builds_serves_and_prints_the_web_app(web):
