@@ -2,8 +2,8 @@
 
 Every service (portfolio, each template's services, a team's own) reads the same variables:
 `HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
-`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (a web app, a public client, gets neither a
-secret nor the `DATABASE_*` variables: it has no database),
+`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (a web app, a public client, gets no secret,
+no `DATABASE_*` and no `REDIS_*`: it uses neither),
 `OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
 `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
 (`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
@@ -140,10 +140,10 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
-    keys = {"REDIS_PASSWORD": REDIS_PASSWORD}
-    if ecosystem.services[service].has_database:  # a web app has no database and no secret
-        keys = {"DATABASE_PASSWORD": db_password_key(service), **keys, "OIDC_CLIENT_SECRET": client_secret_key(service)}
-    return keys
+    if not ecosystem.services[service].has_database:  # a web app: no database, no Redis, no client secret
+        return {}
+    return {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD,
+            "OIDC_CLIENT_SECRET": client_secret_key(service)}
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,7 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
         "OIDC_ISSUER": issuer(ecosystem, service),
         "OIDC_CLIENT_ID": client_id(ecosystem, service),
         "OIDC_AUDIENCE": client_id(ecosystem, service),
-        "REDIS_HOST": where.redis_host,
-        "REDIS_PORT": str(where.redis_port),
+        **({"REDIS_HOST": where.redis_host, "REDIS_PORT": str(where.redis_port)} if spec.has_database else {}),
     }
     if where.replica and (spec.reads or spec.read_replica) and spec.has_database:
         variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
@@ -216,8 +215,9 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
         if where.replica and (spec.reads or spec.read_replica):
             host, port = where.replica
             variables["DATABASE_READ_URL"] = f"postgresql://{user}:{password}@{host}:{port}/{database}"
-    redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
-    variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
+    if spec.has_database:  # a service (a web app uses no Redis)
+        redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
+        variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables
 
 

@@ -48,7 +48,7 @@ def test_the_contract_of_a_web_app_names_no_database(workspace):
     assert db_password_key("portfolio") in secret_keys(ecosystem)
     for target in ("local", "compose", "swarm", "host"):
         env = service_environment(ecosystem, "web", target, workspace.env.values)
-        assert not [name for name in env if name.startswith("DATABASE_")], (target, env)
+        assert not [name for name in env if name.startswith(("DATABASE_", "REDIS_"))], (target, env)
         assert "OIDC_CLIENT_SECRET" not in env and "OIDC_CLIENT_SECRET_FILE" not in env
         assert env["API_URLS"].startswith("portfolio=")
     assert service_environment(ecosystem, "portfolio", "local", workspace.env.values)["DATABASE_URL"]
