@@ -114,7 +114,11 @@ class Local:
     setup: Callable[[Place], list[str]] | None = None
     """A command run once, as the programs' user, while its data folder is empty (a base backup)."""
     setup_env: Callable[[Place], Mapping[str, str]] | None = None
-    """The environment `setup` gets besides PATH (secrets go there, never in argv)."""
+    """The environment `setup` (and `kept_check`) gets besides PATH (secrets go there, never in argv)."""
+    kept_check: Callable[[Place], list[str]] | None = None
+    """A command run before it starts while its data folder holds what `setup` made, as the programs'
+    user: exit 0 keeps the data; exit 3 says (its output: why) the data can no longer be used, so it
+    is removed and `setup` runs again; another exit fails `up` with its last line, data kept."""
     open_files: Callable[["Ecosystem"], int] | None = None
     """The open-file limit it needs (raised for it up to the hard limit)."""
 

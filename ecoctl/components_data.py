@@ -57,12 +57,15 @@ POSTGRES_REPLICA = Component(
                 args=lambda place: scaling.replica_server_args(str(place.data), place.port, "127.0.0.1"),
                 setup=lambda place: [str(Path(place.binary).parent / "pg_basebackup"), *scaling.basebackup_args(
                     str(place.data), "127.0.0.1", place.ecosystem.core.postgres.port)],
-                setup_env=lambda place: {"PGPASSWORD": place.secrets[scaling.REPLICATION_PASSWORD]}),
+                setup_env=lambda place: {"PGPASSWORD": place.secrets[scaling.REPLICATION_PASSWORD]},
+                kept_check=lambda place: ["/bin/sh", "-c", scaling.replica_kept_check(
+                    str(Path(place.binary).parent / "psql"), "127.0.0.1", place.ecosystem.core.postgres.port)]),
     container=Container(
         "postgres", entrypoint=("sh", "-c", scaling.replica_container_script("postgres", scaling.REPLICA_PORT)),
         environment={"PGPASSWORD": env_ref(scaling.REPLICATION_PASSWORD), "PGDATA": "/var/lib/postgresql/data"},
         data_path="/var/lib/postgresql/data", depends_on=("postgres",),
         left_out=lambda ecosystem: "" if replica_enabled(ecosystem) else "core.postgres.replicas is 0",
-        notes={"entrypoint": "a base backup of postgres on first start (its slot, its role), then a hot standby"},
+        notes={"entrypoint": "a base backup of postgres on first start (its slot, its role), again when its kept "
+                             "data cannot catch up (the slot was made again), then a hot standby"},
         healthcheck={"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -p 5432"], "interval": "5s", "timeout": "5s",
                      "retries": 30, "start_period": "60s"}))

@@ -133,15 +133,59 @@ REPLICATION_HBA = f"host replication {REPLICATION_ROLE} all scram-sha-256"
 container network's); the local runtime's replica connects from 127.0.0.1, which initdb allows."""
 
 
+def replica_kept_check(psql: str, host: str, port: int) -> str:
+    """A shell script: whether the standby's kept data can still catch up with the primary. The
+    primary's slot names a restart point once a standby streamed from it: every WAL segment since
+    is kept, so the data goes on (exit 0). A slot with none was made again since (`replicas: 0`
+    dropped it, or the primary is a new one): the WAL the kept data needs may be gone, so it is
+    taken again (exit 3, saying why). Another exit: the primary did not answer. Asked over a
+    replication connection as the replica's own role (READ_REPLICATION_SLOT, PostgreSQL 15+);
+    its password comes from PGPASSWORD or PGPASSFILE, never argv."""
+    conninfo = (f"host={host} port={port} user={REPLICATION_ROLE} dbname=replication replication=true "
+                "connect_timeout=5")
+    return (f"slot=$({psql} -X -A -t -q -w -d '{conninfo}' -c 'READ_REPLICATION_SLOT {REPLICATION_SLOT}') "
+            "|| exit 1; case \"$slot\" in *'|'?*'|'*) exit 0;; esac; "
+            f"echo 'slot {REPLICATION_SLOT} has no WAL kept for this data (made again since it last streamed)'; "
+            "exit 3")
+
+
+REPLICA_PASSFILE = "/run/postgresql/ecoctl-replica.pgpass"
+"""In the replica's container: the replication password in libpq's pgpass format (0600, the
+postgres user's), written at each start from PGPASSWORD or the Docker secret PGPASSWORD_FILE names."""
+
+
+def pgpass_script(path: str) -> str:
+    """Shell writing PATH (with the umask in force): the replication role's pgpass line, its
+    password read from the file PGPASSWORD_FILE names (a Docker secret) or else from PGPASSWORD,
+    `\\` and `:` escaped as libpq reads them."""
+    return (f'{{ printf "*:*:*:{REPLICATION_ROLE}:"; if [ -n "${{PGPASSWORD_FILE:-}}" ]; then head -n 1 '
+            f"\"$PGPASSWORD_FILE\" | tr -d '\\n'; else printf %s \"$PGPASSWORD\"; fi | sed 's/[\\\\:]/\\\\&/g'; "
+            f'echo; }} > {path}')
+
+
 def replica_container_script(primary_host: str, primary_port: int) -> str:
     """The replica container's entrypoint (`sh -c`, as root): its data folder the postgres user's;
-    the base backup on first start (PGPASSWORD from its environment; tried again a few times while
-    the primary is not ready for it, its partial copy removed each time); then the hot standby as
-    the postgres user. `$$` is compose's escape for `$`."""
+    the password (PGPASSWORD, or under swarm the secret file PGPASSWORD_FILE names) copied into a
+    pgpass file libpq reads through PGPASSFILE, and both variables unset (nothing started sees
+    them); kept data checked (`replica_kept_check`) and removed when it cannot catch up; the base
+    backup when there is none (tried again a few times while the primary is not ready for it,
+    its partial copy removed each time); then the hot standby as the postgres user. A primary
+    that never answered exits, for the container to be started again. `$$` is compose's `$`."""
     as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups"
-    backup = " ".join(basebackup_args("$$PGDATA", primary_host, primary_port))
-    server = " ".join(replica_server_args("$$PGDATA", REPLICA_PORT, "'*'"))
-    return (f'mkdir -p "$$PGDATA" && chown postgres:postgres "$$PGDATA" && chmod 700 "$$PGDATA" && '
-            f'for try in 1 2 3 4 5 6 7 8 9 10; do [ -s "$$PGDATA/PG_VERSION" ] && break; '
-            f'{as_postgres} pg_basebackup {backup} || {{ find "$$PGDATA" -mindepth 1 -delete; sleep 3; }}; done && '
-            f'[ -s "$$PGDATA/PG_VERSION" ] && exec {as_postgres} postgres {server}')
+    backup = " ".join(basebackup_args("$PGDATA", primary_host, primary_port))
+    server = " ".join(replica_server_args("$PGDATA", REPLICA_PORT, "'*'"))
+    check = replica_kept_check("psql", primary_host, primary_port)
+    wipe = 'find "$PGDATA" -mindepth 1 -delete'
+    script = (
+        f'mkdir -p "$PGDATA" /run/postgresql && chown postgres:postgres "$PGDATA" /run/postgresql && '
+        f'chmod 700 "$PGDATA" && umask 077 && '
+        f'{pgpass_script(REPLICA_PASSFILE)} && chown postgres:postgres {REPLICA_PASSFILE} && '
+        f'unset PGPASSWORD PGPASSWORD_FILE && export PGPASSFILE={REPLICA_PASSFILE} && ready= && '
+        f'for try in 1 2 3 4 5 6 7 8 9 10; do '
+        f'if [ -s "$PGDATA/PG_VERSION" ]; then ( {check} ); kept=$?; '
+        f'if [ $kept = 0 ]; then ready=1; break; fi; '
+        f'if [ $kept = 3 ]; then echo "the kept data is taken again by a base backup"; {wipe}; '
+        f'else sleep 3; continue; fi; fi; '
+        f'if {as_postgres} pg_basebackup {backup}; then ready=1; break; fi; {wipe}; sleep 3; done; '
+        f'[ -n "$ready" ] && exec {as_postgres} postgres {server}')
+    return script.replace("$", "$$")

@@ -42,8 +42,17 @@ def create_slot(conn: "psycopg.Connection", slot: str) -> None:
         conn.execute("select pg_create_physical_replication_slot(%s)", (slot,))
 
 
-def drop_slot(conn: "psycopg.Connection", slot: str) -> None:
-    row = conn.execute("select active from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+def drop_slot(conn: "psycopg.Connection", slot: str, wait: float = 30.0) -> None:
+    """SLOT dropped once no standby streams from it: a replica being removed (a swarm service, a
+    container) is waited for WAIT seconds."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        row = conn.execute("select active from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+        if row is None or not row[0] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     if row is None:
         return
     if row[0]:

@@ -156,7 +156,19 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         return changed
 
     def start_postgres(self) -> bool:
+        self._remove_switched_off()
         return self._start_stage("postgres")
+
+    def _remove_switched_off(self) -> None:
+        """Containers of core components this ecosystem no longer runs (`replicas: 0`, the pooler
+        unset) removed, their volumes kept: compose.yaml no longer names them, and a replica left
+        streaming would hold the slot `apply` drops."""
+        running = self.containers([self.project])
+        for component in components.CATALOG:
+            if component.container is not None and not component.enabled(self.workspace.ecosystem) \
+                    and component.name in running:
+                self.progress(f"removing container {running[component.name].name} ({component.name} is switched off)")
+                running[component.name].remove(force=True)
 
     def start_core(self) -> bool:
         return self._start_stage("core")

@@ -20,10 +20,7 @@ class SwarmAsked:
 
     def preflight(self, init_swarm: bool = False) -> None:
         """A swarm manager to deploy on; with `init_swarm`, this engine made a single-node swarm
-        unless it is in one already (never without). A read replica is not run under swarm yet."""
-        if self.workspace.ecosystem.core.postgres.replicas:
-            raise UsageError("core.postgres.replicas runs under the local and docker runtimes only for now, not "
-                             "swarm: remove it from ecosystem.yaml, or set `runtime: docker`")
+        unless it is in one already (never without)."""
         self.ensure_swarm(init=init_swarm)
 
     def doctor_checks(self) -> list[Check]:

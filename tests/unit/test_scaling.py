@@ -52,8 +52,7 @@ def test_the_settings_and_what_they_may_not_be_combined_with(tmp_path):
         scaled(tmp_path / "b", pooler="pgbouncer", external={"host": "db.example.com"})
     from ecoctl.runtimes import get_runtime
 
-    with pytest.raises(UsageError, match="replicas runs under the local and docker runtimes only for now, not swarm"):
-        get_runtime(scaled(tmp_path / "c", "swarm", replicas=1)).preflight()  # before anything starts
+    assert get_runtime(scaled(tmp_path / "c", "swarm", replicas=1)).name == "swarm"  # every runtime runs it
     assert scaled(tmp_path / "d", "docker", replicas=1).ecosystem.core.postgres.replicas == 1
     for runtime in ("docker", "swarm"):
         assert scaled(tmp_path / runtime, runtime, pooler="pgbouncer").ecosystem.core.postgres.pooler == "pgbouncer"
@@ -231,7 +230,49 @@ def test_the_replica_container_takes_a_base_backup_then_runs_a_hot_standby(tmp_p
     assert "pg_basebackup -D $$PGDATA -h postgres -p 5432 -U ecoctl_replicator -S ecoctl_replica_1" in script
     assert script.endswith("postgres -D $$PGDATA -p 5432 -c listen_addresses='*' -c unix_socket_directories= "
                            "-c hot_standby=on")
-    assert "PGPASSWORD" not in script  # the password stays in the environment, out of argv
+    # the password is copied from the environment (or the secret's file) into a pgpass file, and
+    # nothing the script starts sees the variable; its value is never in argv
+    assert workspace.env.get(scaling.REPLICATION_PASSWORD) not in script
+    assert f"unset PGPASSWORD PGPASSWORD_FILE && export PGPASSFILE={scaling.REPLICA_PASSFILE}" in script
+    # kept data is checked before the standby starts on it; data that cannot catch up is taken again
+    check = scaling.replica_kept_check("psql", "postgres", 5432).replace("$", "$$")
+    assert f"if [ -s \"$$PGDATA/PG_VERSION\" ]; then ( {check} ); kept=$$?" in script
+
+
+@pytest.mark.parametrize("source", ["PGPASSWORD", "PGPASSWORD_FILE"])
+def test_the_replicas_pgpass_line_escapes_what_libpq_reads(tmp_path, source):
+    import subprocess
+
+    password = r"a:b\c-d_e"
+    environment = {"PATH": "/usr/bin:/bin"}
+    if source == "PGPASSWORD_FILE":
+        (tmp_path / "secret").write_text(password + "\n")  # a secret file may end in a newline
+        environment[source] = str(tmp_path / "secret")
+    else:
+        environment[source] = password
+    target = tmp_path / "pgpass"
+    subprocess.run(["sh", "-c", "umask 077 && " + scaling.pgpass_script(str(target))], env=environment, check=True)
+    assert target.read_text() == "*:*:*:ecoctl_replicator:a\\:b\\\\c-d_e\n"
+    assert target.stat().st_mode & 0o077 == 0
+
+
+def test_the_kept_data_check_tells_a_slot_with_wal_from_one_without(tmp_path):
+    """READ_REPLICATION_SLOT's row (type|restart_lsn|timeline): data goes on only when the slot
+    kept WAL for it; an unanswered primary is another exit (the data is kept)."""
+    import subprocess
+
+    answers = {"physical|0/3000148|1": 0, "physical||": 3, "||": 3}
+    for row, code in answers.items():
+        fake = tmp_path / "psql"
+        fake.write_text(f"#!/bin/sh\necho '{row}'\n")
+        fake.chmod(0o755)
+        done = subprocess.run(["sh", "-c", scaling.replica_kept_check(str(fake), "127.0.0.1", 5432)],
+                              capture_output=True, text=True)
+        assert done.returncode == code, row
+        assert ("no WAL kept" in done.stdout) == (code == 3)
+    fake.write_text("#!/bin/sh\necho 'connection refused' >&2; exit 2\n")
+    assert subprocess.run(["sh", "-c", scaling.replica_kept_check(str(fake), "127.0.0.1", 5432)],
+                          capture_output=True).returncode == 1
 
 
 def test_every_scaling_change_has_an_applier(tmp_path):

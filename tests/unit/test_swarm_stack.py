@@ -162,6 +162,38 @@ def test_the_pooler_in_the_stack(workspace):
     assert "DATABASE_READ_URL" not in portfolio
 
 
+def test_the_read_replica_in_the_stack(workspace):
+    """core.postgres.replicas: 1 under swarm: the replica's compose entry as a stack service pinned
+    to its volume's node, dnsrr, its port in host mode; the replication password a Docker secret
+    file (PGPASSWORD_FILE, which its entrypoint copies into a pgpass file), never a value; readers
+    get DATABASE_READ_URL with their password from a file."""
+    from ecoctl import scaling
+    from ecoctl.commands.init import init_ecosystem
+
+    def configure(document):
+        document["core"]["postgres"].update({"replicas": 1, "replica_port": 15433})
+        document["services"]["portfolio"]["read_replica"] = True
+
+    workspace.ecosystem_file.update(configure)
+    init_ecosystem(workspace.root, force=True)  # compose.yaml with the replica's entry
+    workspace = Workspace(workspace.root)
+    document, secrets = render(workspace, ALL | {"postgres-replica"}, {"portfolio": "eco/portfolio:abc"}, "node-1")
+    replica = document["services"]["postgres-replica"]
+    assert replica["environment"] == {"PGPASSWORD_FILE": "/run/secrets/REPLICATION_PASSWORD",
+                                      "PGDATA": "/var/lib/postgresql/data"}
+    assert replica["secrets"] == [{"source": "REPLICATION_PASSWORD", "target": "REPLICATION_PASSWORD"}]
+    assert secrets["REPLICATION_PASSWORD"].startswith(f"{workspace.ecosystem.name}_REPLICATION_PASSWORD_")
+    assert replica["ports"] == [{"target": 5432, "published": 15433, "protocol": "tcp", "mode": "host"}]
+    assert replica["deploy"]["endpoint_mode"] == "dnsrr" and replica["deploy"]["replicas"] == 1
+    assert replica["deploy"]["placement"] == {"constraints": ["node.hostname == node-1"]}
+    assert replica["volumes"] == ["postgres_replica_data:/var/lib/postgresql/data"]
+    assert "depends_on" not in replica  # swarm has none: the entrypoint waits for the primary
+    assert f"export PGPASSFILE={scaling.REPLICA_PASSFILE}" in replica["entrypoint"][2]
+    assert workspace.env.get("REPLICATION_PASSWORD") not in json.dumps(document)
+    portfolio = document["services"]["portfolio"]["environment"]
+    assert portfolio["DATABASE_READ_HOST"] == "postgres-replica" and portfolio["DATABASE_READ_PORT"] == "5432"
+
+
 def test_alertmanager_when_enabled_is_a_pinned_stack_service_reading_its_mounted_config(workspace):
     workspace.ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
         "alertmanager", {"enabled": True, "port": 19093}))

@@ -110,28 +110,48 @@ class CorePrograms:
             target = self.python_lib_dir(component)
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             changed = python_library(recipe.python_module, recipe.python_packages, target) or changed
+        if recipe.setup is not None and recipe.kept_check is not None and any(place.data.iterdir()):
+            self.check_kept(component, place)
         if recipe.setup is not None and not any(place.data.iterdir()):
             self.set_up(component, place)
         return changed
 
-    def set_up(self, component: Component, place: Place) -> None:
-        """Its one-time setup (the replica's base backup), as the programs' user; a failed one
-        leaves its data folder empty, so the next `up` tries again."""
+    def _as_user(self, component: Component, place: Place, argv: list[str]):
+        """ARGV run as the programs' user in its folder, with its recipe's `setup_env` and PATH."""
         import os
         import subprocess
 
         recipe = component.local
-        self.progress(f"setting up {component.name} in {place.data}")
-        argv = recipe.setup(place)
         if self.account.name is not None:
             argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", self.account.name, "--", *argv]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
                **(recipe.setup_env(place) if recipe.setup_env else {})}
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(place.folder),
+        return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(place.folder),
                               stdin=subprocess.DEVNULL)
+
+    def check_kept(self, component: Component, place: Place) -> None:
+        """Its kept data checked (`kept_check`): data that can no longer be used is removed, the
+        program stopped first if it runs, so `setup` makes it again."""
+        done = self._as_user(component, place, component.local.kept_check(place))
+        lines = (done.stdout + done.stderr).strip().splitlines() or ["no output"]
+        if done.returncode == 0:
+            return
+        if done.returncode != 3:
+            raise EcoctlError(f"{component.name}: its data could not be checked: {lines[-1]} (run `ecoctl up` "
+                              "again once the cause is fixed)")
+        self.progress(f"{component.name}: {lines[-1]}: its data is set up again")
+        info = self.supervisor.info(component.name) if self.supervisor.answers() else None
+        if info is not None and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+            self.supervisor.stop_program(component.name)
+        _empty(place.data)
+
+    def set_up(self, component: Component, place: Place) -> None:
+        """Its one-time setup (the replica's base backup), as the programs' user; a failed one
+        leaves its data folder empty, so the next `up` tries again."""
+        self.progress(f"setting up {component.name} in {place.data}")
+        done = self._as_user(component, place, component.local.setup(place))
         if done.returncode != 0:
-            for path in list(place.data.iterdir()):
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            _empty(place.data)
             lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
             raise EcoctlError(f"{component.name} could not be set up: {lines[-1]} (run `ecoctl up` again "
                               "once the cause is fixed)")
@@ -229,6 +249,11 @@ class CorePrograms:
 
         info = self.supervisor.info(name) if self.supervisor.answers() else None
         return bool(info) and info["statename"] in ("RUNNING", "STARTING") and listens(info["pid"], port)
+
+
+def _empty(folder: Path) -> None:
+    for path in list(folder.iterdir()):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 # -- programs of ecoctl's own ---------------------------------------------------------------
