@@ -69,13 +69,13 @@ def core_services(without: tuple[str, ...] = ()) -> list[dict]:
             for template in templates if template.core_service not in without]
 
 
-def _ecosystem_yaml(name: str, runtime: str, without: tuple[str, ...] = ()) -> str:
+def _ecosystem_yaml(name: str, runtime: str, services: list[dict]) -> str:
     import jinja2
 
     template = (stacks_dir() / "core" / "ecosystem.yaml.j2").read_text()
     return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
                            ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION,
-                                    core_services=core_services(without))
+                                    core_services=services)
 
 
 def default_name(directory: Path) -> str:
@@ -91,6 +91,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     from ecoctl.workspace import Workspace, check_not_shared
 
     directory = Path(directory)
+    services = core_services(tuple(without))  # a wrong --without is refused before anything is written
     check_not_shared(directory)
     spec_path = directory / FILENAME
     if spec_path.exists() and not force:
@@ -115,7 +116,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     else:
         from ecoctl.support.atomic import write_atomic
 
-        write_atomic(spec_path, _ecosystem_yaml(default_name(directory), runtime, tuple(without)))
+        write_atomic(spec_path, _ecosystem_yaml(default_name(directory), runtime, services))
         result.created.append(FILENAME)
 
     workspace = Workspace(directory)
