@@ -112,7 +112,6 @@ def test_a_cached_web_build_is_keyed_by_its_inputs_and_node_not_by_its_ecosystem
     import shutil
     import subprocess
 
-
     from ecoctl.runtimes.local.builds import cached_build_key
 
     class Run:
