@@ -124,3 +124,17 @@ def test_the_build_runs_again_only_when_a_source_changes(web):
     assert cached.parent.name == "builds", cached  # the host's build cache: the entry of its key
     if os.geteuid() == 0:  # built by the programs' user, never by root
         assert 0 not in {os.stat(cached).st_uid, os.stat(cached / "dist" / "index.html").st_uid}
+
+
+def test_removing_the_web_app_touches_no_database_and_it_comes_back(web):
+    """The web app (portfolio-web is `optional`) may be removed and added again; it had nothing in
+    PostgreSQL, so its removal plans nothing there."""
+    root, ports = web
+    removed = run_ecoctl("remove-service", "web", "--yes", cwd=root, timeout=300)
+    assert removed.returncode == 0, removed.stderr[-2000:]
+    assert "role" not in removed.stdout and "database" not in removed.stdout, removed.stdout
+    assert not re.search(r"^web\s", run_ecoctl("status", cwd=root).stdout, re.M)
+    again = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--port", str(ports["web"]), cwd=root,
+                       timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert httpx.get(f"http://127.0.0.1:{ports['web']}/healthz").status_code == 200
