@@ -2,11 +2,13 @@
 
 Every service (portfolio, each template's services, a team's own) reads the same variables:
 `HOST`/`PORT` (where to listen), `DATABASE_HOST/PORT/NAME/USER/PASSWORD/SSLMODE`, `DATABASE_URL`, `OIDC_ISSUER`,
-`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (not for a web app's public client),
+`OIDC_AUDIENCE`/`OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` (a web app, a public client, gets no secret,
+no `DATABASE_*` and no `REDIS_*`: it uses neither),
 `OIDC_JWKS_URL` (Authentik's, or the local runtime's development sign-in's: the same URL shape),
 `REDIS_HOST/PORT`, `REDIS_PASSWORD`, `REDIS_URL`
 (`redis://:PASSWORD@host:port/0`: Redis requires the password in every runtime); a web app also gets
-`API_URLS` (`name=url,...` of the services it `calls`).
+`API_URLS` (`name=url,...` of the services it `calls`), and under Authentik an API that web apps call
+gets `OIDC_ACCEPTED_CLIENTS` (their issuers, audiences and JWKS URLs: see `accepted_clients`).
 
 With `core.postgres.pooler`, DATABASE_HOST/PORT and DATABASE_URL name the pooler (transaction pooling:
 no session state, no named prepared statements). With `core.postgres.replicas`, a service that `reads`
@@ -126,6 +128,19 @@ def api_urls(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     return ",".join(urls)
 
 
+def accepted_clients(ecosystem: "Ecosystem", service: str, target: Target) -> list[dict[str, str]]:
+    """An API's `OIDC_ACCEPTED_CLIENTS`: under Authentik, each web app that `calls` SERVICE, as the
+    (issuer, audience, JWKS URL) its access tokens carry: Authentik issues a web app's token under
+    the web app's own issuer, with `aud` its client id, so the API accepts exactly these pairs besides
+    its own (a web app not granted it is on no list). The development sign-in issues a web app's
+    access token for the API it calls (the API's own iss and aud): none there."""
+    if not ecosystem.authentik_used:
+        return []
+    return [{"issuer": issuer(ecosystem, web), "audience": client_id(ecosystem, web),
+             "jwks_url": jwks_url(ecosystem, web, target)}
+            for web, spec in ecosystem.services.items() if service in spec.calls]
+
+
 def secret_keys(ecosystem: "Ecosystem") -> list[str]:
     """Every .env key the ecosystem needs: generated once by the workspace, kept forever."""
     keys = [] if ecosystem.core.postgres.external else [POSTGRES_PASSWORD]
@@ -143,10 +158,10 @@ def secret_keys(ecosystem: "Ecosystem") -> list[str]:
 
 def service_secret_keys(ecosystem: "Ecosystem", service: str) -> dict[str, str]:
     """Contract variable -> the .env key that holds its value, for SERVICE."""
-    keys = {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD}
-    if ecosystem.services[service].client == "confidential":
-        keys["OIDC_CLIENT_SECRET"] = client_secret_key(service)
-    return keys
+    if not ecosystem.services[service].has_database:  # a web app: no database, no Redis, no client secret
+        return {}
+    return {"DATABASE_PASSWORD": db_password_key(service), "REDIS_PASSWORD": REDIS_PASSWORD,
+            "OIDC_CLIENT_SECRET": client_secret_key(service)}
 
 
 @dataclass(frozen=True)
@@ -192,19 +207,16 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     variables = {
         "PORT": str(spec.port),
         "HOST": "127.0.0.1" if target in ("local", "host") else "0.0.0.0",
-        "DATABASE_HOST": where.database_host,
-        "DATABASE_PORT": str(where.database_port),
-        "DATABASE_NAME": database,
-        "DATABASE_USER": user,
+        **({"DATABASE_HOST": where.database_host, "DATABASE_PORT": str(where.database_port),
+            "DATABASE_NAME": database, "DATABASE_USER": user} if spec.has_database else {}),
         "OIDC_ISSUER": issuer(ecosystem, service),
         "OIDC_CLIENT_ID": client_id(ecosystem, service),
         "OIDC_AUDIENCE": client_id(ecosystem, service),
-        "REDIS_HOST": where.redis_host,
-        "REDIS_PORT": str(where.redis_port),
+        **({"REDIS_HOST": where.redis_host, "REDIS_PORT": str(where.redis_port)} if spec.has_database else {}),
     }
-    if where.replica and (spec.reads or spec.read_replica):
+    if where.replica and (spec.reads or spec.read_replica) and spec.has_database:
         variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
-    if ecosystem.core.postgres.external:
+    if ecosystem.core.postgres.external and spec.has_database:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
     elif target == "external":  # another host: PostgreSQL's TLS listener, verified against the ecosystem CA
         variables["DATABASE_SSLMODE"] = "verify-full"
@@ -212,12 +224,16 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)
     if spec.calls:
         variables["API_URLS"] = api_urls(ecosystem, service, target)
+    if accepted := accepted_clients(ecosystem, service, target):
+        import json
+
+        variables["OIDC_ACCEPTED_CLIENTS"] = json.dumps(accepted, separators=(",", ":"))
     for variable, key in service_secret_keys(ecosystem, service).items():
         if target == "swarm":
             variables[f"{variable}_FILE"] = f"/run/secrets/{key}"
             continue
         variables[variable] = _secret_value(secrets, key, target)
-    if target in ("compose", "local", "host", "external"):
+    if target in ("compose", "local", "host", "external") and spec.has_database:
         password = variables["DATABASE_PASSWORD"]
         variables["DATABASE_URL"] = (f"postgresql://{user}:{password}@{where.database_host}:"
                                      f"{where.database_port}/{database}")
@@ -226,8 +242,9 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
         if where.replica and (spec.reads or spec.read_replica):
             host, port = where.replica
             variables["DATABASE_READ_URL"] = f"postgresql://{user}:{password}@{host}:{port}/{database}"
-    redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
-    variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
+    if spec.has_database:  # a service (a web app uses no Redis)
+        redis_auth = f":{variables['REDIS_PASSWORD']}@" if target in ("compose", "local", "host", "external") else ""
+        variables["REDIS_URL"] = f"redis://{redis_auth}{where.redis_host}:{where.redis_port}/0"
     return variables
 
 

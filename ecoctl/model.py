@@ -59,6 +59,11 @@ class ServiceSpec(Record):
     read_replica: bool = False  # DATABASE_READ_URL even without `reads` (when core.postgres.replicas is set)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
+    @property
+    def has_database(self) -> bool:
+        """A service has a database and a role of its own; a web app (`client: public`) has none."""
+        return self.client == "confidential"
+
     def check(self) -> None:
         checked(lambda ref: check_line(ref, "template", 1000), self.template, "template")
         if self.host is not None:
@@ -90,6 +95,9 @@ class Ecosystem(Record):
                                   "not a service here")
                 if target == name:
                     raise Invalid(("services", name, "reads"), f"service {name!r} cannot list itself in reads")
+                if not self.services[target].has_database:
+                    raise Invalid(("services", name, "reads"), f"service {name!r} reads {target!r}, a web app, "
+                                  "which has no database")
         check_calls(self.services)
         if self.runtime_user == "root":
             raise Invalid(("runtime_user",), "runtime_user cannot be root: name an unprivileged user, or "
@@ -182,6 +190,11 @@ class Ecosystem(Record):
 
         found = origins(self.services[service].port)
         return found + [f"{self.edge_url()}/"] if self.edge_on and service == self.core.edge.web else found
+
+    def web_redirect_uris(self, service: str) -> list[str]:
+        """Where a web app's sign-in returns when its `redirect_uris` are not given: `/callback` on
+        each of its origins (the page asks for its own origin's)."""
+        return [f"{origin}callback" for origin in self.origins(service)]
 
     def edge_url(self, sign_in: bool = False) -> str:
         """The edge's HTTPS origin for the apps (or for the sign-in); the edge must be on."""

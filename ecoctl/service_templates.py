@@ -31,7 +31,7 @@ MANIFEST = "template.yaml"
 FILES_DIR = "files"
 SUFFIX = ".j2"
 _MANIFEST_KEYS = ("name", "description", "default_port", "version", "core", "changelog", "variables", "run",
-                  "extends", "client", "calls")
+                  "extends", "client", "calls", "optional")
 MAX_FILE = 4 << 20
 """Largest file a template may hold (4 MiB)."""
 _SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".venv"})
@@ -64,6 +64,9 @@ class TemplateInfo:
     """Part of the core stack (`core: true`): `init` creates its service, named `core_service`;
     add-service refuses that name and the template, remove-service refuses the service, and every
     runtime starts it with any service it starts."""
+    optional: bool = False
+    """With `core`: `init` creates its service unless told `--without` it, and it is otherwise like any
+    service (add-service, remove-service); a missing build requirement skips it instead of failing `up`."""
     base: "TemplateInfo | None" = field(default=None, hash=False, compare=False)
     """`extends: {template: NAME, version: N}`: the template (beside this one, at that version) whose
     files are rendered first, this one's replacing theirs; its variables and `run` are inherited."""
@@ -153,6 +156,7 @@ def _load_template(path: Path, source: str) -> TemplateInfo:
                         changelog=_changelog(manifest, data.get("changelog")),
                         run=data.get("run") or (base.run if base else {}),
                         core=_core(manifest, data.get("core", False), variables), base=base,
+                        optional=_optional(manifest, data.get("optional", False)),
                         client=client_of(at, data.get("client", base.client if base else "confidential")),
                         calls=calls_of(at, data.get("calls", [])))
 
@@ -174,6 +178,12 @@ def _core(manifest: Path, raw: Any, variables: tuple[TemplateVariable, ...]) -> 
     if raw and not (named and isinstance(named[0].default, str) and names.SERVICE_NAME.fullmatch(named[0].default)):
         raise UsageError(f"{_at(manifest, 'core')}: a core template must give service_name a default, a valid "
                          "service name: the service `ecoctl init` creates")
+    return raw
+
+
+def _optional(manifest: Path, raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise UsageError(f"{_at(manifest, 'optional')}: `optional` must be true or false")
     return raw
 
 

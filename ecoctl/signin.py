@@ -10,7 +10,8 @@ and its development users:
   `<SERVICE>_OIDC_CLIENT_SECRET` in .env: client_credentials, and the code flow to its
   `redirect_uris` (default: its origins), as with Authentik;
 - every web app (`client: public`) a public client: authorization code + PKCE S256, refresh tokens,
-  its `redirect_uris` and `post_logout_redirect_uris` (default: its origins), and `calls`, the
+  its `redirect_uris` (default: `/callback` on its origins) and `post_logout_redirect_uris`
+  (default: its origins), and `calls`, the
   services its access tokens are for;
 - each of `core.signin.users`, with a password generated into .env (`SIGNIN_<USER>_PASSWORD`).
 
@@ -61,7 +62,7 @@ def clients(ecosystem: "Ecosystem") -> dict[str, dict]:
     for name, spec in ecosystem.services.items():
         if spec.client == "public":
             found[client_id(ecosystem.core.authentik.prefix, name)] = {
-                "kind": "web", "redirect_uris": spec.redirect_uris or ecosystem.origins(name),
+                "kind": "web", "redirect_uris": spec.redirect_uris or ecosystem.web_redirect_uris(name),
                 "post_logout_redirect_uris": spec.post_logout_redirect_uris or ecosystem.origins(name),
                 "calls": [client_id(ecosystem.core.authentik.prefix, api) for api in spec.calls]}
         else:

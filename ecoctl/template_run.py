@@ -28,9 +28,12 @@ class LocalRun:
     shared: str | None = None
     """What the build's output depends on when it is shared between services (one of SHARED_BY),
     else None: each service builds its own."""
+    optional: bool = False
+    """A missing program of `requires` skips the service (its template is `optional`) instead of failing."""
 
 
-SHARED_BY = {"python-dependencies": "the Python dependencies its pyproject.toml / requirements.txt declare"}
+SHARED_BY = {"python-dependencies": "the Python dependencies its pyproject.toml / requirements.txt declare",
+             "node-build": "declared inputs (the lockfile and sources) and Node.js version (a host-wide cache)"}
 """`run.local.shared`: the build output is the same for every service whose ... are the same, so
 it is built once per distinct set and shared (the local runtime computes that key)."""
 
@@ -52,6 +55,14 @@ def is_core(workspace, name: str) -> bool:
     from ecoctl.template_sources import resolve
 
     return resolve(workspace.ecosystem.services[name].template, workspace.template_dirs()).template.core
+
+
+def is_required_core(workspace, name: str) -> bool:
+    """Whether SERVICE is a core service that cannot be removed (core, not `optional`)."""
+    from ecoctl.template_sources import resolve
+
+    template = resolve(workspace.ecosystem.services[name].template, workspace.template_dirs()).template
+    return template.core and not template.optional
 
 
 def core_services(workspace) -> list[str]:
@@ -105,7 +116,7 @@ def local_run(workspace, name: str, build_dir: Path, python: str) -> LocalRun | 
     if shared is not None and shared not in SHARED_BY:
         raise UsageError(f"{where}.shared must be one of: {', '.join(SHARED_BY)}")
     return LocalRun(tuple(inputs), tuple(argv(step, "build") for step in build), argv(declared["command"], "command"),
-                    tuple((str(program), hint) for program, hint in requires.items()), shared)
+                    tuple((str(program), hint) for program, hint in requires.items()), shared, template.optional)
 
 
 def docker_build_args(workspace, name: str) -> dict[str, str]:

@@ -162,18 +162,24 @@ def docker_engine_problem() -> str | None:
     return None
 
 
-def init_local(base: Path, *services: str) -> tuple[Path, dict[str, int]]:
+def init_local(base: Path, *services: str, web: bool = False) -> tuple[Path, dict[str, int]]:
     """`ecoctl init demo --runtime local` in BASE with every port of the stack moved to a free one
     (tests run side by side): PostgreSQL, Redis, the development sign-in, Prometheus, portfolio, the
-    edge, and one free port for each of SERVICES (for `add-service --port`)."""
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=base).returncode == 0
+    edge, and one free port for each of SERVICES (for `add-service --port`). The web app (`web`, which
+    init ships) only with WEB (on a free port too): `--without web` otherwise, so a test that does
+    not need it builds and runs no web app."""
+    assert run_ecoctl("init", "demo", "--runtime", "local", *(() if web else ("--without", "web")),
+                      cwd=base).returncode == 0
     root = base / "demo"
-    ports = {key: free_port() for key in ("pg", "redis", "issuer", "prom", "portfolio", *services)}
+    ports = {key: free_port() for key in ("pg", "redis", "issuer", "prom", "portfolio", *services,
+                                          *(("web",) if web else ()))}
     text = (root / "ecosystem.yaml").read_text()
     for before, key in (("    port: 5432", "pg"), ("    port: 6379", "redis"), ("    port: 9000", "issuer"),
-                        ("prometheus_port: 9090", "prom"), ("    port: 8000", "portfolio")):
+                        ("prometheus_port: 9090", "prom"), ("    port: 8000", "portfolio"),
+                        *((("    port: 3000", "web"),) if web else ())):
         assert before in text, before
-        text = text.replace(before, before.replace(before.rsplit(" ", 1)[1], str(ports[key])))
+        text = text.replace(before, before.replace("3000" if key == "web" else before.rsplit(" ", 1)[1],
+                                                   str(ports[key])))
     (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     return root, ports
 
@@ -193,7 +199,7 @@ def new_ecosystem_dir(tmp_path: Path, runtime: str = "local") -> Path:
     """`ecoctl init TMP_PATH/eco --runtime RUNTIME` (in process); the folder."""
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "eco", runtime=runtime)
+    init_ecosystem(tmp_path / "eco", runtime=runtime, without=("web",))
     return tmp_path / "eco"
 
 

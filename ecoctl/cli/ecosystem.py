@@ -24,8 +24,9 @@ def parse_only(values):
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where to create the ecosystem."),
          runtime: Optional[str] = typer.Option(None, help="docker, swarm or local (default: docker when an engine answers and Compose v2 is available, else local)."),
          force: bool = typer.Option(False, "--force", help="Re-create missing files and secrets of an existing ecosystem; existing secrets are kept."),
+         without: list[str] = typer.Option([], "--without", metavar="NAME", help="Leave out an optional core service (`web`, the portfolio web app)."),
          json_output: bool = JSON_OPTION):
-    """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/."""
+    """Create a new ecosystem: ecosystem.yaml, compose.yaml, .env (0600), monitoring/, services/portfolio/ and services/web/."""
     from ecoctl import ui
     from ecoctl.errors import UsageError
     from ecoctl.commands.init import init_ecosystem
@@ -34,7 +35,7 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Where t
 
     if runtime is not None and runtime not in NAMES:
         raise UsageError(f"--runtime must be {', '.join(NAMES[:-1])} or {NAMES[-1]}, not {runtime!r}")
-    result = init_ecosystem(directory, runtime=runtime, force=force)
+    result = init_ecosystem(directory, runtime=runtime, force=force, without=tuple(without))
     if json_output:
         ui.print_json({"root": str(result.root), "runtime": result.runtime, "runtime_reason": result.reason,
                        "created": result.created,

@@ -126,13 +126,15 @@ def templates_list(ctx: typer.Context, json_output: bool = JSON_OPTION):
         ui.print_json({"templates": [{"name": t.name, "description": t.description, "version": t.version,
                                       "versions": versions(Source(t, t.source, t.name)),
                                       "changelog": [{"version": v, "summary": s} for v, s in t.changelog],
-                                      "default_port": t.default_port, "core": t.core, "source": str(t.path)}
+                                      "default_port": t.default_port, "core": t.core, "optional": t.optional,
+                                      "source": str(t.path)}
                                      for t in found],
                        "services": services})
         return
     out = ui.console()
     for info in found:
-        core = f"(core: `ecoctl init` creates {info.core_service}) " if info.core else ""
+        core = (f"(core: `ecoctl init` creates {info.core_service}"
+                f"{', unless --without ' + info.core_service if info.optional else ''}) " if info.core else "")
         out.print(f"{info.name:<20} v{info.version:<4} port {info.default_port:<6} {core}{info.description}",
                   markup=False)
     for row in services:

@@ -51,24 +51,31 @@ def choose_runtime() -> tuple[str, str]:
     return "docker", f"a Docker engine answers and Compose v2 is available ({compose})"
 
 
-def core_services() -> list[dict]:
+def core_services(without: tuple[str, ...] = ()) -> list[dict]:
     """The services `init` writes into ecosystem.yaml: one per shipped core template (`core: true`),
-    named by its service_name default, on its default port."""
+    named by its service_name default, on its default port; an optional one (the web app) unless
+    WITHOUT names it."""
     from ecoctl.names import default_redirect_uri
     from ecoctl.service_templates import list_templates
 
+    templates = [template for template in list_templates() if template.core]
+    optional = [template.core_service for template in templates if template.optional]
+    for name in without:
+        if name not in optional:
+            raise UsageError(f"--without {name}: not an optional core service (those are: {', '.join(optional)})")
     return [{"name": template.core_service, "template": template.name, "port": template.default_port,
-             "redirect_uri": default_redirect_uri(template.default_port)}
-            for template in list_templates() if template.core]
+             "redirect_uri": default_redirect_uri(template.default_port), "client": template.client,
+             "calls": list(template.calls), "optional": template.optional}
+            for template in templates if template.core_service not in without]
 
 
-def _ecosystem_yaml(name: str, runtime: str) -> str:
+def _ecosystem_yaml(name: str, runtime: str, services: list[dict]) -> str:
     import jinja2
 
     template = (stacks_dir() / "core" / "ecosystem.yaml.j2").read_text()
     return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
                            ).render(name=name, runtime=runtime, authentik_version=AUTHENTIK_VERSION,
-                                    core_services=core_services())
+                                    core_services=services)
 
 
 def default_name(directory: Path) -> str:
@@ -78,11 +85,13 @@ def default_name(directory: Path) -> str:
     return name if re.fullmatch(r"[a-z][a-z0-9-]*", name or "") else "ecosystem"
 
 
-def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = False) -> InitResult:
+def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = False,
+                   without: tuple[str, ...] = ()) -> InitResult:
     from ecoctl.model import EcosystemFile
     from ecoctl.workspace import Workspace, check_not_shared
 
     directory = Path(directory)
+    services = core_services(tuple(without))  # a wrong --without is refused before anything is written
     check_not_shared(directory)
     spec_path = directory / FILENAME
     if spec_path.exists() and not force:
@@ -107,7 +116,7 @@ def init_ecosystem(directory: Path, runtime: str | None = None, force: bool = Fa
     else:
         from ecoctl.support.atomic import write_atomic
 
-        write_atomic(spec_path, _ecosystem_yaml(default_name(directory), runtime))
+        write_atomic(spec_path, _ecosystem_yaml(default_name(directory), runtime, services))
         result.created.append(FILENAME)
 
     workspace = Workspace(directory)

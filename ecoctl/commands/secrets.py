@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ecoctl.contract import AUTHENTIK_DATABASE, db_password_key
-from ecoctl.errors import EcoctlError
+from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.names import role_name
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ def service_role(workspace: "Workspace", service: str) -> str:
     if service not in workspace.ecosystem.services:
         raise EcoctlError(f"no service {service!r} in {workspace.ecosystem_file.path}: "
                           "run `ecoctl status` to list services")
+    if not workspace.ecosystem.services[service].has_database:
+        raise UsageError(f"{service} is a web app: it has no database, so no database password")
     return role_name(service)
 
 
@@ -70,7 +72,8 @@ def rotate(workspace: "Workspace", service: str, progress=None) -> Rotation:
         provider = PostgresProvider(workspace, runtime=runtime_view(workspace))
         try:
             with provider.admin.errors("writing the pooler's userlist"):
-                sync_userlist(provider, SyncUserlist(tuple(role_name(name) for name in workspace.ecosystem.services)))
+                sync_userlist(provider, SyncUserlist(tuple(role_name(name) for name, spec in
+                                                                 workspace.ecosystem.services.items() if spec.has_database)))
         finally:
             provider.close()
     runtime = get_runtime(workspace, progress)
@@ -124,7 +127,6 @@ def rotate_password(workspace: "Workspace", service: str) -> None:
 
 def dev_password(workspace: "Workspace", user: str) -> str:
     """A development user's password (the local runtime's sign-in), from .env: printed only when asked."""
-    from ecoctl.errors import UsageError
     from ecoctl.signin import password_key
 
     users = workspace.ecosystem.core.signin.users

@@ -16,7 +16,7 @@ from ecoctl.plan import Change, Options, pending_json
 from ecoctl.providers import FILE_SYSTEMS, systems_used
 from ecoctl.support.checks import check_host, check_redirect_uri, shown, url_host
 from ecoctl.support.typed import Invalid
-from ecoctl.template_run import is_core
+from ecoctl.template_run import is_required_core
 
 
 def shared_write_refused(service: str, target: str) -> UsageError:
@@ -77,7 +77,7 @@ def desired_spec(workspace, request: ServiceRequest, notes: list[str] | None = N
             existing = None
     template = resolve(request.template or (existing.template if existing else "python-fastapi"),
                        workspace.template_dirs()).template
-    if template.core:
+    if template.core and not template.optional:
         raise UsageError(f"template {template.name} is a core template: `ecoctl init` creates its one service, "
                          f"{template.core_service}; choose another template")
     pattern = request.pattern or (existing.pattern if existing else "compose")
@@ -164,14 +164,14 @@ def core_template_of(workspace, name: str) -> str | None:
 
     services = workspace.ecosystem.services
     if name in services:
-        return services[name].template if is_core(workspace, name) else None
+        return services[name].template if is_required_core(workspace, name) else None
     return next((template.name for template in list_templates(workspace.template_dirs())
-                 if template.core_service == name), None)
+                 if template.core_service == name and not template.optional), None)
 
 
 def removable_services(workspace) -> list[str]:
     """The services remove-service may remove: all but the core ones."""
-    return [name for name in workspace.ecosystem.services if not is_core(workspace, name)]
+    return [name for name in workspace.ecosystem.services if not is_required_core(workspace, name)]
 
 
 def spec_difference(have: ServiceSpec, want: ServiceSpec) -> str:
@@ -309,7 +309,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
     if name not in workspace.ecosystem.services:
         raise UsageError(f"no service {name!r} in ecosystem.yaml (services: "
                          f"{', '.join(removable_services(workspace)) or 'none'})")
-    if is_core(workspace, name):
+    if is_required_core(workspace, name):
         raise UsageError(f"{name} is a core service (its template, {workspace.ecosystem.services[name].template}, "
                          "is core) and cannot be removed")
     readers = [other for other, spec in workspace.ecosystem.services.items() if name in spec.reads]
@@ -337,7 +337,7 @@ def remove_service(workspace, name: str, drop_data: bool = False, delete_files: 
     systems = systems_used(workspace.ecosystem)
     options = Options(drop_data=frozenset({name}) if drop_data else frozenset())
     for system in ("prometheus", "grafana", "authentik", "postgres", "compose"):
-        if system in systems:
+        if system in systems and (system != "postgres" or removed_spec.has_database):  # a web app has none
             done = converge(workspace, only={system}, options=options)
             result.applied += done.changes
             result.pending.update(done.pending)
@@ -373,7 +373,7 @@ def list_services(workspace) -> list[dict]:
         state = {}
         mine = plan.for_service(name)
         for system, label in RESOURCE_KINDS.items():
-            if system not in systems:
+            if system not in systems or (system == "postgres" and not spec.has_database):
                 state[label] = "n/a"
             elif system in plan.pending:
                 state[label] = "unknown"

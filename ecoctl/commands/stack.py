@@ -57,7 +57,12 @@ class UpResult:
 
 def credentials_hint(workspace, name: str, not_run: dict[str, str] | None = None) -> str:
     """The .env keys of NAME's credentials, but those of a component that does not run (`not_run`)."""
-    skipped = {key for component in (not_run or {}) for key in components.named(component).secrets}
+    if workspace.ecosystem.services[name].client == "public":  # a web app: people sign in to it
+        users = workspace.ecosystem.core.signin.users
+        return (f"sign in as {users[0]}: `ecoctl secrets password {users[0]}`"
+                if users and not workspace.ecosystem.authentik_used else "sign in through Authentik")
+    skipped = {key for component in (not_run or {}) if component not in workspace.ecosystem.services
+               for key in components.named(component).secrets}
     keys = [key for key in contract.service_secret_keys(workspace.ecosystem, name).values() if key not in skipped]
     if not workspace.ecosystem.authentik_used:
         keys.append(f"`ecoctl token {name}`")
@@ -139,8 +144,9 @@ def up(workspace, stage: Stage | None = None, progress: Callable[[str], None] | 
         if runtime.start_monitoring(on_demand=on_demand):
             result.started.append("monitoring")
     stage("health")
-    health = runtime.wait_healthy(names, timeout=health_timeout)
     not_run = runtime.not_run()
+    names = [name for name in names if name not in not_run]  # an optional service this host cannot build
+    health = runtime.wait_healthy(names, timeout=health_timeout)
     result.endpoints = endpoints(workspace, not_run)
     result.notes += [f"{component} is not running: {why}" for component, why in not_run.items()]
     result.services = [ServiceSummary(name, runtime.service_url(name), health.get(name, "unknown"),

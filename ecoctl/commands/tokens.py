@@ -27,7 +27,7 @@ def mint_token(workspace, service: str, subject: str = "local-user", ttl: int = 
 
 
 def token_for(workspace, service: str | None, user: str | None = None, scope: str = "openid email profile") -> str:
-    """A token for `ecoctl token`. SERVICE defaults to the (first) core service."""
+    """A token for `ecoctl token`. SERVICE defaults to the (first) core service that is not a web app."""
     from ecoctl.clients import oidc
     from ecoctl.errors import UsageError
     from ecoctl.signin import password_key
@@ -36,7 +36,8 @@ def token_for(workspace, service: str | None, user: str | None = None, scope: st
     if service is None:
         from ecoctl.template_run import core_services
 
-        service = next(iter(core_services(workspace)), None)
+        service = next((name for name in core_services(workspace) if ecosystem.services[name].client != "public"),
+                       None)
         if service is None:
             raise UsageError("this ecosystem has no core service: name the service, `ecoctl token SERVICE`")
     if service not in ecosystem.services:

@@ -7,7 +7,7 @@ on the provider, so the plan knows every value it writes; the issuer follows fro
   `http://127.0.0.1:<port>/callback` (`http://<host>:<port>/callback` for an external service), or
   on the edge's HTTPS origin when the edge is on: the same default `add-service` writes into ecosystem.yaml.
 - A web app (`client: public`) gets a public provider: `client_type: public`, no client secret of
-  ecoctl's, its redirect URIs (default: its origins) and, from Authentik 2026.5, its
+  ecoctl's, its redirect URIs (default: `/callback` on its origins) and, from Authentik 2026.5, its
   `post_logout_redirect_uris` as `redirect_uri_type: logout` entries, managed exactly (an older
   Authentik has no post-logout URIs to register). Drift is checked like a service's.
 - Ownership: ecoctl changes or deletes only what this ecosystem created. Applications carry
@@ -108,7 +108,7 @@ class AuthentikProvider(Provider):
         wanted = {}
         for service, spec in self.workspace.ecosystem.services.items():
             public = spec.client == "public"
-            uris = (spec.redirect_uris or self.workspace.ecosystem.origins(service) if public
+            uris = (spec.redirect_uris or self.workspace.ecosystem.web_redirect_uris(service) if public
                     else spec.redirect_uris or [contract.redirect_uri(self.workspace.ecosystem, service, spec.port,
                                                                       spec.pattern, spec.host)])
             secret = "" if public else self.workspace.env.get(contract.client_secret_key(service)) or ""

@@ -45,7 +45,7 @@ def service_entry(workspace, name: str, spec: ServiceSpec, build_context: str) -
         "ports": [f"127.0.0.1:{spec.port}:{spec.port}"],
         "networks": [NETWORK],
     }
-    if spec.pattern == "compose" and not ecosystem.core.postgres.external:
+    if spec.pattern == "compose" and not ecosystem.core.postgres.external and spec.has_database:  # not a web app
         entry["depends_on"] = {"postgres": {"condition": "service_healthy"}}
     return entry
 

@@ -68,7 +68,7 @@ class Desired:
 def desired_state(workspace: "Workspace") -> Desired:
     ecosystem = workspace.ecosystem
     desired = Desired()
-    for service in ecosystem.services:
+    for service in (name for name, spec in ecosystem.services.items() if spec.has_database):
         desired.databases[service] = ServiceDatabase(service, database_name(service), role_name(service),
                                                      db_password_key(service))
     if ecosystem.authentik_in_stack:
@@ -317,8 +317,11 @@ class PostgresProvider(Provider):
                                       payload=DropDatabase(name)))
             elif state.owner in orphan_users:
                 kept[state.owner].append(name)
+        web_apps = {role_name(name) for name, spec in self.workspace.ecosystem.services.items()
+                    if not spec.has_database}
         for name in sorted(orphan_users):
-            detail = "service removed; its grants are revoked"
+            detail = ("a web app needs no database role" if name in web_apps else "service removed") + \
+                "; its grants are revoked"
             for database in kept[name]:
                 detail += f"; database {database} kept (pass --drop-data to delete it)"
             changes.append(Change(self.name, "delete", "role", name, detail, payload=DropRole(name)))

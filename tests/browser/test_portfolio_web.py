@@ -37,14 +37,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    root, ports = init_local(tmp_path_factory.mktemp("browser"), "web")
-    added = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--calls", "portfolio",
-                       "--port", str(ports["web"]), "--no-apply", cwd=root)
-    assert added.returncode == 0, added.stderr
+    root, ports = init_local(tmp_path_factory.mktemp("browser"), web=True)  # the web app init ships
     try:
         up = run_ecoctl("up", "--json", cwd=root, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         endpoints = json.loads(up.stdout)["endpoints"]
+        web = {service["name"]: service for service in json.loads(up.stdout)["services"]}["web"]
+        assert web["url"] == f"http://127.0.0.1:{ports['web']}" and web["health"] == "healthy"  # what `up` printed
         password = run_ecoctl("secrets", "password", "dev", cwd=root)
         assert password.returncode == 0, password.stderr
         exported = run_ecoctl("ca", "export", cwd=root)
@@ -111,19 +110,24 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def axe_script(root: Path) -> str:
-    """axe-core from the web app's own node_modules (a devDependency in its lockfile)."""
-    log = (root / ".ecoctl" / "logs" / "web-build.log").read_text()
-    out = Path(re.search(r"--outDir (\S+)/build/web/dist", log).group(1))
-    for folder in (out / "build-src" / "web", out / "services" / "web", root / "services" / "web"):
-        script = folder / "node_modules" / "axe-core" / "axe.min.js"
-        if script.is_file():
-            return script.read_text()
-    raise AssertionError("axe-core is not in the web app's node_modules")
+@pytest.fixture(scope="module")
+def axe(stack, tmp_path_factory) -> str:
+    """axe-core at the version the web app's lockfile pins (a devDependency), installed by npm into
+    a folder of the test's: the web app's own node_modules exists only where it was built (the
+    build is cached for every ecosystem of this host)."""
+    import subprocess
+
+    lock = json.loads((stack["root"] / "services" / "web" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/axe-core"]["version"]
+    folder = tmp_path_factory.mktemp("axe")
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": "/etc/ssl/certs/ca-certificates.crt"}
+    subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error",
+                    f"axe-core@{version}"], cwd=folder, env=env, check=True, capture_output=True, timeout=300)
+    return (folder / "node_modules" / "axe-core" / "axe.min.js").read_text()
 
 
-def assert_accessible(page, root: Path, screen: str) -> None:
-    page.add_script_tag(content=axe_script(root))
+def assert_accessible(page, axe: str, screen: str) -> None:
+    page.add_script_tag(content=axe)
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
            if v["impact"] in ("serious", "critical")]
@@ -137,14 +141,14 @@ def sign_in(page, stack, password: str | None = None) -> None:
     page.click("button[type=submit]")
 
 
-def test_a_protected_route_sends_a_signed_out_visitor_to_sign_in(stack, page):
+def test_a_protected_route_sends_a_signed_out_visitor_to_sign_in(stack, page, axe):
     page.goto(f"{stack['site']}/portfolios")
     page.wait_for_url(re.compile(re.escape(stack["issuer"]) + r"/application/o/authorize/.*"))
     url = page.url
     assert "code_challenge_method=S256" in url and "code_challenge=" in url and "response_type=code" in url
     assert page.get_by_text("Development sign-in").is_visible()
     shot(page, "01-sign-in")
-    assert_accessible(page, stack["root"], "sign-in page")
+    assert_accessible(page, axe, "sign-in page")
 
 
 def test_without_the_root_certificate_the_browser_refuses_the_edge(playwright, stack, tmp_path):
@@ -178,7 +182,7 @@ def record_price(stack, symbol: str, currency: str, price: str) -> None:
     assert answer.status_code == 201, answer.text
 
 
-def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(stack, page):
+def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(stack, page, axe):
     root = stack["root"]
     record_price(stack, "ACME", "EUR", "15")
     page.goto(f"{stack['site']}/portfolios")
@@ -187,7 +191,7 @@ def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(sta
     page.get_by_text("No portfolios yet").wait_for()
     assert "dev" in page.get_by_test_id("signed-in-as").inner_text()
     shot(page, "03-portfolios-empty")
-    assert_accessible(page, root, "empty portfolio list")
+    assert_accessible(page, axe, "empty portfolio list")
 
     page.fill("#new-name", "Retirement")
     page.fill("#new-currency", "EUR")
@@ -195,7 +199,7 @@ def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(sta
     page.get_by_role("link", name="Retirement").wait_for()
     page.get_by_test_id("totals").wait_for()
     shot(page, "04-portfolios")
-    assert_accessible(page, root, "portfolio list")
+    assert_accessible(page, axe, "portfolio list")
 
     page.fill("#new-name", "Retirement")
     page.fill("#new-currency", "usd")
@@ -222,7 +226,7 @@ def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(sta
                           ("cash", "€0.00"), ("unrealized gain", "€25.00")):
         assert re.search(rf"{label}\n{re.escape(amount)}", figures), figures
     shot(page, "05-portfolio-valuation")
-    assert_accessible(page, root, "portfolio detail")
+    assert_accessible(page, axe, "portfolio detail")
 
     page.fill("#holding-symbol", "acme")
     page.fill("#holding-quantity", "-3")

@@ -131,7 +131,7 @@ def upgraded_service(root: Path, service: str, template: str = "python-fastapi",
     from ecoctl.workspace import Workspace
     from tests.helpers import run_ecoctl
 
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     added = run_ecoctl("add-service", service, "--no-apply", "--port", "8080", cwd=root)  # not the host's next free one
     assert added.returncode == 0, added.stderr
     folder = root / "services" / service
@@ -289,9 +289,13 @@ def served(subject: Subject, command: Command, server, logs: Path, prefix: str) 
     database, role, password = f"{sql}_db", f"{sql}_user", secrets.token_urlsafe(18)
     create_database(server.conninfo(), database, role, password)
     issuer = Issuer(subject.name, audience=f"{subject.name}-client-id")
+    # a web app granted this API, as Authentik issues its tokens: its own issuer, its client id as `aud`
+    web_app = Issuer(f"{subject.name}-web", audience=f"{subject.name}-web")
     env = {"PORT": str(free_port()), "DATABASE_HOST": server.host, "DATABASE_PORT": str(server.port),
            "DATABASE_NAME": database, "DATABASE_USER": role, "DATABASE_PASSWORD": password,
-           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url}
+           "OIDC_ISSUER": issuer.issuer, "OIDC_CLIENT_ID": issuer.audience, "OIDC_JWKS_URL": issuer.jwks_url,
+           "OIDC_ACCEPTED_CLIENTS": json.dumps([{"issuer": web_app.issuer, "audience": web_app.audience,
+                                                 "jwks_url": web_app.jwks_url}])}
     running = Running(subject, command, env, logs / f"{subject.name}.log")
     try:
         try:
@@ -300,10 +304,12 @@ def served(subject: Subject, command: Command, server, logs: Path, prefix: str) 
             raise AssertionError(f"{exc}\n{running.output()}") from None
         with httpx.Client(base_url=running.url, timeout=10) as client:
             running.client, running.issuer, running.database, running.role = client, issuer, database, role
+            running.web_app = web_app
             yield running
     finally:
         running.stop()
         issuer.close()
+        web_app.close()
         drop_database(server.conninfo(), database, role)
 
 

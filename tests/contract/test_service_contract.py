@@ -118,6 +118,18 @@ def test_valid_token_is_accepted(service):
     assert response.status_code == 200, response.text
 
 
+def test_a_granted_web_apps_token_is_accepted_and_only_with_its_pair_and_keys(service):
+    """OIDC_ACCEPTED_CLIENTS (ecoctl sets it under Authentik, which issues a web app's token under the
+    web app's own issuer, `aud` its client id): that (iss, aud) pair is accepted, checked against that
+    issuer's own JWKS; the API's audience under the web app's issuer, the web app's audience under the
+    API's issuer, and the web app's issuer signed with the API issuer's key are all refused."""
+    web_app = service.web_app
+    assert get(service, web_app.token()).status_code == 200
+    for token in (web_app.token(aud=service.issuer.audience), service.issuer.token(aud=web_app.audience),
+                  service.issuer.token(iss=web_app.issuer, aud=web_app.audience)):
+        assert_problem(get(service, token), 401)
+
+
 def test_healthz_answers_without_a_token(service):
     response = get(service, path="/healthz")
     assert response.status_code == 200, response.text

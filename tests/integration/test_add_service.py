@@ -27,7 +27,7 @@ def client_id(root: Path, service: str) -> str:
 @pytest.fixture
 def ecosystem(tmp_path, pg, authentik_double):  # noqa: F811
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     point_ecosystem_at(root, postgres_port=pg.port, postgres_password=pg.password,
                        authentik_url=authentik_double.base_url, authentik_token=authentik_double.token,
                        prometheus_port=free_port())
@@ -120,7 +120,7 @@ def test_no_apply_writes_files_only(ecosystem, pg, authentik_double):  # noqa: F
 @pytest.fixture(scope="module")
 def bad_input_base(tmp_path_factory):
     root = tmp_path_factory.mktemp("base") / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     assert ecoctl(root, "add-service", "taken", "--port", "8100", "--no-apply").returncode == 0
     (root / "services" / "legacy").mkdir()
     (root / "services" / "legacy" / "app.py").write_text("# someone's own service\n")

@@ -34,7 +34,7 @@ def ecosystem(tmp_path):
     if (problem := _problem()) is not None:
         pytest.skip(problem)
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     port = free_port()
 
     def configure(document):

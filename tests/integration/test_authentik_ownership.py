@@ -165,7 +165,7 @@ def test_own_provider_left_unbound_by_a_crash_is_not_a_conflict(tmp_path, authen
 def test_init_records_a_prefix_for_new_ecosystems_only(tmp_path):
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "fresh", runtime="local")
+    init_ecosystem(tmp_path / "fresh", runtime="local", without=("web",))
     fresh = Workspace(tmp_path / "fresh").ecosystem
     assert fresh.core.authentik.prefix == "fresh-"
     assert contract.client_id(fresh, "portfolio") == "fresh-portfolio"

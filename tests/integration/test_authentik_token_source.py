@@ -40,7 +40,7 @@ def test_doctor_calls_an_invalid_token_invalid_not_a_rights_problem(tmp_path, au
 
 
 def test_switching_to_an_external_authentik_after_moving_its_port(tmp_path):
-    assert run_ecoctl("init", "eco", "--runtime", "docker", cwd=tmp_path).returncode == 0
+    assert run_ecoctl("init", "eco", "--runtime", "docker", "--without", "web", cwd=tmp_path).returncode == 0
     root = tmp_path / "eco"
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text().replace("    port: 9000", "    port: 9100"))

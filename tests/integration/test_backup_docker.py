@@ -26,7 +26,7 @@ def database_stack(tmp_path_factory):
     from ecoctl.runtimes.docker import DockerRuntime
 
     root = tmp_path_factory.mktemp("backup-docker") / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     port = free_port()
 
     def configure(document):

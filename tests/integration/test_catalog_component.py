@@ -130,7 +130,7 @@ def test_the_docker_runtime_runs_a_component_declared_in_the_catalog(echo, tmp_p
     from ecoctl.runtimes.docker import DockerRuntime
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     ports = {"postgres": free_port(), "redis": free_port(), "prometheus": free_port()}
 
     def configure(document):

@@ -20,7 +20,7 @@ def compose_config(root, *files):
 
 def test_core_settings_follow_ecosystem_yaml_and_comments_survive(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     compose = root / "compose.yaml"
     compose.write_text(compose.read_text().replace("  redis:\n", "  # our cache, keep it small\n  redis:\n", 1))
     spec = root / "ecosystem.yaml"
@@ -42,7 +42,7 @@ def test_redis_of_an_older_compose_file_gets_the_password(tmp_path):
     """A compose.yaml written before Redis had a password is brought to `--requirepass`, and the
     services' REDIS_URL carries the same password (as .env holds it)."""
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     compose = root / "compose.yaml"
     text = compose.read_text()
     start = text.index("  redis:\n")
@@ -65,7 +65,7 @@ def test_redis_of_an_older_compose_file_gets_the_password(tmp_path):
 
 def test_patterns_compose_separate_external(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     workspace = Workspace(root)
     for name, port, pattern, host in (("loyalty", 8080, "compose", None), ("analytics", 8090, "separate", None),
                                       ("bot", 8100, "external", "10.0.2.50")):
@@ -94,7 +94,7 @@ def test_alertmanager_switched_on_and_off_in_ecosystem_yaml(tmp_path):
     """An optional core service switched on after init gets its whole compose entry (and its data
     volume); switched off, the entry goes."""
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     assert "alertmanager" not in compose_config(root)["services"]
     Workspace(root).ecosystem_file.update(lambda doc: doc["core"]["monitoring"].__setitem__(
         "alertmanager", {"enabled": True, "port": 19093}))

@@ -40,7 +40,7 @@ def test_no_engine_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
     from ecoctl.runtimes.docker import DockerRuntime
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "eco", runtime="docker")
+    init_ecosystem(tmp_path / "eco", runtime="docker", without=("web",))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     runtime = DockerRuntime(Workspace(tmp_path / "eco"))
     with pytest.raises(EcoctlError) as caught:
@@ -64,7 +64,7 @@ def stack(tmp_path_factory, authentik_on_bridge):
     from ecoctl.commands.init import init_ecosystem
 
     root = tmp_path_factory.mktemp("docker") / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     name = f"dt{secrets.token_hex(3)}"
     ports = {"postgres": free_port(), "redis": free_port(), "prometheus": free_port(),
              "portfolio": free_port()}

@@ -32,7 +32,7 @@ def ecosystem(tmp_path, runtime: str) -> dict[str, int]:
     from ecoctl.workspace import Workspace
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime=runtime)
+    init_ecosystem(root, runtime=runtime, without=("web",))
     ports = {"postgres": free_port(), "redis": free_port(), "prometheus": free_port(), "portfolio": free_port()}
 
     def configure(document):

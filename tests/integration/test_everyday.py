@@ -95,6 +95,9 @@ def stack(tmp_path_factory):
     text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in's
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
+    ports["web"] = free_port()  # the web app init ships, and its redirect URI
+    text = text.replace("    port: 3000", f"    port: {ports['web']}").replace(
+        "http://127.0.0.1:3000/", f"http://127.0.0.1:{ports['web']}/")
     (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     up = run_ecoctl("up", cwd=root, env=env, timeout=600)
     yield Stack(root, env, ports, init, up)
@@ -115,6 +118,7 @@ def test_readme_first_command_picks_local_and_says_why(stack):
     assert stack.up.returncode == 0, stack.up.stderr[-3000:]
     rows = {line.split()[0]: line for line in stack.up.stdout.splitlines() if line.strip()}
     assert "healthy" in rows["portfolio"]
+    assert f"http://127.0.0.1:{stack.ports['web']}" in rows["web"] and "healthy" in rows["web"]  # the web app
 
 
 def test_up_summary_lists_prometheus_only_when_it_runs(stack):

@@ -21,7 +21,7 @@ from tests.integration.test_everyday import ECOCTL, engine_answers, without_comp
 
 @pytest.fixture
 def local_root(tmp_path):
-    result = run_ecoctl("init", "eco", "--runtime", "local", cwd=tmp_path)
+    result = run_ecoctl("init", "eco", "--runtime", "local", "--without", "web", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return tmp_path / "eco"
 
@@ -112,14 +112,14 @@ def test_every_hint_in_an_error_is_a_command_that_parses():
 
 def test_up_without_compose_names_commands_that_work(tmp_path):
     env = without_compose(tmp_path)
-    assert run_ecoctl("init", "eco", "--runtime", "docker", cwd=tmp_path, env=env).returncode == 0
+    assert run_ecoctl("init", "eco", "--runtime", "docker", "--without", "web", cwd=tmp_path, env=env).returncode == 0
     result = run_ecoctl("up", cwd=tmp_path / "eco", env=env)
     assert result.returncode == 1
     error = result.stderr.splitlines()[-1]  # after the stage lines: one line that says what to do
     assert error.startswith("error: ") and "Traceback" not in result.stderr
     assert "`pip install 'ecoctl[docker]'`" in error or "no Docker engine answers" in error
     assert error.endswith("`ecoctl init --force --runtime local .`")
-    switched = run_ecoctl("init", "--force", "--runtime", "local", ".", cwd=tmp_path / "eco", env=env)
+    switched = run_ecoctl("init", "--force", "--runtime", "local", "--without", "web", ".", cwd=tmp_path / "eco", env=env)
     assert switched.returncode == 0, switched.stderr
     assert "runtime: local" in (tmp_path / "eco" / "ecosystem.yaml").read_text()
 
@@ -143,7 +143,7 @@ DOCKER_PROBLEM = _engine_and_compose()
 @pytest.mark.docker
 @pytest.mark.skipif(DOCKER_PROBLEM is not None, reason=DOCKER_PROBLEM or "")
 def test_up_with_an_unpullable_image_says_what_to_do(tmp_path):
-    assert run_ecoctl("init", "eco", "--runtime", "docker", cwd=tmp_path).returncode == 0
+    assert run_ecoctl("init", "eco", "--runtime", "docker", "--without", "web", cwd=tmp_path).returncode == 0
     root = tmp_path / "eco"
     unpullable = f"127.0.0.1:{free_port()}/ecoctl-missing/postgres:1"  # a registry nobody serves
     spec = root / "ecosystem.yaml"

@@ -23,8 +23,29 @@ def test_init_writes_a_complete_ecosystem(ecosystem):
                      "monitoring/prometheus/prometheus.yml",
                      "monitoring/grafana/provisioning/datasources/prometheus.yml",
                      "monitoring/grafana/provisioning/dashboards/ecoctl.yml",
-                     "services/portfolio"]:
+                     "services/portfolio", "services/web/.ecoctl-template.yml"]:
         assert (root / relative).exists(), relative
+
+
+def test_init_ships_the_web_app_unless_told_without_it(ecosystem, tmp_path):
+    from ecoctl.model import EcosystemFile
+
+    root, result = ecosystem
+    eco = EcosystemFile.load(root / "ecosystem.yaml").model
+    web = eco.services["web"]
+    assert (web.template, web.port, web.client, web.calls) == ("portfolio-web", 3000, "public", ["portfolio"])
+    assert web.redirect_uris == []  # its origins' /callback, the edge's too: Ecosystem.web_redirect_uris
+    assert "https://127.0.0.1:8443/callback" in eco.web_redirect_uris("web")
+    assert "+ services/web: the web service's code, from its template" in result.stdout
+    assert "WEB_DB_PASSWORD" not in (root / ".env").read_text()  # a web app has no database
+    without = run_ecoctl("init", "plain", "--runtime", "local", "--without", "web", cwd=tmp_path)
+    assert without.returncode == 0, without.stderr
+    assert list(EcosystemFile.load(tmp_path / "plain" / "ecosystem.yaml").model.services) == ["portfolio"]
+    assert not (tmp_path / "plain" / "services" / "web").exists()
+    refused = run_ecoctl("init", "other", "--without", "portfolio", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: --without portfolio: not an optional core service (those are: web)")
+    assert not (tmp_path / "other").exists()
 
 
 def test_env_is_private_and_git_ignored(ecosystem):

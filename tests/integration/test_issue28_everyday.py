@@ -51,6 +51,7 @@ class Eco:
     def __init__(self, folder: Path, env: dict):
         self.folder, self.env, self.root = folder, env, folder / "demo"
         self.ran: dict[str, subprocess.CompletedProcess] = {}
+        self.web_port = 3000
 
     def sh(self, command: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", "-c", command], cwd=cwd or self.root, env=self.env, capture_output=True,
@@ -71,6 +72,9 @@ def eco(tmp_path_factory):
             for setting in ("    port: 5432", "    port: 6379", "    port: 9000", "prometheus_port: 9090",
                             "    port: 8000", *EDGE_PORT_LINES):
                 text = text.replace(setting, f"{setting.rsplit(' ', 1)[0]} {free_port()}")
+            eco.web_port = free_port()  # the web app init ships, and its redirect URI
+            text = text.replace("    port: 3000", f"    port: {eco.web_port}").replace(
+                "http://127.0.0.1:3000/", f"http://127.0.0.1:{eco.web_port}/")
             (eco.root / "ecosystem.yaml").write_text(text)  # the README's ports: other runs share this host
             continue
         cwd = folder if command.startswith("ecoctl init") else eco.root
@@ -86,6 +90,15 @@ def test_the_readme_commands_all_exit_0(eco):
     for command, result in eco.ran.items():
         assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     assert "Next: cd demo && ecoctl up" in eco.ran["ecoctl init demo"].stdout  # a command that works here
+
+
+def test_up_prints_the_web_app_init_shipped_and_status_shows_it(eco):
+    assert "+ services/web: the web service's code, from its template" in eco.ran["ecoctl init demo"].stdout
+    site = f"http://127.0.0.1:{eco.web_port}"
+    up = eco.ran["ecoctl up"].stdout
+    assert re.search(rf"^web\s+{re.escape(site)}\s+healthy\s+sign in as dev: `ecoctl secrets password dev`", up,
+                     re.M), up
+    assert re.search(rf"^web\s+running\s+healthy\s+{re.escape(site)}", eco.run("status").stdout, re.M)
 
 
 def test_the_second_add_service_takes_the_next_free_port_and_says_so(eco):

@@ -31,7 +31,7 @@ def ours(root) -> list[str]:
 
 @pytest.fixture
 def demo(tmp_path):
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
+    assert run_ecoctl("init", "demo", "--runtime", "local", "--without", "web", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
     ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "audit")}
     text = (root / "ecosystem.yaml").read_text()

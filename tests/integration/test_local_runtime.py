@@ -75,7 +75,7 @@ def http_get(url: str, token: str | None = None) -> int:
 def new_ecosystem(directory: Path) -> Workspace:
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(directory, runtime="local")
+    init_ecosystem(directory, runtime="local", without=("web",))
     ports = iter(free_port() for _ in range(6))
 
     def use_free_ports(doc):

@@ -88,7 +88,7 @@ def webhook():
 
 @pytest.fixture
 def stack(tmp_path, webhook):
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
+    assert run_ecoctl("init", "demo", "--runtime", "local", "--without", "web", cwd=tmp_path).returncode == 0
     root = tmp_path / "demo"
     ports = {key: free_port() for key in ("pg", "redis", "prom", "portfolio", "loyalty", "rewards", "am", "issuer")}
     text = (root / "ecosystem.yaml").read_text()

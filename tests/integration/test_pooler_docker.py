@@ -36,7 +36,7 @@ def pooled(tmp_path_factory, authentik_on_bridge):
     from ecoctl.commands.stack import down, up
 
     root = tmp_path_factory.mktemp("pooler-docker") / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
 
     def configure(document):
         document["name"] = f"pb{secrets.token_hex(3)}"
@@ -187,7 +187,7 @@ def pooled_swarm(tmp_path_factory, authentik_on_bridge):
     from ecoctl.commands.stack import down, up
 
     root = tmp_path_factory.mktemp("pooler-swarm") / "swarmeco"  # its own Authentik prefix (one double serves both)
-    init_ecosystem(root, runtime="swarm")
+    init_ecosystem(root, runtime="swarm", without=("web",))
 
     def configure(document):
         document["name"] = f"ps{secrets.token_hex(3)}"

@@ -47,7 +47,7 @@ def scaled():
 
     root = Path(tempfile.mkdtemp(prefix="ecoctl-scaled-"))
     directory = root / "demo"
-    init_ecosystem(directory, runtime="local")
+    init_ecosystem(directory, runtime="local", without=("web",))
 
     def configure(doc):
         postgres = doc["core"]["postgres"]

@@ -59,7 +59,7 @@ def prometheus_server(tmp_path):
 
     port = free_port()
     root = tmp_path / "demo"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     ws = Workspace(root)
     ws.ecosystem_file.update(
         lambda doc: doc["core"]["monitoring"].__setitem__("prometheus_port", port))

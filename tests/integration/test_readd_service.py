@@ -15,7 +15,7 @@ from tests.helpers import free_port, point_ecosystem_at, run_ecoctl
 @pytest.fixture
 def root(tmp_path, pg):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     point_ecosystem_at(root, postgres_port=pg.port, postgres_password=pg.password, prometheus_port=free_port())
     return root
 

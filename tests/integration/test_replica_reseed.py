@@ -35,7 +35,7 @@ def replicated():
 
     root = Path(tempfile.mkdtemp(prefix="ecoctl-reseed-"))
     directory = root / "demo"
-    init_ecosystem(directory, runtime="local")
+    init_ecosystem(directory, runtime="local", without=("web",))
 
     def configure(doc):
         doc["core"]["postgres"].update({"port": free_port(), "replicas": 1, "replica_port": free_port()})

@@ -71,7 +71,7 @@ def stack(tmp_path_factory, authentik_on_bridge):
 
     swarm_before = _swarm_state()
     root = tmp_path_factory.mktemp("swarm") / "eco"
-    done = ecoctl(root.parent, "init", str(root), "--runtime", "swarm")
+    done = ecoctl(root.parent, "init", str(root), "--runtime", "swarm", "--without", "web")
     assert done.returncode == 0, done.stderr
     name = f"sw{secrets.token_hex(3)}"
     ports = {key: free_port() for key in ("postgres", "redis", "prometheus", "portfolio", "loyalty")}

@@ -54,7 +54,7 @@ V2 = {"app.py.j2": APP_V2, "settings.py": SETTINGS_V2, "new.txt": "new in v2\n"}
 @pytest.fixture
 def eco(tmp_path, monkeypatch):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     EcosystemFile.load(root / "ecosystem.yaml").update(lambda doc: doc.__setitem__("templates_dir", "team"))
     (root / "team").mkdir()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # git templates are cached here

@@ -12,7 +12,7 @@ from tests.helpers import run_ecoctl
 
 @pytest.fixture
 def eco(tmp_path):
-    assert run_ecoctl("init", "demo", "--runtime", "local", cwd=tmp_path).returncode == 0
+    assert run_ecoctl("init", "demo", "--runtime", "local", "--without", "web", cwd=tmp_path).returncode == 0
     return tmp_path / "demo"
 
 

@@ -48,19 +48,31 @@ def path_without(folder: Path, *programs: str) -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{folder}"
 
 
-def test_up_without_npm_says_what_to_install(web):
+def test_up_without_npm_skips_the_web_app_and_says_what_to_install(web):
+    """portfolio-web is `optional`: without Node.js the rest of the stack comes up (exit 0), and
+    up, status and logs say what to install, as for Redis."""
     root, _ = web
     links = Path(tempfile.mkdtemp(prefix="ecoctl-path-"))
     links.chmod(0o755)
+    why = ("building web needs `npm`, which is not on PATH: apt-get install nodejs npm (Node.js 18 or later), "
+           "then run `ecoctl up` again")
     try:
-        failed = run_ecoctl("up", cwd=root, timeout=600,
-                            env={"PATH": path_without(links / "bin", "npm", "npx", "node")})
+        env = {"PATH": path_without(links / "bin", "npm", "npx", "node")}
+        up = run_ecoctl("up", cwd=root, timeout=600, env=env)
+        status = run_ecoctl("status", cwd=root, env=env)
+        logs = run_ecoctl("logs", "web", cwd=root, env=env)
+        doctor = run_ecoctl("doctor", cwd=root, env=env)
     finally:
         shutil.rmtree(links)
-    assert failed.returncode == 1
-    last = failed.stderr.strip().splitlines()[-1]
-    assert "building web needs `npm`, which is not on PATH: apt-get install nodejs npm" in last, failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert f"web is not started: {why}" in up.stderr and f"web is not running: {why}" in up.stdout
+    assert not re.search(r"^web\s+http://", up.stdout, re.M) and re.search(r"^portfolio\s+http://\S+\s+healthy",
+                                                                          up.stdout, re.M), up.stdout
+    assert re.search(rf"^web\s+absent\s+none\s+.*{re.escape(why[:40])}", status.stdout, re.M), status.stdout
+    assert logs.returncode == 1 and "web does not run here, so it has no logs: building web needs `npm`" in logs.stderr
+    assert re.search(r"^skip npm .*not found on PATH: the local runtime runs without web", doctor.stdout, re.M)
+    assert "apt-get install nodejs npm (Node.js 18 or later)" in doctor.stdout, doctor.stdout
+    assert "Traceback" not in up.stderr + status.stderr + logs.stderr + doctor.stderr
 
 
 def test_up_builds_serves_and_prints_the_web_app(web):
@@ -85,18 +97,44 @@ def test_up_builds_serves_and_prints_the_web_app(web):
 
 
 def test_the_build_runs_again_only_when_a_source_changes(web):
+    """Built once per host and change of its inputs (the build cache, `shared: node-build`): an
+    `up` with nothing changed builds nothing; a changed screen (text never built on this host) is
+    built, and served."""
+    import uuid
+
     root, ports = web
-    log = root / ".ecoctl" / "logs" / "web-build.log"
-    before = log.read_text()
     again = run_ecoctl("up", cwd=root, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert log.read_text() == before and "building web" not in again.stdout  # nothing changed: no build
+    assert "building web" not in again.stdout + again.stderr  # nothing changed: no build
+    text = f"Every portfolio has one currency ({uuid.uuid4()})."
     screen = root / "services" / "web" / "src" / "screens" / "Portfolios.tsx"
-    screen.write_text(screen.read_text().replace("Each portfolio keeps its holdings in one currency.",
-                                                 "Every portfolio has one currency."))
+    screen.write_text(screen.read_text().replace("Each portfolio keeps its holdings in one currency.", text))
     rebuilt = run_ecoctl("up", cwd=root, timeout=600)
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
-    assert len(log.read_text()) > len(before)
+    assert "building web (2 step(s)" in rebuilt.stderr, rebuilt.stderr[-2000:]
+    log = (root / ".ecoctl" / "logs" / "web-build.log").read_text()
+    assert "$ npm ci" in log and "/builds/." in log  # built beside its cache entry, then renamed into place
     page = httpx.get(f"http://127.0.0.1:{ports['web']}/")
     script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
-    assert "Every portfolio has one currency." in httpx.get(f"http://127.0.0.1:{ports['web']}{script}").text
+    assert text in httpx.get(f"http://127.0.0.1:{ports['web']}{script}").text
+    from ecoctl.runtimes import get_runtime
+    from ecoctl.workspace import Workspace
+
+    cached = Path(os.path.realpath(get_runtime(Workspace(root)).build_dir("web")))
+    assert cached.parent.name == "builds", cached  # the host's build cache: the entry of its key
+    if os.geteuid() == 0:  # built by the programs' user, never by root
+        assert 0 not in {os.stat(cached).st_uid, os.stat(cached / "dist" / "index.html").st_uid}
+
+
+def test_removing_the_web_app_touches_no_database_and_it_comes_back(web):
+    """The web app (portfolio-web is `optional`) may be removed and added again; it had nothing in
+    PostgreSQL, so its removal plans nothing there."""
+    root, ports = web
+    removed = run_ecoctl("remove-service", "web", "--yes", cwd=root, timeout=300)
+    assert removed.returncode == 0, removed.stderr[-2000:]
+    assert "role" not in removed.stdout and "database" not in removed.stdout, removed.stdout
+    assert not re.search(r"^web\s", run_ecoctl("status", cwd=root).stdout, re.M)
+    again = run_ecoctl("add-service", "web", "--template", "portfolio-web", "--port", str(ports["web"]), cwd=root,
+                       timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert httpx.get(f"http://127.0.0.1:{ports['web']}/healthz").status_code == 200

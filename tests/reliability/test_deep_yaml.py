@@ -27,7 +27,7 @@ def test_a_deep_ecosystem_yaml_is_refused_by_every_command(tmp_path, kind):
 
 def test_a_deep_template_record_is_refused_by_plan_and_upgrade(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     record = root / "services" / "portfolio" / ".ecoctl-template.yml"
     record.write_text(record.read_text().replace("  port: 8000", "  port: " + nested("flow", 40_000)))
     for command in (["plan"], ["upgrade", "portfolio", "--dry-run"]):
@@ -40,7 +40,7 @@ def test_a_deep_template_manifest_is_refused(tmp_path):
     (template / "files").mkdir(parents=True)
     (template / "template.yaml").write_text(f"name: deep\nvariables: {nested('flow')}\n")
     (tmp_path / "eco").mkdir()
-    result = run_ecoctl("init", str(tmp_path / "eco" / "x"), "--runtime", "local")
+    result = run_ecoctl("init", str(tmp_path / "eco" / "x"), "--runtime", "local", "--without", "web")
     assert result.returncode == 0, result.stderr
     result = run_ecoctl("add-service", "deep", "--template", str(template), "--no-apply", cwd=tmp_path / "eco" / "x")
     assert_refused(result, 2, "template.yaml", "nested more than")

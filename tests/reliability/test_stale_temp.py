@@ -18,7 +18,7 @@ def aged(path) -> None:
 
 def test_a_users_own_tmp_files_and_folders_survive_the_next_write(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     mine = [root / ".draft.mynotes1.tmp", root / ".env.20241201.tmp", root / ".compose.yaml.k3j_x9a2.tmp",
             root / "services" / ".old.portfolio.tmp"]
     for path in mine:

@@ -29,7 +29,7 @@ def team_template(folder, version: int, files: dict[str, str]) -> None:
 @pytest.fixture
 def eco(tmp_path, monkeypatch):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     EcosystemFile.load(root / "ecosystem.yaml").update(lambda doc: doc.__setitem__("templates_dir", "team"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     team_template(root / "team" / "greeter", 1, {"app.py": "v1\n", "old.txt": "old\n"})

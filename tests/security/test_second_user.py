@@ -72,7 +72,7 @@ def shared(public):
 
 def test_an_env_link_through_another_users_link_is_refused(tmp_path, mallory, shared):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     victim = tmp_path / "victim.conf"
     victim.write_text("root's own settings\n")
     victim.chmod(0o644)
@@ -88,7 +88,7 @@ def test_an_env_link_through_another_users_link_is_refused(tmp_path, mallory, sh
 
 def test_an_env_link_of_your_own_chain_is_still_followed(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     vault = tmp_path / "vault"
     vault.mkdir()
     os.replace(root / ".env", vault / "eco.env")
@@ -101,7 +101,7 @@ def test_an_env_link_of_your_own_chain_is_still_followed(tmp_path):
 
 def test_a_dangling_env_link_creates_no_folder(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     (root / ".env").unlink()
     far = tmp_path / "nowhere" / "deeper"
     (root / ".env").symlink_to(far / ".env")
@@ -136,20 +136,20 @@ def test_init_refuses_a_folder_another_user_may_write(public, mallory, case):
         target.mkdir()
         os.chmod(target, 0o1777 if case == "sticky-folder" else 0o777)
     existed = set(target.iterdir()) if target.exists() else None
-    line = assert_refused(run_ecoctl("init", str(target), "--runtime", "local"), 2, "another user", "chmod go-w")
+    line = assert_refused(run_ecoctl("init", str(target), "--runtime", "local", "--without", "web"), 2, "another user", "chmod go-w")
     assert len(line) < 400
     assert (set(target.iterdir()) if target.exists() else None) == existed
 
 
 def test_init_accepts_a_sticky_shared_parent_like_tmp(shared):
-    result = run_ecoctl("init", str(shared / "eco"), "--runtime", "local")
+    result = run_ecoctl("init", str(shared / "eco"), "--runtime", "local", "--without", "web")
     assert result.returncode == 0, result.stderr
     assert (shared / "eco" / "ecosystem.yaml").is_file()
 
 
 def test_a_folder_opened_to_others_after_init_is_refused_by_commands_that_change_it(public):
     root = public / "eco"
-    assert run_ecoctl("init", str(root), "--runtime", "local").returncode == 0
+    assert run_ecoctl("init", str(root), "--runtime", "local", "--without", "web").returncode == 0
     os.chmod(root, 0o777)
     before = (root / "ecosystem.yaml").read_text()
     assert_refused(run_ecoctl("add-service", "edge", "--no-apply", cwd=root), 2, "another user")
@@ -170,7 +170,7 @@ def test_a_services_copy_keeps_its_modes_in_a_private_folder(tmp_path, mallory):
     from ecoctl.workspace import Workspace
 
     root = tmp_path / "eco"  # under pytest's 0700 folder: the `ecoctl` user runs a copy
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     service = root / "services" / "portfolio"
     (service / ".env.local").write_text("API_KEY=only-for-root\n")
     (service / ".env.local").chmod(0o600)

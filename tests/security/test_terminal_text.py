@@ -19,7 +19,7 @@ def team_template(folder, description: str, summary: str = "first") -> None:
 
 def test_control_sequences_in_a_description_are_shown_escaped(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     team_template(root / "team" / "shady", "A template " + HOSTILE, summary="v1 " + HOSTILE)
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "templates_dir: team\n")
@@ -36,7 +36,7 @@ def test_control_sequences_in_a_description_are_shown_escaped(tmp_path):
 
 def test_a_template_name_with_control_characters_is_refused(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     folder = root / "team" / "shady"
     team_template(folder, "fine")
     (folder / "template.yaml").write_text((folder / "template.yaml").read_text().replace(
@@ -49,7 +49,7 @@ def test_a_template_name_with_control_characters_is_refused(tmp_path):
 
 def test_a_template_reference_with_control_characters_is_refused(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + '  edge:\n    port: 8300\n    template: "py\\e]0;x\\athon"\n')
     line = assert_refused(run_ecoctl("templates", "list", cwd=root), 2, "services.edge.template")

@@ -19,8 +19,8 @@ from ecoctl.workspace import Workspace
 from tests.helpers import run_ecoctl
 
 SHIPPED = templates_dir() / "portfolio" / "files"
-LATEST = 2
-"""templates/portfolio's version (versions/1/ keeps the first)."""
+LATEST = 3
+"""templates/portfolio's version (versions/1/ and versions/2/ keep the earlier ones)."""
 
 
 def checksum(root: Path, *skipped: str) -> str:
@@ -45,7 +45,7 @@ def service_files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def eco(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     return root
 
 
@@ -71,7 +71,7 @@ def test_init_writes_the_core_service_from_its_template_and_records_it(eco):
     assert json.loads(plan.stdout)["notices"] == [] and json.loads(plan.stdout)["changes"] == []
     listed = json.loads(run_ecoctl("templates", "list", "--json", cwd=eco).stdout)
     assert {t["name"]: t["core"] for t in listed["templates"]} == \
-        {"go-gin": False, "portfolio": True, "portfolio-web": False, "python-fastapi": False, "react-vite": False}
+        {"go-gin": False, "portfolio": True, "portfolio-web": True, "python-fastapi": False, "react-vite": False}
     assert listed["services"] == [{"service": "portfolio", "template": "portfolio", "version": LATEST,
                                    "latest": LATEST, "behind": False}]
     upgraded = run_ecoctl("upgrade", cwd=eco)
@@ -106,7 +106,7 @@ def test_an_ecosystem_made_before_portfolio_was_a_template_keeps_working(eco):
     assert json.loads(run_ecoctl("upgrade", "--json", cwd=eco).stdout)["unrecorded"] == ["portfolio"]
     named = run_ecoctl("upgrade", "portfolio", cwd=eco)
     assert named.returncode == 2 and len(named.stderr.strip().splitlines()) == 1
-    assert "ecoctl upgrade portfolio --adopt-from VERSION" in named.stderr and "(one of 1, 2)" in named.stderr
+    assert "ecoctl upgrade portfolio --adopt-from VERSION" in named.stderr and "(one of 1, 2, 3)" in named.stderr
     listed = json.loads(run_ecoctl("templates", "list", "--json", cwd=eco).stdout)["services"]
     assert listed == [{"service": "portfolio", "template": "portfolio", "version": None, "latest": LATEST,
                        "behind": None}]

@@ -104,7 +104,7 @@ def test_the_backup_folder_is_private(tmp_path):
 
 def workspace(tmp_path, runtime: str) -> Workspace:
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime=runtime)
+    init_ecosystem(root, runtime=runtime, without=("web",))
     return Workspace(root)
 
 

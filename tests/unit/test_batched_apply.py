@@ -46,7 +46,7 @@ def test_without_jobs_is_without_job_one_by_one():
 
 
 def ecosystem(root: Path, services: int, env_from: Path | None = None, port: int | None = None) -> Workspace:
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     text = spec.read_text().replace("prometheus_port: 9090", f"prometheus_port: {port or free_port()}")
     text += "".join(f"  svc{index}:\n    port: {9100 + index}\n" for index in range(services))

@@ -10,7 +10,7 @@ from tests.helpers import run_ecoctl
 
 @pytest.fixture
 def root(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     return tmp_path / "eco"
 
 
@@ -53,7 +53,7 @@ def test_a_service_added_by_hand_gets_its_secret_before_compose_needs_it(root):
 
 
 def test_token_refuses_where_services_trust_authentik(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="docker")
+    init_ecosystem(tmp_path / "eco", runtime="docker", without=("web",))
     result = run_ecoctl("token", "portfolio", cwd=tmp_path / "eco")
     assert result.returncode == 1 and "Authentik" in result.stderr
 

@@ -51,7 +51,7 @@ def test_values_are_still_checked_after_deferral(tmp_path):
 def test_add_service_with_plain_values_does_not_import_pydantic(tmp_path):
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     result = subprocess.run([sys.executable, "-c", PROBE, "--dir", str(tmp_path / "eco"), "add-service", "loyalty",
                              "--port", "0081", "--reads", "portfolio", "--no-apply"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -70,7 +70,7 @@ def test_add_service_with_plain_values_does_not_import_pydantic(tmp_path):
 def test_values_outside_the_plain_path_get_typers_errors(tmp_path, argv, words):
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     before = (tmp_path / "eco" / "ecosystem.yaml").read_text()
     result = subprocess.run([sys.executable, "-m", "ecoctl", "--dir", str(tmp_path / "eco"), "add-service", "xx",
                              *argv, "--no-apply"], capture_output=True, text=True)

@@ -35,7 +35,7 @@ def ecosystem(tmp_path, runtime: str, change=lambda doc: None) -> Workspace:
     from ecoctl.commands.init import init_ecosystem
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime=runtime)
+    init_ecosystem(root, runtime=runtime, without=("web",))
     Workspace(root).ecosystem_file.update(lambda doc: (doc.__setitem__("name", "golden"), change(doc)))
     return Workspace(root)
 
@@ -236,7 +236,7 @@ def test_doctor_asks_for_the_images_service_builds_start_from(tmp_path):
     from tests.helpers import run_ecoctl
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     added = run_ecoctl("add-service", "rewards", "--template", "go-gin", "--port", "8090", "--no-apply", cwd=root)
     assert added.returncode == 0, added.stderr
     assert build_images(Workspace(root)) == ["python:3.12-slim", "golang:1.26-bookworm",

@@ -29,7 +29,7 @@ ADMIN = "postgres"
 def workspace(tmp_path_factory) -> Workspace:
     """An ecosystem with portfolio and loyalty (which reads portfolio's database), secrets generated."""
     root = tmp_path_factory.mktemp("diffs") / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "  loyalty:\n    port: 8100\n    reads: [portfolio]\n")
     workspace = Workspace(root)

@@ -14,7 +14,7 @@ from tests.helpers import free_port, run_ecoctl
 def down(tmp_path):
     """A local-runtime ecosystem whose PostgreSQL does not answer."""
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text().replace("    port: 5432", f"    port: {free_port()}"))
     return root

@@ -35,7 +35,7 @@ def pure_only(monkeypatch):
 
 
 def drifted_workspace(root) -> Workspace:
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     text = spec.read_text().replace("prometheus_port: 9090", f"prometheus_port: {free_port()}")
     text += "".join(f"  svc{index}:\n    port: {9100 + index}\n" for index in range(6))
@@ -113,7 +113,7 @@ def test_ecosystem_model_is_the_round_trip_model(tmp_path, pure_only):
 
 def test_a_bad_value_still_names_its_line(tmp_path):
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text().replace("port: 8000", "port: eighty"))
     with pytest.raises(Exception) as caught:

@@ -115,7 +115,7 @@ def test_a_non_utf8_file_is_one_line_and_exit_2(root, name):
 def test_user_text_is_printed_literally(tmp_path):
     result = run_ecoctl("--dir", str(tmp_path / "eco[red]x"), "plan", cwd=tmp_path)
     assert result.returncode == 2 and "eco[red]x" in result.stderr, result.stderr
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     writes = run_ecoctl("add-service", "edge", "--writes", "portfolio", cwd=tmp_path / "eco")
     assert "reads: [portfolio]" in writes.stderr, writes.stderr
     spec = tmp_path / "eco" / "ecosystem.yaml"
@@ -125,7 +125,7 @@ def test_user_text_is_printed_literally(tmp_path):
 
 
 def test_init_prints_a_directory_with_brackets_literally(tmp_path):
-    result = run_ecoctl("init", str(tmp_path / "eco[red]x"), "--runtime", "local", cwd=tmp_path)
+    result = run_ecoctl("init", str(tmp_path / "eco[red]x"), "--runtime", "local", "--without", "web", cwd=tmp_path)
     assert result.returncode == 0 and "eco[red]x" in result.stdout, result.stdout + result.stderr
 
 

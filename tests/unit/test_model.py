@@ -8,7 +8,7 @@ from tests.helpers import run_ecoctl
 
 @pytest.fixture
 def root(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     return tmp_path / "eco"
 
 
@@ -56,7 +56,7 @@ def test_round_trip_keeps_comments_and_order(root):
 def test_a_comment_survives_a_command_that_rewrites_the_file(root):
     spec = root / "ecosystem.yaml"
     replace_in(spec, "services:\n", "services:  # hand-written comment\n")
-    result = run_ecoctl("init", str(root), "--force", "--runtime", "docker")
+    result = run_ecoctl("init", str(root), "--force", "--runtime", "docker", "--without", "web")
     assert result.returncode == 0, result.stderr
     text = spec.read_text()
     assert "services:  # hand-written comment\n" in text and "runtime: docker" in text
@@ -91,6 +91,8 @@ BASE = {"name": "eco", "runtime": "local"}
     ({**BASE, "services": {"shop": {}}}, ("services", "shop", "port"), "missing key"),
     ({**BASE, "services": {"shop": {"port": 80, "prot": 1}}}, ("services", "shop", "prot"), "unknown key"),
     ({**BASE, "services": {"shop": {"port": 80, "reads": ["ghost"]}}}, ("services", "shop", "reads"), "ghost"),
+    ({**BASE, "services": {"shop": {"port": 80, "reads": ["web"]}, "web": {"port": 3000, "client": "public"}}},
+     ("services", "shop", "reads"), "reads 'web', a web app, which has no database"),
     ({**BASE, "services": {"shop": {"port": 80, "host": "a b"}}}, ("services", "shop", "host"), "not a hostname"),
     ({**BASE, "services": {"x": {"port": 80}}}, ("services", "x"), "invalid service name"),
     ({**BASE, "services": {1: {"port": 80}}}, ("services", 1), "key of text"),

@@ -57,7 +57,7 @@ def workspace(tmp_path):
     from ecoctl.commands.init import init_ecosystem
     from ecoctl.workspace import Workspace
 
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     return Workspace(tmp_path / "eco")
 
 

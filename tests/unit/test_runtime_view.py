@@ -45,7 +45,7 @@ def test_the_view_comes_from_the_model_unless_handed_in(tmp_path, runtime, in_co
 
 @pytest.mark.parametrize("in_containers, target", [(False, "127.0.0.1:{port}"), (True, "localhost:9090")])
 def test_prometheus_finds_itself_where_the_stack_runs(tmp_path, in_containers, target):
-    init_ecosystem(tmp_path / "eco", runtime="local")
+    init_ecosystem(tmp_path / "eco", runtime="local", without=("web",))
     ws = Workspace(tmp_path / "eco")
     (ws.root / "monitoring/prometheus/prometheus.yml").unlink()
     [change] = make_plan([FilesProvider(ws, runtime=RuntimeView(in_containers))]).changes
@@ -65,7 +65,7 @@ def test_prometheus_reloads_through_the_function_handed_in(tmp_path, reload, cal
 
 
 def test_a_reconciliation_hands_every_provider_the_runtime_view(tmp_path):
-    init_ecosystem(tmp_path / "eco", runtime="docker")
+    init_ecosystem(tmp_path / "eco", runtime="docker", without=("web",))
     with Reconciliation(Workspace(tmp_path / "eco"), only={"files", "prometheus"}) as reconciliation:
         views = [provider.runtime for provider in reconciliation.providers]
     assert [view.in_containers for view in views] == [True, True]

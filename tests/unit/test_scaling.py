@@ -22,7 +22,7 @@ ROLES = ["portfolio_user", "loyalty_user"]
 
 def scaled(tmp_path, runtime: str = "local", **postgres) -> Workspace:
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
 
     def change(doc):
         doc["runtime"] = runtime

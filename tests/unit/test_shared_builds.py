@@ -103,3 +103,42 @@ def test_a_question_to_the_programs_user_is_asked_once_per_command(monkeypatch):
     assert account.succeeds(["test", "-x", "/bin/true"])
     assert calls == [["test", "-x", "/bin/sh"], ["test", "-x", "/bin/true"]]
     assert Account("ecoctl").succeeds(["test", "-x", "/bin/sh"]) and len(calls) == 3
+
+
+def test_a_cached_web_build_is_keyed_by_its_inputs_and_node_not_by_its_ecosystem(tmp_path, monkeypatch):
+    """`shared: node-build`: two ecosystems' copies of the same web app (other folders, other build
+    folders) share a key; a changed source, lockfile or Node.js version is another key; a file the
+    build does not read (not in `inputs`) is not."""
+    import shutil
+    import subprocess
+
+    from ecoctl.runtimes.local.builds import cached_build_key
+
+    class Run:
+        inputs = ("package-lock.json", "src/**/*")
+        build = (("npm", "ci"), ("npm", "run", "build", "--", "--outDir", "BUILD/dist"))
+
+    def app(name: str, text: str = "export const a = 1;\n", lock: str = "{}") -> Path:
+        folder = tmp_path / name
+        (folder / "src").mkdir(parents=True)
+        (folder / "src" / "main.tsx").write_text(text)
+        (folder / "package-lock.json").write_text(lock)
+        return folder
+
+    def key(folder: Path, build_dir: str) -> str:
+        steps = _steps_in(tuple(tuple(a.replace("BUILD", build_dir) for a in s) for s in Run.build),
+                          Path(build_dir), PLACEHOLDER)
+        return cached_build_key(Run, steps, folder)
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/node" if name == "node" else None)
+    version = {"out": "v18.19.0\n"}
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, version["out"], ""))
+    first = key(app("one"), "/eco1/.ecoctl/build/web")
+    assert key(app("two"), "/eco2/.ecoctl/build/web") == first
+    other = app("three")
+    (other / "README.md").write_text("not an input")
+    assert key(other, "/eco3/build/web") == first
+    assert key(app("four", text="export const a = 2;\n"), "/eco4/build/web") != first
+    assert key(app("five", lock='{"lockfileVersion": 3}'), "/eco5/build/web") != first
+    version["out"] = "v20.11.0\n"
+    assert key(app("six"), "/eco6/build/web") != first

@@ -141,7 +141,7 @@ def test_a_service_a_web_app_calls_is_not_removed_under_it(tmp_path):
     from tests.helpers import run_ecoctl
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     spec = root / "ecosystem.yaml"
     spec.write_text(spec.read_text() + "  api:\n    port: 8100\n"
                     "  shop-web:\n    port: 3100\n    client: public\n    calls: [api]\n")
@@ -158,7 +158,7 @@ def test_init_declares_a_development_user_whose_password_only_an_explicit_comman
     from tests.helpers import run_ecoctl
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     assert Workspace(root).ecosystem.core.signin.users == ["dev"]
     password = EnvFile(root / ".env").get("SIGNIN_DEV_PASSWORD")
     assert password and len(password) >= 32

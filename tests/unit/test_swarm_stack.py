@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def workspace(tmp_path):
     from ecoctl.commands.init import init_ecosystem
 
-    init_ecosystem(tmp_path / "eco", runtime="swarm")
+    init_ecosystem(tmp_path / "eco", runtime="swarm", without=("web",))
     workspace = Workspace(tmp_path / "eco")
 
     def configure(document):

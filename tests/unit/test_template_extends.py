@@ -26,8 +26,10 @@ def test_an_extension_renders_its_base_files_and_replaces_the_ones_it_has():
 
 def test_an_extension_inherits_the_base_variables_and_run():
     web = find_template("portfolio-web")
-    assert [v.name for v in web.variables][:2] == ["service_name", "port"]
+    assert [v.name for v in web.variables][:2] == ["port", "scope"]  # the base's, then its own
+    assert {v.name: v.default for v in web.variables}["service_name"] == "web"  # its own default: init's `web`
     assert web.run == find_template("react-vite").run
+    assert (web.core, web.optional, web.client, web.calls) == (True, True, "public", ("portfolio",))
 
 
 def _copy(tmp_path, version_line: str):

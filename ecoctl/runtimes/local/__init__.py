@@ -280,14 +280,19 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
         started = False
         runnable, reinstalled = [], []
         self.prepare_home()
+        skipped = self.skipped_services()
         for name in wanted:
             if name not in self.ecosystem.services:
                 raise UsageError(f"no service {name!r} in ecosystem.yaml: run `ecoctl add-service {name}`")
             if self.ecosystem.services[name].pattern == "external":
                 self.progress(f"{name} is external: not started here")
                 continue
-            if not self.workspace.env.get(contract.db_password_key(name)):
-                raise EcoctlError(f"{contract.db_password_key(name)} is not in .env: run "
+            if name in skipped:
+                self.progress(f"{name} is not started: {skipped[name]}")
+                continue
+            key = contract.db_password_key(name)
+            if self.ecosystem.services[name].has_database and not self.workspace.env.get(key):
+                raise EcoctlError(f"{key} is not in .env: run "
                                   "`ecoctl apply` to provision the service's database first")
             if self._build(name):
                 started = True

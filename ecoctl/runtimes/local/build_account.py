@@ -100,6 +100,21 @@ class BuildAccount:
         caches.mkdir(parents=True, exist_ok=True, mode=0o755)
         return self.account.private_dir(caches / self.account.name)
 
+    def build_cache(self) -> Path:
+        """Where builds shared by every ecosystem of this host are kept (`run.local.shared:
+        node-build`), one folder per key: the builder's, readable by every program, when builds
+        switch user, else the caller's (~/.cache/ecoctl/builds). Nothing removes old entries:
+        delete the folder to reclaim the space."""
+        if self.switches:  # beside the builder's private caches: the programs read what is in it
+            folder = self.shared_root / "builds"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o755)
+            os.chown(folder, *self.account.ids(), follow_symlinks=False)
+            os.chmod(folder, 0o755, follow_symlinks=False)
+            return folder
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecoctl" / "builds"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
     def environment(self, programs: list[str] = ()) -> dict[str, str]:
         """The environment of a build step running PROGRAMS (absolute paths: their folders go
         first on PATH)."""

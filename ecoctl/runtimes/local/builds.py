@@ -42,6 +42,17 @@ their build depends on (see template_run.SHARED_BY); each service's build/<name>
 PLACEHOLDER = Path("/ecoctl-build-dir")
 
 
+def cached_build_key(run, steps, folder: Path) -> str:
+    """The key of a build kept in the host's build cache (`shared: node-build`): its steps as they
+    would run for any service (PLACEHOLDER for the output), its declared inputs' contents, and the
+    version of Node.js that builds it. Nothing of an ecosystem is in it: the web app reads its
+    settings at run time, so one build serves every ecosystem with the same sources."""
+    node = shutil.which("node")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout if node else ""
+    same = type("Inputs", (), {"inputs": run.inputs, "build": steps})
+    return hashlib.sha256(f"node-build\n{version.strip()}\n{inputs_digest(folder, same)}".encode()).hexdigest()[:32]
+
+
 def shared_key(shared: str, steps, folder: Path) -> str:
     """The key of a shared build: what it depends on (by `shared`), and its steps as they would run
     for any service (with PLACEHOLDER for the build folder)."""
@@ -56,6 +67,16 @@ def shared_key(shared: str, steps, folder: Path) -> str:
 class Builds:
     """Mixed into LocalRuntime: build a service declared by its template, when its inputs changed."""
 
+    def skipped_services(self) -> dict[str, str]:
+        """The services this host cannot build whose template is `optional` (the web app without
+        Node.js): name -> why, and what to install. They are not started; `up` still converges."""
+        found = {}
+        for name, spec in self.ecosystem.services.items():
+            run = self.local_run(name) if spec.pattern != "external" else None
+            if run is not None and run.optional and (missing := missing_requirement(name, run)):
+                found[name] = f"{missing}, then run `ecoctl up` again"
+        return found
+
     def build_service(self, name: str, run) -> bool:
         """Run the template's build commands for NAME when needed; True when it built (or, for a
         shared build, when it links to another one): the service then restarts."""
@@ -63,7 +84,10 @@ class Builds:
 
         source, folder = self.service_dir(name), self.service_run_dir(name)
         link = self.build_dir(name)
-        if run.shared:  # built once per key, in the programs' user's folder for it
+        if run.shared == "node-build":  # built once per key on this host, in the build cache
+            key = cached_build_key(run, _steps_in(run.build, link, PLACEHOLDER), source)
+            output, digest, reader = self.builder.build_cache() / key, f"cache {key}", EVERY_PROGRAM
+        elif run.shared:  # built once per key, in the programs' user's folder for it
             key = shared_key(run.shared, _steps_in(run.build, link, PLACEHOLDER), source)
             output, digest, reader = link.parent / SHARED / key, f"{SHARED} {key}", EVERY_PROGRAM
         else:
@@ -79,12 +103,13 @@ class Builds:
             return False  # a running service keeps its folder: it is replaced only to build anew
         if copied:  # in a folder only we and the service's user may enter: its path is predictable
             self.copy_service(name)
-        for program, hint in getattr(run, "requires", ()):
-            if shutil.which(program) is None:
-                raise EcoctlError(f"building {name} needs `{program}`, which is not on PATH: {hint}, "
-                                  "then run `ecoctl up` again")
+        if missing := missing_requirement(name, run):
+            raise EcoctlError(f"{missing}, then run `ecoctl up` again")
         if output == link:
             self._run_build(name, run.build, output, folder, reader)
+        elif run.shared == "node-build":
+            self._cached_build(name, run, key, output, folder)
+            _link(link, output)
         else:
             done = output.parent / f".{key}{BUILD_STAMP}"
             if done.exists() and output.is_dir() and self.builder.is_current(output):
@@ -97,6 +122,28 @@ class Builds:
             _link(link, output)
         write_atomic(stamp, digest, durable=False)
         return True
+
+    def _cached_build(self, name: str, run, key: str, output: Path, folder: Path) -> None:
+        """OUTPUT (the cache's entry KEY) built, unless an earlier build of the same key (by any
+        ecosystem of this host) made it: built beside it and renamed into place, so two ecoctls
+        building the same key at once both end with one whole output. Every program may read it
+        (a web app's static files, public by nature)."""
+        from ecoctl.runtimes.local.build_account import EVERY_PROGRAM
+
+        done = output.parent / f".{key}{BUILD_STAMP}"
+        if done.exists() and output.is_dir() and self.builder.is_current(output):
+            self.progress(f"{name} uses the cached build of the same sources ({output})")
+            return
+        staging = output.with_name(f".{key}.{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        self._run_build(name, _steps_in(run.build, self.build_dir(name), staging), staging, folder, EVERY_PROGRAM)
+        if output.is_dir() and not self.builder.is_current(output):  # an older ecoctl's, unreadable
+            shutil.rmtree(output)
+        try:
+            os.rename(staging, output)
+        except OSError:  # another one built it meanwhile: only whole outputs are ever renamed there
+            shutil.rmtree(staging, ignore_errors=True)
+        write_atomic(done, key, durable=False)
 
     def _run_build(self, name: str, steps, output: Path, folder: Path, reader) -> None:
         """Run STEPS as the builder into OUTPUT, which READER (the service's account, or
@@ -151,6 +198,15 @@ class Builds:
                     if text:
                         self.progress(Live(f"building {name}: {text}"))
             return process.returncode
+
+
+def missing_requirement(name: str, run) -> str | None:
+    """Why NAME cannot be built here (a program its template `requires` is not on PATH), with how
+    to install it; None when nothing is missing."""
+    for program, hint in getattr(run, "requires", ()):
+        if shutil.which(program) is None:
+            return f"building {name} needs `{program}`, which is not on PATH: {hint}"
+    return None
 
 
 def build_note(run) -> str:

@@ -87,8 +87,9 @@ class CorePrograms:
         return component.local is not None and component.local.args is None
 
     def not_run(self) -> dict[str, str]:
-        return {component.name: str(skip) for component in components.enabled(self.ecosystem)
-                if component.local is not None and component.optional and (skip := self.missing(component))}
+        return {**{component.name: str(skip) for component in components.enabled(self.ecosystem)
+                   if component.local is not None and component.optional and (skip := self.missing(component))},
+                **self.skipped_services()}
 
     # -- its files -----------------------------------------------------------------------------
     def place(self, component: Component) -> Place:
@@ -266,6 +267,21 @@ class CorePrograms:
             checks.append(Check(name, "skip" if component.optional else "fail",
                                 f"{skip.why}: the local runtime runs without {component.name}"
                                 if component.optional else skip.why, skip.hint))
+        return checks + self._build_checks()
+
+    def _build_checks(self) -> list[Check]:
+        """What the services' builds need (their templates' `run.local.requires`): a missing program
+        of an optional service (the web app) is a skip, of any other a failure."""
+        checks = []
+        for name, spec in self.ecosystem.services.items():
+            run = self.local_run(name) if spec.pattern != "external" else None
+            for program, hint in run.requires if run is not None else ():
+                if found := shutil.which(program):
+                    checks.append(Check(program, "ok", f"{name} builds with {found}"))
+                else:
+                    checks.append(Check(program, "skip" if run.optional else "fail", f"{program} not found on PATH: "
+                                        + (f"the local runtime runs without {name}" if run.optional
+                                           else f"{name} cannot be built"), hint))
         return checks
 
     def holds_port(self, name: str, port: int) -> bool:

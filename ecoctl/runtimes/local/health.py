@@ -176,10 +176,13 @@ class Health:
                 port = self.port_of(component.name)[0]
                 rows.append(program_row(component.name, url_of(component.name, self.address_of(component.name), port)))
         rows = with_external_authentik(rows, self.ecosystem)
+        skipped = self.skipped_services()
         for name, spec in self.ecosystem.services.items():
             if spec.pattern == "external":
                 url = f"http://{spec.host or '127.0.0.1'}:{spec.port}"
                 rows.append(ComponentStatus(name, "absent", "unknown", url, "external: not run here"))
+            elif name in skipped:
+                rows.append(ComponentStatus(name, "absent", "none", None, skipped[name]))
             else:
                 row = program_row(name, self.service_url(name))
                 if not row.detail:  # a failure's reason stays; otherwise: what built it

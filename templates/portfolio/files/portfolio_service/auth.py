@@ -1,5 +1,9 @@
 """Bearer tokens: signature checked against the issuer's JWKS, then `iss`, `aud`, `exp` and `sub`.
 
+Our own issuer and audience (OIDC_ISSUER, OIDC_AUDIENCE), or exactly one of the (issuer, audience)
+pairs of OIDC_ACCEPTED_CLIENTS (the web apps granted this API, whose tokens Authentik issues under
+their own issuer), each issuer's token checked against that issuer's own JWKS.
+
 The key set is cached and fetched again when a token names an unknown `kid` (key rotation),
 at most once per `jwks_min_refresh_seconds`.
 """
@@ -39,8 +43,10 @@ class Principal:
 
 
 class KeySet:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, url: str | None = None):
         self.settings = settings
+        self.url = url
+        """Another issuer's JWKS URL (an accepted web app's); None: ours (`jwks_source`)."""
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -78,7 +84,7 @@ class KeySet:
             self._fetched_at = time.monotonic()
 
     async def _fetch(self) -> dict:
-        if self.settings.oidc_jwks_file:
+        if self.settings.oidc_jwks_file and self.url is None:
             try:
                 return json.loads(Path(self.settings.oidc_jwks_file).read_text())
             except (OSError, ValueError) as exc:
@@ -87,7 +93,7 @@ class KeySet:
 
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.get(self.settings.jwks_source)
+                response = await client.get(self.url or self.settings.jwks_source)
                 response.raise_for_status()
                 return response.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -98,6 +104,8 @@ class Authenticator:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.keys = KeySet(settings)
+        self.accepted = {issuer: (audience, KeySet(settings, url)) for issuer, audience, url in settings.oidc_accepted
+                         if issuer != settings.oidc_issuer}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -108,13 +116,17 @@ class Authenticator:
         token = token.strip()
         try:
             header = jwt.get_unverified_header(token)
+            named = jwt.decode(token, options={"verify_signature": False}).get("iss") if self.accepted else None
         except jwt.PyJWTError as exc:
             raise InvalidToken("the token is not a JWT") from exc
-        key = await self.keys.key_for(header.get("kid"))
+        issuer, audience, keys = self.settings.oidc_issuer, self.settings.oidc_audience, self.keys
+        if isinstance(named, str) and named in self.accepted:  # a web app granted this API
+            issuer, (audience, keys) = named, self.accepted[named]
+        key = await keys.key_for(header.get("kid"))
         try:
             claims = jwt.decode(
                 token, key.key, algorithms=ALGORITHMS[key.key_type],
-                audience=self.settings.oidc_audience, issuer=self.settings.oidc_issuer,
+                audience=audience, issuer=issuer,
                 leeway=self.settings.token_leeway_seconds,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )

@@ -40,6 +40,9 @@ class Settings:
     oidc_audience: str
     oidc_jwks_url: str | None = None
     oidc_jwks_file: str | None = None
+    oidc_accepted: tuple[tuple[str, str, str], ...] = ()
+    """OIDC_ACCEPTED_CLIENTS: (issuer, audience, JWKS URL) of each web app granted this API whose tokens
+    come under its own issuer (Authentik's per-application issuers): accepted besides our own."""
     admin_scope: str = "portfolio:admin"
     admin_group: str = "portfolio-admins"
     pool_min_size: int = 1
@@ -98,6 +101,24 @@ class Settings:
             oidc_audience=audience,
             oidc_jwks_url=env.get("OIDC_JWKS_URL", "").strip() or None,
             oidc_jwks_file=env.get("OIDC_JWKS_FILE", "").strip() or None,
+            oidc_accepted=_accepted_clients(env.get("OIDC_ACCEPTED_CLIENTS", "").strip()),
             max_body_bytes=int(max_body),
             run_migrations=env.get("PORTFOLIO_RUN_MIGRATIONS", "1").strip().lower() not in ("0", "false", "no"),
         )
+
+
+def _accepted_clients(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """OIDC_ACCEPTED_CLIENTS: a JSON list of {"issuer", "audience", "jwks_url"} (empty: none)."""
+    if not raw:
+        return ()
+    import json
+
+    try:
+        entries = json.loads(raw)
+        found = tuple((entry["issuer"], entry["audience"], entry["jwks_url"]) for entry in entries)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SettingsError('OIDC_ACCEPTED_CLIENTS must be a JSON list of {"issuer", "audience", "jwks_url"} '
+                            f"({type(exc).__name__})") from None
+    if not all(isinstance(value, str) and value for entry in found for value in entry):
+        raise SettingsError("OIDC_ACCEPTED_CLIENTS: issuer, audience and jwks_url must be non-empty strings")
+    return found

@@ -5,6 +5,9 @@ The issuer's public keys (its JWKS) are fetched once and cached; a token signed 
 cache does not know triggers one refetch (the issuer rotated its key), at most every
 `jwks_min_refresh_interval` seconds. Only asymmetric algorithms are accepted: `none`, and HS256
 with the public key as the secret, are refused before any key is looked at.
+
+A token whose `iss` is one of OIDC_ACCEPTED_CLIENTS' issuers (a web app granted this API, whose
+tokens Authentik issues under its own issuer) must carry that entry's `aud` and a key of its JWKS.
 """
 
 from __future__ import annotations
@@ -113,6 +116,10 @@ class Authenticator:
         self.issuer, self.audience, self.leeway = settings.issuer, settings.audience, settings.leeway
         self.keys = KeySet(url=settings.jwks_url, file=settings.jwks_file, max_age=settings.jwks_max_age,
                            min_refresh_interval=settings.jwks_min_refresh_interval)
+        # the web apps granted this API (OIDC_ACCEPTED_CLIENTS): their issuer -> (audience, its keys)
+        self.accepted = {issuer: (audience, KeySet(url=url, max_age=settings.jwks_max_age,
+                                                   min_refresh_interval=settings.jwks_min_refresh_interval))
+                         for issuer, audience, url in settings.accepted if issuer != settings.issuer}
 
     async def authenticate(self, authorization: str | None) -> dict[str, Any]:
         """The claims of the `Authorization: Bearer <token>` header's token, once its signature,
@@ -127,14 +134,18 @@ class Authenticator:
     async def verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
+            named = jwt.decode(token, options={"verify_signature": False}).get("iss") if self.accepted else None
         except jwt.InvalidTokenError:
             raise InvalidToken("the token is not a JWT") from None
         if header.get("alg") not in ACCEPTED:
             raise InvalidToken(f"unsupported signing algorithm {header.get('alg')!r}")
-        key = await self.keys.key_for(header.get("kid"))
+        issuer, audience, keys = self.issuer, self.audience, self.keys
+        if isinstance(named, str) and named in self.accepted:  # a web app granted this API
+            issuer, (audience, keys) = named, self.accepted[named]
+        key = await keys.key_for(header.get("kid"))
         try:
-            claims = jwt.decode(token, key.key, algorithms=ALGORITHMS[key.key_type], audience=self.audience,
-                                issuer=self.issuer, leeway=self.leeway,
+            claims = jwt.decode(token, key.key, algorithms=ALGORITHMS[key.key_type], audience=audience,
+                                issuer=issuer, leeway=self.leeway,
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the token has expired") from None

@@ -21,6 +21,9 @@ class Settings:
     """OIDC_AUDIENCE, else OIDC_CLIENT_ID: each token's `aud` must contain it."""
     jwks_url: str | None = None
     jwks_file: str | None = None
+    accepted: tuple[tuple[str, str, str], ...] = ()
+    """OIDC_ACCEPTED_CLIENTS (a JSON list of {"issuer", "audience", "jwks_url"}; ecoctl sets it under
+    Authentik): the web apps granted this API, whose tokens come under their own issuer."""
     database_host: str = "localhost"
     database_port: int = 5432
     database_name: str = DEFAULT_DATABASE_NAME
@@ -55,6 +58,7 @@ class Settings:
             audience=audience,
             jwks_url=jwks_url,
             jwks_file=jwks_file,
+            accepted=_accepted(env.get("OIDC_ACCEPTED_CLIENTS", "").strip()),
             database_host=env.get("DATABASE_HOST", "localhost"),
             database_port=_int(env, "DATABASE_PORT", 5432),
             database_name=env.get("DATABASE_NAME", DEFAULT_DATABASE_NAME),
@@ -103,3 +107,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _accepted(raw: str) -> tuple[tuple[str, str, str], ...]:
+    if not raw:
+        return ()
+    import json
+
+    try:
+        found = tuple((entry["issuer"], entry["audience"], entry["jwks_url"]) for entry in json.loads(raw))
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError('OIDC_ACCEPTED_CLIENTS must be a JSON list of {"issuer", "audience", "jwks_url"}') from None
+    if not all(isinstance(value, str) and value for entry in found for value in entry):
+        raise ConfigError("OIDC_ACCEPTED_CLIENTS: issuer, audience and jwks_url must be non-empty strings")
+    return found
