@@ -29,7 +29,7 @@ def test_postgres_and_the_edge_in_docker_serve_the_ca_certificate(tmp_path):
     from ecoctl.runtimes.docker import DockerRuntime
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="docker")
+    init_ecosystem(root, runtime="docker", without=("web",))
     port = free_port()
 
     def configure(document):

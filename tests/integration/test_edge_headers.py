@@ -47,7 +47,7 @@ def test_the_edge_sets_the_forwarded_headers_itself(tmp_path, upstream):
     from ecoctl.commands.init import init_ecosystem
 
     root = tmp_path / "eco"
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
 
     def change(document):
         use_free_edge_ports(document)

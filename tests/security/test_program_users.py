@@ -225,7 +225,7 @@ def test_a_venv_is_the_builders_and_read_by_its_service_alone(tmp_path):
     from ecoctl.commands.init import init_ecosystem
 
     root = tmp_path / "eco"  # under pytest's 0700 folder: the services run from copies
-    init_ecosystem(root, runtime="local")
+    init_ecosystem(root, runtime="local", without=("web",))
     runtime = LocalRuntime(Workspace(root))
     try:
         assert runtime.ensure_venv("portfolio") is True
@@ -254,7 +254,7 @@ def test_down_with_volumes_closes_the_gates_of_the_users_it_removes():
     os.chmod(folder, 0o755)  # every user may enter: the venvs stay under .ecoctl/
     try:
         root = folder / "eco"
-        init_ecosystem(root, runtime="local")
+        init_ecosystem(root, runtime="local", without=("web",))
         os.chmod(root / ".ecoctl", 0o755)
         runtime = LocalRuntime(Workspace(root))
         try:

@@ -137,5 +137,5 @@ def test_the_web_app_at_the_edge_may_sign_in_from_its_origin(tmp_path):
     ecosystem = Workspace(workspace.root).ecosystem
     assert ecosystem.origins("web")[-1] == "https://127.0.0.1:8443/"
     web = signin.clients(ecosystem)[contract.client_id(ecosystem, "web")]
-    assert "https://127.0.0.1:8443/" in web["redirect_uris"] and "https://127.0.0.1:8443/" in web["post_logout_redirect_uris"]
+    assert "https://127.0.0.1:8443/callback" in web["redirect_uris"] and "https://127.0.0.1:8443/" in web["post_logout_redirect_uris"]
     assert "https://127.0.0.1:8443/" not in ecosystem.origins("loyalty")  # not the web app at /

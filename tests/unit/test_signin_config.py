@@ -48,7 +48,7 @@ def test_clients_users_and_key(state):
     assert service["redirect_uris"] == ["http://127.0.0.1:8000/", "http://localhost:8000/"]
     assert config["clients"]["demo-shop-web"] == {
         "kind": "web", "calls": ["demo-portfolio"],
-        "redirect_uris": ["http://127.0.0.1:3000/", "http://localhost:3000/"],
+        "redirect_uris": ["http://127.0.0.1:3000/callback", "http://localhost:3000/callback"],
         "post_logout_redirect_uris": ["http://127.0.0.1:3000/", "http://localhost:3000/"]}
     admin = config["clients"]["demo-admin-web"]
     assert (admin["redirect_uris"], admin["post_logout_redirect_uris"], admin["calls"]) == (

@@ -84,7 +84,8 @@ def test_under_authentik_an_api_accepts_the_web_apps_that_call_it(workspace, tmp
     accepted = json.loads(service_environment(ecosystem, "portfolio", "compose", workspace.env.values)
                           ["OIDC_ACCEPTED_CLIENTS"])
     prefix = ecosystem.core.authentik.prefix
-    assert accepted == [{"issuer": f"http://127.0.0.1:9000/application/o/{prefix}web/", "audience": f"{prefix}web",
+    # the issuer a browser sees: the edge's sign-in origin (the edge is on for a new ecosystem)
+    assert accepted == [{"issuer": f"https://127.0.0.1:9443/application/o/{prefix}web/", "audience": f"{prefix}web",
                          "jwks_url": f"http://authentik-server:9000/application/o/{prefix}web/jwks/"}]
     assert "OIDC_ACCEPTED_CLIENTS" not in service_environment(ecosystem, "loyalty", "compose", workspace.env.values)
     local = tmp_path / "local"
