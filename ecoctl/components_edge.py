@@ -2,7 +2,8 @@
 
 The edge (Caddy 2) serves one HTTPS origin, `core.edge.port` (8443 locally: the programs run
 unprivileged), with the web app at `/` and each service's API under `/api/<service>/` (the prefix
-is stripped, so a service sees the paths it serves on its own port), and the sign-in (Authentik,
+is stripped, so a service sees the paths it serves on its own port; another web app is no API and
+gets no route), and the sign-in (Authentik,
 or the local sign-in) on its own origin, `core.edge.auth_port`. `core.edge.http_port` only
 redirects to HTTPS. TLS 1.2 and 1.3 only, with the ecosystem CA's `edge` certificate; HSTS and
 the usual security headers on every answer; X-Forwarded-For/-Proto/-Host are set by the edge
@@ -41,7 +42,12 @@ def api_path(service: str) -> str:
 
 
 def routed_services(ecosystem: "Ecosystem") -> list[str]:
-    return [name for name, spec in ecosystem.services.items() if spec.pattern != "external"]
+    """The services whose APIs the edge serves under `/api/<service>/`: not an external one (not
+    behind this edge), nor a web app (`client: public`): its pages load `/assets/` and
+    `/config.json` from the root of their origin, so it is served at `/` (`core.edge.web`) or on
+    its own port only, where its redirect URIs are (`contract.redirect_uri`)."""
+    return [name for name, spec in ecosystem.services.items()
+            if spec.pattern != "external" and spec.client != "public"]
 
 
 def _proxy(upstream: str, indent: str) -> list[str]:

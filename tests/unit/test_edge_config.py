@@ -139,3 +139,25 @@ def test_the_web_app_at_the_edge_may_sign_in_from_its_origin(tmp_path):
     web = signin.clients(ecosystem)[contract.client_id(ecosystem, "web")]
     assert "https://127.0.0.1:8443/callback" in web["redirect_uris"] and "https://127.0.0.1:8443/" in web["post_logout_redirect_uris"]
     assert "https://127.0.0.1:8443/" not in ecosystem.origins("loyalty")  # not the web app at /
+
+
+def test_a_web_app_is_no_api_at_the_edge(tmp_path):
+    """A web app (`client: public`) gets no `/api/<name>/` route: its pages load `/assets/` and
+    `/config.json` from the root of their origin. The one at `/` is served there; another stays on
+    its own port, where its redirect URIs are."""
+    from ecoctl import contract
+
+    workspace = make(tmp_path)
+
+    def web_apps(doc):
+        doc["services"]["web"].update({"client": "public", "calls": ["loyalty"]})
+        doc["services"]["shop-web"] = {"port": 3105, "client": "public", "calls": ["loyalty"]}
+
+    workspace.ecosystem_file.update(web_apps)
+    ecosystem = Workspace(workspace.root).ecosystem
+    main = blocks(caddyfile(Workspace(workspace.root), tmp_path))["https://:8443"]
+    assert "/api/shop-web/" not in main and ":3105" not in main  # not behind the edge at all
+    assert "/api/web/" not in main  # the web app at / is served there only
+    assert main.split("\thandle {", 1)[1].strip().startswith("reverse_proxy 127.0.0.1:3100")
+    assert "handle_path /api/loyalty/* {\n\t\treverse_proxy 127.0.0.1:8101" in main  # the APIs keep theirs
+    assert contract.redirect_uri(ecosystem, "shop-web", 3105, public=True) == "http://127.0.0.1:3105/callback"
