@@ -116,6 +116,12 @@ class Local:
     stopsignal: str = "TERM"
     reload_signal: str = ""
     """What makes it read its config again."""
+    reloads: Callable[[str, str], bool] | None = None
+    """Whether a change of its rendered `config` (the text before, after) is taken by `reload_signal`
+    while it runs, rather than by a restart (None: a changed config restarts it)."""
+    reloaded: str = ""
+    """A path on its port whose JSON answer names (`config`) the sha256 of the config it runs with:
+    after `reload_signal` the runtime waits until it is the file's (else it restarts it)."""
     files_from: str = ""
     """A folder of the ecosystem's state (`.ecoctl/`) copied into its own, again at each reload."""
     setup: Callable[[Place], list[str]] | None = None

@@ -121,7 +121,8 @@ SIGNIN = Component(
     secrets=(signin.SESSION_SECRET,), enabled=lambda ecosystem: ecosystem.signin_runs, restartable=True,
     local=Local("python3", "reinstall ecoctl: the development sign-in needs its dependencies Authlib and Flask",
                 args=lambda place: [str(place.config)], config=signin.config, config_name="signin.json",
-                python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM"),
+                python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM",
+                reload_signal="HUP", reloads=signin.reloads, reloaded="/-/health/ready/"),
     edge="auth")
 """The local runtime's development sign-in: an OpenID Connect issuer on 127.0.0.1 standing in for
 Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""

@@ -37,6 +37,9 @@ SESSION_SECRET = "SIGNIN_SESSION_SECRET"
 HASH_METHOD = "pbkdf2:sha256:100000"
 VERIFIED_FILE = "signin-verified.json"
 """In the state folder: the hash checks that passed (`support.verified`)."""
+RELOADED = ("access_token_ttl", "clients", "ecosystem", "users")
+"""What the running sign-in takes on SIGHUP, keeping its sessions and refresh tokens (the config
+names them for it, `reloaded`); any other change (its signing key, port, issuer) restarts it."""
 
 
 def password_key(user: str) -> str:
@@ -115,9 +118,20 @@ def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int,
         "access_token_ttl": ecosystem.core.signin.access_token_ttl,
         "clients": rendered_clients,
         "users": users,
+        "reloaded": list(RELOADED),
     }
     verified.save()
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def reloads(before: str, after: str) -> bool:
+    """The component recipe's `reloads`: only what a SIGHUP takes (`RELOADED`) changed."""
+    try:
+        old, new = json.loads(before), json.loads(after)
+    except ValueError:
+        return False
+    return ({key: value for key, value in old.items() if key not in RELOADED}
+            == {key: value for key, value in new.items() if key not in RELOADED})
 
 
 def config(place) -> str:

@@ -52,7 +52,7 @@ def running_issuer(base: Path, model: Ecosystem, port: int):
                     pass
                 assert process.poll() is None and time.monotonic() < deadline, (base / "issuer.log").read_text()
                 time.sleep(0.1)
-            yield SimpleNamespace(url=url, model=model, base=base, env=env)
+            yield SimpleNamespace(url=url, model=model, base=base, env=env, process=process, config=config)
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -1,4 +1,5 @@
-"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 until stopped."""
+"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 until stopped; on
+SIGHUP it reads CONFIG's clients and users again, keeping every session and refresh token."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def main(argv: list[str]) -> int:
         return 2
     server = make_server(host, int(settings["port"]), create_app(config), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    store = server.app.extensions["ecoctl.issuer"]
+    signal.signal(signal.SIGHUP, lambda *_: print(store.reload(config), flush=True))
     print(f"development sign-in on {settings['base_url']} ({len(settings['clients'])} clients, "
           f"{len(settings['users'])} users)", flush=True)
     try:

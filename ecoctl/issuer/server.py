@@ -17,13 +17,6 @@ from ecoctl.issuer.store import Store
 SCOPES = ["openid", "email", "profile", "offline_access"]
 
 
-def origin(uri: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def create_app(config_path: Path):
     """The Flask app serving the issuer CONFIG_PATH describes."""
     from authlib.oauth2 import OAuth2Error
@@ -41,14 +34,11 @@ def create_app(config_path: Path):
                       SESSION_COOKIE_HTTPONLY=True)
     server, protector = oauth.build(app, store, key, store.config["kid"])
     base = store.base_url
-
-    origins = {origin(uri) for client in store.clients.values() if client.public
-               for uri in client.redirect_uris + client.post_logout_redirect_uris}
-    """Web apps' origins: their scripts may call discovery, JWKS, token and userinfo (CORS)."""
+    app.extensions["ecoctl.issuer"] = store  # reloaded on SIGHUP (__main__)
 
     @app.before_request
     def preflight():
-        if request.method == "OPTIONS" and request.headers.get("Origin") in origins:
+        if request.method == "OPTIONS" and request.headers.get("Origin") in store.web_origins:
             return "", 204, {"Access-Control-Allow-Methods": "GET, POST",
                              "Access-Control-Allow-Headers": "Authorization, Content-Type",
                              "Access-Control-Max-Age": "600"}
@@ -67,14 +57,14 @@ def create_app(config_path: Path):
                                                       "form-action 'self'; frame-ancestors 'none'"
         if request.path.endswith(("/jwks/", "/openid-configuration")):
             response.headers["Access-Control-Allow-Origin"] = "*"
-        elif request.headers.get("Origin") in origins and not request.path.endswith("/authorize/"):
+        elif request.headers.get("Origin") in store.web_origins and not request.path.endswith("/authorize/"):
             response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
             response.headers["Vary"] = "Origin"
         return response
 
     @app.get("/-/health/ready/")
     def ready():
-        return jsonify(status="ok")
+        return jsonify(status="ok", config=store.digest)  # the config it runs with (`Local.reloaded`)
 
     @app.get("/application/o/<slug>/.well-known/openid-configuration")
     def discovery(slug):

@@ -1,8 +1,10 @@
 """The issuer's state: its config (clients, users, key) as Authlib's models, and the grants it
-hands out (codes, refresh tokens), kept in memory (a restart signs everyone out)."""
+hands out (codes, refresh tokens), kept in memory (a restart signs everyone out; a reload of the
+config, on SIGHUP, keeps them)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -11,6 +13,13 @@ from pathlib import Path
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
+
+def origin(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
 
 SERVICE_GRANTS = ("client_credentials", "authorization_code", "refresh_token")
 WEB_GRANTS = ("authorization_code", "refresh_token")
@@ -138,23 +147,48 @@ class RefreshToken(TokenMixin):
 
 
 class Store:
-    """The config (read once) and the grants handed out since the start."""
+    """The config (read at the start, its `reloaded` keys again on each `reload`) and the grants
+    handed out since the start."""
 
-    def __init__(self, config: dict):
-        self.config = config
+    def __init__(self, config: dict, digest: str = ""):
         self.base_url: str = config["base_url"].rstrip("/")
+        self._codes: dict[str, AuthorizationCode] = {}
+        self._refresh: dict[str, RefreshToken] = {}
+        self._lock = threading.Lock()
+        self._take(config, digest)
+
+    def _take(self, config: dict, digest: str) -> None:
+        self.config, self.digest = config, digest
+        """`digest`: the sha256 of the config file's text, told by the health check."""
         self.clients = {client_id: Client(client_id, **spec) for client_id, spec in config["clients"].items()}
         self.users = {name: User(name, spec["password_hash"], spec.get("email", f"{name}@localhost"))
                       for name, spec in config["users"].items()}
         self.access_token_ttl = int(config.get("access_token_ttl", 300))
         self.refresh_token_ttl = int(config.get("refresh_token_ttl", 86400))
-        self._codes: dict[str, AuthorizationCode] = {}
-        self._refresh: dict[str, RefreshToken] = {}
-        self._lock = threading.Lock()
+        self.web_origins = {origin(uri) for client in self.clients.values() if client.public
+                            for uri in client.redirect_uris + client.post_logout_redirect_uris}
+        """Web apps' origins: their scripts may call discovery, JWKS, token and userinfo (CORS)."""
 
     @classmethod
     def load(cls, path: Path) -> "Store":
-        return cls(json.loads(Path(path).read_text()))
+        text = Path(path).read_text()
+        return cls(json.loads(text), hashlib.sha256(text.encode()).hexdigest())
+
+    def reload(self, path: Path) -> str:
+        """The config at PATH taken again, codes, sessions and refresh tokens kept, when only what
+        it names `reloaded` changed (clients, users): else nothing changes. What happened, in a line."""
+        text = Path(path).read_text()
+        try:
+            config = json.loads(text)
+        except ValueError as error:
+            return f"the config was not reloaded: it is not JSON ({error})"
+        kept = set(config.get("reloaded", ()))
+        if {k: v for k, v in config.items() if k not in kept} != {
+                k: v for k, v in self.config.items() if k not in kept}:
+            return "the config was not reloaded: more than its clients and users changed (restart to take it)"
+        with self._lock:
+            self._take(config, hashlib.sha256(text.encode()).hexdigest())
+        return f"reloaded the config ({len(self.clients)} clients, {len(self.users)} users)"
 
     def issuer(self, client_id: str) -> str:
         """An application's issuer, as Authentik spells it."""

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psycopg
@@ -214,21 +215,51 @@ def test_add_service_shows_each_step_once_in_order(stack):
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
 
+def signed_in_to_the_web_app(stack) -> tuple[str, str]:
+    """The sign-in's URL on loopback and a refresh token of `dev`'s for the web app init ships,
+    through the code flow with PKCE, as its pages get one."""
+    from ecoctl.names import client_id
+    from ecoctl.workspace import Workspace
+    from tests import signin_helpers as helpers
+
+    ecosystem = Workspace(stack.root).ecosystem
+    web, callback = client_id(ecosystem.core.authentik.prefix, "web"), ecosystem.web_redirect_uris("web")[0]
+    password = stack.run("secrets", "password", "dev")
+    assert password.returncode == 0, password.stderr
+    issuer = SimpleNamespace(url=f"http://127.0.0.1:{ecosystem.core.authentik.port}")
+    verifier, challenge = helpers.pkce()
+    _browser, answer = helpers.sign_in(issuer, web, "dev", password.stdout.strip(), challenge, callback)
+    tokens = httpx.post(f"{issuer.url}/application/o/token/", data={
+        "grant_type": "authorization_code", "code": helpers.code_of(answer, callback), "redirect_uri": callback,
+        "client_id": web, "code_verifier": verifier})
+    assert tokens.status_code == 200, tokens.text
+    return issuer.url, tokens.json()["refresh_token"]
+
+
 def test_the_sign_in_knows_an_added_service_when_add_service_returns(stack):
-    """The sign-in reads its clients once: add-service restarts it after the service started (no
-    service waits on it) and waits for both; its token is then accepted by the new service."""
+    """add-service tells the running sign-in its new client by SIGHUP after the service started (no
+    service waits on it), and returns once the sign-in runs with it: its token is then accepted by
+    the new service, and a browser signed in before keeps its session (its refresh token renews)."""
+    from ecoctl.names import client_id
+    from ecoctl.workspace import Workspace
+
+    url, refresh = signed_in_to_the_web_app(stack)
     port = free_port()
     result = stack.run("add-service", "rewards", "--port", str(port), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line.strip() for line in result.stderr.splitlines()]
     started = lines.index(f"started rewards on http://127.0.0.1:{port}")
-    restarted = lines.index("restarting signin: its config changed")
-    assert started < restarted, lines
+    reloaded = lines.index("signin read its new config")
+    assert started < reloaded and "restarting signin: its config changed" not in lines, lines
     assert "rewards is healthy" in result.stdout
     token = stack.run("token", "rewards")
     assert token.returncode == 0, token.stderr
     me = httpx.get(f"http://127.0.0.1:{port}/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
     assert me.status_code == 200, me.text
+    renewed = httpx.post(f"{url}/application/o/token/", data={
+        "grant_type": "refresh_token", "refresh_token": refresh,
+        "client_id": client_id(Workspace(stack.root).ecosystem.core.authentik.prefix, "web")})
+    assert renewed.status_code == 200, renewed.text
 
 
 def test_doctor_passes_on_the_running_stack(stack):

@@ -457,10 +457,13 @@ def test_an_added_service_starts_in_the_running_stack(stack):
     loyalty_client = contract.client_id(stack.ecosystem, "loyalty")
     assert loyalty_client in json.loads(stack.place(SIGNIN).config.read_text())["clients"]
     signin_pid = stack.supervisor.info("signin")["pid"]
+    sign_in = f"http://127.0.0.1:{stack.ecosystem.core.authentik.port}/application/o/{loyalty_client}/jwks/"
+    assert http_get(sign_in) == 200  # known when start_services returned
     stack.workspace.ecosystem_file.update(lambda doc: doc["services"].pop("loyalty"))  # remove-service
     stack.services_changed()
     assert loyalty_client not in json.loads(stack.place(SIGNIN).config.read_text())["clients"]
-    assert stack.supervisor.info("signin")["pid"] != signin_pid  # restarted to read it
+    assert stack.supervisor.info("signin")["pid"] == signin_pid  # it read it on SIGHUP, sessions kept
+    assert http_get(sign_in) == 404  # forgotten when services_changed returns
     assert stack.probe("signin") == "healthy"
     assert stack.stop() is True
     assert processes_mentioning(str(stack.workspace.root)) == []

@@ -33,12 +33,9 @@ from ecoctl.runtimes.local.environments import Environments
 from ecoctl.runtimes.local.logs import follow as follow_file
 from ecoctl.runtimes.local.logs import tail_lines
 from ecoctl.runtimes.local.health import Health
-from ecoctl.runtimes.local.programs import Programs
+from ecoctl.runtimes.local.programs import PROGRAM_WAIT, Programs
 from ecoctl.runtimes.local.recovery import Recovery
 from ecoctl.runtimes.local.supervisor import Supervisor, verify_private_dir
-
-PROGRAM_WAIT = 30.0
-"""Seconds a stage waits for a component to become healthy."""
 
 
 class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, Health, Recovery, Runtime):
@@ -125,25 +122,6 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
 
     def services_changed(self) -> None:
         self._refresh_running_core()
-
-    def _refresh_running_core(self, wait: bool = True) -> list[str]:
-        """A running program whose config names the services (the sign-in's clients, the edge's
-        routes) or whose certificate was renewed reads them again: restarted when they changed, and
-        waited for unless WAIT is False (then the caller waits: see `restarted`). The names restarted."""
-        if not self.supervisor.answers():
-            return []
-        restarted = []
-        for component in self.components():
-            recipe = component.local
-            if self.embedded(component) or not (recipe.python_module or recipe.config is not None):
-                continue
-            running = (self.supervisor.info(component.name) or {}).get("statename") == "RUNNING"
-            if running and self.prepare(component):
-                self._restart_if_running(component.name, wait=False)
-                restarted.append(component.name)
-                if wait:
-                    self._wait_until(component.name, timeout=PROGRAM_WAIT)
-        return restarted
 
     def _restart_if_running(self, name: str, wait: bool = True) -> bool:
         info = self.supervisor.info(name) if self.supervisor.answers() else None
@@ -260,7 +238,7 @@ class LocalRuntime(PostgresData, CorePrograms, Programs, Environments, Builds, H
                 chosen.append(component)
         if not chosen:
             return False
-        changed = [component.name for component in chosen if self.prepare(component)]
+        changed = [component.name for component in chosen if self.prepared(component)]
         started = self._converge_daemon()
         for component in chosen:
             if component.name in changed:  # it reads its config (and certificate) once, when it starts

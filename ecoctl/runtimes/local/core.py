@@ -113,10 +113,11 @@ class CorePrograms:
                      state_dir=self.workspace.state_dir, files=folder / "files" if recipe.files_from else None,
                      tls=tls)
 
-    def prepare(self, component: Component) -> bool:
+    def prepare(self, component: Component) -> set[str]:
         """Its folders (its program's own user's, 0700) and config, before it starts: a rendered config
-        is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem. True
-        when its rendered config or its code changed."""
+        is written 0600 (secrets stay out of argv), a copied one is synced from the ecosystem. What
+        changed of what it reads when it starts: `tls` (its certificate), `config` (its rendered
+        config), `code` (its copy of ecoctl's program); empty: nothing."""
         recipe = component.local
         for key in component.secrets:
             self.workspace.secret(key)  # one line naming what .env lacks
@@ -126,15 +127,16 @@ class CorePrograms:
         account.claim_tree(place.folder)  # kept by an older ecoctl's one shared user
         account.private_dir(place.folder)
         account.private_dir(place.data)
-        changed = self.copy_leaf(account, recipe.tls, place.tls) if place.tls else False
-        if recipe.config is not None:
-            changed = account.write_private(place.config, recipe.config(place)) or changed
+        changed = {"tls"} if place.tls and self.copy_leaf(account, recipe.tls, place.tls) else set()
+        if recipe.config is not None and account.write_private(place.config, recipe.config(place)):
+            changed.add("config")
         if recipe.config_from or recipe.files_from:
             self.sync_config(component)
         if recipe.python_module:
             target = self.python_lib_dir(component)
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            changed = python_library(recipe.python_module, recipe.python_packages, target, place.binary) or changed
+            if python_library(recipe.python_module, recipe.python_packages, target, place.binary):
+                changed.add("code")
         if recipe.setup is not None and recipe.kept_check is not None and any(place.data.iterdir()):
             self.check_kept(component, place)
         if recipe.setup is not None and not any(place.data.iterdir()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ecoctl import components, contract, names
@@ -12,6 +13,10 @@ from ecoctl.runtimes.local.supervisor import Program
 # A service that exits sooner than this after a start counts as failing to start: supervisord
 # retries it twice, then gives up (FATAL) instead of restarting a broken service forever.
 SERVICE_STARTSECS = 10
+PROGRAM_WAIT = 30.0
+"""Seconds a stage waits for a component to become healthy."""
+RELOAD_WAIT = 5.0
+"""Seconds a program is given to say it runs with its reloaded config (`Local.reloaded`)."""
 
 
 class Programs:
@@ -67,6 +72,70 @@ class Programs:
             if self.runs(component):  # its file is written with Prometheus's (Alertmanager's)
                 self.reload_program(component)
         return True
+
+    def _refresh_running_core(self, wait: bool = True) -> list[str]:
+        """A running program whose config names the services (the sign-in's clients, the edge's
+        routes) or whose certificate was renewed reads them again: reloaded when its recipe takes
+        the change that way (`Local.reloads`: the sign-in's clients and users, its sessions kept),
+        else restarted, and waited for unless WAIT is False (then the caller waits: see
+        `restarted`). The names restarted."""
+        if not self.supervisor.answers():
+            return []
+        restarted = []
+        for component in self.components():
+            recipe = component.local
+            if self.embedded(component) or not (recipe.python_module or recipe.config is not None):
+                continue
+            running = (self.supervisor.info(component.name) or {}).get("statename") == "RUNNING"
+            if not running or not self.prepared(component):
+                continue
+            self._restart_if_running(component.name, wait=False)
+            restarted.append(component.name)
+            if wait:
+                self._wait_until(component.name, timeout=PROGRAM_WAIT)
+        return restarted
+
+    def prepared(self, component) -> bool:
+        """Its files prepared (`prepare`): True when what changed is read only by a restart; False
+        when nothing changed, or when it runs and took its new config by its reload signal."""
+        config = self.place(component).config if component.local.reloads else None
+        before = config.read_text() if config is not None and config.is_file() else ""
+        changed = self.prepare(component)
+        return bool(changed) and not (changed == {"config"} and self._reloaded(component, before))
+
+    def _reloaded(self, component, before: str) -> bool:
+        """Its new config (BEFORE: the one it runs with) taken by its reload signal while it runs,
+        when its recipe allows that change, and confirmed by it (`Local.reloaded`); False: restart it."""
+        import hashlib
+
+        recipe, place = component.local, self.place(component)
+        after = place.config.read_text()
+        if not (before and recipe.reloads and recipe.reloads(before, after)):
+            return False
+        if not self.supervisor.signal_program(component.name, recipe.reload_signal):
+            return False
+        if recipe.reloaded and not self._runs_with(component, hashlib.sha256(after.encode()).hexdigest()):
+            return False
+        self.progress(f"{component.name} read its new config")
+        return True
+
+    def _runs_with(self, component, digest: str) -> bool:
+        """Whether it says (`Local.reloaded`) it runs with the config of DIGEST, within RELOAD_WAIT."""
+        import json
+        import urllib.request
+
+        place = self.place(component)
+        url = f"http://{self.address_of(component.name)}:{place.port}{component.local.reloaded}"
+        deadline = time.monotonic() + RELOAD_WAIT
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if json.loads(answer.read()).get("config") == digest:
+                        return True
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        return False
 
     # -- services -------------------------------------------------------------------------
     def build_dir(self, name: str) -> Path:
