@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -28,7 +29,9 @@ def main(argv: list[str]) -> int:
     server = make_server(host, int(settings["port"]), create_app(config), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     store = server.app.extensions["ecoctl.issuer"]
-    signal.signal(signal.SIGHUP, lambda *_: print(store.reload(config), flush=True))
+    # reloaded in a thread of its own: a second SIGHUP during a reload waits for the lock, not the handler
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
+        target=lambda: print(store.reload(config), flush=True), daemon=True).start())
     print(f"development sign-in on {settings['base_url']} ({len(settings['clients'])} clients, "
           f"{len(settings['users'])} users)", flush=True)
     try:

@@ -155,6 +155,7 @@ class Store:
         self._codes: dict[str, AuthorizationCode] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()  # one reload at a time, each of the file as it is then
         self._take(config, digest)
 
     def _take(self, config: dict, digest: str) -> None:
@@ -177,18 +178,19 @@ class Store:
     def reload(self, path: Path) -> str:
         """The config at PATH taken again, codes, sessions and refresh tokens kept, when only what
         it names `reloaded` changed (clients, users): else nothing changes. What happened, in a line."""
-        text = Path(path).read_text()
-        try:
-            config = json.loads(text)
-        except ValueError as error:
-            return f"the config was not reloaded: it is not JSON ({error})"
-        kept = set(config.get("reloaded", ()))
-        if {k: v for k, v in config.items() if k not in kept} != {
-                k: v for k, v in self.config.items() if k not in kept}:
-            return "the config was not reloaded: more than its clients and users changed (restart to take it)"
-        with self._lock:
-            self._take(config, hashlib.sha256(text.encode()).hexdigest())
-        return f"reloaded the config ({len(self.clients)} clients, {len(self.users)} users)"
+        with self._reloading:
+            try:
+                text = Path(path).read_text()
+                config = json.loads(text)
+            except (OSError, ValueError) as error:
+                return f"the config was not reloaded: {error}"
+            kept = set(config.get("reloaded", ()))
+            if {k: v for k, v in config.items() if k not in kept} != {
+                    k: v for k, v in self.config.items() if k not in kept}:
+                return "the config was not reloaded: more than its clients and users changed (restart to take it)"
+            with self._lock:
+                self._take(config, hashlib.sha256(text.encode()).hexdigest())
+            return f"reloaded the config ({len(self.clients)} clients, {len(self.users)} users)"
 
     def issuer(self, client_id: str) -> str:
         """An application's issuer, as Authentik spells it."""
