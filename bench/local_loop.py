@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import free_port  # noqa: E402
+from tests.helpers import free_edge_ports, free_port  # noqa: E402
 
 TARGETS = {"warm up": 5.0, "add-service 2nd": 2.0}
 
@@ -103,9 +103,9 @@ def new_ecosystem(code: Path, name: str) -> Path:
     for old, new in (("    port: 5432", f"    port: {free_port()}"), ("    port: 6379", f"    port: {free_port()}"),
                      ("    port: 9000", f"    port: {free_port()}"),
                      ("prometheus_port: 9090", f"prometheus_port: {free_port()}"),
-                     ("    port: 8000", f"    port: {free_port()}")):
+                     ("    port: 8000", f"    port: {free_port()}"), ("    port: 3000", f"    port: {free_port()}")):
         text = text.replace(old, new)
-    (root / "ecosystem.yaml").write_text(text)
+    (root / "ecosystem.yaml").write_text(free_edge_ports(text))  # both stacks run side by side
     return root
 
 
