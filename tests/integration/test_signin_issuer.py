@@ -157,7 +157,7 @@ def test_client_credentials_for_a_service(issuer):
 
 def test_a_web_app_cannot_ask_for_an_api_it_does_not_call(issuer):
     _verifier, challenge = pkce()
-    query = {"response_type": "code", "client_id": "demo-loyalty-web", "redirect_uri": "http://127.0.0.1:3001/",
+    query = {"response_type": "code", "client_id": "demo-loyalty-web", "redirect_uri": "http://127.0.0.1:3001/callback",
              "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
              "resource": "demo-portfolio"}
     answer = httpx.get(f"{issuer.url}/application/o/authorize/?{urlencode(query)}")
