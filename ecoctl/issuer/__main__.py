@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     config = Path(argv[0])
     settings = json.loads(config.read_text())
     host = settings.get("host", "127.0.0.1")
-    if host not in LOOPBACK and not (host == IN_CONTAINER and any(Path(marker).exists() for marker in CONTAINER_MARKERS)):
+    in_container = any(Path(marker).exists() for marker in CONTAINER_MARKERS)
+    if host not in LOOPBACK and not (host == IN_CONTAINER and in_container):
         print(f"ERROR: the development sign-in listens on loopback only, not {host}", file=sys.stderr)
         return 2
     server = make_server(host, int(settings["port"]), create_app(config), threaded=True)

@@ -57,14 +57,16 @@ def test_its_compose_entry():
     pins = entry["environment"]["SIGNIN_PACKAGES"].split()
     assert pins == [f"{name}=={version(name)}" for name in ("authlib", "flask", "werkzeug", "joserfc")]
     script = entry["command"][2]
-    assert entry["command"][:2] == ["sh", "-c"] and "exec python -m ecoctl.issuer /etc/ecoctl-signin/signin.json" in script
+    assert entry["command"][:2] == ["sh", "-c"]
+    assert "exec python -m ecoctl.issuer /etc/ecoctl-signin/signin.json" in script
     assert "$SIGNIN" not in script.replace("$$SIGNIN", "")  # compose would interpolate a single `$`
     assert "/-/health/ready/" in entry["healthcheck"]["test"][-1]
     text = compose_core.text(ecosystem)
     assert "  signin:\n" in text.services and "development only" in text.services
     assert "authentik-server:" not in text.services and "signin_packages:" in text.volumes
     authentik = compose_core.text(model(in_containers=False))
-    assert "  signin:\n" not in authentik.services and "# signin is left out: the stack runs Authentik" in authentik.services
+    assert "  signin:\n" not in authentik.services
+    assert "# signin is left out: the stack runs Authentik" in authentik.services
 
 
 def test_services_and_the_edge_reach_it_by_name():
