@@ -126,3 +126,26 @@ def test_the_issuer_listens_beyond_loopback_only_in_a_container(tmp_path, monkey
     config.write_text(json.dumps({"host": "10.0.0.1", "port": 1, "base_url": "x", "clients": {}, "users": {}}))
     monkeypatch.setattr(issuer_main, "CONTAINER_MARKERS", (str(config),))  # "in a container": still not any address
     assert issuer_main.main([str(config)]) == 2
+
+
+def test_its_swarm_stack_service(tmp_path):
+    """swarm: its files by their absolute path, pinned to the node holding them and its volume; no secret."""
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.runtimes.swarm_stack import render
+    from ecoctl.workspace import Workspace
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="swarm", without=("web",))
+    Workspace(root).ecosystem_file.update(lambda doc: doc["core"]["signin"].__setitem__("in_containers", True))
+    (root / "compose.yaml").unlink()
+    init_ecosystem(root, force=True)
+    document, secrets = render(Workspace(root), {"postgres", "signin", "portfolio"},
+                               {"portfolio": "eco/portfolio:abc"}, "node-1")
+    assert "authentik-server" not in document["services"]
+    entry = document["services"]["signin"]
+    assert entry["volumes"] == [f"{(root / '.ecoctl/signin').resolve()}:/etc/ecoctl-signin:ro",
+                                "signin_packages:/opt/signin"]
+    assert entry["deploy"]["placement"] == {"constraints": ["node.hostname == node-1"]}
+    assert "exec python -m ecoctl.issuer" in entry["command"][2] and "secrets" not in entry
+    portfolio = document["services"]["portfolio"]["environment"]
+    assert portfolio["OIDC_JWKS_URL"] == "http://signin:9000/application/o/eco-portfolio/jwks/"
