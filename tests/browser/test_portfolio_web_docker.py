@@ -101,3 +101,21 @@ def test_a_protected_route_sends_a_signed_out_visitor_to_the_development_sign_in
 
 def test_sign_in_create_a_portfolio_add_a_holding_see_the_valuation_sign_out(stack, page, axe):
     sign_in_create_add_value_sign_out(stack, page, axe)
+
+
+def test_restarting_the_sign_in_renders_its_files_again_from_env(stack):
+    """A development user's new password in .env reaches the container at `ecoctl restart signin`."""
+    from ecoctl.signin import password_key
+    from ecoctl.workspace import Workspace
+
+    root = stack["root"]
+    assert run_ecoctl("token", "portfolio", "--user", "dev", cwd=root).returncode == 0
+    workspace = Workspace(root)
+    workspace.env.set(password_key("dev"), f"changed-{secrets.token_hex(8)}", replace=True)
+    workspace.env.save()
+    refused = run_ecoctl("token", "portfolio", "--user", "dev", cwd=root)
+    assert refused.returncode != 0  # the running sign-in still knows the old password
+    restarted = run_ecoctl("restart", "signin", cwd=root, timeout=300)
+    assert restarted.returncode == 0, restarted.stderr
+    token = run_ecoctl("token", "portfolio", "--user", "dev", cwd=root)
+    assert token.returncode == 0 and token.stdout.count(".") == 2, token.stderr
