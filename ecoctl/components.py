@@ -1,7 +1,7 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Alertmanager, Grafana, the local runtime's development sign-in, the pooler and the
+Prometheus, Alertmanager, Grafana, the development sign-in (local, or in containers), the pooler and the
 read replica (declared in components_data), PostgreSQL's TLS listener (declared in components_edge),
 the edge: its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
