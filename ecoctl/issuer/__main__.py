@@ -1,4 +1,5 @@
-"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 until stopped."""
+"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 (in a container: on its
+interfaces) until stopped."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import sys
 from pathlib import Path
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+IN_CONTAINER = "0.0.0.0"
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
+"""Allowed in a container only (`core.signin.in_containers`): its own network namespace, whose port
+compose publishes on the host's 127.0.0.1."""
 
 
 def main(argv: list[str]) -> int:
@@ -21,7 +26,8 @@ def main(argv: list[str]) -> int:
     config = Path(argv[0])
     settings = json.loads(config.read_text())
     host = settings.get("host", "127.0.0.1")
-    if host not in LOOPBACK:
+    in_container = any(Path(marker).exists() for marker in CONTAINER_MARKERS)
+    if host not in LOOPBACK and not (host == IN_CONTAINER and in_container):
         print(f"ERROR: the development sign-in listens on loopback only, not {host}", file=sys.stderr)
         return 2
     server = make_server(host, int(settings["port"]), create_app(config), threaded=True)
