@@ -169,6 +169,11 @@ class Container:
     """A config file rendered from ecosystem.yaml (runtimes write it before starting it, and
     restart it when it changed), at `config_file` in the ecosystem, which `mounts` mounts."""
     config_file: str = ""
+    files: Callable[[Place], Mapping[str, str]] | None = None
+    """Files rendered for it from the ecosystem and .env (relative path -> text), written 0600 into
+    `files_dir` (which `mounts` mounts read-only; its process runs as the container's root) before it
+    starts; it is started again when one changed."""
+    files_dir: str = ""
     public: bool = False
     """Its ports are published on `core.address` too, for the pattern-3 hosts (127.0.0.1 only otherwise)."""
     left_out: Callable[["Ecosystem"], str] | None = None

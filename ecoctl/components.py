@@ -1,7 +1,7 @@
 """The core components, each declared once: what it is, and how each runtime runs it.
 
 A `Component` is one piece of the core stack (PostgreSQL, Redis, Authentik's server and worker,
-Prometheus, Alertmanager, Grafana, the local runtime's development sign-in, the pooler and the
+Prometheus, Alertmanager, Grafana, the development sign-in (local, or in containers), the pooler and the
 read replica (declared in components_data), PostgreSQL's TLS listener (declared in components_edge),
 the edge: its ports,
 health check, data volume, the .env secrets it reads, whether it is optional, when the ecosystem
@@ -116,6 +116,14 @@ REDIS = Component(
 AUTHENTIK_SERVER = authentik("server", (Port(9000, "core.authentik.port"),), edge="auth")
 AUTHENTIK_WORKER = authentik("worker", (), replicas="core.authentik.worker_replicas")
 
+SIGNIN_FILES = ".ecoctl/signin"
+SIGNIN_START = ('set -e; packages=/opt/signin/$$(echo "$$SIGNIN_PACKAGES" | cksum | cut -d " " -f 1); '
+                '[ -f "$$packages/.installed" ] || { pip install --quiet --no-cache-dir --disable-pip-version-check '
+                '--target "$$packages" $$SIGNIN_PACKAGES && touch "$$packages/.installed"; }; '
+                f'PYTHONPATH="$$packages:{signin.CONTAINER_DIR}/python" exec python -m ecoctl.issuer '
+                f'{signin.CONTAINER_DIR}/signin.json')
+"""Its container's command (compose spells `$` as `$$`): Authlib and Flask at ecoctl's versions,
+installed once per set of versions into its volume, then the issuer from its mounted files."""
 SIGNIN = Component(
     "signin", "core", Health("http", "/-/health/ready/"), ports=(Port(9000, "core.authentik.port"),),
     secrets=(signin.SESSION_SECRET,), enabled=lambda ecosystem: ecosystem.signin_runs, restartable=True,
@@ -123,9 +131,23 @@ SIGNIN = Component(
                 args=lambda place: [str(place.config)], config=signin.config, config_name="signin.json",
                 python_module="ecoctl.issuer", python_packages=("authlib", "flask"), stopsignal="TERM",
                 reload_signal="HUP", reloads=signin.reloads, reloaded="/-/health/ready/"),
-    edge="auth")
-"""The local runtime's development sign-in: an OpenID Connect issuer on 127.0.0.1 standing in for
-Authentik (`ecoctl.issuer`, its config rendered by `ecoctl.signin`)."""
+    edge="auth", data="signin_packages",
+    container=Container(
+        "python", command=("sh", "-c", SIGNIN_START), environment=lambda ecosystem: {
+            "SIGNIN_PACKAGES": signin.pinned_packages()},
+        mounts=(f"./{SIGNIN_FILES}:{signin.CONTAINER_DIR}:ro",), data_path="/opt/signin",
+        files=signin.container_files, files_dir=SIGNIN_FILES,
+        left_out=lambda ecosystem: "" if ecosystem.signin_runs else authentik_left_out(ecosystem) or (
+            "the stack runs Authentik (core.signin.in_containers is not true)"),
+        notes={"command": "the development sign-in (development only; core.signin.in_containers): ecoctl.issuer\n"
+                          "from .ecoctl/signin/, its packages pinned to ecoctl's, installed once into its volume"},
+        converged=("command", "environment", "volumes"),
+        healthcheck={"test": ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen("
+                              "'http://127.0.0.1:9000/-/health/ready/', timeout=4)"],
+                     "interval": "5s", "timeout": "5s", "retries": 60, "start_period": "120s"}))
+"""The development sign-in: an OpenID Connect issuer standing in for Authentik (`ecoctl.issuer`, its
+config rendered by `ecoctl.signin`): the local runtime's on 127.0.0.1; with `core.signin.in_containers`
+(development only) the container runtimes' too, in a plain Python image."""
 
 PROMETHEUS = Component(
     "prometheus", "monitoring", Health("http", "/-/ready"),

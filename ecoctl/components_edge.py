@@ -29,8 +29,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "strict-origin-when-cross-origin",
-    "Content-Security-Policy": "frame-ancestors 'none'",
 }
+DEFAULT_CSP = "frame-ancestors 'none'"
+"""The Content-Security-Policy of an answer that brings none (a web app's own, stricter, is kept)."""
 
 
 NO_WEB_APP = "no web app here (ecoctl add-service web --template portfolio-web); the APIs: /api/<service>/"
@@ -79,7 +80,7 @@ def caddyfile(ecosystem: "Ecosystem", upstreams: dict[str, str], catalog: Iterab
     else:
         lines += ["\ttls {", "\t\tprotocols tls1.2 tls1.3", "\t}"]
     lines += ["\theader {", *(f'\t\t{name} "{value}"' for name, value in SECURITY_HEADERS.items()),
-              "\t\t-Server", "\t}", "}", ""]
+              "\t\t-Server", "\t}", f'\theader ?Content-Security-Policy "{DEFAULT_CSP}"', "}", ""]
     main = f"https://{edge.domain}" if acme else f"https://:{https_port}"
     auth = f"https://auth.{edge.domain}" if acme else f"https://:{auth_port}"
     lines += [f"{main} {{", "\timport edge"]

@@ -108,7 +108,8 @@ def text(ecosystem: "Ecosystem") -> ComposeText:
 
     def note_left_out() -> None:
         if left:
-            names = " and ".join(component.name for component in left)
+            *first, last = [component.name for component in left]
+            names = f"{', '.join(first)} and {last}" if first else last
             verb = "are" if len(left) > 1 else "is"
             parts.append(f"  # {names} {verb} left out: {left_out(ecosystem, left[0])}.\n\n")
             left.clear()

@@ -106,10 +106,12 @@ CA_FILE_EXTERNAL = "/etc/ecoctl/ecosystem-ca.pem"
 
 def jwks_url(ecosystem: "Ecosystem", service: str, target: Target) -> str:
     """Where SERVICE fetches the keys its tokens are signed with: its application's JWKS, at
-    Authentik or at the development sign-in (the same path)."""
+    Authentik or at the development sign-in (the same path), by name on the stack's network when
+    the stack runs it in containers."""
     slug = client_id(ecosystem, service)
-    if target in ("compose", "swarm") and ecosystem.authentik_in_stack:
-        return f"http://authentik-server:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
+    if target in ("compose", "swarm") and (ecosystem.authentik_in_stack or ecosystem.signin_runs):
+        host = "authentik-server" if ecosystem.authentik_in_stack else "signin"
+        return f"http://{host}:{AUTHENTIK_PORT}/application/o/{slug}/jwks/"
     return f"{ecosystem.authentik_url}/application/o/{slug}/jwks/"
 
 

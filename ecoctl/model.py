@@ -120,17 +120,19 @@ class Ecosystem(Record):
     @property
     def authentik_in_stack(self) -> bool:
         """Whether the stack runs its own Authentik (server, worker and its database): no
-        `core.authentik.url` names an external one."""
-        return not self.core.authentik.url
+        `core.authentik.url` names an external one, and `core.signin.in_containers` does not put the
+        development sign-in in its place in a container runtime)."""
+        return not self.core.authentik.url and not (self.in_containers and self.core.signin.in_containers)
 
     @property
     def authentik_used(self) -> bool:
         """Whether services trust Authentik (the stack's or an external one) rather than the local
-        runtime's development sign-in: only a stack in containers runs Authentik of its own."""
-        return self.in_containers or not self.authentik_in_stack
+        runtime's development sign-in: only a stack in containers runs Authentik of its own (unless
+        `core.signin.in_containers` runs the development sign-in there instead)."""
+        return bool(self.core.authentik.url) or (self.in_containers and not self.core.signin.in_containers)
 
     @property
-    def signin_runs(self) -> bool:  # the development sign-in stands in for Authentik (local, no external one)
+    def signin_runs(self) -> bool:  # the development sign-in stands in for Authentik (no external one)
         return not self.authentik_used
 
     @property

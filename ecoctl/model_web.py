@@ -16,11 +16,15 @@ from ecoctl.support.typed import Invalid, Match, Range, Record, checked
 
 @dataclass
 class SigninSettings(Record):
-    """The local runtime's development sign-in (an OIDC issuer on `core.authentik.port`)."""
+    """The development sign-in (an OIDC issuer on `core.authentik.port`): the local runtime's, and the
+    container runtimes' with `in_containers`."""
 
     users: list[Annotated[str, Match(r"[a-z][a-z0-9_-]{0,31}")]] = field(default_factory=list)
     """Development users; passwords generated into .env (`ecoctl secrets password USER`)."""
     access_token_ttl: Annotated[int, Range(30, 86400)] = 300
+    in_containers: bool = False
+    """Development only: the docker and swarm runtimes run this sign-in (as the catalog component
+    `signin`, in a container) instead of Authentik, when no `core.authentik.url` is set."""
 
 
 def check_client(spec) -> None:

@@ -74,9 +74,10 @@ def clients(ecosystem: "Ecosystem") -> dict[str, dict]:
     return found
 
 
-def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int, previous: str = "") -> str:
+def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int, previous: str = "",
+           host: str = "127.0.0.1") -> str:
     """The issuer's config as JSON text. PREVIOUS: the file as it is (its hashes are kept while
-    they match)."""
+    they match). HOST: where it listens (a container's own interfaces: `CONTAINER_HOST`)."""
     from werkzeug.security import check_password_hash, generate_password_hash
 
     try:
@@ -110,7 +111,7 @@ def render(ecosystem: "Ecosystem", env: Mapping[str, str], state_dir, port: int,
     config = {
         "ecosystem": ecosystem.name,
         "base_url": ecosystem.sign_in_origin,  # the edge's sign-in origin when the edge is on
-        "host": "127.0.0.1",
+        "host": host,
         "port": port,
         "kid": json.loads(jwks_file(state_dir).read_text())["keys"][0]["kid"],
         "signing_key": key_file.read_text(),
@@ -138,3 +139,32 @@ def config(place) -> str:
     """The component recipe's `config`: rendered for PLACE's ecosystem (a `components.Place`)."""
     previous = place.config.read_text() if place.config.is_file() else ""
     return render(place.ecosystem, place.env, place.state_dir, place.port, previous)
+
+
+# -- in a container (`core.signin.in_containers`, development only) ---------------------------------
+CONTAINER_HOST = "0.0.0.0"
+"""In its container it listens on the container's interfaces: the stack's network reaches it by name,
+and compose publishes its port on the host's 127.0.0.1 only."""
+CONTAINER_DIR = "/etc/ecoctl-signin"
+"""Where its container reads its files (`.ecoctl/signin/`, mounted read-only)."""
+PACKAGES = ("authlib", "flask", "werkzeug", "joserfc")
+"""What `ecoctl.issuer` imports: pinned in its container to the versions ecoctl itself runs with."""
+
+
+def pinned_packages() -> str:
+    """`authlib==X flask==Y ...`: the versions installed with ecoctl, which its container installs."""
+    from importlib.metadata import version
+
+    return " ".join(f"{name}=={version(name)}" for name in PACKAGES)
+
+
+def container_files(place) -> dict[str, str]:
+    """The files its container reads (relative path -> text, written 0600 by the runtime into
+    `.ecoctl/signin/`): its config, listening on the container's interfaces at PLACE's port, and
+    the issuer's own source (`ecoctl.issuer`, under `python/`), so the image is a plain Python one."""
+    folder = Path(__file__).parent / "issuer"
+    files = {"signin.json": render(place.ecosystem, place.env, place.state_dir, place.port,
+                                   place.config.read_text() if place.config.is_file() else "", host=CONTAINER_HOST),
+             "python/ecoctl/__init__.py": '"""ecoctl\'s development sign-in only (`python -m ecoctl.issuer`)."""\n'}
+    files.update({f"python/ecoctl/issuer/{source.name}": source.read_text() for source in sorted(folder.glob("*.py"))})
+    return files

@@ -109,20 +109,34 @@ def use_free_edge_ports(document) -> None:
 
 
 _GIVEN: set[int] = set()
+PORTS_PER_WORKER = 2500
+"""Each pytest-xdist worker hands out ports from its own block between 10000 and the kernel's
+ephemeral range (32768): two workers never pick the same port, and a port the kernel gives an
+outgoing connection is never one a test set aside. Below 10000 are the stack's defaults."""
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now, on 127.0.0.1, and never one this process was given
-    before (the kernel may hand the port it just freed out again: two settings would share it)."""
+    """A TCP port nothing listens on right now, on 127.0.0.1, from this worker's own block (see
+    PORTS_PER_WORKER), and never one this process was given before."""
+    import os
+    import random
     import socket
 
-    while True:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1")[2:]
+    block = 10000 + (int(worker) + 1 if worker.lstrip("-").isdigit() else 0) % 8 * PORTS_PER_WORKER
+    start = random.randrange(PORTS_PER_WORKER)  # another session on this host starts elsewhere
+    for step in range(PORTS_PER_WORKER):
+        port = block + (start + step) % PORTS_PER_WORKER
+        if port in _GIVEN:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _GIVEN:
-            _GIVEN.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port left in {block}-{block + PORTS_PER_WORKER - 1}")
 
 
 def ensure_secrets(workspace) -> list[str]:

@@ -25,7 +25,7 @@ def secrets_rotate(ctx: typer.Context, service: str = typer.Argument(..., help="
         raise UnhealthyServices(rotation.failed, {})
 
 
-def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml, or a core component that reads a rotated secret (authentik-server, authentik-worker, where the stack runs them).", autocompletion=complete_service),
+def restart(ctx: typer.Context, service: str = typer.Argument(..., help="A service of ecosystem.yaml, or a core component that reads a rotated secret (authentik-server, authentik-worker or signin, where the stack runs them).", autocompletion=complete_service),
             timeout: float = typer.Option(120.0, help="Seconds to wait for it to become healthy."),
             json_output: bool = JSON_OPTION):
     """Restart one service with its current environment (.env read again), and wait for its health."""

@@ -1,5 +1,6 @@
-"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 until stopped; on
-SIGHUP it reads CONFIG's clients and users again, keeping every session and refresh token."""
+"""`python -m ecoctl.issuer CONFIG`: serve the development sign-in on 127.0.0.1 (in a container: on its
+interfaces) until stopped; on SIGHUP it reads CONFIG's clients and users again, keeping every
+session and refresh token."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import threading
 from pathlib import Path
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+IN_CONTAINER = "0.0.0.0"
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
+"""Allowed in a container only (`core.signin.in_containers`): its own network namespace, whose port
+compose publishes on the host's 127.0.0.1."""
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +28,8 @@ def main(argv: list[str]) -> int:
     config = Path(argv[0])
     settings = json.loads(config.read_text())
     host = settings.get("host", "127.0.0.1")
-    if host not in LOOPBACK:
+    in_container = any(Path(marker).exists() for marker in CONTAINER_MARKERS)
+    if host not in LOOPBACK and not (host == IN_CONTAINER and in_container):
         print(f"ERROR: the development sign-in listens on loopback only, not {host}", file=sys.stderr)
         return 2
     server = make_server(host, int(settings["port"]), create_app(config), threaded=True)

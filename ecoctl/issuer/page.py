@@ -47,8 +47,8 @@ ecosystem.yaml under <code>core.signin.users</code>).</p>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
-<footer>Local development only: this issuer listens on 127.0.0.1. `ecoctl secrets password USER` prints a
-user's password.</footer>
+<footer>Development only, never for real users: it stands in for Authentik. `ecoctl secrets password USER`
+prints a user's password.</footer>
 </main></body></html>"""
 
 SIGNED_OUT = """<!doctype html>

@@ -213,23 +213,52 @@ class Runtime(ABC):
         return prometheus.reload(self.workspace.prometheus_url)
 
     def write_container_configs(self) -> list[str]:
-        """The rendered config file of each component this runtime runs that has one (written
-        where its compose entry mounts it); the names of those whose file changed."""
+        """The rendered config file (and files) of each component this runtime runs that has them
+        (written where its compose entry mounts them); the names of those whose files changed."""
         from ecoctl.support.atomic import write_atomic
 
         changed = []
         for component in self.components():
             recipe = component.container
-            if recipe is None or recipe.config is None:
+            if recipe is None:
                 continue
-            path = self.workspace.root / recipe.config_file
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # what Docker makes of a bind-mounted file that was missing (`compose up` by hand)
-            text = recipe.config(self.workspace.ecosystem)
-            if not path.is_file() or path.read_text() != text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(path, text, mode=0o644)
+            if recipe.config is not None:
+                path = self.workspace.root / recipe.config_file
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()  # what Docker makes of a bind-mounted file that was missing (`compose up` by hand)
+                text = recipe.config(self.workspace.ecosystem)
+                if not path.is_file() or path.read_text() != text:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(path, text, mode=0o644)
+                    changed.append(component.name)
+            if recipe.files is not None and self._write_files(component):
                 changed.append(component.name)
+        return list(dict.fromkeys(changed))
+
+    def _write_files(self, component: "Component") -> bool:
+        """COMPONENT's `files` written into its `files_dir` (0700, each file 0600); whether one changed.
+        The signing key the development sign-in signs with is made first when it is missing."""
+        from ecoctl.components import Place
+        from ecoctl.local_auth import ensure_signing_key
+        from ecoctl.support.atomic import write_atomic
+
+        recipe, workspace = component.container, self.workspace
+        if workspace.ecosystem.signin_runs and ensure_signing_key(workspace):
+            self.progress(f"created the signing key in {workspace.state_dir / 'keys'}")
+        folder = workspace.root / recipe.files_dir
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        first = component.ports[0].inside if component.ports else 0
+        place = Place(binary="", folder=folder, data=folder, config=folder / f"{component.name}.json", port=first,
+                      secrets={key: workspace.env.get(key) or "" for key in component.secrets},
+                      ecosystem=workspace.ecosystem, env=dict(workspace.env.values), state_dir=workspace.state_dir)
+        changed = False
+        for name, text in recipe.files(place).items():
+            path = folder / name
+            if path.is_file() and path.read_text() == text:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, text, mode=0o600)
+            changed = True
         return changed
 
     def reload_component(self, name: str) -> bool:

@@ -308,9 +308,12 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         return removed
 
     def restart_service(self, name: str, timeout: float = 120.0) -> str:
-        """`compose up -d --force-recreate --no-deps NAME`: a new container reads .env again."""
+        """`compose up -d --force-recreate --no-deps NAME`: a new container reads .env again (and
+        a core piece its files, rendered again from it)."""
         spec = self.workspace.ecosystem.services.get(name)
         separate = name if spec is not None and spec.pattern == "separate" else None
+        if spec is None:
+            self.write_container_configs()
         self.compose("up", "--detach", "--force-recreate", "--no-deps", name, separate=separate)
         if spec is None:  # a core piece (authentik-server, ...): compose waits for nothing more
             return "restarted"

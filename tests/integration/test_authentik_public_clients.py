@@ -88,7 +88,7 @@ def test_a_service_becoming_a_web_app_becomes_public(tmp_path, authentik_double)
     workspace.ecosystem_file.update(lambda doc: doc["services"]["shop-web"].update(client="public"))
     changes = plan(workspace.root)
     assert changes == ["~ update oauth2 provider demo/shop-web-provider (client_type; redirect_uris "
-                       "+http://127.0.0.1:3000/ +http://localhost:3000/ -http://127.0.0.1:3000/callback)"]
+                       "+http://localhost:3000/callback)"]  # /callback on each of its origins
     provision(Workspace(workspace.root))
     assert authentik_double.provider("shop-web")["client_type"] == "public"
     assert plan(workspace.root) == []

@@ -75,14 +75,13 @@ def stack(tmp_path, netns):
     text = text.replace("    port: 5432", f"    port: {ports['pg']}").replace("    port: 6379", f"    port: {ports['redis']}")
     text = text.replace("prometheus_port: 9090", f"prometheus_port: {ports['prom']}")
     text = text.replace("    port: 8000", f"    port: {ports['portfolio']}")
+    text = text.replace("    port: 3000", f"    port: {ports['web']}")  # the web app init ships: core.edge.web
     text = text.replace("    port: 9000", f"    port: {free_port()}")  # the development sign-in
     text = text.replace("  # address: 10.0.1.50", f"  address: {here}")
     (root / "ecosystem.yaml").write_text(free_edge_ports(text))
     added = run_ecoctl("add-service", "loyalty", "--pattern", "external", "--host", there,
                        "--port", str(ports["loyalty"]), "--no-apply", cwd=root)
     assert added.returncode == 0, added.stderr
-    web = run_ecoctl("add-service", "web", "--port", str(ports["web"]), "--no-apply", cwd=root)  # core.edge.web
-    assert web.returncode == 0, web.stderr
     yield root, ports, netns
     run_ecoctl("down", "--volumes", "--yes", cwd=root)
 
@@ -116,9 +115,10 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
         allowed = client.get(f"{base}/api/portfolio/portfolios", headers={"Authorization": f"Bearer {token}"})
         assert allowed.status_code == 200, allowed.text
         assert client.get(f"https://{here}:{edge.port}/api/portfolio/healthz").status_code == 200  # its address too
-        home = client.get(f"{base}/healthz")  # `/` is the web app's (here a plain service named `web`)
+        home = client.get(f"{base}/")  # `/` is the web app's (the one init ships)
         assert home.status_code == 200 and home.headers["strict-transport-security"]
-        assert client.get(f"{base}/items").status_code == 401  # the web service's own path, not portfolio's
+        assert '<div id="root">' in home.text and "default-src 'self'" in home.headers["content-security-policy"]
+        assert '<div id="root">' in client.get(f"{base}/portfolios").text  # a route of the app, not an API's
         slug = contract.client_id(Workspace(root).ecosystem, "portfolio")  # the sign-in, on its own origin
         discovery = client.get(f"https://127.0.0.1:{edge.auth_port}/application/o/{slug}/.well-known/openid-configuration")
         assert discovery.status_code == 200, discovery.text

@@ -38,6 +38,9 @@ class Installer(Environments):
 
         return SimpleNamespace(name=None, service_python=lambda: sys.executable)
 
+    def program_account(self, name: str):
+        return self.account  # no user switch: every program is the caller (LocalRuntime.program_account)
+
 
 @pytest.fixture(autouse=True)
 def fresh_choice():

@@ -18,7 +18,7 @@ from portfolio_service.settings import Settings  # noqa: E402
 from portfolio_service.testing import create_service_database, serve_app  # noqa: E402
 
 DB, OWNER = "signin_api_test_db", "signin_api_test_user"
-PORTFOLIO_WEB, LOYALTY_WEB = "http://127.0.0.1:3000/", "http://127.0.0.1:3001/"
+PORTFOLIO_WEB, LOYALTY_WEB = "http://127.0.0.1:3000/callback", "http://127.0.0.1:3001/callback"  # their default URIs
 
 
 def ecosystem(port: int) -> Ecosystem:

@@ -67,11 +67,16 @@ def test_what_an_ecosystem_runs_in_its_stack(tmp_path, case, names):
     assert [component.name for component in components.enabled(workspace.ecosystem)] == names
 
 
+ENABLING = {"signin": lambda doc: (SCALED(doc), doc["core"]["signin"].__setitem__("in_containers", True))}
+"""The settings under which a container runtime runs a component it does not run by default."""
+
+
 @pytest.mark.parametrize("component", components.CATALOG, ids=lambda component: component.name)
 def test_each_declaration_is_whole(component, tmp_path):
     """Every secret a recipe references is declared; every declared secret is one .env gets; an
     optional component says how to install it; a stateful one says where its data goes."""
-    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local", SCALED)
+    workspace = ecosystem(tmp_path, "docker" if component.container is not None else "local",
+                          ENABLING.get(component.name, SCALED))
     if component.container is not None:
         recipe = component.container
         environment = recipe.environment(workspace.ecosystem) if callable(recipe.environment) else recipe.environment
