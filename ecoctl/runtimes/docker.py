@@ -312,10 +312,13 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         a core piece its files, rendered again from it)."""
         spec = self.workspace.ecosystem.services.get(name)
         separate = name if spec is not None and spec.pattern == "separate" else None
+        waits = False
         if spec is None:
             self.write_container_configs()
-        self.compose("up", "--detach", "--force-recreate", "--no-deps", name, separate=separate)
-        if spec is None:  # a core piece (authentik-server, ...): compose waits for nothing more
+            waits = any(component.name == name and component.wait for component in self.components())
+        options = ("--wait", "--wait-timeout", str(WAIT_TIMEOUT)) if waits else ()
+        self.compose("up", "--detach", *options, "--force-recreate", "--no-deps", name, separate=separate)
+        if spec is None:  # a core piece: healthy when `up` waits for it (`wait`), else only started
             return "restarted"
         return self.wait_healthy([name], timeout).get(name, "unknown")
 
