@@ -105,8 +105,13 @@ def dump_of(path: Path) -> Path:
 
 
 def publish(tmp: Path, folder: Path, service: str, stamp: str) -> Path:
-    """Give the finished temporary archive TMP its final name in FOLDER (never replacing one)."""
-    for n in range(1, 1000):
+    """Give the finished temporary archive TMP its final name in FOLDER (never replacing one), after
+    every archive of the same second still there: a name retention freed is never reused, or the
+    newest backup would sort as the oldest and be pruned at once."""
+    taken = [int(match["n"] or 1) for path in folder.glob(f"{service}-{stamp}*.dump")
+             if (match := _NAME.match(path.name)) and match["service"] == service and match["stamp"] == stamp]
+    first = max(taken, default=0) + 1
+    for n in range(first, first + 1000):
         final = folder / (f"{service}-{stamp}.dump" if n == 1 else f"{service}-{stamp}-{n}.dump")
         try:
             os.link(tmp, final)

@@ -87,6 +87,26 @@ def test_publish_never_replaces_a_backup(tmp_path):
     assert not tmp.exists() and final.read_bytes() == b"newer"
 
 
+def test_a_name_retention_freed_in_the_same_second_is_not_reused(tmp_path):
+    """Four backups in one second with --keep 2: the fourth must not take the first's freed name
+    (it would sort as the oldest and be pruned at once)."""
+    stamp = "20261202T031700Z"
+    for _ in range(3):
+        tmp = tmp_path / f".loyalty-{stamp}.dump.x.tmp"
+        tmp.write_bytes(b"archive")
+        dump = backups.publish(tmp, tmp_path, "loyalty", stamp)
+        backups.write_manifest(manifest(file=dump.name, data=b"archive"), dump)
+        backups.prune(tmp_path, "loyalty", 2)
+    tmp = tmp_path / f".loyalty-{stamp}.dump.x.tmp"
+    tmp.write_bytes(b"newest")
+    newest = backups.publish(tmp, tmp_path, "loyalty", stamp)
+    assert newest.name == f"loyalty-{stamp}-4.dump"
+    backups.write_manifest(manifest(file=newest.name, data=b"newest"), newest)
+    backups.prune(tmp_path, "loyalty", 2)
+    assert newest.exists() and [b.dump.name for b in backups.complete_backups(tmp_path, "loyalty")] == [
+        f"loyalty-{stamp}-4.dump", f"loyalty-{stamp}-3.dump"]
+
+
 def test_the_backup_folder_is_private(tmp_path):
     folder = tmp_path / "b" / "loyalty"
     os.umask(0o022)
