@@ -4,9 +4,14 @@ for compose semantics). No desired state lives here."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ecoctl.errors import EcoctlError
@@ -92,7 +97,6 @@ def compose_command() -> tuple[str, ...]:
 
 
 def _buildx_missing() -> bool:
-    """The docker CLI without buildx cannot use BuildKit; compose must then use the classic builder."""
     docker = shutil.which("docker")
     if not docker:
         return True
@@ -103,7 +107,9 @@ def _buildx_missing() -> bool:
 def compose_environment() -> tuple[tuple[str, str], ...]:
     extra = {"COMPOSE_ANSI": "never", "COMPOSE_STATUS_STDOUT": "1"}
     if "DOCKER_BUILDKIT" not in os.environ and _buildx_missing():
-        extra["DOCKER_BUILDKIT"] = "0"
+        # Without buildx, compose still builds with BuildKit (its own client to the engine's BuildKit,
+        # so Dockerfile cache mounts work) when asked to and not asked to delegate to `buildx bake`.
+        extra["DOCKER_BUILDKIT"] = "1"
         extra["COMPOSE_BAKE"] = "false"
     if "DOCKER_HOST" not in os.environ and (context := _current_context()) is not None:
         extra["DOCKER_CONTEXT"] = context.name
@@ -125,3 +131,56 @@ class EngineConnection:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def run_compose(command: list[str], cwd: Path, on_line: Callable[[str], None],
+                timeout: float) -> tuple[int, list[str]]:
+    """Run one compose command with compose's environment, each output line to ON_LINE; its exit
+    status (killed after TIMEOUT seconds) and its last 8 lines."""
+    env = {**os.environ, **dict(compose_environment())}
+    tail: deque[str] = deque(maxlen=8)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace")
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line := line.rstrip():
+            tail.append(line)
+            on_line(line)
+        if time.monotonic() > deadline:
+            process.kill()
+            break
+    try:
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    return code, list(tail)
+
+
+def last_error(lines: list[str]) -> str:
+    """The most telling of compose's last lines: an error line if any, else the last one."""
+    for line in reversed(lines):
+        if "error" in line.lower() or "failed" in line.lower() or "unhealthy" in line.lower():
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def build_image(context: Path, args: Mapping[str, str], tag: str, on_line: Callable[[str], None], *,
+                network: str | None = None, timeout: float = 900.0) -> None:
+    """Build CONTEXT's Dockerfile into the image TAG with compose's builder: BuildKit, with or
+    without buildx, so a Dockerfile's cache mounts work (the Docker SDK has the classic builder only).
+    A failure is one EcoctlError with the builder's most telling line."""
+    build: dict = {"context": str(context), "args": {key: value.replace("$", "$$") for key, value in args.items()}}
+    if network:
+        build["network"] = network
+    with tempfile.TemporaryDirectory(prefix="ecoctl-build-") as folder:
+        file = Path(folder) / "compose.yaml"
+        file.write_text(json.dumps({"services": {"image": {"build": build, "image": tag}}}))
+        command = [*compose_command(), "--project-name", "ecoctl-build", "--project-directory", folder,
+                   "-f", str(file), "build", "image"]
+        code, tail = run_compose(command, Path(folder), on_line, timeout)
+    if code != 0:
+        hint = pull_failure_hint("\n".join(tail))
+        raise EcoctlError(f"building {context} failed: {last_error(tail) or f'exit status {code}'}"
+                          + (f": {hint}" if hint else ""))

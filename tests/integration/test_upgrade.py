@@ -260,6 +260,21 @@ def team_edits(folder: Path) -> None:
     (folder / "tests" / "test_hello.py").write_text(HELLO_TEST)
 
 
+def test_a_go_gin_3_service_upgrades_to_the_shared_build_caches_keeping_the_teams_edit(tmp_path):
+    from tests.contract.subjects import upgraded_service
+
+    def edit(folder):
+        dockerfile = folder / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text() + "LABEL org.example.team=rewards\n")
+
+    folder = upgraded_service(tmp_path / "eco", "rewards", "go-gin", 3, edit=edit)
+    assert record(folder)["version"] == 4
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "RUN --mount=type=cache,id=go-mod,target=/cache/go-mod" in dockerfile
+    assert "--mount=type=cache,id=go-build,target=/cache/go-build" in dockerfile
+    assert dockerfile.endswith("LABEL org.example.team=rewards\n") and "<<<<<<<" not in dockerfile
+
+
 def test_python_fastapi_v1_service_upgrades_to_the_latest_and_passes_its_own_tests(tmp_path, pg, monkeypatch):
     import os
 

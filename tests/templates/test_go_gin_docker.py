@@ -44,6 +44,20 @@ def _has_image(client, name: str) -> bool:
         return False
 
 
+def build(service_dir: Path, tag: str, network: str) -> list[str]:
+    """The Dockerfile built as ecoctl builds it (BuildKit through compose's builder); the builder's lines."""
+    from ecoctl.clients.docker import build_image
+    from ecoctl.errors import EcoctlError
+
+    lines: list[str] = []
+    try:
+        build_image(service_dir, {"BUILD_IMAGE": BUILD_IMAGE, "BASE_IMAGE": BASE_IMAGE}, tag, lines.append,
+                    network=network)
+    except EcoctlError as exc:
+        pytest.fail(f"docker build failed: {exc}\n" + "\n".join(lines[-60:]))
+    return lines
+
+
 ENGINE_PROBLEM = _engine_problem()
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")]
 
@@ -57,12 +71,7 @@ def test_image_builds_from_local_images_and_serves(tmp_path, pg):
     service_dir = render(tmp_path / SERVICE)
     client = docker.from_env()
     tag = f"ecoctl-test-tpl/{SERVICE}-go:{int(time.time())}"
-    try:
-        client.images.build(path=str(service_dir), tag=tag, rm=True, forcerm=True, network_mode="host",
-                            buildargs={"BUILD_IMAGE": BUILD_IMAGE, "BASE_IMAGE": BASE_IMAGE})
-    except docker.errors.BuildError as exc:
-        log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
-        pytest.fail(f"docker build failed: {exc}\n{log[-4000:]}")
+    build(service_dir, tag, network="host")
     database = ServiceDatabase(pg, "tpl_go_docker_db", "tpl_go_docker_user").create()
     keys = Keys(tmp_path)
     port = free_port()
@@ -102,3 +111,25 @@ def test_image_builds_from_local_images_and_serves(tmp_path, pg):
         keys.close()
         database.drop()
         client.images.remove(tag, force=True, noprune=False)
+
+
+def test_a_second_service_builds_from_the_engines_module_cache_without_a_network(tmp_path):
+    """Every go-gin service one engine builds shares Go's module cache (a BuildKit cache mount): once
+    one service's build has downloaded the template's modules, another service (its own go.mod, so no
+    layer of the first applies) builds with no network at all."""
+    import docker
+
+    client = docker.from_env()
+    stamp = int(time.time())
+    first = f"ecoctl-test-tpl/cache-first:{stamp}"
+    second = f"ecoctl-test-tpl/cache-second:{stamp}"
+    try:
+        build(render(tmp_path / "first", service="cachefirst"), first, network="host")
+        build(render(tmp_path / "second", service="cachesecond"), second, network="none")
+        assert client.images.get(second).attrs["Config"]["Entrypoint"] == ["/usr/local/bin/cachesecond"]
+    finally:
+        for tag in (first, second):
+            try:
+                client.images.remove(tag, force=True, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
