@@ -133,3 +133,36 @@ def test_a_second_service_builds_from_the_engines_module_cache_without_a_network
                 client.images.remove(tag, force=True, noprune=False)
             except docker.errors.ImageNotFound:
                 pass
+
+
+def test_the_swarm_runtime_builds_a_go_gin_service_from_its_templates_build_args(tmp_path):
+    """Swarm builds each service's image itself (swarm ignores `build:`): with the template's declared
+    build args (BUILD_IMAGE from `images: go`, BASE_IMAGE from `images: base`), as compose does."""
+    from ecoctl.commands.init import init_ecosystem
+    from ecoctl.runtimes.swarm import SwarmRuntime
+    from ecoctl.workspace import Workspace
+    from tests.helpers import run_ecoctl
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="swarm", without=("web",))
+    name = f"sb{int(time.time())}"
+
+    def configure(document):
+        document["name"] = name
+        document["images"] = {**(document.get("images") or {}), "go": BUILD_IMAGE, "base": BASE_IMAGE}
+
+    Workspace(root).ecosystem_file.update(configure)
+    added = run_ecoctl("add-service", "rewards", "--template", "go-gin", "--no-apply", cwd=root)
+    assert added.returncode == 0, added.stderr
+    runtime = SwarmRuntime(Workspace(root))
+    try:
+        tag = runtime.image_for("rewards")
+        image = runtime.client.images.get(tag)
+        assert tag.startswith(f"{name}/rewards:") and image.attrs["Config"]["User"] == "10001:10001"
+        assert image.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/rewards"]
+        assert "$ docker build services/rewards" in (root / ".ecoctl" / "logs" / "swarm-build.log").read_text()
+    finally:
+        for image in runtime.client.images.list(name=f"{name}/*"):
+            for image_tag in image.tags:
+                runtime.client.images.remove(image_tag, force=True)
+        runtime.close()
