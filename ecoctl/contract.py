@@ -220,7 +220,7 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
         variables["DATABASE_READ_HOST"], variables["DATABASE_READ_PORT"] = where.replica[0], str(where.replica[1])
     if ecosystem.core.postgres.external and spec.has_database:
         variables["DATABASE_SSLMODE"] = ecosystem.core.postgres.external.sslmode
-    elif target == "external":  # another host: PostgreSQL's TLS listener, verified against the ecosystem CA
+    elif target == "external" and spec.has_database:  # PostgreSQL's TLS listener, verified against the CA
         variables["DATABASE_SSLMODE"] = "verify-full"
         variables["DATABASE_SSLROOTCERT"] = CA_FILE_EXTERNAL
     variables["OIDC_JWKS_URL"] = jwks_url(ecosystem, service, target)

@@ -103,6 +103,17 @@ def test_the_external_contract_verifies_postgres_against_the_ca(tmp_path):
     assert local["DATABASE_HOST"] == "127.0.0.1" and "DATABASE_SSLMODE" not in local  # same host: loopback
 
 
+def test_an_external_web_app_gets_nothing_of_postgres(tmp_path):
+    from ecoctl import contract
+
+    workspace = make(tmp_path)
+    workspace.ecosystem_file.update(lambda doc: doc["services"].__setitem__(
+        "shop-web", {"port": 3105, "client": "public", "calls": ["audit"], "pattern": "external", "host": "10.0.3.7"}))
+    variables = contract.environment(Workspace(workspace.root), "shop-web", "external")
+    assert not [key for key in variables if key.startswith("DATABASE_")], variables
+    assert variables["API_URLS"] and variables["OIDC_ISSUER"].startswith("https://10.0.1.50:")
+
+
 def test_in_containers_postgres_is_published_on_the_address_too(tmp_path):
     from ecoctl import compose_core, components
     from ecoctl.commands.init import init_ecosystem
