@@ -250,6 +250,21 @@ def service_environment(ecosystem: "Ecosystem", service: str, target: Target,
     return variables
 
 
+OWNED_VARIABLES = frozenset({
+    "HOST", "PORT", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD",
+    "DATABASE_URL", "DATABASE_SSLMODE", "DATABASE_SSLROOTCERT", "DATABASE_READ_HOST", "DATABASE_READ_PORT",
+    "DATABASE_READ_URL", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_AUDIENCE", "OIDC_CLIENT_SECRET", "OIDC_JWKS_URL",
+    "OIDC_ACCEPTED_CLIENTS", "API_URLS", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_URL"})
+"""Every variable `service_environment` can give (tests/unit/test_contract_owned.py holds it to that)."""
+
+
+def stale_variables(environment: Mapping[str, object], desired: Mapping[str, str]) -> list[str]:
+    """ENVIRONMENT's contract variables (or their `_FILE` forms) that DESIRED no longer gives: a
+    service's entry keeps its own variables, never one the contract stopped giving it."""
+    return [name for name in environment if name not in desired
+            and (name in OWNED_VARIABLES or (name.endswith("_FILE") and name[:-5] in OWNED_VARIABLES))]
+
+
 def environment(workspace: "Workspace", service: str, target: Target) -> dict[str, str]:
     """`service_environment` from what a workspace holds: its .env."""
     return service_environment(workspace.ecosystem, service, target, workspace.env.values)

@@ -1,17 +1,17 @@
 """The `compose` provider: compose files match ecosystem.yaml, edited round-trip.
 
-Core services' images, published ports and container names follow ecosystem.yaml; each service with pattern `compose` has an entry in
-compose.yaml, each with pattern `separate` its own `services/<name>/compose.yaml` joining the
-external `portfolio-network` (the seed's pattern 2); `external` services have none. Entries ecoctl
-manages carry the label `ecoctl.service`; anything else in the files is the user's and is kept.
+Core services' images, published ports and container names follow ecosystem.yaml; each service with
+pattern `compose` has an entry in compose.yaml, each with pattern `separate` its own
+`services/<name>/compose.yaml` joining the external `portfolio-network` (the seed's pattern 2);
+`external` services have none. Entries ecoctl manages carry the label `ecoctl.service`; in their
+`environment` the contract's variables are ecoctl's, the rest (and everything else in the files) the user's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from dataclasses import dataclass
 
 from ecoctl import contract
 from ecoctl.errors import UsageError
@@ -94,9 +94,7 @@ class ComposeFile:
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+    return list(map(_plain, value)) if isinstance(value, list) else value
 
 
 def _shown(value: Any) -> str:
@@ -110,16 +108,23 @@ def _differing_keys(current: dict, desired: dict) -> list[str]:
     for key, value in desired.items():
         have = _plain(current.get(key))
         if key == "environment" and isinstance(have, dict):
-            if any(have.get(var) != val for var, val in value.items()):
+            if any(have.get(var) != val for var, val in value.items()) or _stale(have, desired):
                 keys.append(key)
         elif have != value:
             keys.append(key)
     return keys
 
 
+def _stale(environment: dict, desired: dict) -> list[str]:
+    """A service entry's contract variables the contract no longer gives it (core entries: none)."""
+    return contract.stale_variables(environment, desired["environment"]) if LABEL in desired.get("labels", {}) else []
+
+
 def _merge_entry(entry: dict, desired: dict) -> None:
     for key in _differing_keys(entry, desired):
         if key == "environment" and isinstance(entry.get(key), dict):
+            for variable in _stale(entry[key], desired):
+                del entry[key][variable]
             entry[key].update(desired[key])
         else:
             entry[key] = desired[key]
@@ -317,11 +322,9 @@ class ComposeProvider(Provider):
         whole file), when `support.yaml_append` can; False leaves it to the round-trip edit."""
         from ecoctl.support.yaml_append import appended
 
-        if not all(isinstance(change.payload, SetService) and change.payload.entry is not None
-                   for change in changes):
-            return False
         main = self._main_file()
-        if not main.exists or main._document is not None or main.data is None:
+        if (not all(isinstance(change.payload, SetService) and change.payload.entry is not None for change in changes)
+                or not main.exists or main._document is not None or main.data is None):
             return False
         result = appended(main.path, main.text, main.data, "services",
                           {change.payload.name: change.payload.entry for change in changes})

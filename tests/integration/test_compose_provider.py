@@ -114,3 +114,28 @@ def test_alertmanager_switched_on_and_off_in_ecosystem_yaml(tmp_path):
         "- delete compose service alertmanager (core.monitoring.alertmanager.enabled is not true)"]
     converge(Workspace(root), only={"compose"})
     assert "alertmanager" not in compose_config(root)["services"]
+
+
+def test_a_contract_variable_no_longer_given_leaves_the_entry_and_the_teams_own_stay(tmp_path):
+    """A service's entry loses a contract variable the contract stopped giving it (here: a web app
+    that no longer calls it, so no OIDC_ACCEPTED_CLIENTS); the team's own variables stay."""
+    import yaml
+
+    root = tmp_path / "eco"
+    init_ecosystem(root, runtime="docker", without=("web",))
+    add_service(Workspace(root), ServiceRequest("loyalty", port=8101), apply=False)
+    converge(Workspace(root), only={"compose"})
+    compose = root / "compose.yaml"
+    entry = "      OIDC_AUDIENCE:"
+    text = compose.read_text()
+    start = text.index("  loyalty:\n")
+    at = text.index(entry, start)
+    compose.write_text(text[:at] + "      OIDC_ACCEPTED_CLIENTS: '[]'\n      TEAM_FLAG: 'on'\n"
+                       "      DATABASE_READ_HOST_FILE: /run/secrets/x\n" + text[at:])
+    plan = plan_workspace(Workspace(root), only={"compose"})
+    assert [str(c) for c in plan.changes] == ["~ update compose service loyalty (environment differ)"]
+    converge(Workspace(root), only={"compose"})
+    assert plan_workspace(Workspace(root), only={"compose"}).empty
+    environment = yaml.safe_load(compose.read_text())["services"]["loyalty"]["environment"]
+    assert environment["TEAM_FLAG"] == "on"
+    assert "OIDC_ACCEPTED_CLIENTS" not in environment and "DATABASE_READ_HOST_FILE" not in environment
