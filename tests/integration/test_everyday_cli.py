@@ -34,7 +34,8 @@ def test_version():
 
 
 def test_completion_is_enabled(local_root):
-    script = run_ecoctl("--show-completion", "bash")
+    # the shell named, not detected from this process's ancestors (a run reparented to init has none)
+    script = run_ecoctl("--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert script.returncode == 0 and "_ECOCTL_COMPLETE=complete_bash" in script.stdout
     commands = run_ecoctl(env={"_ECOCTL_COMPLETE": "complete_bash", "COMP_WORDS": "ecoctl res", "COMP_CWORD": "1"})
     assert commands.stdout.split() == ["restart", "restore"]
