@@ -343,4 +343,3 @@ class DockerRuntime(EngineConnection, DockerHealth, Runtime):
         if not first:
             return any(container.status == "running" for container in containers.values())
         return all(name in containers and containers[name].status == "running" for name in first)
-
