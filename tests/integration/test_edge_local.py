@@ -142,7 +142,7 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
     password = EnvFile(root / ".env").get("LOYALTY_DB_PASSWORD")
     probe = ("import sys, psycopg\n"
              "try:\n"
-             "    with psycopg.connect(sys.argv[1], connect_timeout=5) as conn:\n"
+             "    with psycopg.connect(sys.argv[1], connect_timeout=30) as conn:\n"
              "        print(conn.execute('select current_user, ssl from pg_stat_ssl "
              "join pg_stat_activity using (pid) where pid = pg_backend_pid()').fetchone()[0])\n"
              "except psycopg.Error as exc:\n"
@@ -154,7 +154,8 @@ def test_the_edge_and_postgres_over_tls(stack, tmp_path):
                               capture_output=True, text=True, timeout=60, env={**os.environ, "PGSSLROOTCERT": ""})
 
     verified = from_namespace(f"{base_dsn} sslmode=verify-full sslrootcert={root_pem}")
-    assert verified.returncode == 0 and verified.stdout.strip() == "loyalty_user", verified.stdout + verified.stderr
+    assert verified.returncode == 0 and verified.stdout.strip() == "loyalty_user", (
+        verified.stdout + verified.stderr + run_ecoctl("logs", "postgres-tls", "--tail", "20", cwd=root).stdout)
     for dsn in (f"{base_dsn} sslmode=verify-full sslrootcert={tmp_path / 'none.pem'}",  # without the root
                 f"{base_dsn} sslmode=verify-full sslrootcert=system",  # the system's CAs only
                 f"{base_dsn} sslmode=disable"):  # no TLS at all
