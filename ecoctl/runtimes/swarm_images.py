@@ -24,7 +24,7 @@ class SwarmImages:
         self.progress(f"building services/{name}")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / "swarm-build.log"
-        tag = f"{ecosystem.name}/{name}:build"
+        tag = f"{ecosystem.name}/{name}:build"  # untagged once the image carries its id's tag
         with open(log_path, "a") as log:
             log.write(f"$ docker build services/{name}\n")
 
@@ -43,6 +43,7 @@ class SwarmImages:
         if ecosystem.registry:
             repository = f"{ecosystem.registry.rstrip('/')}/{repository}"
         image.tag(repository, short)
+        self.client.images.remove(tag, noprune=True)
         tag = f"{repository}:{short}"
         if ecosystem.registry:
             self.progress(f"pushing {tag}")

@@ -160,6 +160,7 @@ def test_the_swarm_runtime_builds_a_go_gin_service_from_its_templates_build_args
         image = runtime.client.images.get(tag)
         assert tag.startswith(f"{name}/rewards:") and image.attrs["Config"]["User"] == "10001:10001"
         assert image.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/rewards"]
+        assert image.tags == [tag]  # the build's own tag is gone
         assert "$ docker build services/rewards" in (root / ".ecoctl" / "logs" / "swarm-build.log").read_text()
     finally:
         for image in runtime.client.images.list(name=f"{name}/*"):
