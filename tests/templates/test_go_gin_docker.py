@@ -44,8 +44,9 @@ def _has_image(client, name: str) -> bool:
         return False
 
 
-def build(service_dir: Path, tag: str, network: str) -> list[str]:
-    """The Dockerfile built as ecoctl builds it (BuildKit through compose's builder); the builder's lines."""
+def build(service_dir: Path, tag: str, network: str) -> None:
+    """The Dockerfile built as ecoctl builds it (BuildKit through compose's builder); a failure shows
+    the builder's last lines."""
     from ecoctl.clients.docker import build_image
     from ecoctl.errors import EcoctlError
 
@@ -55,7 +56,6 @@ def build(service_dir: Path, tag: str, network: str) -> list[str]:
                     network=network)
     except EcoctlError as exc:
         pytest.fail(f"docker build failed: {exc}\n" + "\n".join(lines[-60:]))
-    return lines
 
 
 ENGINE_PROBLEM = _engine_problem()
